@@ -1,0 +1,265 @@
+//! AWS credentials through GitHub OIDC: fetch the job's ID token, `sts:AssumeRoleWithWebIdentity`, mask
+//! the three credential parts before they exist anywhere printable, and refresh them before they expire
+//! (a deploy that waits longer than the session lives must not fail half-way).
+//!
+//! APIs: STS `AssumeRoleWithWebIdentity` (unsigned), STS `GetCallerIdentity`.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::provider::{self, error::CredentialsError, future, ProvideCredentials};
+use aws_credential_types::Credentials;
+use aws_sdk_sts::operation::assume_role_with_web_identity::AssumeRoleWithWebIdentityError;
+
+use crate::github::{commands, oidc};
+
+/// Errors while getting credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No OIDC token could be had.
+    #[error(transparent)]
+    Oidc(#[from] oidc::Error),
+    /// The role's trust policy did not accept this token.
+    #[error(
+        "not authorized to assume `{role}` with the GitHub OIDC token (token `sub`: `{subject}`)"
+    )]
+    AccessDenied {
+        /// The role ARN.
+        role: String,
+        /// The token's `sub` claim.
+        subject: String,
+    },
+    /// Anything else STS said.
+    #[error("failed to assume `{role}`: {message}")]
+    Sts {
+        /// The role ARN.
+        role: String,
+        /// `<code>: <message>`.
+        message: String,
+    },
+    /// `GetCallerIdentity` failed: the credentials do not work.
+    #[error("failed to check the AWS credentials (sts:GetCallerIdentity): {0}")]
+    Identity(String),
+}
+
+impl Error {
+    /// One line that tells the reader how to fix it.
+    pub fn hint(&self) -> String {
+        match self {
+            Error::Oidc(e) => e.hint().to_string(),
+            Error::AccessDenied { subject, .. } => format!(
+                "the role's trust policy must allow `token.actions.githubusercontent.com:sub` = `{subject}` \
+                 (and `aud` = the `audience` input); check the `environment:` of the job and the repository name"
+            ),
+            Error::Sts { .. } => "check `role-to-assume`, `role-duration-seconds` (at most the role's maximum session) and the OIDC provider in IAM".to_string(),
+            Error::Identity(_) => "without `role-to-assume`, provide credentials in the environment (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) or set `role-to-assume`".to_string(),
+        }
+    }
+}
+
+/// How to assume the role.
+#[derive(Debug, Clone)]
+pub struct RoleSettings {
+    /// Role ARN.
+    pub role_arn: String,
+    /// `RoleSessionName` (already sanitised).
+    pub session_name: String,
+    /// Requested session length.
+    pub duration: Duration,
+    /// Attempts for transient STS failures.
+    pub attempts: u32,
+    /// First retry delay.
+    pub backoff: Duration,
+    /// Refresh this long before expiry.
+    pub refresh_margin: Duration,
+}
+
+/// A credentials provider that assumes a role with a GitHub OIDC token and refreshes it before expiry.
+#[derive(Clone, Debug)]
+pub struct OidcRoleProvider {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    sts: aws_sdk_sts::Client,
+    tokens: oidc::TokenSource,
+    settings: RoleSettings,
+    cache: tokio::sync::Mutex<Option<Credentials>>,
+}
+
+impl OidcRoleProvider {
+    /// `sts` must be a client with no credentials (the call is unsigned).
+    pub fn new(
+        sts: aws_sdk_sts::Client,
+        tokens: oidc::TokenSource,
+        settings: RoleSettings,
+    ) -> Self {
+        OidcRoleProvider {
+            inner: Arc::new(Inner {
+                sts,
+                tokens,
+                settings,
+                cache: tokio::sync::Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Cached credentials while they have more than the refresh margin left, else fresh ones.
+    pub async fn credentials(&self) -> Result<Credentials, Error> {
+        let mut cache = self.inner.cache.lock().await;
+        if let Some(c) = cache.as_ref() {
+            let fresh = match c.expiry() {
+                Some(exp) => exp
+                    .duration_since(SystemTime::now())
+                    .map(|left| left > self.inner.settings.refresh_margin)
+                    .unwrap_or(false),
+                None => true,
+            };
+            if fresh {
+                return Ok(c.clone());
+            }
+            tracing::info!("refreshing the AWS session before it expires");
+        }
+        let creds = self.assume().await?;
+        *cache = Some(creds.clone());
+        Ok(creds)
+    }
+
+    async fn assume(&self) -> Result<Credentials, Error> {
+        let s = &self.inner.settings;
+        let attempts = s.attempts.max(1);
+        let mut token = self.inner.tokens.fetch().await?;
+        let mut last = String::new();
+        for attempt in 1..=attempts {
+            let result = self
+                .inner
+                .sts
+                .assume_role_with_web_identity()
+                .role_arn(&s.role_arn)
+                .role_session_name(&s.session_name)
+                .web_identity_token(token.secret())
+                .duration_seconds(s.duration.as_secs().min(i32::MAX as u64) as i32)
+                .send()
+                .await;
+            match result {
+                Ok(out) => {
+                    let c = out.credentials.ok_or_else(|| Error::Sts {
+                        role: s.role_arn.clone(),
+                        message: "the reply carried no credentials".into(),
+                    })?;
+                    // Mask before anything else touches them.
+                    commands::mask(&c.access_key_id);
+                    commands::mask(&c.secret_access_key);
+                    commands::mask(&c.session_token);
+                    let expiry = SystemTime::try_from(c.expiration).ok();
+                    return Ok(Credentials::new(
+                        c.access_key_id,
+                        c.secret_access_key,
+                        Some(c.session_token),
+                        expiry,
+                        "cloudshop-deploy-oidc",
+                    ));
+                }
+                Err(err) => {
+                    last = crate::aws::describe(&err);
+                    let retry = match err.as_service_error() {
+                        Some(AssumeRoleWithWebIdentityError::IdpCommunicationErrorException(_)) => {
+                            true
+                        }
+                        Some(
+                            AssumeRoleWithWebIdentityError::InvalidIdentityTokenException(_)
+                            | AssumeRoleWithWebIdentityError::ExpiredTokenException(_),
+                        ) => {
+                            // The token is used up or stale: a new one, then try again.
+                            token = self.inner.tokens.fetch().await?;
+                            true
+                        }
+                        _ if crate::aws::code(&err) == Some("AccessDenied") => {
+                            return Err(Error::AccessDenied {
+                                role: s.role_arn.clone(),
+                                subject: token.subject().unwrap_or_else(|| "<unreadable>".into()),
+                            });
+                        }
+                        _ => crate::aws::is_throttling(&err) || err.as_service_error().is_none(),
+                    };
+                    if !retry || attempt == attempts {
+                        break;
+                    }
+                    tracing::warn!(
+                        attempt,
+                        "AssumeRoleWithWebIdentity failed, retrying: {last}"
+                    );
+                    tokio::time::sleep(crate::aws::jittered(s.backoff, attempt)).await;
+                }
+            }
+        }
+        Err(Error::Sts {
+            role: s.role_arn.clone(),
+            message: last,
+        })
+    }
+}
+
+impl ProvideCredentials for OidcRoleProvider {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        future::ProvideCredentials::new(async move {
+            self.credentials()
+                .await
+                .map_err(CredentialsError::provider_error)
+        })
+    }
+}
+
+/// Keep `provider::Result` reachable for callers that wrap this provider.
+pub type ProviderResult = provider::Result;
+
+/// `RoleSessionName` rules: 2-64 characters of `[\w+=,.@-]`; anything else becomes `-`.
+pub fn sanitize_session_name(raw: &str) -> String {
+    let mut s: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(64)
+        .collect();
+    while s.len() < 2 {
+        s.push('-');
+    }
+    s
+}
+
+/// The account the credentials belong to (`sts:GetCallerIdentity`), also a check that they work.
+pub async fn account_id(sts: &aws_sdk_sts::Client) -> Result<String, Error> {
+    let out = sts
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| Error::Identity(crate::aws::describe(&e)))?;
+    out.account
+        .ok_or_else(|| Error::Identity("the reply carried no account".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_names_follow_sts_rules() {
+        assert_eq!(
+            sanitize_session_name("cloudshop-deploy-123-1"),
+            "cloudshop-deploy-123-1"
+        );
+        assert_eq!(sanitize_session_name("a b/c"), "a-b-c");
+        assert_eq!(sanitize_session_name("x"), "x-");
+        assert_eq!(sanitize_session_name(""), "--");
+        assert_eq!(sanitize_session_name(&"y".repeat(100)).len(), 64);
+    }
+}

@@ -1,0 +1,190 @@
+//! The GitHub OIDC token: `GET $ACTIONS_ID_TOKEN_REQUEST_URL&audience=...` with the request token as a
+//! bearer. The JWT is masked the moment it arrives, before it is stored anywhere printable.
+
+use std::time::Duration;
+
+use base64::Engine;
+use serde::Deserialize;
+
+use super::commands;
+
+/// Errors of the OIDC token request.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The job has no `permissions: id-token: write`.
+    #[error("`role-to-assume` is set but the job cannot request an OIDC token (`ACTIONS_ID_TOKEN_REQUEST_URL` is not set)")]
+    NoPermission,
+    /// The token endpoint URL is not a URL.
+    #[error("`ACTIONS_ID_TOKEN_REQUEST_URL` is not a valid URL: {0}")]
+    BadUrl(String),
+    /// The endpoint kept failing.
+    #[error("failed to get the GitHub OIDC token after {attempts} attempts: {last}")]
+    Request {
+        /// Attempts made.
+        attempts: u32,
+        /// The last failure.
+        last: String,
+    },
+}
+
+impl Error {
+    /// One line that tells the reader how to fix it.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            Error::NoPermission => "add `permissions: { id-token: write, contents: read }` to the job (or the workflow) that runs this action",
+            Error::BadUrl(_) | Error::Request { .. } => "re-run the job; if it persists, check https://www.githubstatus.com",
+        }
+    }
+}
+
+/// A fetched OIDC token (already masked).
+#[derive(Clone)]
+pub struct IdToken(String);
+
+impl std::fmt::Debug for IdToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IdToken(***)")
+    }
+}
+
+impl IdToken {
+    /// The raw JWT, for the STS call only.
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+
+    /// The token's `sub` claim (safe to print: it is what the role's trust policy matches).
+    pub fn subject(&self) -> Option<String> {
+        claim(&self.0, "sub")
+    }
+}
+
+/// Read a string claim from a JWT's payload without verifying it (for messages only).
+pub fn claim(jwt: &str, name: &str) -> Option<String> {
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    value.get(name)?.as_str().map(str::to_string)
+}
+
+/// Build the token URL: the runner's URL already carries a query, so append `&audience=`.
+pub fn token_url(request_url: &str, audience: &str) -> Result<url::Url, Error> {
+    let mut url = url::Url::parse(request_url).map_err(|e| Error::BadUrl(e.to_string()))?;
+    url.query_pairs_mut().append_pair("audience", audience);
+    Ok(url)
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    value: String,
+}
+
+/// Where and how to ask for a token.
+#[derive(Clone)]
+pub struct TokenSource {
+    /// `ACTIONS_ID_TOKEN_REQUEST_URL`.
+    pub request_url: String,
+    /// `ACTIONS_ID_TOKEN_REQUEST_TOKEN` (masked at startup).
+    pub request_token: String,
+    /// The audience (default `sts.amazonaws.com`).
+    pub audience: String,
+    /// HTTP client.
+    pub http: reqwest::Client,
+    /// Attempts before giving up.
+    pub attempts: u32,
+    /// First retry delay; doubles each attempt.
+    pub backoff: Duration,
+}
+
+impl std::fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSource")
+            .field("audience", &self.audience)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenSource {
+    /// Fetch a new token, retrying transient failures with jittered backoff.
+    pub async fn fetch(&self) -> Result<IdToken, Error> {
+        let url = token_url(&self.request_url, &self.audience)?;
+        let mut last = String::new();
+        let attempts = self.attempts.max(1);
+        for attempt in 1..=attempts {
+            match self.fetch_once(url.clone()).await {
+                Ok(token) => return Ok(token),
+                Err((msg, retryable)) => {
+                    last = msg;
+                    if !retryable || attempt == attempts {
+                        return Err(Error::Request {
+                            attempts: attempt,
+                            last,
+                        });
+                    }
+                    tracing::debug!(attempt, "OIDC token request failed, retrying: {last}");
+                    tokio::time::sleep(crate::aws::jittered(self.backoff, attempt)).await;
+                }
+            }
+        }
+        Err(Error::Request { attempts, last })
+    }
+
+    async fn fetch_once(&self, url: url::Url) -> Result<IdToken, (String, bool)> {
+        let response = self
+            .http
+            .get(url)
+            .header("Authorization", format!("bearer {}", self.request_token))
+            .header("Accept", "application/json; api-version=2.0")
+            .send()
+            .await
+            .map_err(|e| (e.to_string(), true))?;
+        let status = response.status();
+        if !status.is_success() {
+            // 4xx other than 429 will not get better by asking again.
+            let retryable = status.is_server_error() || status.as_u16() == 429;
+            return Err((format!("HTTP {status}"), retryable));
+        }
+        let body: TokenResponse = response
+            .json()
+            .await
+            .map_err(|e| (format!("unreadable token response: {e}"), true))?;
+        if body.value.is_empty() {
+            return Err(("empty token in response".into(), true));
+        }
+        commands::mask(&body.value);
+        Ok(IdToken(body.value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audience_is_appended_and_encoded() {
+        let url = token_url(
+            "https://t.example/x?api-version=2.0",
+            "sts.amazonaws.com/a b",
+        )
+        .unwrap();
+        assert_eq!(
+            url.as_str(),
+            "https://t.example/x?api-version=2.0&audience=sts.amazonaws.com%2Fa+b"
+        );
+    }
+
+    #[test]
+    fn reads_sub_claim() {
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(br#"{"sub":"repo:o/r:environment:prod","aud":"sts"}"#);
+        let jwt = format!("e30.{payload}.sig");
+        assert_eq!(
+            claim(&jwt, "sub").as_deref(),
+            Some("repo:o/r:environment:prod")
+        );
+        assert_eq!(claim("garbage", "sub"), None);
+        assert_eq!(format!("{:?}", IdToken(jwt)), "IdToken(***)");
+    }
+}

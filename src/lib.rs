@@ -1,0 +1,88 @@
+//! cloudshop-deploy: deploy CloudShop (ECS Fargate backend, S3 website frontend) from GitHub Actions.
+//!
+//! # Layout
+//! - `main.rs`: reads the process environment once and calls [`main_with`].
+//! - [`inputs`]: `INPUT_*` variables (both spellings) -> raw strings, `""` = unset.
+//! - [`config`]: raw inputs + the YAML environments file -> a validated [`config::Config`] (pure).
+//! - [`github`]: workflow commands, the output and summary files, the OIDC token.
+//! - [`aws`]: the HTTPS client, `SdkConfig`, OIDC role credentials, error helpers.
+//! - [`steps`]: image, task definition, service update, rollout watch, rollback, smoke tests, frontend
+//!   sync, promotion: async functions over SDK clients returning typed outcomes.
+//! - [`report`]: one [`report::Report`] -> step outputs, job summary, log lines.
+//!
+//! Nothing mutating happens before every input, the environments file and the live AWS state it depends
+//! on have been checked: a bad input costs a clear error and no change.
+
+pub mod aws;
+pub mod config;
+pub mod github;
+pub mod inputs;
+pub mod report;
+pub mod run;
+pub mod steps;
+
+use std::process::ExitCode;
+
+pub use run::main_with;
+
+/// An error the action can explain: its message plus one hint line with the fix.
+pub trait Diagnose: std::error::Error + Send + Sync + 'static {
+    /// One line telling the reader how to fix it.
+    fn hint(&self) -> String;
+}
+
+/// The run's error: any module error that can explain itself.
+#[derive(Debug)]
+pub struct Error(Box<dyn Diagnose>);
+
+impl Error {
+    /// The fix, in one line.
+    pub fn hint(&self) -> String {
+        self.0.hint()
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<E: Diagnose> From<E> for Error {
+    fn from(e: E) -> Self {
+        Error(Box::new(e))
+    }
+}
+
+impl Diagnose for inputs::Error {
+    fn hint(&self) -> String {
+        "check the `with:` block of the step".into()
+    }
+}
+
+impl Diagnose for config::Error {
+    fn hint(&self) -> String {
+        config::Error::hint(self)
+    }
+}
+
+impl Diagnose for aws::credentials::Error {
+    fn hint(&self) -> String {
+        aws::credentials::Error::hint(self)
+    }
+}
+
+impl Diagnose for github::files::Error {
+    fn hint(&self) -> String {
+        "the runner's file commands could not be written; check the disk of the runner".into()
+    }
+}
+
+/// Exit code for a run result.
+pub fn exit_code(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

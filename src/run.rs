@@ -1,0 +1,266 @@
+//! The run: environment in, exit code out. Reads inputs and config, gets credentials, dispatches the
+//! command, and always writes the outputs and the summary, also for a failed run.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use aws_credential_types::provider::SharedCredentialsProvider;
+use tokio::time::Instant;
+
+use crate::aws::credentials::{self, OidcRoleProvider, RoleSettings};
+use crate::config::{self, Command, Config};
+use crate::github::{commands, files::Sinks, oidc, Context};
+use crate::inputs::Inputs;
+use crate::report::{Report, Status};
+use crate::steps::{deploy, frontend, promote, smoke, Clients};
+use crate::Error;
+
+/// Run the action with the given environment variables; print outputs, summary and errors; return the
+/// process exit code.
+pub async fn main_with<I>(vars: I) -> ExitCode
+where
+    I: IntoIterator<Item = (String, String)>,
+{
+    let env: BTreeMap<String, String> = vars.into_iter().collect();
+    let get = |k: &str| env.get(k).cloned();
+    let started = Instant::now();
+    let ctx = Context::from_env(get);
+    let sinks = Sinks::from_env(get);
+
+    let mut report = Report::default();
+    let result = match load(&env, &ctx) {
+        Ok(cfg) => {
+            report = Report::new(cfg.command.as_str(), &cfg.environment, cfg.dry_run);
+            execute(&cfg, &ctx, &env, &mut report).await
+        }
+        Err(e) => Err(e),
+    };
+    report.duration_seconds = started.elapsed().as_secs_f64();
+    if let Err(e) = &result {
+        report.error = Some((e.to_string(), e.hint()));
+        if !matches!(report.status, Some(Status::RolledBack)) {
+            report.status = Some(Status::Failed);
+        }
+    }
+    finish(&report, &sinks, result)
+}
+
+fn load(env: &BTreeMap<String, String>, ctx: &Context) -> Result<Config, Error> {
+    let inputs = Inputs::from_env(env.iter())?;
+    let (file, _name) = config::load_file(&inputs, &ctx.workspace)?;
+    Ok(config::build(&inputs, &file, ctx)?)
+}
+
+fn finish(report: &Report, sinks: &Sinks, result: Result<(), Error>) -> ExitCode {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut ok = result.is_ok();
+    if let Err(e) = sinks.write_outputs(&report.outputs(), &mut out) {
+        let _ = writeln!(
+            out,
+            "{}",
+            commands::annotation(
+                commands::Level::Error,
+                Some("cloudshop-deploy"),
+                &e.to_string()
+            )
+        );
+        ok = false;
+    }
+    if let Err(e) = sinks.write_summary(&report.summary_markdown(), &mut out) {
+        let _ = writeln!(
+            out,
+            "{}",
+            commands::annotation(commands::Level::Warning, None, &e.to_string())
+        );
+    }
+    if let Err(e) = &result {
+        let _ = writeln!(
+            out,
+            "{}",
+            commands::annotation(
+                commands::Level::Error,
+                Some("cloudshop-deploy"),
+                &e.to_string()
+            )
+        );
+        let _ = writeln!(out, "hint: {}", e.hint());
+    }
+    let _ = out.flush();
+    crate::exit_code(ok)
+}
+
+/// Is an endpoint override in force (an emulator), so S3 must use path-style addressing?
+fn endpoint_override(env: &BTreeMap<String, String>) -> bool {
+    ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"]
+        .iter()
+        .any(|k| env.get(*k).is_some_and(|v| !v.is_empty()))
+}
+
+/// Get credentials (OIDC role or the standard chain), build the clients, record the account.
+pub async fn connect(
+    cfg: &Config,
+    ctx: &Context,
+    env: &BTreeMap<String, String>,
+    report: &mut Report,
+) -> Result<Clients, Error> {
+    let phase = Instant::now();
+    let _group = commands::group("AWS credentials");
+    let provider = match &cfg.auth.role_to_assume {
+        Some(role) => {
+            let (Some(url), Some(token)) = (&ctx.id_token_url, &ctx.id_token_request_token) else {
+                return Err(credentials::Error::Oidc(oidc::Error::NoPermission).into());
+            };
+            let http = crate::aws::reqwest_client(Duration::from_secs(30)).map_err(|e| {
+                credentials::Error::Oidc(oidc::Error::Request {
+                    attempts: 0,
+                    last: e.to_string(),
+                })
+            })?;
+            let tokens = oidc::TokenSource {
+                request_url: url.clone(),
+                request_token: token.clone(),
+                audience: cfg.auth.audience.clone(),
+                http,
+                attempts: 5,
+                backoff: Duration::from_millis(500),
+            };
+            let unsigned = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .region(aws_types::region::Region::new(cfg.region.clone()))
+                .http_client(crate::aws::http_client())
+                .no_credentials()
+                .load()
+                .await;
+            let provider = OidcRoleProvider::new(
+                aws_sdk_sts::Client::new(&unsigned),
+                tokens,
+                RoleSettings {
+                    role_arn: role.clone(),
+                    session_name: cfg.auth.session_name.clone(),
+                    duration: cfg.auth.duration,
+                    attempts: 8,
+                    backoff: Duration::from_millis(500),
+                    refresh_margin: Duration::from_secs(300),
+                },
+            );
+            // Assume now, so a trust-policy problem is reported as such, before anything else.
+            provider.credentials().await?;
+            tracing::info!(role = %role, session = %cfg.auth.session_name, "assumed role through GitHub OIDC");
+            Some(SharedCredentialsProvider::new(provider))
+        }
+        None => {
+            tracing::info!("no `role-to-assume`: using the standard AWS credential chain");
+            None
+        }
+    };
+    let sdk = crate::aws::sdk_config(&cfg.region, provider).await;
+    let clients = Clients::new(sdk, endpoint_override(env));
+    let account = credentials::account_id(&clients.sts).await?;
+    tracing::info!(account = %account, region = %cfg.region, "AWS credentials work");
+    report.aws_account_id = Some(account);
+    report.phase("credentials", phase, "ok");
+    Ok(clients)
+}
+
+async fn execute(
+    cfg: &Config,
+    ctx: &Context,
+    env: &BTreeMap<String, String>,
+    report: &mut Report,
+) -> Result<(), Error> {
+    let clients = connect(cfg, ctx, env, report).await?;
+    match cfg.command {
+        Command::Deploy | Command::Promote => deploy_pipeline(&clients, cfg, report).await,
+        Command::Rollback => Ok(deploy::rollback_command(&clients, cfg, report).await?),
+    }
+}
+
+/// Deploy (or promote then deploy): every read-only check first, then the changes, in an order where a
+/// failure leaves the old version serving.
+async fn deploy_pipeline(
+    clients: &Clients,
+    cfg: &Config,
+    report: &mut Report,
+) -> Result<(), Error> {
+    // 1. Preflight: nothing below changes anything.
+    let source = if cfg.command == Command::Promote || cfg.image_archive.is_some() {
+        Some(promote::resolve_source(clients, cfg, report).await?)
+    } else {
+        None
+    };
+    let prepared = deploy::prepare(
+        clients,
+        cfg,
+        source.as_ref().map(|s| s.digest.as_str()),
+        report,
+    )
+    .await?;
+    let frontend_plan = match &cfg.frontend {
+        Some(f) => Some(frontend::prepare(clients, f, report).await?),
+        None => None,
+    };
+    if cfg.dry_run {
+        report.status = Some(Status::Planned);
+        return Ok(());
+    }
+
+    // 2. The image into the target repository (promotion or archive).
+    if let Some(source) = &source {
+        promote::copy(clients, cfg, source, report).await?;
+    }
+
+    // 3. The backend: new revision, rollout watched to the end, rolled back on failure.
+    let deployed = deploy::apply(clients, cfg, prepared, report).await?;
+
+    // 4. Smoke tests: a new version that does not answer is rolled back.
+    let smoke_on = cfg.smoke.enabled && cfg.smoke.base_url.is_some();
+    if smoke_on {
+        if let Err(e) = smoke::run(&cfg.smoke, report).await {
+            roll_back_after(clients, cfg, &deployed, "smoke tests failed", report).await?;
+            return Err(e.into());
+        }
+    }
+
+    // 5. The frontend, only once the API it calls is known good.
+    if let (Some(f), Some(plan)) = (&cfg.frontend, frontend_plan) {
+        frontend::apply(clients, f, plan, report).await?;
+        if cfg.smoke.enabled && cfg.smoke.frontend_check && cfg.smoke.website_url.is_some() {
+            smoke::check_frontend(&cfg.smoke, report).await?;
+        }
+    }
+
+    // 6. The watch: keep checking for a while; a sustained failure rolls back.
+    if smoke_on && !cfg.smoke.watch.is_zero() {
+        let probe = || deploy::service_health(clients, cfg, &deployed);
+        if let Err(e) = smoke::watch(&cfg.smoke, probe, report).await {
+            roll_back_after(
+                clients,
+                cfg,
+                &deployed,
+                "the post-deploy watch saw a sustained failure",
+                report,
+            )
+            .await?;
+            return Err(e.into());
+        }
+    }
+    Ok(())
+}
+
+/// Roll back after a failure found past the rollout (smoke tests, watch), when enabled and when this run
+/// changed anything. The caller returns the original error; `report.status` says `rolled-back`.
+async fn roll_back_after(
+    clients: &Clients,
+    cfg: &Config,
+    deployed: &deploy::Deployed,
+    reason: &str,
+    report: &mut Report,
+) -> Result<(), Error> {
+    if cfg.backend.rollback_on_failure && deployed.changed {
+        deploy::rollback(clients, cfg, deployed, reason, report).await?;
+        report.status = Some(Status::RolledBack);
+    }
+    Ok(())
+}

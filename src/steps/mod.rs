@@ -1,0 +1,43 @@
+//! The steps of a run. Each is a plain async function over concrete SDK clients and a typed plan,
+//! returning a typed, `Serialize` outcome; decisions live in plans, I/O lives here.
+
+pub mod deploy;
+pub mod frontend;
+pub mod promote;
+pub mod smoke;
+
+use aws_types::SdkConfig;
+
+/// The SDK clients of one run, all built from one `SdkConfig`.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    /// The config they were built from (region, credentials, endpoints).
+    pub sdk: SdkConfig,
+    /// ECS.
+    pub ecs: aws_sdk_ecs::Client,
+    /// ECR.
+    pub ecr: aws_sdk_ecr::Client,
+    /// S3.
+    pub s3: aws_sdk_s3::Client,
+    /// STS.
+    pub sts: aws_sdk_sts::Client,
+    /// CloudFront.
+    pub cloudfront: aws_sdk_cloudfront::Client,
+}
+
+impl Clients {
+    /// Build every client from `sdk`. `path_style` makes S3 use path-style addressing (for emulators).
+    pub fn new(sdk: SdkConfig, path_style: bool) -> Self {
+        let s3_conf = aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(path_style)
+            .build();
+        Clients {
+            ecs: aws_sdk_ecs::Client::new(&sdk),
+            ecr: aws_sdk_ecr::Client::new(&sdk),
+            s3: aws_sdk_s3::Client::from_conf(s3_conf),
+            sts: aws_sdk_sts::Client::new(&sdk),
+            cloudfront: aws_sdk_cloudfront::Client::new(&sdk),
+            sdk,
+        }
+    }
+}

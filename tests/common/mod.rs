@@ -1,0 +1,475 @@
+//! Shared test harness: the moto AWS emulator on a free loopback port, a local GitHub OIDC token
+//! endpoint, and a runner for the real binary with temp `GITHUB_OUTPUT`/`GITHUB_STEP_SUMMARY` files.
+//!
+//! Every server binds 127.0.0.1 only; every wait loop is bounded.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A tool installed by `scripts/setup` into `.venv/bin`.
+pub fn venv_bin(name: &str) -> PathBuf {
+    let p = repo_root().join(".venv/bin").join(name);
+    assert!(p.exists(), "{} is missing: run scripts/setup", p.display());
+    p
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind 127.0.0.1:0")
+}
+
+/// Wait until `addr` accepts TCP connections (bounded).
+pub fn wait_for_port(port: u16, within: Duration) {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing listened on 127.0.0.1:{port} within {within:?}");
+}
+
+/// A moto server (one port serves STS, ECR, ECS, S3, EC2), killed on drop.
+pub struct Moto {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub endpoint: String,
+    /// The port.
+    pub port: u16,
+}
+
+impl Moto {
+    /// Start moto on a free port and wait until it answers.
+    pub fn start() -> Moto {
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!("moto-{port}.log"));
+        let child = Command::new(venv_bin("moto_server"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(
+                std::fs::File::create(&log)
+                    .map(Stdio::from)
+                    .unwrap_or(Stdio::null()),
+            )
+            .spawn()
+            .expect("start moto_server");
+        wait_for_port(port, Duration::from_secs(60));
+        Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            port,
+        }
+    }
+
+    /// An `SdkConfig` for seeding and inspecting moto from the test.
+    pub async fn sdk_config(&self) -> aws_types::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_types::region::Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(aws_credential_types::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .http_client(cloudshop_deploy::aws::http_client())
+            .load()
+            .await
+    }
+
+    /// An S3 client with path-style addressing (moto needs it on an IP endpoint).
+    pub async fn s3(&self) -> aws_sdk_s3::Client {
+        let sdk = self.sdk_config().await;
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .force_path_style(true)
+                .build(),
+        )
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A JWT-shaped token (unsigned; moto accepts any token) with the given `sub`.
+pub fn fake_jwt(sub: &str) -> String {
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s.as_bytes());
+    format!(
+        "{}.{}.{}",
+        b64(r#"{"alg":"RS256","typ":"JWT"}"#),
+        b64(&format!(
+            r#"{{"sub":"{sub}","aud":"sts.amazonaws.com","iss":"https://token.actions.githubusercontent.com"}}"#
+        )),
+        b64("signature-that-nobody-checks")
+    )
+}
+
+/// One request the OIDC endpoint received.
+#[derive(Debug, Clone)]
+pub struct OidcRequest {
+    /// Path and query.
+    pub uri: String,
+    /// The `Authorization` header.
+    pub authorization: Option<String>,
+}
+
+/// A local stand-in for the runner's OIDC token endpoint.
+pub struct OidcServer {
+    /// Base URL, already with a query (as the runner's is).
+    pub request_url: String,
+    /// The token it hands out.
+    pub token: String,
+    /// What it received.
+    pub requests: Arc<Mutex<Vec<OidcRequest>>>,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl OidcServer {
+    /// Serve tokens with the given `sub` on a free port (on its own runtime thread).
+    pub fn start(sub: &str) -> OidcServer {
+        use axum::{extract::OriginalUri, http::HeaderMap, routing::get, Json, Router};
+        let token = fake_jwt(sub);
+        let requests: Arc<Mutex<Vec<OidcRequest>>> = Arc::default();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let (t, r) = (token.clone(), requests.clone());
+        let app = Router::new().route(
+            "/token",
+            get(move |OriginalUri(uri): OriginalUri, headers: HeaderMap| {
+                let (t, r) = (t.clone(), r.clone());
+                async move {
+                    r.lock().unwrap().push(OidcRequest {
+                        uri: uri.to_string(),
+                        authorization: headers
+                            .get("authorization")
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_string),
+                    });
+                    Json(serde_json::json!({ "count": 1, "value": t }))
+                }
+            }),
+        );
+        rt.spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        OidcServer {
+            request_url: format!("http://127.0.0.1:{port}/token?api-version=2.0"),
+            token,
+            requests,
+            _rt: rt,
+        }
+    }
+}
+
+/// What a run of the binary left behind.
+#[derive(Debug)]
+pub struct RunResult {
+    /// Exit code.
+    pub code: i32,
+    /// stdout.
+    pub stdout: String,
+    /// stderr.
+    pub stderr: String,
+    /// Parsed `GITHUB_OUTPUT`.
+    pub outputs: BTreeMap<String, String>,
+    /// Raw `GITHUB_OUTPUT` text.
+    pub outputs_raw: String,
+    /// `GITHUB_STEP_SUMMARY` text.
+    pub summary: String,
+}
+
+impl RunResult {
+    /// An output, or a panic naming what was there.
+    pub fn output(&self, name: &str) -> &str {
+        self.outputs.get(name).unwrap_or_else(|| {
+            panic!(
+                "no output `{name}`; outputs: {:?}\nstdout:\n{}\nstderr:\n{}",
+                self.outputs, self.stdout, self.stderr
+            )
+        })
+    }
+
+    /// The `::error` lines on stdout.
+    pub fn error_lines(&self) -> Vec<&str> {
+        self.stdout
+            .lines()
+            .filter(|l| l.starts_with("::error"))
+            .collect()
+    }
+
+    /// Everything printable the run left (for secret greps).
+    pub fn everything(&self) -> String {
+        format!(
+            "{}\n{}\n{}\n{}",
+            self.stdout, self.stderr, self.outputs_raw, self.summary
+        )
+    }
+
+    /// Dump for assertion messages.
+    pub fn dump(&self) -> String {
+        format!(
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}\n--- outputs\n{}\n--- summary\n{}",
+            self.code, self.stdout, self.stderr, self.outputs_raw, self.summary
+        )
+    }
+}
+
+/// Parse a `GITHUB_OUTPUT` file as the runner does.
+pub fn parse_outputs(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if let Some((name, delim)) = line.split_once("<<") {
+            let mut value = Vec::new();
+            for l in lines.by_ref() {
+                if l == delim {
+                    break;
+                }
+                value.push(l);
+            }
+            out.insert(name.to_string(), value.join("\n"));
+        } else if let Some((k, v)) = line.split_once('=') {
+            out.insert(k.to_string(), v.to_string());
+        }
+    }
+    out
+}
+
+/// A run of the real binary in a temp workspace, as the runner would start it.
+pub struct Action {
+    /// The workspace (`GITHUB_WORKSPACE`).
+    pub workspace: tempfile::TempDir,
+    files: tempfile::TempDir,
+    env: BTreeMap<String, String>,
+}
+
+impl Default for Action {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Action {
+    /// A clean environment: no AWS credentials, no endpoint, IMDS off.
+    pub fn new() -> Action {
+        let workspace = tempfile::tempdir().expect("tempdir");
+        let files = tempfile::tempdir().expect("tempdir");
+        let mut env = BTreeMap::new();
+        env.insert("PATH".into(), std::env::var("PATH").unwrap_or_default());
+        env.insert("AWS_EC2_METADATA_DISABLED".into(), "true".into());
+        env.insert("AWS_CONFIG_FILE".into(), "/nonexistent".into());
+        env.insert("AWS_SHARED_CREDENTIALS_FILE".into(), "/nonexistent".into());
+        env.insert("GITHUB_ACTIONS".into(), "true".into());
+        env.insert(
+            "GITHUB_WORKSPACE".into(),
+            workspace.path().display().to_string(),
+        );
+        env.insert(
+            "GITHUB_OUTPUT".into(),
+            files.path().join("output").display().to_string(),
+        );
+        env.insert(
+            "GITHUB_STEP_SUMMARY".into(),
+            files.path().join("summary").display().to_string(),
+        );
+        env.insert(
+            "GITHUB_SHA".into(),
+            "0123456789abcdef0123456789abcdef01234567".into(),
+        );
+        env.insert("GITHUB_REPOSITORY".into(), "acme/cloudshop".into());
+        env.insert("GITHUB_RUN_ID".into(), "4242".into());
+        env.insert("GITHUB_RUN_ATTEMPT".into(), "1".into());
+        Action {
+            workspace,
+            files,
+            env,
+        }
+    }
+
+    /// Point every AWS client at moto with its static test credentials.
+    pub fn with_moto(mut self, moto: &Moto) -> Self {
+        self.env
+            .insert("AWS_ENDPOINT_URL".into(), moto.endpoint.clone());
+        self.env
+            .insert("AWS_ACCESS_KEY_ID".into(), "testing".into());
+        self.env
+            .insert("AWS_SECRET_ACCESS_KEY".into(), "testing".into());
+        self
+    }
+
+    /// Set an input, spelled as the runner spells it (`INPUT_IMAGE-TAG`).
+    pub fn input(mut self, name: &str, value: &str) -> Self {
+        self.env.insert(
+            format!("INPUT_{}", name.to_ascii_uppercase()),
+            value.to_string(),
+        );
+        self
+    }
+
+    /// Set any environment variable.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.insert(key.to_string(), value.to_string());
+        self
+    }
+
+    /// Remove an environment variable.
+    pub fn without(mut self, key: &str) -> Self {
+        self.env.remove(key);
+        self
+    }
+
+    /// Write a file into the workspace.
+    pub fn file(self, rel: &str, contents: &str) -> Self {
+        let p = self.workspace.path().join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(p, contents).expect("write");
+        self
+    }
+
+    /// The workspace path.
+    pub fn workspace_path(&self) -> &Path {
+        self.workspace.path()
+    }
+
+    /// Run the binary to completion (it is killed after `limit`).
+    pub fn run(&self) -> RunResult {
+        self.run_within(Duration::from_secs(300))
+    }
+
+    /// Run with a time limit.
+    pub fn run_within(&self, limit: Duration) -> RunResult {
+        let _ = std::fs::remove_file(self.files.path().join("output"));
+        let _ = std::fs::remove_file(self.files.path().join("summary"));
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("cloudshop-deploy"));
+        cmd.env_clear()
+            .envs(&self.env)
+            .current_dir(self.workspace.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn cloudshop-deploy");
+        // Drain the pipes on threads so a chatty run never blocks on a full pipe.
+        let mut so = child.stdout.take().expect("stdout");
+        let mut se = child.stderr.take().expect("stderr");
+        let t_out = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut so, &mut s);
+            s
+        });
+        let t_err = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut se, &mut s);
+            s
+        });
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            match child.try_wait().expect("wait") {
+                Some(status) => break status,
+                None if Instant::now() > deadline => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "cloudshop-deploy ran longer than {limit:?}\nstdout:\n{}\nstderr:\n{}",
+                        t_out.join().unwrap_or_default(),
+                        t_err.join().unwrap_or_default()
+                    );
+                }
+                None => std::thread::sleep(Duration::from_millis(20)),
+            }
+        };
+        let stdout = t_out.join().unwrap_or_default();
+        let stderr = t_err.join().unwrap_or_default();
+        let outputs_raw =
+            std::fs::read_to_string(self.files.path().join("output")).unwrap_or_default();
+        RunResult {
+            code: status.code().unwrap_or(-1),
+            stdout,
+            stderr,
+            outputs: parse_outputs(&outputs_raw),
+            outputs_raw,
+            summary: std::fs::read_to_string(self.files.path().join("summary")).unwrap_or_default(),
+        }
+    }
+}
+
+/// A catch-all HTTP server that records every request and answers 500: point `AWS_ENDPOINT_URL` at it to
+/// prove a run made no AWS call at all.
+pub struct RecordingServer {
+    /// `http://127.0.0.1:PORT`
+    pub endpoint: String,
+    /// `METHOD path` of each request.
+    pub requests: Arc<Mutex<Vec<String>>>,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl RecordingServer {
+    /// Start it on a free port.
+    pub fn start() -> RecordingServer {
+        use axum::{extract::Request, http::StatusCode, Router};
+        let requests: Arc<Mutex<Vec<String>>> = Arc::default();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let r = requests.clone();
+        let app = Router::new().fallback(move |req: Request| {
+            let r = r.clone();
+            async move {
+                let target = req
+                    .headers()
+                    .get("x-amz-target")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                r.lock()
+                    .unwrap()
+                    .push(format!("{} {} {}", req.method(), req.uri(), target));
+                (StatusCode::INTERNAL_SERVER_ERROR, "recording server")
+            }
+        });
+        rt.spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        RecordingServer {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            requests,
+            _rt: rt,
+        }
+    }
+
+    /// How many requests arrived.
+    pub fn count(&self) -> usize {
+        self.requests.lock().unwrap().len()
+    }
+}
