@@ -4,10 +4,10 @@
 //! the binary by hand tend to write `INPUT_IMAGE_TAG`. Both spellings are accepted (the runner's wins), and
 //! `""` means unset, since the runner sets every declared input, to `""` when it has no default.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Raw input strings; validation happens in `config`.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 #[allow(missing_docs)]
 pub struct Inputs {
@@ -60,6 +60,33 @@ pub struct Inputs {
 pub struct Error(String);
 
 impl Inputs {
+    /// Every input name this version understands (kebab-case), from the struct itself.
+    pub fn names() -> Vec<String> {
+        match serde_json::to_value(Inputs::default()) {
+            Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// `INPUT_*` names in `vars` that this version does not know (a typo in `with:`, or an input of a
+    /// newer version), normalised to kebab-case.
+    pub fn unknown<I, K, V>(vars: I) -> Vec<String>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let known = Self::names();
+        let mut unknown: Vec<String> = vars
+            .into_iter()
+            .filter_map(|(k, _)| k.as_ref().strip_prefix("INPUT_").map(|n| n.to_ascii_lowercase().replace(['_', ' '], "-")))
+            .filter(|n| !known.contains(n))
+            .collect();
+        unknown.sort();
+        unknown.dedup();
+        unknown
+    }
+
     /// Read inputs from `(name, value)` pairs (the process environment in `main`).
     pub fn from_env<I, K, V>(vars: I) -> Result<Self, Error>
     where
@@ -110,6 +137,15 @@ mod tests {
         assert_eq!(inputs.aws_region.as_deref(), Some("eu-west-1"));
         assert_eq!(inputs.environment, None);
         assert_eq!(inputs.dry_run.as_deref(), Some("true"));
+    }
+
+    #[test]
+    fn unknown_inputs_are_named() {
+        assert!(Inputs::names().contains(&"image-tag".to_string()));
+        assert_eq!(
+            Inputs::unknown([("INPUT_IMAGE-TAG", "x"), ("INPUT_IMAGE_TAGS", "y"), ("HOME", "/")]),
+            vec!["image-tags".to_string()]
+        );
     }
 
     #[test]

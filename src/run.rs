@@ -49,6 +49,13 @@ where
 
 fn load(env: &BTreeMap<String, String>, ctx: &Context) -> Result<Config, Error> {
     let inputs = Inputs::from_env(env.iter())?;
+    for name in Inputs::unknown(env.iter()) {
+        commands::emit(
+            commands::Level::Warning,
+            Some("cloudshop-deploy"),
+            &format!("unknown input `{name}` is ignored; see the README for the inputs of this version"),
+        );
+    }
     let (file, _name) = config::load_file(&inputs, &ctx.workspace)?;
     Ok(config::build(&inputs, &file, ctx)?)
 }
