@@ -79,7 +79,11 @@ impl Inputs {
         let known = Self::names();
         let mut unknown: Vec<String> = vars
             .into_iter()
-            .filter_map(|(k, _)| k.as_ref().strip_prefix("INPUT_").map(|n| n.to_ascii_lowercase().replace(['_', ' '], "-")))
+            .filter_map(|(k, _)| {
+                k.as_ref()
+                    .strip_prefix("INPUT_")
+                    .map(|n| n.to_ascii_lowercase().replace(['_', ' '], "-"))
+            })
             .filter(|n| !known.contains(n))
             .collect();
         unknown.sort();
@@ -143,7 +147,11 @@ mod tests {
     fn unknown_inputs_are_named() {
         assert!(Inputs::names().contains(&"image-tag".to_string()));
         assert_eq!(
-            Inputs::unknown([("INPUT_IMAGE-TAG", "x"), ("INPUT_IMAGE_TAGS", "y"), ("HOME", "/")]),
+            Inputs::unknown([
+                ("INPUT_IMAGE-TAG", "x"),
+                ("INPUT_IMAGE_TAGS", "y"),
+                ("HOME", "/")
+            ]),
             vec!["image-tags".to_string()]
         );
     }

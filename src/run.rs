@@ -53,7 +53,9 @@ fn load(env: &BTreeMap<String, String>, ctx: &Context) -> Result<Config, Error> 
         commands::emit(
             commands::Level::Warning,
             Some("cloudshop-deploy"),
-            &format!("unknown input `{name}` is ignored; see the README for the inputs of this version"),
+            &format!(
+                "unknown input `{name}` is ignored; see the README for the inputs of this version"
+            ),
         );
     }
     let (file, _name) = config::load_file(&inputs, &ctx.workspace)?;

@@ -20,7 +20,9 @@ fn keys(v: &serde_yaml::Value, section: &str) -> BTreeSet<String> {
 #[test]
 fn inputs_match_the_binary() {
     let declared = keys(&action(), "inputs");
-    let read: BTreeSet<String> = cloudshop_deploy::inputs::Inputs::names().into_iter().collect();
+    let read: BTreeSet<String> = cloudshop_deploy::inputs::Inputs::names()
+        .into_iter()
+        .collect();
     assert_eq!(declared, read, "action.yml inputs and src/inputs.rs differ");
 }
 
@@ -30,7 +32,11 @@ fn everything_is_described() {
     for section in ["inputs", "outputs"] {
         for (k, v) in a[section].as_mapping().unwrap() {
             let d = v["description"].as_str().unwrap_or("");
-            assert!(d.len() > 10, "{section}.{} has no real description", k.as_str().unwrap());
+            assert!(
+                d.len() > 10,
+                "{section}.{} has no real description",
+                k.as_str().unwrap()
+            );
         }
     }
     assert_eq!(a["runs"]["using"].as_str(), Some("docker"));
@@ -40,11 +46,23 @@ fn everything_is_described() {
 fn dockerfile_follows_the_container_action_rules() {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Dockerfile")).unwrap();
     let final_stage = text.rsplit("\nFROM ").next().unwrap();
-    assert!(final_stage.starts_with("scratch"), "final stage must be FROM scratch");
+    assert!(
+        final_stage.starts_with("scratch"),
+        "final stage must be FROM scratch"
+    );
     for line in text.lines() {
         let l = line.trim_start().to_ascii_uppercase();
-        assert!(!l.starts_with("USER "), "no USER in a container action: {line}");
-        assert!(!l.starts_with("WORKDIR ") || !final_stage.contains(line), "no WORKDIR in the final stage: {line}");
+        assert!(
+            !l.starts_with("USER "),
+            "no USER in a container action: {line}"
+        );
+        assert!(
+            !l.starts_with("WORKDIR ") || !final_stage.contains(line),
+            "no WORKDIR in the final stage: {line}"
+        );
     }
-    assert!(final_stage.contains("ENTRYPOINT [\"/cloudshop-deploy\"]"), "absolute exec-form ENTRYPOINT");
+    assert!(
+        final_stage.contains("ENTRYPOINT [\"/cloudshop-deploy\"]"),
+        "absolute exec-form ENTRYPOINT"
+    );
 }

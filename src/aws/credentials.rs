@@ -250,6 +250,154 @@ pub async fn account_id(sts: &aws_sdk_sts::Client) -> Result<String, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_sts::operation::assume_role_with_web_identity::AssumeRoleWithWebIdentityOutput;
+    use aws_sdk_sts::types::error::{
+        IdpCommunicationErrorException, InvalidIdentityTokenException,
+    };
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+    use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+    use base64::Engine;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn jwt(n: usize) -> String {
+        let b = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        format!(
+            "{}.{}.sig{n}",
+            b("{}"),
+            b(&format!(
+                r#"{{"sub":"repo:acme/shop:environment:stage","n":{n}}}"#
+            ))
+        )
+    }
+
+    /// A token endpoint on loopback that hands out a new token per request.
+    async fn token_server() -> (String, std::sync::Arc<AtomicUsize>) {
+        let count = std::sync::Arc::new(AtomicUsize::new(0));
+        let c = count.clone();
+        let app = axum::Router::new().route(
+            "/t",
+            axum::routing::get(move || {
+                let n = c.fetch_add(1, Ordering::SeqCst) + 1;
+                async move { axum::Json(serde_json::json!({ "value": jwt(n) })) }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "http://{}/t?api-version=2.0",
+            listener.local_addr().unwrap()
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, count)
+    }
+
+    fn creds_output(key: &str, expires_in: Duration) -> AssumeRoleWithWebIdentityOutput {
+        let exp = SystemTime::now() + expires_in;
+        AssumeRoleWithWebIdentityOutput::builder()
+            .credentials(
+                aws_sdk_sts::types::Credentials::builder()
+                    .access_key_id(key)
+                    .secret_access_key("secret")
+                    .session_token("session")
+                    .expiration(aws_smithy_types::DateTime::from(exp))
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    }
+
+    async fn provider(sts: aws_sdk_sts::Client) -> (OidcRoleProvider, std::sync::Arc<AtomicUsize>) {
+        let (url, count) = token_server().await;
+        let tokens = oidc::TokenSource {
+            request_url: url,
+            request_token: "req".into(),
+            audience: "sts.amazonaws.com".into(),
+            http: reqwest::Client::new(),
+            attempts: 2,
+            backoff: Duration::from_millis(1),
+        };
+        let settings = RoleSettings {
+            role_arn: "arn:aws:iam::123456789012:role/deploy".into(),
+            session_name: "s".into(),
+            duration: Duration::from_secs(3600),
+            attempts: 4,
+            backoff: Duration::from_millis(1),
+            refresh_margin: Duration::from_secs(300),
+        };
+        (OidcRoleProvider::new(sts, tokens, settings), count)
+    }
+
+    #[tokio::test]
+    async fn idp_errors_are_retried_and_bad_tokens_replaced() {
+        let rule = mock!(aws_sdk_sts::Client::assume_role_with_web_identity)
+            .sequence()
+            .error(|| {
+                AssumeRoleWithWebIdentityError::IdpCommunicationErrorException(
+                    IdpCommunicationErrorException::builder().build(),
+                )
+            })
+            .error(|| {
+                AssumeRoleWithWebIdentityError::InvalidIdentityTokenException(
+                    InvalidIdentityTokenException::builder().build(),
+                )
+            })
+            .output(|| creds_output("ASIAOK", Duration::from_secs(3600)))
+            .build();
+        let sts = mock_client!(aws_sdk_sts, RuleMode::Sequential, [&rule]);
+        let (p, tokens) = provider(sts).await;
+        let c = p.credentials().await.unwrap();
+        assert_eq!(c.access_key_id(), "ASIAOK");
+        assert_eq!(rule.num_calls(), 3);
+        // One token at the start, a new one after InvalidIdentityToken, none after the IdP error.
+        assert_eq!(tokens.load(Ordering::SeqCst), 2);
+        // Cached while fresh.
+        p.credentials().await.unwrap();
+        assert_eq!(rule.num_calls(), 3);
+    }
+
+    #[tokio::test]
+    async fn credentials_are_refreshed_before_they_expire() {
+        let rule = mock!(aws_sdk_sts::Client::assume_role_with_web_identity)
+            .sequence()
+            .output(|| creds_output("ASIAFIRST", Duration::from_secs(200)))
+            .output(|| creds_output("ASIASECOND", Duration::from_secs(3600)))
+            .build();
+        let sts = mock_client!(aws_sdk_sts, RuleMode::Sequential, [&rule]);
+        let (p, tokens) = provider(sts).await;
+        assert_eq!(p.credentials().await.unwrap().access_key_id(), "ASIAFIRST");
+        // 200 s left is inside the 300 s margin: the next call assumes again, with a new token.
+        assert_eq!(p.credentials().await.unwrap().access_key_id(), "ASIASECOND");
+        assert_eq!(p.credentials().await.unwrap().access_key_id(), "ASIASECOND");
+        assert_eq!(rule.num_calls(), 2);
+        assert_eq!(tokens.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn access_denied_names_the_sub_claim_not_the_token() {
+        let body = r#"<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>Not authorized to perform sts:AssumeRoleWithWebIdentity</Message></Error><RequestId>r</RequestId></ErrorResponse>"#;
+        let rule = mock!(aws_sdk_sts::Client::assume_role_with_web_identity).then_http_response(
+            move || HttpResponse::new(StatusCode::try_from(403).unwrap(), SdkBody::from(body)),
+        );
+        let sts = mock_client!(aws_sdk_sts, [&rule]);
+        let (p, _) = provider(sts).await;
+        let err = p.credentials().await.unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("token `sub`: `repo:acme/shop:environment:stage`"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("arn:aws:iam::123456789012:role/deploy"),
+            "{msg}"
+        );
+        assert!(
+            !msg.contains("sig1"),
+            "the token itself must not be printed: {msg}"
+        );
+        assert!(err.hint().contains("trust policy"), "{}", err.hint());
+        assert_eq!(rule.num_calls(), 1, "access denied is not retried");
+    }
 
     #[test]
     fn session_names_follow_sts_rules() {
