@@ -902,7 +902,13 @@ pub fn build(inputs: &Inputs, file: &FileConfig, ctx: &Context) -> Result<Config
         .transpose()?;
     let cors_origin = match &smoke_file.cors {
         Some(CorsFile::Enabled(false)) => None,
-        Some(CorsFile::Origin(o)) => Some(o.trim_end_matches('/').to_string()),
+        // An origin is scheme://host[:port]: a path or a stray character is the user's slip, and
+        // finding it now beats a failed check (and a rollback) after the deploy.
+        Some(CorsFile::Origin(o)) => Some(
+            validate_url("smoke.cors", o)?
+                .origin()
+                .ascii_serialization(),
+        ),
         _ => website_url
             .as_ref()
             .map(|u| u.origin().ascii_serialization()),

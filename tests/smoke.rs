@@ -69,7 +69,7 @@ fn healthy(running: i32) -> ServiceHealth {
 
 #[tokio::test(start_paused = true)]
 async fn a_healthy_app_passes_at_the_first_attempt() {
-    let app = App::start().await;
+    let app = App::start_local().await;
     let cfg = cfg(&app);
     let mut report = Report::default();
     smoke::run(&cfg, &mut report).await.unwrap();
@@ -111,7 +111,7 @@ async fn a_healthy_app_passes_at_the_first_attempt() {
 
 #[tokio::test(start_paused = true)]
 async fn configured_checks_names_docs_and_a_path_prefix() {
-    let app = App::start().await;
+    let app = App::start_local().await;
     let mut cfg = cfg(&app);
     // A base URL with a trailing slash and a path prefix must not lose or double the slash.
     cfg.base_url = Some(Url::parse(&format!("{}/", app.base_url())).unwrap());
@@ -149,7 +149,7 @@ async fn configured_checks_names_docs_and_a_path_prefix() {
 
 #[tokio::test(start_paused = true)]
 async fn server_errors_are_retried_until_the_budget_is_spent() {
-    let app = App::start().await;
+    let app = App::start_local().await;
     app.set_mode(Mode::Status(500));
     let cfg = cfg(&app);
     let started = Instant::now();
@@ -191,7 +191,7 @@ async fn server_errors_are_retried_until_the_budget_is_spent() {
 
 #[tokio::test(start_paused = true)]
 async fn a_slow_start_is_waited_for() {
-    let app = App::start().await;
+    let app = App::start_local().await;
     // The first 7 requests fail (the new tasks are warming up), then everything answers.
     app.set_mode(Mode::FailBetween(0, 7));
     let cfg = cfg(&app);
@@ -211,7 +211,7 @@ async fn a_slow_start_is_waited_for() {
 
 #[tokio::test(start_paused = true)]
 async fn a_slow_answer_fails_a_latency_limit() {
-    let app = App::start().await;
+    let app = App::start_local().await;
     app.set_mode(Mode::Slow(secs(3)));
     let mut cfg = cfg(&app);
     cfg.checks[0].max_latency = Some("1s".into());
@@ -238,7 +238,7 @@ async fn a_slow_answer_fails_a_latency_limit() {
 
 #[tokio::test(start_paused = true)]
 async fn a_hung_endpoint_costs_at_most_the_budget_plus_one_request_timeout() {
-    let app = App::start().await;
+    let app = App::start_local().await;
     app.set_mode(Mode::Hang);
     for (timeout, request_timeout) in [(secs(30), secs(5)), (secs(7), secs(5)), (secs(1), secs(10))]
     {
@@ -272,7 +272,7 @@ async fn a_hung_endpoint_costs_at_most_the_budget_plus_one_request_timeout() {
 
 #[tokio::test(start_paused = true)]
 async fn wrong_json_fails_the_products_check_only() {
-    let app = App::start().await;
+    let app = App::start_local().await;
     app.set_mode(Mode::WrongJson);
     let mut cfg = cfg(&app);
     cfg.timeout = secs(5);
@@ -298,7 +298,7 @@ async fn wrong_json_fails_the_products_check_only() {
 
 #[tokio::test(start_paused = true)]
 async fn missing_or_wrong_cors_headers_fail_with_a_cors_hint() {
-    let app = App::start().await;
+    let app = App::start_local().await;
     for (mode, got) in [
         (
             Mode::NoCors,
@@ -332,7 +332,7 @@ async fn missing_or_wrong_cors_headers_fail_with_a_cors_hint() {
 
 #[tokio::test(start_paused = true)]
 async fn redirect_loops_are_cut_off() {
-    let app = App::start().await;
+    let app = App::start_local().await;
     let mut cfg = cfg(&app);
     cfg.checks = vec![serde_yaml::from_str("{ name: loop, path: /loop }").unwrap()];
     cfg.cors_origin = None;
@@ -352,7 +352,7 @@ async fn an_unreachable_api_fails_without_printing_much() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let app = App::start().await;
+    let app = App::start_local().await;
     let mut cfg = cfg(&app);
     cfg.base_url = Some(Url::parse(&format!("http://127.0.0.1:{port}")).unwrap());
     cfg.timeout = secs(2);
@@ -369,7 +369,7 @@ async fn an_unreachable_api_fails_without_printing_much() {
 
 #[tokio::test(start_paused = true)]
 async fn userinfo_and_header_values_never_reach_the_report() {
-    let app = App::start().await;
+    let app = App::start_local().await;
     app.set_mode(Mode::EchoHeaders);
     let mut cfg = cfg(&app);
     let port = app.base_url().rsplit(':').next().unwrap().to_string();
@@ -424,7 +424,7 @@ async fn userinfo_and_header_values_never_reach_the_report() {
 
 #[tokio::test(start_paused = true)]
 async fn the_website_must_answer_html() {
-    let app = App::start().await;
+    let app = App::start_local().await;
     let mut cfg = cfg(&app);
     cfg.timeout = secs(3);
     let mut report = Report::default();
@@ -461,7 +461,7 @@ fn watch_cfg(app: &App) -> Smoke {
 
 #[tokio::test(start_paused = true)]
 async fn a_quiet_watch_passes_every_round() {
-    let app = App::start().await;
+    let app = App::start_local().await;
     let cfg = watch_cfg(&app);
     let mut probes = 0;
     let started = Instant::now();
@@ -495,7 +495,7 @@ async fn a_quiet_watch_passes_every_round() {
 
 #[tokio::test(start_paused = true)]
 async fn a_sustained_failure_during_the_watch_is_an_error() {
-    let app = App::start().await;
+    let app = App::start_local().await;
     // 5 good rounds of 3 requests, then the app fails for good.
     app.set_mode(Mode::FailAfter(15));
     let cfg = watch_cfg(&app);
@@ -535,7 +535,7 @@ async fn a_sustained_failure_during_the_watch_is_an_error() {
 
 #[tokio::test(start_paused = true)]
 async fn one_bad_round_is_forgiven() {
-    let app = App::start().await;
+    let app = App::start_local().await;
     // Round 3 (requests 6, 7, 8) fails, and then round 20 alone: never 3 in a row.
     app.set_mode(Mode::FailBetween(6, 9));
     let cfg = watch_cfg(&app);
@@ -574,7 +574,7 @@ async fn one_bad_round_is_forgiven() {
 
 #[tokio::test(start_paused = true)]
 async fn stopped_tasks_fail_the_watch_even_when_the_api_answers() {
-    let app = App::start().await;
+    let app = App::start_local().await;
     let mut cfg = watch_cfg(&app);
     cfg.watch_failures = 2;
     let mut report = Report::default();
@@ -610,7 +610,7 @@ async fn stopped_tasks_fail_the_watch_even_when_the_api_answers() {
 
 #[tokio::test(start_paused = true)]
 async fn a_hung_app_during_the_watch_is_bounded_per_round() {
-    let app = App::start().await;
+    let app = App::start_local().await;
     app.set_mode(Mode::Hang);
     let mut cfg = watch_cfg(&app);
     cfg.watch = secs(60);
@@ -624,4 +624,27 @@ async fn a_hung_app_during_the_watch_is_bounded_per_round() {
     assert_eq!(started.elapsed(), secs(45) + cfg.request_timeout);
     let w = smoke_of(&report).watch.clone().unwrap();
     assert!(w.checks.iter().all(|c| c.max_ms == 5000 && c.failed == 3));
+}
+
+/// The threaded variant the binary-level tests use: served from its own runtime while the caller blocks.
+#[test]
+fn the_app_serves_from_its_own_thread_too() {
+    let app = App::start();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let cfg = cfg(&app);
+    let mut report = Report::default();
+    rt.block_on(smoke::run(&cfg, &mut report)).unwrap();
+    rt.block_on(smoke::check_frontend(&cfg, &mut report))
+        .unwrap();
+    assert_eq!(app.requests(), 4);
+    app.set_mode(Mode::Status(502));
+    let mut cfg = cfg;
+    cfg.timeout = Duration::ZERO;
+    let mut report = Report::default();
+    rt.block_on(smoke::run(&cfg, &mut report)).unwrap_err();
+    assert_eq!(check(&report, "health").got, "502: Internal Server Error");
+    assert_eq!(app.requests(), 7);
 }

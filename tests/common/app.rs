@@ -4,10 +4,10 @@
 //! after some requests. It counts and records every request.
 //!
 //! Two ways to run it:
-//! - [`App::start`] (async) serves on the caller's tokio runtime, so a test with a paused clock
+//! - [`App::start`] serves on a runtime thread of its own, like the other servers of the harness: for
+//!   tests that run the real binary (`Action::run` blocks while it runs).
+//! - [`App::start_local`] (async) serves on the caller's tokio runtime, so a test with a paused clock
 //!   (`#[tokio::test(start_paused = true)]`) sees the app's slowness and hangs in virtual time.
-//! - [`App::start_in_thread`] serves on its own runtime thread, for tests that run the real binary and
-//!   block while it runs.
 //!
 //! The server is stopped when the handle is dropped.
 #![allow(dead_code)]
@@ -238,7 +238,7 @@ fn shared() -> Arc<Shared> {
 
 impl App {
     /// Serve on the current tokio runtime (a paused clock applies to the app too).
-    pub async fn start() -> App {
+    pub async fn start_local() -> App {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
@@ -256,7 +256,7 @@ impl App {
     }
 
     /// Serve on a runtime thread of its own (for tests that block on the real binary).
-    pub fn start_in_thread() -> App {
+    pub fn start() -> App {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
