@@ -254,7 +254,17 @@ async fn a_hung_endpoint_costs_at_most_the_budget_plus_one_request_timeout() {
             "{timeout:?} + {request_timeout:?}: took {elapsed:?}"
         );
         assert!(elapsed >= timeout.max(request_timeout), "{elapsed:?}");
-        assert!(matches!(err, Error::Checks { failed: 3, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::Checks {
+                    failed: 3,
+                    unreachable: true,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         for c in &smoke_of(&report).checks {
             assert!(
                 c.attempts.iter().all(|a| a.status.is_none()
@@ -346,7 +356,7 @@ async fn redirect_loops_are_cut_off() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn an_unreachable_api_fails_without_printing_much() {
+async fn an_unreachable_api_fails_with_a_reachability_hint() {
     // A port nobody listens on: the listener is dropped before the run.
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -357,7 +367,7 @@ async fn an_unreachable_api_fails_without_printing_much() {
     cfg.base_url = Some(Url::parse(&format!("http://127.0.0.1:{port}")).unwrap());
     cfg.timeout = secs(2);
     let mut report = Report::default();
-    smoke::run(&cfg, &mut report).await.unwrap_err();
+    let err = smoke::run(&cfg, &mut report).await.unwrap_err();
     let health = check(&report, "health");
     assert!(
         health.got.starts_with("could not connect"),
@@ -365,6 +375,11 @@ async fn an_unreachable_api_fails_without_printing_much() {
         health.got
     );
     assert!(health.attempts.iter().all(|a| a.status.is_none()));
+    let hint = cloudshop_deploy::Diagnose::hint(&err);
+    assert!(
+        hint.starts_with("nothing answered at `http://127.0.0.1:"),
+        "{hint}"
+    );
 }
 
 #[tokio::test(start_paused = true)]

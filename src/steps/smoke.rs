@@ -70,6 +70,8 @@ pub enum Error {
         details: String,
         /// The CORS check is the only failure: the origin, for the hint.
         cors_only: Option<String>,
+        /// No failed check got any HTTP answer (DNS, connection, timeouts): a reachability problem.
+        unreachable: bool,
     },
     /// The website did not serve HTML.
     #[error("failed to verify the website `{url}`: got {got} after {attempts} attempts")]
@@ -105,6 +107,9 @@ impl crate::Diagnose for Error {
             Error::Client(_) => "this is a bug in cloudshop-deploy; please report it with the log".into(),
             Error::Checks { cors_only: Some(origin), .. } => format!(
                 "the API does not allow the website origin `{origin}`: add it to the backend's CORS allowed origins (FastAPI `CORSMiddleware(allow_origins=[...])`), or set `smoke.cors` to the right origin or `false`"
+            ),
+            Error::Checks { unreachable: true, url, .. } => format!(
+                "nothing answered at `{url}`: check the URL (`api-url`, `smoke.url` or `smoke-url`), the load balancer's listener and security group, and that the runner can reach it (an internal load balancer needs a self-hosted runner in its network)"
             ),
             Error::Checks { .. } => "the new version does not answer as expected: the job summary lists every attempt; read the service's logs (or fix `smoke.checks` if a check is wrong, or raise `smoke-timeout` if it starts slowly)".into(),
             Error::Website { .. } => "check the bucket's static website hosting (index document) and that `index.html` was uploaded with `Content-Type: text/html`".into(),
@@ -239,6 +244,9 @@ pub async fn run(cfg: &Smoke, report: &mut Report) -> Result<(), Error> {
             }
             _ => None,
         },
+        unreachable: failed
+            .iter()
+            .all(|r| r.attempts.iter().all(|a| a.status.is_none())),
     });
     let smoke = report.smoke.get_or_insert_with(SmokeReport::default);
     smoke.base_url = Some(display_url(base));
