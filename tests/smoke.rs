@@ -169,6 +169,11 @@ async fn server_errors_are_retried_until_the_budget_is_spent() {
         msg.contains("health got 500: Internal Server Error"),
         "{msg}"
     );
+    let hint = cloudshop_deploy::Diagnose::hint(&err);
+    assert!(
+        hint.starts_with("the new version does not answer"),
+        "{hint}"
+    );
     let s = smoke_of(&report);
     assert_eq!(s.status, SmokeStatus::Failed);
     for c in &s.checks {
