@@ -361,6 +361,25 @@ async fn redirect_loops_are_cut_off() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn configured_headers_never_follow_a_redirect_to_another_host() {
+    let app = App::start_local().await;
+    let mut cfg = cfg(&app);
+    cfg.checks = vec![serde_yaml::from_str(
+        "{ name: away, path: /away, headers: { X-Api-Key: hdr-s3cr3t } }",
+    )
+    .unwrap()];
+    cfg.cors_origin = None;
+    cfg.timeout = Duration::ZERO;
+    let mut report = Report::default();
+    smoke::run(&cfg, &mut report).await.unwrap_err();
+    assert_eq!(
+        check(&report, "away").got,
+        "redirect to another host `localhost` not followed: the checks send configured headers"
+    );
+    assert_eq!(app.requests(), 1, "{:?}", app.seen());
+}
+
+#[tokio::test(start_paused = true)]
 async fn an_unreachable_api_fails_with_a_reachability_hint() {
     // A port nobody listens on: the listener is dropped before the run.
     let port = {

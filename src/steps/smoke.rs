@@ -144,8 +144,9 @@ fn protect_to(cfg: &Smoke, out: &mut impl std::io::Write) -> Redactor {
     r
 }
 
-/// The client of the smoke tests: rustls (webpki roots), a redirect limit, a connect timeout. The
-/// per-request bound is applied around each whole exchange (see `check::attempt`).
+/// The client of the smoke tests: rustls (webpki roots), at most [`MAX_REDIRECTS`] redirects (none to
+/// another host when a check sends configured headers), a connect timeout. The per-request bound is
+/// applied around each whole exchange (see `check::attempt`).
 fn client(cfg: &Smoke) -> Result<reqwest::Client, Error> {
     reqwest::Client::builder()
         .user_agent(concat!(
@@ -153,7 +154,9 @@ fn client(cfg: &Smoke) -> Result<reqwest::Client, Error> {
             env!("CARGO_PKG_VERSION"),
             " (smoke test)"
         ))
-        .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
+        .redirect(check::redirect_policy(
+            cfg.checks.iter().any(|c| !c.headers.is_empty()),
+        ))
         .connect_timeout(cfg.request_timeout)
         .build()
         .map_err(|e| Error::Client(e.to_string()))

@@ -210,6 +210,19 @@ async fn handle(
             .header(header::LOCATION, "/loop")
             .body(Body::empty())
             .unwrap_or_default(),
+        // To the same app under another host name (`localhost`): a cross-host redirect.
+        (Method::GET | Method::HEAD, "/away") => {
+            let host = headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("127.0.0.1")
+                .replace("127.0.0.1", "localhost");
+            Response::builder()
+                .status(StatusCode::FOUND)
+                .header(header::LOCATION, format!("http://{host}/health"))
+                .body(Body::empty())
+                .unwrap_or_default()
+        }
         _ => json(StatusCode::NOT_FOUND, r#"{"detail":"Not Found"}"#),
     };
     if let Some(origin) = origin {

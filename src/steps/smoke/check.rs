@@ -290,6 +290,32 @@ impl Check {
     }
 }
 
+/// Why a redirect was not followed.
+#[derive(Debug, thiserror::Error)]
+enum RedirectRefused {
+    #[error("more than {MAX_REDIRECTS} redirects")]
+    TooMany,
+    #[error("redirect to another host `{0}` not followed: the checks send configured headers")]
+    OtherHost(String),
+}
+
+/// Follow at most [`MAX_REDIRECTS`] redirects. With `guard_headers` (a check sends configured headers,
+/// which reqwest would forward, unlike `Authorization`), never follow one to another host: the secret
+/// would go with it. Same host on another scheme or port (`http` -> `https`) is still followed.
+pub fn redirect_policy(guard_headers: bool) -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() > MAX_REDIRECTS {
+            return attempt.error(RedirectRefused::TooMany);
+        }
+        let first = attempt.previous().first().and_then(|u| u.host_str());
+        let next = attempt.url().host_str().unwrap_or("").to_string();
+        if guard_headers && first != Some(next.as_str()) {
+            return attempt.error(RedirectRefused::OtherHost(next));
+        }
+        attempt.follow()
+    })
+}
+
 /// A compact, single-line excerpt of a body.
 fn excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
@@ -458,9 +484,13 @@ pub fn evaluate(
 
 /// A transport error in words, without the URL (it may carry userinfo) and with its causes.
 fn describe_error(e: &reqwest::Error) -> String {
-    let head = if e.is_redirect() {
-        format!("more than {MAX_REDIRECTS} redirects")
-    } else if e.is_connect() {
+    if e.is_redirect() {
+        // The policy's own error says why (see `redirect_policy`).
+        return std::error::Error::source(e)
+            .map(ToString::to_string)
+            .unwrap_or_else(|| "redirect not followed".into());
+    }
+    let head = if e.is_connect() {
         "could not connect".to_string()
     } else if e.is_timeout() {
         "timed out".to_string()
