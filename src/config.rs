@@ -178,6 +178,8 @@ pub struct SmokeFile {
     pub url: Option<String>,
     pub timeout: Option<String>,
     pub request_timeout: Option<String>,
+    /// Base delay between retries of a failing check (doubled each attempt, jittered, capped at 30 s).
+    pub retry_interval: Option<String>,
     /// `false` turns off the CORS check; a string sets the origin (default: the website URL).
     pub cors: Option<CorsFile>,
     /// Check the website URL after the frontend sync (default true when a website URL is known).
@@ -334,6 +336,8 @@ pub struct Smoke {
     pub timeout: Duration,
     /// Per-request timeout.
     pub request_timeout: Duration,
+    /// Base delay between retries of a failing check.
+    pub retry_interval: Duration,
     /// Keep watching this long after a good deploy (zero: no watch).
     pub watch: Duration,
     /// Interval between watch rounds.
@@ -582,6 +586,67 @@ pub fn default_checks() -> Vec<CheckSpec> {
             headers: BTreeMap::new(),
         },
     ]
+}
+
+/// Check what the smoke step would otherwise only find after the deploy: the path, header names and
+/// values, and expectations a `HEAD` reply can never meet. A bad check must cost no change in AWS.
+pub fn validate_check(c: &CheckSpec) -> Result<(), Error> {
+    use reqwest::header::{HeaderName, HeaderValue};
+    let key = "smoke.checks";
+    if !c.path.starts_with('/') {
+        return Err(invalid(
+            key,
+            format!("path `{}` must start with `/`", c.path),
+        ));
+    }
+    if c.path
+        .chars()
+        .any(|ch| ch.is_whitespace() || ch.is_control())
+    {
+        return Err(invalid(
+            key,
+            format!(
+                "path `{}` contains a space or a control character",
+                c.path.escape_debug()
+            ),
+        ));
+    }
+    for (name, value) in &c.headers {
+        HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            invalid(
+                key,
+                format!("`{name}` of `{}` is not a header name", c.path),
+            )
+        })?;
+        // The value is a secret as far as we know: never echo it.
+        HeaderValue::from_str(value).map_err(|_| {
+            invalid(
+                key,
+                format!(
+                    "the value of header `{name}` of `{}` is not a valid header value",
+                    c.path
+                ),
+            )
+        })?;
+    }
+    for name in c.expect_headers.keys() {
+        HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            invalid(
+                key,
+                format!("`{name}` of `{}` is not a header name", c.path),
+            )
+        })?;
+    }
+    if c.method.eq_ignore_ascii_case("HEAD") && (c.json.is_some() || c.body_contains.is_some()) {
+        return Err(invalid(
+            key,
+            format!(
+                "`HEAD {}` has no body: drop `json`/`body-contains` or use GET",
+                c.path
+            ),
+        ));
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------- building the config
@@ -837,7 +902,13 @@ pub fn build(inputs: &Inputs, file: &FileConfig, ctx: &Context) -> Result<Config
         .transpose()?;
     let cors_origin = match &smoke_file.cors {
         Some(CorsFile::Enabled(false)) => None,
-        Some(CorsFile::Origin(o)) => Some(o.trim_end_matches('/').to_string()),
+        // An origin is scheme://host[:port]: a path or a stray character is the user's slip, and
+        // finding it now beats a failed check (and a rollback) after the deploy.
+        Some(CorsFile::Origin(o)) => Some(
+            validate_url("smoke.cors", o)?
+                .origin()
+                .ascii_serialization(),
+        ),
         _ => website_url
             .as_ref()
             .map(|u| u.origin().ascii_serialization()),
@@ -859,6 +930,7 @@ pub fn build(inputs: &Inputs, file: &FileConfig, ctx: &Context) -> Result<Config
         if let Some(l) = &c.max_latency {
             parse_duration("smoke.checks.max-latency", l)?;
         }
+        validate_check(c)?;
     }
     let dur = |key: &'static str,
                input: &Option<String>,
@@ -889,6 +961,7 @@ pub fn build(inputs: &Inputs, file: &FileConfig, ctx: &Context) -> Result<Config
             &smoke_file.request_timeout,
             10,
         )?,
+        retry_interval: dur("smoke.retry-interval", &None, &smoke_file.retry_interval, 1)?,
         watch: dur("watch", &inputs.watch, &smoke_file.watch, 0)?,
         watch_interval: dur(
             "smoke.watch-interval",
@@ -898,6 +971,12 @@ pub fn build(inputs: &Inputs, file: &FileConfig, ctx: &Context) -> Result<Config
         )?,
         watch_failures: smoke_file.watch_failures.unwrap_or(3).max(1),
     };
+    if !smoke.watch.is_zero() && smoke.watch_interval.is_zero() {
+        return Err(invalid(
+            "smoke.watch-interval",
+            "must be greater than zero when `watch` is set",
+        ));
+    }
     if smoke.request_timeout.is_zero() {
         return Err(invalid(
             "smoke.request-timeout",
@@ -1204,6 +1283,48 @@ environments:
             "arn:aws:iam::746669238399:role/",
         ] {
             assert!(validate_role_arn(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn smoke_checks_are_validated_before_anything_runs() {
+        let with_checks = |checks: &str| {
+            let yaml = format!(
+                "region: us-east-1\nenvironments:\n  stage:\n    cluster: c\n    service: s\n    ecr-repository: r\n    api-url: http://api.example\n    smoke:\n      checks:\n{checks}"
+            );
+            build(
+                &inputs(&[("ENVIRONMENT", "stage")]),
+                &parse_file("f.yml", &yaml).unwrap(),
+                &ctx(),
+            )
+        };
+        let ok =
+            with_checks("        - { path: /health, headers: { X-Api-Key: s3cr3t } }\n").unwrap();
+        assert_eq!(ok.smoke.checks.len(), 1);
+        assert_eq!(ok.smoke.retry_interval, Duration::from_secs(1));
+        for (checks, want) in [
+            ("        - { path: health }\n", "must start with `/`"),
+            ("        - { path: /a b }\n", "space"),
+            (
+                "        - { path: /h, headers: { \"bad name\": x } }\n",
+                "not a header name",
+            ),
+            (
+                "        - { path: /h, headers: { X-Key: \"s3cr3t\\n\" } }\n",
+                "not a valid header value",
+            ),
+            (
+                "        - { path: /h, method: HEAD, body-contains: ok }\n",
+                "has no body",
+            ),
+            (
+                "        - { path: /h, method: POST }\n",
+                "is not GET, HEAD or OPTIONS",
+            ),
+        ] {
+            let err = with_checks(checks).unwrap_err().to_string();
+            assert!(err.contains(want), "{checks}: `{err}` lacks `{want}`");
+            assert!(!err.contains("s3cr3t"), "a header value was echoed: {err}");
         }
     }
 

@@ -230,6 +230,8 @@ async fn deploy_pipeline(
             roll_back_after(clients, cfg, &deployed, "smoke tests failed", report).await?;
             return Err(e.into());
         }
+    } else {
+        smoke::skip(&cfg.smoke, report);
     }
 
     // 5. The frontend, only once the API it calls is known good.

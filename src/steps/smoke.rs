@@ -1,54 +1,504 @@
 //! Smoke tests (issue #4): prove the deployed API answers (`/health`, `/products`, CORS), check the
 //! website after the frontend sync, and watch the service for a while after the deploy.
 //!
-//! PLACEHOLDER: signatures are the contract with `run.rs`; bodies are being written.
+//! APIs: plain HTTP(S) to the app (reqwest, rustls with embedded roots); the ECS service is read only
+//! through the deploy step's `probe` (`DescribeServices`/`DescribeTasks` there).
+//!
+//! - [`run`]: every check concurrently, each retried with jittered backoff until it passes or
+//!   `smoke-timeout` is spent. Each attempt is cut off after `smoke.request-timeout`, and no attempt starts
+//!   after the budget, so a hung endpoint costs at most the budget plus one request timeout.
+//! - [`check_frontend`]: the website answers 200 with HTML (same retry rules).
+//! - [`watch`]: for `watch`, every `smoke.watch-interval`, one attempt per check plus one `probe`; as many
+//!   bad rounds in a row as `smoke.watch-failures` is a sustained failure.
+//!
+//! A URL's userinfo is never printed, and configured request-header values are masked (`::add-mask::`)
+//! before the first request and blanked out of everything the report keeps.
 
-use serde::Serialize;
+mod check;
+mod report;
+pub mod schedule;
+
+use std::future::Future;
+
+use tokio::time::Instant;
+use url::Url;
+
+pub use check::{display_url, Redactor, MAX_REDIRECTS};
+pub use report::{
+    Attempt, BadRound, CheckResult, SmokeReport, SmokeStatus, WatchReport, WatchStat,
+};
 
 use crate::config::Smoke;
+use crate::github::commands;
 use crate::report::Report;
+use crate::steps::deploy::{self, ServiceHealth};
+use check::Check;
+
+/// The path the CORS preflight is sent for: the frontend's first call.
+pub const CORS_PATH: &str = "/products";
+
+/// Bad watch rounds kept in the report.
+const BAD_ROUNDS_KEPT: usize = 20;
 
 /// Errors of the smoke tests.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Not written yet.
-    #[error("smoke tests are not implemented yet")]
-    NotImplemented,
+    /// No URL to test.
+    #[error("failed to run smoke tests: no URL to test")]
+    NoUrl,
+    /// A check cannot be sent (config validation should have caught it).
+    #[error("failed to prepare smoke check `{name}`: {message}")]
+    Invalid {
+        /// Check name.
+        name: String,
+        /// What is wrong (names no secret).
+        message: String,
+    },
+    /// The HTTP client could not be built.
+    #[error("failed to build the HTTP client for the smoke tests: {0}")]
+    Client(String),
+    /// Checks failed within the budget.
+    #[error("failed to verify `{url}`: {failed} of {total} smoke checks failed: {details}")]
+    Checks {
+        /// Base URL (no userinfo).
+        url: String,
+        /// Failed checks.
+        failed: usize,
+        /// All checks.
+        total: usize,
+        /// `name: got (n attempts)` per failed check.
+        details: String,
+        /// The CORS check is the only failure: the origin, for the hint.
+        cors_only: Option<String>,
+        /// No failed check got any HTTP answer (DNS, connection, timeouts): a reachability problem.
+        unreachable: bool,
+    },
+    /// The website did not serve HTML.
+    #[error("failed to verify the website `{url}`: got {got} after {attempts} attempts")]
+    Website {
+        /// Website URL (no userinfo).
+        url: String,
+        /// The last answer.
+        got: String,
+        /// Attempts made.
+        attempts: usize,
+    },
+    /// The watch saw a sustained failure.
+    #[error("failed to keep `{url}` healthy after the deploy: {streak} bad watch rounds in a row (round {round} of {rounds}): {seen}")]
+    Watch {
+        /// Base URL (no userinfo).
+        url: String,
+        /// Consecutive bad rounds.
+        streak: u32,
+        /// Round where it became sustained.
+        round: u32,
+        /// Rounds planned.
+        rounds: u32,
+        /// What the bad rounds saw.
+        seen: String,
+    },
 }
 
 impl crate::Diagnose for Error {
     fn hint(&self) -> String {
-        String::new()
+        match self {
+            Error::NoUrl => "set `api-url` for the environment, `smoke.url`, or the `smoke-url` input (or `smoke-tests: false`)".into(),
+            Error::Invalid { .. } => "fix the check under `smoke.checks` in the environments file".into(),
+            Error::Client(_) => "this is a bug in cloudshop-deploy; please report it with the log".into(),
+            Error::Checks { cors_only: Some(origin), .. } => format!(
+                "the API does not allow the website origin `{origin}`: add it to the backend's CORS allowed origins (FastAPI `CORSMiddleware(allow_origins=[...])`), or set `smoke.cors` to the right origin or `false`"
+            ),
+            Error::Checks { unreachable: true, url, .. } => format!(
+                "nothing answered at `{url}`: check the URL (`api-url`, `smoke.url` or `smoke-url`), the load balancer's listener and security group, and that the runner can reach it (an internal load balancer needs a self-hosted runner in its network)"
+            ),
+            Error::Checks { .. } => "the new version does not answer as expected: the job summary lists every attempt; read the service's logs (or fix `smoke.checks` if a check is wrong, or raise `smoke-timeout` if it starts slowly)".into(),
+            Error::Website { .. } => "check the bucket's static website hosting (index document) and that `index.html` was uploaded with `Content-Type: text/html`".into(),
+            Error::Watch { .. } => "the new version failed after it went live: read the watch table in the job summary and the service's stopped-task reasons (raise `smoke.watch-failures` if the checks are flaky)".into(),
+        }
     }
 }
 
-/// Outcome of the smoke tests, for outputs and the summary.
-#[derive(Debug, Default, Serialize)]
-pub struct SmokeReport {}
+/// Mask every secret the smoke config holds (before anything could print it) and return the redactor
+/// for the texts the report keeps.
+fn protect(cfg: &Smoke) -> Redactor {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    protect_to(cfg, &mut out)
+}
 
-impl crate::report::Section for SmokeReport {
-    fn outputs(&self, _out: &mut Vec<(String, String)>) {}
-    fn summary(&self, _md: &mut String) {}
+/// [`protect`], writing the `::add-mask::` commands to `out`.
+fn protect_to(cfg: &Smoke, out: &mut impl std::io::Write) -> Redactor {
+    let mut r = Redactor::default();
+    for url in cfg.base_url.iter().chain(cfg.website_url.iter()) {
+        r.add_userinfo(url);
+    }
+    for c in &cfg.checks {
+        for v in c.headers.values() {
+            r.add(v);
+        }
+    }
+    for s in r.secrets() {
+        // A failed write means stdout is gone: nothing can print the secret either.
+        let _ = commands::write_mask(out, s);
+    }
+    r
+}
+
+/// The client of the smoke tests: rustls (webpki roots), at most [`MAX_REDIRECTS`] redirects (none to
+/// another host when a check sends configured headers), a connect timeout. The per-request bound is
+/// applied around each whole exchange (see `check::attempt`).
+fn client(cfg: &Smoke) -> Result<reqwest::Client, Error> {
+    reqwest::Client::builder()
+        .user_agent(concat!(
+            "cloudshop-deploy/",
+            env!("CARGO_PKG_VERSION"),
+            " (smoke test)"
+        ))
+        .redirect(check::redirect_policy(
+            cfg.checks.iter().any(|c| !c.headers.is_empty()),
+        ))
+        .connect_timeout(cfg.request_timeout)
+        .build()
+        .map_err(|e| Error::Client(e.to_string()))
+}
+
+/// The API checks of `cfg` against `base`, the CORS preflight last when an origin is known.
+fn api_checks(cfg: &Smoke, base: &Url) -> Result<Vec<Check>, Error> {
+    let mut checks = Vec::new();
+    for spec in &cfg.checks {
+        let c = Check::api(base, spec).map_err(|message| Error::Invalid {
+            name: spec.name.clone().unwrap_or_else(|| spec.path.clone()),
+            message,
+        })?;
+        checks.push(c);
+    }
+    if let Some(origin) = &cfg.cors_origin {
+        checks.push(
+            Check::cors(base, CORS_PATH, origin).map_err(|message| Error::Invalid {
+                name: "cors".into(),
+                message,
+            })?,
+        );
+    }
+    Ok(checks)
+}
+
+fn log_result(r: &CheckResult) {
+    let (p50, max) = r.latency();
+    if r.passed {
+        tracing::info!(check = %r.name, url = %r.url, got = %r.got, attempts = r.attempts.len(), p50_ms = p50, max_ms = max, "check passed");
+    } else {
+        tracing::warn!(check = %r.name, url = %r.url, expected = %r.expected, got = %r.got, attempts = r.attempts.len(), "check failed");
+    }
+}
+
+/// Mark the smoke tests as skipped, with the reason (`smoke-tests: false`, or no URL).
+pub fn skip(cfg: &Smoke, report: &mut Report) {
+    let reason = if !cfg.enabled {
+        "turned off (`smoke-tests: false`)"
+    } else {
+        "no URL to test (set `api-url`, `smoke.url` or `smoke-url`)"
+    };
+    tracing::info!("smoke tests skipped: {reason}");
+    report.smoke = Some(SmokeReport::skipped(reason));
 }
 
 /// Run the API checks (and the CORS check) within `cfg.timeout`; `Err` when any failed.
-pub async fn run(_cfg: &Smoke, _report: &mut Report) -> Result<(), Error> {
-    Err(Error::NotImplemented)
+pub async fn run(cfg: &Smoke, report: &mut Report) -> Result<(), Error> {
+    let started = Instant::now();
+    let _group = commands::group("Smoke tests");
+    let redact = protect(cfg);
+    let base = cfg.base_url.as_ref().ok_or(Error::NoUrl)?;
+    let checks = api_checks(cfg, base)?;
+    let client = client(cfg)?;
+    let deadline = started + cfg.timeout;
+    tracing::info!(
+        url = %display_url(base),
+        checks = checks.len(),
+        budget = %humantime::format_duration(cfg.timeout),
+        "running smoke tests"
+    );
+    let results = futures::future::join_all(checks.iter().map(|c| {
+        check::until_pass(
+            &client,
+            c,
+            deadline,
+            cfg.request_timeout,
+            cfg.retry_interval,
+            &redact,
+        )
+    }))
+    .await;
+    results.iter().for_each(log_result);
+
+    let failed: Vec<&CheckResult> = results.iter().filter(|r| !r.passed).collect();
+    let err = (!failed.is_empty()).then(|| Error::Checks {
+        url: display_url(base),
+        failed: failed.len(),
+        total: results.len(),
+        details: failed
+            .iter()
+            .map(|r| format!("{} got {} ({} attempts)", r.name, r.got, r.attempts.len()))
+            .collect::<Vec<_>>()
+            .join("; "),
+        cors_only: match (failed.as_slice(), &cfg.cors_origin) {
+            ([only], Some(origin)) if only.name == "cors" && only.method == "OPTIONS" => {
+                Some(origin.clone())
+            }
+            _ => None,
+        },
+        unreachable: failed
+            .iter()
+            .all(|r| r.attempts.iter().all(|a| a.status.is_none())),
+    });
+    let smoke = report.smoke.get_or_insert_with(SmokeReport::default);
+    smoke.base_url = Some(display_url(base));
+    smoke.checks = results;
+    smoke.settle();
+    report.phase(
+        "smoke tests",
+        started,
+        if err.is_some() { "failed" } else { "ok" },
+    );
+    err.map_or(Ok(()), Err)
 }
 
-/// After the frontend sync: the website URL answers 200 HTML.
-pub async fn check_frontend(_cfg: &Smoke, _report: &mut Report) -> Result<(), Error> {
-    Err(Error::NotImplemented)
+/// After the frontend sync: the website URL answers 200 HTML (retried within `cfg.timeout`).
+pub async fn check_frontend(cfg: &Smoke, report: &mut Report) -> Result<(), Error> {
+    let started = Instant::now();
+    let _group = commands::group("Website check");
+    let redact = protect(cfg);
+    let Some(url) = cfg.website_url.as_ref() else {
+        return Ok(());
+    };
+    let check = Check::website(url);
+    let client = client(cfg)?;
+    let result = check::until_pass(
+        &client,
+        &check,
+        started + cfg.timeout,
+        cfg.request_timeout,
+        cfg.retry_interval,
+        &redact,
+    )
+    .await;
+    log_result(&result);
+    let err = (!result.passed).then(|| Error::Website {
+        url: result.url.clone(),
+        got: result.got.clone(),
+        attempts: result.attempts.len(),
+    });
+    let smoke = report.smoke.get_or_insert_with(SmokeReport::default);
+    smoke.website = Some(result);
+    smoke.settle();
+    report.phase(
+        "website check",
+        started,
+        if err.is_some() { "failed" } else { "ok" },
+    );
+    err.map_or(Ok(()), Err)
+}
+
+/// The service as a round saw it: a bad sign in words, or `None` when it looks fine. New stopped tasks
+/// are bad; so is no task running when some are desired. Fewer running than desired alone is not: ECS
+/// replaces tasks and autoscaling adds them, and both take longer than a few rounds.
+pub fn service_problem(h: &ServiceHealth) -> Option<String> {
+    let mut bad = Vec::new();
+    if h.desired > 0 && h.running == 0 {
+        bad.push(format!("{}/{} running", h.running, h.desired));
+    }
+    if !h.new_stopped.is_empty() {
+        bad.push(format!("stopped: {}", h.new_stopped.join(", ")));
+    }
+    (!bad.is_empty()).then(|| bad.join(", "))
 }
 
 /// Keep running the checks and reading the service (through `probe`) for `cfg.watch`; `Err` on a
-/// sustained failure.
-pub async fn watch<F, Fut>(_cfg: &Smoke, _probe: F, _report: &mut Report) -> Result<(), Error>
+/// sustained failure (`cfg.watch_failures` bad rounds in a row). A round makes one attempt per check
+/// (no retries) and one `probe` call, at the same time.
+pub async fn watch<F, Fut>(cfg: &Smoke, mut probe: F, report: &mut Report) -> Result<(), Error>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<
-        Output = Result<crate::steps::deploy::ServiceHealth, crate::steps::deploy::Error>,
-    >,
+    Fut: Future<Output = Result<ServiceHealth, deploy::Error>>,
 {
-    Err(Error::NotImplemented)
+    let started = Instant::now();
+    let _group = commands::group("Post-deploy watch");
+    let redact = protect(cfg);
+    let base = cfg.base_url.as_ref().ok_or(Error::NoUrl)?;
+    let checks = api_checks(cfg, base)?;
+    let client = client(cfg)?;
+    let planned = schedule::watch_rounds(cfg.watch, cfg.watch_interval);
+    tracing::info!(
+        duration = %humantime::format_duration(cfg.watch),
+        interval = %humantime::format_duration(cfg.watch_interval),
+        rounds = planned,
+        "watching the new version"
+    );
+    let mut w = WatchReport {
+        duration_seconds: cfg.watch.as_secs(),
+        interval_seconds: cfg.watch_interval.as_secs(),
+        failures_allowed: cfg.watch_failures,
+        rounds_planned: planned,
+        passed: true,
+        ..WatchReport::default()
+    };
+    let mut latencies: Vec<Vec<u64>> = vec![Vec::new(); checks.len()];
+    let mut failures: Vec<u32> = vec![0; checks.len()];
+    let mut streak = 0;
+    let mut recent: Vec<String> = Vec::new();
+    let mut err = None;
+    for k in 1..=planned {
+        tokio::time::sleep_until(schedule::round_due(
+            started,
+            k,
+            cfg.watch,
+            cfg.watch_interval,
+        ))
+        .await;
+        let at = started.elapsed().as_secs();
+        let round = futures::future::join_all(
+            checks
+                .iter()
+                .map(|c| check::attempt(&client, c, cfg.request_timeout, &redact)),
+        );
+        let (attempts, health) = tokio::join!(round, probe());
+        w.rounds = k;
+        let mut seen = Vec::new();
+        for (i, (c, a)) in checks.iter().zip(&attempts).enumerate() {
+            latencies[i].push(a.latency_ms);
+            if !a.passed {
+                failures[i] += 1;
+                seen.push(format!("{}: {}", c.name, a.got));
+            }
+        }
+        match &health {
+            Ok(h) => {
+                w.service = Some(format!("{}/{} running", h.running, h.desired));
+                if let Some(p) = service_problem(h) {
+                    seen.push(format!("service: {}", redact.apply(&p)));
+                }
+            }
+            Err(e) => {
+                w.probe_errors += 1;
+                tracing::warn!(round = k, "could not read the service: {e}");
+            }
+        }
+        let bad = !seen.is_empty();
+        let sustained;
+        (streak, sustained) = schedule::next_streak(streak, bad, cfg.watch_failures);
+        w.max_consecutive = w.max_consecutive.max(streak);
+        if bad {
+            let seen = seen.join("; ");
+            tracing::warn!(round = k, streak, "bad round: {seen}");
+            w.bad_rounds += 1;
+            w.bad.push(BadRound {
+                round: k,
+                at_seconds: at,
+                seen: seen.clone(),
+            });
+            if w.bad.len() > BAD_ROUNDS_KEPT {
+                w.bad.remove(0);
+            }
+            recent.push(format!("round {k}: {seen}"));
+        } else {
+            recent.clear();
+            tracing::debug!(round = k, "good round");
+        }
+        if sustained {
+            w.passed = false;
+            err = Some(Error::Watch {
+                url: display_url(base),
+                streak,
+                round: k,
+                rounds: planned,
+                seen: recent.join(" | "),
+            });
+            break;
+        }
+    }
+    w.checks = checks
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let (p50, max) = report::p50_max(latencies[i].iter().copied());
+            WatchStat {
+                name: c.name.clone(),
+                requests: u32::try_from(latencies[i].len()).unwrap_or(u32::MAX),
+                failed: failures[i],
+                p50_ms: p50,
+                max_ms: max,
+            }
+        })
+        .collect();
+    tracing::info!(
+        rounds = w.rounds,
+        bad = w.bad_rounds,
+        passed = w.passed,
+        "watch finished"
+    );
+    let smoke = report.smoke.get_or_insert_with(SmokeReport::default);
+    smoke.base_url.get_or_insert_with(|| display_url(base));
+    smoke.watch = Some(w);
+    smoke.settle();
+    report.phase(
+        "watch",
+        started,
+        if err.is_some() { "failed" } else { "ok" },
+    );
+    err.map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_masked_before_use() {
+        let mut checks = crate::config::default_checks();
+        checks[0]
+            .headers
+            .insert("X-Api-Key".into(), "hdr-s3cr3t".into());
+        let cfg = Smoke {
+            enabled: true,
+            base_url: Some(Url::parse("https://smoke-user:pa%24s@api.example.com").unwrap()),
+            checks,
+            cors_origin: None,
+            website_url: None,
+            frontend_check: false,
+            timeout: std::time::Duration::from_secs(1),
+            request_timeout: std::time::Duration::from_secs(1),
+            retry_interval: std::time::Duration::from_secs(1),
+            watch: std::time::Duration::ZERO,
+            watch_interval: std::time::Duration::from_secs(1),
+            watch_failures: 3,
+        };
+        let mut out = Vec::new();
+        let r = protect_to(&cfg, &mut out);
+        let out = String::from_utf8(out).unwrap();
+        for s in ["hdr-s3cr3t", "pa$s", "pa%24s", "smoke-user"] {
+            let line = format!("::add-mask::{}\n", commands::escape_data(s));
+            assert!(out.contains(&line), "{s} not masked:\n{out}");
+        }
+        assert_eq!(r.apply("x pa$s hdr-s3cr3t"), "x *** ***");
+    }
+
+    #[test]
+    fn service_problems() {
+        let h = |running, desired, stopped: &[&str]| ServiceHealth {
+            running,
+            desired,
+            new_stopped: stopped.iter().map(|s| s.to_string()).collect(),
+        };
+        assert_eq!(service_problem(&h(2, 2, &[])), None);
+        assert_eq!(service_problem(&h(1, 2, &[])), None);
+        assert_eq!(service_problem(&h(0, 0, &[])), None);
+        assert_eq!(
+            service_problem(&h(0, 2, &[])).as_deref(),
+            Some("0/2 running")
+        );
+        assert_eq!(
+            service_problem(&h(1, 2, &["Essential container in task exited"])).as_deref(),
+            Some("stopped: Essential container in task exited")
+        );
+    }
 }

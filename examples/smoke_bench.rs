@@ -1,0 +1,123 @@
+//! Figures for the smoke step against the loopback CloudShop app (real clock, nothing asserted):
+//! the cost of a passing run (health, products, CORS), of a watch round, the bound on a hung endpoint,
+//! and the peak memory. The step's own log lines go to stdout; the figures go to stderr:
+//!
+//! ```sh
+//! cargo run -q --example smoke_bench >/dev/null
+//! ```
+
+#[path = "../tests/common/app.rs"]
+mod app;
+
+use std::time::{Duration, Instant};
+
+use cloudshop_deploy::config::{default_checks, Smoke};
+use cloudshop_deploy::report::Report;
+use cloudshop_deploy::steps::deploy::ServiceHealth;
+use cloudshop_deploy::steps::smoke;
+
+fn cfg(base: &str) -> Smoke {
+    Smoke {
+        enabled: true,
+        base_url: Some(url::Url::parse(base).expect("url")),
+        checks: default_checks(),
+        cors_origin: Some("http://site.example".into()),
+        website_url: None,
+        frontend_check: false,
+        timeout: Duration::from_secs(10),
+        request_timeout: Duration::from_secs(2),
+        retry_interval: Duration::from_millis(100),
+        watch: Duration::ZERO,
+        watch_interval: Duration::from_millis(100),
+        watch_failures: 3,
+    }
+}
+
+fn p50_max(mut v: Vec<Duration>) -> (f64, f64) {
+    v.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    (ms(v[(v.len() - 1) / 2]), ms(v[v.len() - 1]))
+}
+
+fn peak_rss_kib() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l.trim_start_matches("VmHWM:").trim().to_string())
+        })
+        .unwrap_or_else(|| "n/a".into())
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let app = app::App::start_local().await;
+    let base = app.base_url();
+
+    // Passing runs: 3 concurrent checks each.
+    let runs = 300;
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let mut report = Report::default();
+        let t = Instant::now();
+        smoke::run(&cfg(&base), &mut report).await.expect("passes");
+        times.push(t.elapsed());
+    }
+    let (p50, max) = p50_max(times);
+    eprintln!(
+        "passing run (3 checks, loopback): p50 {p50:.2} ms, max {max:.2} ms over {runs} runs"
+    );
+
+    // Watch rounds: 3 checks + a probe every 100 ms for 3 s.
+    let mut c = cfg(&base);
+    c.watch = Duration::from_secs(3);
+    let before = app.requests();
+    let t = Instant::now();
+    let mut report = Report::default();
+    smoke::watch(
+        &c,
+        || async {
+            Ok(ServiceHealth {
+                running: 2,
+                desired: 2,
+                new_stopped: Vec::new(),
+            })
+        },
+        &mut report,
+    )
+    .await
+    .expect("quiet watch");
+    let w = report
+        .smoke
+        .as_ref()
+        .and_then(|s| s.watch.clone())
+        .expect("watch");
+    eprintln!(
+        "watch: {} rounds ({} requests) in {:.2} s for a 3 s window; check p50/max {} / {} ms",
+        w.rounds,
+        app.requests() - before,
+        t.elapsed().as_secs_f64(),
+        w.checks[0].p50_ms,
+        w.checks[0].max_ms
+    );
+
+    // A hung endpoint: budget 1 s, request timeout 500 ms -> the bound is 1.5 s.
+    app.set_mode(app::Mode::Hang);
+    let mut c = cfg(&base);
+    c.timeout = Duration::from_secs(1);
+    c.request_timeout = Duration::from_millis(500);
+    let t = Instant::now();
+    let mut report = Report::default();
+    let _ = smoke::run(&c, &mut report).await;
+    let attempts: usize = report
+        .smoke
+        .as_ref()
+        .map(|s| s.checks.iter().map(|c| c.attempts.len()).sum())
+        .unwrap_or(0);
+    eprintln!(
+        "hung endpoint: budget 1 s + request timeout 0.5 s -> returned after {:.3} s ({attempts} attempts over 3 checks)",
+        t.elapsed().as_secs_f64()
+    );
+    eprintln!("peak RSS: {}", peak_rss_kib());
+}

@@ -1,0 +1,495 @@
+//! What the smoke step found, in one place: every check with every attempt, the website check, the
+//! watch. It feeds the `smoke-status`/`smoke-report` outputs and the job-summary section.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::check::Check;
+use crate::report::md_escape;
+
+/// How the smoke tests ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SmokeStatus {
+    /// Every check (and the watch, when it ran) passed.
+    Passed,
+    /// A check or the watch failed.
+    #[default]
+    Failed,
+    /// Not run (turned off, or no URL to test).
+    Skipped,
+}
+
+impl SmokeStatus {
+    /// The output spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SmokeStatus::Passed => "passed",
+            SmokeStatus::Failed => "failed",
+            SmokeStatus::Skipped => "skipped",
+        }
+    }
+}
+
+/// One request of a check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Attempt {
+    /// The HTTP status, when a reply came.
+    pub status: Option<u16>,
+    /// Time to the full (capped) body, or to the failure.
+    pub latency_ms: u64,
+    /// Did it meet every expectation?
+    pub passed: bool,
+    /// What came back, in words (secrets redacted).
+    pub got: String,
+}
+
+/// A check and all its attempts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckResult {
+    /// Display name.
+    pub name: String,
+    /// Method.
+    pub method: String,
+    /// URL, without userinfo.
+    pub url: String,
+    /// The expectation, in words.
+    pub expected: String,
+    /// What the last attempt got.
+    pub got: String,
+    /// Did it pass in the end?
+    pub passed: bool,
+    /// Every attempt, in order.
+    pub attempts: Vec<Attempt>,
+}
+
+/// Median (nearest rank, lower) and maximum of some latencies.
+pub fn p50_max(latencies: impl IntoIterator<Item = u64>) -> (u64, u64) {
+    let mut v: Vec<u64> = latencies.into_iter().collect();
+    if v.is_empty() {
+        return (0, 0);
+    }
+    v.sort_unstable();
+    (v[(v.len() - 1) / 2], v[v.len() - 1])
+}
+
+impl CheckResult {
+    /// The result of a check from its attempts.
+    pub fn new(check: &Check, attempts: Vec<Attempt>) -> CheckResult {
+        let last = attempts.last();
+        CheckResult {
+            name: check.name.clone(),
+            method: check.method.to_string(),
+            url: check.display_url.clone(),
+            expected: check.expected.clone(),
+            got: last.map(|a| a.got.clone()).unwrap_or_default(),
+            passed: last.is_some_and(|a| a.passed),
+            attempts,
+        }
+    }
+
+    /// p50 and max latency over the attempts, in ms.
+    pub fn latency(&self) -> (u64, u64) {
+        p50_max(self.attempts.iter().map(|a| a.latency_ms))
+    }
+
+    fn compact(&self) -> serde_json::Value {
+        let (p50, max) = self.latency();
+        serde_json::json!({
+            "name": self.name,
+            "url": self.url,
+            "expected": self.expected,
+            "got": self.got,
+            "attempts": self.attempts.len(),
+            "p50_ms": p50,
+            "max_ms": max,
+            "passed": self.passed,
+        })
+    }
+}
+
+/// One check's figures over the watch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WatchStat {
+    /// Check name.
+    pub name: String,
+    /// Requests made.
+    pub requests: u32,
+    /// Requests that failed.
+    pub failed: u32,
+    /// Median latency.
+    pub p50_ms: u64,
+    /// Worst latency.
+    pub max_ms: u64,
+}
+
+/// A round of the watch that went wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BadRound {
+    /// Round number (1-based).
+    pub round: u32,
+    /// Seconds since the watch started.
+    pub at_seconds: u64,
+    /// What was seen, in words.
+    pub seen: String,
+}
+
+/// The post-deploy watch.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct WatchReport {
+    /// Planned length, seconds.
+    pub duration_seconds: u64,
+    /// Interval between rounds, seconds.
+    pub interval_seconds: u64,
+    /// Consecutive bad rounds that count as sustained.
+    pub failures_allowed: u32,
+    /// Rounds planned.
+    pub rounds_planned: u32,
+    /// Rounds done.
+    pub rounds: u32,
+    /// Bad rounds.
+    pub bad_rounds: u32,
+    /// The longest run of consecutive bad rounds.
+    pub max_consecutive: u32,
+    /// Ended without a sustained failure.
+    pub passed: bool,
+    /// Per-check figures.
+    pub checks: Vec<WatchStat>,
+    /// The service as last seen (`2/2 running`).
+    pub service: Option<String>,
+    /// The bad rounds (the most recent 20).
+    pub bad: Vec<BadRound>,
+    /// Rounds where the service could not be read (not counted as bad by themselves).
+    pub probe_errors: u32,
+}
+
+/// Outcome of the smoke tests, for outputs and the summary.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SmokeReport {
+    /// Passed, failed or skipped.
+    pub status: SmokeStatus,
+    /// Why they were skipped.
+    pub skipped_reason: Option<String>,
+    /// The base URL (no userinfo).
+    pub base_url: Option<String>,
+    /// The API checks (and CORS), in configuration order.
+    pub checks: Vec<CheckResult>,
+    /// The website check after the frontend sync.
+    pub website: Option<CheckResult>,
+    /// The post-deploy watch.
+    pub watch: Option<WatchReport>,
+}
+
+impl SmokeReport {
+    /// A report for skipped smoke tests.
+    pub fn skipped(reason: &str) -> SmokeReport {
+        SmokeReport {
+            status: SmokeStatus::Skipped,
+            skipped_reason: Some(reason.to_string()),
+            ..SmokeReport::default()
+        }
+    }
+
+    /// Recompute the status from what ran.
+    pub fn settle(&mut self) {
+        let ok = self.checks.iter().all(|c| c.passed)
+            && self.website.as_ref().is_none_or(|w| w.passed)
+            && self.watch.as_ref().is_none_or(|w| w.passed);
+        self.status = if ok {
+            SmokeStatus::Passed
+        } else {
+            SmokeStatus::Failed
+        };
+        self.skipped_reason = None;
+    }
+
+    /// The compact JSON of the `smoke-report` output.
+    pub fn compact_json(&self) -> String {
+        let mut v = serde_json::json!({
+            "status": self.status.as_str(),
+            "checks": self.checks.iter().map(CheckResult::compact).collect::<Vec<_>>(),
+        });
+        if let Some(r) = &self.skipped_reason {
+            v["reason"] = r.clone().into();
+        }
+        if let Some(w) = &self.website {
+            v["website"] = w.compact();
+        }
+        if let Some(w) = &self.watch {
+            v["watch"] = serde_json::json!({
+                "rounds": w.rounds,
+                "bad_rounds": w.bad_rounds,
+                "max_consecutive": w.max_consecutive,
+                "passed": w.passed,
+            });
+        }
+        v.to_string()
+    }
+}
+
+fn ms(v: u64) -> String {
+    if v < 1000 {
+        format!("{v} ms")
+    } else {
+        format!("{:.1} s", v as f64 / 1000.0)
+    }
+}
+
+fn row(md: &mut String, c: &CheckResult) {
+    let (p50, max) = c.latency();
+    let _ = writeln!(
+        md,
+        "| {} | {} | `{} {}` | {} | {} | {} | {} | {} |",
+        if c.passed { "✅" } else { "❌" },
+        md_escape(&c.name),
+        c.method,
+        md_escape(&c.url),
+        md_escape(&c.expected),
+        md_escape(&c.got),
+        c.attempts.len(),
+        ms(p50),
+        ms(max)
+    );
+}
+
+fn attempts_detail(md: &mut String, c: &CheckResult) {
+    let _ = writeln!(
+        md,
+        "<details><summary>attempts of <code>{}</code></summary>\n\n| # | status | latency | got |\n|---:|---|---:|---|",
+        md_escape(&c.name)
+    );
+    for (i, a) in c.attempts.iter().enumerate() {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} |",
+            i + 1,
+            a.status.map_or("-".to_string(), |s| s.to_string()),
+            ms(a.latency_ms),
+            md_escape(&a.got)
+        );
+    }
+    md.push_str("\n</details>\n\n");
+}
+
+impl crate::report::Section for SmokeReport {
+    fn outputs(&self, out: &mut Vec<(String, String)>) {
+        out.push(("smoke-status".into(), self.status.as_str().into()));
+        out.push(("smoke-report".into(), self.compact_json()));
+    }
+
+    fn summary(&self, md: &mut String) {
+        let icon = match self.status {
+            SmokeStatus::Passed => "✅",
+            SmokeStatus::Failed => "❌",
+            SmokeStatus::Skipped => "⏭️",
+        };
+        let _ = writeln!(md, "### {icon} Smoke tests: {}\n", self.status.as_str());
+        if let Some(r) = &self.skipped_reason {
+            let _ = writeln!(md, "Skipped: {}.\n", md_escape(r));
+            return;
+        }
+        let mut all: Vec<&CheckResult> = self.checks.iter().chain(self.website.as_ref()).collect();
+        // Failures first; otherwise the configured order.
+        all.sort_by_key(|c| c.passed);
+        if !all.is_empty() {
+            md.push_str("| | check | URL | expected | got | attempts | p50 | max |\n");
+            md.push_str("|---|---|---|---|---|---:|---:|---:|\n");
+            for c in &all {
+                row(md, c);
+            }
+            md.push('\n');
+            for c in all.iter().filter(|c| !c.passed) {
+                attempts_detail(md, c);
+            }
+        }
+        if let Some(w) = &self.watch {
+            let _ = writeln!(
+                md,
+                "#### {} Post-deploy watch: {}\n\n{} of {} rounds every {} s; {} bad, at most {} in a row (limit {}){}{}.\n",
+                if w.passed { "✅" } else { "❌" },
+                if w.passed { "passed" } else { "failed" },
+                w.rounds,
+                w.rounds_planned,
+                w.interval_seconds,
+                w.bad_rounds,
+                w.max_consecutive,
+                w.failures_allowed,
+                w.service
+                    .as_ref()
+                    .map(|s| format!("; service last seen {}", md_escape(s)))
+                    .unwrap_or_default(),
+                if w.probe_errors > 0 {
+                    format!("; the service could not be read in {} rounds", w.probe_errors)
+                } else {
+                    String::new()
+                },
+            );
+            if !w.checks.is_empty() {
+                md.push_str(
+                    "| check | requests | failed | p50 | max |\n|---|---:|---:|---:|---:|\n",
+                );
+                for s in &w.checks {
+                    let _ = writeln!(
+                        md,
+                        "| {} | {} | {} | {} | {} |",
+                        md_escape(&s.name),
+                        s.requests,
+                        s.failed,
+                        ms(s.p50_ms),
+                        ms(s.max_ms)
+                    );
+                }
+                md.push('\n');
+            }
+            if !w.bad.is_empty() {
+                md.push_str("| bad round | at | seen |\n|---:|---:|---|\n");
+                for b in &w.bad {
+                    let _ = writeln!(
+                        md,
+                        "| {} | {} s | {} |",
+                        b.round,
+                        b.at_seconds,
+                        md_escape(&b.seen)
+                    );
+                }
+                md.push('\n');
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Section;
+
+    fn attempt(status: Option<u16>, ms: u64, passed: bool, got: &str) -> Attempt {
+        Attempt {
+            status,
+            latency_ms: ms,
+            passed,
+            got: got.into(),
+        }
+    }
+
+    fn sample() -> SmokeReport {
+        let health = CheckResult {
+            name: "health".into(),
+            method: "GET".into(),
+            url: "https://api.example.com/health".into(),
+            expected: "200".into(),
+            got: "200".into(),
+            passed: true,
+            attempts: vec![
+                attempt(Some(503), 12, false, "503"),
+                attempt(Some(200), 8, true, "200"),
+            ],
+        };
+        let products = CheckResult {
+            name: "products".into(),
+            method: "GET".into(),
+            url: "https://api.example.com/products".into(),
+            expected: "200 + JSON array".into(),
+            got: "200, JSON object with 1 key (expected an array)".into(),
+            passed: false,
+            attempts: vec![
+                attempt(None, 10_000, false, "no answer within 10s"),
+                attempt(Some(500), 40, false, "500: Internal | Server Error"),
+                attempt(
+                    Some(200),
+                    35,
+                    false,
+                    "200, JSON object with 1 key (expected an array)",
+                ),
+            ],
+        };
+        let mut r = SmokeReport {
+            base_url: Some("https://api.example.com/".into()),
+            checks: vec![health, products],
+            watch: Some(WatchReport {
+                duration_seconds: 600,
+                interval_seconds: 15,
+                failures_allowed: 3,
+                rounds_planned: 40,
+                rounds: 7,
+                bad_rounds: 3,
+                max_consecutive: 3,
+                passed: false,
+                checks: vec![WatchStat {
+                    name: "health".into(),
+                    requests: 7,
+                    failed: 3,
+                    p50_ms: 9,
+                    max_ms: 1500,
+                }],
+                service: Some("1/2 running".into()),
+                bad: vec![BadRound {
+                    round: 5,
+                    at_seconds: 75,
+                    seen: "health: 500; service: 1/2 running, stopped: Essential container exited"
+                        .into(),
+                }],
+                probe_errors: 0,
+            }),
+            ..SmokeReport::default()
+        };
+        r.settle();
+        r
+    }
+
+    #[test]
+    fn percentiles() {
+        assert_eq!(p50_max([]), (0, 0));
+        assert_eq!(p50_max([7]), (7, 7));
+        assert_eq!(p50_max([30, 10, 20]), (20, 30));
+        assert_eq!(p50_max([40, 10, 20, 30]), (20, 40));
+    }
+
+    #[test]
+    fn status_follows_every_part() {
+        let mut r = sample();
+        assert_eq!(r.status, SmokeStatus::Failed);
+        r.checks[1].passed = true;
+        r.settle();
+        assert_eq!(r.status, SmokeStatus::Failed, "the watch failed");
+        r.watch.as_mut().unwrap().passed = true;
+        r.settle();
+        assert_eq!(r.status, SmokeStatus::Passed);
+        assert_eq!(SmokeReport::skipped("x").status, SmokeStatus::Skipped);
+    }
+
+    #[test]
+    fn outputs_are_compact_json() {
+        let mut out = Vec::new();
+        sample().outputs(&mut out);
+        assert_eq!(out[0], ("smoke-status".into(), "failed".into()));
+        assert!(!out[1].1.contains('\n'));
+        let v: serde_json::Value = serde_json::from_str(&out[1].1).unwrap();
+        assert_eq!(v["status"], "failed");
+        assert_eq!(v["checks"][1]["name"], "products");
+        assert_eq!(v["checks"][1]["attempts"], 3);
+        assert_eq!(v["checks"][1]["p50_ms"], 40);
+        assert_eq!(v["checks"][1]["max_ms"], 10_000);
+        assert_eq!(v["checks"][1]["passed"], false);
+        assert_eq!(v["checks"][0]["passed"], true);
+        assert_eq!(v["watch"]["bad_rounds"], 3);
+        let mut out = Vec::new();
+        SmokeReport::skipped("turned off").outputs(&mut out);
+        assert_eq!(out[0].1, "skipped");
+        assert!(
+            out[1].1.contains(r#""reason":"turned off""#),
+            "{}",
+            out[1].1
+        );
+    }
+
+    #[test]
+    fn summary_snapshot() {
+        let mut md = String::new();
+        sample().summary(&mut md);
+        // Failures first.
+        assert!(md.find("| products |").unwrap() < md.find("| health |").unwrap());
+        insta::assert_snapshot!(md);
+    }
+}
