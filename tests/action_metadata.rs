@@ -66,3 +66,20 @@ fn dockerfile_follows_the_container_action_rules() {
         "absolute exec-form ENTRYPOINT"
     );
 }
+
+#[test]
+fn readme_documents_every_input_and_output() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let a = action();
+    for section in ["inputs", "outputs"] {
+        let start = readme.find(&format!("<!-- {section}:start -->")).unwrap();
+        let end = readme.find(&format!("<!-- {section}:end -->")).unwrap();
+        let table = &readme[start..end];
+        for name in keys(&a, section) {
+            assert!(
+                table.contains(&format!("| `{name}` |")),
+                "README {section} table lacks `{name}`: run scripts/readme-tables"
+            );
+        }
+    }
+}
