@@ -447,6 +447,12 @@ impl Probe for EcsProbe<'_> {
             .describe_services()
             .cluster(&self.target.cluster)
             .services(&self.target.service)
+            .customize()
+            // The poller owns the pacing: a throttled poll comes back at once and the next one is
+            // pushed back by the schedule, instead of the SDK retrying (and rate-limiting) inside it.
+            .config_override(aws_sdk_ecs::config::Builder::default().retry_config(
+                aws_smithy_types::retry::RetryConfig::standard().with_max_attempts(1),
+            ))
             .send()
             .await;
         let out = match res {
