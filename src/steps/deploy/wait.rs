@@ -20,8 +20,9 @@ use super::Error;
 
 /// Tokens the bucket holds at most: how many fast polls a quiet stretch can pay for.
 const BUCKET: f64 = 10.0;
-/// Quiet polls in a row before the interval doubles.
-const QUIET_AFTER: u32 = 3;
+/// Quiet polls in a row before the interval doubles (ECS cannot complete a rollout while new tasks
+/// are still starting, so a quiet stretch costs no detection time, and it banks tokens for the hot end).
+const QUIET_AFTER: u32 = 1;
 /// Transient errors (throttling, 5xx, network) in a row that end the watch.
 const MAX_TRANSIENT: u32 = 8;
 
@@ -30,9 +31,9 @@ const MAX_TRANSIENT: u32 = 8;
 pub enum Pace {
     /// Completion is imminent: poll fast (a third of the base interval).
     Hot,
-    /// Something moved: poll at the base interval.
+    /// Something moved (tasks starting): poll at 1.5 times the base interval.
     Changed,
-    /// Nothing moved: after a few of these, poll at twice the base interval.
+    /// Nothing moved: poll at twice the base interval.
     Quiet,
     /// The API throttled (or failed transiently): back off exponentially.
     Throttled,
@@ -78,9 +79,10 @@ impl Poller {
                 base / 3.0
             }
             Pace::Changed => {
+                // Tasks are starting: completion is still at least a health check away.
                 self.quiet = 0;
                 self.throttled = 0;
-                base
+                base * 1.5
             }
             Pace::Quiet => {
                 self.quiet += 1;
@@ -875,8 +877,8 @@ mod tests {
             now += d;
         }
         assert_eq!(delays, [6, 12, 24, 48, 60, 60]);
-        // Back to the base pace after a normal reply.
-        assert_eq!(p.after_call(now, Pace::Changed), Duration::from_secs(3));
+        // Back to the normal pace after a normal reply.
+        assert_eq!(p.after_call(now, Pace::Changed), Duration::from_millis(4500));
     }
 
     #[test]
