@@ -514,4 +514,9 @@ fn task_definition_file_is_rendered_instead_of_the_live_one() {
         format!("{REPO_URI}@{digest}")
     );
     assert!(new.get("futureSetting").is_none());
+    // The file has no tags: the live revision's are kept.
+    assert_eq!(
+        sim.bodies("RegisterTaskDefinition")[0]["tags"][0]["key"],
+        "managed-by"
+    );
 }

@@ -196,11 +196,17 @@ fn recent_list(recent: &[String]) -> String {
     }
 }
 
+/// The diagnosis for the error message; its `hint:` lines go to the hint line instead.
 fn diag(lines: &[String]) -> String {
-    if lines.is_empty() {
+    let facts: Vec<&str> = lines
+        .iter()
+        .map(String::as_str)
+        .filter(|l| !l.starts_with("hint: "))
+        .collect();
+    if facts.is_empty() {
         String::new()
     } else {
-        format!("; {}", lines.join("; "))
+        format!("; {}", facts.join("; "))
     }
 }
 
@@ -565,7 +571,14 @@ async fn prepare_inner(
 
     let svc = describe_service(&clients.ecs, &b.cluster, &b.service).await?;
     let live_arn = svc.task_definition().unwrap_or_default().to_string();
-    let mut target = target_of(&svc, cfg, &live_arn)?;
+    let target = target_of(&svc, cfg, &live_arn)?;
+    if svc.deployments().len() > 1 {
+        tracing::warn!(
+            "service `{}` has {} deployments in progress: another deploy may be running (use a `concurrency:` group per environment)",
+            b.service,
+            svc.deployments().len()
+        );
+    }
     let live = task_def::describe(&clients.ecs, &live_arn).await?;
     let source = match &b.task_definition_file {
         Some(path) => {
@@ -579,6 +592,12 @@ async fn prepare_inner(
             })?
         }
         None => live.clone(),
+    };
+    // A file without tags keeps the live revision's tags (Terraform's `managed-by` and the like).
+    let tags = if source.tags.is_empty() {
+        &live.tags
+    } else {
+        &source.tags
     };
     let containers =
         task_def::choose_containers(&source.definition, &b.containers).map_err(|e| match e {
@@ -600,9 +619,6 @@ async fn prepare_inner(
     let desired_changes = b.desired_count.is_some_and(|d| d != svc.desired_count());
     let register = !changes.is_empty();
     let update = register || desired_changes || b.force_new_deployment;
-    if register {
-        target.task_definition = String::new();
-    }
     let mut plan: Vec<String> = Vec::new();
     if register {
         plan.push(format!(
@@ -670,7 +686,7 @@ async fn prepare_inner(
         repo,
         image: img,
         live_arn,
-        register_body: register.then(|| task_def::register_body(&rendered, &source.tags)),
+        register_body: register.then(|| task_def::register_body(&rendered, tags)),
         update,
         target,
         seen_events,
@@ -742,6 +758,9 @@ async fn watch_rollout(
     .await;
     let r = backend(report);
     r.events.append(&mut probe.events);
+    if let (None, Some(arn)) = (&r.deployment_id, probe.service_deployment_arn()) {
+        r.deployment_id = Some(arn.to_string());
+    }
     let watched = match res {
         Ok(w) => w,
         Err(e) => {

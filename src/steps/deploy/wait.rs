@@ -265,6 +265,11 @@ pub fn evaluate(
                 reason(),
                 p.task_definition
             )),
+            // ECS marks the deployment FAILED a moment before it starts its own rollback: don't race it.
+            _ if cb_rollback => Verdict::RolledBackByEcs(format!(
+                "{} (the circuit breaker is rolling back)",
+                reason()
+            )),
             _ => Verdict::Failed(reason()),
         };
     }
@@ -315,6 +320,13 @@ pub struct EcsProbe<'a> {
     pub events: Vec<String>,
     /// DescribeServices calls made.
     pub describe_calls: u32,
+}
+
+impl EcsProbe<'_> {
+    /// The service deployment watched (blue/green, linear, canary), once found.
+    pub fn service_deployment_arn(&self) -> Option<&str> {
+        self.sd_arn.as_deref()
+    }
 }
 
 impl<'a> EcsProbe<'a> {
@@ -728,7 +740,7 @@ mod tests {
             ),
             (
                 vec![d("a", "PRIMARY", new, Some("FAILED"), 0, 2)],
-                Verdict::Failed("r".into()),
+                Verdict::RolledBackByEcs("r (the circuit breaker is rolling back)".into()),
             ),
             (
                 vec![
@@ -754,7 +766,17 @@ mod tests {
         for (i, (deps, want)) in cases.into_iter().enumerate() {
             assert_eq!(evaluate(&deps, Some("a"), new, true), want, "case {i}");
         }
-        // Without circuit-breaker rollback, a vanished deployment replaced by another is "superseded".
+        // Without circuit-breaker rollback, FAILED is ours to handle, and a vanished deployment replaced
+        // by another is "superseded".
+        assert_eq!(
+            evaluate(
+                &[d("a", "PRIMARY", new, Some("FAILED"), 0, 2)],
+                Some("a"),
+                new,
+                false
+            ),
+            Verdict::Failed("r".into())
+        );
         assert!(matches!(
             evaluate(
                 &[d("b", "PRIMARY", "td:1", Some("COMPLETED"), 2, 2)],
@@ -878,7 +900,10 @@ mod tests {
         }
         assert_eq!(delays, [6, 12, 24, 48, 60, 60]);
         // Back to the normal pace after a normal reply.
-        assert_eq!(p.after_call(now, Pace::Changed), Duration::from_millis(4500));
+        assert_eq!(
+            p.after_call(now, Pace::Changed),
+            Duration::from_millis(4500)
+        );
     }
 
     #[test]
