@@ -267,6 +267,12 @@ fn failed_rollout_without_rollback_stays_failed() {
         "{}",
         res.dump()
     );
+    // The hint is said once, on its own line, not repeated inside the error.
+    assert!(
+        !res.error_lines().join("\n").contains("hint:"),
+        "{}",
+        res.dump()
+    );
 }
 
 #[test]
@@ -518,5 +524,28 @@ fn task_definition_file_is_rendered_instead_of_the_live_one() {
     assert_eq!(
         sim.bodies("RegisterTaskDefinition")[0]["tags"][0]["key"],
         "managed-by"
+    );
+}
+
+#[test]
+fn failed_smoke_tests_roll_the_service_back() {
+    let moto = Moto::start();
+    seed_ecr(&moto, &[SHA], false);
+    let sim = EcsSim::start(Scenario::Succeed { after: 2 });
+    // Nothing listens on the API URL: the smoke tests fail, whatever they check.
+    let dead = format!("http://127.0.0.1:{}", common::free_port());
+    let res = run(action(&moto, &sim)
+        .input("smoke-url", &dead)
+        .input("smoke-timeout", "2s"));
+    assert_ne!(res.code, 0, "{}", res.dump());
+    assert_eq!(res.output("status"), "rolled-back", "{}", res.dump());
+    assert_eq!(res.output("task-definition-arn"), REV3);
+    assert_eq!(sim.count("UpdateService"), 2);
+    assert_eq!(sim.service_task_definition(), REV2);
+    assert!(
+        res.summary
+            .contains("| rolled back to | `cloudshop-backend:2` |"),
+        "{}",
+        res.summary
     );
 }
