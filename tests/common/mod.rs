@@ -474,3 +474,4 @@ impl RecordingServer {
     }
 }
 pub mod app;
+pub mod ecs_sim;
