@@ -69,7 +69,8 @@ fn dockerfile_follows_the_container_action_rules() {
 
 #[test]
 fn readme_documents_every_input_and_output() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let a = action();
     for section in ["inputs", "outputs"] {
         let start = readme.find(&format!("<!-- {section}:start -->")).unwrap();

@@ -3,7 +3,18 @@
 mod common;
 
 use common::ecs_sim::{EcsSim, Scenario, Seed, StopReason};
+use common::seed::{manifest, rt};
 use common::{Action, Moto, RunResult};
+
+const REPO: &str = "stage-cloudshop-backend";
+
+fn seed_ecr(moto: &Moto, tags: &[&str], immutable: bool) -> String {
+    common::seed::seed_ecr(moto, REPO, tags, immutable)
+}
+
+fn digest_of_tag(moto: &Moto, tag: &str) -> Option<String> {
+    common::seed::digest_of_tag(moto, REPO, tag)
+}
 
 const CONFIG: &str = r#"
 region: us-east-1
@@ -17,76 +28,6 @@ environments:
 
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 const REPO_URI: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/stage-cloudshop-backend";
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-/// A small image manifest (moto does not check layers).
-fn manifest(n: u32) -> String {
-    format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","size":{n},"digest":"sha256:{:064x}"}},"layers":[{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":{n},"digest":"sha256:{:064x}"}}]}}"#,
-        n,
-        n + 1
-    )
-}
-
-/// Create the repository and push images tagged `tags[i]`; returns the digest of the last one.
-fn seed_ecr(moto: &Moto, tags: &[&str], immutable: bool) -> String {
-    rt().block_on(async {
-        let ecr = aws_sdk_ecr::Client::new(&moto.sdk_config().await);
-        let mut req = ecr
-            .create_repository()
-            .repository_name("stage-cloudshop-backend");
-        if immutable {
-            req = req.image_tag_mutability(aws_sdk_ecr::types::ImageTagMutability::Immutable);
-        }
-        req.send().await.unwrap();
-        let mut digest = String::new();
-        for (i, t) in tags.iter().enumerate() {
-            let out = ecr
-                .put_image()
-                .repository_name("stage-cloudshop-backend")
-                .image_manifest(manifest(i as u32 + 1))
-                .image_tag(*t)
-                .send()
-                .await
-                .unwrap();
-            digest = out
-                .image()
-                .unwrap()
-                .image_id()
-                .unwrap()
-                .image_digest()
-                .unwrap()
-                .to_string();
-        }
-        digest
-    })
-}
-
-fn digest_of_tag(moto: &Moto, tag: &str) -> Option<String> {
-    rt().block_on(async {
-        let ecr = aws_sdk_ecr::Client::new(&moto.sdk_config().await);
-        ecr.describe_images()
-            .repository_name("stage-cloudshop-backend")
-            .image_ids(
-                aws_sdk_ecr::types::ImageIdentifier::builder()
-                    .image_tag(tag)
-                    .build(),
-            )
-            .send()
-            .await
-            .ok()?
-            .image_details()
-            .first()?
-            .image_digest()
-            .map(str::to_string)
-    })
-}
 
 fn action(moto: &Moto, sim: &EcsSim) -> Action {
     Action::new()

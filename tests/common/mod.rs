@@ -475,3 +475,4 @@ impl RecordingServer {
 }
 pub mod app;
 pub mod ecs_sim;
+pub mod seed;

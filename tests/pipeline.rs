@@ -1,0 +1,166 @@
+//! The whole `deploy` pipeline through the real binary: moto (ECR, STS, S3), the ECS simulator and the
+//! miniature CloudShop API on loopback. A new version that fails its smoke tests or its post-deploy watch
+//! must be rolled back, so the previous revision serves again.
+
+mod common;
+
+use std::time::Duration;
+
+use common::app::{App, Mode};
+use common::ecs_sim::{EcsSim, Scenario};
+use common::seed::seed_ecr;
+use common::{Action, Moto, RunResult};
+
+const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+const REV2: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/cloudshop-backend:2";
+const REV3: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/cloudshop-backend:3";
+
+fn config(app: &App, watch: &str) -> String {
+    format!(
+        r#"
+region: us-east-1
+environments:
+  stage:
+    cluster: stage-cluster
+    service: stage-backend
+    container: backend
+    ecr-repository: stage-cloudshop-backend
+    api-url: {api}
+    website-url: {web}
+    smoke:
+      timeout: 2s
+      request-timeout: 500ms
+      retry-interval: 50ms
+      watch: {watch}
+      watch-interval: 50ms
+      watch-failures: 3
+"#,
+        api = app.base_url(),
+        web = app.website_url(),
+    )
+}
+
+struct Env {
+    moto: Moto,
+    sim: EcsSim,
+    app: App,
+}
+
+fn env() -> Env {
+    let moto = Moto::start();
+    seed_ecr(&moto, "stage-cloudshop-backend", &[SHA], false);
+    Env {
+        moto,
+        sim: EcsSim::start(Scenario::Succeed { after: 2 }),
+        app: App::start(),
+    }
+}
+
+fn run(e: &Env, watch: &str) -> RunResult {
+    Action::new()
+        .with_moto(&e.moto)
+        .env("AWS_ENDPOINT_URL_ECS", &e.sim.endpoint)
+        .file(".github/cloudshop-deploy.yml", &config(&e.app, watch))
+        .input("environment", "stage")
+        .input("poll-interval", "30ms")
+        .input("wait-timeout", "30s")
+        .run_within(Duration::from_secs(120))
+}
+
+#[test]
+fn a_healthy_new_version_is_deployed_and_verified() {
+    let e = env();
+    let res = run(&e, "0");
+    assert_eq!(res.code, 0, "{}", res.dump());
+    assert_eq!(res.output("status"), "deployed");
+    assert_eq!(res.output("rolled-back"), "false");
+    assert_eq!(res.output("smoke-status"), "passed");
+    assert_eq!(res.output("task-definition-arn"), REV3);
+    assert_eq!(e.sim.service_task_definition(), REV3);
+    let report: serde_json::Value = serde_json::from_str(res.output("smoke-report")).unwrap();
+    let names: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"health") && names.contains(&"products"),
+        "{names:?}"
+    );
+    assert!(e.app.requests_to("/health") >= 1 && e.app.requests_to("/products") >= 1);
+    assert!(res.summary.contains("health"), "{}", res.summary);
+}
+
+#[test]
+fn a_new_version_answering_500_is_rolled_back() {
+    let e = env();
+    e.app.set_mode(Mode::Status(500));
+    let res = run(&e, "0");
+    assert_ne!(res.code, 0, "{}", res.dump());
+    assert_eq!(res.output("status"), "rolled-back", "{}", res.dump());
+    assert_eq!(res.output("rolled-back"), "true");
+    assert_eq!(res.output("smoke-status"), "failed");
+    // The deploy went out (revision 3) and was taken back: revision 2 serves again.
+    assert_eq!(e.sim.count("UpdateService"), 2);
+    assert_eq!(e.sim.service_task_definition(), REV2);
+    assert_eq!(res.error_lines().len(), 1, "{}", res.dump());
+}
+
+#[test]
+fn wrong_json_on_products_is_rolled_back() {
+    let e = env();
+    e.app.set_mode(Mode::WrongJson);
+    let res = run(&e, "0");
+    assert_eq!(res.output("status"), "rolled-back", "{}", res.dump());
+    assert_eq!(e.sim.service_task_definition(), REV2);
+    let report: serde_json::Value = serde_json::from_str(res.output("smoke-report")).unwrap();
+    let failed: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["passed"] == false)
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, vec!["products"], "{report}");
+}
+
+#[test]
+fn missing_cors_headers_are_caught_and_rolled_back() {
+    let e = env();
+    e.app.set_mode(Mode::NoCors);
+    let res = run(&e, "0");
+    assert_eq!(res.output("status"), "rolled-back", "{}", res.dump());
+    assert!(
+        res.summary.to_ascii_lowercase().contains("cors"),
+        "{}",
+        res.summary
+    );
+    assert_eq!(e.sim.service_task_definition(), REV2);
+}
+
+#[test]
+fn a_sustained_failure_during_the_watch_rolls_back() {
+    let e = env();
+    // Passes the smoke tests (3 requests with CORS), then fails for good while watched.
+    e.app.set_mode(Mode::FailAfter(6));
+    let res = run(&e, "3s");
+    assert_ne!(res.code, 0, "{}", res.dump());
+    assert_eq!(res.output("status"), "rolled-back", "{}", res.dump());
+    assert_eq!(e.sim.count("UpdateService"), 2, "{:?}", e.sim.calls());
+    assert_eq!(e.sim.service_task_definition(), REV2);
+    let report: serde_json::Value = serde_json::from_str(res.output("smoke-report")).unwrap();
+    assert_eq!(report["watch"]["passed"], false, "{report}");
+}
+
+#[test]
+fn a_clean_watch_keeps_the_new_version() {
+    let e = env();
+    let res = run(&e, "500ms");
+    assert_eq!(res.code, 0, "{}", res.dump());
+    assert_eq!(res.output("status"), "deployed");
+    assert_eq!(e.sim.service_task_definition(), REV3);
+    let report: serde_json::Value = serde_json::from_str(res.output("smoke-report")).unwrap();
+    assert_eq!(report["watch"]["passed"], true, "{report}");
+    assert!(report["watch"]["rounds"].as_u64().unwrap() >= 2, "{report}");
+}
