@@ -3,7 +3,6 @@
 mod common;
 
 use common::ecs_sim::{EcsSim, Scenario, Seed, StopReason};
-use common::seed::{manifest, rt};
 use common::{Action, Moto, RunResult};
 
 const REPO: &str = "stage-cloudshop-backend";
