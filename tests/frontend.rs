@@ -830,3 +830,117 @@ async fn an_empty_build_is_refused() {
     assert!(matches!(err, Error::Dir { .. }), "{err}");
     assert_eq!(keys(&moto).await, vec!["index.html".to_string()]);
 }
+
+/// A distribution in moto's CloudFront, in front of the bucket.
+async fn create_distribution(moto: &Moto) -> String {
+    use aws_sdk_cloudfront::types::{
+        DefaultCacheBehavior, DistributionConfig, Origin, Origins, S3OriginConfig,
+        ViewerProtocolPolicy,
+    };
+    let cf = aws_sdk_cloudfront::Client::new(&moto.sdk_config().await);
+    let origin = Origin::builder()
+        .id("web")
+        .domain_name(format!("{BUCKET}.s3.amazonaws.com"))
+        .s3_origin_config(S3OriginConfig::builder().origin_access_identity("").build())
+        .build()
+        .unwrap();
+    let config = DistributionConfig::builder()
+        .caller_reference("test")
+        .comment("cloudshop")
+        .enabled(true)
+        .origins(
+            Origins::builder()
+                .quantity(1)
+                .items(origin)
+                .build()
+                .unwrap(),
+        )
+        .default_cache_behavior(
+            DefaultCacheBehavior::builder()
+                .target_origin_id("web")
+                .viewer_protocol_policy(ViewerProtocolPolicy::RedirectToHttps)
+                .cache_policy_id("658327ea-f89d-4fab-a63d-7e88639e58f6")
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let out = cf
+        .create_distribution()
+        .distribution_config(config)
+        .send()
+        .await
+        .unwrap();
+    out.distribution().unwrap().id().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloudfront_invalidates_the_changed_html_after_the_sync() {
+    let moto = Moto::start();
+    create_bucket(&moto).await;
+    let dist = create_distribution(&moto).await;
+    let proxy = Proxy::start(&moto.endpoint);
+    let clients = clients_via(&proxy.endpoint).await;
+    let build = tempfile::tempdir().unwrap();
+    cra_build(build.path());
+    let mut c = cfg(build.path());
+    c.cloudfront_distribution_id = Some(dist.clone());
+    sync(&clients, &c).await.unwrap();
+
+    // A change of index.html and an asset: `/` and `/index.html` are invalidated, after the uploads.
+    proxy.clear();
+    write(build.path(), "index.html", b"<!doctype html><p>v2</p>");
+    write(build.path(), "robots.txt", b"User-agent: *\n");
+    let sr = sync(&clients, &c).await.unwrap();
+    let id = sr.invalidation_id.clone().expect("an invalidation");
+    assert_eq!(sr.invalidated_paths, vec!["/", "/index.html"]);
+    let ev = proxy.events();
+    let index_end = position(&ev, &Ev::End(format!("PUT /{BUCKET}/index.html")));
+    let inv_start = ev
+        .iter()
+        .position(|e| matches!(e, Ev::Start(l) if l.starts_with("POST /2020-05-31/distribution/") && l.ends_with("/invalidation")))
+        .unwrap_or_else(|| panic!("no CreateInvalidation in {ev:#?}"));
+    assert!(index_end < inv_start, "{ev:#?}");
+    let cf = aws_sdk_cloudfront::Client::new(&moto.sdk_config().await);
+    let got = cf
+        .get_invalidation()
+        .distribution_id(&dist)
+        .id(&id)
+        .send()
+        .await
+        .unwrap();
+    let mut paths = got
+        .invalidation()
+        .unwrap()
+        .invalidation_batch()
+        .unwrap()
+        .paths()
+        .unwrap()
+        .items()
+        .to_vec();
+    paths.sort();
+    assert_eq!(paths, vec!["/", "/index.html"]);
+    let mut md = String::new();
+    sr.summary(&mut md);
+    assert!(
+        md.contains(&format!("CloudFront invalidation `{id}`")),
+        "{md}"
+    );
+
+    // No HTML changed: no invalidation.
+    write(build.path(), "robots.txt", b"User-agent: *\nDisallow:\n");
+    let sr = sync(&clients, &c).await.unwrap();
+    assert_eq!(sr.uploaded, 1);
+    assert!(sr.invalidation_id.is_none());
+
+    // A wrong distribution ID fails in `prepare`, before any write.
+    proxy.clear();
+    write(build.path(), "robots.txt", b"changed again");
+    c.cloudfront_distribution_id = Some("E0000000000000".into());
+    let mut report = Report::new("deploy", "stage", false);
+    let err = frontend::prepare(&clients, &c, &mut report)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NoSuchDistribution { .. }), "{err}");
+    assert!(proxy.writes().is_empty(), "{:?}", proxy.writes());
+}
