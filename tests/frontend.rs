@@ -154,6 +154,8 @@ fn without_x_id(pq: &str) -> String {
 }
 
 const BUCKET: &str = "cloudshop-stage-web";
+/// The sync state object (bookkeeping, not part of the website).
+const STATE: &str = ".cloudshop-deploy/sync-state.json";
 
 async fn clients_via(endpoint: &str) -> Clients {
     std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
@@ -393,20 +395,28 @@ async fn reruns_upload_only_what_changed_and_index_html_goes_last() {
     let build = tempfile::tempdir().unwrap();
     cra_build(build.path());
 
-    // First sync: every PUT is over before index.html's PUT starts, and index.html is the last PUT.
+    // First sync: every PUT is over before index.html's PUT starts, and index.html is the last PUT of a
+    // website file; only the sync state is written after it.
     sync(&clients, &cfg(build.path())).await.unwrap();
-    let ev = proxy.events();
+    let state_put = format!("PUT /{BUCKET}/{STATE}");
+    let ev: Vec<Ev> = proxy.events();
     let index_start = position(&ev, &Ev::Start(format!("PUT /{BUCKET}/index.html")));
+    let index_end = position(&ev, &Ev::End(format!("PUT /{BUCKET}/index.html")));
+    let state_start = position(&ev, &Ev::Start(state_put.clone()));
+    assert!(index_end < state_start, "{ev:#?}");
     let puts: Vec<&Ev> = ev
         .iter()
-        .filter(|e| matches!(e, Ev::End(l) | Ev::Start(l) if l.starts_with("PUT ")))
+        .filter(
+            |e| matches!(e, Ev::End(l) | Ev::Start(l) if l.starts_with("PUT ") && *l != state_put),
+        )
         .collect();
     assert_eq!(puts.len(), 20, "{ev:#?}");
     for e in &ev[index_start + 1..] {
-        assert!(
-            matches!(e, Ev::End(l) if l.ends_with("/index.html")),
-            "after index.html's PUT: {e:?}"
-        );
+        let ok = match e {
+            Ev::End(l) => l.ends_with("/index.html") || *l == state_put || l.starts_with("GET "),
+            Ev::Start(l) => *l == state_put || l.starts_with("GET "),
+        };
+        assert!(ok, "after index.html's PUT: {e:?}\n{ev:#?}");
     }
     for e in &ev[..index_start] {
         if let Ev::Start(l) = e {
@@ -437,6 +447,23 @@ async fn reruns_upload_only_what_changed_and_index_html_goes_last() {
     );
     assert_eq!(outputs(&sr)["frontend-uploaded"], "0");
     assert!(proxy.writes().is_empty(), "{:?}", proxy.writes());
+    // ... and, thanks to the sync state, without a HEAD per file: one listing and one state read.
+    let mut reads: Vec<String> = proxy
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Ev::Start(l) => Some(l),
+            Ev::End(_) => None,
+        })
+        .collect();
+    reads.sort();
+    assert_eq!(
+        reads,
+        vec![
+            format!("GET /{BUCKET}/.cloudshop-deploy/sync-state.json"),
+            format!("GET /{BUCKET}/?list-type=2&prefix="),
+        ]
+    );
 
     // One file changed: one upload.
     proxy.clear();
@@ -453,7 +480,10 @@ async fn reruns_upload_only_what_changed_and_index_html_goes_last() {
     );
     assert_eq!(sr.changes[0].key, "robots.txt");
     assert_eq!(sr.changes[0].action, "changed");
-    assert_eq!(proxy.writes(), vec![format!("PUT /{BUCKET}/robots.txt")]);
+    assert_eq!(
+        proxy.writes(),
+        vec![format!("PUT /{BUCKET}/robots.txt"), state_put.clone()]
+    );
 
     // A new bundle, a new index.html, the old bundle removed: new asset, then index.html, then delete.
     proxy.clear();
@@ -482,7 +512,10 @@ async fn reruns_upload_only_what_changed_and_index_html_goes_last() {
     let index_start = position(&ev, &Ev::Start(format!("PUT /{BUCKET}/index.html")));
     let index_end = position(&ev, &Ev::End(format!("PUT /{BUCKET}/index.html")));
     let delete_start = position(&ev, &Ev::Start(format!("POST /{BUCKET}/?delete")));
+    let delete_end = position(&ev, &Ev::End(format!("POST /{BUCKET}/?delete")));
+    let state_start = position(&ev, &Ev::Start(state_put.clone()));
     assert!(js_end < index_start && index_end < delete_start, "{ev:#?}");
+    assert!(delete_end < state_start, "{ev:#?}");
     let k = keys(&moto).await;
     assert!(
         !k.contains(&"static/js/main.8a7b6c5d.js".to_string()),
@@ -492,7 +525,33 @@ async fn reruns_upload_only_what_changed_and_index_html_goes_last() {
         k.contains(&"static/js/main.99aa88bb.js".to_string()),
         "{k:?}"
     );
-    assert_eq!(k.len(), 10);
+    assert!(k.contains(&STATE.to_string()), "{k:?}");
+    assert_eq!(k.len(), 11);
+
+    // Without the state object (lost, or written by an older version), HEAD requests decide, and
+    // nothing is uploaded.
+    moto.s3()
+        .await
+        .delete_object()
+        .bucket(BUCKET)
+        .key(STATE)
+        .send()
+        .await
+        .unwrap();
+    proxy.clear();
+    let sr = sync(&clients, &cfg(copy.path())).await.unwrap();
+    assert_eq!(
+        (sr.uploaded, sr.deleted, sr.unchanged),
+        (0, 0, 10),
+        "{sr:#?}"
+    );
+    let heads = proxy
+        .events()
+        .iter()
+        .filter(|e| matches!(e, Ev::Start(l) if l.starts_with("HEAD ")))
+        .count();
+    assert_eq!(heads, 10);
+    assert_eq!(proxy.writes(), vec![state_put.clone()]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -527,7 +586,9 @@ async fn a_new_cache_rule_is_applied_to_unchanged_bytes() {
     let sr = sync(&clients, &c).await.unwrap();
     assert_eq!((sr.uploaded, sr.unchanged), (0, 10));
 
-    // An object changed out of band to another Content-Type is put right.
+    // An object changed out of band to another Content-Type is put right. S3 lists LastModified to the
+    // second, and that is what tells the sync state's entry is stale: let a second pass first.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     s3.put_object()
         .bucket(BUCKET)
         .key("manifest.json")
@@ -754,7 +815,9 @@ async fn multipart_objects_compare_by_sha256() {
     assert_eq!((sr.uploaded, sr.unchanged), (1, 10), "{sr:#?}");
     assert_eq!(sr.changes[0].action, "changed");
 
-    // A multipart object uploaded by someone else (no SHA-256): its bytes cannot be proven equal.
+    // A multipart object uploaded by someone else (no SHA-256): its bytes cannot be proven equal. Its
+    // multipart ETag equals ours (same parts); only LastModified, listed to the second, differs.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let mp = s3
         .create_multipart_upload()
         .bucket(BUCKET)
@@ -828,6 +891,11 @@ async fn an_empty_build_is_refused() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Dir { .. }), "{err}");
+    write(build.path(), STATE, b"{}");
+    let err = frontend::prepare(&clients, &cfg(build.path()), &mut report)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Reserved { .. }), "{err}");
     assert_eq!(keys(&moto).await, vec!["index.html".to_string()]);
 }
 

@@ -16,6 +16,7 @@
 //! `CreateInvalidation`.
 
 pub mod local;
+pub mod state;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -35,6 +36,7 @@ use crate::github::commands;
 use crate::report::{md_escape, Report};
 use crate::steps::Clients;
 use local::{CacheRules, LocalFile};
+use state::{Entry, Listed, SyncState};
 
 /// Uploads (and HEAD requests) in flight at once.
 pub const CONCURRENCY: usize = 16;
@@ -126,6 +128,12 @@ pub enum Error {
         /// AWS code and message.
         detail: String,
     },
+    /// A build file has the name of the sync state object.
+    #[error("failed to upload `{}`: its name is reserved for the sync state (`{}`)", path.display(), state::STATE_NAME)]
+    Reserved {
+        /// The file.
+        path: PathBuf,
+    },
     /// The CloudFront distribution does not exist.
     #[error(
         "failed to read `{id}`: NoSuchDistribution: the CloudFront distribution does not exist"
@@ -158,6 +166,7 @@ impl crate::Diagnose for Error {
                 "grant the deploy role s3:ListBucket on the bucket and s3:GetObject, s3:PutObject, s3:DeleteObject on its objects".into()
             }
             Error::Aws { .. } => "the AWS error above says what failed; re-run the job if it was transient".into(),
+            Error::Reserved { .. } => "exclude it with `frontend-exclude` or rename it".into(),
             Error::NoSuchDistribution { .. } => "fix `cloudfront-distribution-id` (the ID, e.g. `E2QWRUHAPOMQZL`, not the domain name)".into(),
         }
     }
@@ -213,6 +222,12 @@ pub struct SyncPlan {
     pub deletes: Vec<String>,
     /// Files already in place.
     pub unchanged: usize,
+    /// State entries of the files already in place (carried into the new state).
+    known: BTreeMap<String, Entry>,
+    /// The state object as read.
+    old_state: Option<SyncState>,
+    /// Its key.
+    state_key: String,
     started: Instant,
 }
 
@@ -341,13 +356,6 @@ fn human_bytes(b: u64) -> String {
     }
 }
 
-/// An object as listed.
-#[derive(Debug, Clone)]
-struct Remote {
-    etag: String,
-    size: i64,
-}
-
 /// Read-only: walk the build folder, list the bucket, decide. A missing bucket or access denied fails
 /// here. The plan goes into `report.frontend` (and the log), so a dry run shows what would change.
 pub async fn prepare(
@@ -386,15 +394,27 @@ pub async fn prepare(
         })
         .buffered(4);
     // The remote side, meanwhile.
-    let (files, remote) =
-        tokio::try_join!(hashing.try_collect::<Vec<LocalFile>>(), list(clients, cfg))?;
+    let state_key = format!("{}{}", cfg.prefix, state::STATE_NAME);
+    let (files, mut remote, old_state) = tokio::try_join!(
+        hashing.try_collect::<Vec<LocalFile>>(),
+        list(clients, cfg),
+        state::read(&clients.s3, &cfg.bucket, &state_key)
+    )?;
+    remote.remove(&state_key);
+    if let Some(f) = files.iter().find(|f| f.rel == state::STATE_NAME) {
+        return Err(Error::Reserved {
+            path: f.path.clone(),
+        });
+    }
     if let Some(id) = &cfg.cloudfront_distribution_id {
         check_distribution(clients, id).await?;
     }
 
-    // Decide. Objects whose listing already proves a difference need no HEAD.
+    // Decide. Objects whose listing already proves a difference need no HEAD, nor do those the state
+    // object describes (same ETag, size and LastModified as when this action wrote them).
     let mut uploads = Vec::new();
     let mut to_check = Vec::new();
+    let mut known = BTreeMap::new();
     for file in &files {
         let key = format!("{}{}", cfg.prefix, file.rel);
         let content_type = local::content_type(&file.rel);
@@ -406,6 +426,24 @@ pub async fn prepare(
             cache_control,
             reason: Reason::New,
         };
+        let recorded = old_state
+            .as_ref()
+            .and_then(|s| s.objects.get(&up.key))
+            .zip(remote.get(&up.key))
+            .filter(|(e, listed)| e.matches(listed))
+            .map(|(e, _)| e);
+        if let Some(e) = recorded {
+            if e.sha256 != up.file.sha256 {
+                up.reason = Reason::Changed;
+                uploads.push(up);
+            } else if e.content_type != up.content_type || e.cache_control != up.cache_control {
+                up.reason = Reason::Metadata;
+                uploads.push(up);
+            } else {
+                known.insert(up.key.clone(), e.clone());
+            }
+            continue;
+        }
         match remote.get(&up.key) {
             None => uploads.push(up),
             Some(r) if r.size != up.file.size as i64 => {
@@ -416,20 +454,24 @@ pub async fn prepare(
                 up.reason = Reason::Changed;
                 uploads.push(up);
             }
-            Some(r) => to_check.push((up, r.etag.clone())),
+            Some(r) => to_check.push((up, r.clone())),
         }
     }
-    let mut unchanged = 0usize;
+    let heads = to_check.len();
     let checks = futures::stream::iter(to_check)
-        .map(|(up, etag)| check_object(clients, &cfg.bucket, up, etag))
+        .map(|(up, listed)| check_object(clients, &cfg.bucket, up, listed))
         .buffer_unordered(CONCURRENCY);
-    let checked: Vec<Option<Upload>> = checks.try_collect().await?;
+    let checked: Vec<Result<(String, Entry), Upload>> = checks.try_collect().await?;
     for c in checked {
         match c {
-            Some(up) => uploads.push(up),
-            None => unchanged += 1,
+            Err(up) => uploads.push(up),
+            Ok((key, entry)) => {
+                known.insert(key, entry);
+            }
         }
     }
+    let unchanged = known.len();
+    tracing::info!(heads, "objects checked with HeadObject");
 
     // Stale objects: in the bucket under the prefix, not in the build, not excluded.
     let local_keys: BTreeSet<String> = files
@@ -470,6 +512,9 @@ pub async fn prepare(
         entry,
         deletes,
         unchanged,
+        known,
+        old_state,
+        state_key,
         started,
     };
 
@@ -525,7 +570,7 @@ fn push_change(sr: &mut SyncReport, key: &str, action: &'static str, bytes: u64)
 }
 
 /// Every object under the prefix (all pages of `ListObjectsV2`).
-async fn list(clients: &Clients, cfg: &Frontend) -> Result<BTreeMap<String, Remote>, Error> {
+async fn list(clients: &Clients, cfg: &Frontend) -> Result<BTreeMap<String, Listed>, Error> {
     let mut out = BTreeMap::new();
     let mut pages = clients
         .s3
@@ -559,9 +604,13 @@ async fn list(clients: &Clients, cfg: &Frontend) -> Result<BTreeMap<String, Remo
             if let Some(key) = o.key() {
                 out.insert(
                     key.to_string(),
-                    Remote {
+                    Listed {
                         etag: o.e_tag().unwrap_or_default().trim_matches('"').to_string(),
                         size: o.size().unwrap_or(-1),
+                        last_modified: o
+                            .last_modified()
+                            .map(|t| format!("{}.{:09}", t.secs(), t.subsec_nanos()))
+                            .unwrap_or_default(),
                     },
                 );
             }
@@ -576,8 +625,8 @@ async fn check_object(
     clients: &Clients,
     bucket: &str,
     mut up: Upload,
-    listed_etag: String,
-) -> Result<Option<Upload>, Error> {
+    listed: Listed,
+) -> Result<Result<(String, Entry), Upload>, Error> {
     let head = match clients
         .s3
         .head_object()
@@ -589,7 +638,7 @@ async fn check_object(
         Ok(h) => h,
         Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => {
             // Deleted since the listing.
-            return Ok(Some(up));
+            return Ok(Err(up));
         }
         Err(e) => {
             let object = format!("s3://{bucket}/{}", up.key);
@@ -617,21 +666,32 @@ async fn check_object(
         // The SHA-256 this action stored is exact, multipart or not.
         Some(sha) => sha.eq_ignore_ascii_case(&up.file.sha256),
         // No SHA-256: only a single-part ETag (the MD5) can prove the bytes equal.
-        None => !listed_etag.contains('-') && listed_etag == up.file.md5,
+        None => !listed.etag.contains('-') && listed.etag == up.file.md5,
     };
-    if !same_bytes {
+    // Rewritten between the listing and the HEAD: our build is the truth, put it back.
+    let raced = head.e_tag().map(|t| t.trim_matches('"')) != Some(listed.etag.as_str());
+    if !same_bytes || raced {
         up.reason = Reason::Changed;
-        return Ok(Some(up));
+        return Ok(Err(up));
     }
     let same_meta = head.content_type() == Some(up.content_type.as_str())
         && head.cache_control() == Some(up.cache_control.as_str())
         && stored_sha.is_some();
-    if same_meta {
-        Ok(None)
-    } else {
+    if !same_meta {
         up.reason = Reason::Metadata;
-        Ok(Some(up))
+        return Ok(Err(up));
     }
+    Ok(Ok((
+        up.key,
+        Entry {
+            etag: listed.etag,
+            size: listed.size,
+            last_modified: listed.last_modified,
+            sha256: up.file.sha256,
+            content_type: up.content_type,
+            cache_control: up.cache_control,
+        },
+    )))
 }
 
 /// Read the distribution, so a wrong ID fails before any write. A role allowed to invalidate but not to
@@ -710,10 +770,19 @@ async fn sync(
     sr: &mut SyncReport,
 ) -> Result<(), Error> {
     // Each phase completes before the next starts: no page goes up before all its assets are in place.
-    upload_all(clients, &cfg.bucket, &plan.assets, sr).await?;
-    upload_all(clients, &cfg.bucket, &plan.pages, sr).await?;
-    upload_all(clients, &cfg.bucket, plan.entry.as_slice(), sr).await?;
+    let mut written = BTreeMap::new();
+    upload_all(clients, &cfg.bucket, &plan.assets, sr, &mut written).await?;
+    upload_all(clients, &cfg.bucket, &plan.pages, sr, &mut written).await?;
+    upload_all(
+        clients,
+        &cfg.bucket,
+        plan.entry.as_slice(),
+        sr,
+        &mut written,
+    )
+    .await?;
     delete_all(clients, &cfg.bucket, &plan.deletes, sr).await?;
+    save_state(clients, cfg, plan, written).await;
     if let Some(id) = &cfg.cloudfront_distribution_id {
         let paths = invalidation_paths(
             plan.uploads().map(|u| u.file.rel.as_str()),
@@ -731,17 +800,19 @@ async fn sync(
     Ok(())
 }
 
-async fn upload_all(
+async fn upload_all<'a>(
     clients: &Clients,
     bucket: &str,
-    uploads: &[Upload],
+    uploads: &'a [Upload],
     sr: &mut SyncReport,
+    written: &mut BTreeMap<String, (String, &'a Upload)>,
 ) -> Result<(), Error> {
     let mut done = futures::stream::iter(uploads)
-        .map(|up| async move { put(&clients.s3, bucket, up).await.map(|()| up) })
+        .map(|up| async move { put(&clients.s3, bucket, up).await.map(|etag| (etag, up)) })
         .buffer_unordered(CONCURRENCY);
     while let Some(r) = done.next().await {
-        let up = r?;
+        let (etag, up) = r?;
+        written.insert(up.key.clone(), (etag, up));
         tracing::info!(
             "uploaded {} ({}, {} bytes)",
             up.key,
@@ -778,8 +849,56 @@ fn put_error(
     }
 }
 
+/// Record what this run left in the bucket (see [`state`]), when it differs from what was there. The
+/// entries come from a fresh listing, so they hold the ETag and LastModified S3 gave each write.
+async fn save_state(
+    clients: &Clients,
+    cfg: &Frontend,
+    plan: &SyncPlan,
+    written: BTreeMap<String, (String, &Upload)>,
+) {
+    let objects = if written.is_empty() && plan.deletes.is_empty() {
+        plan.known.clone()
+    } else {
+        let listing = match list(clients, cfg).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!("could not list the bucket to record the sync state: {e}");
+                return;
+            }
+        };
+        let mut objects = BTreeMap::new();
+        for (key, entry) in &plan.known {
+            if listing.get(key).is_some_and(|l| entry.matches(l)) {
+                objects.insert(key.clone(), entry.clone());
+            }
+        }
+        for (key, (etag, up)) in written {
+            // Someone else's write since ours must not be recorded as ours.
+            if let Some(l) = listing.get(&key).filter(|l| l.etag == etag) {
+                objects.insert(
+                    key,
+                    Entry {
+                        etag: l.etag.clone(),
+                        size: l.size,
+                        last_modified: l.last_modified.clone(),
+                        sha256: up.file.sha256.clone(),
+                        content_type: up.content_type.clone(),
+                        cache_control: up.cache_control.clone(),
+                    },
+                );
+            }
+        }
+        objects
+    };
+    if !state::same(plan.old_state.as_ref(), &objects) {
+        state::write(&clients.s3, &cfg.bucket, &plan.state_key, objects).await;
+    }
+}
+
 /// Upload one file, streamed from disk: one `PutObject`, or a multipart upload above the threshold.
-async fn put(s3: &aws_sdk_s3::Client, bucket: &str, up: &Upload) -> Result<(), Error> {
+/// Returns the ETag S3 gave it (without quotes).
+async fn put(s3: &aws_sdk_s3::Client, bucket: &str, up: &Upload) -> Result<String, Error> {
     if up.file.size > MULTIPART_THRESHOLD {
         return put_multipart(s3, bucket, up).await;
     }
@@ -790,7 +909,8 @@ async fn put(s3: &aws_sdk_s3::Client, bucket: &str, up: &Upload) -> Result<(), E
             message: e.to_string(),
         })?;
     let md5 = hex::decode(&up.file.md5).unwrap_or_default();
-    s3.put_object()
+    let out = s3
+        .put_object()
         .bucket(bucket)
         .key(&up.key)
         .body(body)
@@ -805,7 +925,11 @@ async fn put(s3: &aws_sdk_s3::Client, bucket: &str, up: &Upload) -> Result<(), E
             let status = e.raw_response().map(|r| r.status().as_u16());
             put_error("upload", bucket, &up.key, status, describe(&e))
         })?;
-    Ok(())
+    Ok(etag_of(out.e_tag()))
+}
+
+fn etag_of(tag: Option<&str>) -> String {
+    tag.unwrap_or_default().trim_matches('"').to_string()
 }
 
 /// The part size for a file: [`PART_SIZE`], grown so no file needs more than 10,000 parts.
@@ -813,7 +937,11 @@ fn part_size(size: u64) -> u64 {
     PART_SIZE.max(size.div_ceil(10_000))
 }
 
-async fn put_multipart(s3: &aws_sdk_s3::Client, bucket: &str, up: &Upload) -> Result<(), Error> {
+async fn put_multipart(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    up: &Upload,
+) -> Result<String, Error> {
     let created = s3
         .create_multipart_upload()
         .bucket(bucket)
@@ -888,7 +1016,7 @@ async fn put_multipart(s3: &aws_sdk_s3::Client, bucket: &str, up: &Upload) -> Re
             )
             .send()
             .await
-            .map(|_| ())
+            .map(|out| etag_of(out.e_tag()))
             .map_err(|e| {
                 let status = e.raw_response().map(|r| r.status().as_u16());
                 put_error("upload", bucket, &up.key, status, describe(&e))
