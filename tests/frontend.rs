@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use aws_sdk_s3::primitives::ByteStream;
 use cloudshop_deploy::config::{CacheRule, Frontend};
 use cloudshop_deploy::report::{Report, Section};
-use cloudshop_deploy::steps::frontend::{self, Error, SyncReport};
+use cloudshop_deploy::steps::frontend::{self, Error, Stage, SyncReport};
 use cloudshop_deploy::steps::Clients;
 use common::Moto;
 
@@ -297,7 +297,7 @@ async fn first_sync_uploads_everything_with_the_right_headers() {
     let clients = clients_via(&moto.endpoint).await;
 
     let sr = sync(&clients, &cfg(build.path())).await.unwrap();
-    assert!(sr.applied);
+    assert_eq!(sr.stage, Stage::Done);
     assert_eq!(sr.uploaded, 10, "{sr:#?}");
     assert_eq!(sr.unchanged, 0);
     let o = outputs(&sr);
@@ -708,14 +708,26 @@ async fn dry_run_plans_and_writes_nothing() {
         Some("index.html")
     );
     let sr = report.frontend.as_ref().unwrap();
-    assert!(!sr.applied);
+    assert_eq!(sr.stage, Stage::Planned);
     assert_eq!((sr.uploaded, sr.deleted), (10, 1));
     let md = report.summary_markdown();
     assert!(
-        md.contains("plan, not applied") && md.contains("| to upload | to delete |"),
+        md.contains("dry run: the plan") && md.contains("| to upload | to delete |"),
         "{md}"
     );
     assert!(md.contains("`old.js` | delete"), "{md}");
+    assert_eq!(outputs(sr)["frontend-uploaded"], "10");
+    assert_eq!(outputs(sr)["frontend-deleted"], "1");
+
+    // A real run that stops after `prepare` (the backend failed, say) reports nothing done.
+    let mut report = Report::new("deploy", "stage", false);
+    frontend::prepare(&clients, &cfg(build.path()), &mut report)
+        .await
+        .unwrap();
+    let sr = report.frontend.as_ref().unwrap();
+    assert_eq!(outputs(sr)["frontend-uploaded"], "0");
+    assert_eq!(outputs(sr)["frontend-deleted"], "0");
+    assert!(report.summary_markdown().contains("not synced"));
     assert!(proxy.writes().is_empty(), "{:?}", proxy.writes());
     assert_eq!(keys(&moto).await, vec!["old.js".to_string()]);
 }

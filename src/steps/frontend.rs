@@ -252,16 +252,31 @@ pub struct Change {
     pub bytes: u64,
 }
 
-/// Outcome of the sync, for outputs and the summary. After a dry run (or a failed run) it holds the
-/// plan: `applied` says which.
+/// How far the sync got.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stage {
+    /// Planned by `prepare`; nothing written (a dry run, or a run that stopped before the sync).
+    #[default]
+    Planned,
+    /// `apply` started and failed part-way: the counts say what was done.
+    Failed,
+    /// `apply` ran to the end.
+    Done,
+}
+
+/// Outcome of the sync, for outputs and the summary. Until `apply` runs, the counts are the plan's;
+/// `apply` resets them and counts what it does.
 #[derive(Debug, Default, Serialize)]
 pub struct SyncReport {
     /// The bucket.
     pub bucket: String,
     /// The key prefix.
     pub prefix: String,
-    /// `true` once `apply` ran to the end; `false` for a plan (dry run) or a run that failed part-way.
-    pub applied: bool,
+    /// How far the sync got.
+    pub stage: Stage,
+    /// A dry run (the counts are what would change).
+    pub dry_run: bool,
     /// Files in the build (not excluded).
     pub files: usize,
     /// Files skipped by `exclude`.
@@ -288,17 +303,29 @@ pub struct SyncReport {
 
 impl crate::report::Section for SyncReport {
     fn outputs(&self, out: &mut Vec<(String, String)>) {
-        out.push(("frontend-uploaded".into(), self.uploaded.to_string()));
-        out.push(("frontend-deleted".into(), self.deleted.to_string()));
+        // A run that stopped before the sync changed nothing; a dry run reports what would change.
+        let nothing_done = self.stage == Stage::Planned && !self.dry_run;
+        let (up, del, bytes) = if nothing_done {
+            (0, 0, 0)
+        } else {
+            (self.uploaded, self.deleted, self.bytes)
+        };
+        out.push(("frontend-uploaded".into(), up.to_string()));
+        out.push(("frontend-deleted".into(), del.to_string()));
         out.push(("frontend-unchanged".into(), self.unchanged.to_string()));
-        out.push(("frontend-bytes".into(), self.bytes.to_string()));
+        out.push(("frontend-bytes".into(), bytes.to_string()));
     }
 
     fn summary(&self, md: &mut String) {
-        let (title, up, del) = if self.applied {
-            ("Frontend", "uploaded", "deleted")
-        } else {
-            ("Frontend (plan, not applied)", "to upload", "to delete")
+        let (title, up, del) = match (self.stage, self.dry_run) {
+            (Stage::Done, _) => ("Frontend", "uploaded", "deleted"),
+            (Stage::Failed, _) => ("Frontend (failed part-way)", "uploaded", "deleted"),
+            (Stage::Planned, true) => ("Frontend (dry run: the plan)", "to upload", "to delete"),
+            (Stage::Planned, false) => (
+                "Frontend (not synced: the run stopped before the sync)",
+                "to upload",
+                "to delete",
+            ),
         };
         let _ = writeln!(
             md,
@@ -521,6 +548,7 @@ pub async fn prepare(
     let mut sr = SyncReport {
         bucket: cfg.bucket.clone(),
         prefix: cfg.prefix.clone(),
+        dry_run: report.dry_run,
         files: files.len(),
         excluded,
         unchanged,
@@ -743,7 +771,11 @@ pub async fn apply(
     sr.changes.clear();
     sr.changes_total = 0;
     let result = sync(clients, cfg, &plan, &mut sr).await;
-    sr.applied = result.is_ok();
+    sr.stage = if result.is_ok() {
+        Stage::Done
+    } else {
+        Stage::Failed
+    };
     sr.seconds = plan.started.elapsed().as_secs_f64();
     tracing::info!(
         uploaded = sr.uploaded,
