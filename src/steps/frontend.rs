@@ -9,9 +9,12 @@
 //!
 //! A file is unchanged when its MD5 equals the object's single-part ETag, or (multipart objects) when its
 //! SHA-256 equals the `x-amz-meta-sha256` this action stores on every upload, and when the object's
-//! Content-Type and Cache-Control are the ones the rules give today.
+//! Content-Type and Cache-Control are the ones the rules give today. The headers are compared through
+//! the [`state`] object this action keeps in the bucket, so an unchanged build costs one listing and one
+//! `GetObject`, not a `HeadObject` per file; `HeadObject` is the fallback for objects the state does
+//! not vouch for.
 //!
-//! AWS APIs: S3 `ListObjectsV2`, `HeadObject`, `PutObject`, `CreateMultipartUpload`, `UploadPart`,
+//! AWS APIs: S3 `ListObjectsV2`, `GetObject`, `HeadObject`, `PutObject`, `CreateMultipartUpload`, `UploadPart`,
 //! `CompleteMultipartUpload`, `AbortMultipartUpload`, `DeleteObjects`; CloudFront `GetDistribution`,
 //! `CreateInvalidation`.
 
