@@ -161,6 +161,7 @@ struct Run {
 fn ours(rt: &tokio::runtime::Runtime, clients: &Clients, dir: &Path, bucket: &str) -> Run {
     let cfg = Frontend {
         dir: dir.to_path_buf(),
+        workspace: dir.parent().unwrap().to_path_buf(),
         bucket: bucket.into(),
         prefix: String::new(),
         delete: true,

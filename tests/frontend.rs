@@ -231,6 +231,7 @@ fn fresh_copy(src: &Path) -> tempfile::TempDir {
 fn cfg(dir: &Path) -> Frontend {
     Frontend {
         dir: dir.to_path_buf(),
+        workspace: dir.parent().unwrap().to_path_buf(),
         bucket: BUCKET.into(),
         prefix: String::new(),
         delete: true,
@@ -652,6 +653,25 @@ async fn a_symlink_out_of_the_folder_is_refused_before_any_request() {
         assert!(proxy.events().is_empty(), "{:?}", proxy.events());
         std::fs::remove_file(&link).unwrap();
     }
+    // The build folder itself a link out of the workspace.
+    let workspace = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(build.path(), workspace.path().join("build")).unwrap();
+    let mut c = cfg(&workspace.path().join("build"));
+    c.workspace = workspace.path().to_path_buf();
+    let mut report = Report::new("deploy", "stage", false);
+    let err = frontend::prepare(&clients, &c, &mut report)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::SymlinkEscapes { .. }), "{err}");
+    assert!(proxy.events().is_empty(), "{:?}", proxy.events());
+    // ... while a link that stays inside the workspace is fine.
+    let inner = workspace.path().join("web/build");
+    std::fs::create_dir_all(&inner).unwrap();
+    cra_build(&inner);
+    std::fs::remove_file(workspace.path().join("build")).unwrap();
+    std::os::unix::fs::symlink(&inner, workspace.path().join("build")).unwrap();
+    frontend::prepare(&clients, &c, &mut report).await.unwrap();
+
     assert!(!keys(&moto)
         .await
         .iter()

@@ -75,8 +75,8 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
-    /// A symbolic link leads out of the build folder.
-    #[error("refusing to follow `{}`: the symbolic link points to `{}`, outside the frontend folder `{}`", link.display(), target.display(), root.display())]
+    /// A symbolic link leads out of the build folder (or the build folder out of the workspace).
+    #[error("refusing to follow `{}`: the symbolic link points to `{}`, outside `{}`", link.display(), target.display(), root.display())]
     SymlinkEscapes {
         /// The link.
         link: PathBuf,
@@ -399,14 +399,15 @@ pub async fn prepare(
     let rules = CacheRules::new(&cfg.cache_rules)?;
 
     // The local side: walk (blocking I/O) and hash, a few files at a time.
-    let dir = cfg.dir.clone();
+    let (dir, workspace) = (cfg.dir.clone(), cfg.workspace.clone());
     let walk_exclude = exclude.clone();
-    let (found, excluded) = tokio::task::spawn_blocking(move || local::walk(&dir, &walk_exclude))
-        .await
-        .map_err(|e| Error::Dir {
-            dir: cfg.dir.clone(),
-            message: e.to_string(),
-        })??;
+    let (found, excluded) =
+        tokio::task::spawn_blocking(move || local::walk(&dir, &workspace, &walk_exclude))
+            .await
+            .map_err(|e| Error::Dir {
+                dir: cfg.dir.clone(),
+                message: e.to_string(),
+            })??;
     if found.is_empty() {
         return Err(Error::EmptyBuild {
             dir: cfg.dir.clone(),

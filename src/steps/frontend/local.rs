@@ -63,11 +63,21 @@ pub fn glob_set(globs: &[String]) -> Result<GlobSet, Error> {
 /// followed only when its target (resolved fully) stays inside the folder; one that leads out stops the
 /// walk with an error before anything is read through it. Returns the files sorted by path, and how many
 /// were excluded.
-pub fn walk(dir: &Path, exclude: &GlobSet) -> Result<(Vec<Found>, usize), Error> {
+pub fn walk(dir: &Path, workspace: &Path, exclude: &GlobSet) -> Result<(Vec<Found>, usize), Error> {
     let root = dir.canonicalize().map_err(|e| Error::Dir {
         dir: dir.to_path_buf(),
         message: e.to_string(),
     })?;
+    // The config checked the path as written; a link on the way (`build -> /etc`) is caught here.
+    if let Ok(ws) = workspace.canonicalize() {
+        if !root.starts_with(&ws) {
+            return Err(Error::SymlinkEscapes {
+                link: dir.to_path_buf(),
+                target: root,
+                root: ws,
+            });
+        }
+    }
     if !root.is_dir() {
         return Err(Error::Dir {
             dir: dir.to_path_buf(),
