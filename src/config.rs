@@ -351,6 +351,8 @@ pub struct Smoke {
 pub struct Frontend {
     /// The build folder (absolute, inside the workspace).
     pub dir: PathBuf,
+    /// The workspace: the build folder, once its links are resolved, must still be inside it.
+    pub workspace: PathBuf,
     /// Bucket.
     pub bucket: String,
     /// Key prefix (no leading `/`, ends with `/` when set).
@@ -1017,6 +1019,7 @@ pub fn build(inputs: &Inputs, file: &FileConfig, ctx: &Context) -> Result<Config
             }
             Some(Frontend {
                 dir: inside_workspace("frontend-dir", &ctx.workspace, &dir)?,
+                workspace: ctx.workspace.clone(),
                 bucket,
                 prefix,
                 delete: match &inputs.frontend_delete {
