@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::app::{App, Mode};
 use common::ecs_sim::{EcsSim, Scenario};
-use common::seed::seed_ecr;
+use common::seed::{create_bucket, rt, seed_ecr};
 use common::{Action, Moto, RunResult};
 
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
@@ -27,6 +27,7 @@ environments:
     ecr-repository: stage-cloudshop-backend
     api-url: {api}
     website-url: {web}
+    frontend: {{ bucket: stage-frontend, dir: build }}
     smoke:
       timeout: 2s
       request-timeout: 500ms
@@ -49,6 +50,7 @@ struct Env {
 fn env() -> Env {
     let moto = Moto::start();
     seed_ecr(&moto, "stage-cloudshop-backend", &[SHA], false);
+    create_bucket(&moto, "stage-frontend");
     Env {
         moto,
         sim: EcsSim::start(Scenario::Succeed { after: 2 }),
@@ -61,6 +63,12 @@ fn run(e: &Env, watch: &str) -> RunResult {
         .with_moto(&e.moto)
         .env("AWS_ENDPOINT_URL_ECS", &e.sim.endpoint)
         .file(".github/cloudshop-deploy.yml", &config(&e.app, watch))
+        .file(
+            "build/index.html",
+            "<!doctype html><script src=\"/static/js/main.3f2a1b.js\"></script>",
+        )
+        .file("build/static/js/main.3f2a1b.js", "console.log('cloudshop')")
+        .file("build/asset-manifest.json", "{}")
         .input("environment", "stage")
         .input("poll-interval", "30ms")
         .input("wait-timeout", "30s")
@@ -90,6 +98,40 @@ fn a_healthy_new_version_is_deployed_and_verified() {
     );
     assert!(e.app.requests_to("/health") >= 1 && e.app.requests_to("/products") >= 1);
     assert!(res.summary.contains("health"), "{}", res.summary);
+    // The frontend went out after the API was verified, and the website was checked.
+    assert_eq!(res.output("frontend-uploaded"), "3", "{}", res.dump());
+    assert_eq!(
+        bucket_keys(&e.moto),
+        vec![
+            "asset-manifest.json",
+            "index.html",
+            "static/js/main.3f2a1b.js"
+        ]
+    );
+    assert!(e.app.requests_to("/") >= 1, "the website check did not run");
+}
+
+/// Website keys in the bucket (without the action's own bookkeeping).
+fn bucket_keys(moto: &Moto) -> Vec<String> {
+    rt().block_on(async {
+        let out = moto
+            .s3()
+            .await
+            .list_objects_v2()
+            .bucket("stage-frontend")
+            .send()
+            .await
+            .unwrap();
+        let mut keys: Vec<String> = out
+            .contents()
+            .iter()
+            .filter_map(|o| o.key())
+            .filter(|k| !k.starts_with(".cloudshop-deploy/"))
+            .map(str::to_string)
+            .collect();
+        keys.sort();
+        keys
+    })
 }
 
 #[test]
@@ -105,6 +147,11 @@ fn a_new_version_answering_500_is_rolled_back() {
     assert_eq!(e.sim.count("UpdateService"), 2);
     assert_eq!(e.sim.service_task_definition(), REV2);
     assert_eq!(res.error_lines().len(), 1, "{}", res.dump());
+    // The frontend that calls the API is not published on top of a failed backend.
+    assert!(
+        bucket_keys(&e.moto).is_empty(),
+        "frontend synced despite failed smoke tests"
+    );
 }
 
 #[test]
@@ -163,4 +210,57 @@ fn a_clean_watch_keeps_the_new_version() {
     let report: serde_json::Value = serde_json::from_str(res.output("smoke-report")).unwrap();
     assert_eq!(report["watch"]["passed"], true, "{report}");
     assert!(report["watch"]["rounds"].as_u64().unwrap() >= 2, "{report}");
+}
+
+#[test]
+fn dry_run_plans_backend_and_frontend_and_changes_nothing() {
+    let e = env();
+    let res = Action::new()
+        .with_moto(&e.moto)
+        .env("AWS_ENDPOINT_URL_ECS", &e.sim.endpoint)
+        .file(".github/cloudshop-deploy.yml", &config(&e.app, "0"))
+        .file("build/index.html", "<!doctype html>")
+        .input("environment", "stage")
+        .input("dry-run", "true")
+        .run_within(Duration::from_secs(120));
+    assert_eq!(res.code, 0, "{}", res.dump());
+    assert_eq!(res.output("status"), "planned");
+    assert!(
+        e.sim.mutating_calls().is_empty(),
+        "{:?}",
+        e.sim.mutating_calls()
+    );
+    assert!(bucket_keys(&e.moto).is_empty());
+    assert_eq!(e.app.requests(), 0, "a dry run must not smoke-test");
+    assert!(
+        res.summary.contains("index.html"),
+        "the plan lists the upload\n{}",
+        res.summary
+    );
+}
+
+#[test]
+fn a_frontend_problem_found_in_preflight_stops_before_the_backend_changes() {
+    let e = env();
+    // The bucket does not exist: found while planning, before any ECS change.
+    let cfg = config(&e.app, "0").replace("bucket: stage-frontend", "bucket: no-such-bucket");
+    let res = Action::new()
+        .with_moto(&e.moto)
+        .env("AWS_ENDPOINT_URL_ECS", &e.sim.endpoint)
+        .file(".github/cloudshop-deploy.yml", &cfg)
+        .file("build/index.html", "<!doctype html>")
+        .input("environment", "stage")
+        .run_within(Duration::from_secs(120));
+    assert_ne!(res.code, 0, "{}", res.dump());
+    assert_eq!(res.output("status"), "failed");
+    assert!(
+        res.error_lines()[0].contains("no-such-bucket"),
+        "{}",
+        res.dump()
+    );
+    assert!(
+        e.sim.mutating_calls().is_empty(),
+        "{:?}",
+        e.sim.mutating_calls()
+    );
 }
