@@ -6,8 +6,8 @@
 //! cargo run -q --example smoke_bench >/dev/null
 //! ```
 
-#[path = "../tests/common/app.rs"]
-mod app;
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 use std::time::{Duration, Instant};
 
@@ -52,7 +52,7 @@ fn peak_rss_kib() -> String {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let app = app::App::start_local().await;
+    let app = common::app::App::start_local().await;
     let base = app.base_url();
 
     // Passing runs: 3 concurrent checks each.
@@ -103,7 +103,7 @@ async fn main() {
     );
 
     // A hung endpoint: budget 1 s, request timeout 500 ms -> the bound is 1.5 s.
-    app.set_mode(app::Mode::Hang);
+    app.set_mode(common::app::Mode::Hang);
     let mut c = cfg(&base);
     c.timeout = Duration::from_secs(1);
     c.request_timeout = Duration::from_millis(500);

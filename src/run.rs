@@ -65,18 +65,10 @@ fn load(env: &BTreeMap<String, String>, ctx: &Context) -> Result<Config, Error> 
 fn finish(report: &Report, sinks: &Sinks, result: Result<(), Error>) -> ExitCode {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let mut ok = result.is_ok();
+    let mut failure = result.err().map(|e| (e.to_string(), e.hint()));
     if let Err(e) = sinks.write_outputs(&report.outputs(), &mut out) {
-        let _ = writeln!(
-            out,
-            "{}",
-            commands::annotation(
-                commands::Level::Error,
-                Some("cloudshop-deploy"),
-                &e.to_string()
-            )
-        );
-        ok = false;
+        // Without outputs the step cannot count as a success; a run error already explains itself.
+        failure.get_or_insert((e.to_string(), crate::Diagnose::hint(&e)));
     }
     if let Err(e) = sinks.write_summary(&report.summary_markdown(), &mut out) {
         let _ = writeln!(
@@ -85,20 +77,16 @@ fn finish(report: &Report, sinks: &Sinks, result: Result<(), Error>) -> ExitCode
             commands::annotation(commands::Level::Warning, None, &e.to_string())
         );
     }
-    if let Err(e) = &result {
+    if let Some((message, hint)) = &failure {
         let _ = writeln!(
             out,
             "{}",
-            commands::annotation(
-                commands::Level::Error,
-                Some("cloudshop-deploy"),
-                &e.to_string()
-            )
+            commands::annotation(commands::Level::Error, Some("cloudshop-deploy"), message)
         );
-        let _ = writeln!(out, "hint: {}", e.hint());
+        let _ = writeln!(out, "hint: {hint}");
     }
     let _ = out.flush();
-    crate::exit_code(ok)
+    crate::exit_code(failure.is_none())
 }
 
 /// Is an endpoint override in force (an emulator), so S3 must use path-style addressing?

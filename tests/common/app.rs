@@ -270,20 +270,8 @@ impl App {
 
     /// Serve on a runtime thread of its own (for tests that block on the real binary).
     pub fn start() -> App {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind 127.0.0.1:0");
-        let port = listener.local_addr().expect("addr").port();
         let shared = shared();
-        let app = router(shared.clone());
-        rt.spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let (port, rt) = super::serve_on_own_thread(router(shared.clone()));
         App {
             base_url: format!("http://127.0.0.1:{port}"),
             shared,

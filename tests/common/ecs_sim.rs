@@ -747,15 +747,6 @@ impl EcsSim {
     pub fn start_with(seed: Seed, scenario: Scenario) -> EcsSim {
         use axum::{body::Bytes, http::HeaderMap, response::IntoResponse, routing::post, Router};
         let state = Arc::new(Mutex::new(State::new(seed, scenario)));
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind");
-        let port = listener.local_addr().expect("addr").port();
         let s = state.clone();
         let app = Router::new().route(
             "/",
@@ -783,9 +774,7 @@ impl EcsSim {
                 }
             }),
         );
-        rt.spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let (port, rt) = super::serve_on_own_thread(app);
         EcsSim {
             endpoint: format!("http://127.0.0.1:{port}"),
             state,

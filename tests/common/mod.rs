@@ -108,6 +108,24 @@ impl Drop for Moto {
     }
 }
 
+/// Serve `app` on 127.0.0.1 (a free port) from a runtime thread of its own, so tests that block on the
+/// real binary keep it answering. Returns the port and the runtime (drop it to stop the server).
+pub fn serve_on_own_thread(app: axum::Router) -> (u16, tokio::runtime::Runtime) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind 127.0.0.1:0");
+    let port = listener.local_addr().expect("addr").port();
+    rt.spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (port, rt)
+}
+
 /// A JWT-shaped token (unsigned; moto accepts any token) with the given `sub`.
 pub fn fake_jwt(sub: &str) -> String {
     let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s.as_bytes());
@@ -147,15 +165,6 @@ impl OidcServer {
         use axum::{extract::OriginalUri, http::HeaderMap, routing::get, Json, Router};
         let token = fake_jwt(sub);
         let requests: Arc<Mutex<Vec<OidcRequest>>> = Arc::default();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind");
-        let port = listener.local_addr().expect("addr").port();
         let (t, r) = (token.clone(), requests.clone());
         let app = Router::new().route(
             "/token",
@@ -173,9 +182,7 @@ impl OidcServer {
                 }
             }),
         );
-        rt.spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let (port, rt) = serve_on_own_thread(app);
         OidcServer {
             request_url: format!("http://127.0.0.1:{port}/token?api-version=2.0"),
             token,
@@ -433,15 +440,6 @@ impl RecordingServer {
     pub fn start() -> RecordingServer {
         use axum::{extract::Request, http::StatusCode, Router};
         let requests: Arc<Mutex<Vec<String>>> = Arc::default();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind");
-        let port = listener.local_addr().expect("addr").port();
         let r = requests.clone();
         let app = Router::new().fallback(move |req: Request| {
             let r = r.clone();
@@ -458,9 +456,7 @@ impl RecordingServer {
                 (StatusCode::INTERNAL_SERVER_ERROR, "recording server")
             }
         });
-        rt.spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let (port, rt) = serve_on_own_thread(app);
         RecordingServer {
             endpoint: format!("http://127.0.0.1:{port}"),
             requests,
