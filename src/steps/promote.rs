@@ -125,11 +125,15 @@ enum Plan {
         media_type: String,
     },
     /// Registry-to-registry (or archive-to-registry) copy.
-    Copy {
-        source: Source,
-        target: Target,
-        top: Manifest,
-    },
+    Copy(Box<CopyPlan>),
+}
+
+/// Registry-to-registry (or archive-to-registry) copy.
+#[derive(Debug)]
+struct CopyPlan {
+    source: Source,
+    target: Target,
+    top: Manifest,
 }
 
 /// The image to bring into the target repository (resolved read-only).
@@ -463,11 +467,11 @@ async fn resolve(clients: &Clients, cfg: &Config) -> Result<SourceImage, Error> 
             target_uri: target_uri(&target, &cfg.backend.repository, override_url.is_some()),
             tags,
             options,
-            plan: Plan::Copy {
+            plan: Plan::Copy(Box::new(CopyPlan {
                 source: Source::Archive(Arc::new(archive)),
                 target,
                 top,
-            },
+            })),
         });
     }
 
@@ -524,14 +528,14 @@ async fn resolve(clients: &Clients, cfg: &Config) -> Result<SourceImage, Error> 
         target_uri: target_uri(&target_t, &target.uri, override_url.is_some()),
         tags,
         options,
-        plan: Plan::Copy {
+        plan: Plan::Copy(Box::new(CopyPlan {
             source: Source::Registry {
                 registry: source_reg,
                 repo: source.name.clone(),
             },
             target: target_t,
             top,
-        },
+        })),
     })
 }
 
@@ -569,6 +573,29 @@ async fn check_immutable_registry(
     Ok(())
 }
 
+/// `BatchGetImage` of one tag (one per call: the reply's `imageId` is not always the tag asked for).
+async fn get_image(
+    clients: &Clients,
+    repo: &Repo,
+    tag: &str,
+) -> Result<Option<aws_sdk_ecr::types::Image>, Error> {
+    let out = clients
+        .ecr
+        .batch_get_image()
+        .repository_name(&repo.name)
+        .registry_id(&repo.registry_id)
+        .image_ids(ImageIdentifier::builder().image_tag(tag).build())
+        .set_accepted_media_types(Some(ACCEPTED.iter().map(|s| s.to_string()).collect()))
+        .send()
+        .await
+        .map_err(|e| Error::Ecr {
+            verb: "get image",
+            object: format!("{}:{tag}", repo.name),
+            detail: crate::aws::describe(&e),
+        })?;
+    Ok(out.images().first().cloned())
+}
+
 /// Same repository: the manifest from `BatchGetImage`, digest as ECR reports it.
 async fn resolve_retag(
     clients: &Clients,
@@ -578,30 +605,7 @@ async fn resolve_retag(
     options: registry::Options,
 ) -> Result<SourceImage, Error> {
     let tag = tags[0].clone();
-    let ids: Vec<ImageIdentifier> = tags
-        .iter()
-        .map(|t| ImageIdentifier::builder().image_tag(t).build())
-        .collect();
-    let out = clients
-        .ecr
-        .batch_get_image()
-        .repository_name(&source.name)
-        .registry_id(&source.registry_id)
-        .set_image_ids(Some(ids))
-        .set_accepted_media_types(Some(ACCEPTED.iter().map(|s| s.to_string()).collect()))
-        .send()
-        .await
-        .map_err(|e| Error::Ecr {
-            verb: "get image",
-            object: format!("{}:{tag}", source.name),
-            detail: crate::aws::describe(&e),
-        })?;
-    let by_tag = |t: &str| {
-        out.images()
-            .iter()
-            .find(|i| i.image_id().and_then(|id| id.image_tag()) == Some(t))
-    };
-    let Some(image) = by_tag(&tag) else {
+    let Some(image) = get_image(clients, source, &tag).await? else {
         return Err(Error::TagNotFound {
             repo: source.uri.clone(),
             tag,
@@ -628,7 +632,7 @@ async fn resolve_retag(
         .unwrap_or_else(|| registry::DOCKER_MANIFEST.to_string());
     if target.immutable {
         for t in &tags[1..] {
-            if let Some(other) = by_tag(t) {
+            if let Some(other) = get_image(clients, source, t).await? {
                 let existing = other
                     .image_id()
                     .and_then(|id| id.image_digest())
@@ -671,13 +675,15 @@ pub async fn copy(
             manifest,
             media_type,
         } => retag(clients, cfg, source, manifest, media_type).await,
-        Plan::Copy {
-            source: from,
-            target,
-            top,
-        } => registry::copy_image(from, target, top, &source.tags, &source.options)
-            .await
-            .map_err(Error::from),
+        Plan::Copy(plan) => registry::copy_image(
+            &plan.source,
+            &plan.target,
+            &plan.top,
+            &source.tags,
+            &source.options,
+        )
+        .await
+        .map_err(Error::from),
     };
     let seconds = started.elapsed().as_secs_f64();
     report.phase(

@@ -473,3 +473,4 @@ impl RecordingServer {
         self.requests.lock().unwrap().len()
     }
 }
+pub mod registry;
