@@ -313,6 +313,61 @@ async fn an_oci_layout_archive_is_pushed_with_its_own_digest() {
     }
 }
 
+/// A `docker save` tar (legacy layout, uncompressed layers) gets a schema 2 manifest the registry accepts.
+#[tokio::test]
+async fn a_docker_save_archive_is_pushed_as_a_schema2_image() {
+    let w = world(false).await;
+    let path = w.workspace.path().join("saved.tar");
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let mut layer = vec![0u8; 1024 * 1024];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut layer);
+    {
+        let mut b = tar::Builder::new(std::fs::File::create(&path).unwrap());
+        for (name, data) in [
+            ("cfg.json", &config[..]),
+            ("aaa/layer.tar", &layer[..]),
+            (
+                "manifest.json",
+                br#"[{"Config":"cfg.json","RepoTags":["cloudshop:sha-2"],"Layers":["aaa/layer.tar"]}]"#,
+            ),
+        ] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, name, data).unwrap();
+        }
+        b.finish().unwrap();
+    }
+    let cfg = w.config(
+        &[("image-archive", "saved.tar"), ("image-tag", "sha-2")],
+        PROD,
+    );
+    let mut report = Report::new("deploy", "prod", false);
+    let source = promote::resolve_source(&w.clients, &cfg, &mut report)
+        .await
+        .unwrap();
+    promote::copy(&w.clients, &cfg, &source, &mut report)
+        .await
+        .unwrap();
+    assert_eq!(
+        w.reg.digest_of(PROD, "sha-2").as_deref(),
+        Some(source.digest.as_str())
+    );
+    let out = std::process::Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{}/{PROD}:sha-2", w.reg.host))
+        .output()
+        .unwrap();
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        m["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    assert_eq!(m["layers"][0]["size"], 1024 * 1024);
+}
+
 #[tokio::test]
 async fn same_repository_promotion_is_a_retag_through_ecr() {
     let w = world(false).await;
@@ -351,4 +406,59 @@ async fn same_repository_promotion_is_a_retag_through_ecr() {
     assert_eq!(tags, ["prod-current", "r1"]);
     // Nothing went through the registry.
     assert!(!w.reg.repository_exists_on_disk(STAGE));
+}
+
+/// The real binary: a missing tag is one clear `::error::`, the target untouched, the ECR token masked
+/// before anything else could print it and never printed otherwise.
+#[tokio::test]
+async fn binary_promote_of_a_missing_tag_fails_cleanly_and_never_prints_the_token() {
+    let w = world(false).await;
+    w.reg.push_random_image(STAGE, "tested-1", 1, 1024);
+    let yaml = format!(
+        "region: us-east-1\nenvironments:\n  stage:\n    cluster: stage\n    service: backend\n    ecr-repository: {STAGE}\n  prod:\n    cluster: prod\n    service: backend\n    ecr-repository: {PROD}\n    promote-from: stage\n    registry-url: {}\n",
+        w.reg.url
+    );
+    let res = common::Action::new()
+        .with_moto(&w.moto)
+        .file(".github/cloudshop-deploy.yml", &yaml)
+        .input("command", "promote")
+        .input("environment", "prod")
+        .input("image-tag", "never-built")
+        .run();
+    assert_ne!(res.code, 0, "{}", res.dump());
+    let errors = res.error_lines();
+    assert_eq!(errors.len(), 1, "{}", res.dump());
+    assert!(
+        errors[0].contains("failed to find image") && errors[0].contains("tested-1"),
+        "{}",
+        errors[0]
+    );
+    assert!(!w.reg.repository_exists_on_disk(PROD));
+    // moto's token is base64("AWS:<account>-auth-token").
+    let password = "123456789012-auth-token";
+    let token = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("AWS:{password}"),
+    );
+    let all = res.everything();
+    let masks: Vec<&str> = all
+        .lines()
+        .filter(|l| l.starts_with("::add-mask::"))
+        .collect();
+    assert!(
+        masks.contains(&format!("::add-mask::{token}").as_str()),
+        "{}",
+        res.dump()
+    );
+    assert!(
+        masks.contains(&format!("::add-mask::{password}").as_str()),
+        "{}",
+        res.dump()
+    );
+    for line in all.lines().filter(|l| !l.starts_with("::add-mask::")) {
+        assert!(
+            !line.contains(password) && !line.contains(&token),
+            "secret printed: {line}"
+        );
+    }
 }
