@@ -237,8 +237,14 @@ impl Manifest {
 pub struct Options {
     /// TCP connect timeout.
     pub connect_timeout: Duration,
-    /// Longest silence on a connection (not the whole transfer: layers can take minutes).
-    pub read_timeout: Duration,
+    /// Whole-request timeout of the small requests (manifests, HEADs, upload sessions).
+    pub request_timeout: Duration,
+    /// Longest wait for the next piece of a blob from the source (a whole layer can take minutes, so there
+    /// is no whole-transfer timeout on the download).
+    pub stall_timeout: Duration,
+    /// Slowest upload tolerated, in bytes per second: an upload's timeout is `request_timeout` plus its
+    /// size at this rate.
+    pub min_throughput: u64,
     /// Blobs transferred at once.
     pub concurrency: usize,
     /// Attempts per blob (a failed attempt starts a new upload session).
@@ -253,7 +259,9 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             connect_timeout: Duration::from_secs(10),
-            read_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(60),
+            stall_timeout: Duration::from_secs(60),
+            min_throughput: 256 * 1024,
             concurrency: 4,
             attempts: 3,
             backoff: Duration::from_millis(500),
@@ -267,6 +275,9 @@ impl Default for Options {
 pub struct Registry {
     http: reqwest::Client,
     base: url::Url,
+    request_timeout: Duration,
+    stall_timeout: Duration,
+    min_throughput: u64,
     /// `Basic <token>`; never printed (see the `Debug` impl).
     authorization: Option<String>,
 }
@@ -364,12 +375,14 @@ impl Registry {
         let http = reqwest::Client::builder()
             .user_agent(concat!("cloudshop-deploy/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(options.connect_timeout)
-            .read_timeout(options.read_timeout)
             .build()
             .map_err(|e| transport("build a client for", base.as_str(), e))?;
         Ok(Registry {
             http,
             base,
+            request_timeout: options.request_timeout,
+            stall_timeout: options.stall_timeout,
+            min_throughput: options.min_throughput.max(1),
             authorization: basic_token.map(|t| format!("Basic {t}")),
         })
     }
@@ -395,7 +408,13 @@ impl Registry {
         })
     }
 
+    /// A request with the small-request timeout.
     fn request(&self, method: Method, url: url::Url) -> reqwest::RequestBuilder {
+        self.streaming(method, url).timeout(self.request_timeout)
+    }
+
+    /// A request without a whole-request timeout (blob bodies); callers bound it another way.
+    fn streaming(&self, method: Method, url: url::Url) -> reqwest::RequestBuilder {
         let rb = self.http.request(method, url);
         match &self.authorization {
             // reqwest drops Authorization on a redirect to another host (ECR sends blob GETs to S3).
@@ -577,15 +596,24 @@ impl Registry {
     ) -> Result<BoxStream<'static, std::io::Result<Bytes>>, Error> {
         let object = format!("{repo}@{digest}");
         let url = self.url(&format!("/v2/{repo}/blobs/{digest}"))?;
-        let resp = self
-            .request(Method::GET, url)
-            .send()
-            .await
-            .map_err(|e| transport("get blob", &object, e))?;
+        let resp = tokio::time::timeout(
+            self.request_timeout,
+            self.streaming(Method::GET, url).send(),
+        )
+        .await
+        .map_err(|_| Error::Transport {
+            verb: "get blob",
+            object: object.clone(),
+            message: format!("no answer within {:?}", self.request_timeout),
+        })?
+        .map_err(|e| transport("get blob", &object, e))?;
         if !resp.status().is_success() {
             return Err(status_error("get blob", &object, resp).await);
         }
-        Ok(resp.bytes_stream().map_err(std::io::Error::other).boxed())
+        Ok(stall_guard(
+            resp.bytes_stream().map_err(std::io::Error::other).boxed(),
+            self.stall_timeout,
+        ))
     }
 
     fn location(
@@ -671,8 +699,10 @@ impl Registry {
             s.fetch_add(chunk.len() as u64, Ordering::Relaxed);
             chunk
         });
+        let budget = self.request_timeout + Duration::from_secs(size / self.min_throughput);
         let resp = self
-            .request(Method::PATCH, location.clone())
+            .streaming(Method::PATCH, location.clone())
+            .timeout(budget)
             .header(CONTENT_TYPE, "application/octet-stream")
             .header(CONTENT_LENGTH, size)
             .body(reqwest::Body::wrap_stream(counted))
@@ -709,6 +739,28 @@ impl Registry {
         }
         Ok(sent.load(Ordering::Relaxed))
     }
+}
+
+/// End a byte stream with a `TimedOut` error when the next piece takes longer than `stall`.
+fn stall_guard(
+    inner: BoxStream<'static, std::io::Result<Bytes>>,
+    stall: Duration,
+) -> BoxStream<'static, std::io::Result<Bytes>> {
+    stream::unfold(Some(inner), move |state| async move {
+        let mut s = state?;
+        match tokio::time::timeout(stall, s.next()).await {
+            Ok(Some(item)) => Some((item, Some(s))),
+            Ok(None) => None,
+            Err(_) => Some((
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("the source sent nothing for {stall:?}"),
+                )),
+                None,
+            )),
+        }
+    })
+    .boxed()
 }
 
 /// Where the image comes from: a repository of a registry, or a local archive.
@@ -990,6 +1042,16 @@ mod tests {
             Err(Error::Manifest { .. })
         ));
         assert!(Manifest::from_bytes(Bytes::from_static(b"not json"), OCI_MANIFEST).is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_source_ends_the_stream_with_a_timeout() {
+        let pieces = stream::iter([Ok(Bytes::from_static(b"ab"))]).chain(stream::pending());
+        let mut s = stall_guard(pieces.boxed(), Duration::from_secs(60));
+        assert_eq!(s.next().await.unwrap().unwrap(), Bytes::from_static(b"ab"));
+        let err = s.next().await.unwrap().unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        assert!(s.next().await.is_none());
     }
 
     #[test]
