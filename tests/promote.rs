@@ -462,3 +462,58 @@ async fn binary_promote_of_a_missing_tag_fails_cleanly_and_never_prints_the_toke
         );
     }
 }
+
+/// Registry to registry (two hosts, so no mount), resumed after a partial copy: only what is missing moves.
+#[tokio::test]
+async fn a_cross_registry_copy_resumes_with_only_the_missing_parts() {
+    use cloudshop_deploy::registry::{copy_image, Options, Registry, Source, Target};
+    let (a, b) = (LocalRegistry::start(), LocalRegistry::start());
+    let layout = a.push_random_index("app", "v1", 2, 512 * 1024);
+    let opts = Options::default();
+    let ra = Registry::new(url::Url::parse(&a.url).unwrap(), None, &opts).unwrap();
+    let rb = Registry::new(url::Url::parse(&b.url).unwrap(), None, &opts).unwrap();
+    let source = Source::Registry {
+        registry: ra.clone(),
+        repo: "app".into(),
+    };
+    let target = Target {
+        registry: rb,
+        repo: "mirror/app".into(),
+    };
+    // A first, interrupted run got one platform across.
+    let child = ra
+        .get_manifest("app", &layout.children[0])
+        .await
+        .unwrap()
+        .unwrap();
+    let first = copy_image(&source, &target, &child, &["partial".into()], &opts)
+        .await
+        .unwrap();
+    assert_eq!(
+        (first.blobs_copied, first.blobs_mounted),
+        (3, 0),
+        "{first:?}"
+    );
+    // The full copy moves only the other platform.
+    let top = ra.get_manifest("app", "v1").await.unwrap().unwrap();
+    let stats = copy_image(&source, &target, &top, &["v1".into()], &opts)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            stats.blobs_copied,
+            stats.blobs_skipped,
+            stats.manifests_put,
+            stats.manifests_skipped
+        ),
+        (3, 3, 2, 1),
+        "{stats:?}"
+    );
+    assert_eq!(
+        b.digest_of("mirror/app", "v1").as_deref(),
+        Some(layout.digest.as_str())
+    );
+    for c in &layout.children {
+        assert_eq!(b.digest_of("mirror/app", c).as_deref(), Some(c.as_str()));
+    }
+}

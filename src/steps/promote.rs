@@ -777,6 +777,50 @@ mod tests {
     }
 
     #[test]
+    fn report_outputs_and_summary() {
+        use crate::report::Section;
+        let mut r = PromoteReport {
+            mode: "copy".into(),
+            source_image_uri: "1.dkr.ecr.us-east-1.amazonaws.com/stage@sha256:ab".into(),
+            target_uri: "1.dkr.ecr.us-east-1.amazonaws.com/prod".into(),
+            digest: "sha256:ab".into(),
+            tags: vec!["abc".into(), "prod|x".into()],
+            stats: None,
+            seconds: 0.0,
+        };
+        let mut out = Vec::new();
+        r.outputs(&mut out);
+        assert_eq!(
+            out.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            ["source-image-uri", "promoted-digest"]
+        );
+        r.stats = Some(CopyStats {
+            blobs_copied: 2,
+            blobs_skipped: 1,
+            blobs_mounted: 3,
+            bytes_copied: 5 * 1024 * 1024,
+            manifests_put: 1,
+            ..CopyStats::default()
+        });
+        r.seconds = 1.25;
+        let mut out = Vec::new();
+        r.outputs(&mut out);
+        assert_eq!(out[2], ("blobs-copied".into(), "2".into()));
+        assert_eq!(out[3], ("bytes-copied".into(), "5242880".into()));
+        let mut md = String::new();
+        r.summary(&mut md);
+        assert_eq!(
+            md,
+            "### Image promotion\n\n| | |\n|---|---|\n\
+             | source | `1.dkr.ecr.us-east-1.amazonaws.com/stage@sha256:ab` |\n\
+             | target | `1.dkr.ecr.us-east-1.amazonaws.com/prod` (`abc`, `prod\\|x`) |\n\
+             | digest | `sha256:ab` |\n| mode | copy |\n\
+             | blobs | 2 copied, 3 mounted, 1 already there |\n| bytes copied | 5.0 MiB |\n\
+             | manifests | 1 written, 0 already there |\n| time | 1.2 s |\n\n"
+        );
+    }
+
+    #[test]
     fn bytes_are_human() {
         assert_eq!(human_bytes(512), "512 B");
         assert_eq!(human_bytes(3 * 1024 * 1024 + 512 * 1024), "3.5 MiB");
