@@ -517,3 +517,24 @@ async fn a_cross_registry_copy_resumes_with_only_the_missing_parts() {
         assert_eq!(b.digest_of("mirror/app", c).as_deref(), Some(c.as_str()));
     }
 }
+
+#[tokio::test]
+async fn an_archive_cannot_move_an_immutable_tag() {
+    let w = world(true).await;
+    let old = w.reg.push_random_image(PROD, "sha-9", 1, 1024);
+    let layout = write_layout(&w.workspace.path().join("img"), "sha-9", 1, 4096, false);
+    let cfg = w.config(&[("image-archive", "img"), ("image-tag", "sha-9")], PROD);
+    let mut report = Report::new("deploy", "prod", false);
+    let err = promote::resolve_source(&w.clients, &cfg, &mut report)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("immutable") && err.contains(&old) && err.contains(&layout.digest),
+        "{err}"
+    );
+    assert_eq!(
+        w.reg.digest_of(PROD, "sha-9").as_deref(),
+        Some(old.as_str())
+    );
+}

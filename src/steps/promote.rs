@@ -456,20 +456,20 @@ async fn resolve(clients: &Clients, cfg: &Config) -> Result<SourceImage, Error> 
         let top = archive.top().clone();
         let target_reg =
             registry_for(&clients.ecr, &target, override_url.as_ref(), &options).await?;
-        let target = Target {
+        let target_t = Target {
             registry: target_reg,
             repo: target.name.clone(),
         };
-        check_immutable_registry(&target, &tags, &top.digest, false).await?;
+        check_immutable_registry(&target_t, &tags, &top.digest, target.immutable).await?;
         return Ok(SourceImage {
             digest: top.digest.clone(),
             uri: path.display().to_string(),
-            target_uri: target_uri(&target, &cfg.backend.repository, override_url.is_some()),
+            target_uri: target_uri(&target_t, &target.uri, override_url.is_some()),
             tags,
             options,
             plan: Plan::Copy(Box::new(CopyPlan {
                 source: Source::Archive(Arc::new(archive)),
-                target,
+                target: target_t,
                 top,
             })),
         });
