@@ -8,6 +8,7 @@
 //! - [`aws`]: the HTTPS client, `SdkConfig`, OIDC role credentials, error helpers.
 //! - [`steps`]: image, task definition, service update, rollout watch, rollback, smoke tests, frontend
 //!   sync, promotion: async functions over SDK clients returning typed outcomes.
+//! - [`registry`]: an OCI distribution client and the image copy (promotion, archive push).
 //! - [`report`]: one [`report::Report`] -> step outputs, job summary, log lines.
 //!
 //! Nothing mutating happens before every input, the environments file and the live AWS state it depends
@@ -17,6 +18,7 @@ pub mod aws;
 pub mod config;
 pub mod github;
 pub mod inputs;
+pub mod registry;
 pub mod report;
 pub mod run;
 pub mod steps;

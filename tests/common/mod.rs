@@ -472,3 +472,4 @@ impl RecordingServer {
 pub mod app;
 pub mod ecs_sim;
 pub mod seed;
+pub mod registry;
