@@ -253,6 +253,9 @@ impl crate::Diagnose for Error {
 /// plan of what will change. Nothing has been changed when this exists.
 #[derive(Debug)]
 pub struct Prepared {
+    /// Whether `apply` adds the extra tags: not when the image arrives through a promotion or an
+    /// archive push, whose copy step writes every tag itself.
+    add_extra_tags: bool,
     repo: image::Repository,
     image: image::Resolved,
     live_arn: String,
@@ -683,6 +686,7 @@ async fn prepare_inner(
         }
     }
     Ok(Prepared {
+        add_extra_tags: expected_digest.is_none(),
         repo,
         image: img,
         live_arn,
@@ -795,11 +799,17 @@ pub async fn apply(
     let b = &cfg.backend;
     let started = Instant::now();
     let group = commands::group("Backend deploy");
+    let no_tags: &[String] = &[];
+    let extra_tags = if prepared.add_extra_tags {
+        &b.extra_tags[..]
+    } else {
+        no_tags
+    };
     let tagged = image::add_tags(
         &clients.ecr,
         &prepared.repo,
         &prepared.image.digest,
-        &b.extra_tags,
+        extra_tags,
     )
     .await;
     match tagged {

@@ -471,5 +471,5 @@ impl RecordingServer {
 }
 pub mod app;
 pub mod ecs_sim;
-pub mod seed;
 pub mod registry;
+pub mod seed;
