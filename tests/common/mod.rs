@@ -373,7 +373,11 @@ impl Action {
     pub fn run_within(&self, limit: Duration) -> RunResult {
         let _ = std::fs::remove_file(self.files.path().join("output"));
         let _ = std::fs::remove_file(self.files.path().join("summary"));
-        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("cloudshop-deploy"));
+        // `CLOUDSHOP_DEPLOY_BIN` lets programs outside the test harness (the demo) name the binary.
+        let bin = std::env::var_os("CLOUDSHOP_DEPLOY_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| assert_cmd::cargo::cargo_bin("cloudshop-deploy"));
+        let mut cmd = Command::new(bin);
         cmd.env_clear()
             .envs(&self.env)
             .current_dir(self.workspace.path())
