@@ -84,3 +84,44 @@ fn readme_documents_every_input_and_output() {
         }
     }
 }
+
+#[test]
+fn readme_examples_are_valid_environments_files() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let blocks: Vec<&str> = readme
+        .split("```yaml\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .collect();
+    let file = blocks
+        .iter()
+        .find(|b| b.starts_with("region:"))
+        .expect("the environments-file example");
+    let parsed = cloudshop_deploy::config::parse_file("README", file).unwrap();
+    assert_eq!(parsed.environments.len(), 2);
+    let smoke = blocks
+        .iter()
+        .find(|b| b.trim_start().starts_with("smoke:"))
+        .expect("the smoke example");
+    let with_smoke = format!("{file}{smoke}").replace("\n  prod:", "\n  prodx:");
+    // The snippet is indented for an environment; appended after prod it belongs to prod.
+    let parsed = cloudshop_deploy::config::parse_file("README", &with_smoke).unwrap();
+    let checks = parsed.environments["prodx"]
+        .smoke
+        .as_ref()
+        .unwrap()
+        .checks
+        .as_ref()
+        .unwrap();
+    assert_eq!(checks.len(), 3);
+    // And the whole thing validates like the binary would.
+    let inputs =
+        cloudshop_deploy::inputs::Inputs::from_env([("INPUT_ENVIRONMENT", "prodx")]).unwrap();
+    let ctx = cloudshop_deploy::github::Context {
+        sha: Some("0123456789abcdef0123456789abcdef01234567".into()),
+        workspace: std::path::PathBuf::from("/github/workspace"),
+        ..Default::default()
+    };
+    cloudshop_deploy::config::build(&inputs, &parsed, &ctx).unwrap();
+}
