@@ -169,7 +169,19 @@ async fn execute(
 ) -> Result<(), Error> {
     let clients = connect(cfg, ctx, env, report).await?;
     match cfg.command {
-        Command::Deploy | Command::Promote => deploy_pipeline(&clients, cfg, report).await,
+        Command::Deploy | Command::Promote => {
+            let result = deploy_pipeline(&clients, cfg, report).await;
+            // `smoke-status` is always written for a deploy, also when the run ended before the checks.
+            if report.smoke.is_none() {
+                let reason = if cfg.dry_run {
+                    "dry run"
+                } else {
+                    "not reached: the run ended before the smoke tests"
+                };
+                report.smoke = Some(smoke::SmokeReport::skipped(reason));
+            }
+            result
+        }
         Command::Rollback => Ok(deploy::rollback_command(&clients, cfg, report).await?),
     }
 }
