@@ -127,6 +127,28 @@ impl Sinks {
     }
 }
 
+/// Parse a `GITHUB_OUTPUT` file the way the runner does (heredoc and `name=value` forms), in order. Used
+/// by the tests to read what a run wrote exactly as GitHub would.
+pub fn parse_outputs(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if let Some((name, delim)) = line.split_once("<<") {
+            let mut value = Vec::new();
+            for l in lines.by_ref() {
+                if l == delim {
+                    break;
+                }
+                value.push(l);
+            }
+            out.push((name.to_string(), value.join("\n")));
+        } else if let Some((k, v)) = line.split_once('=') {
+            out.push((k.to_string(), v.to_string()));
+        }
+    }
+    out
+}
+
 fn cap_summary(markdown: &str) -> String {
     if markdown.len() <= SUMMARY_LIMIT {
         let mut s = markdown.to_string();
@@ -162,27 +184,6 @@ fn append(path: &Path, text: &str) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Parse a GITHUB_OUTPUT file the way the runner does (heredoc and `k=v` forms).
-    pub(crate) fn parse_outputs(text: &str) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        let mut lines = text.lines();
-        while let Some(line) = lines.next() {
-            if let Some((name, delim)) = line.split_once("<<") {
-                let mut value = Vec::new();
-                for l in lines.by_ref() {
-                    if l == delim {
-                        break;
-                    }
-                    value.push(l);
-                }
-                out.push((name.to_string(), value.join("\n")));
-            } else if let Some((k, v)) = line.split_once('=') {
-                out.push((k.to_string(), v.to_string()));
-            }
-        }
-        out
-    }
 
     #[test]
     fn hostile_value_cannot_add_an_output() {

@@ -673,24 +673,8 @@ async fn check_object(
             return Ok(Err(up));
         }
         Err(e) => {
-            let object = format!("s3://{bucket}/{}", up.key);
-            let detail = describe(&e);
-            // HEAD has no body, so S3 sends no code: a 403 status is the only signal.
-            return Err(
-                if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) {
-                    Error::AccessDenied {
-                        verb: "read",
-                        object,
-                        detail,
-                    }
-                } else {
-                    Error::Aws {
-                        verb: "read",
-                        object,
-                        detail,
-                    }
-                },
-            );
+            let status = e.raw_response().map(|r| r.status().as_u16());
+            return Err(object_error("read", bucket, &up.key, status, describe(&e)));
         }
     };
     let stored_sha = head.metadata().and_then(|m| m.get(SHA256_META));
@@ -862,7 +846,9 @@ async fn upload_all<'a>(
     Ok(())
 }
 
-fn put_error(
+/// The error for an object request: a 403 status is access denied (HEAD replies carry no code, so the
+/// status is the one signal that works for every request).
+fn object_error(
     verb: &'static str,
     bucket: &str,
     key: &str,
@@ -959,7 +945,7 @@ async fn put(s3: &aws_sdk_s3::Client, bucket: &str, up: &Upload) -> Result<Strin
         .await
         .map_err(|e| {
             let status = e.raw_response().map(|r| r.status().as_u16());
-            put_error("upload", bucket, &up.key, status, describe(&e))
+            object_error("upload", bucket, &up.key, status, describe(&e))
         })?;
     Ok(etag_of(out.e_tag()))
 }
@@ -989,7 +975,7 @@ async fn put_multipart(
         .await
         .map_err(|e| {
             let status = e.raw_response().map(|r| r.status().as_u16());
-            put_error("upload", bucket, &up.key, status, describe(&e))
+            object_error("upload", bucket, &up.key, status, describe(&e))
         })?;
     let Some(upload_id) = created.upload_id() else {
         return Err(Error::Aws {
@@ -1027,7 +1013,7 @@ async fn put_multipart(
                 .await
                 .map_err(|e| {
                     let status = e.raw_response().map(|r| r.status().as_u16());
-                    put_error("upload", bucket, &up.key, status, describe(&e))
+                    object_error("upload", bucket, &up.key, status, describe(&e))
                 })?;
             Ok::<_, Error>(
                 CompletedPart::builder()
@@ -1055,7 +1041,7 @@ async fn put_multipart(
             .map(|out| etag_of(out.e_tag()))
             .map_err(|e| {
                 let status = e.raw_response().map(|r| r.status().as_u16());
-                put_error("upload", bucket, &up.key, status, describe(&e))
+                object_error("upload", bucket, &up.key, status, describe(&e))
             }),
         Err(e) => Err(e),
     };
@@ -1107,7 +1093,7 @@ async fn delete_all(
             .await
             .map_err(|e| {
                 let status = e.raw_response().map(|r| r.status().as_u16());
-                put_error("delete", bucket, &batch[0], status, describe(&e))
+                object_error("delete", bucket, &batch[0], status, describe(&e))
             })?;
         let failed: BTreeMap<String, String> = out
             .errors()

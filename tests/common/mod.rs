@@ -247,23 +247,9 @@ impl RunResult {
 
 /// Parse a `GITHUB_OUTPUT` file as the runner does.
 pub fn parse_outputs(text: &str) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut lines = text.lines();
-    while let Some(line) = lines.next() {
-        if let Some((name, delim)) = line.split_once("<<") {
-            let mut value = Vec::new();
-            for l in lines.by_ref() {
-                if l == delim {
-                    break;
-                }
-                value.push(l);
-            }
-            out.insert(name.to_string(), value.join("\n"));
-        } else if let Some((k, v)) = line.split_once('=') {
-            out.insert(k.to_string(), v.to_string());
-        }
-    }
-    out
+    cloudshop_deploy::github::files::parse_outputs(text)
+        .into_iter()
+        .collect()
 }
 
 /// A run of the real binary in a temp workspace, as the runner would start it.

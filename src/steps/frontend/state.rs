@@ -83,21 +83,13 @@ pub async fn read(
         Err(e) if crate::aws::code(&e) == Some("NoSuchBucket") => return Ok(None),
         Err(e) => {
             let status = e.raw_response().map(|r| r.status().as_u16());
-            let object = format!("s3://{bucket}/{key}");
-            let detail = describe(&e);
-            return Err(if status == Some(403) {
-                Error::AccessDenied {
-                    verb: "read",
-                    object,
-                    detail,
-                }
-            } else {
-                Error::Aws {
-                    verb: "read",
-                    object,
-                    detail,
-                }
-            });
+            return Err(super::object_error(
+                "read",
+                bucket,
+                key,
+                status,
+                describe(&e),
+            ));
         }
     };
     let bytes = match out.body.collect().await {
