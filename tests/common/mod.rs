@@ -26,11 +26,21 @@ pub fn venv_bin(name: &str) -> PathBuf {
 }
 
 /// A free TCP port on 127.0.0.1.
+///
+/// For servers started as child processes (moto, docker-registry), which bind the port later. The port is
+/// drawn below Linux's ephemeral range (32768-60999): a port the kernel handed out for `:0` and then
+/// released could be handed out again to another test's `:0` listener before the child binds it, and
+/// the child would then fail while the test talked to a stranger's server.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind 127.0.0.1:0")
+    use rand::Rng;
+    let mut rng = rand::rng();
+    for _ in 0..1000 {
+        let port = rng.random_range(20_000..32_000);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 20000..32000 after 1000 tries");
 }
 
 /// Wait until `addr` accepts TCP connections (bounded).
