@@ -43,6 +43,37 @@ pub fn free_port() -> u16 {
     panic!("no free port in 20000..32000 after 1000 tries");
 }
 
+/// Start a server process (stdout discarded, stderr to `log`) and wait (bounded) until it listens on
+/// `port`. A process that exits first fails the test with its log, instead of the test talking to
+/// whatever else might listen there.
+pub fn spawn_listening(mut cmd: Command, log: &Path, port: u16, within: Duration) -> Child {
+    let stderr = std::fs::File::create(log)
+        .map(Stdio::from)
+        .unwrap_or(Stdio::null());
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {cmd:?}: {e}"));
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "{cmd:?} exited ({status}) before listening on {port}:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return child;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("{cmd:?} did not listen on 127.0.0.1:{port} within {within:?}");
+}
+
 /// Wait until `addr` accepts TCP connections (bounded).
 pub fn wait_for_port(port: u16, within: Duration) {
     let deadline = Instant::now() + within;
@@ -69,17 +100,9 @@ impl Moto {
     pub fn start() -> Moto {
         let port = free_port();
         let log = std::env::temp_dir().join(format!("moto-{port}.log"));
-        let child = Command::new(venv_bin("moto_server"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(
-                std::fs::File::create(&log)
-                    .map(Stdio::from)
-                    .unwrap_or(Stdio::null()),
-            )
-            .spawn()
-            .expect("start moto_server");
-        wait_for_port(port, Duration::from_secs(60));
+        let mut cmd = Command::new(venv_bin("moto_server"));
+        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        let child = spawn_listening(cmd, &log, port, Duration::from_secs(60));
         Moto {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),

@@ -8,13 +8,13 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use super::{free_port, wait_for_port};
+use super::{free_port, spawn_listening};
 
 /// The registry binary (Debian package `docker-registry`).
 pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
@@ -45,19 +45,9 @@ impl LocalRegistry {
         )
         .expect("write registry config");
         let log = storage.path().join("registry.log");
-        let child = Command::new(REGISTRY_BIN)
-            .arg("serve")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(
-                std::fs::File::create(&log)
-                    .map(Stdio::from)
-                    .unwrap_or(Stdio::null()),
-            )
-            .spawn()
-            .expect("start docker-registry");
-        wait_for_port(port, Duration::from_secs(30));
+        let mut cmd = Command::new(REGISTRY_BIN);
+        cmd.arg("serve").arg(&config);
+        let child = spawn_listening(cmd, &log, port, Duration::from_secs(30));
         LocalRegistry {
             child,
             storage,
