@@ -251,6 +251,19 @@ async fn create_bucket(moto: &Moto) {
         .unwrap();
 }
 
+/// Seed `key` in the bucket as another tool would (no metadata of ours).
+async fn put_foreign(moto: &Moto, key: &str, body: &'static [u8]) {
+    moto.s3()
+        .await
+        .put_object()
+        .bucket(BUCKET)
+        .key(key)
+        .body(ByteStream::from_static(body))
+        .send()
+        .await
+        .unwrap();
+}
+
 /// prepare + apply; the report's frontend section.
 async fn sync(clients: &Clients, cfg: &Frontend) -> Result<SyncReport, Error> {
     let mut report = Report::new("deploy", "stage", false);
@@ -702,15 +715,7 @@ async fn a_missing_bucket_is_one_clear_error_before_any_write() {
 async fn dry_run_plans_and_writes_nothing() {
     let moto = Moto::start();
     create_bucket(&moto).await;
-    moto.s3()
-        .await
-        .put_object()
-        .bucket(BUCKET)
-        .key("old.js")
-        .body(ByteStream::from_static(b"old"))
-        .send()
-        .await
-        .unwrap();
+    put_foreign(&moto, "old.js", b"old").await;
     let proxy = Proxy::start(&moto.endpoint);
     let clients = clients_via(&proxy.endpoint).await;
     let build = tempfile::tempdir().unwrap();
@@ -756,15 +761,8 @@ async fn dry_run_plans_and_writes_nothing() {
 async fn excluded_files_are_neither_uploaded_nor_deleted_and_the_prefix_is_respected() {
     let moto = Moto::start();
     create_bucket(&moto).await;
-    let s3 = moto.s3().await;
     for key in ["web/uploads/user.png", "web/stale.css", "other/keep.txt"] {
-        s3.put_object()
-            .bucket(BUCKET)
-            .key(key)
-            .body(ByteStream::from_static(b"x"))
-            .send()
-            .await
-            .unwrap();
+        put_foreign(&moto, key, b"x").await;
     }
     let clients = clients_via(&moto.endpoint).await;
     let build = tempfile::tempdir().unwrap();
@@ -903,15 +901,7 @@ async fn multipart_objects_compare_by_sha256() {
 async fn an_empty_build_is_refused() {
     let moto = Moto::start();
     create_bucket(&moto).await;
-    moto.s3()
-        .await
-        .put_object()
-        .bucket(BUCKET)
-        .key("index.html")
-        .body(ByteStream::from_static(b"x"))
-        .send()
-        .await
-        .unwrap();
+    put_foreign(&moto, "index.html", b"x").await;
     let clients = clients_via(&moto.endpoint).await;
     let build = tempfile::tempdir().unwrap();
     let mut report = Report::new("deploy", "stage", false);

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::app::App;
@@ -87,17 +86,6 @@ environments:
         .run_within(Duration::from_secs(180))
 }
 
-fn declared_outputs() -> BTreeSet<String> {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/action.yml")).unwrap();
-    let v: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
-    v["outputs"]
-        .as_mapping()
-        .unwrap()
-        .keys()
-        .map(|k| k.as_str().unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn the_tested_digest_is_what_prod_runs_and_a_rerun_moves_nothing() {
     let w = world();
@@ -135,7 +123,7 @@ fn the_tested_digest_is_what_prod_runs_and_a_rerun_moves_nothing() {
     assert!(image.ends_with(&format!("/{PROD}@{digest}")), "{image}");
     assert_eq!(res.output("image-uri"), image);
     // Every output the binary wrote is declared in action.yml.
-    let declared = declared_outputs();
+    let declared = common::action_yml_keys("outputs");
     for name in res.outputs.keys() {
         assert!(
             declared.contains(name),

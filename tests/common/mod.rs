@@ -159,6 +159,18 @@ pub fn serve_on_own_thread(app: axum::Router) -> (u16, tokio::runtime::Runtime) 
     (port, rt)
 }
 
+/// The names declared under `section` (`inputs` or `outputs`) of action.yml.
+pub fn action_yml_keys(section: &str) -> std::collections::BTreeSet<String> {
+    let text = std::fs::read_to_string(repo_root().join("action.yml")).expect("read action.yml");
+    let v: serde_yaml::Value = serde_yaml::from_str(&text).expect("parse action.yml");
+    v[section]
+        .as_mapping()
+        .expect("a mapping")
+        .keys()
+        .filter_map(|k| k.as_str().map(str::to_string))
+        .collect()
+}
+
 /// A JWT-shaped token (unsigned; moto accepts any token) with the given `sub`.
 pub fn fake_jwt(sub: &str) -> String {
     let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s.as_bytes());
