@@ -177,7 +177,7 @@ fn ours(rt: &tokio::runtime::Runtime, clients: &Clients, dir: &Path, bucket: &st
         frontend::apply(clients, &cfg, plan, &mut report)
             .await
             .unwrap();
-        for p in &report.phases {
+        for p in report.phases.phases() {
             println!("  ours: {} {:.2} s", p.name, p.seconds);
         }
         report.frontend.unwrap()

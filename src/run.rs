@@ -157,7 +157,7 @@ pub async fn connect(
     let account = credentials::account_id(&clients.sts).await?;
     tracing::info!(account = %account, region = %cfg.region, "AWS credentials work");
     report.aws_account_id = Some(account);
-    report.phase("credentials", phase, "ok");
+    report.phase("credentials", phase, crate::report::section::Outcome::Ok);
     Ok(clients)
 }
 

@@ -252,7 +252,10 @@ async fn a_missing_source_tag_fails_before_any_write_and_lists_the_newest_tags()
     );
     assert_eq!(w.reg.blob_count(), blobs_before);
     assert!(report.promote.is_none());
-    assert_eq!(report.phases.last().unwrap().outcome, "failed");
+    assert_eq!(
+        report.phases.phases().last().unwrap().outcome,
+        cloudshop_deploy::report::Outcome::Failed
+    );
 }
 
 #[tokio::test]

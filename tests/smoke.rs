@@ -106,7 +106,7 @@ async fn a_healthy_app_passes_at_the_first_attempt() {
     assert_eq!(v["checks"][1]["expected"], "200 + JSON array");
     assert_eq!(v["checks"][1]["attempts"], 1);
     assert!(md.contains("### ✅ Smoke tests: passed"), "{md}");
-    assert_eq!(report.phases.last().unwrap().name, "smoke tests");
+    assert_eq!(report.phases.phases().last().unwrap().name, "smoke tests");
 }
 
 #[tokio::test(start_paused = true)]
@@ -191,7 +191,10 @@ async fn server_errors_are_retried_until_the_budget_is_spent() {
         md.contains("<details><summary>attempts of <code>health</code>"),
         "{md}"
     );
-    assert_eq!(report.phases.last().unwrap().outcome, "failed");
+    assert_eq!(
+        report.phases.phases().last().unwrap().outcome,
+        cloudshop_deploy::report::Outcome::Failed
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -569,7 +572,7 @@ async fn a_sustained_failure_during_the_watch_is_an_error() {
     assert_eq!(out[0].1, "failed");
     assert!(md.contains("#### ❌ Post-deploy watch: failed"), "{md}");
     assert!(md.contains("| 6 | 90 s | health: 500"), "{md}");
-    assert_eq!(report.phases.last().unwrap().name, "watch");
+    assert_eq!(report.phases.phases().last().unwrap().name, "watch");
 }
 
 #[tokio::test(start_paused = true)]

@@ -24,7 +24,8 @@ use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::github::commands;
-use crate::report::{md_escape, Report, Status};
+use crate::report::section::md_escape;
+use crate::report::{Report, Status};
 use crate::steps::Clients;
 
 /// Errors of the backend deploy.
@@ -333,7 +334,7 @@ fn short(arn: &str) -> &str {
     arn.rsplit_once('/').map(|(_, s)| s).unwrap_or(arn)
 }
 
-impl crate::report::Section for BackendReport {
+impl crate::report::section::Section for BackendReport {
     fn outputs(&self, out: &mut Vec<(String, String)>) {
         let mut push = |k: &str, v: &Option<String>| {
             if let Some(v) = v {
@@ -533,7 +534,7 @@ pub async fn prepare(
     report.phase(
         "backend preflight",
         started,
-        if result.is_ok() { "ok" } else { "failed" },
+        crate::report::section::Outcome::of(&result),
     );
     if let Err(e) = &result {
         backend(report).outcome = format!("preflight failed: {e}");
@@ -768,7 +769,7 @@ async fn watch_rollout(
     let watched = match res {
         Ok(w) => w,
         Err(e) => {
-            report.phase(phase, started, "failed");
+            report.phase(phase, started, crate::report::section::Outcome::Failed);
             return Err(e);
         }
     };
@@ -783,7 +784,7 @@ async fn watch_rollout(
     report.phase(
         phase,
         started,
-        if outcome.is_ok() { "ok" } else { "failed" },
+        crate::report::section::Outcome::of(&outcome),
     );
     Ok(outcome)
 }
@@ -828,7 +829,11 @@ pub async fn apply(
         tracing::info!("no change: the service already runs this image");
         report.status = Some(Status::NoChange);
         backend(report).outcome = "no change".into();
-        report.phase("backend deploy", started, "no-change");
+        report.phase(
+            "backend deploy",
+            started,
+            crate::report::section::Outcome::NoChange,
+        );
         return Ok(Deployed {
             changed: false,
             previous_task_definition: prepared.live_arn.clone(),
@@ -861,7 +866,11 @@ pub async fn apply(
         deployment_id.as_deref().unwrap_or("?")
     );
     backend(report).deployment_id = deployment_id.clone();
-    report.phase("register and update", started, "ok");
+    report.phase(
+        "register and update",
+        started,
+        crate::report::section::Outcome::Ok,
+    );
     group.end();
     let deployed = Deployed {
         changed,
@@ -978,7 +987,11 @@ async fn roll_back_to(
     let id = update_service(&clients.ecs, cfg, to, None, false)
         .await
         .map_err(|e| failed(e.to_string()))?;
-    report.phase("rollback update", started, "ok");
+    report.phase(
+        "rollback update",
+        started,
+        crate::report::section::Outcome::Ok,
+    );
     backend(report).rolled_back_to = Some(to.to_string());
     if b.wait_timeout.is_zero() {
         return Ok(());
@@ -1139,7 +1152,11 @@ pub async fn rollback_command(
     );
     tracing::info!("plan: {plan}");
     backend(report).plan = vec![plan];
-    report.phase("rollback preflight", started, "ok");
+    report.phase(
+        "rollback preflight",
+        started,
+        crate::report::section::Outcome::Ok,
+    );
     group.end();
     if to == current {
         tracing::info!("the service already runs {}", short(&to));
@@ -1234,7 +1251,7 @@ pub async fn service_health(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::Section;
+    use crate::report::section::Section;
 
     const CUR: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/cloudshop-backend:7";
 

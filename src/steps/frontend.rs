@@ -36,7 +36,8 @@ use tokio::time::Instant;
 use crate::aws::{code, describe};
 use crate::config::Frontend;
 use crate::github::commands;
-use crate::report::{md_escape, Report};
+use crate::report::section::md_escape;
+use crate::report::Report;
 use crate::steps::Clients;
 use local::{CacheRules, LocalFile};
 use state::{Entry, Listed, SyncState};
@@ -304,7 +305,7 @@ pub struct SyncReport {
     pub invalidated_paths: Vec<String>,
 }
 
-impl crate::report::Section for SyncReport {
+impl crate::report::section::Section for SyncReport {
     fn outputs(&self, out: &mut Vec<(String, String)>) {
         // A run that stopped before the sync changed nothing; a dry run reports what would change.
         let nothing_done = self.stage == Stage::Planned && !self.dry_run;
@@ -586,7 +587,11 @@ pub async fn prepare(
         tracing::info!("  ... and {} more", sr.changes_total - sr.changes.len());
     }
     report.frontend = Some(sr);
-    report.phase("frontend plan", started, "ok");
+    report.phase(
+        "frontend plan",
+        started,
+        crate::report::section::Outcome::Ok,
+    );
     Ok(plan)
 }
 
@@ -778,7 +783,7 @@ pub async fn apply(
     report.phase(
         "frontend sync",
         phase,
-        if result.is_ok() { "ok" } else { "failed" },
+        crate::report::section::Outcome::of(&result),
     );
     result
 }

@@ -19,7 +19,8 @@ use tokio::time::Instant;
 use crate::config::{Command, Config};
 use crate::github::commands;
 use crate::registry::{self, archive::Archive, CopyStats, Manifest, Registry, Source, Target};
-use crate::report::{md_escape, Report};
+use crate::report::section::md_escape;
+use crate::report::Report;
 use crate::steps::Clients;
 
 /// Media types asked of `BatchGetImage`, so ECR hands back the manifest as stored (no conversion).
@@ -171,7 +172,7 @@ pub struct PromoteReport {
     pub seconds: f64,
 }
 
-impl crate::report::Section for PromoteReport {
+impl crate::report::section::Section for PromoteReport {
     fn outputs(&self, out: &mut Vec<(String, String)>) {
         out.push(("source-image-uri".into(), self.source_image_uri.clone()));
         out.push(("promoted-digest".into(), self.digest.clone()));
@@ -403,7 +404,7 @@ pub async fn resolve_source(
     report.phase(
         "resolve image",
         started,
-        if result.is_ok() { "ok" } else { "failed" },
+        crate::report::section::Outcome::of(&result),
     );
     let source = result?;
     tracing::info!(source = %source.uri, digest = %source.digest, target = %source.target_uri, tags = ?source.tags, "image resolved");
@@ -689,7 +690,7 @@ pub async fn copy(
     report.phase(
         "promote image",
         started,
-        if result.is_ok() { "ok" } else { "failed" },
+        crate::report::section::Outcome::of(&result),
     );
     let stats = result?;
     tracing::info!(
@@ -778,7 +779,7 @@ mod tests {
 
     #[test]
     fn report_outputs_and_summary() {
-        use crate::report::Section;
+        use crate::report::section::Section;
         let mut r = PromoteReport {
             mode: "copy".into(),
             source_image_uri: "1.dkr.ecr.us-east-1.amazonaws.com/stage@sha256:ab".into(),

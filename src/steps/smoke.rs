@@ -258,7 +258,11 @@ pub async fn run(cfg: &Smoke, report: &mut Report) -> Result<(), Error> {
     report.phase(
         "smoke tests",
         started,
-        if err.is_some() { "failed" } else { "ok" },
+        if err.is_some() {
+            crate::report::section::Outcome::Failed
+        } else {
+            crate::report::section::Outcome::Ok
+        },
     );
     err.map_or(Ok(()), Err)
 }
@@ -294,7 +298,11 @@ pub async fn check_frontend(cfg: &Smoke, report: &mut Report) -> Result<(), Erro
     report.phase(
         "website check",
         started,
-        if err.is_some() { "failed" } else { "ok" },
+        if err.is_some() {
+            crate::report::section::Outcome::Failed
+        } else {
+            crate::report::section::Outcome::Ok
+        },
     );
     err.map_or(Ok(()), Err)
 }
@@ -443,7 +451,11 @@ where
     report.phase(
         "watch",
         started,
-        if err.is_some() { "failed" } else { "ok" },
+        if err.is_some() {
+            crate::report::section::Outcome::Failed
+        } else {
+            crate::report::section::Outcome::Ok
+        },
     );
     err.map_or(Ok(()), Err)
 }

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::check::Check;
-use crate::report::md_escape;
+use crate::report::section::md_escape;
 
 /// How the smoke tests ended.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -272,7 +272,7 @@ fn attempts_detail(md: &mut String, c: &CheckResult) {
     md.push_str("\n</details>\n\n");
 }
 
-impl crate::report::Section for SmokeReport {
+impl crate::report::section::Section for SmokeReport {
     fn outputs(&self, out: &mut Vec<(String, String)>) {
         out.push(("smoke-status".into(), self.status.as_str().into()));
         out.push(("smoke-report".into(), self.compact_json()));
@@ -362,7 +362,7 @@ impl crate::report::Section for SmokeReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::Section;
+    use crate::report::section::Section;
 
     fn attempt(status: Option<u16>, ms: u64, passed: bool, got: &str) -> Attempt {
         Attempt {

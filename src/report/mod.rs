@@ -5,6 +5,10 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+pub mod section;
+
+pub use section::{md_escape, Outcome, Section, Timeline};
+
 /// How the run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -34,25 +38,6 @@ impl Status {
     }
 }
 
-/// A part of the report owned by one step: it adds its outputs and its summary section.
-pub trait Section {
-    /// Append `(name, value)` outputs.
-    fn outputs(&self, out: &mut Vec<(String, String)>);
-    /// Append a Markdown section to the job summary.
-    fn summary(&self, md: &mut String);
-}
-
-/// One timed phase of the run.
-#[derive(Debug, Clone, Serialize)]
-pub struct Phase {
-    /// Name (`resolve image`, `wait`, `smoke tests`, ...).
-    pub name: String,
-    /// Wall time.
-    pub seconds: f64,
-    /// `ok`, `failed`, `skipped`, ...
-    pub outcome: String,
-}
-
 /// Everything that happened in this run.
 #[derive(Debug, Default, Serialize)]
 pub struct Report {
@@ -69,7 +54,7 @@ pub struct Report {
     /// Total wall time.
     pub duration_seconds: f64,
     /// Timed phases, in order.
-    pub phases: Vec<Phase>,
+    pub phases: Timeline,
     /// The backend deploy.
     pub backend: Option<crate::steps::deploy::BackendReport>,
     /// The image promotion.
@@ -94,12 +79,8 @@ impl Report {
     }
 
     /// Record a finished phase.
-    pub fn phase(&mut self, name: &str, started: tokio::time::Instant, outcome: &str) {
-        self.phases.push(Phase {
-            name: name.into(),
-            seconds: started.elapsed().as_secs_f64(),
-            outcome: outcome.into(),
-        });
+    pub fn phase(&mut self, name: &str, started: tokio::time::Instant, outcome: Outcome) {
+        self.phases.record(name, started, outcome);
     }
 
     fn sections(&self) -> Vec<&dyn Section> {
@@ -178,19 +159,29 @@ impl Report {
         for s in self.sections() {
             s.summary(&mut md);
         }
-        if !self.phases.is_empty() {
+        if !self.phases.phases().is_empty() {
             let _ = writeln!(
                 md,
                 "### Phases\n\n| phase | time | outcome |\n|---|---:|---|"
             );
-            for p in &self.phases {
-                let _ = writeln!(md, "| {} | {:.1} s | {} |", p.name, p.seconds, p.outcome);
+            for p in self.phases.phases() {
+                let _ = writeln!(
+                    md,
+                    "| {} | {:.1} s | {} |",
+                    p.name,
+                    p.seconds,
+                    p.outcome.as_str()
+                );
             }
             let _ = writeln!(md, "\n```mermaid\ngantt\n  dateFormat X\n  axisFormat %s s");
             let mut at = 0.0f64;
-            for p in &self.phases {
+            for p in self.phases.phases() {
                 let secs = p.seconds.max(0.5);
-                let tag = if p.outcome == "failed" { "crit, " } else { "" };
+                let tag = if p.outcome == Outcome::Failed {
+                    "crit, "
+                } else {
+                    ""
+                };
                 let _ = writeln!(
                     md,
                     "  {} : {tag}{}, {}",
@@ -204,12 +195,4 @@ impl Report {
         }
         md
     }
-}
-
-/// Escape text for a Markdown table cell or paragraph.
-pub fn md_escape(s: &str) -> String {
-    s.replace('|', "\\|")
-        .replace('\n', " ")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
