@@ -47,10 +47,13 @@ pub fn http_client() -> SharedHttpClient {
     }
 }
 
+/// The `User-Agent` of every HTTP request the action makes outside the SDK.
+pub const USER_AGENT: &str = concat!("cloudshop-deploy/", env!("CARGO_PKG_VERSION"));
+
 /// A reqwest client (for the OIDC endpoint, smoke tests, registries): rustls + embedded webpki roots.
 pub fn reqwest_client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
-        .user_agent(concat!("cloudshop-deploy/", env!("CARGO_PKG_VERSION")))
+        .user_agent(USER_AGENT)
         .timeout(timeout)
         .build()
 }

@@ -77,3 +77,63 @@ impl Timeline {
         &self.0
     }
 }
+
+/// `12.3 MiB`: binary units, one decimal.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// An error and its causes on one line (`outer: cause: root`), each distinct text once: transport
+/// errors repeat their cause in their own message.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = vec![e.to_string()];
+    let mut src = e.source();
+    while let Some(cause) = src {
+        let s = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+        src = cause.source();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_bytes_units() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(5 << 20), "5.0 MiB");
+        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
+    }
+
+    #[test]
+    fn error_chain_joins_distinct_causes() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("root cause")]
+        struct Root;
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer")]
+        struct Outer(#[source] Root);
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer: root cause")]
+        struct Repeats(#[source] Root);
+        assert_eq!(error_chain(&Outer(Root)), "outer: root cause");
+        assert_eq!(error_chain(&Repeats(Root)), "outer: root cause");
+    }
+}
