@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use cloudshop_deploy::config::{default_checks, CheckSpec, JsonExpect, Smoke};
 use cloudshop_deploy::report::{Report, Section};
-use cloudshop_deploy::steps::deploy::ServiceHealth;
-use cloudshop_deploy::steps::smoke::{self, Error, SmokeReport, SmokeStatus};
+use cloudshop_deploy::steps::smoke::{self, Error, ServiceHealth, SmokeReport, SmokeStatus};
 use common::app::{App, Mode};
 use tokio::time::Instant;
 use url::Url;
@@ -36,6 +35,32 @@ fn cfg(app: &App) -> Smoke {
         watch_interval: secs(15),
         watch_failures: 3,
     }
+}
+
+/// The smoke step as the run calls it: writing its own section of `report` and the run's timeline.
+async fn run(cfg: &Smoke, report: &mut Report) -> Result<(), Error> {
+    let Report { smoke, phases, .. } = report;
+    smoke::run(cfg, smoke.get_or_insert_with(SmokeReport::default), phases).await
+}
+
+async fn check_frontend(cfg: &Smoke, report: &mut Report) -> Result<(), Error> {
+    let Report { smoke, phases, .. } = report;
+    smoke::check_frontend(cfg, smoke.get_or_insert_with(SmokeReport::default), phases).await
+}
+
+async fn watch<F, Fut>(cfg: &Smoke, probe: F, report: &mut Report) -> Result<(), Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<ServiceHealth, cloudshop_deploy::Error>>,
+{
+    let Report { smoke, phases, .. } = report;
+    smoke::watch(
+        cfg,
+        probe,
+        smoke.get_or_insert_with(SmokeReport::default),
+        phases,
+    )
+    .await
 }
 
 fn smoke_of(report: &Report) -> &SmokeReport {
@@ -72,7 +97,7 @@ async fn a_healthy_app_passes_at_the_first_attempt() {
     let app = App::start_local().await;
     let cfg = cfg(&app);
     let mut report = Report::default();
-    smoke::run(&cfg, &mut report).await.unwrap();
+    run(&cfg, &mut report).await.unwrap();
 
     let s = smoke_of(&report);
     assert_eq!(s.status, SmokeStatus::Passed);
@@ -125,7 +150,7 @@ async fn configured_checks_names_docs_and_a_path_prefix() {
     let head: CheckSpec = serde_yaml::from_str("{ path: /health, method: HEAD }").unwrap();
     cfg.checks = vec![products, docs, head];
     let mut report = Report::default();
-    smoke::run(&cfg, &mut report).await.unwrap();
+    run(&cfg, &mut report).await.unwrap();
     assert_eq!(check(&report, "catalogue").got, "200, JSON array of 3");
     assert!(check(&report, "GET /docs").passed);
     assert!(check(&report, "HEAD /health").passed);
@@ -140,7 +165,7 @@ async fn configured_checks_names_docs_and_a_path_prefix() {
     });
     cfg.timeout = Duration::ZERO;
     let mut report = Report::default();
-    smoke::run(&cfg, &mut report).await.unwrap_err();
+    run(&cfg, &mut report).await.unwrap_err();
     assert_eq!(
         check(&report, "catalogue").got,
         "200, JSON array of 3 without name Tablet"
@@ -154,7 +179,7 @@ async fn server_errors_are_retried_until_the_budget_is_spent() {
     let cfg = cfg(&app);
     let started = Instant::now();
     let mut report = Report::default();
-    let err = smoke::run(&cfg, &mut report).await.unwrap_err();
+    let err = run(&cfg, &mut report).await.unwrap_err();
     let elapsed = started.elapsed();
 
     let msg = err.to_string();
@@ -204,7 +229,7 @@ async fn a_slow_start_is_waited_for() {
     app.set_mode(Mode::FailBetween(0, 7));
     let cfg = cfg(&app);
     let mut report = Report::default();
-    smoke::run(&cfg, &mut report).await.unwrap();
+    run(&cfg, &mut report).await.unwrap();
     let s = smoke_of(&report);
     assert_eq!(s.status, SmokeStatus::Passed);
     let total: usize = s.checks.iter().map(|c| c.attempts.len()).sum();
@@ -226,7 +251,7 @@ async fn a_slow_answer_fails_a_latency_limit() {
     cfg.cors_origin = None;
     cfg.timeout = secs(10);
     let mut report = Report::default();
-    let err = smoke::run(&cfg, &mut report).await.unwrap_err();
+    let err = run(&cfg, &mut report).await.unwrap_err();
     assert!(
         err.to_string().contains("1 of 2 smoke checks failed"),
         "{err}"
@@ -255,7 +280,7 @@ async fn a_hung_endpoint_costs_at_most_the_budget_plus_one_request_timeout() {
         cfg.request_timeout = request_timeout;
         let started = Instant::now();
         let mut report = Report::default();
-        let err = smoke::run(&cfg, &mut report).await.unwrap_err();
+        let err = run(&cfg, &mut report).await.unwrap_err();
         let elapsed = started.elapsed();
         assert!(
             elapsed <= timeout + request_timeout,
@@ -295,7 +320,7 @@ async fn wrong_json_fails_the_products_check_only() {
     let mut cfg = cfg(&app);
     cfg.timeout = secs(5);
     let mut report = Report::default();
-    let err = smoke::run(&cfg, &mut report).await.unwrap_err();
+    let err = run(&cfg, &mut report).await.unwrap_err();
     assert!(
         err.to_string().contains(
             "1 of 3 smoke checks failed: products got 200, JSON object with 1 key (expected an array)"
@@ -331,7 +356,7 @@ async fn missing_or_wrong_cors_headers_fail_with_a_cors_hint() {
         let mut cfg = cfg(&app);
         cfg.timeout = secs(3);
         let mut report = Report::default();
-        let err = smoke::run(&cfg, &mut report).await.unwrap_err();
+        let err = run(&cfg, &mut report).await.unwrap_err();
         assert!(matches!(&err, Error::Checks { failed: 1, .. }), "{err}");
         assert_eq!(check(&report, "cors").got, got);
         let hint = cloudshop_deploy::Diagnose::hint(&err);
@@ -343,7 +368,7 @@ async fn missing_or_wrong_cors_headers_fail_with_a_cors_hint() {
     let mut cfg = cfg(&app);
     cfg.cors_origin = None;
     let mut report = Report::default();
-    smoke::run(&cfg, &mut report).await.unwrap();
+    run(&cfg, &mut report).await.unwrap();
     assert_eq!(smoke_of(&report).checks.len(), 2);
     assert_eq!(app.requests_to("/products"), before + 1);
 }
@@ -356,7 +381,7 @@ async fn redirect_loops_are_cut_off() {
     cfg.cors_origin = None;
     cfg.timeout = Duration::ZERO;
     let mut report = Report::default();
-    smoke::run(&cfg, &mut report).await.unwrap_err();
+    run(&cfg, &mut report).await.unwrap_err();
     let c = check(&report, "loop");
     assert_eq!(c.attempts.len(), 1, "a zero budget still makes one attempt");
     assert!(c.got.starts_with("more than 5 redirects"), "{}", c.got);
@@ -374,7 +399,7 @@ async fn configured_headers_never_follow_a_redirect_to_another_host() {
     cfg.cors_origin = None;
     cfg.timeout = Duration::ZERO;
     let mut report = Report::default();
-    smoke::run(&cfg, &mut report).await.unwrap_err();
+    run(&cfg, &mut report).await.unwrap_err();
     assert_eq!(
         check(&report, "away").got,
         "redirect to another host `localhost` not followed: the checks send configured headers"
@@ -394,7 +419,7 @@ async fn an_unreachable_api_fails_with_a_reachability_hint() {
     cfg.base_url = Some(Url::parse(&format!("http://127.0.0.1:{port}")).unwrap());
     cfg.timeout = secs(2);
     let mut report = Report::default();
-    let err = smoke::run(&cfg, &mut report).await.unwrap_err();
+    let err = run(&cfg, &mut report).await.unwrap_err();
     let health = check(&report, "health");
     assert!(
         health.got.starts_with("could not connect"),
@@ -423,8 +448,8 @@ async fn userinfo_and_header_values_never_reach_the_report() {
         .insert("X-Api-Key".into(), "hdr-s3cr3t-value".into());
     cfg.timeout = secs(2);
     let mut report = Report::default();
-    let err = smoke::run(&cfg, &mut report).await.unwrap_err();
-    let web_err = smoke::check_frontend(&cfg, &mut report).await.unwrap_err();
+    let err = run(&cfg, &mut report).await.unwrap_err();
+    let web_err = check_frontend(&cfg, &mut report).await.unwrap_err();
 
     // The credentials were sent...
     let seen = app.seen();
@@ -470,14 +495,14 @@ async fn the_website_must_answer_html() {
     let mut cfg = cfg(&app);
     cfg.timeout = secs(3);
     let mut report = Report::default();
-    smoke::check_frontend(&cfg, &mut report).await.unwrap();
+    check_frontend(&cfg, &mut report).await.unwrap();
     let s = smoke_of(&report);
     assert_eq!(s.website.as_ref().unwrap().got, "200, HTML");
     assert_eq!(s.status, SmokeStatus::Passed);
 
     // A JSON page is not the website.
     cfg.website_url = Some(Url::parse(&format!("{}/health", app.base_url())).unwrap());
-    let err = smoke::check_frontend(&cfg, &mut report).await.unwrap_err();
+    let err = check_frontend(&cfg, &mut report).await.unwrap_err();
     assert!(
         err.to_string().contains("got 200, application/json after"),
         "{err}"
@@ -486,7 +511,7 @@ async fn the_website_must_answer_html() {
 
     app.set_mode(Mode::Status(403));
     cfg.website_url = Some(Url::parse(&app.website_url()).unwrap());
-    let err = smoke::check_frontend(&cfg, &mut report).await.unwrap_err();
+    let err = check_frontend(&cfg, &mut report).await.unwrap_err();
     assert!(err.to_string().contains("got 403"), "{err}");
     let (out, _) = rendered(&report);
     let v: serde_json::Value = serde_json::from_str(&out[1].1).unwrap();
@@ -508,7 +533,7 @@ async fn a_quiet_watch_passes_every_round() {
     let mut probes = 0;
     let started = Instant::now();
     let mut report = Report::default();
-    smoke::watch(
+    watch(
         &cfg,
         || {
             probes += 1;
@@ -543,7 +568,7 @@ async fn a_sustained_failure_during_the_watch_is_an_error() {
     let cfg = watch_cfg(&app);
     let started = Instant::now();
     let mut report = Report::default();
-    let err = smoke::watch(&cfg, || async { Ok(healthy(2)) }, &mut report)
+    let err = watch(&cfg, || async { Ok(healthy(2)) }, &mut report)
         .await
         .unwrap_err();
     match &err {
@@ -583,7 +608,7 @@ async fn one_bad_round_is_forgiven() {
     let cfg = watch_cfg(&app);
     let mut report = Report::default();
     let mut round = 0;
-    smoke::watch(
+    watch(
         &cfg,
         || {
             round += 1;
@@ -620,7 +645,7 @@ async fn stopped_tasks_fail_the_watch_even_when_the_api_answers() {
     let mut cfg = watch_cfg(&app);
     cfg.watch_failures = 2;
     let mut report = Report::default();
-    let err = smoke::watch(
+    let err = watch(
         &cfg,
         || async {
             Ok(ServiceHealth {
@@ -641,11 +666,11 @@ async fn stopped_tasks_fail_the_watch_even_when_the_api_answers() {
     );
     // Fewer running than desired alone is not a failure (replacements, scaling), no running task is.
     let mut report = Report::default();
-    smoke::watch(&cfg, || async { Ok(healthy(1)) }, &mut report)
+    watch(&cfg, || async { Ok(healthy(1)) }, &mut report)
         .await
         .unwrap();
     let mut report = Report::default();
-    smoke::watch(&cfg, || async { Ok(healthy(0)) }, &mut report)
+    watch(&cfg, || async { Ok(healthy(0)) }, &mut report)
         .await
         .unwrap_err();
 }
@@ -658,7 +683,7 @@ async fn a_hung_app_during_the_watch_is_bounded_per_round() {
     cfg.watch = secs(60);
     let started = Instant::now();
     let mut report = Report::default();
-    let err = smoke::watch(&cfg, || async { Ok(healthy(2)) }, &mut report)
+    let err = watch(&cfg, || async { Ok(healthy(2)) }, &mut report)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Watch { round: 3, .. }), "{err}");
@@ -678,15 +703,14 @@ fn the_app_serves_from_its_own_thread_too() {
         .unwrap();
     let cfg = cfg(&app);
     let mut report = Report::default();
-    rt.block_on(smoke::run(&cfg, &mut report)).unwrap();
-    rt.block_on(smoke::check_frontend(&cfg, &mut report))
-        .unwrap();
+    rt.block_on(run(&cfg, &mut report)).unwrap();
+    rt.block_on(check_frontend(&cfg, &mut report)).unwrap();
     assert_eq!(app.requests(), 4);
     app.set_mode(Mode::Status(502));
     let mut cfg = cfg;
     cfg.timeout = Duration::ZERO;
     let mut report = Report::default();
-    rt.block_on(smoke::run(&cfg, &mut report)).unwrap_err();
+    rt.block_on(run(&cfg, &mut report)).unwrap_err();
     assert_eq!(check(&report, "health").got, "502: Internal Server Error");
     assert_eq!(app.requests(), 7);
 }

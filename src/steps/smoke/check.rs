@@ -13,7 +13,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 use url::Url;
 
-use super::report::{Attempt, CheckResult};
+use super::result::{Attempt, CheckResult};
 use super::schedule;
 use crate::config::{CheckSpec, JsonExpect};
 
@@ -237,6 +237,20 @@ impl Check {
         };
         check.expected = check.describe_expectation();
         check
+    }
+
+    /// The result of this check from its attempts: the last one decides.
+    pub fn result(&self, attempts: Vec<Attempt>) -> CheckResult {
+        let last = attempts.last();
+        CheckResult {
+            name: self.name.clone(),
+            method: self.method.to_string(),
+            url: self.display_url.clone(),
+            expected: self.expected.clone(),
+            got: last.map(|a| a.got.clone()).unwrap_or_default(),
+            passed: last.is_some_and(|a| a.passed),
+            attempts,
+        }
     }
 
     fn describe_expectation(&self) -> String {
@@ -594,7 +608,7 @@ pub async fn until_pass(
             None => break,
         }
     }
-    CheckResult::new(check, attempts)
+    check.result(attempts)
 }
 
 #[cfg(test)]
