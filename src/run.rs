@@ -195,9 +195,7 @@ pub async fn connect(
     let account = credentials::account_id(&clients.sts).await?;
     tracing::info!(account = %account, region = %cfg.region, "AWS credentials work");
     report.aws_account_id = Some(account);
-    report
-        .phases
-        .record("credentials", phase, crate::report::section::Outcome::Ok);
+    report.phase("credentials", phase, crate::report::section::Outcome::Ok);
     Ok(clients)
 }
 

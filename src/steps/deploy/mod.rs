@@ -3,9 +3,9 @@
 //!
 //! [`prepare`] is read-only (the preflight and the plan); [`apply`] makes the changes. Each writes only
 //! its own [`BackendReport`] and the run's [`Timeline`]; the run derives its status from the report's
-//! [`BackendOutcome`]. Sub-modules: [`image`] (ECR), [`task_def`] (the raw JSON definition), [`service`]
-//! (the ECS service calls), [`wait`] (the rollout watch and its diagnosis), [`rollback`], [`report`]
-//! (the summary section), [`error`] (errors and their hints).
+//! [`BackendOutcome`]. Sub-modules: [`image`] (ECR), [`task_def`] (the raw JSON definition), `service`
+//! (the ECS service calls), [`wait`] (the rollout watch and its diagnosis), `rollback`, `report`
+//! (the summary section), `error` (errors and their hints).
 //!
 //! APIs: ECR (see [`image`]); ECS `DescribeServices`, `DescribeTaskDefinition`, `RegisterTaskDefinition`,
 //! `UpdateService`, `ListTaskDefinitions`, `ListTasks`, `DescribeTasks`, `ListServiceDeployments`,

@@ -35,15 +35,13 @@ impl SmokeStatus {
 /// One check's figures over the watch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WatchStat {
-    /// Check name.
     pub name: String,
-    /// Requests made.
     pub requests: u32,
     /// Requests that failed.
     pub failed: u32,
-    /// Median latency.
+    /// Median latency (nearest rank, lower), ms.
     pub p50_ms: u64,
-    /// Worst latency.
+    /// Worst latency, ms.
     pub max_ms: u64,
 }
 
@@ -67,17 +65,13 @@ pub struct WatchReport {
     pub interval_seconds: u64,
     /// Consecutive bad rounds that count as sustained.
     pub failures_allowed: u32,
-    /// Rounds planned.
     pub rounds_planned: u32,
-    /// Rounds done.
     pub rounds: u32,
-    /// Bad rounds.
     pub bad_rounds: u32,
     /// The longest run of consecutive bad rounds.
     pub max_consecutive: u32,
     /// Ended without a sustained failure.
     pub passed: bool,
-    /// Per-check figures.
     pub checks: Vec<WatchStat>,
     /// The service as last seen (`2/2 running`).
     pub service: Option<String>,

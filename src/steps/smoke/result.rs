@@ -21,9 +21,7 @@ pub struct Attempt {
 /// A check and all its attempts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CheckResult {
-    /// Display name.
     pub name: String,
-    /// Method.
     pub method: String,
     /// URL, without userinfo.
     pub url: String,

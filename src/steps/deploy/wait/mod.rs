@@ -15,11 +15,11 @@ pub mod probe;
 use std::collections::HashSet;
 use std::time::Duration;
 
-pub use diagnosis::{diagnose, hint_for, Diagnosis};
-pub use poller::{watch, Pace, Poller, Probe, Tick, Watched};
-pub use probe::{
-    evaluate, BlueGreenProbe, DeploymentView, RollingProbe, Rollout, Strategy, Target, Verdict,
-};
+pub use diagnosis::{diagnose, Diagnosis};
+pub use poller::{watch, Pace, Probe, Tick, Watched};
+pub use probe::{Strategy, Target, Verdict};
+
+use probe::{BlueGreenProbe, RollingProbe, Rollout};
 
 use super::Error;
 

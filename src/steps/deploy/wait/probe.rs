@@ -32,11 +32,8 @@ pub struct DeploymentView {
     pub rollout_state: Option<String>,
     /// Why it is in that state.
     pub rollout_reason: Option<String>,
-    /// Running tasks.
     pub running: i32,
-    /// Desired tasks.
     pub desired: i32,
-    /// Pending tasks.
     pub pending: i32,
     /// Failed tasks so far.
     pub failed: i32,
