@@ -338,3 +338,51 @@ async fn roll_back_after(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_follows_the_backend_outcome_and_the_result() {
+        use BackendOutcome as B;
+        let cases: Vec<(Option<BackendOutcome>, bool, Status)> = vec![
+            (None, false, Status::Failed),
+            (Some(B::Deployed { watched: true }), true, Status::Deployed),
+            (Some(B::Deployed { watched: false }), true, Status::Deployed),
+            // Deployed, then the smoke tests failed and nothing was rolled back.
+            (Some(B::Deployed { watched: true }), false, Status::Failed),
+            (Some(B::NoChange), true, Status::NoChange),
+            (Some(B::NoChange), false, Status::Failed),
+            (Some(B::Planned), true, Status::Planned),
+            // The frontend preflight failed after the backend planned.
+            (Some(B::Planned), false, Status::Failed),
+            (Some(B::RolledBackByEcs), false, Status::RolledBack),
+            (
+                Some(B::Failed { rolled_back: true }),
+                false,
+                Status::RolledBack,
+            ),
+            (
+                Some(B::Failed { rolled_back: false }),
+                false,
+                Status::Failed,
+            ),
+            (
+                Some(B::RolledBackAfter("smoke tests failed".into())),
+                false,
+                Status::RolledBack,
+            ),
+            (Some(B::RolledBack), true, Status::RolledBack),
+            (Some(B::Superseded), false, Status::Failed),
+            (Some(B::PreflightFailed("x".into())), false, Status::Failed),
+            (Some(B::TagsFailed), false, Status::Failed),
+            // A rollback whose own rollout failed never got past its start.
+            (Some(B::Started), false, Status::Failed),
+            (Some(B::Ready), false, Status::Failed),
+        ];
+        for (outcome, ok, want) in cases {
+            assert_eq!(status(outcome.as_ref(), ok), want, "{outcome:?} ok={ok}");
+        }
+    }
+}
