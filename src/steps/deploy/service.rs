@@ -61,12 +61,25 @@ pub(super) fn event_ids(svc: &Service) -> std::collections::HashSet<String> {
 /// What a rollout of `svc` to `td` is watched through; an error for a service this action cannot drive
 /// (CodeDeploy or external controller). The strategy is read here, once.
 pub(super) fn target_of(svc: &Service, cfg: &Config, td: &str) -> Result<Target, Error> {
+    let strategy = strategy_of(svc).map_err(|controller| Error::Controller {
+        service: cfg.backend.service.clone(),
+        controller,
+    })?;
+    Ok(Target {
+        cluster: cfg.backend.cluster.clone(),
+        service: cfg.backend.service.clone(),
+        task_definition: td.to_string(),
+        deployment_id: None,
+        strategy,
+    })
+}
+
+/// The strategy rollouts of `svc` follow, or the name of its deployment controller when that is not
+/// ECS (CodeDeploy, external).
+fn strategy_of(svc: &Service) -> Result<Strategy, String> {
     if let Some(t) = svc.deployment_controller().map(|c| c.r#type()) {
         if *t != DeploymentControllerType::Ecs {
-            return Err(Error::Controller {
-                service: cfg.backend.service.clone(),
-                controller: t.as_str().to_string(),
-            });
+            return Err(t.as_str().to_string());
         }
     }
     let dc = svc.deployment_configuration();
@@ -76,19 +89,12 @@ pub(super) fn target_of(svc: &Service, cfg: &Config, td: &str) -> Result<Target,
     let cb_rollback = dc
         .and_then(|d| d.deployment_circuit_breaker())
         .is_some_and(|c| c.enable() && c.rollback());
-    let strategy = if service_deployments {
+    Ok(if service_deployments {
         Strategy::ServiceDeployments
     } else if cb_rollback {
         Strategy::RollingWithRollback
     } else {
         Strategy::Rolling
-    };
-    Ok(Target {
-        cluster: cfg.backend.cluster.clone(),
-        service: cfg.backend.service.clone(),
-        task_definition: td.to_string(),
-        deployment_id: None,
-        strategy,
     })
 }
 
@@ -197,4 +203,74 @@ pub async fn health(
         desired: svc.desired_count(),
         new_stopped,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_ecs::types::{
+        DeploymentCircuitBreaker, DeploymentConfiguration, DeploymentController,
+    };
+
+    use super::*;
+
+    fn service(
+        controller: Option<DeploymentControllerType>,
+        strategy: Option<DeploymentStrategy>,
+        breaker: Option<(bool, bool)>,
+    ) -> Service {
+        let mut dc = DeploymentConfiguration::builder().set_strategy(strategy);
+        if let Some((enable, rollback)) = breaker {
+            dc = dc.deployment_circuit_breaker(
+                DeploymentCircuitBreaker::builder()
+                    .enable(enable)
+                    .rollback(rollback)
+                    .build(),
+            );
+        }
+        Service::builder()
+            .set_deployment_controller(
+                controller.map(|c| DeploymentController::builder().r#type(c).build().unwrap()),
+            )
+            .deployment_configuration(dc.build())
+            .build()
+    }
+
+    #[test]
+    fn the_strategy_is_read_from_the_deployment_configuration() {
+        use DeploymentStrategy as S;
+        let cases = [
+            (service(None, None, None), Ok(Strategy::Rolling)),
+            (
+                service(None, None, Some((true, true))),
+                Ok(Strategy::RollingWithRollback),
+            ),
+            (
+                service(None, Some(S::Rolling), Some((true, false))),
+                Ok(Strategy::Rolling),
+            ),
+            (
+                service(
+                    Some(DeploymentControllerType::Ecs),
+                    Some(S::Rolling),
+                    Some((true, true)),
+                ),
+                Ok(Strategy::RollingWithRollback),
+            ),
+            (
+                service(None, Some(S::BlueGreen), Some((true, true))),
+                Ok(Strategy::ServiceDeployments),
+            ),
+            (
+                service(None, Some(S::Linear), None),
+                Ok(Strategy::ServiceDeployments),
+            ),
+            (
+                service(Some(DeploymentControllerType::CodeDeploy), None, None),
+                Err("CODE_DEPLOY".to_string()),
+            ),
+        ];
+        for (i, (svc, want)) in cases.into_iter().enumerate() {
+            assert_eq!(strategy_of(&svc), want, "case {i}");
+        }
+    }
 }
