@@ -17,6 +17,7 @@
 //! before the first request and blanked out of everything the report keeps.
 
 mod check;
+mod redact;
 mod report;
 mod result;
 pub mod schedule;
@@ -27,7 +28,8 @@ use serde::Serialize;
 use tokio::time::Instant;
 use url::Url;
 
-pub use check::{display_url, Redactor, MAX_REDIRECTS};
+pub use check::MAX_REDIRECTS;
+pub use redact::{display_url, Redactor};
 pub use report::{BadRound, SmokeReport, SmokeStatus, WatchReport, WatchStat};
 pub use result::{Attempt, CheckResult};
 

@@ -1,5 +1,7 @@
 //! What the smoke step found, in one place: every check with every attempt, the website check, the
 //! watch. It feeds the `smoke-status`/`smoke-report` outputs and the job-summary section.
+//!
+//! APIs: none.
 
 use std::fmt::Write as _;
 
