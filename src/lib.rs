@@ -13,8 +13,9 @@
 //!   - `steps/deploy/`: `mod.rs` (prepare, apply), `image` (ECR), `task_def` (the JSON definition),
 //!     `service` (DescribeServices, UpdateService, health), `rollback` (after a failure and
 //!     `command: rollback`), `wait/` (`poller`: pacing and the watch loop; `probe`: rolling and
-//!     blue/green probes and verdicts; `diagnosis`: stopped tasks and fixes), `report` (the backend
-//!     section and its typed outcome), `error` (errors and hints).
+//!     blue/green probes and verdicts; `diagnosis`: stopped tasks and fixes), `watch` (one watch as
+//!     the step records it), `report` (the backend section and its typed outcome), `error` (errors
+//!     and hints).
 //!   - `steps/smoke`: the HTTP checks, the website check, the post-deploy watch (`check`: requests and
 //!     judgement; `result`: what the requests got; `report`: the smoke section; `schedule`: timing).
 //!   - `steps/frontend`, `steps/promote`: the S3 sync, the image promotion.

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::wait::Diagnosis;
+use super::wait::diagnosis::Diagnosis;
 
 /// Errors of the backend deploy.
 #[derive(Debug, thiserror::Error)]

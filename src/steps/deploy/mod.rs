@@ -4,8 +4,9 @@
 //! [`prepare`] is read-only (the preflight and the plan); [`apply`] makes the changes. Each writes only
 //! its own [`BackendReport`] and the run's [`Timeline`]; the run derives its status from the report's
 //! [`BackendOutcome`]. Sub-modules: [`image`] (ECR), [`task_def`] (the raw JSON definition), `service`
-//! (the ECS service calls), [`wait`] (the rollout watch and its diagnosis), `rollback`, `report`
-//! (the summary section), `error` (errors and their hints).
+//! (the ECS service calls and [`Deployed`]), [`wait`] (the rollout watch and its diagnosis), `watch`
+//! (one watch as the step records it), `rollback`, `report` (the summary section), `error` (errors
+//! and their hints).
 //!
 //! APIs: ECR (see [`image`]); ECS `DescribeServices`, `DescribeTaskDefinition`, `RegisterTaskDefinition`,
 //! `UpdateService`, `ListTaskDefinitions`, `ListTasks`, `DescribeTasks`, `ListServiceDeployments`,
@@ -18,6 +19,7 @@ mod rollback;
 mod service;
 pub mod task_def;
 pub mod wait;
+mod watch;
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -28,13 +30,14 @@ use tokio::time::Instant;
 pub use error::Error;
 pub use report::{BackendOutcome, BackendReport};
 pub use rollback::{revision_ref, rollback, rollback_command};
-pub use service::health as service_health;
+pub use service::{health as service_health, Deployed};
 
 use crate::config::Config;
 use crate::github::commands;
 use crate::report::section::{Outcome, Timeline};
 use crate::steps::Clients;
 use report::short;
+use watch::{watch_rollout, Failure};
 
 /// What the preflight found (all read-only): the image, the service, its current task definition, the
 /// plan of what will change. Nothing has been changed when this exists.
@@ -50,19 +53,6 @@ pub struct Prepared {
     update: bool,
     target: wait::Target,
     seen_events: HashSet<String>,
-}
-
-/// What `apply` did: enough to roll back and to watch the service afterwards.
-#[derive(Debug)]
-pub struct Deployed {
-    /// A new revision went live (false for `no-change`): only then is there anything to roll back.
-    pub changed: bool,
-    /// The revision the service ran before.
-    pub previous_task_definition: String,
-    /// The revision it runs now.
-    pub task_definition: String,
-    /// Stopped tasks already reported by [`service_health`].
-    reported_stops: Mutex<HashSet<String>>,
 }
 
 // ---------------------------------------------------------------- prepare
@@ -240,57 +230,6 @@ async fn prepare_inner(
 // ---------------------------------------------------------------- apply
 
 // ---------------------------------------------------------------- apply
-
-/// Why a watch did not succeed (before any rollback).
-enum Failure {
-    Failed(String),
-    ByEcs(String),
-    Timeout,
-    Superseded(String),
-}
-
-/// Watch a rollout to `target.task_definition`; `Ok(())` when it completed.
-async fn watch_rollout(
-    clients: &Clients,
-    cfg: &Config,
-    target: wait::Target,
-    seen: HashSet<String>,
-    section: &mut BackendReport,
-    timeline: &mut Timeline,
-    phase: &str,
-) -> Result<Result<(), Failure>, Error> {
-    let started = Instant::now();
-    let _group = commands::group(&format!("Rollout of {}", short(&target.task_definition)));
-    let mut watch = wait::rollout(
-        &clients.ecs,
-        target,
-        seen,
-        cfg.backend.poll_interval,
-        cfg.backend.wait_timeout,
-    )
-    .await;
-    section.events.append(&mut watch.events);
-    if section.deployment_id.is_none() {
-        section.deployment_id = watch.service_deployment_arn;
-    }
-    let watched = match watch.result {
-        Ok(w) => w,
-        Err(e) => {
-            timeline.record(phase, started, Outcome::Failed);
-            return Err(e);
-        }
-    };
-    section.watch_calls += watched.calls;
-    let outcome = match watched.outcome {
-        Some(wait::Verdict::Completed) => Ok(()),
-        Some(wait::Verdict::Failed(s)) => Err(Failure::Failed(s)),
-        Some(wait::Verdict::RolledBackByEcs(s)) => Err(Failure::ByEcs(s)),
-        Some(wait::Verdict::Superseded(s)) => Err(Failure::Superseded(s)),
-        Some(wait::Verdict::Pending { .. }) | None => Err(Failure::Timeout),
-    };
-    timeline.record(phase, started, Outcome::of(&outcome));
-    Ok(outcome)
-}
 
 /// Apply the plan: extra tags, register the revision, update the service, wait; on a failed rollout roll
 /// back (when enabled). The section's outcome says how it ended (deployed, no change, rolled back, ...).

@@ -7,7 +7,8 @@ use std::fmt::{self, Write as _};
 
 use serde::{Serialize, Serializer};
 
-use super::wait::{Diagnosis, Strategy};
+use super::wait::diagnosis::Diagnosis;
+use super::wait::probe::Strategy;
 use crate::report::section::{md_escape, Section};
 
 /// Where the backend step got to, and how it ended; the run's status is derived from it.

@@ -7,9 +7,12 @@
 use aws_sdk_ecs::types::SortOrder;
 use tokio::time::Instant;
 
+use super::error::Error;
 use super::report::{short, BackendOutcome, BackendReport};
-use super::wait::Target;
-use super::{service, task_def, watch_rollout, Deployed, Error, Failure};
+use super::service::{self, Deployed};
+use super::task_def;
+use super::wait::probe::Target;
+use super::watch::{watch_rollout, Failure};
 use crate::config::Config;
 use crate::github::commands;
 use crate::report::section::{Outcome, Timeline};

@@ -5,11 +5,27 @@
 
 use aws_sdk_ecs::types::{DeploymentControllerType, DeploymentStrategy, DesiredStatus, Service};
 
-use super::wait::{Strategy, Target};
-use super::{Deployed, Error};
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use super::error::Error;
+use super::wait::probe::{Strategy, Target};
 use crate::config::Config;
 use crate::steps::smoke::ServiceHealth;
 use crate::steps::Clients;
+
+/// What `apply` did: enough to roll back and to watch the service afterwards.
+#[derive(Debug)]
+pub struct Deployed {
+    /// A new revision went live (false for `no-change`): only then is there anything to roll back.
+    pub changed: bool,
+    /// The revision the service ran before.
+    pub previous_task_definition: String,
+    /// The revision it runs now.
+    pub task_definition: String,
+    /// Stopped tasks already reported by [`health`].
+    pub(super) reported_stops: Mutex<HashSet<String>>,
+}
 
 /// The service, when it exists and is ACTIVE.
 pub(super) async fn describe(
@@ -51,7 +67,7 @@ pub(super) async fn describe(
 }
 
 /// The ids of the service's current events, so the watch prints only newer ones.
-pub(super) fn event_ids(svc: &Service) -> std::collections::HashSet<String> {
+pub(super) fn event_ids(svc: &Service) -> HashSet<String> {
     svc.events()
         .iter()
         .filter_map(|e| e.id().map(str::to_string))

@@ -21,7 +21,7 @@ pub use probe::{Strategy, Target, Verdict};
 
 use probe::{BlueGreenProbe, RollingProbe, Rollout};
 
-use super::Error;
+use super::error::Error;
 
 /// What a rollout watch saw, also when it failed.
 #[derive(Debug)]

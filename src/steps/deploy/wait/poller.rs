@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::steps::deploy::Error;
+use crate::steps::deploy::error::Error;
 
 /// Tokens the bucket holds at most: how many fast polls a quiet stretch can pay for.
 const BUCKET: f64 = 10.0;

@@ -12,7 +12,7 @@ use aws_sdk_ecs::types::{Service, ServiceDeploymentStatus};
 use serde::Serialize;
 
 use super::poller::{Pace, Probe, Tick};
-use crate::steps::deploy::Error;
+use crate::steps::deploy::error::Error;
 
 /// Transient errors (throttling, 5xx, network) in a row that end the watch.
 const MAX_TRANSIENT: u32 = 8;
