@@ -13,7 +13,7 @@ use futures::stream::{BoxStream, StreamExt};
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::{sha256_digest, Manifest, DOCKER_MANIFEST, OCI_MANIFEST};
+use super::manifest::{sha256_digest, Manifest, DOCKER_MANIFEST, OCI_MANIFEST};
 
 /// Docker's config media type.
 const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
@@ -575,7 +575,7 @@ mod tests {
         let a = Archive::open(&tar_path, "v1").unwrap();
         let top = a.top().clone();
         assert_eq!(top.media_type, DOCKER_MANIFEST);
-        let super::super::Parsed::Image(blobs) = top.parse().unwrap() else {
+        let super::super::manifest::Parsed::Image(blobs) = top.parse().unwrap() else {
             panic!()
         };
         // The symlinked second layer is the same blob: listed once.
