@@ -58,7 +58,7 @@ pub struct Report {
     /// The backend deploy.
     pub backend: Option<crate::steps::deploy::BackendReport>,
     /// The image promotion.
-    pub promote: Option<crate::steps::promote::PromoteReport>,
+    pub promote: Option<crate::steps::image::PromoteReport>,
     /// The smoke tests.
     pub smoke: Option<crate::steps::smoke::SmokeReport>,
     /// The frontend sync.

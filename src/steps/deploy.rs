@@ -1,14 +1,14 @@
 //! The backend deploy (issue #3): resolve the image by git SHA in ECR, render a new task-definition revision
 //! from the live one, update the service, watch the rollout to its end, roll back on failure.
 //!
-//! `prepare` is read-only (the preflight and the plan); `apply` makes the changes. Sub-modules: [`image`]
-//! (ECR), [`task_def`] (the raw JSON definition), [`wait`] (the rollout watch and its diagnosis).
+//! `prepare` is read-only (the preflight and the plan); `apply` makes the changes. Sub-modules:
+//! [`task_def`] (the raw JSON definition), [`wait`] (the rollout watch and its diagnosis); the image is
+//! found and tagged by [`crate::steps::image`].
 //!
-//! APIs: ECR (see [`image`]); ECS `DescribeServices`, `DescribeTaskDefinition`, `RegisterTaskDefinition`,
+//! APIs: ECR (see [`crate::steps::image`]); ECS `DescribeServices`, `DescribeTaskDefinition`, `RegisterTaskDefinition`,
 //! `UpdateService`, `ListTaskDefinitions`, `ListTasks`, `DescribeTasks`, `ListServiceDeployments`,
 //! `DescribeServiceDeployments`.
 
-pub mod image;
 pub mod task_def;
 pub mod wait;
 
@@ -26,7 +26,7 @@ use crate::config::Config;
 use crate::github::commands;
 use crate::report::section::md_escape;
 use crate::report::{Report, Status};
-use crate::steps::Clients;
+use crate::steps::{image, Clients};
 
 /// Errors of the backend deploy.
 #[derive(Debug, thiserror::Error)]
@@ -43,30 +43,9 @@ pub enum Error {
         /// The fix.
         hint: String,
     },
-    /// The ECR repository does not exist.
-    #[error("failed to find ECR repository `{0}`: RepositoryNotFoundException")]
-    RepositoryNotFound(String),
-    /// No tag to deploy.
-    #[error("no `image-tag` to deploy")]
-    NoImageTag,
-    /// The tag is not in the repository.
-    #[error("failed to find image `{repository}:{tag}` in ECR: ImageNotFoundException{}", recent_list(.recent))]
-    ImageNotFound {
-        /// Repository.
-        repository: String,
-        /// Tag asked for.
-        tag: String,
-        /// The newest tags there are.
-        recent: Vec<String>,
-    },
-    /// An extra tag already names another image in an immutable repository.
-    #[error("failed to tag image `{repository}:{tag}`: ImageTagAlreadyExistsException: the repository's tags are immutable and `{tag}` already names another image")]
-    TagImmutable {
-        /// Repository.
-        repository: String,
-        /// Tag(s).
-        tag: String,
-    },
+    /// Finding or tagging the image failed.
+    #[error(transparent)]
+    Image(#[from] image::Error),
     /// The cluster does not exist.
     #[error("failed to describe cluster `{0}`: ClusterNotFoundException")]
     ClusterNotFound(String),
@@ -189,14 +168,6 @@ pub enum Error {
     BadRevision(String),
 }
 
-fn recent_list(recent: &[String]) -> String {
-    if recent.is_empty() {
-        " (the repository has no tagged images)".into()
-    } else {
-        format!(" (newest tags: {})", recent.join(", "))
-    }
-}
-
 /// The diagnosis for the error message; its `hint:` lines go to the hint line instead.
 fn diag(lines: &[String]) -> String {
     let facts: Vec<&str> = lines
@@ -226,10 +197,7 @@ impl crate::Diagnose for Error {
     fn hint(&self) -> String {
         match self {
             Error::Aws { hint, .. } => hint.clone(),
-            Error::RepositoryNotFound(r) => format!("create the repository `{r}` (Terraform) or fix `ecr-repository`"),
-            Error::NoImageTag => "set `image-tag` (default: the commit SHA)".into(),
-            Error::ImageNotFound { .. } => "push the image (tagged with the commit SHA) in an earlier step, or set `image-tag` to one of the tags listed".into(),
-            Error::TagImmutable { tag, .. } => format!("drop `{tag}` from `extra-tags`, or make the repository's tags mutable"),
+            Error::Image(e) => e.hint(),
             Error::ClusterNotFound(_) => "fix `cluster` (input or environments file), and check `aws-region`".into(),
             Error::ServiceNotFound { .. } => "fix `service` (input or environments file); `aws ecs list-services --cluster CLUSTER` lists them".into(),
             Error::ServiceGone { .. } => "the service was deleted or is being deleted; recreate it (Terraform) and deploy again".into(),
@@ -563,14 +531,7 @@ async fn prepare_inner(
         r.image_uri = Some(img.uri.clone());
     }
     if expected_digest.is_none() {
-        let moved =
-            image::conflicting_tags(&clients.ecr, &repo, &img.digest, &b.extra_tags).await?;
-        if !moved.is_empty() {
-            return Err(Error::TagImmutable {
-                repository: repo.name.clone(),
-                tag: moved.join(", "),
-            });
-        }
+        image::check_tags_free(&clients.ecr, &repo, &img.digest, &b.extra_tags).await?;
     }
 
     let svc = describe_service(&clients.ecs, &b.cluster, &b.service).await?;
@@ -822,7 +783,7 @@ pub async fn apply(
         }
         Err(e) => {
             backend(report).outcome = "failed to add extra tags".into();
-            return Err(e);
+            return Err(e.into());
         }
     }
     if !prepared.update {
