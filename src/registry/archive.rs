@@ -30,7 +30,6 @@ pub enum Error {
     /// Reading failed.
     #[error("failed to read image archive `{path}`: {message}")]
     Io {
-        /// The archive.
         path: String,
         /// The I/O error.
         message: String,
@@ -38,16 +37,14 @@ pub enum Error {
     /// Not an OCI layout or docker-save archive, or an inconsistent one.
     #[error("failed to read image archive `{path}`: {message}")]
     Format {
-        /// The archive.
         path: String,
         /// What is wrong.
         message: String,
     },
 }
 
-impl Error {
-    /// One line telling the reader how to fix it.
-    pub fn hint(&self) -> String {
+impl crate::Diagnose for Error {
+    fn hint(&self) -> String {
         match self {
             Error::Io { .. } => "check that `image-archive` names a file or directory the build step wrote into the workspace".into(),
             Error::Format { .. } => "write the archive with `docker save -o image.tar IMAGE`, `docker buildx build --output type=oci,dest=image.tar`, or `skopeo copy ... oci:DIR:TAG`".into(),

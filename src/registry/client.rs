@@ -42,7 +42,6 @@ pub enum Error {
         verb: &'static str,
         /// The repository, reference or digest.
         object: String,
-        /// HTTP status.
         status: u16,
         /// The registry's error code (`MANIFEST_UNKNOWN`, `DENIED`...), or `-`.
         code: String,
@@ -75,9 +74,8 @@ pub enum Error {
     Archive(#[from] archive::Error),
 }
 
-impl Error {
-    /// One line telling the reader how to fix it.
-    pub fn hint(&self) -> String {
+impl crate::Diagnose for Error {
+    fn hint(&self) -> String {
         match self {
             Error::Transport { .. } => "check that the registry is reachable from the runner (and `registry-url`, if set); the copy is safe to re-run".into(),
             Error::Status { status: 401 | 403, .. } => "the role needs ecr:GetAuthorizationToken, ecr:BatchGetImage and ecr:GetDownloadUrlForLayer on the source repository, and ecr:BatchCheckLayerAvailability, ecr:InitiateLayerUpload, ecr:UploadLayerPart, ecr:CompleteLayerUpload and ecr:PutImage on the target (cross-account: a repository policy on the source)".into(),

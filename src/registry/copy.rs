@@ -30,12 +30,7 @@ enum BlobOutcome {
 #[derive(Debug, Clone)]
 pub enum Source {
     /// `repo` in `registry`.
-    Registry {
-        /// The registry.
-        registry: Registry,
-        /// The repository.
-        repo: String,
-    },
+    Registry { registry: Registry, repo: String },
     /// An OCI layout or `docker save` archive.
     Archive(Arc<archive::Archive>),
 }
@@ -87,9 +82,7 @@ pub struct CopyStats {
 /// The target of a copy.
 #[derive(Debug, Clone)]
 pub struct Target {
-    /// The registry.
     pub registry: Registry,
-    /// The repository.
     pub repo: String,
 }
 

@@ -54,7 +54,6 @@ pub struct Descriptor {
     pub digest: String,
     /// Size in bytes.
     pub size: u64,
-    /// Media type.
     pub media_type: String,
 }
 

@@ -2,8 +2,8 @@
 //! (so digests never change), blobs checked with HEAD, mounted across repositories of one registry, else
 //! streamed from the source into a chunked upload (never a whole layer in memory), several at once.
 //!
-//! Layout: [`manifest`] (the manifest model, media types, digests), [`client`] (one registry over HTTP:
-//! auth, requests, blob and manifest I/O, errors), [`copy`] (the copy engine: blobs in parallel, index
+//! Layout: `manifest` (the manifest model, media types, digests), `client` (one registry over HTTP:
+//! auth, requests, blob and manifest I/O, errors), `copy` (the copy engine: blobs in parallel, index
 //! children first, tags last, read back), [`archive`] (an OCI layout or `docker save` tarball as a source).
 //!
 //! APIs: the OCI distribution spec over HTTPS (`/v2/<repo>/manifests/<ref>`, `/v2/<repo>/blobs/<digest>`,
@@ -11,10 +11,10 @@
 //! `GetAuthorizationToken` (fetched by the caller). No AWS API is called here.
 
 pub mod archive;
-pub mod client;
-pub mod copy;
-pub mod manifest;
+mod client;
+mod copy;
+mod manifest;
 
 pub use client::{Error, Options, Registry};
 pub use copy::{copy_image, CopyStats, Source, Target};
-pub use manifest::{Manifest, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
+pub use manifest::{Manifest, ACCEPTED, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};

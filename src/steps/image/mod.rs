@@ -2,17 +2,17 @@
 //! short form as a fallback, to a digest), tag it (the manifest put back byte for byte), and bring it into
 //! the target repository of a promotion or from an archive in the workspace, keeping its digest.
 //!
-//! Layout: [`resolve`] (repositories, tags to digests, the newest tags for an error), [`tag`] (ECR
-//! `BatchGetImage` + `PutImage`), [`copy`] (promotion and archive push: read-only resolution, then the
-//! copy), [`report`] (the promotion's outputs and summary section).
+//! Layout: `resolve` (repositories, tags to digests, the newest tags for an error), `tag` (ECR
+//! `BatchGetImage` + `PutImage`), `copy` (promotion and archive push: read-only resolution, then the
+//! copy), `report` (the promotion's outputs and summary section).
 //!
 //! APIs: ECR `DescribeRepositories`, `DescribeImages`, `BatchGetImage`, `PutImage`,
 //! `GetAuthorizationToken`; the registry API through [`crate::registry`].
 
-pub mod copy;
-pub mod report;
-pub mod resolve;
-pub mod tag;
+mod copy;
+mod report;
+mod resolve;
+mod tag;
 
 pub use copy::{copy, resolve_source, Copied, SourceImage};
 pub use report::{Mode, PromoteReport};

@@ -8,18 +8,18 @@
 use aws_sdk_ecr::types::{Image, ImageIdentifier};
 
 use super::{Error, Repository};
-use crate::registry::manifest::{ACCEPTED, DOCKER_MANIFEST};
+use crate::registry::{ACCEPTED, DOCKER_MANIFEST};
 
 /// How a tag ended up on the image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tagged {
+pub(super) enum Tagged {
     Added,
     AlreadyThere,
 }
 
 impl Tagged {
     /// The spelling in the log and the report.
-    pub fn as_str(self) -> &'static str {
+    fn as_str(self) -> &'static str {
         match self {
             Tagged::Added => "added",
             Tagged::AlreadyThere => "already there",
