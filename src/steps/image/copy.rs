@@ -16,7 +16,7 @@ use base64::Engine;
 use tokio::time::Instant;
 
 use super::report::{Mode, PromoteReport};
-use super::resolve::{self, Repository};
+use super::resolve::{self, Mutability, Repository};
 use super::tag::{self, StoredManifest, Tagged};
 use super::{Error, Role};
 use crate::config::{Command, Config};
@@ -205,7 +205,7 @@ async fn resolve(clients: &Clients, cfg: &Config) -> Result<SourceImage, Error> 
             registry: target_reg,
             repo: target.name.clone(),
         };
-        check_immutable_registry(&target_t, &tags, &top.digest, target.immutable).await?;
+        check_immutable_registry(&target_t, &tags, &top.digest, &target.mutability).await?;
         return Ok(SourceImage {
             digest: top.digest.clone(),
             uri: path.display().to_string(),
@@ -268,7 +268,7 @@ async fn resolve(clients: &Clients, cfg: &Config) -> Result<SourceImage, Error> 
         registry: target_reg,
         repo: target.name.clone(),
     };
-    check_immutable_registry(&target_t, &tags, &top.digest, target.immutable).await?;
+    check_immutable_registry(&target_t, &tags, &top.digest, &target.mutability).await?;
     Ok(SourceImage {
         digest: top.digest.clone(),
         uri: format!("{}@{}", source.uri, top.digest),
@@ -295,18 +295,15 @@ fn target_uri(target: &Target, ecr_uri: &str, overridden: bool) -> String {
     }
 }
 
-/// Fail before any write when a tag of an immutable repository would have to move. Mutable repositories
-/// pass; so does an immutable one whose tags already point at the digest.
+/// Fail before any write when a tag ECR will not move would have to move. Movable tags pass; so do
+/// immutable ones that already point at the digest.
 async fn check_immutable_registry(
     target: &Target,
     tags: &[String],
     digest: &str,
-    immutable: bool,
+    mutability: &Mutability,
 ) -> Result<(), Error> {
-    if !immutable {
-        return Ok(());
-    }
-    for tag in tags {
+    for tag in tags.iter().filter(|t| mutability.is_immutable(t)) {
         if let Some(existing) = target.registry.manifest_digest(&target.repo, tag).await? {
             if existing != digest {
                 return Err(Error::TagImmutable {

@@ -16,7 +16,7 @@ mod tag;
 
 pub use copy::{copy, resolve_source, Copied, SourceImage};
 pub use report::{Mode, PromoteReport};
-pub use resolve::{check_tags_free, repository, resolve, Repository, Resolved};
+pub use resolve::{check_tags_free, repository, resolve, Mutability, Repository, Resolved};
 pub use tag::add_tags;
 
 use crate::registry;

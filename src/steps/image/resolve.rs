@@ -24,8 +24,72 @@ pub struct Repository {
     pub registry_id: String,
     /// `<account>.dkr.ecr.<region>.amazonaws.com/<name>`.
     pub uri: String,
-    /// Tags cannot be moved (`IMMUTABLE`, also with exclusions).
-    pub immutable: bool,
+    /// Which tags ECR refuses to move.
+    pub mutability: Mutability,
+}
+
+/// Which tags of a repository cannot be moved, from its tag mutability and exclusion filters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mutability {
+    /// Every tag can be moved.
+    Mutable,
+    /// No tag can be moved.
+    Immutable,
+    /// Every tag except those matching a filter cannot be moved (`IMMUTABLE_WITH_EXCLUSION`).
+    ImmutableExcept(Vec<String>),
+    /// Only tags matching a filter cannot be moved (`MUTABLE_WITH_EXCLUSION`).
+    MutableExcept(Vec<String>),
+}
+
+impl Mutability {
+    fn of(repo: &aws_sdk_ecr::types::Repository) -> Self {
+        let filters = || {
+            repo.image_tag_mutability_exclusion_filters()
+                .iter()
+                .map(|f| f.filter().to_string())
+                .collect()
+        };
+        match repo.image_tag_mutability() {
+            Some(ImageTagMutability::Immutable) => Mutability::Immutable,
+            Some(ImageTagMutability::ImmutableWithExclusion) => {
+                Mutability::ImmutableExcept(filters())
+            }
+            Some(ImageTagMutability::MutableWithExclusion) => Mutability::MutableExcept(filters()),
+            _ => Mutability::Mutable,
+        }
+    }
+
+    /// Does ECR refuse to move `tag`?
+    pub fn is_immutable(&self, tag: &str) -> bool {
+        let matches = |filters: &[String]| filters.iter().any(|f| wildcard_match(f, tag));
+        match self {
+            Mutability::Mutable => false,
+            Mutability::Immutable => true,
+            Mutability::ImmutableExcept(filters) => !matches(filters),
+            Mutability::MutableExcept(filters) => matches(filters),
+        }
+    }
+}
+
+/// ECR's exclusion filters: `*` stands for any run of characters; everything else is literal.
+fn wildcard_match(pattern: &str, tag: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = tag.strip_prefix(first) else {
+        return false;
+    };
+    let middle: Vec<&str> = parts.collect();
+    let Some((last, middle)) = middle.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
 }
 
 impl Repository {
@@ -92,10 +156,7 @@ pub(super) async fn lookup(
         name: name.to_string(),
         registry_id: repo.registry_id().unwrap_or_default().to_string(),
         uri: repo.repository_uri().unwrap_or_default().to_string(),
-        immutable: matches!(
-            repo.image_tag_mutability(),
-            Some(ImageTagMutability::Immutable | ImageTagMutability::ImmutableWithExclusion)
-        ),
+        mutability: Mutability::of(repo),
     })
 }
 
@@ -226,8 +287,8 @@ pub(super) async fn newest_tags(ecr: &aws_sdk_ecr::Client, repo: &Repository) ->
         .collect()
 }
 
-/// Tags of `tags` that name another image than `digest` in an immutable repository, with the digest
-/// each names; empty for a mutable repository. Read-only, so a conflict is found before any change.
+/// Tags of `tags` that ECR will not move and that name another image than `digest`, with the digest each
+/// names. Read-only, so a conflict is found before any change.
 pub(super) async fn moved_tags(
     ecr: &aws_sdk_ecr::Client,
     repo: &Repository,
@@ -235,10 +296,7 @@ pub(super) async fn moved_tags(
     tags: &[String],
 ) -> Result<Vec<(String, String)>, Error> {
     let mut moved = Vec::new();
-    if !repo.immutable {
-        return Ok(moved);
-    }
-    for t in tags {
+    for t in tags.iter().filter(|t| repo.mutability.is_immutable(t)) {
         if let Some(d) = digest_of(ecr, repo, t).await? {
             if d != digest {
                 moved.push((t.clone(), d));
@@ -298,5 +356,31 @@ mod tests {
             (None, None, "team/app".into())
         );
         assert_eq!(split_repository("app"), (None, None, "app".into()));
+    }
+
+    #[test]
+    fn exclusion_filters_decide_per_tag() {
+        let cases = [
+            ("latest", "latest", true),
+            ("latest", "latest2", false),
+            ("prod-*", "prod-current", true),
+            ("prod-*", "stage-current", false),
+            ("*-current", "prod-current", true),
+            ("*", "anything", true),
+            ("a*b*c", "aXbYc", true),
+            ("a*b*c", "aXcYb", false),
+            ("ab*ba", "aba", false),
+        ];
+        for (pattern, tag, want) in cases {
+            assert_eq!(wildcard_match(pattern, tag), want, "{pattern} ~ {tag}");
+        }
+        let keep = Mutability::ImmutableExcept(vec!["prod-*".into()]);
+        assert!(keep.is_immutable("abc123"));
+        assert!(!keep.is_immutable("prod-current"));
+        let pin = Mutability::MutableExcept(vec!["v*".into()]);
+        assert!(pin.is_immutable("v1.2.3"));
+        assert!(!pin.is_immutable("prod-current"));
+        assert!(Mutability::Immutable.is_immutable("x"));
+        assert!(!Mutability::Mutable.is_immutable("x"));
     }
 }
