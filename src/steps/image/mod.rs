@@ -132,6 +132,24 @@ impl crate::Diagnose for Error {
     }
 }
 
+/// An ECR client that answers from `rules` and sends nothing over the network.
+#[cfg(test)]
+pub(crate) fn mock_ecr(rules: &[&aws_smithy_mocks::Rule]) -> aws_sdk_ecr::Client {
+    let mut interceptor = aws_smithy_mocks::MockResponseInterceptor::new()
+        .rule_mode(aws_smithy_mocks::RuleMode::MatchAny);
+    for rule in rules {
+        interceptor = interceptor.with_rule(rule);
+    }
+    let conf = aws_sdk_ecr::Config::builder()
+        .behavior_version_latest()
+        .region(aws_types::region::Region::new("us-east-1"))
+        .credentials_provider(aws_credential_types::Credentials::for_tests())
+        .http_client(aws_smithy_mocks::create_mock_http_client())
+        .interceptor(interceptor)
+        .build();
+    aws_sdk_ecr::Client::from_conf(conf)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -358,6 +358,62 @@ mod tests {
         assert_eq!(split_repository("app"), (None, None, "app".into()));
     }
 
+    fn details(tags: &[(&str, i64)]) -> Vec<aws_sdk_ecr::types::ImageDetail> {
+        tags.iter()
+            .map(|(tag, at)| {
+                aws_sdk_ecr::types::ImageDetail::builder()
+                    .image_tags(*tag)
+                    .image_pushed_at(aws_smithy_types::DateTime::from_secs(*at))
+                    .build()
+            })
+            .collect()
+    }
+
+    fn repo(mutability: Mutability) -> Repository {
+        Repository {
+            name: "app".into(),
+            registry_id: "123456789012".into(),
+            uri: "123456789012.dkr.ecr.us-east-1.amazonaws.com/app".into(),
+            mutability,
+        }
+    }
+
+    #[tokio::test]
+    async fn newest_tags_read_every_page_and_sort_by_push_time() {
+        use aws_sdk_ecr::operation::describe_images::DescribeImagesOutput;
+        let rule = aws_smithy_mocks::mock!(aws_sdk_ecr::Client::describe_images)
+            .sequence()
+            .output(|| {
+                DescribeImagesOutput::builder()
+                    .set_image_details(Some(details(&[("old", 1), ("newest", 9)])))
+                    .next_token("page-2")
+                    .build()
+            })
+            .output(|| {
+                DescribeImagesOutput::builder()
+                    .set_image_details(Some(details(&[("middle", 5)])))
+                    .build()
+            })
+            .build();
+        let ecr = crate::steps::image::mock_ecr(&[&rule]);
+        let tags = newest_tags(&ecr, &repo(Mutability::Mutable)).await;
+        assert_eq!(tags, ["newest", "middle", "old"]);
+        assert_eq!(rule.num_calls(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_mutable_repository_is_not_asked_about_its_tags() {
+        use aws_sdk_ecr::operation::describe_images::DescribeImagesOutput;
+        let rule = aws_smithy_mocks::mock!(aws_sdk_ecr::Client::describe_images)
+            .then_output(|| DescribeImagesOutput::builder().build());
+        let ecr = crate::steps::image::mock_ecr(&[&rule]);
+        let tags = ["prod-current".to_string()];
+        check_tags_free(&ecr, &repo(Mutability::Mutable), "sha256:ab", &tags)
+            .await
+            .unwrap();
+        assert_eq!(rule.num_calls(), 0);
+    }
+
     #[test]
     fn exclusion_filters_decide_per_tag() {
         let cases = [

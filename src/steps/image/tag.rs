@@ -159,3 +159,89 @@ pub async fn add_tags(
         .map(|(tag, how)| format!("{tag}: {}", how.as_str()))
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::steps::image::{mock_ecr, Mutability};
+    use aws_sdk_ecr::operation::put_image::{PutImageError, PutImageOutput};
+    use aws_sdk_ecr::types::error::{ImageAlreadyExistsException, ImageTagAlreadyExistsException};
+    use aws_smithy_mocks::mock;
+
+    fn repo() -> Repository {
+        Repository {
+            name: "app".into(),
+            registry_id: "123456789012".into(),
+            uri: "123456789012.dkr.ecr.us-east-1.amazonaws.com/app".into(),
+            mutability: Mutability::Immutable,
+        }
+    }
+
+    fn image() -> StoredManifest {
+        StoredManifest {
+            digest: "sha256:ab".into(),
+            manifest: "{}".into(),
+            media_type: DOCKER_MANIFEST.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn no_tags_means_no_request() {
+        let get = mock!(aws_sdk_ecr::Client::batch_get_image).then_error(|| {
+            aws_sdk_ecr::operation::batch_get_image::BatchGetImageError::unhandled("called")
+        });
+        let put =
+            mock!(aws_sdk_ecr::Client::put_image).then_output(|| PutImageOutput::builder().build());
+        let ecr = mock_ecr(&[&get, &put]);
+        assert!(add_tags(&ecr, &repo(), "sha256:ab", &[])
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(get.num_calls() + put.num_calls(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_existing_tag_is_done_and_an_immutable_one_stops_the_tagging() {
+        let put = mock!(aws_sdk_ecr::Client::put_image)
+            .sequence()
+            .output(|| PutImageOutput::builder().build())
+            .error(|| {
+                PutImageError::ImageAlreadyExistsException(
+                    ImageAlreadyExistsException::builder().build(),
+                )
+            })
+            .error(|| {
+                PutImageError::ImageTagAlreadyExistsException(
+                    ImageTagAlreadyExistsException::builder().build(),
+                )
+            })
+            .build();
+        let ecr = mock_ecr(&[&put]);
+        let tags: Vec<String> = ["new", "same", "taken", "never"].map(String::from).to_vec();
+        let err = put_tags(&ecr, &repo(), &image(), &tags).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::TagTaken { tag, .. } if tag == "taken"),
+            "{err}"
+        );
+        assert_eq!(put.num_calls(), 3, "no tag is tried after the refused one");
+
+        let put = mock!(aws_sdk_ecr::Client::put_image)
+            .sequence()
+            .output(|| PutImageOutput::builder().build())
+            .error(|| {
+                PutImageError::ImageAlreadyExistsException(
+                    ImageAlreadyExistsException::builder().build(),
+                )
+            })
+            .build();
+        let ecr = mock_ecr(&[&put]);
+        let done = put_tags(&ecr, &repo(), &image(), &tags[..2]).await.unwrap();
+        assert_eq!(
+            done,
+            [
+                ("new".to_string(), Tagged::Added),
+                ("same".to_string(), Tagged::AlreadyThere)
+            ]
+        );
+    }
+}
