@@ -3,9 +3,9 @@
 //!
 //! `prepare` is read-only (the preflight and the plan); `apply` makes the changes. Sub-modules:
 //! [`task_def`] (the raw JSON definition), [`wait`] (the rollout watch and its diagnosis); the image is
-//! found and tagged by [`crate::steps::image`].
+//! found and tagged by [`image`].
 //!
-//! APIs: ECR (see [`crate::steps::image`]); ECS `DescribeServices`, `DescribeTaskDefinition`, `RegisterTaskDefinition`,
+//! APIs: ECR (see [`image`]); ECS `DescribeServices`, `DescribeTaskDefinition`, `RegisterTaskDefinition`,
 //! `UpdateService`, `ListTaskDefinitions`, `ListTasks`, `DescribeTasks`, `ListServiceDeployments`,
 //! `DescribeServiceDeployments`.
 
