@@ -200,9 +200,9 @@ mod tests {
         assert_eq!(get.num_calls() + put.num_calls(), 0);
     }
 
-    #[tokio::test]
-    async fn an_existing_tag_is_done_and_an_immutable_one_stops_the_tagging() {
-        let put = mock!(aws_sdk_ecr::Client::put_image)
+    /// `PutImage` answers: added, already there, then refused by an immutable repository.
+    fn put_rule() -> aws_smithy_mocks::Rule {
+        mock!(aws_sdk_ecr::Client::put_image)
             .sequence()
             .output(|| PutImageOutput::builder().build())
             .error(|| {
@@ -215,27 +215,17 @@ mod tests {
                     ImageTagAlreadyExistsException::builder().build(),
                 )
             })
-            .build();
-        let ecr = mock_ecr(&[&put]);
-        let tags: Vec<String> = ["new", "same", "taken", "never"].map(String::from).to_vec();
-        let err = put_tags(&ecr, &repo(), &image(), &tags).await.unwrap_err();
-        assert!(
-            matches!(&err, Error::TagTaken { tag, .. } if tag == "taken"),
-            "{err}"
-        );
-        assert_eq!(put.num_calls(), 3, "no tag is tried after the refused one");
+            .build()
+    }
 
-        let put = mock!(aws_sdk_ecr::Client::put_image)
-            .sequence()
-            .output(|| PutImageOutput::builder().build())
-            .error(|| {
-                PutImageError::ImageAlreadyExistsException(
-                    ImageAlreadyExistsException::builder().build(),
-                )
-            })
-            .build();
-        let ecr = mock_ecr(&[&put]);
-        let done = put_tags(&ecr, &repo(), &image(), &tags[..2]).await.unwrap();
+    #[tokio::test]
+    async fn an_existing_tag_is_done_and_an_immutable_one_stops_the_tagging() {
+        let tags: Vec<String> = ["new", "same", "taken", "never"].map(String::from).to_vec();
+
+        let put = put_rule();
+        let done = put_tags(&mock_ecr(&[&put]), &repo(), &image(), &tags[..2])
+            .await
+            .unwrap();
         assert_eq!(
             done,
             [
@@ -243,5 +233,15 @@ mod tests {
                 ("same".to_string(), Tagged::AlreadyThere)
             ]
         );
+
+        let put = put_rule();
+        let err = put_tags(&mock_ecr(&[&put]), &repo(), &image(), &tags)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::TagTaken { tag, .. } if tag == "taken"),
+            "{err}"
+        );
+        assert_eq!(put.num_calls(), 3, "no tag is tried after the refused one");
     }
 }
