@@ -256,7 +256,7 @@ fn blob_name(digest: &str) -> Option<String> {
 impl Archive {
     /// Open an archive and pick the image for `tag` (the only image, or the one named with the tag).
     /// Blocking: hashes `docker save` layers; call it on a blocking thread.
-    pub fn open(path: &Path, tag: &str) -> Result<Archive, Error> {
+    pub(crate) fn open(path: &Path, tag: &str) -> Result<Archive, Error> {
         let files = Files::open(path)?;
         if files.exists("oci-layout") && files.exists("index.json") {
             Self::open_layout(files, tag)
@@ -439,13 +439,8 @@ impl Archive {
     }
 
     /// The image's top manifest (an image or an index).
-    pub fn top(&self) -> &Manifest {
+    pub(crate) fn top(&self) -> &Manifest {
         &self.top
-    }
-
-    /// The archive's path.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     fn missing(&self, digest: &str) -> Error {
@@ -476,7 +471,7 @@ impl Archive {
     }
 
     /// A manifest of the archive by digest (verified).
-    pub async fn manifest(&self, digest: &str) -> Result<Manifest, Error> {
+    pub(super) async fn manifest(&self, digest: &str) -> Result<Manifest, Error> {
         if let Some(m) = self.built.get(digest) {
             return Ok(m.clone());
         }
@@ -507,7 +502,7 @@ impl Archive {
     }
 
     /// Stream a blob from the file (64 KiB reads).
-    pub async fn blob(
+    pub(super) async fn blob(
         &self,
         digest: &str,
         size: u64,

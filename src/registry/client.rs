@@ -228,12 +228,12 @@ impl Registry {
     }
 
     /// The base URL.
-    pub fn base(&self) -> &url::Url {
+    pub(super) fn base(&self) -> &url::Url {
         &self.base
     }
 
     /// `host[:port]` of the registry, as it appears in image URIs.
-    pub fn host(&self) -> String {
+    pub(crate) fn host(&self) -> String {
         let host = self.base.host_str().unwrap_or_default();
         match self.base.port() {
             Some(p) => format!("{host}:{p}"),
@@ -329,7 +329,7 @@ impl Registry {
     }
 
     /// HEAD a manifest: its digest, or `None` when absent.
-    pub async fn manifest_digest(
+    pub(crate) async fn manifest_digest(
         &self,
         repo: &str,
         reference: &str,
@@ -354,7 +354,7 @@ impl Registry {
     }
 
     /// PUT a manifest under a tag or its digest; checks the digest the registry computed.
-    pub async fn put_manifest(
+    pub(super) async fn put_manifest(
         &self,
         repo: &str,
         reference: &str,
@@ -385,7 +385,7 @@ impl Registry {
     }
 
     /// Tags of a repository (one page of up to `limit`); empty when the repository is unknown.
-    pub async fn list_tags(&self, repo: &str, limit: usize) -> Result<Vec<String>, Error> {
+    pub(crate) async fn list_tags(&self, repo: &str, limit: usize) -> Result<Vec<String>, Error> {
         let mut url = self.url(&format!("/v2/{repo}/tags/list"))?;
         url.query_pairs_mut().append_pair("n", &limit.to_string());
         let resp = self
@@ -413,7 +413,7 @@ impl Registry {
     }
 
     /// Is the blob in the repository?
-    pub async fn blob_exists(&self, repo: &str, digest: &str) -> Result<bool, Error> {
+    pub(super) async fn blob_exists(&self, repo: &str, digest: &str) -> Result<bool, Error> {
         let object = format!("{repo}@{digest}");
         let url = self.url(&format!("/v2/{repo}/blobs/{digest}"))?;
         let resp = self
@@ -429,7 +429,7 @@ impl Registry {
     }
 
     /// Stream a blob (the response body, read chunk by chunk).
-    pub async fn get_blob(
+    pub(super) async fn get_blob(
         &self,
         repo: &str,
         digest: &str,

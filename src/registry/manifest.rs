@@ -22,7 +22,7 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 pub const ACCEPTED: [&str; 4] = [OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST];
 
 /// `sha256:<hex>` of some bytes.
-pub fn sha256_digest(bytes: &[u8]) -> String {
+pub(super) fn sha256_digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
@@ -69,7 +69,7 @@ pub enum Parsed {
 impl Manifest {
     /// Wrap bytes read from somewhere, computing the digest. The media type comes from the JSON when it has
     /// one (what registries and ECR trust), else from `fallback`.
-    pub fn from_bytes(bytes: Bytes, fallback: &str) -> Result<Manifest, Error> {
+    pub(super) fn from_bytes(bytes: Bytes, fallback: &str) -> Result<Manifest, Error> {
         let value: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|e| Error::Manifest {
                 object: sha256_digest(&bytes),
@@ -88,7 +88,7 @@ impl Manifest {
     }
 
     /// The descriptors this manifest refers to.
-    pub fn parse(&self) -> Result<Parsed, Error> {
+    pub(super) fn parse(&self) -> Result<Parsed, Error> {
         let bad = |message: String| Error::Manifest {
             object: self.digest.clone(),
             message,
