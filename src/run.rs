@@ -22,7 +22,7 @@ use crate::inputs::Inputs;
 use crate::report::{Report, Status};
 use crate::steps::deploy::{BackendOutcome, BackendReport};
 use crate::steps::smoke::SmokeReport;
-use crate::steps::{deploy, frontend, promote, smoke, Clients};
+use crate::steps::{deploy, frontend, image, smoke, Clients};
 use crate::Error;
 
 /// Run the action with the given environment variables; print outputs, summary and errors; return the
@@ -241,7 +241,9 @@ async fn deploy_pipeline(
 ) -> Result<(), Error> {
     // 1. Preflight: nothing below changes anything.
     let source = if cfg.command == Command::Promote || cfg.image_archive.is_some() {
-        Some(promote::resolve_source(clients, cfg, report).await?)
+        let source = image::resolve_source(clients, cfg, &mut report.phases).await?;
+        report.promote = Some(source.report());
+        Some(source)
     } else {
         None
     };
@@ -263,7 +265,10 @@ async fn deploy_pipeline(
 
     // 2. The image into the target repository (promotion or archive).
     if let Some(source) = &source {
-        promote::copy(clients, cfg, source, report).await?;
+        let copied = image::copy(clients, source, &mut report.phases).await?;
+        if let Some(p) = &mut report.promote {
+            p.record(copied);
+        }
     }
 
     // 3. The backend: new revision, rollout watched to the end, rolled back on failure.

@@ -9,7 +9,8 @@ use cloudshop_deploy::config::{self, Config};
 use cloudshop_deploy::github::Context;
 use cloudshop_deploy::inputs::Inputs;
 use cloudshop_deploy::report::{Report, Section};
-use cloudshop_deploy::steps::{promote, Clients};
+use cloudshop_deploy::steps::image::{self, Mode, SourceImage};
+use cloudshop_deploy::steps::Clients;
 
 use common::registry::{tar_dir, write_layout, LocalRegistry};
 use common::Moto;
@@ -101,17 +102,41 @@ environments:
     async fn promote(&self, cfg: &Config, mount: bool) -> (Result<(), String>, Report) {
         let mut report = Report::new("promote", "prod", false);
         let result = async {
-            let mut source = promote::resolve_source(&self.clients, cfg, &mut report)
+            let mut source = resolve(&self.clients, cfg, &mut report)
                 .await
                 .map_err(|e| e.to_string())?;
             source.options.mount = mount;
-            promote::copy(&self.clients, cfg, &source, &mut report)
+            copy(&self.clients, &source, &mut report)
                 .await
                 .map_err(|e| e.to_string())
         }
         .await;
         (result, report)
     }
+}
+
+/// Resolve as `run.rs` does: the timeline and the promotion's report go into the run report.
+async fn resolve(
+    clients: &Clients,
+    cfg: &Config,
+    report: &mut Report,
+) -> Result<SourceImage, image::Error> {
+    let source = image::resolve_source(clients, cfg, &mut report.phases).await?;
+    report.promote = Some(source.report());
+    Ok(source)
+}
+
+/// Copy as `run.rs` does.
+async fn copy(
+    clients: &Clients,
+    source: &SourceImage,
+    report: &mut Report,
+) -> Result<(), image::Error> {
+    let copied = image::copy(clients, source, &mut report.phases).await?;
+    if let Some(p) = &mut report.promote {
+        p.record(copied);
+    }
+    Ok(())
 }
 
 fn outputs(report: &Report) -> std::collections::BTreeMap<String, String> {
@@ -285,21 +310,17 @@ async fn an_oci_layout_archive_is_pushed_with_its_own_digest() {
     for (archive, tag) in [("image", "sha-1"), ("image.tar", "sha-1-tar")] {
         let cfg = w.config(&[("image-archive", archive), ("image-tag", tag)], PROD);
         let mut report = Report::new("deploy", "prod", false);
-        let source = promote::resolve_source(&w.clients, &cfg, &mut report)
-            .await
-            .unwrap();
+        let source = resolve(&w.clients, &cfg, &mut report).await.unwrap();
         // The digest is known before anything is pushed.
         assert_eq!(source.digest, layout.digest);
         assert!(w.reg.digest_of(PROD, tag).is_none());
-        promote::copy(&w.clients, &cfg, &source, &mut report)
-            .await
-            .unwrap();
+        copy(&w.clients, &source, &mut report).await.unwrap();
         assert_eq!(
             w.reg.digest_of(PROD, tag).as_deref(),
             Some(layout.digest.as_str())
         );
         let p = report.promote.as_ref().unwrap();
-        assert_eq!(p.mode, "archive");
+        assert_eq!(p.mode, Mode::Archive);
         let stats = p.stats.clone().unwrap();
         if tag == "sha-1" {
             assert_eq!(stats.blobs_copied, 3, "{stats:?}");
@@ -348,12 +369,8 @@ async fn a_docker_save_archive_is_pushed_as_a_schema2_image() {
         PROD,
     );
     let mut report = Report::new("deploy", "prod", false);
-    let source = promote::resolve_source(&w.clients, &cfg, &mut report)
-        .await
-        .unwrap();
-    promote::copy(&w.clients, &cfg, &source, &mut report)
-        .await
-        .unwrap();
+    let source = resolve(&w.clients, &cfg, &mut report).await.unwrap();
+    copy(&w.clients, &source, &mut report).await.unwrap();
     assert_eq!(
         w.reg.digest_of(PROD, "sha-2").as_deref(),
         Some(source.digest.as_str())
@@ -394,7 +411,7 @@ async fn same_repository_promotion_is_a_retag_through_ecr() {
     for _ in 0..2 {
         let (res, report) = w.promote(&cfg, true).await;
         res.unwrap();
-        assert_eq!(report.promote.as_ref().unwrap().mode, "retag");
+        assert_eq!(report.promote.as_ref().unwrap().mode, Mode::Retag);
     }
     let images = ecr
         .describe_images()
@@ -528,7 +545,7 @@ async fn an_archive_cannot_move_an_immutable_tag() {
     let layout = write_layout(&w.workspace.path().join("img"), "sha-9", 1, 4096, false);
     let cfg = w.config(&[("image-archive", "img"), ("image-tag", "sha-9")], PROD);
     let mut report = Report::new("deploy", "prod", false);
-    let err = promote::resolve_source(&w.clients, &cfg, &mut report)
+    let err = resolve(&w.clients, &cfg, &mut report)
         .await
         .unwrap_err()
         .to_string();

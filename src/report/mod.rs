@@ -57,7 +57,7 @@ pub struct Report {
     /// Timed phases, in the order they ended.
     pub phases: Timeline,
     pub backend: Option<crate::steps::deploy::BackendReport>,
-    pub promote: Option<crate::steps::promote::PromoteReport>,
+    pub promote: Option<crate::steps::image::PromoteReport>,
     pub smoke: Option<crate::steps::smoke::SmokeReport>,
     pub frontend: Option<crate::steps::frontend::SyncReport>,
     /// The error, when the run failed: message and hint.

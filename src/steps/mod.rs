@@ -6,7 +6,7 @@
 
 pub mod deploy;
 pub mod frontend;
-pub mod promote;
+pub mod image;
 pub mod smoke;
 
 use aws_types::SdkConfig;

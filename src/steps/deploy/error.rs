@@ -20,25 +20,9 @@ pub enum Error {
         /// The fix.
         hint: String,
     },
-    #[error("failed to find ECR repository `{0}`: RepositoryNotFoundException")]
-    RepositoryNotFound(String),
-    #[error("no `image-tag` to deploy")]
-    NoImageTag,
-    #[error("failed to find image `{repository}:{tag}` in ECR: ImageNotFoundException{}", recent_list(.recent))]
-    ImageNotFound {
-        repository: String,
-        /// The tag asked for.
-        tag: String,
-        /// The newest tags there are.
-        recent: Vec<String>,
-    },
-    /// An extra tag already names another image in an immutable repository.
-    #[error("failed to tag image `{repository}:{tag}`: ImageTagAlreadyExistsException: the repository's tags are immutable and `{tag}` already names another image")]
-    TagImmutable {
-        repository: String,
-        /// The tag(s), comma-separated.
-        tag: String,
-    },
+    /// Finding or tagging the image failed.
+    #[error(transparent)]
+    Image(#[from] crate::steps::image::Error),
     #[error("failed to describe cluster `{0}`: ClusterNotFoundException")]
     ClusterNotFound(String),
     #[error("failed to find service `{service}` in cluster `{cluster}`: MISSING")]
@@ -112,14 +96,6 @@ pub enum Error {
     BadRevision(String),
 }
 
-fn recent_list(recent: &[String]) -> String {
-    if recent.is_empty() {
-        " (the repository has no tagged images)".into()
-    } else {
-        format!(" (newest tags: {})", recent.join(", "))
-    }
-}
-
 /// The diagnosis for the error message; its hints go to the hint line instead.
 fn diag(d: &Diagnosis) -> String {
     if d.lines.is_empty() {
@@ -144,10 +120,7 @@ impl crate::Diagnose for Error {
     fn hint(&self) -> String {
         match self {
             Error::Aws { hint, .. } => hint.clone(),
-            Error::RepositoryNotFound(r) => format!("create the repository `{r}` (Terraform) or fix `ecr-repository`"),
-            Error::NoImageTag => "set `image-tag` (default: the commit SHA)".into(),
-            Error::ImageNotFound { .. } => "push the image (tagged with the commit SHA) in an earlier step, or set `image-tag` to one of the tags listed".into(),
-            Error::TagImmutable { tag, .. } => format!("drop `{tag}` from `extra-tags`, or make the repository's tags mutable"),
+            Error::Image(e) => crate::Diagnose::hint(e),
             Error::ClusterNotFound(_) => "fix `cluster` (input or environments file), and check `aws-region`".into(),
             Error::ServiceNotFound { .. } => "fix `service` (input or environments file); `aws ecs list-services --cluster CLUSTER` lists them".into(),
             Error::ServiceGone { .. } => "the service was deleted or is being deleted; recreate it (Terraform) and deploy again".into(),

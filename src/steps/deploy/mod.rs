@@ -3,7 +3,7 @@
 //!
 //! [`prepare`] is read-only (the preflight and the plan); [`apply`] makes the changes. Each writes only
 //! its own [`BackendReport`] and the run's [`Timeline`]; the run derives its status from the report's
-//! [`BackendOutcome`]. Sub-modules: [`image`] (ECR), [`task_def`] (the raw JSON definition), `service`
+//! [`BackendOutcome`]. The image is found and tagged by [`image`]. Sub-modules: [`task_def`] (the raw JSON definition), `service`
 //! (the ECS service calls and [`Deployed`]), [`wait`] (the rollout watch and its diagnosis), `watch`
 //! (one watch as the step records it), `rollback`, `report` (the summary section), `error` (errors
 //! and their hints).
@@ -13,7 +13,6 @@
 //! `DescribeServiceDeployments`.
 
 mod error;
-pub mod image;
 mod report;
 mod rollback;
 mod service;
@@ -35,7 +34,7 @@ pub use service::{health as service_health, Deployed};
 use crate::config::Config;
 use crate::github::commands;
 use crate::report::section::{Outcome, Timeline};
-use crate::steps::Clients;
+use crate::steps::{image, Clients};
 use report::short;
 use watch::{watch_rollout, Failure};
 
@@ -99,14 +98,7 @@ async fn prepare_inner(
     r.image_digest = Some(img.digest.clone());
     r.image_uri = Some(img.uri.clone());
     if expected_digest.is_none() {
-        let moved =
-            image::conflicting_tags(&clients.ecr, &repo, &img.digest, &b.extra_tags).await?;
-        if !moved.is_empty() {
-            return Err(Error::TagImmutable {
-                repository: repo.name.clone(),
-                tag: moved.join(", "),
-            });
-        }
+        image::check_tags_free(&clients.ecr, &repo, &img.digest, &b.extra_tags).await?;
     }
 
     let svc = service::describe(&clients.ecs, &b.cluster, &b.service).await?;
@@ -265,7 +257,7 @@ pub async fn apply(
         }
         Err(e) => {
             section.outcome = BackendOutcome::TagsFailed;
-            return Err(e);
+            return Err(e.into());
         }
     }
     if !prepared.update {

@@ -1,12 +1,9 @@
-//! A small OCI distribution (registry v2) client and the image copy built on it: manifests byte for byte
-//! (so digests never change), blobs checked with HEAD, mounted across repositories of one registry, else
-//! streamed from the source into a chunked upload (never a whole layer in memory), several at once.
+//! One registry over HTTP: basic auth with the ECR token, manifest GET/HEAD/PUT, tag listing, blob HEAD
+//! and streaming GET, cross-repository mounts and chunked uploads checked against their digest; and the
+//! errors of registry traffic.
 //!
-//! APIs: the OCI distribution spec over HTTPS (`/v2/<repo>/manifests/<ref>`, `/v2/<repo>/blobs/<digest>`,
-//! `/v2/<repo>/blobs/uploads/`, `/v2/<repo>/tags/list`), authenticated with the basic token of ECR
-//! `GetAuthorizationToken` (fetched by the caller). No AWS API is called here.
-
-pub mod archive;
+//! APIs: OCI distribution `/v2/<repo>/manifests/<ref>`, `/v2/<repo>/blobs/<digest>`,
+//! `/v2/<repo>/blobs/uploads/`, `/v2/<repo>/tags/list`.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,22 +14,13 @@ use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use reqwest::{Method, StatusCode};
-use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
-/// OCI image index.
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-/// OCI image manifest.
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-/// Docker manifest list.
-pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-/// Docker image manifest, schema 2.
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+use super::archive;
+use super::manifest::{Manifest, ACCEPTED};
 
 /// Registries refuse manifests over 4 MiB; refusing to read more keeps a broken server from filling memory.
 const MAX_MANIFEST: usize = 4 * 1024 * 1024;
-/// A child manifest of an index is an image; deeper nesting is not something images do.
-const MAX_DEPTH: usize = 2;
 
 /// A registry operation that failed.
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +42,6 @@ pub enum Error {
         verb: &'static str,
         /// The repository, reference or digest.
         object: String,
-        /// HTTP status.
         status: u16,
         /// The registry's error code (`MANIFEST_UNKNOWN`, `DENIED`...), or `-`.
         code: String,
@@ -87,9 +74,8 @@ pub enum Error {
     Archive(#[from] archive::Error),
 }
 
-impl Error {
-    /// One line telling the reader how to fix it.
-    pub fn hint(&self) -> String {
+impl crate::Diagnose for Error {
+    fn hint(&self) -> String {
         match self {
             Error::Transport { .. } => "check that the registry is reachable from the runner (and `registry-url`, if set); the copy is safe to re-run".into(),
             Error::Status { status: 401 | 403, .. } => "the role needs ecr:GetAuthorizationToken, ecr:BatchGetImage and ecr:GetDownloadUrlForLayer on the source repository, and ecr:BatchCheckLayerAvailability, ecr:InitiateLayerUpload, ecr:UploadLayerPart, ecr:CompleteLayerUpload and ecr:PutImage on the target (cross-account: a repository policy on the source)".into(),
@@ -102,137 +88,6 @@ impl Error {
     }
 }
 
-/// `sha256:<hex>` of some bytes.
-pub fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
-
-/// A manifest exactly as the registry stores it.
-#[derive(Clone)]
-pub struct Manifest {
-    /// The bytes (never re-serialised: the digest is their hash).
-    pub bytes: Bytes,
-    /// Its media type (`Content-Type`).
-    pub media_type: String,
-    /// `sha256:` of the bytes.
-    pub digest: String,
-}
-
-impl fmt::Debug for Manifest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Manifest")
-            .field("media_type", &self.media_type)
-            .field("digest", &self.digest)
-            .field("len", &self.bytes.len())
-            .finish()
-    }
-}
-
-/// A blob or manifest named by a manifest.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Descriptor {
-    /// `sha256:...`
-    pub digest: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// Media type.
-    pub media_type: String,
-}
-
-/// What a manifest refers to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Parsed {
-    /// An image index / manifest list: its child manifests.
-    Index(Vec<Descriptor>),
-    /// An image: its config and layers (blobs), foreign layers left out.
-    Image(Vec<Descriptor>),
-}
-
-impl Manifest {
-    /// Wrap bytes read from somewhere, computing the digest. The media type comes from the JSON when it has
-    /// one (what registries and ECR trust), else from `fallback`.
-    pub fn from_bytes(bytes: Bytes, fallback: &str) -> Result<Manifest, Error> {
-        let value: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| Error::Manifest {
-                object: sha256_digest(&bytes),
-                message: format!("not JSON: {e}"),
-            })?;
-        let media_type = value
-            .get("mediaType")
-            .and_then(|v| v.as_str())
-            .unwrap_or(fallback)
-            .to_string();
-        Ok(Manifest {
-            digest: sha256_digest(&bytes),
-            bytes,
-            media_type,
-        })
-    }
-
-    /// The descriptors this manifest refers to.
-    pub fn parse(&self) -> Result<Parsed, Error> {
-        let bad = |message: String| Error::Manifest {
-            object: self.digest.clone(),
-            message,
-        };
-        let value: serde_json::Value =
-            serde_json::from_slice(&self.bytes).map_err(|e| bad(format!("not JSON: {e}")))?;
-        let descriptor = |v: &serde_json::Value| -> Result<Descriptor, Error> {
-            let digest = v
-                .get("digest")
-                .and_then(|d| d.as_str())
-                .filter(|d| d.starts_with("sha256:") && d.len() == 71)
-                .ok_or_else(|| bad("a descriptor has no sha256 `digest`".into()))?;
-            Ok(Descriptor {
-                digest: digest.to_string(),
-                size: v.get("size").and_then(|s| s.as_u64()).unwrap_or(0),
-                media_type: v
-                    .get("mediaType")
-                    .and_then(|m| m.as_str())
-                    .unwrap_or_default()
-                    .to_string(),
-            })
-        };
-        let is_index = matches!(self.media_type.as_str(), OCI_INDEX | DOCKER_LIST)
-            || (value.get("manifests").is_some() && value.get("layers").is_none());
-        if is_index {
-            let list = value
-                .get("manifests")
-                .and_then(|m| m.as_array())
-                .ok_or_else(|| bad("an index without `manifests`".into()))?;
-            return Ok(Parsed::Index(
-                list.iter().map(descriptor).collect::<Result<_, _>>()?,
-            ));
-        }
-        if value.get("schemaVersion").and_then(|v| v.as_u64()) == Some(1) {
-            return Err(bad(
-                "Docker schema 1 manifests are deprecated and not copied".into(),
-            ));
-        }
-        let config = value
-            .get("config")
-            .ok_or_else(|| bad("an image manifest without `config`".into()))?;
-        let mut blobs = vec![descriptor(config)?];
-        for layer in value
-            .get("layers")
-            .and_then(|l| l.as_array())
-            .into_iter()
-            .flatten()
-        {
-            // Foreign layers (Windows base layers) live elsewhere and are never pushed.
-            if layer.get("urls").is_some_and(|u| u.is_array()) {
-                continue;
-            }
-            let d = descriptor(layer)?;
-            if !blobs.iter().any(|b| b.digest == d.digest) {
-                blobs.push(d);
-            }
-        }
-        Ok(Parsed::Image(blobs))
-    }
-}
-
-/// Timeouts and limits of registry traffic.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// TCP connect timeout.
@@ -249,7 +104,7 @@ pub struct Options {
     pub concurrency: usize,
     /// Attempts per blob (a failed attempt starts a new upload session).
     pub attempts: u32,
-    /// Base delay between attempts (jittered, doubling).
+    /// Base delay between attempts (doubling, with equal jitter).
     pub backoff: Duration,
     /// Try a cross-repository mount when source and target are one registry.
     pub mount: bool,
@@ -295,32 +150,17 @@ impl fmt::Debug for Registry {
 }
 
 /// What a mount attempt gave.
-enum Mount {
+pub(super) enum Mount {
     Mounted,
     /// The registry did not mount; it opened an upload session instead.
     Upload(url::Url),
 }
 
-/// How one blob reached the target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BlobOutcome {
-    Present,
-    Mounted,
-    Copied(u64),
-}
-
 fn transport(verb: &'static str, object: &str, e: reqwest::Error) -> Error {
-    let mut message = e.to_string();
-    let mut src = std::error::Error::source(&e);
-    while let Some(cause) = src {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        src = cause.source();
-    }
     Error::Transport {
         verb,
         object: object.to_string(),
-        message,
+        message: crate::report::section::error_chain(&e),
     }
 }
 
@@ -360,7 +200,7 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 fn accept_all() -> String {
-    [OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST].join(", ")
+    ACCEPTED.join(", ")
 }
 
 impl Registry {
@@ -373,7 +213,7 @@ impl Registry {
         options: &Options,
     ) -> Result<Registry, Error> {
         let http = reqwest::Client::builder()
-            .user_agent(concat!("cloudshop-deploy/", env!("CARGO_PKG_VERSION")))
+            .user_agent(crate::aws::USER_AGENT)
             .connect_timeout(options.connect_timeout)
             .build()
             .map_err(|e| transport("build a client for", base.as_str(), e))?;
@@ -388,12 +228,12 @@ impl Registry {
     }
 
     /// The base URL.
-    pub fn base(&self) -> &url::Url {
+    pub(super) fn base(&self) -> &url::Url {
         &self.base
     }
 
     /// `host[:port]` of the registry, as it appears in image URIs.
-    pub fn host(&self) -> String {
+    pub(crate) fn host(&self) -> String {
         let host = self.base.host_str().unwrap_or_default();
         match self.base.port() {
             Some(p) => format!("{host}:{p}"),
@@ -489,7 +329,7 @@ impl Registry {
     }
 
     /// HEAD a manifest: its digest, or `None` when absent.
-    pub async fn manifest_digest(
+    pub(crate) async fn manifest_digest(
         &self,
         repo: &str,
         reference: &str,
@@ -514,7 +354,7 @@ impl Registry {
     }
 
     /// PUT a manifest under a tag or its digest; checks the digest the registry computed.
-    pub async fn put_manifest(
+    pub(super) async fn put_manifest(
         &self,
         repo: &str,
         reference: &str,
@@ -545,7 +385,7 @@ impl Registry {
     }
 
     /// Tags of a repository (one page of up to `limit`); empty when the repository is unknown.
-    pub async fn list_tags(&self, repo: &str, limit: usize) -> Result<Vec<String>, Error> {
+    pub(crate) async fn list_tags(&self, repo: &str, limit: usize) -> Result<Vec<String>, Error> {
         let mut url = self.url(&format!("/v2/{repo}/tags/list"))?;
         url.query_pairs_mut().append_pair("n", &limit.to_string());
         let resp = self
@@ -573,7 +413,7 @@ impl Registry {
     }
 
     /// Is the blob in the repository?
-    pub async fn blob_exists(&self, repo: &str, digest: &str) -> Result<bool, Error> {
+    pub(super) async fn blob_exists(&self, repo: &str, digest: &str) -> Result<bool, Error> {
         let object = format!("{repo}@{digest}");
         let url = self.url(&format!("/v2/{repo}/blobs/{digest}"))?;
         let resp = self
@@ -589,7 +429,7 @@ impl Registry {
     }
 
     /// Stream a blob (the response body, read chunk by chunk).
-    pub async fn get_blob(
+    pub(super) async fn get_blob(
         &self,
         repo: &str,
         digest: &str,
@@ -639,7 +479,7 @@ impl Registry {
     }
 
     /// Ask the registry to mount a blob from another repository of the same registry.
-    async fn mount(&self, repo: &str, digest: &str, from: &str) -> Result<Mount, Error> {
+    pub(super) async fn mount(&self, repo: &str, digest: &str, from: &str) -> Result<Mount, Error> {
         let object = format!("{repo}@{digest}");
         let mut url = self.url(&format!("/v2/{repo}/blobs/uploads/"))?;
         url.query_pairs_mut()
@@ -663,7 +503,7 @@ impl Registry {
     }
 
     /// Open an upload session.
-    async fn start_upload(&self, repo: &str, digest: &str) -> Result<url::Url, Error> {
+    pub(super) async fn start_upload(&self, repo: &str, digest: &str) -> Result<url::Url, Error> {
         let object = format!("{repo}@{digest}");
         let url = self.url(&format!("/v2/{repo}/blobs/uploads/"))?;
         let resp = self
@@ -680,7 +520,7 @@ impl Registry {
 
     /// Stream `size` bytes into an upload session (one PATCH, as docker does), check their sha256 on the
     /// way, then close the session with `PUT ?digest=`. Returns the bytes sent.
-    async fn upload(
+    pub(super) async fn upload(
         &self,
         location: url::Url,
         repo: &str,
@@ -763,286 +603,9 @@ fn stall_guard(
     .boxed()
 }
 
-/// Where the image comes from: a repository of a registry, or a local archive.
-#[derive(Debug, Clone)]
-pub enum Source {
-    /// `repo` in `registry`.
-    Registry {
-        /// The registry.
-        registry: Registry,
-        /// The repository.
-        repo: String,
-    },
-    /// An OCI layout or `docker save` archive.
-    Archive(Arc<archive::Archive>),
-}
-
-impl Source {
-    async fn manifest(&self, digest: &str) -> Result<Manifest, Error> {
-        match self {
-            Source::Registry { registry, repo } => registry
-                .get_manifest(repo, digest)
-                .await?
-                .ok_or_else(|| Error::MissingManifest(format!("{repo}@{digest}"))),
-            Source::Archive(a) => Ok(a.manifest(digest).await?),
-        }
-    }
-
-    async fn blob(
-        &self,
-        digest: &str,
-        size: u64,
-    ) -> Result<BoxStream<'static, std::io::Result<Bytes>>, Error> {
-        match self {
-            Source::Registry { registry, repo } => registry.get_blob(repo, digest).await,
-            Source::Archive(a) => Ok(a.blob(digest, size).await?),
-        }
-    }
-}
-
-/// What a copy moved.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct CopyStats {
-    /// Blobs streamed into the target.
-    pub blobs_copied: u64,
-    /// Blobs the target already had.
-    pub blobs_skipped: u64,
-    /// Blobs mounted from the source repository (no bytes moved).
-    pub blobs_mounted: u64,
-    /// Blob bytes streamed.
-    pub bytes_copied: u64,
-    /// Manifests written (children and the top one; tags not counted).
-    pub manifests_put: u64,
-    /// Manifests the target already had.
-    pub manifests_skipped: u64,
-    /// Tags written.
-    pub tags_put: Vec<String>,
-    /// Tags already pointing at the digest.
-    pub tags_unchanged: Vec<String>,
-}
-
-/// The target of a copy.
-#[derive(Debug, Clone)]
-pub struct Target {
-    /// The registry.
-    pub registry: Registry,
-    /// The repository.
-    pub repo: String,
-}
-
-/// Copy `top` (already read from `source`) and everything it refers to into `target`, then point `tags` at
-/// it. Idempotent: what the target has is checked first and never sent again.
-pub async fn copy_image(
-    source: &Source,
-    target: &Target,
-    top: &Manifest,
-    tags: &[String],
-    options: &Options,
-) -> Result<CopyStats, Error> {
-    let mut stats = CopyStats::default();
-    copy_tree(source, target, top, options, 0, &mut stats).await?;
-    for tag in tags {
-        match target.registry.manifest_digest(&target.repo, tag).await? {
-            Some(d) if d == top.digest => stats.tags_unchanged.push(tag.clone()),
-            _ => {
-                target.registry.put_manifest(&target.repo, tag, top).await?;
-                stats.tags_put.push(tag.clone());
-            }
-        }
-    }
-    // The truth is what the target now serves under the tag.
-    if let Some(tag) = tags.first() {
-        let now = target.registry.manifest_digest(&target.repo, tag).await?;
-        if now.as_deref() != Some(top.digest.as_str()) {
-            return Err(Error::DigestMismatch {
-                object: format!("{}:{tag}", target.repo),
-                expected: top.digest.clone(),
-                actual: now.unwrap_or_else(|| "nothing".into()),
-            });
-        }
-    }
-    Ok(stats)
-}
-
-/// Copy one manifest (children first) by digest.
-fn copy_tree<'a>(
-    source: &'a Source,
-    target: &'a Target,
-    manifest: &'a Manifest,
-    options: &'a Options,
-    depth: usize,
-    stats: &'a mut CopyStats,
-) -> futures::future::BoxFuture<'a, Result<(), Error>> {
-    Box::pin(async move {
-        let parsed = manifest.parse()?;
-        if target
-            .registry
-            .manifest_digest(&target.repo, &manifest.digest)
-            .await?
-            .is_some()
-        {
-            // A registry only accepts a manifest whose blobs it has, so all of them are there.
-            stats.manifests_skipped += 1;
-            if let Parsed::Image(blobs) = &parsed {
-                stats.blobs_skipped += blobs.len() as u64;
-            }
-            return Ok(());
-        }
-        match parsed {
-            Parsed::Index(children) => {
-                if depth >= MAX_DEPTH {
-                    return Err(Error::Manifest {
-                        object: manifest.digest.clone(),
-                        message: "indexes nested deeper than an index of images".into(),
-                    });
-                }
-                for child in children {
-                    let m = source.manifest(&child.digest).await?;
-                    if m.digest != child.digest {
-                        return Err(Error::DigestMismatch {
-                            object: child.digest.clone(),
-                            expected: child.digest,
-                            actual: m.digest,
-                        });
-                    }
-                    copy_tree(source, target, &m, options, depth + 1, stats).await?;
-                }
-            }
-            Parsed::Image(blobs) => {
-                let outcomes: Vec<BlobOutcome> = stream::iter(blobs)
-                    .map(|b| copy_blob(source, target, b, options))
-                    .buffer_unordered(options.concurrency.max(1))
-                    .try_collect()
-                    .await?;
-                for o in outcomes {
-                    match o {
-                        BlobOutcome::Present => stats.blobs_skipped += 1,
-                        BlobOutcome::Mounted => stats.blobs_mounted += 1,
-                        BlobOutcome::Copied(n) => {
-                            stats.blobs_copied += 1;
-                            stats.bytes_copied += n;
-                        }
-                    }
-                }
-            }
-        }
-        target
-            .registry
-            .put_manifest(&target.repo, &manifest.digest, manifest)
-            .await?;
-        stats.manifests_put += 1;
-        Ok(())
-    })
-}
-
-/// Bring one blob into the target: present, mounted, or streamed (retried with a fresh session).
-async fn copy_blob(
-    source: &Source,
-    target: &Target,
-    blob: Descriptor,
-    options: &Options,
-) -> Result<BlobOutcome, Error> {
-    let (reg, repo) = (&target.registry, target.repo.as_str());
-    if reg.blob_exists(repo, &blob.digest).await? {
-        return Ok(BlobOutcome::Present);
-    }
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let result = async {
-            let session = match source {
-                Source::Registry {
-                    registry,
-                    repo: from,
-                } if options.mount && registry.base == reg.base && from != repo => {
-                    match reg.mount(repo, &blob.digest, from).await? {
-                        Mount::Mounted => return Ok(BlobOutcome::Mounted),
-                        Mount::Upload(location) => location,
-                    }
-                }
-                _ => reg.start_upload(repo, &blob.digest).await?,
-            };
-            let body = source.blob(&blob.digest, blob.size).await?;
-            let n = reg
-                .upload(session, repo, &blob.digest, blob.size, body)
-                .await?;
-            tracing::debug!(digest = %blob.digest, bytes = n, "blob copied");
-            Ok(BlobOutcome::Copied(n))
-        }
-        .await;
-        match result {
-            Ok(o) => return Ok(o),
-            Err(e) if attempt < options.attempts.max(1) && retryable(&e) => {
-                tracing::warn!(digest = %blob.digest, attempt, error = %e, "blob copy failed; retrying");
-                tokio::time::sleep(crate::aws::jittered(options.backoff, attempt)).await;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// Worth another attempt: transport failures, throttling and server errors.
-fn retryable(e: &Error) -> bool {
-    match e {
-        Error::Transport { .. } => true,
-        Error::Status { status, .. } => *status == 429 || *status >= 500,
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn manifest(json: &str, mt: &str) -> Manifest {
-        Manifest::from_bytes(Bytes::from(json.to_string()), mt).unwrap()
-    }
-
-    const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
-    const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
-
-    #[test]
-    fn image_manifest_lists_config_then_unique_layers_without_foreign() {
-        let json = format!(
-            r#"{{"schemaVersion":2,"mediaType":"{DOCKER_MANIFEST}",
-            "config":{{"mediaType":"c","digest":"{D1}","size":3}},
-            "layers":[{{"mediaType":"l","digest":"{D2}","size":5}},{{"mediaType":"l","digest":"{D2}","size":5}},
-                      {{"mediaType":"f","digest":"{D1}","size":9,"urls":["https://x"]}}]}}"#
-        );
-        let m = manifest(&json, "ignored");
-        assert_eq!(m.media_type, DOCKER_MANIFEST);
-        assert_eq!(m.digest, sha256_digest(json.as_bytes()));
-        let Parsed::Image(blobs) = m.parse().unwrap() else {
-            panic!("not an image")
-        };
-        assert_eq!(
-            blobs.iter().map(|b| b.digest.as_str()).collect::<Vec<_>>(),
-            [D1, D2]
-        );
-        assert_eq!(blobs[1].size, 5);
-    }
-
-    #[test]
-    fn index_without_media_type_is_recognised_by_its_manifests() {
-        let json = format!(
-            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{D1}","size":1}}]}}"#
-        );
-        let m = manifest(&json, OCI_INDEX);
-        assert!(matches!(m.parse().unwrap(), Parsed::Index(c) if c.len() == 1));
-    }
-
-    #[test]
-    fn schema1_and_bad_digests_are_refused() {
-        assert!(manifest(r#"{"schemaVersion":1,"fsLayers":[]}"#, "x")
-            .parse()
-            .is_err());
-        let bad = r#"{"schemaVersion":2,"config":{"digest":"md5:abc","size":1},"layers":[]}"#;
-        assert!(matches!(
-            manifest(bad, OCI_MANIFEST).parse(),
-            Err(Error::Manifest { .. })
-        ));
-        assert!(Manifest::from_bytes(Bytes::from_static(b"not json"), OCI_MANIFEST).is_err());
-    }
 
     #[tokio::test(start_paused = true)]
     async fn a_stalled_source_ends_the_stream_with_a_timeout() {
