@@ -81,16 +81,7 @@ pub async fn read(
         Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
         // A missing bucket is reported, once and clearly, by the listing that runs alongside.
         Err(e) if crate::aws::code(&e) == Some("NoSuchBucket") => return Ok(None),
-        Err(e) => {
-            let status = e.raw_response().map(|r| r.status().as_u16());
-            return Err(super::object_error(
-                "read",
-                bucket,
-                key,
-                status,
-                describe(&e),
-            ));
-        }
+        Err(e) => return Err(super::s3::object_error("read", bucket, key, &e)),
     };
     let bytes = match out.body.collect().await {
         Ok(b) => b.into_bytes(),
