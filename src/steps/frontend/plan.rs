@@ -300,3 +300,525 @@ pub fn next_state(
     }
     objects
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use md5::Md5;
+    use sha2::{Digest, Sha256};
+
+    use super::*;
+
+    const JS: &str = "text/javascript; charset=utf-8";
+    const SHORT: &str = "public, max-age=300";
+    const LISTED_AT: &str = "1700000000.000000000";
+
+    /// A build file `rel` holding `bytes`, hashed as the walk would.
+    fn file(rel: &str, bytes: &[u8]) -> LocalFile {
+        LocalFile {
+            rel: rel.into(),
+            path: PathBuf::from("/build").join(rel),
+            size: bytes.len() as u64,
+            md5: hex::encode(Md5::digest(bytes)),
+            sha256: hex::encode(Sha256::digest(bytes)),
+        }
+    }
+
+    fn wanted(prefix: &str, rel: &str, bytes: &[u8]) -> Upload {
+        Upload::new(file(rel, bytes), prefix, JS.into(), SHORT.into())
+    }
+
+    /// The listing of a single-part object holding `bytes` (its ETag is their MD5).
+    fn single(bytes: &[u8]) -> Listed {
+        Listed {
+            etag: hex::encode(Md5::digest(bytes)),
+            size: bytes.len() as i64,
+            last_modified: LISTED_AT.into(),
+        }
+    }
+
+    /// The listing of a multipart object holding `bytes` (its ETag is no MD5 of them).
+    fn multipart(bytes: &[u8]) -> Listed {
+        Listed {
+            etag: "0f343b0931126a20f133d67c2b018a3b-3".into(),
+            ..single(bytes)
+        }
+    }
+
+    /// The state's entry for `listed`, written with `bytes` and these headers.
+    fn entry(listed: &Listed, bytes: &[u8], content_type: &str, cache_control: &str) -> Entry {
+        Entry {
+            etag: listed.etag.clone(),
+            size: listed.size,
+            last_modified: listed.last_modified.clone(),
+            sha256: hex::encode(Sha256::digest(bytes)),
+            content_type: content_type.into(),
+            cache_control: cache_control.into(),
+        }
+    }
+
+    fn state(objects: &[(&str, Entry)]) -> SyncState {
+        SyncState {
+            version: 1,
+            objects: objects
+                .iter()
+                .map(|(k, e)| (k.to_string(), e.clone()))
+                .collect(),
+        }
+    }
+
+    /// What [`triage`] made of the one file of a case.
+    #[derive(Debug, PartialEq)]
+    enum Triaged {
+        Upload(Reason),
+        Known,
+        Head,
+    }
+
+    /// Name, the build file, the listing, the state, the verdict.
+    type TriageCase = (
+        &'static str,
+        Upload,
+        Vec<(&'static str, Listed)>,
+        Option<SyncState>,
+        Triaged,
+    );
+
+    fn triage_one(up: Upload, remote: &[(&str, Listed)], state: Option<&SyncState>) -> Triaged {
+        let remote: BTreeMap<String, Listed> = remote
+            .iter()
+            .map(|(k, l)| (k.to_string(), l.clone()))
+            .collect();
+        let t = triage(vec![up], &remote, state);
+        match (t.uploads.as_slice(), t.known.len(), t.to_check.as_slice()) {
+            ([up], 0, []) => Triaged::Upload(up.reason),
+            ([], 1, []) => Triaged::Known,
+            ([], 0, [_]) => Triaged::Head,
+            _ => panic!("one file, several outcomes: {t:?}"),
+        }
+    }
+
+    #[test]
+    fn triage_decides_what_the_listing_and_the_state_settle() {
+        let (v1, v2) = (b"console.log(1)".as_slice(), b"console.log(2)".as_slice());
+        let v1_listed = single(v1);
+        let v1_later = Listed {
+            last_modified: "1700000999.000000000".into(),
+            ..single(v1)
+        };
+        let ours = entry(&v1_listed, v1, JS, SHORT);
+        let cases: Vec<TriageCase> = vec![
+            (
+                "no object: new",
+                wanted("", "app.js", v1),
+                vec![],
+                None,
+                Triaged::Upload(Reason::New),
+            ),
+            (
+                "unchanged, vouched for by the state: no request",
+                wanted("", "app.js", v1),
+                vec![("app.js", v1_listed.clone())],
+                Some(state(&[("app.js", ours.clone())])),
+                Triaged::Known,
+            ),
+            (
+                "changed content, the state knows the old bytes",
+                wanted("", "app.js", v2),
+                vec![("app.js", v1_listed.clone())],
+                Some(state(&[("app.js", ours.clone())])),
+                Triaged::Upload(Reason::Changed),
+            ),
+            (
+                "same bytes, another Cache-Control",
+                wanted("", "app.js", v1),
+                vec![("app.js", v1_listed.clone())],
+                Some(state(&[("app.js", entry(&v1_listed, v1, JS, "no-cache"))])),
+                Triaged::Upload(Reason::Metadata),
+            ),
+            (
+                "same bytes, another Content-Type",
+                wanted("", "app.js", v1),
+                vec![("app.js", v1_listed.clone())],
+                Some(state(&[(
+                    "app.js",
+                    entry(&v1_listed, v1, "text/plain", SHORT),
+                )])),
+                Triaged::Upload(Reason::Metadata),
+            ),
+            (
+                "state not matching the listing (rewritten since), same MD5: HEAD",
+                wanted("", "app.js", v1),
+                vec![("app.js", v1_later.clone())],
+                Some(state(&[("app.js", ours.clone())])),
+                Triaged::Head,
+            ),
+            (
+                "state not matching the listing, other MD5: changed",
+                wanted("", "app.js", v2),
+                vec![("app.js", v1_later.clone())],
+                Some(state(&[("app.js", ours.clone())])),
+                Triaged::Upload(Reason::Changed),
+            ),
+            (
+                "state records an object the listing no longer has: new",
+                wanted("", "app.js", v1),
+                vec![],
+                Some(state(&[("app.js", ours.clone())])),
+                Triaged::Upload(Reason::New),
+            ),
+            (
+                "state of another key only: HEAD",
+                wanted("", "app.js", v1),
+                vec![("app.js", v1_listed.clone())],
+                Some(state(&[("other.js", ours.clone())])),
+                Triaged::Head,
+            ),
+            (
+                "missing state, same MD5: only a HEAD shows the headers",
+                wanted("", "app.js", v1),
+                vec![("app.js", v1_listed.clone())],
+                None,
+                Triaged::Head,
+            ),
+            (
+                "missing state, other size: changed without a HEAD",
+                wanted("", "app.js", b"console.log(10)"),
+                vec![("app.js", v1_listed.clone())],
+                None,
+                Triaged::Upload(Reason::Changed),
+            ),
+            (
+                "missing state, same size, other MD5: changed without a HEAD",
+                wanted("", "app.js", v2),
+                vec![("app.js", v1_listed.clone())],
+                None,
+                Triaged::Upload(Reason::Changed),
+            ),
+            (
+                "multipart ETag, same size: only the stored SHA-256 can tell",
+                wanted("", "app.js", v2),
+                vec![("app.js", multipart(v1))],
+                None,
+                Triaged::Head,
+            ),
+            (
+                "multipart ETag, other size: changed",
+                wanted("", "app.js", b"console.log(10)"),
+                vec![("app.js", multipart(v1))],
+                None,
+                Triaged::Upload(Reason::Changed),
+            ),
+            (
+                "prefix: the object without it is another object",
+                wanted("web/", "app.js", v1),
+                vec![("app.js", v1_listed.clone())],
+                None,
+                Triaged::Upload(Reason::New),
+            ),
+            (
+                "prefix: the state is keyed by the full key",
+                wanted("web/", "app.js", v1),
+                vec![("web/app.js", v1_listed.clone())],
+                Some(state(&[("web/app.js", ours.clone())])),
+                Triaged::Known,
+            ),
+        ];
+        for (name, up, remote, state, want) in cases {
+            assert_eq!(triage_one(up, &remote, state.as_ref()), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn triage_keys_carry_the_prefix() {
+        let up = wanted("web/", "static/a.js", b"a");
+        assert_eq!(up.key, "web/static/a.js");
+        let t = triage(vec![up], &BTreeMap::new(), None);
+        assert_eq!(t.uploads[0].key, "web/static/a.js");
+    }
+
+    /// What [`judge`] made of a case.
+    #[derive(Debug, PartialEq)]
+    enum Judged {
+        Upload(Reason),
+        InPlace,
+    }
+
+    /// Name, the build file's bytes, the listing, the HEAD reply, the verdict.
+    type JudgeCase = (&'static str, &'static [u8], Listed, Option<Head>, Judged);
+
+    fn head(listed: &Listed, sha256: Option<&[u8]>, content_type: &str) -> Head {
+        Head {
+            etag: Some(listed.etag.clone()),
+            sha256: sha256.map(|b| hex::encode(Sha256::digest(b))),
+            content_type: Some(content_type.into()),
+            cache_control: Some(SHORT.into()),
+        }
+    }
+
+    #[test]
+    fn judge_decides_from_the_head_reply() {
+        let (v1, v2) = (b"console.log(1)".as_slice(), b"console.log(2)".as_slice());
+        let upper = Head {
+            sha256: Some(hex::encode(Sha256::digest(v1)).to_uppercase()),
+            ..head(&multipart(v1), None, JS)
+        };
+        let raced = Head {
+            etag: Some("another-write".into()),
+            ..head(&single(v1), Some(v1), JS)
+        };
+        let no_cache_control = Head {
+            cache_control: None,
+            ..head(&single(v1), Some(v1), JS)
+        };
+        let cases: Vec<JudgeCase> = vec![
+            (
+                "gone since the listing: new",
+                v1,
+                single(v1),
+                None,
+                Judged::Upload(Reason::New),
+            ),
+            (
+                "single part, our SHA-256, same headers: in place",
+                v1,
+                single(v1),
+                Some(head(&single(v1), Some(v1), JS)),
+                Judged::InPlace,
+            ),
+            (
+                "multipart ETag with our SHA-256: in place",
+                v1,
+                multipart(v1),
+                Some(head(&multipart(v1), Some(v1), JS)),
+                Judged::InPlace,
+            ),
+            (
+                "multipart ETag, the SHA-256 of other bytes: changed",
+                v2,
+                multipart(v1),
+                Some(head(&multipart(v1), Some(v1), JS)),
+                Judged::Upload(Reason::Changed),
+            ),
+            (
+                "multipart ETag without a SHA-256: the bytes cannot be proven equal",
+                v1,
+                multipart(v1),
+                Some(head(&multipart(v1), None, JS)),
+                Judged::Upload(Reason::Changed),
+            ),
+            (
+                "SHA-256 in upper case still matches",
+                v1,
+                multipart(v1),
+                Some(upper),
+                Judged::InPlace,
+            ),
+            (
+                "same MD5, written by another tool (no SHA-256): rewritten with ours",
+                v1,
+                single(v1),
+                Some(head(&single(v1), None, JS)),
+                Judged::Upload(Reason::Metadata),
+            ),
+            (
+                "same bytes, another Content-Type",
+                v1,
+                single(v1),
+                Some(head(&single(v1), Some(v1), "text/plain")),
+                Judged::Upload(Reason::Metadata),
+            ),
+            (
+                "no Cache-Control on the object",
+                v1,
+                single(v1),
+                Some(no_cache_control),
+                Judged::Upload(Reason::Metadata),
+            ),
+            (
+                "rewritten between the listing and the HEAD: put ours back",
+                v1,
+                single(v1),
+                Some(raced),
+                Judged::Upload(Reason::Changed),
+            ),
+        ];
+        for (name, bytes, listed, head, want) in cases {
+            let got = match judge(wanted("", "app.js", bytes), listed, head.as_ref()) {
+                Verdict::Upload(up) => Judged::Upload(up.reason),
+                Verdict::InPlace { .. } => Judged::InPlace,
+            };
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn judge_records_the_listed_object_for_the_state() {
+        let v1 = b"console.log(1)";
+        let listed = multipart(v1);
+        let Verdict::InPlace { key, entry: got } = judge(
+            wanted("web/", "app.js", v1),
+            listed.clone(),
+            Some(&head(&listed, Some(v1), JS)),
+        ) else {
+            panic!("not in place");
+        };
+        assert_eq!(key, "web/app.js");
+        assert_eq!(got, entry(&listed, v1, JS, SHORT));
+    }
+
+    /// Name, the exclusion, the keys to delete.
+    type StaleCase<'a> = (&'static str, &'a dyn Fn(&str) -> bool, Vec<&'static str>);
+
+    #[test]
+    fn stale_objects_are_deleted_except_build_files_excluded_ones_and_the_state() {
+        let state_key = "web/.cloudshop-deploy/sync-state.json";
+        let remote: BTreeMap<String, Listed> = [
+            "web/index.html",
+            "web/old.js",
+            "web/uploads/user.png",
+            "web/static/old.css",
+            state_key,
+        ]
+        .into_iter()
+        .map(|k| (k.to_string(), single(b"x")))
+        .collect();
+        let local: BTreeSet<String> = ["web/index.html".to_string()].into();
+        let cases: Vec<StaleCase> = vec![
+            (
+                "nothing excluded",
+                &|_| false,
+                vec!["web/old.js", "web/static/old.css", "web/uploads/user.png"],
+            ),
+            (
+                "exclusions match the key without the prefix",
+                &|rel| rel.starts_with("uploads/"),
+                vec!["web/old.js", "web/static/old.css"],
+            ),
+            (
+                "a glob for the prefixed key does not match",
+                &|rel| rel.starts_with("web/uploads/"),
+                vec!["web/old.js", "web/static/old.css", "web/uploads/user.png"],
+            ),
+        ];
+        for (name, excluded, want) in cases {
+            assert_eq!(
+                stale(&remote, &local, "web/", state_key, excluded),
+                want,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn uploads_go_assets_then_pages_then_the_root_index() {
+        let ups = [
+            "index.html",
+            "z.css",
+            "about/index.html",
+            "404.htm",
+            "static/js/a.js",
+            "Page.HTML",
+            "favicon.ico",
+        ]
+        .into_iter()
+        .map(|rel| wanted("web/", rel, rel.as_bytes()))
+        .collect();
+        let known: BTreeMap<String, Entry> = [(
+            "web/robots.txt".to_string(),
+            entry(&single(b"r"), b"r", JS, SHORT),
+        )]
+        .into();
+        let plan = SyncPlan::new(
+            ups,
+            vec!["web/old.js".into()],
+            known,
+            None,
+            "web/.cloudshop-deploy/sync-state.json".into(),
+        );
+        let keys = |ups: &[Upload]| ups.iter().map(|u| u.key.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            keys(&plan.assets),
+            ["web/favicon.ico", "web/static/js/a.js", "web/z.css"]
+        );
+        assert_eq!(
+            keys(&plan.pages),
+            ["web/404.htm", "web/Page.HTML", "web/about/index.html"]
+        );
+        assert_eq!(
+            plan.entry.as_ref().map(|u| u.key.as_str()),
+            Some("web/index.html")
+        );
+        assert_eq!(plan.deletes, ["web/old.js"]);
+        assert_eq!(plan.unchanged, 1);
+        let in_order: Vec<&str> = plan.uploads().map(|u| u.key.as_str()).collect();
+        let by_phase: Vec<&str> = plan
+            .phases()
+            .iter()
+            .flat_map(|p| p.iter().map(|u| u.key.as_str()))
+            .collect();
+        assert_eq!(in_order, by_phase);
+        assert_eq!(in_order.last(), Some(&"web/index.html"));
+    }
+
+    #[test]
+    fn a_build_without_a_root_index_has_no_entry_phase() {
+        let plan = SyncPlan::new(
+            vec![wanted("", "docs/index.html", b"d")],
+            vec![],
+            BTreeMap::new(),
+            None,
+            String::new(),
+        );
+        assert!(plan.entry.is_none() && plan.assets.is_empty());
+        assert_eq!(plan.phases().map(<[Upload]>::len), [0, 1, 0]);
+    }
+
+    #[test]
+    fn next_state_records_our_writes_and_the_entries_still_listed() {
+        let (a, b) = (b"a".as_slice(), b"b".as_slice());
+        let known: BTreeMap<String, Entry> = [
+            ("kept.js".to_string(), entry(&single(a), a, JS, SHORT)),
+            ("touched.js".to_string(), entry(&single(a), a, JS, SHORT)),
+            ("gone.js".to_string(), entry(&single(a), a, JS, SHORT)),
+        ]
+        .into();
+        let (ours, theirs, lost) = (
+            wanted("", "ours.js", b),
+            wanted("", "theirs.js", b),
+            wanted("", "lost.js", b),
+        );
+        let written: BTreeMap<String, (String, &Upload)> = [
+            ("ours.js".to_string(), (single(b).etag, &ours)),
+            ("theirs.js".to_string(), (single(b).etag, &theirs)),
+            ("lost.js".to_string(), (single(b).etag, &lost)),
+        ]
+        .into();
+        let after_write = Listed {
+            last_modified: "1700000500.000000000".into(),
+            ..single(b)
+        };
+        let listing: BTreeMap<String, Listed> = [
+            ("kept.js".to_string(), single(a)),
+            (
+                "touched.js".to_string(),
+                Listed {
+                    last_modified: "1700000600.000000000".into(),
+                    ..single(a)
+                },
+            ),
+            ("ours.js".to_string(), after_write.clone()),
+            // Someone else wrote other bytes after our write.
+            ("theirs.js".to_string(), single(b"c")),
+        ]
+        .into();
+        let got = next_state(&known, &written, &listing);
+        assert_eq!(
+            got.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["kept.js", "ours.js"]
+        );
+        assert_eq!(got["ours.js"], entry(&after_write, b, JS, SHORT));
+        assert_eq!(got["kept.js"], known["kept.js"]);
+    }
+}
