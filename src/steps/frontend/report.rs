@@ -184,3 +184,135 @@ impl Section for SyncReport {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sync that uploaded 60 files of 1.5 KiB each and deleted one, with an invalidation.
+    fn done() -> SyncReport {
+        let mut sr = SyncReport {
+            bucket: "cloudshop-web".into(),
+            prefix: "web/".into(),
+            stage: Stage::Done,
+            files: 62,
+            excluded: 2,
+            unchanged: 2,
+            seconds: 3.04,
+            invalidation_id: Some("I2J0I21PCUYOIK".into()),
+            invalidated_paths: vec!["/".into(), "/index.html".into()],
+            ..SyncReport::default()
+        };
+        for i in 0..60 {
+            sr.uploaded(&format!("web/static/js/{i}.8a7b6c5d.js"), "new", 1536);
+        }
+        sr.deleted("web/old|name.js");
+        sr
+    }
+
+    fn outputs(sr: &SyncReport) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        sr.outputs(&mut out);
+        out
+    }
+
+    #[test]
+    fn summary_of_a_sync_is_pinned() {
+        let mut md = String::new();
+        done().summary(&mut md);
+        let mut lines = md.lines();
+        let head: Vec<&str> = lines.by_ref().take(9).collect();
+        assert_eq!(
+            head,
+            [
+                "### Frontend",
+                "",
+                "`s3://cloudshop-web/web/`",
+                "",
+                "| uploaded | deleted | unchanged | excluded | bytes | time |",
+                "|---:|---:|---:|---:|---:|---:|",
+                "| 60 | 1 | 2 | 2 | 90.0 KiB | 3.0 s |",
+                "",
+                "<details><summary>61 changed objects</summary>",
+            ]
+        );
+        let tail: Vec<&str> = md.lines().skip(12).collect();
+        assert_eq!(tail[0], "| `web/static/js/0.8a7b6c5d.js` | new | 1536 |");
+        assert_eq!(tail[49], "| `web/static/js/49.8a7b6c5d.js` | new | 1536 |");
+        assert_eq!(
+            tail[50..],
+            [
+                "| ... and 11 more | | |",
+                "",
+                "</details>",
+                "",
+                "CloudFront invalidation `I2J0I21PCUYOIK`: `/`, `/index.html`",
+                "",
+            ]
+        );
+        assert_eq!(
+            outputs(&done()),
+            [
+                ("frontend-uploaded".to_string(), "60".to_string()),
+                ("frontend-deleted".into(), "1".into()),
+                ("frontend-unchanged".into(), "2".into()),
+                ("frontend-bytes".into(), "92160".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_plan_reports_what_would_change_only_in_a_dry_run() {
+        let planned = SyncReport {
+            stage: Stage::Planned,
+            ..done()
+        };
+        let mut md = String::new();
+        planned.summary(&mut md);
+        assert!(md.starts_with(
+            "### Frontend (not synced: the run stopped before the sync)\n\n`s3://cloudshop-web/web/`\n\n| to upload | to delete |"
+        ));
+        assert_eq!(outputs(&planned)[0].1, "0");
+        assert_eq!(outputs(&planned)[3].1, "0");
+        let dry = SyncReport {
+            dry_run: true,
+            ..planned
+        };
+        let mut md = String::new();
+        dry.summary(&mut md);
+        assert!(md.starts_with("### Frontend (dry run: the plan)\n"));
+        assert_eq!(outputs(&dry)[0].1, "60");
+        let failed = SyncReport {
+            stage: Stage::Failed,
+            ..done()
+        };
+        let mut md = String::new();
+        failed.summary(&mut md);
+        assert!(md.starts_with("### Frontend (failed part-way)\n"));
+    }
+
+    #[test]
+    fn the_report_keeps_a_bounded_list_of_changes() {
+        let mut sr = SyncReport::default();
+        for i in 0..REPORT_CAP + 5 {
+            sr.uploaded(&format!("f{i}"), "changed", 1);
+        }
+        assert_eq!(sr.changes.len(), REPORT_CAP);
+        assert_eq!(sr.changes_total, REPORT_CAP + 5);
+        assert_eq!(
+            (sr.uploaded, sr.bytes),
+            (REPORT_CAP + 5, (REPORT_CAP + 5) as u64)
+        );
+        sr.reset_counts();
+        assert_eq!(
+            (
+                sr.uploaded,
+                sr.deleted,
+                sr.bytes,
+                sr.changes.len(),
+                sr.changes_total
+            ),
+            (0, 0, 0, 0, 0)
+        );
+    }
+}
