@@ -8,12 +8,12 @@
 //! visitor never gets a page whose assets are missing, even when the run dies half-way.
 //!
 //! The step writes only its own [`SyncReport`] and its phases on the run's [`Timeline`]. Layout:
-//! - [`local`]: walk and hash the build folder, Content-Type and Cache-Control per file (no AWS).
-//! - [`plan`]: every decision (upload and why, skip, HEAD, delete, order, next state), pure.
-//! - [`state`]: the sync state object that spares a `HeadObject` per unchanged file.
-//! - [`s3`]: listing, HEAD, uploads, deletes, and the one classifier of S3 errors.
-//! - [`cloudfront`]: the distribution check and the invalidation.
-//! - [`report`]: the `frontend-*` outputs and the summary section.
+//! - `local`: walk and hash the build folder, Content-Type and Cache-Control per file (no AWS).
+//! - `plan`: every decision (upload and why, skip, HEAD, delete, order, next state), pure.
+//! - `state`: the sync state object that spares a `HeadObject` per unchanged file.
+//! - `s3`: listing, HEAD, uploads, deletes, and the one classifier of S3 errors.
+//! - `cloudfront`: the distribution check and the invalidation.
+//! - `report`: the `frontend-*` outputs and the summary section.
 //!
 //! AWS APIs: S3 `ListObjectsV2`, `GetObject`, `HeadObject`, `PutObject`, `CreateMultipartUpload`, `UploadPart`,
 //! `CompleteMultipartUpload`, `AbortMultipartUpload`, `DeleteObjects`; CloudFront `GetDistribution`,

@@ -38,7 +38,6 @@ pub struct Listed {
 pub struct Entry {
     /// ETag the listing showed after the write.
     pub etag: String,
-    /// Size.
     pub size: i64,
     /// LastModified the listing showed after the write.
     pub last_modified: String,
