@@ -10,8 +10,8 @@
 //! The step writes only its own [`SyncReport`] and its phases on the run's [`Timeline`]. Layout:
 //! - `local`: walk and hash the build folder, Content-Type and Cache-Control per file (no AWS).
 //! - `plan`: every decision (upload and why, skip, HEAD, delete, order, next state), pure.
-//! - `state`: the sync state object that spares a `HeadObject` per unchanged file.
-//! - `s3`: listing, HEAD, uploads, deletes, and the one classifier of S3 errors.
+//! - `state`: the model of the sync state object that spares a `HeadObject` per unchanged file.
+//! - `s3`: listing, HEAD, uploads, deletes, the state object, and the one classifier of S3 errors.
 //! - `cloudfront`: the distribution check and the invalidation.
 //! - `report`: the `frontend-*` outputs and the summary section.
 //!
@@ -192,7 +192,7 @@ pub async fn prepare(
     let (files, remote, old_state) = tokio::try_join!(
         hashing.try_collect::<Vec<LocalFile>>(),
         s3::list(&clients.s3, &cfg.bucket, &cfg.prefix),
-        state::read(&clients.s3, &cfg.bucket, &state_key)
+        s3::read_state(&clients.s3, &cfg.bucket, &state_key)
     )?;
     if let Some(f) = files.iter().find(|f| f.rel == state::STATE_NAME) {
         return Err(Error::Reserved {
@@ -400,6 +400,6 @@ async fn save_state(
         }
     };
     if !state::same(plan.old_state.as_ref(), &objects) {
-        state::write(&clients.s3, &cfg.bucket, &plan.state_key, objects).await;
+        s3::write_state(&clients.s3, &cfg.bucket, &plan.state_key, objects).await;
     }
 }

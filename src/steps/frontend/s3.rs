@@ -1,9 +1,10 @@
 //! The S3 side of the frontend sync: list the objects under the prefix, HEAD the ones the listing does
-//! not settle, upload files streamed from disk (one request, or in parts above a threshold) and delete
-//! stale objects in batches. Every failure becomes an [`Error`] through one classifier.
+//! not settle, upload files streamed from disk (one request, or in parts above a threshold), delete
+//! stale objects in batches, and read and write the sync state object. Every failed request becomes an
+//! [`Error`] through one classifier.
 //!
-//! AWS APIs: S3 `ListObjectsV2`, `HeadObject`, `PutObject`, `CreateMultipartUpload`, `UploadPart`,
-//! `CompleteMultipartUpload`, `AbortMultipartUpload`, `DeleteObjects`.
+//! AWS APIs: S3 `ListObjectsV2`, `HeadObject`, `GetObject`, `PutObject`, `CreateMultipartUpload`,
+//! `UploadPart`, `CompleteMultipartUpload`, `AbortMultipartUpload`, `DeleteObjects`.
 
 use std::collections::BTreeMap;
 
@@ -16,9 +17,10 @@ use base64::Engine;
 use futures::{StreamExt, TryStreamExt};
 
 use super::plan::{Head, Upload};
-use super::state::Listed;
+use super::state::{self, Entry, Listed, SyncState};
 use super::Error;
 use crate::aws::describe;
+use crate::github::commands;
 
 /// Files larger than this are uploaded in parts.
 const MULTIPART_THRESHOLD: u64 = 16 * 1024 * 1024;
@@ -332,6 +334,67 @@ pub(super) async fn delete_all(
         }
     }
     Ok(())
+}
+
+/// Read the sync state object; `None` when there is none (first run) or it cannot be used.
+pub(super) async fn read_state(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<SyncState>, Error> {
+    let out = match s3.get_object().bucket(bucket).key(key).send().await {
+        Ok(o) => o,
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+        // A missing bucket is reported, once and clearly, by the listing that runs alongside.
+        Err(e) if crate::aws::code(&e) == Some("NoSuchBucket") => return Ok(None),
+        Err(e) => return Err(object_error("read", bucket, key, &e)),
+    };
+    let bytes = match out.body.collect().await {
+        Ok(b) => b.into_bytes(),
+        Err(e) => {
+            tracing::warn!("could not read the sync state `{key}` ({e}); every object will be checked with HeadObject");
+            return Ok(None);
+        }
+    };
+    Ok(state::decode(key, &bytes))
+}
+
+/// Write the sync state object. A failure is only a warning: the sync is done, the next run checks with
+/// HEAD.
+pub(super) async fn write_state(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    objects: BTreeMap<String, Entry>,
+) {
+    let state = state::new(objects);
+    let body = match serde_json::to_vec(&state) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!("could not encode the sync state: {e}");
+            return;
+        }
+    };
+    let res = s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(body))
+        .content_type("application/json")
+        .cache_control("no-store")
+        .send()
+        .await;
+    match res {
+        Ok(_) => tracing::info!(objects = state.objects.len(), "sync state written to `{key}`"),
+        Err(e) => commands::emit(
+            commands::Level::Warning,
+            None,
+            &format!(
+                "failed to write the sync state `s3://{bucket}/{key}`: {}; the next run compares with HeadObject instead",
+                describe(&e)
+            ),
+        ),
+    }
 }
 
 #[cfg(test)]
