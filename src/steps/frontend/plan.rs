@@ -46,7 +46,7 @@ pub struct Upload {
     pub key: String,
     pub content_type: String,
     pub cache_control: String,
-    /// [`Reason::New`] until [`triage`] or [`judge`] says otherwise.
+    /// [`Reason::New`] until the plan says otherwise.
     pub reason: Reason,
 }
 
