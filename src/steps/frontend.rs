@@ -203,47 +203,21 @@ pub async fn prepare(
         cloudfront::check_distribution(&clients.cloudfront, id).await?;
     }
 
-    // Decide: what the listing and the state settle, then a HEAD for the rest.
     let file_count = files.len();
-    let local_keys: BTreeSet<String> = files
-        .iter()
-        .map(|f| format!("{}{}", cfg.prefix, f.rel))
-        .collect();
     let wanted = files.into_iter().map(|f| {
         let (content_type, cache_control) = (local::content_type(&f.rel), rules.for_path(&f.rel));
         Upload::new(f, &cfg.prefix, content_type, cache_control)
     });
-    let plan::Triage {
-        mut uploads,
-        mut known,
-        to_check,
-    } = plan::triage(wanted.collect(), &remote, old_state.as_ref());
-    let heads = to_check.len();
-    let verdicts: Vec<Verdict> = futures::stream::iter(to_check)
-        .map(|(up, listed)| async move {
-            let head = s3::head(&clients.s3, &cfg.bucket, &up.key).await?;
-            Ok::<_, Error>(plan::judge(up, listed, head.as_ref()))
-        })
-        .buffer_unordered(CONCURRENCY)
-        .try_collect()
-        .await?;
-    for v in verdicts {
-        match v {
-            Verdict::Upload(up) => uploads.push(up),
-            Verdict::InPlace { key, entry } => {
-                known.insert(key, entry);
-            }
-        }
-    }
-    tracing::info!(heads, "objects checked with HeadObject");
-    let deletes = if cfg.delete {
-        plan::stale(&remote, &local_keys, &cfg.prefix, &state_key, |rel| {
-            exclude.is_match(rel)
-        })
-    } else {
-        Vec::new()
-    };
-    let plan = SyncPlan::new(uploads, deletes, known, old_state, state_key);
+    let plan = decide(
+        clients,
+        cfg,
+        wanted.collect(),
+        &remote,
+        old_state,
+        state_key,
+        |rel| exclude.is_match(rel),
+    )
+    .await?;
 
     let mut planned = SyncReport {
         bucket: cfg.bucket.clone(),
@@ -279,6 +253,49 @@ pub async fn prepare(
     *sr = planned;
     timeline.record("frontend plan", started, Outcome::Ok);
     Ok(Prepared { plan, started })
+}
+
+/// The plan from the build files (with the keys and headers they should have), the listing and the
+/// state: what they settle, then a `HeadObject` for the rest (the only requests here, all reads).
+async fn decide(
+    clients: &Clients,
+    cfg: &Frontend,
+    wanted: Vec<Upload>,
+    remote: &BTreeMap<String, state::Listed>,
+    old_state: Option<state::SyncState>,
+    state_key: String,
+    excluded: impl Fn(&str) -> bool,
+) -> Result<SyncPlan, Error> {
+    let local_keys: BTreeSet<String> = wanted.iter().map(|up| up.key.clone()).collect();
+    let plan::Triage {
+        mut uploads,
+        mut known,
+        to_check,
+    } = plan::triage(wanted, remote, old_state.as_ref());
+    let heads = to_check.len();
+    let verdicts: Vec<Verdict> = futures::stream::iter(to_check)
+        .map(|(up, listed)| async move {
+            let head = s3::head(&clients.s3, &cfg.bucket, &up.key).await?;
+            Ok::<_, Error>(plan::judge(up, listed, head.as_ref()))
+        })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect()
+        .await?;
+    for v in verdicts {
+        match v {
+            Verdict::Upload(up) => uploads.push(up),
+            Verdict::InPlace { key, entry } => {
+                known.insert(key, entry);
+            }
+        }
+    }
+    tracing::info!(heads, "objects checked with HeadObject");
+    let deletes = if cfg.delete {
+        plan::stale(remote, &local_keys, &cfg.prefix, &state_key, excluded)
+    } else {
+        Vec::new()
+    };
+    Ok(SyncPlan::new(uploads, deletes, known, old_state, state_key))
 }
 
 /// Upload assets, then HTML pages, then the root `index.html`; then delete stale objects; then
