@@ -256,7 +256,13 @@ async fn deploy_pipeline(
     )
     .await?;
     let frontend_plan = match &cfg.frontend {
-        Some(f) => Some(frontend::prepare(clients, f, report).await?),
+        Some(f) => {
+            let mut sr = frontend::SyncReport::default();
+            let plan =
+                frontend::prepare(clients, f, cfg.dry_run, &mut sr, &mut report.phases).await?;
+            report.frontend = Some(sr);
+            Some(plan)
+        }
         None => None,
     };
     if cfg.dry_run {
@@ -298,7 +304,8 @@ async fn deploy_pipeline(
 
     // 5. The frontend, only once the API it calls is known good.
     if let (Some(f), Some(plan)) = (&cfg.frontend, frontend_plan) {
-        frontend::apply(clients, f, plan, report).await?;
+        let sr = report.frontend.get_or_insert_with(Default::default);
+        frontend::apply(clients, f, plan, sr, &mut report.phases).await?;
         if cfg.smoke.enabled && cfg.smoke.frontend_check && cfg.smoke.website_url.is_some() {
             let section = report.smoke.get_or_insert_with(SmokeReport::default);
             smoke::check_frontend(&cfg.smoke, section, &mut report.phases).await?;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use aws_sdk_s3::primitives::ByteStream;
 use cloudshop_deploy::config::{CacheRule, Frontend};
-use cloudshop_deploy::report::{Report, Section};
+use cloudshop_deploy::report::{Report, Section, Timeline};
 use cloudshop_deploy::steps::frontend::{self, Error, Stage, SyncReport};
 use cloudshop_deploy::steps::Clients;
 use common::Moto;
@@ -264,12 +264,27 @@ async fn put_foreign(moto: &Moto, key: &str, body: &'static [u8]) {
         .unwrap();
 }
 
-/// prepare + apply; the report's frontend section.
+/// `prepare` as run.rs calls it: the step's section goes into the run's report on success.
+async fn prepare(
+    clients: &Clients,
+    cfg: &Frontend,
+    report: &mut Report,
+) -> Result<frontend::Prepared, Error> {
+    let mut sr = SyncReport::default();
+    let prepared =
+        frontend::prepare(clients, cfg, report.dry_run, &mut sr, &mut report.phases).await?;
+    report.frontend = Some(sr);
+    Ok(prepared)
+}
+
+/// prepare + apply, with no run report: the step's own section.
 async fn sync(clients: &Clients, cfg: &Frontend) -> Result<SyncReport, Error> {
-    let mut report = Report::new("deploy", "stage", false);
-    let plan = frontend::prepare(clients, cfg, &mut report).await?;
-    frontend::apply(clients, cfg, plan, &mut report).await?;
-    Ok(report.frontend.unwrap())
+    let (mut sr, mut timeline) = (SyncReport::default(), Timeline::default());
+    let prepared = frontend::prepare(clients, cfg, false, &mut sr, &mut timeline).await?;
+    frontend::apply(clients, cfg, prepared, &mut sr, &mut timeline).await?;
+    let phases: Vec<&str> = timeline.phases().iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(phases, ["frontend plan", "frontend sync"]);
+    Ok(sr)
 }
 
 async fn keys(moto: &Moto) -> Vec<String> {
@@ -653,7 +668,7 @@ async fn a_symlink_out_of_the_folder_is_refused_before_any_request() {
         let link = build.path().join(name);
         std::os::unix::fs::symlink(&target, &link).unwrap();
         let mut report = Report::new("deploy", "stage", false);
-        let err = frontend::prepare(&clients, &cfg(build.path()), &mut report)
+        let err = prepare(&clients, &cfg(build.path()), &mut report)
             .await
             .unwrap_err();
         assert!(matches!(err, Error::SymlinkEscapes { .. }), "{err}");
@@ -672,9 +687,7 @@ async fn a_symlink_out_of_the_folder_is_refused_before_any_request() {
     let mut c = cfg(&workspace.path().join("build"));
     c.workspace = workspace.path().to_path_buf();
     let mut report = Report::new("deploy", "stage", false);
-    let err = frontend::prepare(&clients, &c, &mut report)
-        .await
-        .unwrap_err();
+    let err = prepare(&clients, &c, &mut report).await.unwrap_err();
     assert!(matches!(err, Error::SymlinkEscapes { .. }), "{err}");
     assert!(proxy.events().is_empty(), "{:?}", proxy.events());
     // ... while a link that stays inside the workspace is fine.
@@ -683,7 +696,7 @@ async fn a_symlink_out_of_the_folder_is_refused_before_any_request() {
     cra_build(&inner);
     std::fs::remove_file(workspace.path().join("build")).unwrap();
     std::os::unix::fs::symlink(&inner, workspace.path().join("build")).unwrap();
-    frontend::prepare(&clients, &c, &mut report).await.unwrap();
+    prepare(&clients, &c, &mut report).await.unwrap();
 
     assert!(!keys(&moto)
         .await
@@ -699,7 +712,7 @@ async fn a_missing_bucket_is_one_clear_error_before_any_write() {
     let build = tempfile::tempdir().unwrap();
     cra_build(build.path());
     let mut report = Report::new("deploy", "stage", false);
-    let err = frontend::prepare(&clients, &cfg(build.path()), &mut report)
+    let err = prepare(&clients, &cfg(build.path()), &mut report)
         .await
         .unwrap_err();
     assert_eq!(
@@ -723,9 +736,10 @@ async fn dry_run_plans_and_writes_nothing() {
 
     // run.rs stops after `prepare` in a dry run.
     let mut report = Report::new("deploy", "stage", true);
-    let plan = frontend::prepare(&clients, &cfg(build.path()), &mut report)
+    let plan = prepare(&clients, &cfg(build.path()), &mut report)
         .await
-        .unwrap();
+        .unwrap()
+        .plan;
     assert_eq!(plan.uploads().count(), 10);
     assert_eq!(plan.deletes, vec!["old.js".to_string()]);
     assert_eq!(
@@ -746,7 +760,7 @@ async fn dry_run_plans_and_writes_nothing() {
 
     // A real run that stops after `prepare` (the backend failed, say) reports nothing done.
     let mut report = Report::new("deploy", "stage", false);
-    frontend::prepare(&clients, &cfg(build.path()), &mut report)
+    prepare(&clients, &cfg(build.path()), &mut report)
         .await
         .unwrap();
     let sr = report.frontend.as_ref().unwrap();
@@ -905,16 +919,16 @@ async fn an_empty_build_is_refused() {
     let clients = clients_via(&moto.endpoint).await;
     let build = tempfile::tempdir().unwrap();
     let mut report = Report::new("deploy", "stage", false);
-    let err = frontend::prepare(&clients, &cfg(build.path()), &mut report)
+    let err = prepare(&clients, &cfg(build.path()), &mut report)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::EmptyBuild { .. }), "{err}");
-    let err = frontend::prepare(&clients, &cfg(&build.path().join("nope")), &mut report)
+    let err = prepare(&clients, &cfg(&build.path().join("nope")), &mut report)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Dir { .. }), "{err}");
     write(build.path(), STATE, b"{}");
-    let err = frontend::prepare(&clients, &cfg(build.path()), &mut report)
+    let err = prepare(&clients, &cfg(build.path()), &mut report)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Reserved { .. }), "{err}");
@@ -1028,9 +1042,7 @@ async fn cloudfront_invalidates_the_changed_html_after_the_sync() {
     write(build.path(), "robots.txt", b"changed again");
     c.cloudfront_distribution_id = Some("E0000000000000".into());
     let mut report = Report::new("deploy", "stage", false);
-    let err = frontend::prepare(&clients, &c, &mut report)
-        .await
-        .unwrap_err();
+    let err = prepare(&clients, &c, &mut report).await.unwrap_err();
     assert!(matches!(err, Error::NoSuchDistribution { .. }), "{err}");
     assert!(proxy.writes().is_empty(), "{:?}", proxy.writes());
 }

@@ -20,7 +20,7 @@ pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 pub const SHORT: &str = "public, max-age=300";
 
 /// One file of the build, hashed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalFile {
     /// Path relative to the build folder, `/`-separated (the key without the prefix).
     pub rel: String,
