@@ -396,8 +396,8 @@ pub async fn prepare(
 ) -> Result<SyncPlan, Error> {
     let started = Instant::now();
     let _group = commands::group("Frontend: plan the sync");
-    let exclude = local::glob_set(&cfg.exclude)?;
-    let rules = CacheRules::new(&cfg.cache_rules)?;
+    let exclude = cfg.exclude.set().clone();
+    let rules = CacheRules::new(&cfg.cache_rules);
 
     // The local side: walk (blocking I/O) and hash, a few files at a time.
     let (dir, workspace) = (cfg.dir.clone(), cfg.workspace.clone());
