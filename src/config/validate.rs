@@ -182,7 +182,7 @@ mod tests {
     #[test]
     fn role_arn_errors_say_which_part_is_wrong() {
         for (arn, why) in [
-            ("arn:aws:iam::1:role", "six `:`-separated parts"),
+            ("arn:aws:iam:746669238399:role/x", "six `:`-separated parts"),
             (
                 "nra:aws:iam::746669238399:role/x",
                 "six `:`-separated parts",
