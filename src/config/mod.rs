@@ -550,11 +550,49 @@ environments:
                 &[("ENVIRONMENT", "stage"), ("AWS-REGION", "Mars")],
                 "not an AWS region",
             ),
+            (
+                &[("ENVIRONMENT", "stage"), ("REGISTRY-URL", "http://[::1")],
+                "invalid `registry-url`: `http://[::1` is not a URL (",
+            ),
+            (
+                &[("ENVIRONMENT", "stage"), ("FRONTEND-EXCLUDE", "*.map\na[")],
+                "invalid `frontend glob`: `a[`: ",
+            ),
+            (
+                &[("ENVIRONMENT", "stage"), ("SMOKE-TIMEOUT", "later")],
+                "invalid `smoke-timeout`: `later` is not a duration",
+            ),
         ];
         for (pairs, want) in cases {
             let err = build_sample(pairs).unwrap_err().to_string();
             assert!(err.contains(want), "{pairs:?}: `{err}` lacks `{want}`");
         }
+    }
+
+    #[test]
+    fn values_arrive_compiled() {
+        let yaml = format!(
+            "{SAMPLE}    registry-url: http://127.0.0.1:5000\n    frontend:\n      bucket: b\n      dir: web\n      exclude: ['*.map']\n      cache-control: [{{ glob: 'static/**', value: max-age=60 }}]\n    smoke:\n      checks:\n        - {{ path: /health, max-latency: 2s, headers: {{ X-Api-Key: s3cr3t }} }}\n"
+        );
+        let c = build(
+            &inputs(&[("ENVIRONMENT", "prod"), ("FRONTEND-EXCLUDE", ".env")]),
+            &parse_file("f.yml", &yaml).unwrap(),
+            &ctx(),
+        )
+        .unwrap();
+        assert_eq!(
+            c.backend.registry_url.as_ref().map(url::Url::as_str),
+            Some("http://127.0.0.1:5000/")
+        );
+        let f = c.frontend.unwrap();
+        assert_eq!(f.exclude.patterns(), ["*.map", ".env"]);
+        assert!(f.exclude.is_match("static/main.js.map") && f.exclude.is_match(".env"));
+        assert_eq!(f.cache_rules.find("static/a.js"), Some("max-age=60"));
+        assert_eq!(f.cache_rules.find("index.html"), None);
+        let check = &c.smoke.checks[0];
+        assert_eq!(check.max_latency, Some(Duration::from_secs(2)));
+        assert_eq!(check.method, reqwest::Method::GET);
+        assert!(check.headers["x-api-key"].is_sensitive());
     }
 
     #[test]
