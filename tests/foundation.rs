@@ -105,7 +105,9 @@ fn values_a_step_would_use_are_checked_before_aws() {
     let with_smoke = format!(
         "{CONFIG}    smoke:\n      checks:\n        - {{ path: /health, headers: {{ X-Api-Key: \"s3cr3t\\n\" }} }}\n"
     );
-    let cases: [(&str, &[(&str, &str)], &str); 3] = [
+    /// The environments file, extra inputs, and the expected error.
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 3] = [
         (
             CONFIG,
             &[("registry-url", "http://[::1")],
