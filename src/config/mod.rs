@@ -5,16 +5,16 @@
 //! its line), an unknown environment, a malformed ARN, a bad duration, URL, glob or header. What comes
 //! out is compiled (durations, header maps, glob sets, URLs), so no step parses a config value again.
 //!
-//! Layout: [`schema`] is the file as written, [`validate`] the single-value parsers, and one builder
-//! per part (`auth`, `backend`, `smoke`, `frontend`, `promote`); [`build`] runs them in order.
+//! Layout: `schema` is the file as written, `validate` the single-value parsers, and one builder per
+//! part (`auth`, `backend`, `smoke`, `frontend`, `promote`); [`build`] runs them in order.
 
 mod auth;
 mod backend;
 mod frontend;
 mod promote;
-pub mod schema;
+mod schema;
 mod smoke;
-pub mod validate;
+mod validate;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
