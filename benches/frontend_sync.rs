@@ -166,8 +166,8 @@ fn ours(rt: &tokio::runtime::Runtime, clients: &Clients, dir: &Path, bucket: &st
         bucket: bucket.into(),
         prefix: String::new(),
         delete: true,
-        exclude: vec![],
-        cache_rules: vec![],
+        exclude: Default::default(),
+        cache_rules: Default::default(),
         cloudfront_distribution_id: None,
     };
     reset_peak();

@@ -101,6 +101,45 @@ fn malformed_role_arn_and_duration() {
 }
 
 #[test]
+fn values_a_step_would_use_are_checked_before_aws() {
+    let with_smoke = format!(
+        "{CONFIG}    smoke:\n      checks:\n        - {{ path: /health, headers: {{ X-Api-Key: \"s3cr3t\\n\" }} }}\n"
+    );
+    /// The environments file, extra inputs, and the expected error.
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 3] = [
+        (
+            CONFIG,
+            &[("registry-url", "http://[::1")],
+            "invalid `registry-url`: `http://[::1` is not a URL",
+        ),
+        (
+            CONFIG,
+            &[
+                ("frontend-bucket", "b"),
+                ("frontend-dir", "build"),
+                ("frontend-exclude", "a["),
+            ],
+            "invalid `frontend glob`: `a[`",
+        ),
+        (
+            &with_smoke,
+            &[],
+            "the value of header `X-Api-Key` of `/health` is not a valid header value",
+        ),
+    ];
+    for (config, inputs, want) in cases {
+        let mut action = Action::new()
+            .file(".github/cloudshop-deploy.yml", config)
+            .input("environment", "stage");
+        for (k, v) in inputs {
+            action = action.input(k, v);
+        }
+        assert_fails_before_aws(action, want);
+    }
+}
+
+#[test]
 fn role_without_id_token_permission_says_how_to_fix_it() {
     let action = Action::new()
         .file(".github/cloudshop-deploy.yml", CONFIG)

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_s3::primitives::ByteStream;
-use cloudshop_deploy::config::{CacheRule, Frontend};
+use cloudshop_deploy::config::{CacheRule, CacheRules, ExcludeGlobs, Frontend};
 use cloudshop_deploy::report::{Report, Section, Timeline};
 use cloudshop_deploy::steps::frontend::{self, Error, Stage, SyncReport};
 use cloudshop_deploy::steps::Clients;
@@ -235,8 +235,8 @@ fn cfg(dir: &Path) -> Frontend {
         bucket: BUCKET.into(),
         prefix: String::new(),
         delete: true,
-        exclude: vec![],
-        cache_rules: vec![],
+        exclude: Default::default(),
+        cache_rules: Default::default(),
         cloudfront_distribution_id: None,
     }
 }
@@ -593,10 +593,11 @@ async fn a_new_cache_rule_is_applied_to_unchanged_bytes() {
     sync(&clients, &cfg(build.path())).await.unwrap();
 
     let mut c = cfg(build.path());
-    c.cache_rules = vec![CacheRule {
+    c.cache_rules = CacheRules::new(vec![CacheRule {
         glob: "*.txt".into(),
         value: "public, max-age=60".into(),
-    }];
+    }])
+    .unwrap();
     let sr = sync(&clients, &c).await.unwrap();
     assert_eq!((sr.uploaded, sr.unchanged), (2, 8), "{sr:#?}");
     assert!(sr.changes.iter().all(|c| c.action == "metadata"), "{sr:#?}");
@@ -785,7 +786,8 @@ async fn excluded_files_are_neither_uploaded_nor_deleted_and_the_prefix_is_respe
     write(build.path(), "static/js/main.8a7b6c5d.js.map", b"{}");
     let mut c = cfg(build.path());
     c.prefix = "web/".into();
-    c.exclude = vec![".env".into(), "*.map".into(), "uploads/**".into()];
+    c.exclude =
+        ExcludeGlobs::new(vec![".env".into(), "*.map".into(), "uploads/**".into()]).unwrap();
     let sr = sync(&clients, &c).await.unwrap();
     assert_eq!(
         (sr.uploaded, sr.deleted, sr.excluded),

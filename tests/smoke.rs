@@ -247,7 +247,7 @@ async fn a_slow_answer_fails_a_latency_limit() {
     let app = App::start_local().await;
     app.set_mode(Mode::Slow(secs(3)));
     let mut cfg = cfg(&app);
-    cfg.checks[0].max_latency = Some("1s".into());
+    cfg.checks[0].max_latency = Some(secs(1));
     cfg.cors_origin = None;
     cfg.timeout = secs(10);
     let mut report = Report::default();
@@ -443,9 +443,10 @@ async fn userinfo_and_header_values_never_reach_the_report() {
     cfg.base_url =
         Some(Url::parse(&format!("http://smoke-user:pa%24s-s3cr3t@127.0.0.1:{port}")).unwrap());
     cfg.website_url = cfg.base_url.clone();
-    cfg.checks[0]
-        .headers
-        .insert("X-Api-Key".into(), "hdr-s3cr3t-value".into());
+    cfg.checks[0].headers.insert(
+        "x-api-key",
+        reqwest::header::HeaderValue::from_static("hdr-s3cr3t-value"),
+    );
     cfg.timeout = secs(2);
     let mut report = Report::default();
     let err = run(&cfg, &mut report).await.unwrap_err();

@@ -67,13 +67,6 @@ pub enum Error {
     /// A file name that is not UTF-8 cannot become an S3 key faithfully.
     #[error("failed to name `{}` as an S3 key: the file name is not UTF-8", path.display())]
     NotUtf8 { path: PathBuf },
-    /// A glob of `exclude` or `cache-control` does not parse.
-    #[error("failed to parse the frontend glob `{glob}`: {message}")]
-    Glob {
-        glob: String,
-        /// The parser's message.
-        message: String,
-    },
     /// Nothing to upload: syncing would empty the website.
     #[error("failed to sync `{}`: the folder holds no file to upload", dir.display())]
     EmptyBuild { dir: PathBuf },
@@ -121,7 +114,6 @@ impl crate::Diagnose for Error {
                 "copy the file into the build folder instead of linking to it, or exclude the link with `frontend-exclude`".into()
             }
             Error::NotUtf8 { .. } => "rename the file, or exclude it with `frontend-exclude`".into(),
-            Error::Glob { .. } => "fix the glob (globset syntax: `*`, `**`, `?`, `{a,b}`, `[ab]`)".into(),
             Error::EmptyBuild { .. } => {
                 "the build produced no files (or `frontend-exclude` excludes all of them); check the build step and `frontend-dir`".into()
             }
@@ -158,8 +150,8 @@ pub async fn prepare(
 ) -> Result<Prepared, Error> {
     let started = Instant::now();
     let _group = commands::group("Frontend: plan the sync");
-    let exclude = local::glob_set(&cfg.exclude)?;
-    let rules = CacheRules::new(&cfg.cache_rules)?;
+    let exclude = cfg.exclude.set().clone();
+    let rules = CacheRules::new(&cfg.cache_rules);
 
     // The local side: walk (blocking I/O) and hash, a few files at a time.
     let (dir, workspace) = (cfg.dir.clone(), cfg.workspace.clone());

@@ -173,17 +173,7 @@ async fn resolve(clients: &Clients, cfg: &Config) -> Result<SourceImage, Error> 
     let tags = target_tags(cfg)?;
     let tag = tags[0].clone();
     let options = registry::Options::default();
-    let override_url = cfg
-        .backend
-        .registry_url
-        .as_deref()
-        .map(|u| {
-            url::Url::parse(u.trim()).map_err(|e| Error::RegistryUrl {
-                url: u.to_string(),
-                message: e.to_string(),
-            })
-        })
-        .transpose()?;
+    let override_url = cfg.backend.registry_url.clone();
     let target = resolve::lookup(&clients.ecr, &cfg.backend.repository, None, Role::Target).await?;
 
     // An archive from the workspace (a deploy that pushes its own image, or a promotion of an archive).

@@ -79,31 +79,11 @@ pub fn join(base: &Url, path: &str) -> Result<Url, url::ParseError> {
 }
 
 impl Check {
-    /// Compile a configured check against the base URL. `Err` carries a message that names no secret.
+    /// A configured check (compiled by the config) against the base URL. `Err` carries a message that
+    /// names no secret.
     pub fn api(base: &Url, spec: &CheckSpec) -> Result<Check, String> {
-        let method = Method::from_bytes(spec.method.to_ascii_uppercase().as_bytes())
-            .map_err(|_| format!("`{}` is not an HTTP method", spec.method))?;
+        let method = spec.method.clone();
         let url = join(base, &spec.path).map_err(|e| format!("bad path `{}`: {e}", spec.path))?;
-        let mut headers = HeaderMap::new();
-        for (k, v) in &spec.headers {
-            let name = HeaderName::from_bytes(k.as_bytes())
-                .map_err(|_| format!("`{k}` is not a header name"))?;
-            let mut value = HeaderValue::from_str(v)
-                .map_err(|_| format!("the value of header `{k}` is not a valid header value"))?;
-            value.set_sensitive(true);
-            headers.insert(name, value);
-        }
-        let mut expect_headers = Vec::new();
-        for (k, v) in &spec.expect_headers {
-            let name = HeaderName::from_bytes(k.as_bytes())
-                .map_err(|_| format!("`{k}` is not a header name"))?;
-            expect_headers.push((name, v.clone()));
-        }
-        let max_latency = spec
-            .max_latency
-            .as_deref()
-            .map(|l| crate::config::parse_duration("max-latency", l).map_err(|e| e.to_string()))
-            .transpose()?;
         let statuses = spec
             .status
             .as_ref()
@@ -118,12 +98,12 @@ impl Check {
             display_url: display_url(&url),
             method,
             url,
-            headers,
+            headers: spec.headers.clone(),
             statuses,
             json: spec.json.clone(),
             body_contains: spec.body_contains.clone(),
-            expect_headers,
-            max_latency,
+            expect_headers: spec.expect_headers.clone(),
+            max_latency: spec.max_latency,
             kind: Kind::Api,
             expected: String::new(),
         };
@@ -556,19 +536,18 @@ pub async fn until_pass(
 mod tests {
     use super::*;
     use crate::config::OneOrMany;
-    use std::collections::BTreeMap;
 
     fn spec(path: &str) -> CheckSpec {
         CheckSpec {
             name: None,
-            method: "GET".into(),
+            method: Method::GET,
             path: path.into(),
             status: None,
             json: None,
             body_contains: None,
-            expect_headers: BTreeMap::new(),
+            expect_headers: Vec::new(),
             max_latency: None,
-            headers: BTreeMap::new(),
+            headers: HeaderMap::new(),
         }
     }
 
@@ -612,9 +591,9 @@ mod tests {
                 non_empty: true,
                 contains_names: vec!["Laptop".into(), "Mouse".into()],
             });
-            s.max_latency = Some("1s".into());
+            s.max_latency = Some(Duration::from_secs(1));
             s.expect_headers
-                .insert("content-type".into(), "json".into());
+                .push((HeaderName::from_static("content-type"), "json".into()));
             Check::api(&base(), &s).unwrap()
         };
         assert_eq!(
