@@ -1,0 +1,2 @@
+//! The harness under the name the test files import it by.
+pub use harness::*;
