@@ -1,6 +1,6 @@
 //! The backend deploy against moto (ECR, STS) and the loopback ECS simulator, through the real binary.
 
-mod common;
+use harness as common;
 
 use common::ecs_sim::{EcsSim, Scenario, Seed, StopReason};
 use common::{Action, Moto, RunResult};

@@ -1,7 +1,7 @@
 //! The runtime contract: inputs, config errors, OIDC credentials, outputs and masking, against the real
 //! binary (and moto for STS).
 
-mod common;
+use harness as common;
 
 use common::{Action, Moto, OidcServer, RecordingServer};
 

@@ -1,7 +1,7 @@
 //! The frontend sync against moto S3 (and moto CloudFront), through the library functions, with a
 //! recording proxy on loopback in front of moto so the order of PUTs and DELETEs is observed on the wire.
 
-mod common;
+use harness as common;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};

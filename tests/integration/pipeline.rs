@@ -2,7 +2,7 @@
 //! miniature CloudShop API on loopback. A new version that fails its smoke tests or its post-deploy watch
 //! must be rolled back, so the previous revision serves again.
 
-mod common;
+use harness as common;
 
 use std::time::Duration;
 

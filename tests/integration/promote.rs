@@ -3,7 +3,7 @@
 //! blob/manifest traffic sent to the local registry through `registry-url`. Copies are checked with
 //! `skopeo inspect --raw` (sha256 of the bytes the registry serves) and against the generated digests.
 
-mod common;
+use harness as common;
 
 use cloudshop_deploy::config::{self, Config};
 use cloudshop_deploy::github::Context;

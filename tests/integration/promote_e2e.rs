@@ -2,7 +2,7 @@
 //! loopback) is copied to the prod repository by digest, then the prod service is deployed with it,
 //! smoke-tested, and ends on exactly that digest. ECR API calls go to moto, ECS to the simulator.
 
-mod common;
+use harness as common;
 
 use std::time::Duration;
 

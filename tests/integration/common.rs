@@ -1,2 +1,0 @@
-//! The harness under the name the test files import it by.
-pub use harness::*;
