@@ -2,7 +2,6 @@
 //! endpoint, and a runner for the real binary with temp `GITHUB_OUTPUT`/`GITHUB_STEP_SUMMARY` files.
 //!
 //! Every server binds 127.0.0.1 only; every wait loop is bounded.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -14,7 +13,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 
 /// The repository root.
-pub fn repo_root() -> PathBuf {
+fn repo_root() -> PathBuf {
     // This crate lives one level below the repository root.
     let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     here.parent().map(Path::to_path_buf).unwrap_or(here)
@@ -48,7 +47,7 @@ pub fn free_port() -> u16 {
 /// Start a server process (stdout discarded, stderr to `log`) and wait (bounded) until it listens on
 /// `port`. A process that exits first fails the test with its log, instead of the test talking to
 /// whatever else might listen there.
-pub fn spawn_listening(mut cmd: Command, log: &Path, port: u16, within: Duration) -> Child {
+pub(crate) fn spawn_listening(mut cmd: Command, log: &Path, port: u16, within: Duration) -> Child {
     let stderr = std::fs::File::create(log)
         .map(Stdio::from)
         .unwrap_or(Stdio::null());
@@ -74,18 +73,6 @@ pub fn spawn_listening(mut cmd: Command, log: &Path, port: u16, within: Duration
     let _ = child.kill();
     let _ = child.wait();
     panic!("{cmd:?} did not listen on 127.0.0.1:{port} within {within:?}");
-}
-
-/// Wait until `addr` accepts TCP connections (bounded).
-pub fn wait_for_port(port: u16, within: Duration) {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("nothing listened on 127.0.0.1:{port} within {within:?}");
 }
 
 /// A moto server (one port serves STS, ECR, ECS, S3, EC2), killed on drop.
@@ -145,7 +132,7 @@ impl Drop for Moto {
 
 /// Serve `app` on 127.0.0.1 (a free port) from a runtime thread of its own, so tests that block on the
 /// real binary keep it answering. Returns the port and the runtime (drop it to stop the server).
-pub fn serve_on_own_thread(app: axum::Router) -> (u16, tokio::runtime::Runtime) {
+pub(crate) fn serve_on_own_thread(app: axum::Router) -> (u16, tokio::runtime::Runtime) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -174,7 +161,7 @@ pub fn action_yml_keys(section: &str) -> std::collections::BTreeSet<String> {
 }
 
 /// A JWT-shaped token (unsigned; moto accepts any token) with the given `sub`.
-pub fn fake_jwt(sub: &str) -> String {
+fn fake_jwt(sub: &str) -> String {
     let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s.as_bytes());
     format!(
         "{}.{}.{}",
@@ -292,11 +279,31 @@ impl RunResult {
     }
 }
 
-/// Parse a `GITHUB_OUTPUT` file as the runner does.
+/// Parse a `GITHUB_OUTPUT` file the way the runner does (heredoc and `name=value` forms); a later value
+/// of a name replaces an earlier one, as in the runner.
 pub fn parse_outputs(text: &str) -> BTreeMap<String, String> {
-    cloudshop_deploy::github::files::parse_outputs(text)
-        .into_iter()
-        .collect()
+    parse_outputs_in_order(text).into_iter().collect()
+}
+
+/// Every output of a `GITHUB_OUTPUT` file in the order written, repeats included.
+pub fn parse_outputs_in_order(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if let Some((name, delim)) = line.split_once("<<") {
+            let mut value = Vec::new();
+            for l in lines.by_ref() {
+                if l == delim {
+                    break;
+                }
+                value.push(l);
+            }
+            out.push((name.to_string(), value.join("\n")));
+        } else if let Some((k, v)) = line.split_once('=') {
+            out.push((k.to_string(), v.to_string()));
+        }
+    }
+    out
 }
 
 /// A run of the real binary in a temp workspace, as the runner would start it.
@@ -510,3 +517,42 @@ pub mod app;
 pub mod ecs_sim;
 pub mod registry;
 pub mod seed;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cloudshop_deploy::github::files::Sinks;
+
+    #[test]
+    fn hostile_value_cannot_add_an_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out");
+        let sinks = Sinks {
+            output_file: Some(path.clone()),
+            summary_file: None,
+        };
+        let hostile = "v1\nghadelimiter_0000\ninjected=yes\ninjected<<EOF\nx\nEOF";
+        sinks
+            .write_outputs(
+                &[
+                    ("tag".into(), hostile.into()),
+                    ("status".into(), "deployed".into()),
+                ],
+                &mut std::io::sink(),
+            )
+            .unwrap();
+        let parsed = parse_outputs_in_order(&std::fs::read_to_string(&path).unwrap());
+        assert_eq!(parsed.len(), 2);
+        assert_eq!(parsed[0], ("tag".to_string(), hostile.to_string()));
+        assert_eq!(parsed[1], ("status".to_string(), "deployed".to_string()));
+    }
+
+    #[test]
+    fn parses_both_forms() {
+        let parsed = parse_outputs_in_order("a=1\nb<<D\nx\ny\nD\nc=\n");
+        assert_eq!(
+            parsed,
+            [("a", "1"), ("b", "x\ny"), ("c", "")].map(|(k, v)| (k.to_string(), v.to_string()))
+        );
+    }
+}
