@@ -75,17 +75,25 @@ pub(crate) fn spawn_listening(mut cmd: Command, log: &Path, port: u16, within: D
     panic!("{cmd:?} did not listen on 127.0.0.1:{port} within {within:?}");
 }
 
-/// A moto server (one port serves STS, ECR, ECS, S3, EC2), killed on drop.
+/// Names a moto that the whole test run shares (`http://127.0.0.1:PORT`); `scripts/test` starts it and
+/// stops it. Unset, [`Moto::shared`] starts a moto of the test's own, so `cargo nextest run -E ...` alone
+/// still works.
+pub const SHARED_MOTO_ENV: &str = "CLOUDSHOP_TEST_MOTO";
+
+/// A moto server (one port serves STS, ECR, ECS, S3, EC2): the run's shared one, or one of this test's
+/// own, killed on drop.
 pub struct Moto {
-    child: Child,
+    /// `None` for the shared moto, which outlives every test.
+    child: Option<Child>,
     /// `http://127.0.0.1:PORT`
     pub endpoint: String,
-    /// The port.
-    pub port: u16,
+    /// Starts every name from [`Moto::name`]: nextest runs each test in a process of its own, so the
+    /// tests that share one moto (at the same time or one after another) keep apart by name alone.
+    prefix: String,
 }
 
 impl Moto {
-    /// Start moto on a free port and wait until it answers.
+    /// Start an empty moto of this test's own on a free port and wait until it answers.
     pub fn start() -> Moto {
         let port = free_port();
         let log = std::env::temp_dir().join(format!("moto-{port}.log"));
@@ -93,10 +101,39 @@ impl Moto {
         cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
         let child = spawn_listening(cmd, &log, port, Duration::from_secs(60));
         Moto {
-            child,
+            child: Some(child),
             endpoint: format!("http://127.0.0.1:{port}"),
-            port,
+            prefix: test_prefix(),
         }
+    }
+
+    /// The run's moto when [`SHARED_MOTO_ENV`] names one, else [`Moto::start`]. Other tests use the same
+    /// moto at the same time: name every repository and bucket with [`Moto::name`].
+    pub fn shared() -> Moto {
+        let endpoint = match std::env::var(SHARED_MOTO_ENV) {
+            Ok(url) if !url.is_empty() => url.trim_end_matches('/').to_string(),
+            _ => return Moto::start(),
+        };
+        let port = endpoint
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("{SHARED_MOTO_ENV}={endpoint} is not http://127.0.0.1:PORT"));
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+            "{SHARED_MOTO_ENV}={endpoint}: nothing listens there"
+        );
+        Moto {
+            child: None,
+            endpoint,
+            prefix: test_prefix(),
+        }
+    }
+
+    /// `base` made unique to this test (`t1a2b3c4d-base`, still a valid bucket and repository name);
+    /// [`SNAPSHOT_FILTERS`] turns the prefix back into `[test]-`.
+    pub fn name(&self, base: &str) -> String {
+        format!("{}{base}", self.prefix)
     }
 
     /// An `SdkConfig` for seeding and inspecting moto from the test.
@@ -125,9 +162,16 @@ impl Moto {
 
 impl Drop for Moto {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
+}
+
+/// `t`, 8 random hex digits and `-`.
+fn test_prefix() -> String {
+    format!("t{:08x}-", rand::random::<u32>())
 }
 
 /// Serve `app` on 127.0.0.1 (a free port) from a runtime thread of its own, so tests that block on the
@@ -270,6 +314,25 @@ impl RunResult {
         )
     }
 
+    /// The outputs (by name, multi-line values indented) and the job summary as one text: what a reader
+    /// of the run sees, for a whole-output snapshot with [`SNAPSHOT_FILTERS`].
+    pub fn snapshot(&self) -> String {
+        let mut text = String::from("--- outputs\n");
+        for (name, value) in &self.outputs {
+            if value.contains('\n') {
+                text.push_str(&format!("{name}:\n"));
+                for line in value.lines() {
+                    text.push_str(&format!("    {line}\n"));
+                }
+            } else {
+                text.push_str(&format!("{name}: {value}\n"));
+            }
+        }
+        text.push_str("--- summary\n");
+        text.push_str(&self.summary);
+        text
+    }
+
     /// Dump for assertion messages.
     pub fn dump(&self) -> String {
         format!(
@@ -278,6 +341,39 @@ impl RunResult {
         )
     }
 }
+
+/// Redactions (insta `filters`) for [`RunResult::snapshot`]: what differs from run to run (loopback
+/// ports, temp paths, clock times, durations, digests, random names) becomes a fixed placeholder, so a
+/// snapshot changes only when what the user sees changes.
+pub const SNAPSHOT_FILTERS: &[(&str, &str)] = &[
+    (r"127\.0\.0\.1:\d+", "127.0.0.1:[port]"),
+    (r"/tmp/\.tmp[A-Za-z0-9]+", "[tmp]"),
+    (r"sha256:[0-9a-f]{64}", "sha256:[digest]"),
+    (r"\bt[0-9a-f]{8}-", "[test]-"),
+    (r"\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z", "[time]"),
+    (r"\b\d+(\.\d+)?\s?(ms|µs|ns|s)\b", "[duration]"),
+    (
+        r#""(duration_ms|elapsed_ms|latency_ms|p50_ms|p95_ms|max_ms)":\s*\d+"#,
+        r#""$1": [ms]"#,
+    ),
+    (r"(duration-seconds: )\d+", "${1}[seconds]"),
+    // The Mermaid timeline's offsets are seconds since the start.
+    (
+        r"(?m)^(  [a-z ]+ : (?:crit, )?)\d+, \d+$",
+        "${1}[start], [end]",
+    ),
+    // How often a failing check was tried depends on the clock: the count and the rows of tries.
+    (r#""attempts":\d+"#, r#""attempts": [n]"#),
+    (r"\(\d+ attempts\)", "([n] attempts)"),
+    (
+        r"\| \d+ \| \[duration\] \| \[duration\] \|",
+        "| [n] | [duration] | [duration] |",
+    ),
+    (
+        r"(?m)(^\| \d+ \| \d{3} \| \[duration\] \| [^\n]*\n)+",
+        "| [tries] |\n",
+    ),
+];
 
 /// Parse a `GITHUB_OUTPUT` file the way the runner does (heredoc and `name=value` forms); a later value
 /// of a name replaces an earlier one, as in the runner.

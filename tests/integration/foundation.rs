@@ -119,7 +119,7 @@ fn role_without_id_token_permission_says_how_to_fix_it() {
 
 #[test]
 fn oidc_role_is_assumed_and_secrets_never_printed() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let oidc = OidcServer::start("repo:acme/cloudshop:environment:stage");
     let request_token = "request-token-0f9e8d7c6b5a";
     let res = Action::new()
