@@ -87,9 +87,6 @@ pub struct Moto {
     child: Option<Child>,
     /// `http://127.0.0.1:PORT`
     pub endpoint: String,
-    /// Starts every name from [`Moto::name`]: nextest runs each test in a process of its own, so the
-    /// tests that share one moto (at the same time or one after another) keep apart by name alone.
-    prefix: String,
 }
 
 impl Moto {
@@ -103,15 +100,18 @@ impl Moto {
         Moto {
             child: Some(child),
             endpoint: format!("http://127.0.0.1:{port}"),
-            prefix: test_prefix(),
         }
     }
 
-    /// The run's moto when [`SHARED_MOTO_ENV`] names one, else [`Moto::start`]. Other tests use the same
-    /// moto at the same time: name every repository and bucket with [`Moto::name`].
+    /// The run's moto when [`SHARED_MOTO_ENV`] names one and nextest runs the test, else [`Moto::start`].
+    /// Other tests use the same moto at the same time: name every repository and bucket with
+    /// [`Moto::name`] or [`TestName`]. Those names are unique per process, and only nextest gives each
+    /// test a process of its own (`cargo test` runs them as threads of one).
     pub fn shared() -> Moto {
         let endpoint = match std::env::var(SHARED_MOTO_ENV) {
-            Ok(url) if !url.is_empty() => url.trim_end_matches('/').to_string(),
+            Ok(url) if !url.is_empty() && std::env::var_os("NEXTEST").is_some() => {
+                url.trim_end_matches('/').to_string()
+            }
             _ => return Moto::start(),
         };
         let port = endpoint
@@ -126,14 +126,13 @@ impl Moto {
         Moto {
             child: None,
             endpoint,
-            prefix: test_prefix(),
         }
     }
 
     /// `base` made unique to this test (`t1a2b3c4d-base`, still a valid bucket and repository name);
     /// [`SNAPSHOT_FILTERS`] turns the prefix back into `[test]-`.
     pub fn name(&self, base: &str) -> String {
-        format!("{}{base}", self.prefix)
+        format!("{}{base}", test_prefix())
     }
 
     /// An `SdkConfig` for seeding and inspecting moto from the test.
@@ -169,9 +168,28 @@ impl Drop for Moto {
     }
 }
 
-/// `t`, 8 random hex digits and `-`.
-fn test_prefix() -> String {
-    format!("t{:08x}-", rand::random::<u32>())
+/// `t`, 8 random hex digits and `-`: one per process, so one per test under nextest.
+fn test_prefix() -> &'static str {
+    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PREFIX.get_or_init(|| format!("t{:08x}-", rand::random::<u32>()))
+}
+
+/// A resource name made unique to this test (`t1a2b3c4d-base`) that can stand in a `const`, for the tests
+/// that name one bucket or repository everywhere: it formats, and converts into a `String`, with the
+/// test's prefix.
+#[derive(Debug, Clone, Copy)]
+pub struct TestName(pub &'static str);
+
+impl std::fmt::Display for TestName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}", test_prefix(), self.0)
+    }
+}
+
+impl From<TestName> for String {
+    fn from(name: TestName) -> String {
+        name.to_string()
+    }
 }
 
 /// Serve `app` on 127.0.0.1 (a free port) from a runtime thread of its own, so tests that block on the
