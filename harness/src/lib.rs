@@ -1,7 +1,12 @@
-//! Shared test harness: the moto AWS emulator on a free loopback port, a local GitHub OIDC token
-//! endpoint, and a runner for the real binary with temp `GITHUB_OUTPUT`/`GITHUB_STEP_SUMMARY` files.
+//! The integration tests' harness (a dev-only crate, so the compiler sees what nothing uses): the moto
+//! AWS emulator (STS, ECR, S3, CloudFront), a local GitHub OIDC token endpoint, a runner for the real
+//! binary with temp `GITHUB_OUTPUT`/`GITHUB_STEP_SUMMARY` files and the runner's parser for them, and
+//! the redactions for whole-output snapshots. [`app`] is the miniature CloudShop API, [`ecs_sim`] the
+//! ECS simulator, [`registry`] a local OCI registry, [`seed`] seeds moto.
 //!
-//! Every server binds 127.0.0.1 only; every wait loop is bounded.
+//! One moto serves the whole run when `scripts/test` starts it ([`SHARED_MOTO_ENV`]); each test keeps
+//! to its own resource names ([`Moto::name`], [`TestName`]). Every server binds 127.0.0.1 only; every
+//! wait loop is bounded.
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -175,19 +180,42 @@ fn test_prefix() -> &'static str {
 }
 
 /// A resource name made unique to this test (`t1a2b3c4d-base`) that can stand in a `const`, for the tests
-/// that name one bucket or repository everywhere: it formats, and converts into a `String`, with the
-/// test's prefix.
+/// that name one bucket or repository everywhere: it derefs to `str`, formats, and converts into a
+/// `String`, always with the test's prefix.
 #[derive(Debug, Clone, Copy)]
 pub struct TestName(pub &'static str);
 
+impl std::ops::Deref for TestName {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        // Each name is built once per process and kept, so it can be lent out as `&'static str`.
+        static NAMES: std::sync::OnceLock<Mutex<BTreeMap<&'static str, &'static str>>> =
+            std::sync::OnceLock::new();
+        let mut names = NAMES
+            .get_or_init(Mutex::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        names
+            .entry(self.0)
+            .or_insert_with(|| Box::leak(format!("{}{}", test_prefix(), self.0).into_boxed_str()))
+    }
+}
+
 impl std::fmt::Display for TestName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}{}", test_prefix(), self.0)
+        f.write_str(self)
     }
 }
 
 impl From<TestName> for String {
     fn from(name: TestName) -> String {
+        name.to_string()
+    }
+}
+
+impl From<&TestName> for String {
+    fn from(name: &TestName) -> String {
         name.to_string()
     }
 }

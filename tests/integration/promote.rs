@@ -14,8 +14,8 @@ use cloudshop_deploy::steps::{promote, Clients};
 use common::registry::{tar_dir, write_layout, LocalRegistry};
 use common::Moto;
 
-const STAGE: &str = "cloudshop-stage";
-const PROD: &str = "cloudshop-prod";
+const STAGE: &common::TestName = &common::TestName("cloudshop-stage");
+const PROD: &common::TestName = &common::TestName("cloudshop-prod");
 
 struct World {
     moto: Moto,
@@ -27,7 +27,7 @@ struct World {
 /// moto with the two repositories (`prod_immutable` makes the target IMMUTABLE), a local registry.
 async fn world(prod_immutable: bool) -> World {
     std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let reg = LocalRegistry::start();
     let sdk = moto.sdk_config().await;
     let ecr = aws_sdk_ecr::Client::new(&sdk);
