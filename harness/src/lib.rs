@@ -375,7 +375,7 @@ impl RunResult {
             }
         }
         text.push_str("--- summary\n");
-        text.push_str(&self.summary);
+        text.push_str(&sort_changed_objects(&self.summary));
         text
     }
 
@@ -386,6 +386,34 @@ impl RunResult {
             self.code, self.stdout, self.stderr, self.outputs_raw, self.summary
         )
     }
+}
+
+/// The rows of each "changed objects" table in `summary`, sorted: uploads run concurrently and the table
+/// lists them as they finish, so their order differs from run to run. (That `index.html` goes last is
+/// checked by the frontend tests, from the requests themselves.)
+fn sort_changed_objects(summary: &str) -> String {
+    let mut out = String::new();
+    let mut lines = summary.split_inclusive('\n').peekable();
+    while let Some(line) = lines.next() {
+        out.push_str(line);
+        if !line.contains("changed objects</summary>") {
+            continue;
+        }
+        // Up to and including the table's separator row, as they are.
+        for line in lines.by_ref() {
+            out.push_str(line);
+            if line.starts_with("|---") {
+                break;
+            }
+        }
+        let mut rows = Vec::new();
+        while let Some(row) = lines.next_if(|l| l.starts_with('|')) {
+            rows.push(row);
+        }
+        rows.sort_unstable();
+        rows.into_iter().for_each(|row| out.push_str(row));
+    }
+    out
 }
 
 /// Redactions (insta `filters`) for [`RunResult::snapshot`]: what differs from run to run (loopback
@@ -687,6 +715,15 @@ mod tests {
         assert_eq!(parsed.len(), 2);
         assert_eq!(parsed[0], ("tag".to_string(), hostile.to_string()));
         assert_eq!(parsed[1], ("status".to_string(), "deployed".to_string()));
+    }
+
+    #[test]
+    fn changed_objects_are_sorted_and_nothing_else_moves() {
+        let summary = "| b | 2 |\n| a | 1 |\n<details><summary>2 changed objects</summary>\n\n| object | bytes |\n|---|---:|\n| `z.js` | 2 |\n| `a.js` | 1 |\n\n</details>\n";
+        assert_eq!(
+            sort_changed_objects(summary),
+            "| b | 2 |\n| a | 1 |\n<details><summary>2 changed objects</summary>\n\n| object | bytes |\n|---|---:|\n| `a.js` | 1 |\n| `z.js` | 2 |\n\n</details>\n"
+        );
     }
 
     #[test]
