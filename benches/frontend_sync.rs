@@ -8,8 +8,7 @@
 //! full LTO build, too heavy for a shared machine; hashing is slower unoptimised, so our figures are
 //! pessimistic).
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+use harness as common;
 
 use std::path::Path;
 use std::process::Command;

@@ -9,8 +9,7 @@
 //!
 //! Run it with `scripts/demo` (which builds the binary and sets `CLOUDSHOP_DEPLOY_BIN`).
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+use harness as common;
 
 use std::time::Duration;
 

@@ -6,8 +6,7 @@
 //! cargo run -q --example smoke_bench >/dev/null
 //! ```
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+use harness as common;
 
 use std::time::{Duration, Instant};
 

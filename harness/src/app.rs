@@ -10,7 +10,6 @@
 //!   (`#[tokio::test(start_paused = true)]`) sees the app's slowness and hangs in virtual time.
 //!
 //! The server is stopped when the handle is dropped.
-#![allow(dead_code)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -92,7 +91,7 @@ pub struct App {
 }
 
 /// The products of the seed's API.
-pub const PRODUCTS: &str = r#"[{"id":1,"name":"Laptop","price":999.99},{"id":2,"name":"Mouse","price":29.99},{"id":3,"name":"Keyboard","price":79.99}]"#;
+const PRODUCTS: &str = r#"[{"id":1,"name":"Laptop","price":999.99},{"id":2,"name":"Mouse","price":29.99},{"id":3,"name":"Keyboard","price":79.99}]"#;
 
 const INDEX_HTML: &str = "<!doctype html><html><head><title>CloudShop</title></head><body><div id=\"root\"></div><script src=\"/static/js/main.js\"></script></body></html>";
 

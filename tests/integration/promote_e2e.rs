@@ -2,7 +2,7 @@
 //! loopback) is copied to the prod repository by digest, then the prod service is deployed with it,
 //! smoke-tested, and ends on exactly that digest. ECR API calls go to moto, ECS to the simulator.
 
-mod common;
+use harness as common;
 
 use std::time::Duration;
 
@@ -18,16 +18,20 @@ const SHA: &str = "89abcdef0123456789abcdef0123456789abcdef";
 
 struct World {
     moto: Moto,
+    /// The stage and prod repository names, unique to this test in the shared moto.
+    stage: String,
+    prod: String,
     reg: LocalRegistry,
     sim: EcsSim,
     app: App,
 }
 
 fn world() -> World {
-    let moto = Moto::start();
+    let moto = Moto::shared();
+    let (stage, prod) = (moto.name(STAGE), moto.name(PROD));
     rt().block_on(async {
         let ecr = aws_sdk_ecr::Client::new(&moto.sdk_config().await);
-        for repo in [STAGE, PROD] {
+        for repo in [&stage, &prod] {
             ecr.create_repository()
                 .repository_name(repo)
                 .send()
@@ -40,12 +44,14 @@ fn world() -> World {
         service: "prod-backend".into(),
         containers: vec![(
             "backend".into(),
-            format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/{PROD}:previous"),
+            format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/{prod}:previous"),
         )],
         ..Seed::default()
     };
     World {
         moto,
+        stage,
+        prod,
         reg: LocalRegistry::start(),
         sim: EcsSim::start_with(seed, Scenario::Succeed { after: 2 }),
         app: App::start(),
@@ -60,17 +66,19 @@ environments:
   stage:
     cluster: stage-cluster
     service: stage-backend
-    ecr-repository: {STAGE}
+    ecr-repository: {stage}
   prod:
     promote-from: stage
     cluster: prod-cluster
     service: prod-backend
     container: backend
-    ecr-repository: {PROD}
+    ecr-repository: {prod}
     registry-url: {registry}
     api-url: {api}
     smoke: {{ timeout: 5s, request-timeout: 1s, retry-interval: 50ms }}
 "#,
+        stage = w.stage,
+        prod = w.prod,
         registry = w.reg.url,
         api = w.app.base_url(),
     );
@@ -89,7 +97,7 @@ environments:
 #[test]
 fn the_tested_digest_is_what_prod_runs_and_a_rerun_moves_nothing() {
     let w = world();
-    let digest = w.reg.push_random_image(STAGE, SHA, 3, 1024 * 1024);
+    let digest = w.reg.push_random_image(&w.stage, SHA, 3, 1024 * 1024);
 
     let res = promote(&w);
     assert_eq!(res.code, 0, "{}", res.dump());
@@ -106,9 +114,12 @@ fn the_tested_digest_is_what_prod_runs_and_a_rerun_moves_nothing() {
     );
     assert_eq!(res.output("smoke-status"), "passed");
     // The prod repository has the same manifest under both tags.
-    assert_eq!(w.reg.digest_of(PROD, SHA).as_deref(), Some(digest.as_str()));
     assert_eq!(
-        w.reg.digest_of(PROD, "prod-current").as_deref(),
+        w.reg.digest_of(&w.prod, SHA).as_deref(),
+        Some(digest.as_str())
+    );
+    assert_eq!(
+        w.reg.digest_of(&w.prod, "prod-current").as_deref(),
         Some(digest.as_str())
     );
     // The prod service ends on that digest.
@@ -120,7 +131,7 @@ fn the_tested_digest_is_what_prod_runs_and_a_rerun_moves_nothing() {
         .as_str()
         .unwrap()
         .to_string();
-    assert!(image.ends_with(&format!("/{PROD}@{digest}")), "{image}");
+    assert!(image.ends_with(&format!("/{}@{digest}", w.prod)), "{image}");
     assert_eq!(res.output("image-uri"), image);
     // Every output the binary wrote is declared in action.yml.
     let declared = common::action_yml_keys("outputs");
@@ -131,6 +142,9 @@ fn the_tested_digest_is_what_prod_runs_and_a_rerun_moves_nothing() {
         );
     }
     assert!(res.summary.contains(&digest), "{}", res.summary);
+    insta::with_settings!({ filters => common::SNAPSHOT_FILTERS.iter().copied() }, {
+        insta::assert_snapshot!(res.snapshot());
+    });
 
     // The same promotion again: nothing to copy, nothing to deploy.
     let mutating_before = w.sim.mutating_calls().len();
@@ -157,14 +171,14 @@ fn the_tested_digest_is_what_prod_runs_and_a_rerun_moves_nothing() {
 #[test]
 fn a_tag_never_deployed_on_stage_changes_nothing_in_prod() {
     let w = world();
-    w.reg.push_random_image(STAGE, "some-other-tag", 1, 1024);
+    w.reg.push_random_image(&w.stage, "some-other-tag", 1, 1024);
     let res = promote(&w);
     assert_ne!(res.code, 0, "{}", res.dump());
     assert_eq!(res.error_lines().len(), 1, "{}", res.dump());
     assert!(res.error_lines()[0].contains(SHA), "{}", res.dump());
     assert!(w.sim.mutating_calls().is_empty(), "{:?}", w.sim.calls());
     assert!(
-        !w.reg.repository_exists_on_disk(PROD),
+        !w.reg.repository_exists_on_disk(&w.prod),
         "something was written to prod"
     );
     assert_eq!(w.app.requests(), 0);

@@ -1,7 +1,7 @@
 //! The frontend sync against moto S3 (and moto CloudFront), through the library functions, with a
 //! recording proxy on loopback in front of moto so the order of PUTs and DELETEs is observed on the wire.
 
-mod common;
+use harness as common;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -153,7 +153,7 @@ fn without_x_id(pq: &str) -> String {
     }
 }
 
-const BUCKET: &str = "cloudshop-stage-web";
+const BUCKET: common::TestName = common::TestName("cloudshop-stage-web");
 /// The sync state object (bookkeeping, not part of the website).
 const STATE: &str = ".cloudshop-deploy/sync-state.json";
 
@@ -319,7 +319,7 @@ fn position(events: &[Ev], ev: &Ev) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_sync_uploads_everything_with_the_right_headers() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     create_bucket(&moto).await;
     let build = tempfile::tempdir().unwrap();
     cra_build(build.path());
@@ -417,7 +417,7 @@ async fn first_sync_uploads_everything_with_the_right_headers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reruns_upload_only_what_changed_and_index_html_goes_last() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     create_bucket(&moto).await;
     let proxy = Proxy::start(&moto.endpoint);
     let clients = clients_via(&proxy.endpoint).await;
@@ -585,7 +585,7 @@ async fn reruns_upload_only_what_changed_and_index_html_goes_last() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_cache_rule_is_applied_to_unchanged_bytes() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     create_bucket(&moto).await;
     let clients = clients_via(&moto.endpoint).await;
     let build = tempfile::tempdir().unwrap();
@@ -642,7 +642,7 @@ async fn a_new_cache_rule_is_applied_to_unchanged_bytes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_symlink_out_of_the_folder_is_refused_before_any_request() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     create_bucket(&moto).await;
     let proxy = Proxy::start(&moto.endpoint);
     let clients = clients_via(&proxy.endpoint).await;
@@ -707,7 +707,7 @@ async fn a_symlink_out_of_the_folder_is_refused_before_any_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_bucket_is_one_clear_error_before_any_write() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let proxy = Proxy::start(&moto.endpoint);
     let clients = clients_via(&proxy.endpoint).await;
     let build = tempfile::tempdir().unwrap();
@@ -727,7 +727,7 @@ async fn a_missing_bucket_is_one_clear_error_before_any_write() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_plans_and_writes_nothing() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     create_bucket(&moto).await;
     put_foreign(&moto, "old.js", b"old").await;
     let proxy = Proxy::start(&moto.endpoint);
@@ -774,7 +774,7 @@ async fn dry_run_plans_and_writes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn excluded_files_are_neither_uploaded_nor_deleted_and_the_prefix_is_respected() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     create_bucket(&moto).await;
     for key in ["web/uploads/user.png", "web/stale.css", "other/keep.txt"] {
         put_foreign(&moto, key, b"x").await;
@@ -811,7 +811,7 @@ async fn excluded_files_are_neither_uploaded_nor_deleted_and_the_prefix_is_respe
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multipart_objects_compare_by_sha256() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     create_bucket(&moto).await;
     let clients = clients_via(&moto.endpoint).await;
     let build = tempfile::tempdir().unwrap();
@@ -915,7 +915,7 @@ async fn multipart_objects_compare_by_sha256() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_build_is_refused() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     create_bucket(&moto).await;
     put_foreign(&moto, "index.html", b"x").await;
     let clients = clients_via(&moto.endpoint).await;
@@ -982,7 +982,7 @@ async fn create_distribution(moto: &Moto) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cloudfront_invalidates_the_changed_html_after_the_sync() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     create_bucket(&moto).await;
     let dist = create_distribution(&moto).await;
     let proxy = Proxy::start(&moto.endpoint);

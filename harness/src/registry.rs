@@ -4,7 +4,6 @@
 //!
 //! Public API for other tests: [`LocalRegistry::start`] (`.url`), [`LocalRegistry::push_random_image`],
 //! [`LocalRegistry::push_random_index`], [`LocalRegistry::digest_of`], [`write_layout`].
-#![allow(dead_code)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -17,7 +16,7 @@ use sha2::{Digest, Sha256};
 use super::{free_port, spawn_listening};
 
 /// The registry binary (Debian package `docker-registry`).
-pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
+const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
 
 /// A `docker-registry` on 127.0.0.1 with its storage in a temp dir; killed on drop.
 pub struct LocalRegistry {

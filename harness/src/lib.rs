@@ -1,8 +1,12 @@
-//! Shared test harness: the moto AWS emulator on a free loopback port, a local GitHub OIDC token
-//! endpoint, and a runner for the real binary with temp `GITHUB_OUTPUT`/`GITHUB_STEP_SUMMARY` files.
+//! The integration tests' harness (a dev-only crate, so the compiler sees what nothing uses): the moto
+//! AWS emulator (STS, ECR, S3, CloudFront), a local GitHub OIDC token endpoint, a runner for the real
+//! binary with temp `GITHUB_OUTPUT`/`GITHUB_STEP_SUMMARY` files and the runner's parser for them, and
+//! the redactions for whole-output snapshots. [`app`] is the miniature CloudShop API, [`ecs_sim`] the
+//! ECS simulator, [`registry`] a local OCI registry, [`seed`] seeds moto.
 //!
-//! Every server binds 127.0.0.1 only; every wait loop is bounded.
-#![allow(dead_code)]
+//! One moto serves the whole run when `scripts/test` starts it ([`SHARED_MOTO_ENV`]); each test keeps
+//! to its own resource names ([`Moto::name`], [`TestName`]). Every server binds 127.0.0.1 only; every
+//! wait loop is bounded.
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -14,8 +18,10 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 
 /// The repository root.
-pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+fn repo_root() -> PathBuf {
+    // This crate lives one level below the repository root.
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.parent().map(Path::to_path_buf).unwrap_or(here)
 }
 
 /// A tool installed by `scripts/setup` into `.venv/bin`.
@@ -46,7 +52,7 @@ pub fn free_port() -> u16 {
 /// Start a server process (stdout discarded, stderr to `log`) and wait (bounded) until it listens on
 /// `port`. A process that exits first fails the test with its log, instead of the test talking to
 /// whatever else might listen there.
-pub fn spawn_listening(mut cmd: Command, log: &Path, port: u16, within: Duration) -> Child {
+pub(crate) fn spawn_listening(mut cmd: Command, log: &Path, port: u16, within: Duration) -> Child {
     let stderr = std::fs::File::create(log)
         .map(Stdio::from)
         .unwrap_or(Stdio::null());
@@ -74,29 +80,22 @@ pub fn spawn_listening(mut cmd: Command, log: &Path, port: u16, within: Duration
     panic!("{cmd:?} did not listen on 127.0.0.1:{port} within {within:?}");
 }
 
-/// Wait until `addr` accepts TCP connections (bounded).
-pub fn wait_for_port(port: u16, within: Duration) {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("nothing listened on 127.0.0.1:{port} within {within:?}");
-}
+/// Names a moto that the whole test run shares (`http://127.0.0.1:PORT`); `scripts/test` starts it and
+/// stops it. Unset, [`Moto::shared`] starts a moto of the test's own, so `cargo nextest run -E ...` alone
+/// still works.
+pub const SHARED_MOTO_ENV: &str = "CLOUDSHOP_TEST_MOTO";
 
-/// A moto server (one port serves STS, ECR, ECS, S3, EC2), killed on drop.
+/// A moto server (one port serves STS, ECR, ECS, S3, EC2): the run's shared one, or one of this test's
+/// own, killed on drop.
 pub struct Moto {
-    child: Child,
+    /// `None` for the shared moto, which outlives every test.
+    child: Option<Child>,
     /// `http://127.0.0.1:PORT`
     pub endpoint: String,
-    /// The port.
-    pub port: u16,
 }
 
 impl Moto {
-    /// Start moto on a free port and wait until it answers.
+    /// Start an empty moto of this test's own on a free port and wait until it answers.
     pub fn start() -> Moto {
         let port = free_port();
         let log = std::env::temp_dir().join(format!("moto-{port}.log"));
@@ -104,10 +103,41 @@ impl Moto {
         cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
         let child = spawn_listening(cmd, &log, port, Duration::from_secs(60));
         Moto {
-            child,
+            child: Some(child),
             endpoint: format!("http://127.0.0.1:{port}"),
-            port,
         }
+    }
+
+    /// The run's moto when [`SHARED_MOTO_ENV`] names one and nextest runs the test, else [`Moto::start`].
+    /// Other tests use the same moto at the same time: name every repository and bucket with
+    /// [`Moto::name`] or [`TestName`]. Those names are unique per process, and only nextest gives each
+    /// test a process of its own (`cargo test` runs them as threads of one).
+    pub fn shared() -> Moto {
+        let endpoint = match std::env::var(SHARED_MOTO_ENV) {
+            Ok(url) if !url.is_empty() && std::env::var_os("NEXTEST").is_some() => {
+                url.trim_end_matches('/').to_string()
+            }
+            _ => return Moto::start(),
+        };
+        let port = endpoint
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("{SHARED_MOTO_ENV}={endpoint} is not http://127.0.0.1:PORT"));
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+            "{SHARED_MOTO_ENV}={endpoint}: nothing listens there"
+        );
+        Moto {
+            child: None,
+            endpoint,
+        }
+    }
+
+    /// `base` made unique to this test (`t1a2b3c4d-base`, still a valid bucket and repository name);
+    /// [`SNAPSHOT_FILTERS`] turns the prefix back into `[test]-`.
+    pub fn name(&self, base: &str) -> String {
+        format!("{}{base}", test_prefix())
     }
 
     /// An `SdkConfig` for seeding and inspecting moto from the test.
@@ -136,14 +166,63 @@ impl Moto {
 
 impl Drop for Moto {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `t`, 8 random hex digits and `-`: one per process, so one per test under nextest.
+fn test_prefix() -> &'static str {
+    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PREFIX.get_or_init(|| format!("t{:08x}-", rand::random::<u32>()))
+}
+
+/// A resource name made unique to this test (`t1a2b3c4d-base`) that can stand in a `const`, for the tests
+/// that name one bucket or repository everywhere: it derefs to `str`, formats, and converts into a
+/// `String`, always with the test's prefix.
+#[derive(Debug, Clone, Copy)]
+pub struct TestName(pub &'static str);
+
+impl std::ops::Deref for TestName {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        // Each name is built once per process and kept, so it can be lent out as `&'static str`.
+        static NAMES: std::sync::OnceLock<Mutex<BTreeMap<&'static str, &'static str>>> =
+            std::sync::OnceLock::new();
+        let mut names = NAMES
+            .get_or_init(Mutex::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        names
+            .entry(self.0)
+            .or_insert_with(|| Box::leak(format!("{}{}", test_prefix(), self.0).into_boxed_str()))
+    }
+}
+
+impl std::fmt::Display for TestName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self)
+    }
+}
+
+impl From<TestName> for String {
+    fn from(name: TestName) -> String {
+        name.to_string()
+    }
+}
+
+impl From<&TestName> for String {
+    fn from(name: &TestName) -> String {
+        name.to_string()
     }
 }
 
 /// Serve `app` on 127.0.0.1 (a free port) from a runtime thread of its own, so tests that block on the
 /// real binary keep it answering. Returns the port and the runtime (drop it to stop the server).
-pub fn serve_on_own_thread(app: axum::Router) -> (u16, tokio::runtime::Runtime) {
+pub(crate) fn serve_on_own_thread(app: axum::Router) -> (u16, tokio::runtime::Runtime) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -172,7 +251,7 @@ pub fn action_yml_keys(section: &str) -> std::collections::BTreeSet<String> {
 }
 
 /// A JWT-shaped token (unsigned; moto accepts any token) with the given `sub`.
-pub fn fake_jwt(sub: &str) -> String {
+fn fake_jwt(sub: &str) -> String {
     let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s.as_bytes());
     format!(
         "{}.{}.{}",
@@ -281,6 +360,25 @@ impl RunResult {
         )
     }
 
+    /// The outputs (by name, multi-line values indented) and the job summary as one text: what a reader
+    /// of the run sees, for a whole-output snapshot with [`SNAPSHOT_FILTERS`].
+    pub fn snapshot(&self) -> String {
+        let mut text = String::from("--- outputs\n");
+        for (name, value) in &self.outputs {
+            if value.contains('\n') {
+                text.push_str(&format!("{name}:\n"));
+                for line in value.lines() {
+                    text.push_str(&format!("    {line}\n"));
+                }
+            } else {
+                text.push_str(&format!("{name}: {value}\n"));
+            }
+        }
+        text.push_str("--- summary\n");
+        text.push_str(&sort_changed_objects(&self.summary));
+        text
+    }
+
     /// Dump for assertion messages.
     pub fn dump(&self) -> String {
         format!(
@@ -290,11 +388,92 @@ impl RunResult {
     }
 }
 
-/// Parse a `GITHUB_OUTPUT` file as the runner does.
+/// The rows of each "changed objects" table in `summary`, sorted: uploads run concurrently and the table
+/// lists them as they finish, so their order differs from run to run. (That `index.html` goes last is
+/// checked by the frontend tests, from the requests themselves.)
+fn sort_changed_objects(summary: &str) -> String {
+    let mut out = String::new();
+    let mut lines = summary.split_inclusive('\n').peekable();
+    while let Some(line) = lines.next() {
+        out.push_str(line);
+        if !line.contains("changed objects</summary>") {
+            continue;
+        }
+        // Up to and including the table's separator row, as they are.
+        for line in lines.by_ref() {
+            out.push_str(line);
+            if line.starts_with("|---") {
+                break;
+            }
+        }
+        let mut rows = Vec::new();
+        while let Some(row) = lines.next_if(|l| l.starts_with('|')) {
+            rows.push(row);
+        }
+        rows.sort_unstable();
+        rows.into_iter().for_each(|row| out.push_str(row));
+    }
+    out
+}
+
+/// Redactions (insta `filters`) for [`RunResult::snapshot`]: what differs from run to run (loopback
+/// ports, temp paths, clock times, durations, digests, random names) becomes a fixed placeholder, so a
+/// snapshot changes only when what the user sees changes.
+pub const SNAPSHOT_FILTERS: &[(&str, &str)] = &[
+    (r"127\.0\.0\.1:\d+", "127.0.0.1:[port]"),
+    (r"/tmp/\.tmp[A-Za-z0-9]+", "[tmp]"),
+    (r"sha256:[0-9a-f]{64}", "sha256:[digest]"),
+    (r"\bt[0-9a-f]{8}-", "[test]-"),
+    (r"\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z", "[time]"),
+    (r"\b\d+(\.\d+)?\s?(ms|µs|ns|s)\b", "[duration]"),
+    (
+        r#""(duration_ms|elapsed_ms|latency_ms|p50_ms|p95_ms|max_ms)":\s*\d+"#,
+        r#""$1": [ms]"#,
+    ),
+    (r"(duration-seconds: )\d+", "${1}[seconds]"),
+    // The Mermaid timeline's offsets are seconds since the start.
+    (
+        r"(?m)^(  [a-z ]+ : (?:crit, )?)\d+, \d+$",
+        "${1}[start], [end]",
+    ),
+    // How often a failing check was tried depends on the clock: the count and the rows of tries.
+    (r#""attempts":\d+"#, r#""attempts": [n]"#),
+    (r"\(\d+ attempts\)", "([n] attempts)"),
+    (
+        r"\| \d+ \| \[duration\] \| \[duration\] \|",
+        "| [n] | [duration] | [duration] |",
+    ),
+    (
+        r"(?m)(^\| \d+ \| \d{3} \| \[duration\] \| [^\n]*\n)+",
+        "| [tries] |\n",
+    ),
+];
+
+/// Parse a `GITHUB_OUTPUT` file the way the runner does (heredoc and `name=value` forms); a later value
+/// of a name replaces an earlier one, as in the runner.
 pub fn parse_outputs(text: &str) -> BTreeMap<String, String> {
-    cloudshop_deploy::github::files::parse_outputs(text)
-        .into_iter()
-        .collect()
+    parse_outputs_in_order(text).into_iter().collect()
+}
+
+/// Every output of a `GITHUB_OUTPUT` file in the order written, repeats included.
+pub fn parse_outputs_in_order(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if let Some((name, delim)) = line.split_once("<<") {
+            let mut value = Vec::new();
+            for l in lines.by_ref() {
+                if l == delim {
+                    break;
+                }
+                value.push(l);
+            }
+            out.push((name.to_string(), value.join("\n")));
+        } else if let Some((k, v)) = line.split_once('=') {
+            out.push((k.to_string(), v.to_string()));
+        }
+    }
+    out
 }
 
 /// A run of the real binary in a temp workspace, as the runner would start it.
@@ -508,3 +687,51 @@ pub mod app;
 pub mod ecs_sim;
 pub mod registry;
 pub mod seed;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cloudshop_deploy::github::files::Sinks;
+
+    #[test]
+    fn hostile_value_cannot_add_an_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out");
+        let sinks = Sinks {
+            output_file: Some(path.clone()),
+            summary_file: None,
+        };
+        let hostile = "v1\nghadelimiter_0000\ninjected=yes\ninjected<<EOF\nx\nEOF";
+        sinks
+            .write_outputs(
+                &[
+                    ("tag".into(), hostile.into()),
+                    ("status".into(), "deployed".into()),
+                ],
+                &mut std::io::sink(),
+            )
+            .unwrap();
+        let parsed = parse_outputs_in_order(&std::fs::read_to_string(&path).unwrap());
+        assert_eq!(parsed.len(), 2);
+        assert_eq!(parsed[0], ("tag".to_string(), hostile.to_string()));
+        assert_eq!(parsed[1], ("status".to_string(), "deployed".to_string()));
+    }
+
+    #[test]
+    fn changed_objects_are_sorted_and_nothing_else_moves() {
+        let summary = "| b | 2 |\n| a | 1 |\n<details><summary>2 changed objects</summary>\n\n| object | bytes |\n|---|---:|\n| `z.js` | 2 |\n| `a.js` | 1 |\n\n</details>\n";
+        assert_eq!(
+            sort_changed_objects(summary),
+            "| b | 2 |\n| a | 1 |\n<details><summary>2 changed objects</summary>\n\n| object | bytes |\n|---|---:|\n| `a.js` | 1 |\n| `z.js` | 2 |\n\n</details>\n"
+        );
+    }
+
+    #[test]
+    fn parses_both_forms() {
+        let parsed = parse_outputs_in_order("a=1\nb<<D\nx\ny\nD\nc=\n");
+        assert_eq!(
+            parsed,
+            [("a", "1"), ("b", "x\ny"), ("c", "")].map(|(k, v)| (k.to_string(), v.to_string()))
+        );
+    }
+}

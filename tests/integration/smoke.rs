@@ -3,7 +3,7 @@
 //! the app's slowness and hangs, the retry budget and the watch rounds all pass in virtual time, so the
 //! bounds below are exact and no test waits for real.
 
-mod common;
+use harness as common;
 
 use std::time::Duration;
 

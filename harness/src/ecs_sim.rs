@@ -6,7 +6,6 @@
 //!
 //! Public API: [`EcsSim::start`] / [`EcsSim::start_with`] -> `endpoint`, [`EcsSim::calls`],
 //! [`EcsSim::mutating_calls`], [`EcsSim::service_task_definition`], [`EcsSim::task_definition`].
-#![allow(dead_code)]
 
 use std::sync::{Arc, Mutex};
 
@@ -27,7 +26,7 @@ pub enum StopReason {
 
 impl StopReason {
     /// The task's `stoppedReason` (and the container's reason / exit code).
-    pub fn task_json(self, arn: &str, td: &str) -> Value {
+    fn task_json(self, arn: &str, td: &str) -> Value {
         let (reason, code, container) = match self {
             StopReason::CannotPull => (
                 "CannotPullContainerError: pull image manifest has been retried 5 time(s): failed to resolve ref: not found",
@@ -119,7 +118,7 @@ impl Default for Seed {
 const ACCOUNT: &str = "123456789012";
 const REGION: &str = "us-east-1";
 /// Operations that change something.
-pub const MUTATING: &[&str] = &[
+const MUTATING: &[&str] = &[
     "RegisterTaskDefinition",
     "UpdateService",
     "DeregisterTaskDefinition",

@@ -1,7 +1,7 @@
 //! The runtime contract: inputs, config errors, OIDC credentials, outputs and masking, against the real
 //! binary (and moto for STS).
 
-mod common;
+use harness as common;
 
 use common::{Action, Moto, OidcServer, RecordingServer};
 
@@ -158,7 +158,7 @@ fn role_without_id_token_permission_says_how_to_fix_it() {
 
 #[test]
 fn oidc_role_is_assumed_and_secrets_never_printed() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let oidc = OidcServer::start("repo:acme/cloudshop:environment:stage");
     let request_token = "request-token-0f9e8d7c6b5a";
     let res = Action::new()

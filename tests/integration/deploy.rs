@@ -1,6 +1,6 @@
 //! The backend deploy against moto (ECR, STS) and the loopback ECS simulator, through the real binary.
 
-mod common;
+use harness as common;
 
 use common::ecs_sim::{EcsSim, Scenario, Seed, StopReason};
 use common::{Action, Moto, RunResult};
@@ -8,11 +8,11 @@ use common::{Action, Moto, RunResult};
 const REPO: &str = "stage-cloudshop-backend";
 
 fn seed_ecr(moto: &Moto, tags: &[&str], immutable: bool) -> String {
-    common::seed::seed_ecr(moto, REPO, tags, immutable)
+    common::seed::seed_ecr(moto, &moto.name(REPO), tags, immutable)
 }
 
 fn digest_of_tag(moto: &Moto, tag: &str) -> Option<String> {
-    common::seed::digest_of_tag(moto, REPO, tag)
+    common::seed::digest_of_tag(moto, &moto.name(REPO), tag)
 }
 
 const CONFIG: &str = r#"
@@ -26,13 +26,25 @@ environments:
 "#;
 
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+/// The repository of the service's current image (the simulator's seed).
 const REPO_URI: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/stage-cloudshop-backend";
+
+/// This test's repository in the shared moto.
+fn repo_uri(moto: &Moto) -> String {
+    format!(
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/{}",
+        moto.name(REPO)
+    )
+}
 
 fn action(moto: &Moto, sim: &EcsSim) -> Action {
     Action::new()
         .with_moto(moto)
         .env("AWS_ENDPOINT_URL_ECS", &sim.endpoint)
-        .file(".github/cloudshop-deploy.yml", CONFIG)
+        .file(
+            ".github/cloudshop-deploy.yml",
+            &CONFIG.replace(REPO, &moto.name(REPO)),
+        )
         .input("environment", "stage")
         .input("poll-interval", "30ms")
         .input("wait-timeout", "30s")
@@ -47,14 +59,14 @@ const REV3: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/cloudshop
 
 #[test]
 fn deploys_a_new_revision_and_waits_for_completion() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let digest = seed_ecr(&moto, &["older", SHA], false);
     let sim = EcsSim::start(Scenario::Succeed { after: 4 });
     let res = run(action(&moto, &sim).input("extra-tags", "stage-latest"));
     assert_eq!(res.code, 0, "{}", res.dump());
     assert_eq!(res.output("status"), "deployed");
     assert_eq!(res.output("rolled-back"), "false");
-    let uri = format!("{REPO_URI}@{digest}");
+    let uri = format!("{}@{digest}", repo_uri(&moto));
     assert_eq!(res.output("image-uri"), uri);
     assert_eq!(res.output("image-digest"), digest);
     assert_eq!(res.output("task-definition-arn"), REV3);
@@ -104,10 +116,10 @@ fn deploys_a_new_revision_and_waits_for_completion() {
 
 #[test]
 fn same_image_is_no_change_and_no_mutating_call() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let digest = seed_ecr(&moto, &[SHA], false);
     let seed = Seed {
-        containers: vec![("backend".into(), format!("{REPO_URI}@{digest}"))],
+        containers: vec![("backend".into(), format!("{}@{digest}", repo_uri(&moto)))],
         ..Seed::default()
     };
     let sim = EcsSim::start_with(seed, Scenario::Succeed { after: 1 });
@@ -120,14 +132,15 @@ fn same_image_is_no_change_and_no_mutating_call() {
 
 #[test]
 fn short_sha_tag_is_found_as_a_fallback() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let digest = seed_ecr(&moto, &["0123456"], false);
     let sim = EcsSim::start(Scenario::Succeed { after: 2 });
     let res = run(action(&moto, &sim));
     assert_eq!(res.code, 0, "{}", res.dump());
     assert_eq!(res.output("image-digest"), digest);
     assert!(
-        res.summary.contains("stage-cloudshop-backend:0123456"),
+        res.summary
+            .contains(&format!("{}:0123456", moto.name(REPO))),
         "{}",
         res.summary
     );
@@ -135,7 +148,7 @@ fn short_sha_tag_is_found_as_a_fallback() {
 
 #[test]
 fn circuit_breaker_rollback_is_reported_not_fought() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     seed_ecr(&moto, &[SHA], false);
     let sim = EcsSim::start(Scenario::CircuitBreaker { after: 3 });
     let res = run(action(&moto, &sim));
@@ -152,7 +165,7 @@ fn circuit_breaker_rollback_is_reported_not_fought() {
 
 #[test]
 fn failed_tasks_are_diagnosed_and_rolled_back() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     seed_ecr(&moto, &[SHA], false);
     for reason in [
         StopReason::CannotPull,
@@ -191,7 +204,7 @@ fn failed_tasks_are_diagnosed_and_rolled_back() {
 
 #[test]
 fn failed_rollout_without_rollback_stays_failed() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     seed_ecr(&moto, &[SHA], false);
     let sim = EcsSim::start(Scenario::TasksFail {
         reason: StopReason::ElbHealth,
@@ -217,7 +230,7 @@ fn failed_rollout_without_rollback_stays_failed() {
 
 #[test]
 fn timeout_rolls_back() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     seed_ecr(&moto, &[SHA], false);
     let sim = EcsSim::start(Scenario::NeverEnds);
     let res = run(action(&moto, &sim).input("wait-timeout", "1s"));
@@ -235,7 +248,7 @@ fn timeout_rolls_back() {
 
 #[test]
 fn throttled_polls_are_retried() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     seed_ecr(&moto, &[SHA], false);
     let sim = EcsSim::start(Scenario::Throttle { times: 2, after: 2 });
     let res = run(action(&moto, &sim));
@@ -252,7 +265,7 @@ fn throttled_polls_are_retried() {
 
 #[test]
 fn service_deleted_mid_rollout_fails_clearly() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     seed_ecr(&moto, &[SHA], false);
     let sim = EcsSim::start(Scenario::DeletedMidway { after: 2 });
     let res = run(action(&moto, &sim));
@@ -268,7 +281,7 @@ fn service_deleted_mid_rollout_fails_clearly() {
 
 #[test]
 fn blue_green_success_and_ecs_rollback() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     seed_ecr(&moto, &[SHA], false);
     let sim = EcsSim::start(Scenario::BlueGreen {
         after: 4,
@@ -301,7 +314,7 @@ fn blue_green_success_and_ecs_rollback() {
 
 #[test]
 fn dry_run_prints_the_plan_and_changes_nothing() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let digest = seed_ecr(&moto, &[SHA], false);
     let sim = EcsSim::start(Scenario::Succeed { after: 1 });
     let res = run(action(&moto, &sim)
@@ -313,7 +326,8 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
     assert!(res.summary.contains("#### Plan"), "{}", res.summary);
     assert!(
         res.summary.contains(&format!(
-            "~ containerDefinitions[backend].image: \"{REPO_URI}:old\" -> \"{REPO_URI}@{digest}\""
+            "~ containerDefinitions[backend].image: \"{REPO_URI}:old\" -> \"{}@{digest}\"",
+            repo_uri(&moto)
         )),
         "{}",
         res.summary
@@ -334,7 +348,7 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
 
 #[test]
 fn rollback_command_goes_to_the_previous_revision() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let sim = EcsSim::start(Scenario::Succeed { after: 1 });
     let res = run(action(&moto, &sim).input("command", "rollback"));
     assert_eq!(res.code, 0, "{}", res.dump());
@@ -367,7 +381,7 @@ fn assert_preflight_fails(moto: &Moto, sim: &EcsSim, a: Action, want: &str) {
 
 #[test]
 fn failed_preflights_change_nothing() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     seed_ecr(&moto, &["v1", "v2", "feature-x"], false);
     // Missing image: the newest tags are listed, and ECS is not even asked.
     let sim = EcsSim::start(Scenario::Succeed { after: 1 });
@@ -375,7 +389,10 @@ fn failed_preflights_change_nothing() {
         &moto,
         &sim,
         action(&moto, &sim),
-        &format!("failed to find image `stage-cloudshop-backend:{SHA}` in ECR: ImageNotFoundException (newest tags: "),
+        &format!(
+            "failed to find image `{}:{SHA}` in ECR: ImageNotFoundException (newest tags: ",
+            moto.name(REPO)
+        ),
     );
     assert!(sim.calls().is_empty(), "{:?}", sim.calls());
     let res = run(action(&moto, &sim));
@@ -431,7 +448,7 @@ fn failed_preflights_change_nothing() {
 
 #[test]
 fn immutable_tag_conflict_fails_before_any_change() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     seed_ecr(&moto, &["stage-latest", SHA], true);
     let sim = EcsSim::start(Scenario::Succeed { after: 1 });
     assert_preflight_fails(
@@ -444,7 +461,7 @@ fn immutable_tag_conflict_fails_before_any_change() {
 
 #[test]
 fn task_definition_file_is_rendered_instead_of_the_live_one() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let digest = seed_ecr(&moto, &[SHA], false);
     let sim = EcsSim::start(Scenario::Succeed { after: 2 });
     let file = r#"{"family": "cloudshop-backend", "cpu": "512", "memory": "1024",
@@ -457,7 +474,7 @@ fn task_definition_file_is_rendered_instead_of_the_live_one() {
     assert_eq!(new["cpu"], "512");
     assert_eq!(
         new["containerDefinitions"][0]["image"],
-        format!("{REPO_URI}@{digest}")
+        format!("{}@{digest}", repo_uri(&moto))
     );
     assert!(new.get("futureSetting").is_none());
     // The file has no tags: the live revision's are kept.
@@ -469,7 +486,7 @@ fn task_definition_file_is_rendered_instead_of_the_live_one() {
 
 #[test]
 fn failed_smoke_tests_roll_the_service_back() {
-    let moto = Moto::start();
+    let moto = Moto::shared();
     seed_ecr(&moto, &[SHA], false);
     let sim = EcsSim::start(Scenario::Succeed { after: 2 });
     // Nothing listens on the API URL: the smoke tests fail, whatever they check.

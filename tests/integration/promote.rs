@@ -3,7 +3,7 @@
 //! blob/manifest traffic sent to the local registry through `registry-url`. Copies are checked with
 //! `skopeo inspect --raw` (sha256 of the bytes the registry serves) and against the generated digests.
 
-mod common;
+use harness as common;
 
 use cloudshop_deploy::config::{self, Config};
 use cloudshop_deploy::github::Context;
@@ -15,8 +15,8 @@ use cloudshop_deploy::steps::Clients;
 use common::registry::{tar_dir, write_layout, LocalRegistry};
 use common::Moto;
 
-const STAGE: &str = "cloudshop-stage";
-const PROD: &str = "cloudshop-prod";
+const STAGE: &common::TestName = &common::TestName("cloudshop-stage");
+const PROD: &common::TestName = &common::TestName("cloudshop-prod");
 
 struct World {
     moto: Moto,
@@ -28,7 +28,7 @@ struct World {
 /// moto with the two repositories (`prod_immutable` makes the target IMMUTABLE), a local registry.
 async fn world(prod_immutable: bool) -> World {
     std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
-    let moto = Moto::start();
+    let moto = Moto::shared();
     let reg = LocalRegistry::start();
     let sdk = moto.sdk_config().await;
     let ecr = aws_sdk_ecr::Client::new(&sdk);

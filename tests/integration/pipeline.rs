@@ -2,7 +2,7 @@
 //! miniature CloudShop API on loopback. A new version that fails its smoke tests or its post-deploy watch
 //! must be rolled back, so the previous revision serves again.
 
-mod common;
+use harness as common;
 
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 const REV2: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/cloudshop-backend:2";
 const REV3: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/cloudshop-backend:3";
 
-fn config(app: &App, watch: &str) -> String {
+fn config(e: &Env, watch: &str) -> String {
     format!(
         r#"
 region: us-east-1
@@ -24,10 +24,10 @@ environments:
     cluster: stage-cluster
     service: stage-backend
     container: backend
-    ecr-repository: stage-cloudshop-backend
+    ecr-repository: {repo}
     api-url: {api}
     website-url: {web}
-    frontend: {{ bucket: stage-frontend, dir: build }}
+    frontend: {{ bucket: {bucket}, dir: build }}
     smoke:
       timeout: 2s
       request-timeout: 500ms
@@ -36,8 +36,10 @@ environments:
       watch-interval: 50ms
       watch-failures: 3
 "#,
-        api = app.base_url(),
-        web = app.website_url(),
+        api = e.app.base_url(),
+        web = e.app.website_url(),
+        repo = e.moto.name("stage-cloudshop-backend"),
+        bucket = e.moto.name("stage-frontend"),
     )
 }
 
@@ -48,9 +50,9 @@ struct Env {
 }
 
 fn env() -> Env {
-    let moto = Moto::start();
-    seed_ecr(&moto, "stage-cloudshop-backend", &[SHA], false);
-    create_bucket(&moto, "stage-frontend");
+    let moto = Moto::shared();
+    seed_ecr(&moto, &moto.name("stage-cloudshop-backend"), &[SHA], false);
+    create_bucket(&moto, &moto.name("stage-frontend"));
     Env {
         moto,
         sim: EcsSim::start(Scenario::Succeed { after: 2 }),
@@ -62,7 +64,7 @@ fn run(e: &Env, watch: &str) -> RunResult {
     Action::new()
         .with_moto(&e.moto)
         .env("AWS_ENDPOINT_URL_ECS", &e.sim.endpoint)
-        .file(".github/cloudshop-deploy.yml", &config(&e.app, watch))
+        .file(".github/cloudshop-deploy.yml", &config(e, watch))
         .file(
             "build/index.html",
             "<!doctype html><script src=\"/static/js/main.3f2a1b.js\"></script>",
@@ -109,6 +111,9 @@ fn a_healthy_new_version_is_deployed_and_verified() {
         ]
     );
     assert!(e.app.requests_to("/") >= 1, "the website check did not run");
+    insta::with_settings!({ filters => common::SNAPSHOT_FILTERS.iter().copied() }, {
+        insta::assert_snapshot!(res.snapshot());
+    });
 }
 
 /// Website keys in the bucket (without the action's own bookkeeping).
@@ -118,7 +123,7 @@ fn bucket_keys(moto: &Moto) -> Vec<String> {
             .s3()
             .await
             .list_objects_v2()
-            .bucket("stage-frontend")
+            .bucket(moto.name("stage-frontend"))
             .send()
             .await
             .unwrap();
@@ -152,6 +157,9 @@ fn a_new_version_answering_500_is_rolled_back() {
         bucket_keys(&e.moto).is_empty(),
         "frontend synced despite failed smoke tests"
     );
+    insta::with_settings!({ filters => common::SNAPSHOT_FILTERS.iter().copied() }, {
+        insta::assert_snapshot!(res.snapshot());
+    });
 }
 
 #[test]
@@ -218,7 +226,7 @@ fn dry_run_plans_backend_and_frontend_and_changes_nothing() {
     let res = Action::new()
         .with_moto(&e.moto)
         .env("AWS_ENDPOINT_URL_ECS", &e.sim.endpoint)
-        .file(".github/cloudshop-deploy.yml", &config(&e.app, "0"))
+        .file(".github/cloudshop-deploy.yml", &config(&e, "0"))
         .file("build/index.html", "<!doctype html>")
         .input("environment", "stage")
         .input("dry-run", "true")
@@ -237,13 +245,19 @@ fn dry_run_plans_backend_and_frontend_and_changes_nothing() {
         "the plan lists the upload\n{}",
         res.summary
     );
+    insta::with_settings!({ filters => common::SNAPSHOT_FILTERS.iter().copied() }, {
+        insta::assert_snapshot!(res.snapshot());
+    });
 }
 
 #[test]
 fn a_frontend_problem_found_in_preflight_stops_before_the_backend_changes() {
     let e = env();
     // The bucket does not exist: found while planning, before any ECS change.
-    let cfg = config(&e.app, "0").replace("bucket: stage-frontend", "bucket: no-such-bucket");
+    let cfg = config(&e, "0").replace(
+        &format!("bucket: {}", e.moto.name("stage-frontend")),
+        "bucket: no-such-bucket",
+    );
     let res = Action::new()
         .with_moto(&e.moto)
         .env("AWS_ENDPOINT_URL_ECS", &e.sim.endpoint)
