@@ -506,5 +506,6 @@ impl RecordingServer {
 }
 pub mod app;
 pub mod ecs_sim;
+pub mod faults;
 pub mod registry;
 pub mod seed;
