@@ -54,6 +54,8 @@ pub struct FaultPlan {
     pub stall: Duration,
     /// Seed of the rate draws.
     pub seed: u64,
+    /// Keep each response body in the record (to learn secrets the services handed out).
+    pub record_bodies: bool,
 }
 
 impl Default for FaultPlan {
@@ -66,6 +68,7 @@ impl Default for FaultPlan {
             always: Vec::new(),
             stall: Duration::from_secs(5),
             seed: 7,
+            record_bodies: false,
         }
     }
 }
@@ -96,6 +99,8 @@ pub struct Call {
     pub fault: Option<Fault>,
     /// The upstream's status, when forwarded and answered.
     pub status: Option<u16>,
+    /// The upstream's response body, when the plan records bodies.
+    pub response: Option<Bytes>,
 }
 
 struct State {
@@ -238,6 +243,7 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<
         path: path.clone(),
         fault,
         status: None,
+        response: None,
     };
     match fault {
         Some(Fault::Reset) => {
@@ -296,6 +302,9 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<
             return Err(Dropped);
         }
     };
+    if st.plan.record_bodies {
+        call.response = Some(bytes.clone());
+    }
     st.calls.lock().unwrap().push(call);
     out.body(Full::new(bytes)).map_err(|_| Dropped)
 }
