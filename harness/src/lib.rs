@@ -685,6 +685,7 @@ impl RecordingServer {
 }
 pub mod app;
 pub mod ecs_sim;
+pub mod faults;
 pub mod registry;
 pub mod seed;
 

@@ -4,8 +4,10 @@
 
 mod action_metadata;
 mod deploy;
+mod faults;
 mod foundation;
 mod frontend;
+mod hardening;
 mod pipeline;
 mod promote;
 mod promote_e2e;
