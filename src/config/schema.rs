@@ -1,6 +1,6 @@
 //! The environments file as written: serde types that refuse unknown keys (serde_yaml names the line),
 //! holding raw strings. Nothing here is validated beyond its YAML type; the builders turn these into
-//! the compiled [`Config`](super::Config). No AWS API.
+//! the compiled `Config`. No AWS API.
 
 use std::collections::BTreeMap;
 
@@ -124,7 +124,7 @@ pub enum CorsFile {
     Origin(String),
 }
 
-/// One HTTP check as written; [`CheckSpec`](super::CheckSpec) is its compiled form.
+/// One HTTP check as written; `CheckSpec` is its compiled form.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct CheckFile {

@@ -13,6 +13,7 @@ use futures::stream::{BoxStream, StreamExt};
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
+pub use super::error::ArchiveError as Error;
 use super::manifest::{sha256_digest, Manifest, DOCKER_MANIFEST, OCI_MANIFEST};
 
 /// Docker's config media type.
@@ -23,34 +24,6 @@ const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
 const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 /// Small JSON files of an archive are read whole; anything bigger is not what it claims to be.
 const MAX_JSON: u64 = 4 * 1024 * 1024;
-
-/// An archive that cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// Reading failed.
-    #[error("failed to read image archive `{path}`: {message}")]
-    Io {
-        path: String,
-        /// The I/O error.
-        message: String,
-    },
-    /// Not an OCI layout or docker-save archive, or an inconsistent one.
-    #[error("failed to read image archive `{path}`: {message}")]
-    Format {
-        path: String,
-        /// What is wrong.
-        message: String,
-    },
-}
-
-impl crate::Diagnose for Error {
-    fn hint(&self) -> String {
-        match self {
-            Error::Io { .. } => "check that `image-archive` names a file or directory the build step wrote into the workspace".into(),
-            Error::Format { .. } => "write the archive with `docker save -o image.tar IMAGE`, `docker buildx build --output type=oci,dest=image.tar`, or `skopeo copy ... oci:DIR:TAG`".into(),
-        }
-    }
-}
 
 /// Where a file of the archive is.
 #[derive(Debug, Clone)]

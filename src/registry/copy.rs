@@ -3,7 +3,7 @@
 //! sent twice (HEAD first, mount within one registry, else a streamed upload retried with a fresh session);
 //! children are written before the index that names them, tags last, and the first tag is read back.
 //!
-//! APIs: through [`super::Registry`] only.
+//! APIs: through [`Registry`] only.
 
 use std::sync::Arc;
 
@@ -12,7 +12,8 @@ use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use super::archive;
-use super::client::{Error, Mount, Options, Registry};
+use super::client::{Mount, Options, Registry};
+use super::error::Error;
 use super::manifest::{Descriptor, Manifest, Parsed};
 
 /// A child manifest of an index is an image; deeper nesting is not something images do.

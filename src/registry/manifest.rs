@@ -7,7 +7,7 @@ use std::fmt;
 use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
 
-use super::Error;
+use super::error::Error;
 
 /// OCI image index.
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";

@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::{local, Error};
+use super::error::Error;
+use super::local;
 use crate::aws::describe;
 use crate::github::commands;
 

@@ -9,7 +9,7 @@ use globset::GlobSet;
 use md5::Md5;
 use sha2::{Digest, Sha256};
 
-use super::Error;
+use super::error::Error;
 use crate::config;
 
 /// `Cache-Control` of HTML entry points and manifests: always revalidate.

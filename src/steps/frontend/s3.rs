@@ -16,9 +16,9 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use base64::Engine;
 use futures::{StreamExt, TryStreamExt};
 
+use super::error::Error;
 use super::plan::{Head, Upload};
 use super::state::{self, Entry, Listed, SyncState};
-use super::Error;
 use crate::aws::describe;
 use crate::github::commands;
 

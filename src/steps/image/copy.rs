@@ -15,10 +15,10 @@ use aws_sdk_ecr::types::ImageIdentifier;
 use base64::Engine;
 use tokio::time::Instant;
 
+use super::error::{Error, Role};
 use super::report::{Mode, PromoteReport};
 use super::resolve::{self, Mutability, Repository};
 use super::tag::{self, StoredManifest, Tagged};
-use super::{Error, Role};
 use crate::config::{Command, Config};
 use crate::github::commands;
 use crate::registry::{self, archive::Archive, CopyStats, Manifest, Registry, Source, Target};

@@ -7,7 +7,7 @@
 use aws_sdk_ecr::types::{DescribeImagesFilter, ImageIdentifier, ImageTagMutability, TagStatus};
 use serde::Serialize;
 
-use super::{Error, Role};
+use super::error::{Error, Role};
 
 /// How many of the newest tags to list when the wanted one is missing.
 pub(super) const NEWEST_TAGS: usize = 10;

@@ -7,7 +7,8 @@
 
 use aws_sdk_ecr::types::{Image, ImageIdentifier};
 
-use super::{Error, Repository};
+use super::error::Error;
+use super::resolve::Repository;
 use crate::registry::{ACCEPTED, DOCKER_MANIFEST};
 
 /// How a tag ended up on the image.
