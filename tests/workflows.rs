@@ -794,3 +794,210 @@ const WILDCARD_ONLY: &[&str] = &[
     "ecs:ListTaskDefinitions",
     "sts:AssumeRoleWithWebIdentity",
 ];
+
+// ---- the documented IAM policies against the code ---------------------------------------------------
+
+/// SDK operations the product code calls, as IAM actions: every `.operation()` whose receiver is an SDK
+/// client (`ecs`, `ecr`, `s3`, `sts`, `cf`/`cloudfront`), on the same line or the line before (fluent
+/// builders split over lines). Test modules are cut off at `#[cfg(test)]`.
+fn called_iam_actions() -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for e in walkdir::WalkDir::new(root().join("src")) {
+        let e = e.unwrap();
+        if e.path().extension().is_none_or(|x| x != "rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(e.path()).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        let mut prev_tail = String::new();
+        for line in code.lines() {
+            let joined = format!("{prev_tail}{}", line.trim_start());
+            for (service, receivers) in [
+                ("ecs", &["ecs"][..]),
+                ("ecr", &["ecr"][..]),
+                ("s3", &["s3"][..]),
+                ("sts", &["sts"][..]),
+                ("cloudfront", &["cf", "cloudfront"][..]),
+            ] {
+                for r in receivers {
+                    for (i, _) in joined.match_indices(&format!("{r}.")) {
+                        let before = joined[..i].chars().last();
+                        if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+                            continue; // `foo_ecs.` is not the client
+                        }
+                        let rest = &joined[i + r.len() + 1..];
+                        let op: String = rest
+                            .chars()
+                            .take_while(|c| {
+                                c.is_ascii_lowercase() || *c == '_' || c.is_ascii_digit()
+                            })
+                            .collect();
+                        // Client methods that are not AWS operations.
+                        let not_an_operation = ["clone", "config"].contains(&op.as_str());
+                        if !op.is_empty() && !not_an_operation && rest[op.len()..].starts_with("()")
+                        {
+                            out.insert(iam_action(service, &op));
+                        }
+                    }
+                }
+            }
+            // A line that ends with a client (`let out = ecs` / `.ecs`) continues on the next one.
+            let t = line.trim_end();
+            prev_tail = ["ecs", "ecr", "s3", "sts", "cf", "cloudfront"]
+                .iter()
+                .find(|r| t.ends_with(&format!(".{r}")) || t.ends_with(&format!(" {r}")))
+                .map(|r| format!(" {r}"))
+                .unwrap_or_default();
+        }
+    }
+    out
+}
+
+/// The IAM action that authorises an SDK operation.
+fn iam_action(service: &str, op: &str) -> String {
+    let s3 = |a: &str| format!("s3:{a}");
+    match (service, op) {
+        ("s3", "head_object") => s3("GetObject"),
+        ("s3", "list_objects_v2") => s3("ListBucket"),
+        ("s3", "delete_objects") => s3("DeleteObject"),
+        ("s3", "create_multipart_upload" | "upload_part" | "complete_multipart_upload") => {
+            s3("PutObject")
+        }
+        _ => {
+            let camel: String = op
+                .split('_')
+                .map(|w| {
+                    let mut c = w.chars();
+                    c.next()
+                        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                        .unwrap_or_default()
+                })
+                .collect();
+            format!("{service}:{camel}")
+        }
+    }
+}
+
+/// What is authorised without an SDK call of the same name: the OCI registry traffic of image pushes and
+/// promotions (ECR authorises blob and upload requests with these actions), and passing the task roles
+/// that a new task-definition revision names.
+const REGISTRY_AND_IMPLIED: &[&str] = &[
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:InitiateLayerUpload",
+    "ecr:UploadLayerPart",
+    "ecr:CompleteLayerUpload",
+    "ecr:GetDownloadUrlForLayer",
+    "iam:PassRole",
+];
+
+fn policy_actions(file: &str) -> std::collections::BTreeSet<String> {
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("docs/iam").join(file)).unwrap())
+            .unwrap();
+    let mut out = std::collections::BTreeSet::new();
+    for s in v["Statement"].as_array().unwrap() {
+        match &s["Action"] {
+            serde_json::Value::String(a) => {
+                out.insert(a.clone());
+            }
+            a => out.extend(
+                a.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_str().unwrap().to_string()),
+            ),
+        }
+    }
+    out
+}
+
+#[test]
+fn the_policies_grant_exactly_what_the_code_calls() {
+    let called = called_iam_actions();
+    // The scan sees the calls it must see (a scan that finds nothing would prove nothing).
+    for a in [
+        "ecs:UpdateService",
+        "ecr:PutImage",
+        "s3:PutObject",
+        "sts:GetCallerIdentity",
+    ] {
+        assert!(called.contains(a), "{a} not found in src: {called:?}");
+    }
+    // Assuming the role is the trust policy's business, not a permission of the role.
+    let needed: std::collections::BTreeSet<String> = called
+        .iter()
+        .filter(|a| *a != "sts:AssumeRoleWithWebIdentity")
+        .cloned()
+        .chain(REGISTRY_AND_IMPLIED.iter().map(|a| a.to_string()))
+        .collect();
+    let mut granted = std::collections::BTreeSet::new();
+    for f in [
+        "deploy-stage.json",
+        "promote-prod.json",
+        "rollback-stage.json",
+        "rollback-prod.json",
+        "cloudfront-invalidation.json",
+    ] {
+        granted.extend(policy_actions(f));
+    }
+    let missing: Vec<_> = needed.difference(&granted).collect();
+    let extra: Vec<_> = granted.difference(&needed).collect();
+    assert!(
+        missing.is_empty(),
+        "the code calls, no policy grants: {missing:?}"
+    );
+    assert!(
+        extra.is_empty(),
+        "a policy grants, the code never calls: {extra:?}"
+    );
+    // Each command's own needs.
+    let deploy = policy_actions("deploy-stage.json");
+    let promote = policy_actions("promote-prod.json");
+    let rollback = policy_actions("rollback-prod.json");
+    assert!(promote.is_superset(&deploy), "promote deploys too");
+    assert!(
+        promote.contains("ecr:GetDownloadUrlForLayer"),
+        "promote reads the source"
+    );
+    assert!(rollback.contains("ecs:ListTaskDefinitions"));
+    assert!(
+        !rollback.contains("ecr:PutImage"),
+        "a rollback writes no image"
+    );
+}
+
+#[test]
+fn the_source_repository_is_readable_by_the_promotion() {
+    let v: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("docs/iam/promote-prod.json")).unwrap(),
+    )
+    .unwrap();
+    let source = v["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| {
+            s["Resource"]
+                .as_str()
+                .is_some_and(|r| r.ends_with(":repository/stage-cloudshop-backend"))
+        })
+        .expect("a statement on the stage repository");
+    let actions: Vec<&str> = source["Action"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    for a in [
+        "ecr:DescribeRepositories",
+        "ecr:DescribeImages",
+        "ecr:BatchGetImage",
+        "ecr:GetDownloadUrlForLayer",
+    ] {
+        assert!(actions.contains(&a), "{a} on the promotion source");
+    }
+    assert!(
+        !actions.contains(&"ecr:PutImage"),
+        "the source is read only"
+    );
+}
