@@ -1001,3 +1001,89 @@ fn the_source_repository_is_readable_by_the_promotion() {
         "the source is read only"
     );
 }
+
+#[test]
+fn the_release_image_stage_follows_the_container_action_rules() {
+    // The published image is the Dockerfile's `release` stage (the default last stage is checked by
+    // tests/action_metadata.rs): the prebuilt binary for the target architecture, alone.
+    let text = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
+    let stage = text
+        .split("\nFROM ")
+        .find(|s| s.starts_with("scratch AS release"))
+        .expect("a `FROM scratch AS release` stage");
+    let stage = stage.split("\nFROM ").next().unwrap();
+    assert!(stage.contains("ARG TARGETARCH"));
+    assert!(stage.contains("COPY dist/linux/${TARGETARCH}/cloudshop-deploy /cloudshop-deploy"));
+    assert!(stage.contains("ENTRYPOINT [\"/cloudshop-deploy\"]"));
+    for line in stage.lines() {
+        let l = line.trim_start().to_ascii_uppercase();
+        assert!(
+            !l.starts_with("USER ") && !l.starts_with("WORKDIR ") && !l.starts_with("RUN "),
+            "{line}"
+        );
+    }
+    let ignore = std::fs::read_to_string(root().join(".dockerignore")).unwrap();
+    assert!(
+        !ignore.lines().any(|l| l.trim() == "dist"),
+        "the release stage copies from dist/"
+    );
+    let release = workflow(".github/workflows/release.yml");
+    let text = serde_yaml::to_string(&release.doc).unwrap();
+    assert!(text.contains("target: release"));
+    assert!(text.contains("platforms: linux/amd64,linux/arm64"));
+    assert!(text.contains("org.opencontainers.image.source="));
+}
+
+/// GitHub's heading anchor: lowercase, punctuation dropped, spaces to hyphens.
+fn slug(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-' || *c == '_')
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+#[test]
+fn links_in_the_docs_resolve_to_files_and_anchors() {
+    let mut checked = 0;
+    for path in markdown_files() {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let dir = path.parent().unwrap();
+        for (i, _) in text.match_indices("](") {
+            let target: String = text[i + 2..].chars().take_while(|c| *c != ')').collect();
+            if target.starts_with("http") || target.starts_with("mailto:") || target.contains(' ') {
+                continue;
+            }
+            let (file, anchor) = target.split_once('#').unwrap_or((&target, ""));
+            let file = if file.is_empty() {
+                path.clone()
+            } else {
+                dir.join(file)
+            };
+            assert!(
+                file.exists(),
+                "{}: link to missing {}",
+                path.display(),
+                file.display()
+            );
+            if !anchor.is_empty() {
+                let t = std::fs::read_to_string(&file).unwrap();
+                let anchors: Vec<String> = t
+                    .lines()
+                    .filter(|l| l.starts_with('#'))
+                    .map(|l| slug(l.trim_start_matches('#')))
+                    .collect();
+                assert!(
+                    anchors.iter().any(|a| a == anchor),
+                    "{}: no heading for #{anchor} in {}",
+                    path.display(),
+                    file.display()
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 30, "{checked} links");
+}
