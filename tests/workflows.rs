@@ -1087,3 +1087,68 @@ fn links_in_the_docs_resolve_to_files_and_anchors() {
     }
     assert!(checked > 30, "{checked} links");
 }
+
+#[test]
+fn the_examples_use_cloudshops_real_names() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let file = blocks(&readme, "yaml")
+        .into_iter()
+        .find(|b| b.starts_with("region:"))
+        .expect("the environments-file example");
+    let v: Value = serde_yaml::from_str(file).unwrap();
+    let expected = [
+        (
+            "stage",
+            [
+                "stage-cluster",
+                "stage-backend-blue",
+                "stage-cloudshop-backend",
+                "http://stage-alb-458962299.us-east-1.elb.amazonaws.com",
+                "stage-cloudshop-frontend-746669238399",
+            ],
+        ),
+        (
+            "prod",
+            [
+                "prod-cluster",
+                "prod-backend-blue",
+                "prod-cloudshop-backend",
+                "http://prod-alb-564047131.us-east-1.elb.amazonaws.com",
+                "prod-cloudshop-frontend-746669238399",
+            ],
+        ),
+    ];
+    for (env, [cluster, service, repo, api, bucket]) in expected {
+        let e = &v["environments"][env];
+        assert_eq!(str_of(&e["cluster"]), cluster);
+        assert_eq!(str_of(&e["service"]), service);
+        assert_eq!(str_of(&e["ecr-repository"]), repo);
+        assert_eq!(str_of(&e["api-url"]), api);
+        assert_eq!(str_of(&e["frontend"]["bucket"]), bucket);
+        assert!(str_of(&e["role-to-assume"]).starts_with("arn:aws:iam::746669238399:role/"));
+    }
+    assert_eq!(str_of(&v["region"]), "us-east-1");
+    assert!(
+        readme.contains("/ecs/stage/backend-blue") && readme.contains("/ecs/prod/backend-blue")
+    );
+    assert!(readme.contains("Linux runners"));
+    // Exactly the two set-up commands open the README.
+    let first = blocks(&readme, "sh")[0];
+    let commands: Vec<&str> = first
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap_or_default())
+        .collect();
+    assert_eq!(commands, ["scripts/demo", "scripts/test"]);
+    assert!(readme.find("```sh\n") < readme.find("## "));
+}
+
+#[test]
+fn the_trust_policy_shown_in_the_iam_docs_is_the_file() {
+    let doc = std::fs::read_to_string(root().join("docs/iam/README.md")).unwrap();
+    let shown: serde_json::Value = serde_json::from_str(blocks(&doc, "json")[0]).unwrap();
+    let file: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("docs/iam/trust-production.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(shown, file);
+}
