@@ -98,6 +98,9 @@ impl Watched {
                 env!("CARGO_BIN_EXE_cloudshop-deploy"),
             )
             .env("AWS_EC2_METADATA_DISABLED", "true")
+            // The demo starts its own servers, as on a newcomer's machine, even when the test run
+            // shares one moto between tests.
+            .env_remove("CLOUDSHOP_TEST_MOTO")
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
