@@ -3,6 +3,7 @@
 //! app, the ECS simulator, the registry) live in the dev-only `harness` crate.
 
 mod action_metadata;
+mod demo;
 mod deploy;
 mod faults;
 mod foundation;
@@ -12,3 +13,4 @@ mod pipeline;
 mod promote;
 mod promote_e2e;
 mod smoke;
+mod workflows;
