@@ -3,8 +3,22 @@
 
 use std::time::Duration;
 
+use super::error::{invalid, Error};
+use super::sources::{pick, Sources};
 use super::validate::validate_role_arn;
-use super::{invalid, pick, Auth, Error, Sources};
+
+/// How to get AWS credentials.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Auth {
+    /// Role to assume through OIDC (a validated role ARN); `None`: the standard credential chain.
+    pub role_to_assume: Option<String>,
+    /// `RoleSessionName`, sanitised.
+    pub session_name: String,
+    /// Session length, 900 s to 12 h.
+    pub duration: Duration,
+    /// OIDC audience.
+    pub audience: String,
+}
 
 /// STS accepts `DurationSeconds` in this range (the role's own maximum may be lower).
 const SESSION_SECONDS: std::ops::RangeInclusive<u64> = 900..=43200;

@@ -1,11 +1,45 @@
 //! The backend part: the ECS cluster, service and containers, the ECR repository and tags, the rollout
 //! budget and the registry override. No AWS API (names are checked against AWS by the steps).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
+use super::command::Command;
+use super::error::{invalid, Error};
 use super::schema::OneOrMany;
+use super::sources::{pick, Sources};
 use super::validate::{inside_workspace, parse_bool, parse_duration, parse_list, validate_tag};
-use super::{invalid, pick, Backend, Command, Error, Sources};
+
+/// The backend (ECS) part of an environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Backend {
+    pub cluster: String,
+    pub service: String,
+    /// Containers whose image is swapped (empty: the only container of the task definition).
+    pub containers: Vec<String>,
+    /// ECR repository name (empty for a `rollback` that names none).
+    pub repository: String,
+    /// Image tag to deploy (default `GITHUB_SHA`); `None` only for `rollback`.
+    pub image_tag: Option<String>,
+    /// More tags to add to the image.
+    pub extra_tags: Vec<String>,
+    /// A task-definition JSON file to render instead of the live one (inside the workspace).
+    pub task_definition_file: Option<PathBuf>,
+    /// New desired count.
+    pub desired_count: Option<i32>,
+    /// Force a new deployment even when nothing changed.
+    pub force_new_deployment: bool,
+    /// How long to wait for the rollout (zero: don't wait).
+    pub wait_timeout: Duration,
+    /// Base poll interval of the rollout watch (never zero).
+    pub poll_interval: Duration,
+    /// Roll back when the rollout or the smoke tests fail.
+    pub rollback_on_failure: bool,
+    /// `command: rollback`: the revision (ARN, `family:rev` or number) to go back to.
+    pub revision: Option<String>,
+    /// Override the registry host for blob traffic (tests, private endpoints).
+    pub registry_url: Option<url::Url>,
+}
 
 /// Build [`Backend`]; what is required depends on `command` (`rollback` needs no image or repository).
 pub(super) fn build(src: &Sources, command: Command) -> Result<Backend, Error> {

@@ -1,11 +1,34 @@
 //! The frontend part: bucket, prefix and build folder, and the `exclude` and Cache-Control globs
 //! compiled once, so the sync step only matches them. No AWS API.
 
+use std::path::PathBuf;
+
 use globset::{Glob, GlobMatcher, GlobSet, GlobSetBuilder};
 
+use super::error::{invalid, Error};
 use super::schema::CacheRule;
+use super::sources::{pick, Sources};
 use super::validate::{inside_workspace, parse_bool, parse_list};
-use super::{invalid, pick, Error, Frontend, Sources};
+
+/// The frontend (S3) part of an environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frontend {
+    /// The build folder (absolute, inside the workspace).
+    pub dir: PathBuf,
+    /// The workspace: the build folder, once its links are resolved, must still be inside it.
+    pub workspace: PathBuf,
+    pub bucket: String,
+    /// Key prefix (no leading `/`, ends with `/` when set).
+    pub prefix: String,
+    /// Delete objects that are not in the build.
+    pub delete: bool,
+    /// Files not to upload (and not to delete).
+    pub exclude: ExcludeGlobs,
+    /// Cache-Control rules from the file, before the defaults.
+    pub cache_rules: CacheRules,
+    /// CloudFront distribution to invalidate.
+    pub cloudfront_distribution_id: Option<String>,
+}
 
 /// The key glob errors are reported under, for `exclude` and `cache-control` alike.
 const GLOB: &str = "frontend glob";

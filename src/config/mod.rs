@@ -5,31 +5,39 @@
 //! its line), an unknown environment, a malformed ARN, a bad duration, URL, glob or header. What comes
 //! out is compiled (durations, header maps, glob sets, URLs), so no step parses a config value again.
 //!
-//! Layout: `schema` is the file as written, `validate` the single-value parsers, and one builder per
-//! part (`auth`, `backend`, `smoke`, `frontend`, `promote`); [`build`] runs them in order.
+//! Layout: `schema` is the file as written, `validate` the single-value parsers, `error` the error type,
+//! `sources` what every builder reads, `command` the `command` input, and one builder per part (`auth`,
+//! `backend`, `smoke`, `frontend`, `promote`), each next to the type it builds; [`build`] runs them in
+//! order. The parts import the leaves, never this module.
 
 mod auth;
 mod backend;
+mod command;
+mod error;
 mod frontend;
 mod promote;
 mod schema;
 mod smoke;
+mod sources;
 mod validate;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-use serde::Serialize;
 
 use crate::github::Context;
 use crate::inputs::Inputs;
+use sources::{environment_entry, Sources};
 
-pub use frontend::{CacheRules, ExcludeGlobs};
+pub use auth::Auth;
+pub use backend::Backend;
+pub use command::Command;
+pub use error::Error;
+pub use frontend::{CacheRules, ExcludeGlobs, Frontend};
+pub use promote::Promote;
 pub use schema::{
     CacheRule, CheckFile, CorsFile, EnvironmentFile, FileConfig, FrontendFile, JsonExpect,
     OneOrMany, SmokeFile,
 };
-pub use smoke::{default_checks, CheckSpec};
+pub use smoke::{default_checks, CheckSpec, Smoke};
 pub use validate::{
     inside_workspace, parse_bool, parse_duration, parse_list, validate_role_arn, validate_tag,
 };
@@ -37,214 +45,7 @@ pub use validate::{
 /// The default environments file.
 pub const DEFAULT_CONFIG: &str = ".github/cloudshop-deploy.yml";
 
-/// A configuration problem, found before anything is changed.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The YAML did not parse or had an unknown key.
-    #[error("invalid environments file `{path}`: {message}")]
-    File {
-        path: String,
-        /// serde_yaml's message (it carries the line and column).
-        message: String,
-    },
-    /// A file named by `config` is missing.
-    #[error("environments file `{0}` not found")]
-    FileMissing(String),
-    #[error("input `environment` is required")]
-    NoEnvironment,
-    /// The environment is not in the file.
-    #[error("unknown environment `{name}`{}", known_list(.known))]
-    UnknownEnvironment {
-        name: String,
-        /// The names the file has.
-        known: Vec<String>,
-    },
-    /// A required value is missing.
-    #[error("`{key}` is required for environment `{environment}`")]
-    Missing {
-        /// Kebab-case, as in the inputs and the file.
-        key: &'static str,
-        environment: String,
-    },
-    /// A value is malformed.
-    #[error("invalid `{key}`: {message}")]
-    Invalid {
-        key: &'static str,
-        /// What is wrong with it (never a secret value).
-        message: String,
-    },
-}
-
-fn known_list(known: &[String]) -> String {
-    if known.is_empty() {
-        " (no environments are configured)".to_string()
-    } else {
-        format!(" (configured: {})", known.join(", "))
-    }
-}
-
-impl Error {
-    /// One line that tells the reader how to fix it.
-    pub fn hint(&self) -> String {
-        match self {
-            Error::File { .. } => "fix the key named above; see the README's environments-file reference for the allowed keys".into(),
-            Error::FileMissing(p) => format!("commit `{p}`, or point the `config` input at the environments file (check out the repository before this step)"),
-            Error::NoEnvironment => "set `with: environment: stage` (or another environment of the environments file)".into(),
-            Error::UnknownEnvironment { .. } => "use one of the configured environments, or add it under `environments:` in the environments file".into(),
-            Error::Missing { key, .. } => format!("set `{key}` under the environment in the environments file, or as the `{key}` input"),
-            Error::Invalid { key, .. } => format!("fix `{key}` (see the README's input reference)"),
-        }
-    }
-}
-
-fn invalid(key: &'static str, message: impl Into<String>) -> Error {
-    Error::Invalid {
-        key,
-        message: message.into(),
-    }
-}
-
 // ---------------------------------------------------------------- the validated config
-
-/// What the action was asked to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Command {
-    /// Build output -> environment.
-    Deploy,
-    /// Copy a tested image from the source environment, then deploy it.
-    Promote,
-    /// Point the service back at the previous (or a given) revision.
-    Rollback,
-}
-
-impl Command {
-    /// Its input spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Command::Deploy => "deploy",
-            Command::Promote => "promote",
-            Command::Rollback => "rollback",
-        }
-    }
-
-    /// The `command` input, any case; unset is `deploy`.
-    fn parse(input: Option<&str>) -> Result<Command, Error> {
-        match input.map(str::to_ascii_lowercase).as_deref() {
-            None | Some("deploy") => Ok(Command::Deploy),
-            Some("promote") => Ok(Command::Promote),
-            Some("rollback") => Ok(Command::Rollback),
-            Some(other) => Err(invalid(
-                "command",
-                format!("`{other}` is not a command (use `deploy`, `promote` or `rollback`)"),
-            )),
-        }
-    }
-}
-
-/// How to get AWS credentials.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Auth {
-    /// Role to assume through OIDC (a validated role ARN); `None`: the standard credential chain.
-    pub role_to_assume: Option<String>,
-    /// `RoleSessionName`, sanitised.
-    pub session_name: String,
-    /// Session length, 900 s to 12 h.
-    pub duration: Duration,
-    /// OIDC audience.
-    pub audience: String,
-}
-
-/// The backend (ECS) part of an environment.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Backend {
-    pub cluster: String,
-    pub service: String,
-    /// Containers whose image is swapped (empty: the only container of the task definition).
-    pub containers: Vec<String>,
-    /// ECR repository name (empty for a `rollback` that names none).
-    pub repository: String,
-    /// Image tag to deploy (default `GITHUB_SHA`); `None` only for `rollback`.
-    pub image_tag: Option<String>,
-    /// More tags to add to the image.
-    pub extra_tags: Vec<String>,
-    /// A task-definition JSON file to render instead of the live one (inside the workspace).
-    pub task_definition_file: Option<PathBuf>,
-    /// New desired count.
-    pub desired_count: Option<i32>,
-    /// Force a new deployment even when nothing changed.
-    pub force_new_deployment: bool,
-    /// How long to wait for the rollout (zero: don't wait).
-    pub wait_timeout: Duration,
-    /// Base poll interval of the rollout watch (never zero).
-    pub poll_interval: Duration,
-    /// Roll back when the rollout or the smoke tests fail.
-    pub rollback_on_failure: bool,
-    /// `command: rollback`: the revision (ARN, `family:rev` or number) to go back to.
-    pub revision: Option<String>,
-    /// Override the registry host for blob traffic (tests, private endpoints).
-    pub registry_url: Option<url::Url>,
-}
-
-/// Smoke tests and the post-deploy watch.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Smoke {
-    /// Run them at all.
-    pub enabled: bool,
-    /// Base URL of the API (`smoke-url`, else `api-url`).
-    pub base_url: Option<url::Url>,
-    /// The checks, compiled (defaults filled in when none are configured).
-    pub checks: Vec<CheckSpec>,
-    /// Origin for the CORS check (`None`: no CORS check).
-    pub cors_origin: Option<String>,
-    /// The website URL, for the frontend check.
-    pub website_url: Option<url::Url>,
-    /// Check the website after the frontend sync.
-    pub frontend_check: bool,
-    /// Overall budget of the checks.
-    pub timeout: Duration,
-    /// Per-request timeout (never zero).
-    pub request_timeout: Duration,
-    /// Base delay between retries of a failing check.
-    pub retry_interval: Duration,
-    /// Keep watching this long after a good deploy (zero: no watch).
-    pub watch: Duration,
-    /// Interval between watch rounds (never zero when `watch` is set).
-    pub watch_interval: Duration,
-    /// Consecutive failed rounds that count as sustained (at least 1).
-    pub watch_failures: u32,
-}
-
-/// The frontend (S3) part of an environment.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Frontend {
-    /// The build folder (absolute, inside the workspace).
-    pub dir: PathBuf,
-    /// The workspace: the build folder, once its links are resolved, must still be inside it.
-    pub workspace: PathBuf,
-    pub bucket: String,
-    /// Key prefix (no leading `/`, ends with `/` when set).
-    pub prefix: String,
-    /// Delete objects that are not in the build.
-    pub delete: bool,
-    /// Files not to upload (and not to delete).
-    pub exclude: ExcludeGlobs,
-    /// Cache-Control rules from the file, before the defaults.
-    pub cache_rules: CacheRules,
-    /// CloudFront distribution to invalidate.
-    pub cloudfront_distribution_id: Option<String>,
-}
-
-/// Where `promote` takes the image from.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Promote {
-    pub source_environment: String,
-    pub source_repository: String,
-    /// A validated region name.
-    pub source_region: String,
-    /// Role of the source environment (a validated role ARN), when it differs (for cross-account reads).
-    pub source_role: Option<String>,
-}
 
 /// Everything the run needs, validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -302,42 +103,6 @@ pub fn parse_file(name: &str, text: &str) -> Result<FileConfig, Error> {
         path: name.to_string(),
         message: e.to_string(),
     })
-}
-
-/// What every part's builder reads.
-struct Sources<'a> {
-    inputs: &'a Inputs,
-    file: &'a FileConfig,
-    /// The chosen environment's entry (empty when the file has no environments).
-    env: &'a EnvironmentFile,
-    environment: &'a str,
-    ctx: &'a Context,
-}
-
-impl Sources<'_> {
-    fn missing(&self, key: &'static str) -> Error {
-        Error::Missing {
-            key,
-            environment: self.environment.to_string(),
-        }
-    }
-}
-
-/// The input if set, else the file's value.
-fn pick(input: &Option<String>, file_value: &Option<String>) -> Option<String> {
-    input.clone().or_else(|| file_value.clone())
-}
-
-/// The file's entry for `name`. Without environments in the file, inputs alone may describe one.
-fn environment_entry(file: &FileConfig, name: &str) -> Result<EnvironmentFile, Error> {
-    match file.environments.get(name) {
-        Some(e) => Ok(e.clone()),
-        None if file.environments.is_empty() => Ok(EnvironmentFile::default()),
-        None => Err(Error::UnknownEnvironment {
-            name: name.to_string(),
-            known: file.environments.keys().cloned().collect(),
-        }),
-    }
 }
 
 /// Build the validated config from inputs, the file and the run context. The parts are built in a
@@ -399,6 +164,7 @@ pub fn build(inputs: &Inputs, file: &FileConfig, ctx: &Context) -> Result<Config
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     const SAMPLE: &str = r#"
 region: us-east-1

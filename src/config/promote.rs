@@ -1,8 +1,20 @@
 //! The promotion part: which environment `promote` copies from, and that environment's repository,
 //! region and role, read from the same file. No AWS API.
 
+use super::error::{invalid, Error};
+use super::sources::{environment_entry, Sources};
 use super::validate::{validate_region, validate_role_arn};
-use super::{environment_entry, invalid, Error, Promote, Sources};
+
+/// Where `promote` takes the image from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Promote {
+    pub source_environment: String,
+    pub source_repository: String,
+    /// A validated region name.
+    pub source_region: String,
+    /// Role of the source environment (a validated role ARN), when it differs (for cross-account reads).
+    pub source_role: Option<String>,
+}
 
 /// Build [`Promote`] for `command: promote`: the source is `source-environment`, else `promote-from`.
 pub(super) fn build(src: &Sources, region: &str) -> Result<Promote, Error> {

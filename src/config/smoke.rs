@@ -8,9 +8,39 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::Method;
 use serde::Deserialize;
 
+use super::error::{invalid, Error};
 use super::schema::{CheckFile, CorsFile, JsonExpect, OneOrMany};
+use super::sources::Sources;
 use super::validate::{parse_bool, parse_duration, validate_url};
-use super::{invalid, Error, Smoke, Sources};
+
+/// Smoke tests and the post-deploy watch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Smoke {
+    /// Run them at all.
+    pub enabled: bool,
+    /// Base URL of the API (`smoke-url`, else `api-url`).
+    pub base_url: Option<url::Url>,
+    /// The checks, compiled (defaults filled in when none are configured).
+    pub checks: Vec<CheckSpec>,
+    /// Origin for the CORS check (`None`: no CORS check).
+    pub cors_origin: Option<String>,
+    /// The website URL, for the frontend check.
+    pub website_url: Option<url::Url>,
+    /// Check the website after the frontend sync.
+    pub frontend_check: bool,
+    /// Overall budget of the checks.
+    pub timeout: Duration,
+    /// Per-request timeout (never zero).
+    pub request_timeout: Duration,
+    /// Base delay between retries of a failing check.
+    pub retry_interval: Duration,
+    /// Keep watching this long after a good deploy (zero: no watch).
+    pub watch: Duration,
+    /// Interval between watch rounds (never zero when `watch` is set).
+    pub watch_interval: Duration,
+    /// Consecutive failed rounds that count as sustained (at least 1).
+    pub watch_failures: u32,
+}
 
 /// The key every check error is reported under.
 const CHECKS: &str = "smoke.checks";

@@ -4,7 +4,7 @@
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
-use super::{invalid, Error};
+use super::error::{invalid, Error};
 
 /// Parse a boolean input (`true/false/yes/no/1/0/on/off`, any case).
 pub fn parse_bool(key: &'static str, v: &str) -> Result<bool, Error> {

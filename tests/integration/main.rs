@@ -9,6 +9,7 @@ mod faults;
 mod foundation;
 mod frontend;
 mod hardening;
+mod layout;
 mod pipeline;
 mod promote;
 mod promote_e2e;
