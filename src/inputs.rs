@@ -59,6 +59,12 @@ pub struct Inputs {
 #[error("failed to read the action inputs: {0}")]
 pub struct Error(String);
 
+impl crate::error::Diagnose for Error {
+    fn hint(&self) -> String {
+        "check the `with:` block of the step".into()
+    }
+}
+
 impl Inputs {
     /// Every input name this version understands (kebab-case), from the struct itself.
     pub fn names() -> Vec<String> {

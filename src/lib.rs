@@ -2,6 +2,8 @@
 //!
 //! # Layout
 //! - `main.rs`: reads the process environment once and calls [`main_with`].
+//! - [`error`]: the run's [`Error`] and the [`Diagnose`] trait (message plus one hint line) that every
+//!   module's error enum implements next to its definition; a leaf.
 //! - [`inputs`]: `INPUT_*` variables (both spellings) -> raw strings, `""` = unset.
 //! - [`config`]: raw inputs + the YAML environments file -> a validated [`config::Config`] (pure).
 //! - [`github`]: workflow commands, the output and summary files, the OIDC token.
@@ -29,6 +31,7 @@
 
 pub mod aws;
 pub mod config;
+pub mod error;
 pub mod github;
 pub mod inputs;
 pub mod registry;
@@ -36,68 +39,5 @@ pub mod report;
 pub mod run;
 pub mod steps;
 
-use std::process::ExitCode;
-
+pub use error::{Diagnose, Error};
 pub use run::main_with;
-
-/// An error the action can explain: its message plus one hint line with the fix.
-pub trait Diagnose: std::error::Error + Send + Sync + 'static {
-    /// One line telling the reader how to fix it.
-    fn hint(&self) -> String;
-}
-
-/// The run's error: any module error that can explain itself.
-#[derive(Debug)]
-pub struct Error(Box<dyn Diagnose>);
-
-impl Error {
-    /// The fix, in one line.
-    pub fn hint(&self) -> String {
-        self.0.hint()
-    }
-}
-
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl<E: Diagnose> From<E> for Error {
-    fn from(e: E) -> Self {
-        Error(Box::new(e))
-    }
-}
-
-impl Diagnose for inputs::Error {
-    fn hint(&self) -> String {
-        "check the `with:` block of the step".into()
-    }
-}
-
-impl Diagnose for config::Error {
-    fn hint(&self) -> String {
-        config::Error::hint(self)
-    }
-}
-
-impl Diagnose for aws::credentials::Error {
-    fn hint(&self) -> String {
-        aws::credentials::Error::hint(self)
-    }
-}
-
-impl Diagnose for github::files::Error {
-    fn hint(&self) -> String {
-        "the runner's file commands could not be written; check the disk of the runner".into()
-    }
-}
-
-/// Exit code for a run result.
-pub fn exit_code(ok: bool) -> ExitCode {
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
-}

@@ -17,13 +17,13 @@ use tokio::time::Instant;
 
 use crate::aws::credentials::{self, OidcRoleProvider, RoleSettings};
 use crate::config::{self, Command, Config};
+use crate::error::{Diagnose, Error};
 use crate::github::{commands, files::Sinks, oidc, Context};
 use crate::inputs::Inputs;
 use crate::report::{Report, Status};
 use crate::steps::deploy::{BackendOutcome, BackendReport};
 use crate::steps::smoke::SmokeReport;
 use crate::steps::{deploy, frontend, image, smoke, Clients};
-use crate::Error;
 
 /// Run the action with the given environment variables; print outputs, summary and errors; return the
 /// process exit code.
@@ -106,7 +106,7 @@ fn finish(report: &Report, sinks: &Sinks, result: Result<(), Error>) -> ExitCode
     let mut failure = result.err().map(|e| (e.to_string(), e.hint()));
     if let Err(e) = sinks.write_outputs(&report.outputs(), &mut out) {
         // Without outputs the step cannot count as a success; a run error already explains itself.
-        failure.get_or_insert((e.to_string(), crate::Diagnose::hint(&e)));
+        failure.get_or_insert((e.to_string(), Diagnose::hint(&e)));
     }
     if let Err(e) = sinks.write_summary(&report.summary_markdown(), &mut out) {
         let _ = writeln!(
@@ -124,7 +124,7 @@ fn finish(report: &Report, sinks: &Sinks, result: Result<(), Error>) -> ExitCode
         let _ = writeln!(out, "hint: {hint}");
     }
     let _ = out.flush();
-    crate::exit_code(failure.is_none())
+    exit_code(failure.is_none())
 }
 
 /// Is an endpoint override in force (an emulator), so S3 must use path-style addressing?
@@ -349,6 +349,15 @@ async fn roll_back_after(
         deploy::rollback(clients, cfg, deployed, reason, backend, &mut report.phases).await?;
     }
     Ok(())
+}
+
+/// Exit code for a run result.
+fn exit_code(ok: bool) -> std::process::ExitCode {
+    if ok {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    }
 }
 
 #[cfg(test)]

@@ -42,11 +42,10 @@ pub enum Error {
     Identity(String),
 }
 
-impl Error {
-    /// One line that tells the reader how to fix it.
-    pub fn hint(&self) -> String {
+impl crate::error::Diagnose for Error {
+    fn hint(&self) -> String {
         match self {
-            Error::Oidc(e) => e.hint().to_string(),
+            Error::Oidc(e) => e.hint(),
             Error::AccessDenied { subject, .. } => format!(
                 "the role's trust policy must allow `token.actions.githubusercontent.com:sub` = `{subject}` \
                  (and `aud` = the `audience` input); check the `environment:` of the job and the repository name"
@@ -60,7 +59,6 @@ impl Error {
 /// How to assume the role.
 #[derive(Debug, Clone)]
 pub struct RoleSettings {
-    /// Role ARN.
     pub role_arn: String,
     /// `RoleSessionName` (already sanitised).
     pub session_name: String,
@@ -250,6 +248,7 @@ pub async fn account_id(sts: &aws_sdk_sts::Client) -> Result<String, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Diagnose;
     use aws_sdk_sts::operation::assume_role_with_web_identity::AssumeRoleWithWebIdentityOutput;
     use aws_sdk_sts::types::error::{
         IdpCommunicationErrorException, InvalidIdentityTokenException,

@@ -16,7 +16,6 @@ pub struct Auth {
     pub session_name: String,
     /// Session length, 900 s to 12 h.
     pub duration: Duration,
-    /// OIDC audience.
     pub audience: String,
 }
 

@@ -47,9 +47,8 @@ fn known_list(known: &[String]) -> String {
     }
 }
 
-impl Error {
-    /// One line that tells the reader how to fix it.
-    pub fn hint(&self) -> String {
+impl crate::error::Diagnose for Error {
+    fn hint(&self) -> String {
         match self {
             Error::File { .. } => "fix the key named above; see the README's environments-file reference for the allowed keys".into(),
             Error::FileMissing(p) => format!("commit `{p}`, or point the `config` input at the environments file (check out the repository before this step)"),

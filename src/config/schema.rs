@@ -10,9 +10,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(untagged)]
 pub enum OneOrMany<T> {
-    /// A single value.
     One(T),
-    /// A list.
     Many(Vec<T>),
 }
 

@@ -18,21 +18,19 @@ pub const SUMMARY_LIMIT: usize = 1024 * 1024 - 4096;
 pub enum Error {
     /// The value contains the heredoc delimiter (practically impossible with a random one, but checked).
     #[error("output `{name}` contains the heredoc delimiter; refusing to write it")]
-    DelimiterInValue {
-        /// Output name.
-        name: String,
-    },
+    DelimiterInValue { name: String },
     /// An output name the runner would misparse.
     #[error("output name `{0}` is not a valid output name")]
     BadName(String),
     /// Could not append to a runner file.
     #[error("failed to write `{path}`: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: io::Error,
-    },
+    Io { path: PathBuf, source: io::Error },
+}
+
+impl crate::error::Diagnose for Error {
+    fn hint(&self) -> String {
+        "the runner's file commands could not be written; check the disk of the runner".into()
+    }
 }
 
 /// A fresh random delimiter in the toolkit's format.

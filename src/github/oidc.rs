@@ -27,13 +27,13 @@ pub enum Error {
     },
 }
 
-impl Error {
-    /// One line that tells the reader how to fix it.
-    pub fn hint(&self) -> &'static str {
+impl crate::error::Diagnose for Error {
+    fn hint(&self) -> String {
         match self {
             Error::NoPermission => "add `permissions: { id-token: write, contents: read }` to the job (or the workflow) that runs this action",
             Error::BadUrl(_) | Error::Request { .. } => "re-run the job; if it persists, check https://www.githubstatus.com",
         }
+        .into()
     }
 }
 

@@ -160,7 +160,6 @@ impl Registry {
         })
     }
 
-    /// The base URL.
     pub(super) fn base(&self) -> &url::Url {
         &self.base
     }

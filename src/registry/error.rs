@@ -53,7 +53,7 @@ pub enum Error {
     Archive(#[from] ArchiveError),
 }
 
-impl crate::Diagnose for Error {
+impl crate::error::Diagnose for Error {
     fn hint(&self) -> String {
         match self {
             Error::Transport { .. } => "check that the registry is reachable from the runner (and `registry-url`, if set); the copy is safe to re-run".into(),
@@ -86,7 +86,7 @@ pub enum ArchiveError {
     },
 }
 
-impl crate::Diagnose for ArchiveError {
+impl crate::error::Diagnose for ArchiveError {
     fn hint(&self) -> String {
         match self {
             ArchiveError::Io { .. } => "check that `image-archive` names a file or directory the build step wrote into the workspace".into(),

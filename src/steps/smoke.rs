@@ -103,7 +103,7 @@ pub enum Error {
     },
 }
 
-impl crate::Diagnose for Error {
+impl crate::error::Diagnose for Error {
     fn hint(&self) -> String {
         match self {
             Error::NoUrl => "set `api-url` for the environment, `smoke.url`, or the `smoke-url` input (or `smoke-tests: false`)".into(),
@@ -341,7 +341,7 @@ pub async fn watch<F, Fut>(
 ) -> Result<(), Error>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<ServiceHealth, crate::Error>>,
+    Fut: Future<Output = Result<ServiceHealth, crate::error::Error>>,
 {
     let started = Instant::now();
     let _group = commands::group("Post-deploy watch");

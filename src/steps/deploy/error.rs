@@ -17,7 +17,6 @@ pub enum Error {
         object: String,
         /// `<AWS code>: <message>`.
         detail: String,
-        /// The fix.
         hint: String,
     },
     /// Finding or tagging the image failed.
@@ -116,11 +115,11 @@ impl Error {
     }
 }
 
-impl crate::Diagnose for Error {
+impl crate::error::Diagnose for Error {
     fn hint(&self) -> String {
         match self {
             Error::Aws { hint, .. } => hint.clone(),
-            Error::Image(e) => crate::Diagnose::hint(e),
+            Error::Image(e) => crate::error::Diagnose::hint(e),
             Error::ClusterNotFound(_) => "fix `cluster` (input or environments file), and check `aws-region`".into(),
             Error::ServiceNotFound { .. } => "fix `service` (input or environments file); `aws ecs list-services --cluster CLUSTER` lists them".into(),
             Error::ServiceGone { .. } => "the service was deleted or is being deleted; recreate it (Terraform) and deploy again".into(),
@@ -145,7 +144,7 @@ impl crate::Diagnose for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Diagnose;
+    use crate::error::Diagnose;
 
     #[test]
     fn the_diagnosis_splits_into_message_and_hint() {

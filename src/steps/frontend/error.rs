@@ -62,7 +62,7 @@ pub enum Error {
     NoSuchDistribution { id: String },
 }
 
-impl crate::Diagnose for Error {
+impl crate::error::Diagnose for Error {
     fn hint(&self) -> String {
         match self {
             Error::Dir { .. } => {

@@ -95,7 +95,7 @@ fn image_not_found(repo: &str, tag: &str, newest: &[String], role: Role) -> Stri
     }
 }
 
-impl crate::Diagnose for Error {
+impl crate::error::Diagnose for Error {
     fn hint(&self) -> String {
         match self {
             Error::Aws { hint, .. } => (*hint).into(),
