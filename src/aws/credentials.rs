@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use aws_credential_types::provider::{self, error::CredentialsError, future, ProvideCredentials};
+use aws_credential_types::provider::{error::CredentialsError, future, ProvideCredentials};
 use aws_credential_types::Credentials;
 use aws_sdk_sts::operation::assume_role_with_web_identity::AssumeRoleWithWebIdentityError;
 
@@ -211,9 +211,6 @@ impl ProvideCredentials for OidcRoleProvider {
         })
     }
 }
-
-/// Keep `provider::Result` reachable for callers that wrap this provider.
-pub type ProviderResult = provider::Result;
 
 /// `RoleSessionName` rules: 2-64 characters of `[\w+=,.@-]`; anything else becomes `-`.
 pub fn sanitize_session_name(raw: &str) -> String {

@@ -61,7 +61,7 @@ pub fn reqwest_client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
 /// Bounds on every AWS call, so an endpoint that accepts and never answers costs a bounded time and a
 /// clear error instead of a hung job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CallLimits {
+struct CallLimits {
     /// To open a connection.
     pub connect: Duration,
     /// For one attempt, response body included (S3 parts are at most 16 MiB).
@@ -85,7 +85,7 @@ impl Default for CallLimits {
 
 impl CallLimits {
     /// The SDK's timeouts for these limits.
-    pub fn timeout_config(&self) -> aws_config::timeout::TimeoutConfig {
+    fn timeout_config(&self) -> aws_config::timeout::TimeoutConfig {
         aws_config::timeout::TimeoutConfig::builder()
             .connect_timeout(self.connect)
             .operation_attempt_timeout(self.attempt)
@@ -110,7 +110,7 @@ pub async fn sdk_config(region: &str, credentials: Option<SharedCredentialsProvi
 }
 
 /// [`sdk_config`] with explicit call limits.
-pub async fn sdk_config_with(
+async fn sdk_config_with(
     region: &str,
     credentials: Option<SharedCredentialsProvider>,
     limits: CallLimits,
@@ -141,7 +141,7 @@ pub fn jittered(base: Duration, attempt: u32) -> Duration {
 pub fn describe<E, R>(err: &aws_smithy_runtime_api::client::result::SdkError<E, R>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
     use aws_smithy_runtime_api::client::result::SdkError;
     match err {
@@ -155,16 +155,7 @@ where
         }
         SdkError::TimeoutError(_) => "request timed out".to_string(),
         SdkError::DispatchFailure(d) => format!("could not reach the AWS endpoint: {d:?}"),
-        other => {
-            let mut s = other.to_string();
-            let mut src = std::error::Error::source(other);
-            while let Some(cause) = src {
-                s.push_str(": ");
-                s.push_str(&cause.to_string());
-                src = cause.source();
-            }
-            s
-        }
+        other => crate::report::section::error_chain(other),
     }
 }
 

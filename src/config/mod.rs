@@ -43,7 +43,7 @@ pub use validate::{
 };
 
 /// The default environments file.
-pub const DEFAULT_CONFIG: &str = ".github/cloudshop-deploy.yml";
+const DEFAULT_CONFIG: &str = ".github/cloudshop-deploy.yml";
 
 // ---------------------------------------------------------------- the validated config
 

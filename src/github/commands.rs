@@ -14,7 +14,7 @@ pub fn escape_data(value: &str) -> String {
 }
 
 /// Escape a command property (`title=`, `file=`): the data escapes plus `:` and `,`.
-pub fn escape_property(value: &str) -> String {
+fn escape_property(value: &str) -> String {
     escape_data(value).replace(':', "%3A").replace(',', "%2C")
 }
 

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use rand::Rng;
 
 /// The runner drops a step summary over 1 MiB; we cut ours a little below that with a note.
-pub const SUMMARY_LIMIT: usize = 1024 * 1024 - 4096;
+const SUMMARY_LIMIT: usize = 1024 * 1024 - 4096;
 
 /// Errors of the file-command layer.
 #[derive(Debug, thiserror::Error)]
@@ -34,14 +34,14 @@ impl crate::error::Diagnose for Error {
 }
 
 /// A fresh random delimiter in the toolkit's format.
-pub fn new_delimiter() -> String {
+fn new_delimiter() -> String {
     let mut rng = rand::rng();
     let bytes: [u8; 16] = rng.random();
     format!("ghadelimiter_{}", hex::encode(bytes))
 }
 
 /// Format one output in the heredoc form.
-pub fn format_output(name: &str, value: &str, delimiter: &str) -> Result<String, Error> {
+fn format_output(name: &str, value: &str, delimiter: &str) -> Result<String, Error> {
     if name.is_empty()
         || !name
             .chars()

@@ -18,7 +18,7 @@ const OWN_TARGET: &str = "cloudshop_deploy";
 
 /// One event as one safe line: CR and LF inside it escaped as `\r` and `\n`, and `> ` before a line
 /// whose first non-blank characters are `::` (the runner trims leading blanks before it looks).
-pub fn neutralise(event: &str) -> String {
+fn neutralise(event: &str) -> String {
     let body = event.strip_suffix('\n').unwrap_or(event);
     let body = body.strip_suffix('\r').unwrap_or(body);
     let mut line = String::with_capacity(body.len() + 1);
@@ -42,10 +42,10 @@ pub fn allowed(meta: &Metadata<'_>) -> bool {
 }
 
 /// Writes each event to the inner writer as one neutralised line.
-pub struct SafeLines<M>(pub M);
+struct SafeLines<M>(pub M);
 
 /// The buffer of one event; written, neutralised, when the formatter drops it.
-pub struct EventBuffer<W: Write> {
+struct EventBuffer<W: Write> {
     buf: Vec<u8>,
     inner: W,
 }

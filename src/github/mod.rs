@@ -54,14 +54,4 @@ impl Context {
             id_token_request_token: request_token,
         }
     }
-
-    /// A link to this run, when the context has one.
-    pub fn run_url(&self) -> Option<String> {
-        Some(format!(
-            "{}/{}/actions/runs/{}",
-            self.server_url.as_deref()?,
-            self.repository.as_deref()?,
-            self.run_id.as_deref()?
-        ))
-    }
 }

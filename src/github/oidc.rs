@@ -70,7 +70,7 @@ pub fn claim(jwt: &str, name: &str) -> Option<String> {
 }
 
 /// Build the token URL: the runner's URL already carries a query, so append `&audience=`.
-pub fn token_url(request_url: &str, audience: &str) -> Result<url::Url, Error> {
+fn token_url(request_url: &str, audience: &str) -> Result<url::Url, Error> {
     let mut url = url::Url::parse(request_url).map_err(|e| Error::BadUrl(e.to_string()))?;
     url.query_pairs_mut().append_pair("audience", audience);
     Ok(url)

@@ -43,7 +43,7 @@ use plan::Verdict;
 pub use error::Error;
 pub use local::LocalFile;
 pub use plan::{Reason, SyncPlan, Upload};
-pub use report::{Change, Stage, SyncReport};
+pub use report::{Action, Change, Stage, SyncReport};
 
 /// Uploads (and HEAD requests) in flight at once.
 const CONCURRENCY: usize = 16;
@@ -302,7 +302,7 @@ async fn upload_all<'a>(
             up.reason.as_str(),
             up.file.size
         );
-        sr.uploaded(&up.key, up.reason.as_str(), up.file.size);
+        sr.uploaded(&up.key, up.reason, up.file.size);
     }
     Ok(())
 }

@@ -39,7 +39,7 @@ use crate::report::section::{Outcome, Timeline};
 use check::Check;
 
 /// The path the CORS preflight is sent for: the frontend's first call.
-pub const CORS_PATH: &str = "/products";
+const CORS_PATH: &str = "/products";
 
 /// Bad watch rounds kept in the report.
 const BAD_ROUNDS_KEPT: usize = 20;
@@ -319,7 +319,7 @@ pub struct ServiceHealth {
 /// The service as a round saw it: a bad sign in words, or `None` when it looks fine. New stopped tasks
 /// are bad; so is no task running when some are desired. Fewer running than desired alone is not: ECS
 /// replaces tasks and autoscaling adds them, and both take longer than a few rounds.
-pub fn service_problem(h: &ServiceHealth) -> Option<String> {
+fn service_problem(h: &ServiceHealth) -> Option<String> {
     let mut bad = Vec::new();
     if h.desired > 0 && h.running == 0 {
         bad.push(format!("{}/{} running", h.running, h.desired));

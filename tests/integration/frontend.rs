@@ -508,7 +508,7 @@ async fn reruns_upload_only_what_changed_and_index_html_goes_last() {
         "{sr:#?}"
     );
     assert_eq!(sr.changes[0].key, "robots.txt");
-    assert_eq!(sr.changes[0].action, "changed");
+    assert_eq!(sr.changes[0].action, frontend::Action::Changed);
     assert_eq!(
         proxy.writes(),
         vec![format!("PUT /{BUCKET}/robots.txt"), state_put.clone()]
@@ -600,7 +600,12 @@ async fn a_new_cache_rule_is_applied_to_unchanged_bytes() {
     .unwrap();
     let sr = sync(&clients, &c).await.unwrap();
     assert_eq!((sr.uploaded, sr.unchanged), (2, 8), "{sr:#?}");
-    assert!(sr.changes.iter().all(|c| c.action == "metadata"), "{sr:#?}");
+    assert!(
+        sr.changes
+            .iter()
+            .all(|c| c.action == frontend::Action::Metadata),
+        "{sr:#?}"
+    );
     let s3 = moto.s3().await;
     for key in ["robots.txt", ".well-known/security.txt"] {
         let h = s3
@@ -859,7 +864,7 @@ async fn multipart_objects_compare_by_sha256() {
     write(copy.path(), "static/media/video.0a1b2c3d.mp4", &big2);
     let sr = sync(&clients, &cfg(copy.path())).await.unwrap();
     assert_eq!((sr.uploaded, sr.unchanged), (1, 10), "{sr:#?}");
-    assert_eq!(sr.changes[0].action, "changed");
+    assert_eq!(sr.changes[0].action, frontend::Action::Changed);
 
     // A multipart object uploaded by someone else (no SHA-256): its bytes cannot be proven equal. Its
     // multipart ETag equals ours (same parts); only LastModified, listed to the second, differs.

@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 use super::error::Error;
 
 /// Keys of a described task definition that `RegisterTaskDefinition` rejects (they are set by ECS).
-pub const READ_ONLY_KEYS: &[&str] = &[
+const READ_ONLY_KEYS: &[&str] = &[
     "taskDefinitionArn",
     "revision",
     "status",
@@ -94,7 +94,7 @@ pub fn from_file_text(text: &str) -> Result<Live, String> {
 }
 
 /// The container names of a definition, in order.
-pub fn container_names(definition: &Value) -> Vec<String> {
+fn container_names(definition: &Value) -> Vec<String> {
     definition
         .get("containerDefinitions")
         .and_then(Value::as_array)
@@ -162,17 +162,6 @@ pub fn swap_images(definition: &mut Value, containers: &[String], image: &str) {
             }
         }
     }
-}
-
-/// The image of a container.
-pub fn image_of<'a>(definition: &'a Value, container: &str) -> Option<&'a str> {
-    definition
-        .get("containerDefinitions")?
-        .as_array()?
-        .iter()
-        .find(|c| c.get("name").and_then(Value::as_str) == Some(container))?
-        .get("image")?
-        .as_str()
 }
 
 /// One changed field between two definitions.
@@ -410,6 +399,17 @@ pub async fn register(ecs: &aws_sdk_ecs::Client, body: &Value) -> Result<String,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The image of a container.
+    fn image_of<'a>(definition: &'a Value, container: &str) -> Option<&'a str> {
+        definition
+            .get("containerDefinitions")?
+            .as_array()?
+            .iter()
+            .find(|c| c.get("name").and_then(Value::as_str) == Some(container))?
+            .get("image")?
+            .as_str()
+    }
     use serde_json::json;
 
     fn live() -> Value {

@@ -13,7 +13,7 @@ use super::error::Error;
 use crate::config;
 
 /// `Cache-Control` of HTML entry points and manifests: always revalidate.
-pub const NO_CACHE: &str = "no-cache";
+const NO_CACHE: &str = "no-cache";
 /// `Cache-Control` of content-hashed assets: their name changes when their bytes do.
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// `Cache-Control` of everything else (favicon, robots.txt, unhashed images): a short cache.
@@ -211,7 +211,7 @@ impl CacheRules {
 }
 
 /// The built-in rule for a Create-React-App or Vite build.
-pub fn default_cache_control(rel: &str) -> &'static str {
+fn default_cache_control(rel: &str) -> &'static str {
     let name = rel.rsplit('/').next().unwrap_or(rel);
     if is_html(rel)
         || matches!(
@@ -240,7 +240,7 @@ pub fn is_html(rel: &str) -> bool {
 /// Does the file name carry a content hash, as CRA (`main.8a7b6c5d.js`, `logo.3f2a1b9c0d.svg`) and Vite
 /// (`index-BXkDg_3z.js`) write them? A token of 8 or more `[A-Za-z0-9_]` characters that has a digit or
 /// mixes upper and lower case, so a plain word (`settings`) is not taken for a hash.
-pub fn is_content_hashed(name: &str) -> bool {
+fn is_content_hashed(name: &str) -> bool {
     // Drop the extensions (`.js`, `.chunk.js`, `.js.map`) by looking at every token but the first.
     let mut tokens = name.split(['.', '-']);
     tokens.next();

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::plan::SyncPlan;
+use super::plan::{Reason, SyncPlan};
 use crate::report::section::{human_bytes, md_escape, Section};
 
 /// Changed files listed in the job summary.
@@ -13,12 +13,54 @@ const SUMMARY_CAP: usize = 50;
 /// Changed files kept in the report (and logged).
 const REPORT_CAP: usize = 500;
 
+/// What happened to a changed object; serialised (and shown in the summary) in kebab-case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Uploaded: no object had this key.
+    New,
+    /// Uploaded: the bytes differed.
+    Changed,
+    /// Uploaded: same bytes, other Content-Type or Cache-Control.
+    Metadata,
+    /// Deleted: not in the build.
+    Delete,
+}
+
+impl Action {
+    /// The spelling in the log and the summary.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::New => "new",
+            Action::Changed => "changed",
+            Action::Metadata => "metadata",
+            Action::Delete => "delete",
+        }
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `pad`, so width flags line the log up.
+        f.pad(self.as_str())
+    }
+}
+
+impl From<Reason> for Action {
+    fn from(reason: Reason) -> Self {
+        match reason {
+            Reason::New => Action::New,
+            Reason::Changed => Action::Changed,
+            Reason::Metadata => Action::Metadata,
+        }
+    }
+}
+
 /// One changed object, for the summary.
 #[derive(Debug, Clone, Serialize)]
 pub struct Change {
     pub key: String,
-    /// `new`, `changed`, `metadata`, `delete`.
-    pub action: &'static str,
+    pub action: Action,
     /// Bytes uploaded (0 for a delete).
     pub bytes: u64,
 }
@@ -73,7 +115,7 @@ impl SyncReport {
     /// Count the plan's uploads and deletes as what would change.
     pub(super) fn count_plan(&mut self, plan: &SyncPlan) {
         for up in plan.uploads() {
-            self.uploaded(&up.key, up.reason.as_str(), up.file.size);
+            self.uploaded(&up.key, up.reason, up.file.size);
         }
         for key in &plan.deletes {
             self.deleted(key);
@@ -89,18 +131,18 @@ impl SyncReport {
         self.changes_total = 0;
     }
 
-    pub(super) fn uploaded(&mut self, key: &str, action: &'static str, bytes: u64) {
+    pub(super) fn uploaded(&mut self, key: &str, reason: Reason, bytes: u64) {
         self.uploaded += 1;
         self.bytes += bytes;
-        self.push_change(key, action, bytes);
+        self.push_change(key, reason.into(), bytes);
     }
 
     pub(super) fn deleted(&mut self, key: &str) {
         self.deleted += 1;
-        self.push_change(key, "delete", 0);
+        self.push_change(key, Action::Delete, 0);
     }
 
-    fn push_change(&mut self, key: &str, action: &'static str, bytes: u64) {
+    fn push_change(&mut self, key: &str, action: Action, bytes: u64) {
         self.changes_total += 1;
         if self.changes.len() < REPORT_CAP {
             self.changes.push(Change {
@@ -157,7 +199,7 @@ impl Section for SyncReport {
                     md,
                     "| `{}` | {} | {} |",
                     md_escape(&c.key),
-                    c.action,
+                    c.action.as_str(),
                     c.bytes
                 );
             }
@@ -204,7 +246,7 @@ mod tests {
             ..SyncReport::default()
         };
         for i in 0..60 {
-            sr.uploaded(&format!("web/static/js/{i}.8a7b6c5d.js"), "new", 1536);
+            sr.uploaded(&format!("web/static/js/{i}.8a7b6c5d.js"), Reason::New, 1536);
         }
         sr.deleted("web/old|name.js");
         sr
@@ -295,7 +337,7 @@ mod tests {
     fn the_report_keeps_a_bounded_list_of_changes() {
         let mut sr = SyncReport::default();
         for i in 0..REPORT_CAP + 5 {
-            sr.uploaded(&format!("f{i}"), "changed", 1);
+            sr.uploaded(&format!("f{i}"), Reason::Changed, 1);
         }
         assert_eq!(sr.changes.len(), REPORT_CAP);
         assert_eq!(sr.changes_total, REPORT_CAP + 5);

@@ -18,6 +18,7 @@ use super::redact::{display_url, Redactor};
 use super::result::{Attempt, CheckResult};
 use super::schedule;
 use crate::config::{CheckSpec, JsonExpect};
+use crate::report::section::error_chain;
 
 /// Redirects followed before an attempt counts as failed.
 pub const MAX_REDIRECTS: usize = 5;
@@ -434,19 +435,10 @@ fn describe_error(e: &reqwest::Error) -> String {
     } else {
         "request failed".to_string()
     };
-    let mut causes = Vec::new();
-    let mut src = std::error::Error::source(e);
-    while let Some(c) = src {
-        let s = c.to_string();
-        if !causes.contains(&s) {
-            causes.push(s);
-        }
-        src = c.source();
-    }
-    if causes.is_empty() {
-        head
-    } else {
-        format!("{head}: {}", causes.join(": "))
+    // The error's own text carries the URL, so only its causes follow the head.
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{head}: {}", error_chain(cause)),
+        None => head,
     }
 }
 

@@ -124,7 +124,7 @@ impl SmokeReport {
     }
 
     /// The compact JSON of the `smoke-report` output.
-    pub fn compact_json(&self) -> String {
+    fn compact_json(&self) -> String {
         let mut v = serde_json::json!({
             "status": self.status.as_str(),
             "checks": self.checks.iter().map(CheckResult::compact).collect::<Vec<_>>(),

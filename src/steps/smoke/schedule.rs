@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// The shortest interval between watch rounds, whatever the config says (a zero interval would spin).
-pub const MIN_WATCH_INTERVAL: Duration = Duration::from_millis(100);
+const MIN_WATCH_INTERVAL: Duration = Duration::from_millis(100);
 
 /// How long to wait before the attempt after `attempts_done` failed ones, or `None` when the budget
 /// (ending at `deadline`) is spent. The delay is jittered exponential backoff from `base`, shortened so

@@ -116,7 +116,7 @@ pub async fn diagnose(
 }
 
 /// The likely fix for a known stop reason.
-pub fn hint_for(reason: &str) -> Option<&'static str> {
+fn hint_for(reason: &str) -> Option<&'static str> {
     if reason.contains("CannotPullContainerError") {
         Some("the task could not pull the image: check the task execution role's ECR permissions and the subnets' route to ECR (NAT gateway or VPC endpoints)")
     } else if reason.contains("ResourceInitializationError") {

@@ -35,7 +35,7 @@ pub enum Pace {
 
 /// The adaptive poll schedule. Pure: the caller passes the clock.
 #[derive(Debug, Clone)]
-pub struct Poller {
+struct Poller {
     base: Duration,
     tokens: f64,
     last: Instant,
@@ -59,7 +59,7 @@ impl Poller {
     }
 
     /// Record a call made at `now` that showed `pace`; return how long to wait before the next call.
-    pub fn after_call(&mut self, now: Instant, pace: Pace) -> Duration {
+    fn after_call(&mut self, now: Instant, pace: Pace) -> Duration {
         let base = self.base.as_secs_f64();
         self.tokens = (self.tokens + now.saturating_duration_since(self.last).as_secs_f64() / base)
             .min(BUCKET)
