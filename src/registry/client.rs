@@ -195,20 +195,35 @@ impl Registry {
         }
     }
 
+    /// Send `method` for a manifest, accepting every manifest type; the `repo:reference` the errors name,
+    /// and the response whatever its status.
+    async fn manifest_request(
+        &self,
+        method: Method,
+        verb: &'static str,
+        repo: &str,
+        reference: &str,
+    ) -> Result<(String, reqwest::Response), Error> {
+        let object = format!("{repo}:{reference}");
+        let url = self.url(&format!("/v2/{repo}/manifests/{reference}"))?;
+        let resp = self
+            .request(method, url)
+            .header(ACCEPT, accept_all())
+            .send()
+            .await
+            .map_err(|e| transport(verb, &object, e))?;
+        Ok((object, resp))
+    }
+
     /// GET a manifest by tag or digest; `None` when the registry does not have it.
     pub async fn get_manifest(
         &self,
         repo: &str,
         reference: &str,
     ) -> Result<Option<Manifest>, Error> {
-        let object = format!("{repo}:{reference}");
-        let url = self.url(&format!("/v2/{repo}/manifests/{reference}"))?;
-        let resp = self
-            .request(Method::GET, url)
-            .header(ACCEPT, accept_all())
-            .send()
-            .await
-            .map_err(|e| transport("get manifest", &object, e))?;
+        let (object, resp) = self
+            .manifest_request(Method::GET, "get manifest", repo, reference)
+            .await?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -266,14 +281,9 @@ impl Registry {
         repo: &str,
         reference: &str,
     ) -> Result<Option<String>, Error> {
-        let object = format!("{repo}:{reference}");
-        let url = self.url(&format!("/v2/{repo}/manifests/{reference}"))?;
-        let resp = self
-            .request(Method::HEAD, url)
-            .header(ACCEPT, accept_all())
-            .send()
-            .await
-            .map_err(|e| transport("check manifest", &object, e))?;
+        let (object, resp) = self
+            .manifest_request(Method::HEAD, "check manifest", repo, reference)
+            .await?;
         match resp.status() {
             StatusCode::NOT_FOUND => Ok(None),
             s if s.is_success() => match header(resp.headers(), "docker-content-digest") {
