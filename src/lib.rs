@@ -10,17 +10,21 @@
 //! - [`aws`]: the HTTPS client, `SdkConfig`, OIDC role credentials, error helpers.
 //! - [`run`]: the pipeline: load, connect, dispatch the command, write outputs and summary; the one
 //!   place that turns the steps' outcomes into the run's [`report::Status`].
-//! - [`steps`]: async functions over SDK clients, each writing only its own report section and the
-//!   run's timeline:
-//!   - `steps/deploy/`: `mod.rs` (prepare, apply), `image` (ECR), `task_def` (the JSON definition),
-//!     `service` (DescribeServices, UpdateService, health), `rollback` (after a failure and
-//!     `command: rollback`), `wait/` (`poller`: pacing and the watch loop; `probe`: rolling and
-//!     blue/green probes and verdicts; `diagnosis`: stopped tasks and fixes), `watch` (one watch as
-//!     the step records it), `report` (the backend section and its typed outcome), `error` (errors
-//!     and hints).
+//! - [`steps`]: async functions over SDK clients, each returning its own typed outcome and report
+//!   section and recording into the run's timeline:
+//!   - `steps/deploy/`: `mod.rs` (prepare, apply), `task_def` (the JSON definition), `service`
+//!     (DescribeServices, UpdateService, health), `rollback` (after a failure and `command: rollback`),
+//!     `wait/` (`poller`: pacing and the watch loop; `probe`: rolling and blue/green probes and verdicts;
+//!     `diagnosis`: stopped tasks and fixes), `watch` (one watch as the step records it), `report` (the
+//!     backend section and its typed outcome), `error` (errors and hints).
+//!   - `steps/image/`: the ECR image for every command: `resolve` (tags to digests), `tag` (re-tag by
+//!     putting the manifest back), `copy` (promotion and archive push), `report` (the promotion's
+//!     section), `error`.
 //!   - `steps/smoke`: the HTTP checks, the website check, the post-deploy watch (`check`: requests and
-//!     judgement; `result`: what the requests got; `report`: the smoke section; `schedule`: timing).
-//!   - `steps/frontend`, `steps/promote`: the S3 sync, the image promotion.
+//!     judgement; `result`: what the requests got; `report`: the smoke section; `schedule`: timing;
+//!     `redact`: secrets out of URLs and headers).
+//!   - `steps/frontend`: the S3 sync (`plan`: the pure decision of uploads and deletes; `local`: the
+//!     build folder; `state`: the sync state object; `s3`, `cloudfront`: the I/O; `report`, `error`).
 //! - [`registry`]: an OCI distribution client and the image copy (promotion, archive push).
 //! - [`report`]: one [`report::Report`] -> step outputs and the job summary; `report/section` is the
 //!   leaf every step shares (the `Section` trait, Markdown escaping, the timed phases), importing nothing

@@ -101,7 +101,7 @@ impl CallLimits {
     }
 }
 
-/// Build the `SdkConfig` for a region with the default [`CallLimits`]. With `credentials`, every client
+/// Build the `SdkConfig` for a region with the default `CallLimits`. With `credentials`, every client
 /// signs with them; without, the standard chain is used (environment keys, profile, web identity file,
 /// container or instance role). `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` are honoured (that is
 /// how tests reach emulators).
@@ -137,7 +137,7 @@ pub fn jittered(base: Duration, attempt: u32) -> Duration {
     Duration::from_millis(rand::rng().random_range(millis / 2..=millis))
 }
 
-/// "`<code>`: <message>" for an SDK error, with the service's own code and message when it sent them.
+/// "`<code>`: `<message>`" for an SDK error, with the service's own code and message when it sent them.
 pub fn describe<E, R>(err: &aws_smithy_runtime_api::client::result::SdkError<E, R>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,

@@ -1,4 +1,4 @@
-//! The pacing of the rollout watch, apart from what is polled: [`Poller`] decides when to call next,
+//! The pacing of the rollout watch, apart from what is polled: `Poller` decides when to call next,
 //! [`watch`] polls any [`Probe`] on that schedule until it is done or the timeout passes.
 //!
 //! Polling is adaptive: fast when completion is imminent (the new tasks all run and ECS is waiting for
