@@ -82,6 +82,33 @@ fn the_circle_finder_reads_brace_imports() {
 }
 
 #[test]
+fn the_circle_finder_sees_the_crate_root_behind_main() {
+    // `main.rs` is the binary, a crate of its own: it must not hide `lib.rs`, whose re-export of a module
+    // that names `crate::Trait` is a circle through the crate root.
+    let dir = std::env::temp_dir().join(format!("import-circles-root-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("lib.rs"),
+        "pub mod run;\npub use run::main_with;\npub trait Trait {}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("run.rs"),
+        "pub fn main_with(_: &dyn crate::Trait) {}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("main.rs"), "fn main() {}\n").unwrap();
+    let out = Command::new("python3")
+        .arg(Path::new(ROOT).join("scripts/import-circles"))
+        .arg(&dir)
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("CYCLE: ['', 'run']"), "{stdout}");
+}
+
+#[test]
 fn no_source_file_is_too_long() {
     let long: Vec<String> = sources()
         .into_iter()
