@@ -100,3 +100,43 @@ pub fn write_panic_report(message: &str, out: &mut impl Write) {
     );
     let _ = out.flush();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The only test that touches the process-wide sinks and snapshot.
+    #[test]
+    fn a_panic_writes_the_last_snapshot_as_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let sinks = Sinks {
+            output_file: Some(dir.path().join("output")),
+            summary_file: Some(dir.path().join("summary")),
+        };
+        set_sinks(&sinks);
+        let mut report = Report::new("deploy", "stage", false);
+        report.aws_account_id = Some("123456789012".into());
+        snapshot(&report);
+        let mut stdout = Vec::new();
+        write_panic_report("index out of bounds at src/x.rs:1", &mut stdout);
+        let outputs = std::fs::read_to_string(dir.path().join("output")).unwrap();
+        let lines: Vec<&str> = outputs.lines().collect();
+        let value = |name: &str| {
+            let at = lines.iter().position(|l| l.starts_with(&format!("{name}<<")))?;
+            lines.get(at + 1).copied()
+        };
+        assert_eq!(value("status"), Some("failed"), "{outputs}");
+        assert_eq!(value("aws-account-id"), Some("123456789012"), "{outputs}");
+        let summary = std::fs::read_to_string(dir.path().join("summary")).unwrap();
+        assert!(
+            summary.contains("the action crashed: index out of bounds at src/x.rs:1"),
+            "{summary}"
+        );
+        let stdout = String::from_utf8(stdout).unwrap();
+        assert_eq!(
+            stdout.lines().filter(|l| l.starts_with("::error")).count(),
+            1,
+            "{stdout}"
+        );
+    }
+}
