@@ -122,7 +122,9 @@ mod tests {
         let outputs = std::fs::read_to_string(dir.path().join("output")).unwrap();
         let lines: Vec<&str> = outputs.lines().collect();
         let value = |name: &str| {
-            let at = lines.iter().position(|l| l.starts_with(&format!("{name}<<")))?;
+            let at = lines
+                .iter()
+                .position(|l| l.starts_with(&format!("{name}<<")))?;
             lines.get(at + 1).copied()
         };
         assert_eq!(value("status"), Some("failed"), "{outputs}");

@@ -240,7 +240,9 @@ mod tests {
         assert!(parse_duration("k", "-1s").is_err());
         assert_eq!(parse_duration("k", "24h").unwrap(), MAX_DURATION);
         for huge in ["86401", "25h", "18446744073709551615", "1000years"] {
-            let e = parse_duration("wait-timeout", huge).unwrap_err().to_string();
+            let e = parse_duration("wait-timeout", huge)
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("longer than 24h"), "{huge}: {e}");
         }
     }

@@ -93,10 +93,20 @@ impl Report {
             md_escape(signal)
         );
         if let Some(b) = &self.backend {
-            let _ = writeln!(md, "- service `{}`: {}", md_escape(&b.service), b.left_behind());
+            let _ = writeln!(
+                md,
+                "- service `{}`: {}",
+                md_escape(&b.service),
+                b.left_behind()
+            );
         }
         if let Some(f) = &self.frontend {
-            let _ = writeln!(md, "- bucket `{}`: {}", md_escape(&f.bucket), f.left_behind());
+            let _ = writeln!(
+                md,
+                "- bucket `{}`: {}",
+                md_escape(&f.bucket),
+                f.left_behind()
+            );
         }
         if self.backend.is_none() && self.frontend.is_none() {
             let _ = writeln!(md, "- nothing: no step had started");

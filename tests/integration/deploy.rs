@@ -504,7 +504,11 @@ fn dry_run_plan_never_prints_environment_values() {
     assert_eq!(res.code, 0, "{}", res.dump());
     assert_eq!(res.output("status"), "planned");
     let all = res.everything();
-    assert!(!all.contains("hunter2"), "a secret value was printed\n{}", res.dump());
+    assert!(
+        !all.contains("hunter2"),
+        "a secret value was printed\n{}",
+        res.dump()
+    );
     assert!(
         res.summary
             .contains("~ containerDefinitions[backend].environment[ENV].value: changed ("),

@@ -606,25 +606,40 @@ mod tests {
         }]});
         let got: Vec<String> = diff(&old, &new).iter().map(|c| c.to_string()).collect();
         let text = got.join("\n");
-        for secret in ["pw-1", "pw-2", "pw-3", "old-ref", "new-ref", "old-label", "new-label", "new-cred"] {
+        for secret in [
+            "pw-1",
+            "pw-2",
+            "pw-3",
+            "old-ref",
+            "new-ref",
+            "old-label",
+            "new-label",
+            "new-cred",
+        ] {
             assert!(!text.contains(secret), "`{secret}` printed:\n{text}");
         }
         let h = |s: &str| short_hash(&json!(s));
         assert_eq!(h("old-pw-1").len(), 8);
-        assert!(got.contains(&format!(
+        assert!(
+            got.contains(&format!(
             "~ containerDefinitions[backend].environment[DB_PASSWORD].value: changed ({} -> {})",
             h("old-pw-1"),
             h("new-pw-2")
-        )), "{text}");
+        )),
+            "{text}"
+        );
         assert!(got.contains(&format!(
             "+ containerDefinitions[backend].environment[EXTRA]: {{\"name\":\"EXTRA\",\"value\":\"sha256:{}\"}}",
             h("new-pw-3")
         )), "{text}");
-        assert!(got.contains(&format!(
-            "~ containerDefinitions[backend].dockerLabels.token: changed ({} -> {})",
-            h("old-label"),
-            h("new-label")
-        )), "{text}");
+        assert!(
+            got.contains(&format!(
+                "~ containerDefinitions[backend].dockerLabels.token: changed ({} -> {})",
+                h("old-label"),
+                h("new-label")
+            )),
+            "{text}"
+        );
         // Whole containers added or removed are masked too.
         let added: Vec<String> = diff(&json!({"containerDefinitions": []}), &new)
             .iter()
