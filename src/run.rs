@@ -54,13 +54,15 @@ where
         Ok(cfg) => {
             report = Report::new(cfg.command.as_str(), &cfg.environment, cfg.dry_run);
             crate::shutdown::snapshot(&report);
-            tokio::select! {
+            let result = tokio::select! {
                 result = execute(&cfg, &ctx, &env, &mut report) => result,
                 signal = cancel => {
                     cancelled_by = Some(signal);
                     Err(Cancelled(signal).into())
                 }
-            }
+            };
+            settle_smoke(&cfg, &mut report);
+            result
         }
         Err(e) => Err(e),
     };
@@ -232,6 +234,26 @@ pub async fn connect(
     Ok(clients)
 }
 
+/// `smoke-status` is always written for a deploy, also when the run ended (or was cancelled) before the
+/// checks or before they could start: a section no step wrote into.
+fn settle_smoke(cfg: &Config, report: &mut Report) {
+    if !matches!(cfg.command, Command::Deploy | Command::Promote) {
+        return;
+    }
+    if report
+        .smoke
+        .as_ref()
+        .is_none_or(|s| *s == SmokeReport::default())
+    {
+        let reason = if cfg.dry_run {
+            "dry run"
+        } else {
+            "not reached: the run ended before the smoke tests"
+        };
+        report.smoke = Some(smoke::SmokeReport::skipped(reason));
+    }
+}
+
 async fn execute(
     cfg: &Config,
     ctx: &Context,
@@ -241,24 +263,7 @@ async fn execute(
     let clients = connect(cfg, ctx, env, report).await?;
     crate::shutdown::snapshot(report);
     match cfg.command {
-        Command::Deploy | Command::Promote => {
-            let result = deploy_pipeline(&clients, cfg, report).await;
-            // `smoke-status` is always written for a deploy, also when the run ended before the checks
-            // (or before they could start: a section no step wrote into).
-            if report
-                .smoke
-                .as_ref()
-                .is_none_or(|s| *s == SmokeReport::default())
-            {
-                let reason = if cfg.dry_run {
-                    "dry run"
-                } else {
-                    "not reached: the run ended before the smoke tests"
-                };
-                report.smoke = Some(smoke::SmokeReport::skipped(reason));
-            }
-            result
-        }
+        Command::Deploy | Command::Promote => deploy_pipeline(&clients, cfg, report).await,
         Command::Rollback => {
             let backend = report.backend.get_or_insert_with(BackendReport::default);
             Ok(deploy::rollback_command(&clients, cfg, backend, &mut report.phases).await?)

@@ -69,6 +69,7 @@ fn assert_cancelled(res: &RunResult, sim: &EcsSim) {
     assert_ne!(res.code, 0, "{}", res.dump());
     assert_eq!(res.output("status"), "cancelled", "{}", res.dump());
     assert_eq!(res.output("rolled-back"), "false", "{}", res.dump());
+    assert_eq!(res.output("smoke-status"), "skipped", "{}", res.dump());
     assert!(
         res.summary.contains(": cancelled") && res.summary.contains("### Cancelled"),
         "{}",
