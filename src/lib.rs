@@ -8,6 +8,8 @@
 //! - [`config`]: raw inputs + the YAML environments file -> a validated [`config::Config`] (pure).
 //! - [`github`]: workflow commands, the output and summary files, the OIDC token.
 //! - [`aws`]: the HTTPS client, `SdkConfig`, OIDC role credentials, error helpers.
+//! - [`shutdown`]: SIGTERM/SIGINT handlers the run races its pipeline against, and the panic hook that
+//!   writes the last report snapshot before the process aborts.
 //! - [`run`]: the pipeline: load, connect, dispatch the command, write outputs and summary; the one
 //!   place that turns the steps' outcomes into the run's [`report::Status`].
 //! - [`steps`]: async functions over SDK clients, each returning its own typed outcome and report
@@ -41,7 +43,8 @@ pub mod inputs;
 pub mod registry;
 pub mod report;
 pub mod run;
+pub mod shutdown;
 pub mod steps;
 
 pub use error::{Diagnose, Error};
-pub use run::main_with;
+pub use run::{main_with, main_with_cancel};

@@ -31,29 +31,64 @@ pub async fn main_with<I>(vars: I) -> ExitCode
 where
     I: IntoIterator<Item = (String, String)>,
 {
+    main_with_cancel(vars, std::future::pending()).await
+}
+
+/// [`main_with`], stopped when `cancel` resolves (with the signal's name): the pipeline is dropped at
+/// its next `.await` and the report as the steps left it is written with `status=cancelled`.
+pub async fn main_with_cancel<I, C>(vars: I, cancel: C) -> ExitCode
+where
+    I: IntoIterator<Item = (String, String)>,
+    C: std::future::Future<Output = &'static str>,
+{
     let env: BTreeMap<String, String> = vars.into_iter().collect();
     let get = |k: &str| env.get(k).cloned();
     let started = Instant::now();
     let ctx = Context::from_env(get);
     let sinks = Sinks::from_env(get);
+    crate::shutdown::set_sinks(&sinks);
 
     let mut report = Report::default();
+    let mut cancelled_by = None;
     let result = match load(&env, &ctx) {
         Ok(cfg) => {
             report = Report::new(cfg.command.as_str(), &cfg.environment, cfg.dry_run);
-            execute(&cfg, &ctx, &env, &mut report).await
+            crate::shutdown::snapshot(&report);
+            let result = tokio::select! {
+                result = execute(&cfg, &ctx, &env, &mut report) => result,
+                signal = cancel => {
+                    cancelled_by = Some(signal);
+                    Err(Cancelled(signal).into())
+                }
+            };
+            settle_smoke(&cfg, &mut report);
+            result
         }
         Err(e) => Err(e),
     };
     report.duration_seconds = started.elapsed().as_secs_f64();
-    report.status = Some(status(
-        report.backend.as_ref().map(|b| &b.outcome),
-        result.is_ok(),
-    ));
+    report.status = Some(match cancelled_by {
+        Some(signal) => {
+            report.cancelled_by = Some(signal.to_string());
+            Status::Cancelled
+        }
+        None => status(report.backend.as_ref().map(|b| &b.outcome), result.is_ok()),
+    });
     if let Err(e) = &result {
         report.error = Some((e.to_string(), e.hint()));
     }
     finish(&report, &sinks, result)
+}
+
+/// The run was stopped by a signal.
+#[derive(Debug, thiserror::Error)]
+#[error("the run was cancelled by `{0}`")]
+pub struct Cancelled(pub &'static str);
+
+impl Diagnose for Cancelled {
+    fn hint(&self) -> String {
+        "the summary says what the run left; re-run the job to finish the deploy".into()
+    }
 }
 
 /// The run's status, decided in this one place: from how the backend step ended (deploy or rollback)
@@ -199,6 +234,26 @@ pub async fn connect(
     Ok(clients)
 }
 
+/// `smoke-status` is always written for a deploy, also when the run ended (or was cancelled) before the
+/// checks or before they could start: a section no step wrote into.
+fn settle_smoke(cfg: &Config, report: &mut Report) {
+    if !matches!(cfg.command, Command::Deploy | Command::Promote) {
+        return;
+    }
+    if report
+        .smoke
+        .as_ref()
+        .is_none_or(|s| *s == SmokeReport::default())
+    {
+        let reason = if cfg.dry_run {
+            "dry run"
+        } else {
+            "not reached: the run ended before the smoke tests"
+        };
+        report.smoke = Some(smoke::SmokeReport::skipped(reason));
+    }
+}
+
 async fn execute(
     cfg: &Config,
     ctx: &Context,
@@ -206,25 +261,9 @@ async fn execute(
     report: &mut Report,
 ) -> Result<(), Error> {
     let clients = connect(cfg, ctx, env, report).await?;
+    crate::shutdown::snapshot(report);
     match cfg.command {
-        Command::Deploy | Command::Promote => {
-            let result = deploy_pipeline(&clients, cfg, report).await;
-            // `smoke-status` is always written for a deploy, also when the run ended before the checks
-            // (or before they could start: a section no step wrote into).
-            if report
-                .smoke
-                .as_ref()
-                .is_none_or(|s| *s == SmokeReport::default())
-            {
-                let reason = if cfg.dry_run {
-                    "dry run"
-                } else {
-                    "not reached: the run ended before the smoke tests"
-                };
-                report.smoke = Some(smoke::SmokeReport::skipped(reason));
-            }
-            result
-        }
+        Command::Deploy | Command::Promote => deploy_pipeline(&clients, cfg, report).await,
         Command::Rollback => {
             let backend = report.backend.get_or_insert_with(BackendReport::default);
             Ok(deploy::rollback_command(&clients, cfg, backend, &mut report.phases).await?)
@@ -243,6 +282,7 @@ async fn deploy_pipeline(
     let source = if cfg.command == Command::Promote || cfg.image_archive.is_some() {
         let source = image::resolve_source(clients, cfg, &mut report.phases).await?;
         report.promote = Some(source.report());
+        crate::shutdown::snapshot(report);
         Some(source)
     } else {
         None
@@ -255,6 +295,7 @@ async fn deploy_pipeline(
         &mut report.phases,
     )
     .await?;
+    crate::shutdown::snapshot(report);
     let frontend_plan = match &cfg.frontend {
         Some(f) => {
             let mut sr = frontend::SyncReport::default();
@@ -265,6 +306,7 @@ async fn deploy_pipeline(
         }
         None => None,
     };
+    crate::shutdown::snapshot(report);
     if cfg.dry_run {
         return Ok(());
     }
@@ -286,6 +328,7 @@ async fn deploy_pipeline(
         &mut report.phases,
     )
     .await?;
+    crate::shutdown::snapshot(report);
 
     // 4. Smoke tests: a new version that does not answer is rolled back.
     let smoke_on = cfg.smoke.enabled && cfg.smoke.base_url.is_some();
@@ -302,6 +345,8 @@ async fn deploy_pipeline(
         );
     }
 
+    crate::shutdown::snapshot(report);
+
     // 5. The frontend, only once the API it calls is known good.
     if let (Some(f), Some(plan)) = (&cfg.frontend, frontend_plan) {
         let sr = report.frontend.get_or_insert_with(Default::default);
@@ -311,6 +356,8 @@ async fn deploy_pipeline(
             smoke::check_frontend(&cfg.smoke, section, &mut report.phases).await?;
         }
     }
+
+    crate::shutdown::snapshot(report);
 
     // 6. The watch: keep checking for a while; a sustained failure rolls back.
     if smoke_on && !cfg.smoke.watch.is_zero() {

@@ -581,13 +581,41 @@ impl Action {
 
     /// Run with a time limit.
     pub fn run_within(&self, limit: Duration) -> RunResult {
-        let _ = std::fs::remove_file(self.files.path().join("output"));
-        let _ = std::fs::remove_file(self.files.path().join("summary"));
+        let mut running = self.start();
+        if !running.wait_within(limit) {
+            let res = running.finish();
+            panic!(
+                "cloudshop-deploy ran longer than {limit:?}\nstdout:\n{}\nstderr:\n{}",
+                res.stdout, res.stderr
+            );
+        }
+        running.finish()
+    }
+
+    /// Start the binary and return at once.
+    pub fn start(&self) -> Running {
+        self.start_under(&[])
+    }
+
+    /// Start the binary as the last argument of `wrapper` (e.g. `["unshare", "-fp", "--mount-proc"]`),
+    /// and return at once.
+    pub fn start_under(&self, wrapper: &[&str]) -> Running {
+        let output = self.files.path().join("output");
+        let summary = self.files.path().join("summary");
+        let _ = std::fs::remove_file(&output);
+        let _ = std::fs::remove_file(&summary);
         // `CLOUDSHOP_DEPLOY_BIN` lets programs outside the test harness (the demo) name the binary.
         let bin = std::env::var_os("CLOUDSHOP_DEPLOY_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(|| assert_cmd::cargo::cargo_bin("cloudshop-deploy"));
-        let mut cmd = Command::new(bin);
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
         cmd.env_clear()
             .envs(&self.env)
             .current_dir(self.workspace.path())
@@ -608,33 +636,88 @@ impl Action {
             let _ = std::io::Read::read_to_string(&mut se, &mut s);
             s
         });
+        Running {
+            child,
+            status: None,
+            t_out,
+            t_err,
+            output,
+            summary,
+        }
+    }
+}
+
+/// A started run of the binary (see [`Action::start`]).
+pub struct Running {
+    child: Child,
+    status: Option<std::process::ExitStatus>,
+    t_out: std::thread::JoinHandle<String>,
+    t_err: std::thread::JoinHandle<String>,
+    output: PathBuf,
+    summary: PathBuf,
+}
+
+impl Running {
+    /// The process started (the wrapper, when there is one).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The first child of the process started: the binary under a wrapper that forks (`unshare -f`).
+    pub fn child_pid(&self) -> Option<u32> {
+        let parent = self.child.id();
+        let entries = std::fs::read_dir("/proc").ok()?;
+        entries.flatten().find_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            // `pid (comm) state ppid ...`: comm may hold spaces, so split after the last `)`.
+            let ppid: u32 = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            (ppid == parent).then_some(pid)
+        })
+    }
+
+    /// Whether it has exited.
+    pub fn exited(&mut self) -> bool {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().expect("wait");
+        }
+        self.status.is_some()
+    }
+
+    /// Wait up to `limit` for it to exit (polling every 20 ms); whether it did.
+    pub fn wait_within(&mut self, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;
-        let status = loop {
-            match child.try_wait().expect("wait") {
-                Some(status) => break status,
-                None if Instant::now() > deadline => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!(
-                        "cloudshop-deploy ran longer than {limit:?}\nstdout:\n{}\nstderr:\n{}",
-                        t_out.join().unwrap_or_default(),
-                        t_err.join().unwrap_or_default()
-                    );
-                }
-                None => std::thread::sleep(Duration::from_millis(20)),
+        while !self.exited() {
+            if Instant::now() > deadline {
+                return false;
             }
-        };
-        let stdout = t_out.join().unwrap_or_default();
-        let stderr = t_err.join().unwrap_or_default();
-        let outputs_raw =
-            std::fs::read_to_string(self.files.path().join("output")).unwrap_or_default();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+
+    /// Collect what it printed and wrote; a run still going is killed first.
+    pub fn finish(mut self) -> RunResult {
+        if !self.exited() {
+            let _ = self.child.kill();
+            self.status = self.child.wait().ok();
+        }
+        let stdout = self.t_out.join().unwrap_or_default();
+        let stderr = self.t_err.join().unwrap_or_default();
+        let outputs_raw = std::fs::read_to_string(&self.output).unwrap_or_default();
         RunResult {
-            code: status.code().unwrap_or(-1),
+            code: self.status.and_then(|s| s.code()).unwrap_or(-1),
             stdout,
             stderr,
             outputs: parse_outputs(&outputs_raw),
             outputs_raw,
-            summary: std::fs::read_to_string(self.files.path().join("summary")).unwrap_or_default(),
+            summary: std::fs::read_to_string(&self.summary).unwrap_or_default(),
         }
     }
 }

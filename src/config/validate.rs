@@ -18,18 +18,29 @@ pub fn parse_bool(key: &'static str, v: &str) -> Result<bool, Error> {
     }
 }
 
-/// Parse a humantime duration; a bare number is seconds; `0` is zero.
+/// The longest duration any setting accepts: no wait in a job needs more (a GitHub-hosted job ends
+/// after 6 h), and a deadline far in the future would overflow `Instant` arithmetic.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Parse a humantime duration; a bare number is seconds; `0` is zero; at most [`MAX_DURATION`].
 pub fn parse_duration(key: &'static str, v: &str) -> Result<Duration, Error> {
     let v = v.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    humantime::parse_duration(v).map_err(|e| {
-        invalid(
+    let d = match v.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => humantime::parse_duration(v).map_err(|e| {
+            invalid(
+                key,
+                format!("`{v}` is not a duration ({e}); write e.g. `30m`, `90s`, `1h 30m`"),
+            )
+        })?,
+    };
+    if d > MAX_DURATION {
+        return Err(invalid(
             key,
-            format!("`{v}` is not a duration ({e}); write e.g. `30m`, `90s`, `1h 30m`"),
-        )
-    })
+            format!("`{v}` is longer than 24h; write at most `24h`"),
+        ));
+    }
+    Ok(d)
 }
 
 /// A list input: comma- or newline-separated, blanks dropped.
@@ -227,6 +238,13 @@ mod tests {
         assert_eq!(parse_duration("k", "90").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("k", "2m").unwrap(), Duration::from_secs(120));
         assert!(parse_duration("k", "-1s").is_err());
+        assert_eq!(parse_duration("k", "24h").unwrap(), MAX_DURATION);
+        for huge in ["86401", "25h", "18446744073709551615", "1000years"] {
+            let e = parse_duration("wait-timeout", huge)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("longer than 24h"), "{huge}: {e}");
+        }
     }
 
     #[test]

@@ -481,7 +481,9 @@ impl Registry {
             s.fetch_add(chunk.len() as u64, Ordering::Relaxed);
             chunk
         });
-        let budget = self.request_timeout + Duration::from_secs(size / self.min_throughput);
+        let budget = self
+            .request_timeout
+            .saturating_add(Duration::from_secs(size / self.min_throughput.max(1)));
         let resp = self
             .streaming(Method::PATCH, location.clone())
             .timeout(budget)

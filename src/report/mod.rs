@@ -26,6 +26,8 @@ pub enum Status {
     Failed,
     /// Dry run: the plan was printed, nothing changed.
     Planned,
+    /// Stopped by SIGTERM or SIGINT at the next safe point; the summary says what was left.
+    Cancelled,
 }
 
 impl Status {
@@ -37,12 +39,13 @@ impl Status {
             Status::RolledBack => "rolled-back",
             Status::Failed => "failed",
             Status::Planned => "planned",
+            Status::Cancelled => "cancelled",
         }
     }
 }
 
 /// Everything that happened in this run.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
     /// `deploy`, `promote`, `rollback`.
     pub command: String,
@@ -62,6 +65,8 @@ pub struct Report {
     pub frontend: Option<crate::steps::frontend::SyncReport>,
     /// The error, when the run failed: message and hint.
     pub error: Option<(String, String)>,
+    /// The signal that cancelled the run.
+    pub cancelled_by: Option<String>,
 }
 
 impl Report {
@@ -78,6 +83,35 @@ impl Report {
     /// Record a finished phase.
     pub fn phase(&mut self, name: &str, started: tokio::time::Instant, outcome: Outcome) {
         self.phases.record(name, started, outcome);
+    }
+
+    /// What a cancelled run left: the service's deployment as last seen, the bucket's sync stage.
+    fn left_behind(&self, signal: &str, md: &mut String) {
+        let _ = writeln!(
+            md,
+            "### Cancelled\n\nThe run stopped on `{}` at the next safe point. It left:\n",
+            md_escape(signal)
+        );
+        if let Some(b) = &self.backend {
+            let _ = writeln!(
+                md,
+                "- service `{}`: {}",
+                md_escape(&b.service),
+                b.left_behind()
+            );
+        }
+        if let Some(f) = &self.frontend {
+            let _ = writeln!(
+                md,
+                "- bucket `{}`: {}",
+                md_escape(&f.bucket),
+                f.left_behind()
+            );
+        }
+        if self.backend.is_none() && self.frontend.is_none() {
+            let _ = writeln!(md, "- nothing: no step had started");
+        }
+        md.push('\n');
     }
 
     fn sections(&self) -> Vec<&dyn Section> {
@@ -128,6 +162,7 @@ impl Report {
             Some(Status::NoChange) => "⏸️",
             Some(Status::Planned) => "📝",
             Some(Status::RolledBack) => "↩️",
+            Some(Status::Cancelled) => "⏹️",
             Some(Status::Failed) | None => "❌",
         };
         let status = self.status.map(Status::as_str).unwrap_or("failed");
@@ -153,6 +188,9 @@ impl Report {
         let _ = writeln!(md, "| outcome | **{status}** |");
         let _ = writeln!(md, "| duration | {:.0} s |", self.duration_seconds);
         md.push('\n');
+        if let Some(signal) = &self.cancelled_by {
+            self.left_behind(signal, &mut md);
+        }
         for s in self.sections() {
             s.summary(&mut md);
         }

@@ -225,6 +225,7 @@ pub async fn apply(
     sr.prefix = cfg.prefix.clone();
     sr.unchanged = plan.unchanged;
     sr.reset_counts();
+    sr.stage = Stage::Syncing;
     let result = sync(clients, cfg, &plan, sr).await;
     sr.stage = if result.is_ok() {
         Stage::Done

@@ -225,7 +225,7 @@ pub async fn run(
     let base = cfg.base_url.as_ref().ok_or(Error::NoUrl)?;
     let checks = api_checks(cfg, base)?;
     let client = client(cfg)?;
-    let deadline = started + cfg.timeout;
+    let deadline = deadline_after(started, cfg.timeout);
     tracing::info!(
         url = %display_url(base),
         checks = checks.len(),
@@ -289,7 +289,7 @@ pub async fn check_frontend(
     let result = check::until_pass(
         &client,
         &check,
-        started + cfg.timeout,
+        deadline_after(started, cfg.timeout),
         cfg.request_timeout,
         cfg.retry_interval,
         &redact,
@@ -463,6 +463,13 @@ where
     section.settle();
     timeline.record("watch", started, outcome(&err));
     err.map_or(Ok(()), Err)
+}
+
+/// `started + timeout`; config caps the timeout at a day, and a clock that cannot add it waits a day.
+fn deadline_after(started: Instant, timeout: std::time::Duration) -> Instant {
+    started
+        .checked_add(timeout)
+        .unwrap_or_else(|| started + std::time::Duration::from_secs(24 * 3600))
 }
 
 #[cfg(test)]

@@ -484,6 +484,45 @@ fn task_definition_file_is_rendered_instead_of_the_live_one() {
     );
 }
 
+/// The plan shows that a secret changed, never what it is: not in the log, not in the summary.
+#[test]
+fn dry_run_plan_never_prints_environment_values() {
+    let moto = Moto::shared();
+    seed_ecr(&moto, &[SHA], false);
+    let sim = EcsSim::start(Scenario::Succeed { after: 1 });
+    let file = r#"{"family": "cloudshop-backend", "cpu": "256", "memory": "512",
+        "containerDefinitions": [{"name": "backend", "image": "placeholder", "essential": true,
+          "portMappings": [{"containerPort": 8000, "protocol": "tcp"}],
+          "environment": [{"name": "ENV", "value": "hunter2-env-value"},
+                          {"name": "DB_PASSWORD", "value": "hunter2-db-password"}],
+          "secrets": [{"name": "API_KEY", "valueFrom": "arn:aws:ssm:us-east-1:123456789012:parameter/hunter2-ref"}],
+          "dockerLabels": {"token": "hunter2-label"}}]}"#;
+    let res = run(action(&moto, &sim)
+        .file("ecs/task-def.json", file)
+        .input("task-definition", "ecs/task-def.json")
+        .input("dry-run", "true"));
+    assert_eq!(res.code, 0, "{}", res.dump());
+    assert_eq!(res.output("status"), "planned");
+    let all = res.everything();
+    assert!(
+        !all.contains("hunter2"),
+        "a secret value was printed\n{}",
+        res.dump()
+    );
+    assert!(
+        res.summary
+            .contains("~ containerDefinitions[backend].environment[ENV].value: changed ("),
+        "{}",
+        res.summary
+    );
+    assert!(
+        res.stderr
+            .contains("containerDefinitions[backend].environment[ENV].value: changed ("),
+        "{}",
+        res.dump()
+    );
+}
+
 #[test]
 fn failed_smoke_tests_roll_the_service_back() {
     let moto = Moto::shared();

@@ -86,6 +86,20 @@ fn missing_explicit_config_file() {
     assert_fails_before_aws(action, "environments file `deploy/envs.yml` not found");
 }
 
+/// A huge `wait-timeout` used to pass validation, send `UpdateService` and then overflow the deadline.
+#[test]
+fn huge_wait_timeout_is_refused_before_any_aws_call() {
+    let action = Action::new()
+        .file(".github/cloudshop-deploy.yml", CONFIG)
+        .input("environment", "stage")
+        .input("command", "rollback")
+        .input("wait-timeout", "18446744073709551615");
+    assert_fails_before_aws(
+        action,
+        "invalid `wait-timeout`: `18446744073709551615` is longer than 24h",
+    );
+}
+
 #[test]
 fn malformed_role_arn_and_duration() {
     let action = Action::new()

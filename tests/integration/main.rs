@@ -3,6 +3,7 @@
 //! app, the ECS simulator, the registry) live in the dev-only `harness` crate.
 
 mod action_metadata;
+mod cancel;
 mod demo;
 mod deploy;
 mod faults;

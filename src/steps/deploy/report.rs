@@ -74,7 +74,7 @@ impl Serialize for BackendOutcome {
 }
 
 /// Outcome of the backend deploy, for outputs and the summary.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct BackendReport {
     pub cluster: String,
     pub service: String,
@@ -107,6 +107,32 @@ pub struct BackendReport {
     pub rolled_back_to: Option<String>,
     /// ECS calls made by the rollout watch.
     pub watch_calls: u32,
+}
+
+impl BackendReport {
+    /// One line on the state of the service as last seen, for a cancelled run.
+    pub fn left_behind(&self) -> String {
+        let revision = self
+            .task_definition_arn
+            .as_deref()
+            .map(short)
+            .unwrap_or("?");
+        match (&self.outcome, &self.deployment_id) {
+            (BackendOutcome::Started | BackendOutcome::Ready, Some(id)) => format!(
+                "rollout of `{}` in progress (deployment `{}`): ECS carries it on (its circuit breaker still applies); the last event seen: {}",
+                md_escape(revision),
+                md_escape(id),
+                self.events
+                    .last()
+                    .map(|e| format!("`{}`", md_escape(e)))
+                    .unwrap_or_else(|| "none".into())
+            ),
+            (BackendOutcome::Started | BackendOutcome::Preflight | BackendOutcome::Ready, None) => {
+                "unchanged: no update had been sent".into()
+            }
+            (outcome, _) => format!("{outcome} (`{}`)", md_escape(revision)),
+        }
+    }
 }
 
 /// `family:revision` of an ARN (the readable part).

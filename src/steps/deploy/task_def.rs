@@ -4,6 +4,9 @@
 //! The JSON is never parsed into a fixed schema: a field this code (or this SDK version) does not know is
 //! carried over untouched, so Terraform-managed settings and new ECS features survive a deploy.
 //!
+//! The diff never carries a value that may be secret (`environment` values, `secrets` references,
+//! `repositoryCredentials`, `dockerLabels` values): it shows that one changed and a short SHA-256.
+//!
 //! APIs: ECS `DescribeTaskDefinition` (raw response body), `RegisterTaskDefinition` (raw request body).
 
 use std::sync::{Arc, Mutex};
@@ -177,6 +180,15 @@ pub struct Change {
 
 impl std::fmt::Display for Change {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if is_secret(&self.path) {
+            // `old`/`new` already hold short hashes, never the values.
+            return match (&self.old, &self.new) {
+                (Some(o), Some(n)) => write!(f, "~ {}: changed ({o} -> {n})", self.path),
+                (None, Some(n)) => write!(f, "+ {}: added ({n})", self.path),
+                (Some(o), None) => write!(f, "- {}: removed ({o})", self.path),
+                (None, None) => write!(f, "  {}", self.path),
+            };
+        }
         match (&self.old, &self.new) {
             (Some(o), Some(n)) => write!(f, "~ {}: {o} -> {n}", self.path),
             (None, Some(n)) => write!(f, "+ {}: {n}", self.path),
@@ -194,8 +206,72 @@ pub fn diff(old: &Value, new: &Value) -> Vec<Change> {
     out
 }
 
-fn compact(v: &Value) -> String {
-    serde_json::to_string(v).unwrap_or_default()
+/// `v` at `path` as compact JSON, with every secret inside replaced by its short hash.
+fn compact(path: &str, v: &Value) -> String {
+    if is_secret(path) {
+        return short_hash(v);
+    }
+    serde_json::to_string(&mask(path, v)).unwrap_or_default()
+}
+
+/// Whether the value at `path` may be a secret a plan must not print: an `environment` value, a
+/// `secrets` reference, the `repositoryCredentials` of a private registry, a docker label's value.
+fn is_secret(path: &str) -> bool {
+    let segment_starts = |i: usize| i == 0 || path[..i].ends_with('.');
+    let under = |key: &str| {
+        path.match_indices(key)
+            .any(|(i, _)| segment_starts(i) && path.len() > i + key.len())
+    };
+    let item_field = |list: &str, field: &str| {
+        path.strip_suffix(field).is_some_and(|item| {
+            item.ends_with(']')
+                && item
+                    .rfind(list)
+                    .is_some_and(|i| segment_starts(i) && !item[i..].contains("]."))
+        })
+    };
+    under("dockerLabels.")
+        || under("repositoryCredentials.")
+        || item_field("environment[", ".value")
+        || item_field("secrets[", ".valueFrom")
+}
+
+/// The first 8 hex digits of the SHA-256 of a value (of a string's bytes, so `printf %s "$V" |
+/// sha256sum` can confirm which value is meant).
+fn short_hash(v: &Value) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = match v {
+        Value::String(s) => Sha256::digest(s.as_bytes()),
+        other => Sha256::digest(serde_json::to_string(other).unwrap_or_default().as_bytes()),
+    };
+    hex::encode(&digest[..4])
+}
+
+/// `v` with every secret below `path` replaced by `"sha256:<short hash>"`; paths are built as
+/// [`diff`] builds them.
+fn mask(path: &str, v: &Value) -> Value {
+    if is_secret(path) {
+        return Value::String(format!("sha256:{}", short_hash(v)));
+    }
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, vk)| (k.clone(), mask(&join(path, k), vk)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(match named(items) {
+            Some(named) => named
+                .iter()
+                .map(|(name, item)| mask(&format!("{path}[{name}]"), item))
+                .collect(),
+            None => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| mask(&format!("{path}[{i}]"), item))
+                .collect(),
+        }),
+        other => other.clone(),
+    }
 }
 
 fn join(prefix: &str, key: &str) -> String {
@@ -226,8 +302,8 @@ fn diff_into(path: &str, old: &Value, new: &Value, out: &mut Vec<Change>) {
                     match nb.iter().find(|(n, _)| n == name) {
                         Some((_, vb)) => diff_into(&p, va, vb, out),
                         None => out.push(Change {
+                            old: Some(compact(&p, va)),
                             path: p,
-                            old: Some(compact(va)),
                             new: None,
                         }),
                     }
@@ -237,7 +313,7 @@ fn diff_into(path: &str, old: &Value, new: &Value, out: &mut Vec<Change>) {
                         out.push(Change {
                             path: format!("{path}[{name}]"),
                             old: None,
-                            new: Some(compact(vb)),
+                            new: Some(compact(&format!("{path}[{name}]"), vb)),
                         });
                     }
                 }
@@ -249,14 +325,14 @@ fn diff_into(path: &str, old: &Value, new: &Value, out: &mut Vec<Change>) {
             }
             _ => out.push(Change {
                 path: path.to_string(),
-                old: Some(compact(old)),
-                new: Some(compact(new)),
+                old: Some(compact(path, old)),
+                new: Some(compact(path, new)),
             }),
         },
         _ => out.push(Change {
             path: path.to_string(),
-            old: Some(compact(old)),
-            new: Some(compact(new)),
+            old: Some(compact(path, old)),
+            new: Some(compact(path, new)),
         }),
     }
 }
@@ -267,7 +343,7 @@ fn diff_maps(path: &str, a: &Map<String, Value>, b: &Map<String, Value>, out: &m
             Some(vb) => diff_into(&join(path, k), va, vb, out),
             None => out.push(Change {
                 path: join(path, k),
-                old: Some(compact(va)),
+                old: Some(compact(&join(path, k), va)),
                 new: None,
             }),
         }
@@ -277,7 +353,7 @@ fn diff_maps(path: &str, a: &Map<String, Value>, b: &Map<String, Value>, out: &m
             out.push(Change {
                 path: join(path, k),
                 old: None,
-                new: Some(compact(vb)),
+                new: Some(compact(&join(path, k), vb)),
             });
         }
     }
@@ -511,6 +587,65 @@ mod tests {
                 "+ memory: \"1024\""
             ]
         );
+    }
+
+    #[test]
+    fn secrets_are_shown_as_hashes_never_as_values() {
+        let old = json!({"containerDefinitions": [{
+            "name": "backend",
+            "environment": [{"name": "DB_PASSWORD", "value": "old-pw-1"}],
+            "secrets": [{"name": "API", "valueFrom": "arn:aws:ssm:us-east-1:1:parameter/old-ref"}],
+            "dockerLabels": {"token": "old-label"},
+        }]});
+        let new = json!({"containerDefinitions": [{
+            "name": "backend",
+            "environment": [{"name": "DB_PASSWORD", "value": "new-pw-2"}, {"name": "EXTRA", "value": "new-pw-3"}],
+            "secrets": [{"name": "API", "valueFrom": "arn:aws:ssm:us-east-1:1:parameter/new-ref"}],
+            "dockerLabels": {"token": "new-label"},
+            "repositoryCredentials": {"credentialsParameter": "arn:aws:secretsmanager:us-east-1:1:secret:new-cred"},
+        }]});
+        let got: Vec<String> = diff(&old, &new).iter().map(|c| c.to_string()).collect();
+        let text = got.join("\n");
+        for secret in [
+            "pw-1",
+            "pw-2",
+            "pw-3",
+            "old-ref",
+            "new-ref",
+            "old-label",
+            "new-label",
+            "new-cred",
+        ] {
+            assert!(!text.contains(secret), "`{secret}` printed:\n{text}");
+        }
+        let h = |s: &str| short_hash(&json!(s));
+        assert_eq!(h("old-pw-1").len(), 8);
+        assert!(
+            got.contains(&format!(
+            "~ containerDefinitions[backend].environment[DB_PASSWORD].value: changed ({} -> {})",
+            h("old-pw-1"),
+            h("new-pw-2")
+        )),
+            "{text}"
+        );
+        assert!(got.contains(&format!(
+            "+ containerDefinitions[backend].environment[EXTRA]: {{\"name\":\"EXTRA\",\"value\":\"sha256:{}\"}}",
+            h("new-pw-3")
+        )), "{text}");
+        assert!(
+            got.contains(&format!(
+                "~ containerDefinitions[backend].dockerLabels.token: changed ({} -> {})",
+                h("old-label"),
+                h("new-label")
+            )),
+            "{text}"
+        );
+        // Whole containers added or removed are masked too.
+        let added: Vec<String> = diff(&json!({"containerDefinitions": []}), &new)
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        assert!(!added.join("\n").contains("pw-"), "{added:?}");
     }
 
     #[test]

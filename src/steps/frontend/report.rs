@@ -76,11 +76,14 @@ pub enum Stage {
     Failed,
     /// `apply` ran to the end.
     Done,
+    /// `apply` started and has not ended (the run was cancelled during it): the counts say what was
+    /// done; deletes run only after every upload, so the site serves the old or the new version.
+    Syncing,
 }
 
 /// Outcome of the sync, for outputs and the summary. Until `apply` runs, the counts are the plan's;
 /// `apply` resets them and counts what it does.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct SyncReport {
     pub bucket: String,
     /// The key prefix.
@@ -154,6 +157,28 @@ impl SyncReport {
     }
 }
 
+impl SyncReport {
+    /// One line on the state of the bucket, for a cancelled run.
+    pub fn left_behind(&self) -> String {
+        match self.stage {
+            Stage::Planned if self.dry_run => "unchanged (dry run)".into(),
+            Stage::Planned => "unchanged: the sync had not started".into(),
+            Stage::Syncing => format!(
+                "sync stopped part-way: {} uploaded, {} deleted; old files stay until the next sync deletes them, so the site serves either version",
+                self.uploaded, self.deleted
+            ),
+            Stage::Failed => format!(
+                "sync failed part-way: {} uploaded, {} deleted",
+                self.uploaded, self.deleted
+            ),
+            Stage::Done => format!(
+                "synced: {} uploaded, {} deleted",
+                self.uploaded, self.deleted
+            ),
+        }
+    }
+}
+
 impl Section for SyncReport {
     fn outputs(&self, out: &mut Vec<(String, String)>) {
         // A run that stopped before the sync changed nothing; a dry run reports what would change.
@@ -173,6 +198,7 @@ impl Section for SyncReport {
         let (title, up, del) = match (self.stage, self.dry_run) {
             (Stage::Done, _) => ("Frontend", "uploaded", "deleted"),
             (Stage::Failed, _) => ("Frontend (failed part-way)", "uploaded", "deleted"),
+            (Stage::Syncing, _) => ("Frontend (stopped part-way)", "uploaded", "deleted"),
             (Stage::Planned, true) => ("Frontend (dry run: the plan)", "to upload", "to delete"),
             (Stage::Planned, false) => (
                 "Frontend (not synced: the run stopped before the sync)",

@@ -32,7 +32,7 @@ impl Mode {
 }
 
 /// Outcome of the promotion, for outputs and the summary.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct PromoteReport {
     pub mode: Mode,
     pub source_image_uri: String,

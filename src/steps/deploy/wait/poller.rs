@@ -124,6 +124,14 @@ pub struct Watched<T> {
     pub calls: u32,
 }
 
+/// `start + d`, or a century later when that overflows the clock (config caps durations; this is the
+/// backstop).
+pub fn deadline_after(start: Instant, d: Duration) -> Instant {
+    start
+        .checked_add(d)
+        .unwrap_or_else(|| start + Duration::from_secs(100 * 365 * 24 * 3600))
+}
+
 /// Poll `probe` on the adaptive schedule until it is done or `timeout` passes (a last poll is made at
 /// the deadline, so a rollout that completes just in time is not reported as a timeout).
 pub async fn watch<P: Probe>(
@@ -132,19 +140,30 @@ pub async fn watch<P: Probe>(
     timeout: Duration,
 ) -> Result<Watched<P::Output>, Error> {
     let start = Instant::now();
-    let deadline = start + timeout;
+    let deadline = deadline_after(start, timeout);
     let mut poller = Poller::new(base, start);
     loop {
-        let tick = probe.probe().await?;
+        // A call that is accepted and never answered must not outlive the deadline; the last poll, made
+        // on it, still gets one base interval to answer.
+        let bound = deadline.saturating_duration_since(Instant::now()).max(base);
+        let tick = tokio::time::timeout(bound, probe.probe()).await;
         let now = Instant::now();
         let pace = match tick {
-            Tick::Done(t) => {
+            Ok(Ok(Tick::Done(t))) => {
                 return Ok(Watched {
                     outcome: Some(t),
                     calls: poller.calls + 1,
                 })
             }
-            Tick::Pending(p) => p,
+            Ok(Ok(Tick::Pending(p))) => p,
+            Ok(Err(e)) => return Err(e),
+            Err(_elapsed) => {
+                tracing::warn!(
+                    waited = %humantime::format_duration(bound),
+                    "a poll got no answer in time"
+                );
+                Pace::Throttled
+            }
         };
         let delay = poller.after_call(now, pace);
         if now >= deadline {
@@ -235,6 +254,30 @@ mod tests {
         let w = watch(&mut p, Duration::from_secs(3), Duration::from_secs(30))
             .await
             .unwrap();
+        assert!(w.outcome.is_none());
+        assert_eq!(Instant::now() - start, Duration::from_secs(30));
+    }
+
+    /// A `DescribeServices` that is accepted and never answered.
+    struct Hung;
+
+    impl Probe for Hung {
+        type Output = ();
+        async fn probe(&mut self) -> Result<Tick<()>, Error> {
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hung_probe_ends_at_the_deadline() {
+        let start = Instant::now();
+        let w = tokio::time::timeout(
+            Duration::from_secs(3600),
+            watch(&mut Hung, Duration::from_secs(3), Duration::from_secs(30)),
+        )
+        .await
+        .expect("the watch outlived its timeout")
+        .unwrap();
         assert!(w.outcome.is_none());
         assert_eq!(Instant::now() - start, Duration::from_secs(30));
     }
