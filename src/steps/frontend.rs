@@ -20,6 +20,7 @@
 
 pub mod local;
 pub mod state;
+pub mod values;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
