@@ -7,6 +7,7 @@
 //! `GetAuthorizationToken` (fetched by the caller). No AWS API is called here.
 
 pub mod archive;
+pub mod artifact;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
