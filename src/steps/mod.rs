@@ -3,6 +3,7 @@
 
 pub mod deploy;
 pub mod frontend;
+pub mod logs;
 pub mod promote;
 pub mod smoke;
 
