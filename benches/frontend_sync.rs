@@ -8,16 +8,16 @@
 //! full LTO build, too heavy for a shared machine; hashing is slower unoptimised, so our figures are
 //! pessimistic).
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+use harness as common;
 
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cloudshop_deploy::config::Frontend;
-use cloudshop_deploy::report::Report;
-use cloudshop_deploy::steps::{frontend, Clients};
+use cloudshop_deploy::report::Timeline;
+use cloudshop_deploy::steps::frontend::{self, SyncReport};
+use cloudshop_deploy::steps::Clients;
 
 const FILES: usize = 2000;
 
@@ -165,22 +165,24 @@ fn ours(rt: &tokio::runtime::Runtime, clients: &Clients, dir: &Path, bucket: &st
         bucket: bucket.into(),
         prefix: String::new(),
         delete: true,
-        exclude: vec![],
-        cache_rules: vec![],
+        exclude: Default::default(),
+        cache_rules: Default::default(),
         cloudfront_distribution_id: None,
     };
     reset_peak();
     let t = Instant::now();
     let sr = rt.block_on(async {
-        let mut report = Report::new("deploy", "bench", false);
-        let plan = frontend::prepare(clients, &cfg, &mut report).await.unwrap();
-        frontend::apply(clients, &cfg, plan, &mut report)
+        let (mut sr, mut timeline) = (SyncReport::default(), Timeline::default());
+        let prepared = frontend::prepare(clients, &cfg, false, &mut sr, &mut timeline)
             .await
             .unwrap();
-        for p in report.phases.phases() {
+        frontend::apply(clients, &cfg, prepared, &mut sr, &mut timeline)
+            .await
+            .unwrap();
+        for p in timeline.phases() {
             println!("  ours: {} {:.2} s", p.name, p.seconds);
         }
-        report.frontend.unwrap()
+        sr
     });
     Run {
         wall: t.elapsed(),

@@ -9,8 +9,7 @@
 //! the AWS SDKs at opt-level 0, so this costs a debug-sized build, not an LTO release build. Under the dev
 //! profile the figures are meaningless: unoptimised sha2 hashes at ~9 MiB/s.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+use harness as common;
 
 use std::process::Command;
 use std::time::Instant;

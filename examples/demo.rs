@@ -8,11 +8,17 @@
 //! 2. "Promote to Production": the same image (same digest) copied to the prod repository and deployed.
 //!
 //! Run it with `scripts/demo` (which builds the binary and sets `CLOUDSHOP_DEPLOY_BIN`).
+//!
+//! It leaves no process behind. The program is a small supervisor that re-runs itself as a worker in a
+//! process group of its own; everything the worker starts (moto, the registry, the action binary) inherits
+//! that group. When the worker ends (success, failure, panic) or the supervisor gets SIGINT/SIGTERM, the
+//! supervisor signals the whole group: SIGTERM, a grace period, then SIGKILL. Drop guards alone are not
+//! enough: a signal's default action ends the process without running them.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+use harness as common;
 
-use std::time::Duration;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use common::app::App;
 use common::ecs_sim::{EcsSim, Scenario, Seed};
@@ -76,7 +82,84 @@ fn show(title: &str, res: &RunResult) {
     println!("---- job summary (Markdown) ----\n{}", res.summary);
 }
 
-fn main() {
+/// Set in the worker's environment: the same executable then runs the demo instead of supervising it.
+const WORKER_ENV: &str = "CLOUDSHOP_DEMO_WORKER";
+
+/// How long the group gets to exit on SIGTERM before SIGKILL.
+const GRACE: Duration = Duration::from_secs(5);
+
+fn main() -> ExitCode {
+    if std::env::var_os(WORKER_ENV).is_some() {
+        return demo();
+    }
+    match supervise() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("demo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Run the worker in its own process group, and end that group whichever way the worker ends.
+fn supervise() -> std::io::Result<ExitCode> {
+    let exe = std::env::current_exe()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        // Signal streams first: a SIGINT that arrives while the worker starts must not kill us before
+        // the group is cleaned up.
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut term = signal(SignalKind::terminate())?;
+        let mut child = tokio::process::Command::new(exe)
+            .env(WORKER_ENV, "1")
+            .process_group(0)
+            .spawn()?;
+        let pgid = child.id().unwrap_or_default();
+        let code = tokio::select! {
+            status = child.wait() => status.ok().and_then(|s| s.code()).unwrap_or(1),
+            _ = int.recv() => { eprintln!("demo: interrupted, stopping the servers"); 130 }
+            _ = term.recv() => { eprintln!("demo: terminated, stopping the servers"); 143 }
+        };
+        if pgid != 0 {
+            end_group(pgid, &mut child).await;
+        }
+        let _ = child.wait().await;
+        Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+    })
+}
+
+/// SIGTERM to every process of the group, then SIGKILL to whatever is still there after [`GRACE`].
+async fn end_group(pgid: u32, worker: &mut tokio::process::Child) {
+    let group = format!("-{pgid}");
+    let send = |sig: &str| {
+        std::process::Command::new("kill")
+            .args([sig, "--", &group])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    };
+    // `kill` fails when no process is left in the group: nothing to do.
+    if !send("-TERM") {
+        return;
+    }
+    let deadline = Instant::now() + GRACE;
+    while Instant::now() < deadline {
+        // Reap the worker as soon as it exits: a zombie still counts as a member of the group.
+        let _ = worker.try_wait();
+        if !send("-0") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    send("-KILL");
+}
+
+/// The demo itself. Returns instead of calling `std::process::exit`, so the server guards drop.
+fn demo() -> ExitCode {
     std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
     println!("starting moto, two ECS simulators, the sample CloudShop API and a local OCI registry on 127.0.0.1 ...");
     let moto = Moto::start();
@@ -135,7 +218,7 @@ fn main() {
     let res = stage.run_within(Duration::from_secs(300));
     show("Deploy to Stage", &res);
     if res.code != 0 {
-        std::process::exit(1);
+        return ExitCode::FAILURE;
     }
 
     // 2. Promote to Production: enter the tag; the same digest goes to prod.
@@ -164,9 +247,9 @@ fn main() {
             "DIFFERENT"
         }
     );
-    std::process::exit(if res.code == 0 && prod_digest == layout.digest {
-        0
+    if res.code == 0 && prod_digest == layout.digest {
+        ExitCode::SUCCESS
     } else {
-        1
-    });
+        ExitCode::FAILURE
+    }
 }

@@ -6,14 +6,12 @@
 //! cargo run -q --example smoke_bench >/dev/null
 //! ```
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+use harness as common;
 
 use std::time::{Duration, Instant};
 
 use cloudshop_deploy::config::{default_checks, Smoke};
 use cloudshop_deploy::report::Report;
-use cloudshop_deploy::steps::deploy::ServiceHealth;
 use cloudshop_deploy::steps::smoke;
 
 fn cfg(base: &str) -> Smoke {
@@ -61,7 +59,13 @@ async fn main() {
     for _ in 0..runs {
         let mut report = Report::default();
         let t = Instant::now();
-        smoke::run(&cfg(&base), &mut report).await.expect("passes");
+        smoke::run(
+            &cfg(&base),
+            report.smoke.get_or_insert_with(Default::default),
+            &mut report.phases,
+        )
+        .await
+        .expect("passes");
         times.push(t.elapsed());
     }
     let (p50, max) = p50_max(times);
@@ -78,13 +82,14 @@ async fn main() {
     smoke::watch(
         &c,
         || async {
-            Ok(ServiceHealth {
+            Ok(smoke::ServiceHealth {
                 running: 2,
                 desired: 2,
                 new_stopped: Vec::new(),
             })
         },
-        &mut report,
+        report.smoke.get_or_insert_with(Default::default),
+        &mut report.phases,
     )
     .await
     .expect("quiet watch");
@@ -109,7 +114,12 @@ async fn main() {
     c.request_timeout = Duration::from_millis(500);
     let t = Instant::now();
     let mut report = Report::default();
-    let _ = smoke::run(&c, &mut report).await;
+    let _ = smoke::run(
+        &c,
+        report.smoke.get_or_insert_with(Default::default),
+        &mut report.phases,
+    )
+    .await;
     let attempts: usize = report
         .smoke
         .as_ref()

@@ -6,10 +6,10 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Raw input strings; validation happens in `config`.
+/// Raw input strings, one field per input of `action.yml` (snake_case of its kebab-case name);
+/// validation happens in `config`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
-#[allow(missing_docs)]
 pub struct Inputs {
     pub command: Option<String>,
     pub environment: Option<String>,
@@ -54,7 +54,7 @@ pub struct Inputs {
     pub registry_url: Option<String>,
 }
 
-/// Errors reading inputs.
+/// An input value envy could not read into [`Inputs`].
 #[derive(Debug, thiserror::Error)]
 #[error("failed to read the action inputs: {0}")]
 pub struct Error(String);

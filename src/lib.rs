@@ -6,10 +6,23 @@
 //! - [`config`]: raw inputs + the YAML environments file -> a validated [`config::Config`] (pure).
 //! - [`github`]: workflow commands, the output and summary files, the OIDC token.
 //! - [`aws`]: the HTTPS client, `SdkConfig`, OIDC role credentials, error helpers.
-//! - [`steps`]: image, task definition, service update, rollout watch, rollback, smoke tests, frontend
-//!   sync, promotion: async functions over SDK clients returning typed outcomes.
+//! - [`run`]: the pipeline: load, connect, dispatch the command, write outputs and summary; the one
+//!   place that turns the steps' outcomes into the run's [`report::Status`].
+//! - [`steps`]: async functions over SDK clients, each writing only its own report section and the
+//!   run's timeline:
+//!   - `steps/deploy/`: `mod.rs` (prepare, apply), `image` (ECR), `task_def` (the JSON definition),
+//!     `service` (DescribeServices, UpdateService, health), `rollback` (after a failure and
+//!     `command: rollback`), `wait/` (`poller`: pacing and the watch loop; `probe`: rolling and
+//!     blue/green probes and verdicts; `diagnosis`: stopped tasks and fixes), `watch` (one watch as
+//!     the step records it), `report` (the backend section and its typed outcome), `error` (errors
+//!     and hints).
+//!   - `steps/smoke`: the HTTP checks, the website check, the post-deploy watch (`check`: requests and
+//!     judgement; `result`: what the requests got; `report`: the smoke section; `schedule`: timing).
+//!   - `steps/frontend`, `steps/promote`: the S3 sync, the image promotion.
 //! - [`registry`]: an OCI distribution client and the image copy (promotion, archive push).
-//! - [`report`]: one [`report::Report`] -> step outputs, job summary, log lines.
+//! - [`report`]: one [`report::Report`] -> step outputs and the job summary; `report/section` is the
+//!   leaf every step shares (the `Section` trait, Markdown escaping, the timed phases), importing nothing
+//!   from the crate.
 //!
 //! Nothing mutating happens before every input, the environments file and the live AWS state it depends
 //! on have been checked: a bad input costs a clear error and no change.

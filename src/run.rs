@@ -1,5 +1,11 @@
 //! The run: environment in, exit code out. Reads inputs and config, gets credentials, dispatches the
 //! command, and always writes the outputs and the summary, also for a failed run.
+//!
+//! The steps write only their own sections of the [`Report`] (and its timeline); the run's [`Status`] is
+//! decided here alone, by [`status`], from the backend's outcome and the run's result.
+//!
+//! APIs: STS `GetCallerIdentity` and, with `role-to-assume`, `AssumeRoleWithWebIdentity` (see
+//! `aws::credentials`); the steps' calls.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -14,7 +20,9 @@ use crate::config::{self, Command, Config};
 use crate::github::{commands, files::Sinks, oidc, Context};
 use crate::inputs::Inputs;
 use crate::report::{Report, Status};
-use crate::steps::{deploy, frontend, promote, smoke, Clients};
+use crate::steps::deploy::{BackendOutcome, BackendReport};
+use crate::steps::smoke::SmokeReport;
+use crate::steps::{deploy, frontend, image, smoke, Clients};
 use crate::Error;
 
 /// Run the action with the given environment variables; print outputs, summary and errors; return the
@@ -38,13 +46,43 @@ where
         Err(e) => Err(e),
     };
     report.duration_seconds = started.elapsed().as_secs_f64();
+    report.status = Some(status(
+        report.backend.as_ref().map(|b| &b.outcome),
+        result.is_ok(),
+    ));
     if let Err(e) = &result {
         report.error = Some((e.to_string(), e.hint()));
-        if !matches!(report.status, Some(Status::RolledBack)) {
-            report.status = Some(Status::Failed);
-        }
     }
     finish(&report, &sinks, result)
+}
+
+/// The run's status, decided in this one place: from how the backend step ended (deploy or rollback)
+/// and whether the run as a whole succeeded. A rollback (by this run or by ECS) is reported as such
+/// also when the run fails, so `rolled-back` tells a caller the previous version is serving again.
+pub fn status(backend: Option<&BackendOutcome>, ok: bool) -> Status {
+    match backend {
+        Some(
+            BackendOutcome::RolledBackByEcs
+            | BackendOutcome::Failed { rolled_back: true }
+            | BackendOutcome::RolledBackAfter(_)
+            | BackendOutcome::RolledBack,
+        ) => Status::RolledBack,
+        _ if !ok => Status::Failed,
+        Some(BackendOutcome::NoChange) => Status::NoChange,
+        Some(BackendOutcome::Planned) => Status::Planned,
+        Some(BackendOutcome::Deployed { .. }) => Status::Deployed,
+        // A run that ended well has taken the backend to one of the outcomes above.
+        Some(
+            BackendOutcome::Started
+            | BackendOutcome::Preflight
+            | BackendOutcome::PreflightFailed(_)
+            | BackendOutcome::Ready
+            | BackendOutcome::TagsFailed
+            | BackendOutcome::Superseded
+            | BackendOutcome::Failed { rolled_back: false },
+        )
+        | None => Status::Failed,
+    }
 }
 
 fn load(env: &BTreeMap<String, String>, ctx: &Context) -> Result<Config, Error> {
@@ -171,8 +209,13 @@ async fn execute(
     match cfg.command {
         Command::Deploy | Command::Promote => {
             let result = deploy_pipeline(&clients, cfg, report).await;
-            // `smoke-status` is always written for a deploy, also when the run ended before the checks.
-            if report.smoke.is_none() {
+            // `smoke-status` is always written for a deploy, also when the run ended before the checks
+            // (or before they could start: a section no step wrote into).
+            if report
+                .smoke
+                .as_ref()
+                .is_none_or(|s| *s == SmokeReport::default())
+            {
                 let reason = if cfg.dry_run {
                     "dry run"
                 } else {
@@ -182,7 +225,10 @@ async fn execute(
             }
             result
         }
-        Command::Rollback => Ok(deploy::rollback_command(&clients, cfg, report).await?),
+        Command::Rollback => {
+            let backend = report.backend.get_or_insert_with(BackendReport::default);
+            Ok(deploy::rollback_command(&clients, cfg, backend, &mut report.phases).await?)
+        }
     }
 }
 
@@ -195,7 +241,9 @@ async fn deploy_pipeline(
 ) -> Result<(), Error> {
     // 1. Preflight: nothing below changes anything.
     let source = if cfg.command == Command::Promote || cfg.image_archive.is_some() {
-        Some(promote::resolve_source(clients, cfg, report).await?)
+        let source = image::resolve_source(clients, cfg, &mut report.phases).await?;
+        report.promote = Some(source.report());
+        Some(source)
     } else {
         None
     };
@@ -203,49 +251,76 @@ async fn deploy_pipeline(
         clients,
         cfg,
         source.as_ref().map(|s| s.digest.as_str()),
-        report,
+        report.backend.get_or_insert_with(BackendReport::default),
+        &mut report.phases,
     )
     .await?;
     let frontend_plan = match &cfg.frontend {
-        Some(f) => Some(frontend::prepare(clients, f, report).await?),
+        Some(f) => {
+            let mut sr = frontend::SyncReport::default();
+            let plan =
+                frontend::prepare(clients, f, cfg.dry_run, &mut sr, &mut report.phases).await?;
+            report.frontend = Some(sr);
+            Some(plan)
+        }
         None => None,
     };
     if cfg.dry_run {
-        report.status = Some(Status::Planned);
         return Ok(());
     }
 
     // 2. The image into the target repository (promotion or archive).
     if let Some(source) = &source {
-        promote::copy(clients, cfg, source, report).await?;
+        let copied = image::copy(clients, source, &mut report.phases).await?;
+        if let Some(p) = &mut report.promote {
+            p.record(copied);
+        }
     }
 
     // 3. The backend: new revision, rollout watched to the end, rolled back on failure.
-    let deployed = deploy::apply(clients, cfg, prepared, report).await?;
+    let deployed = deploy::apply(
+        clients,
+        cfg,
+        prepared,
+        report.backend.get_or_insert_with(BackendReport::default),
+        &mut report.phases,
+    )
+    .await?;
 
     // 4. Smoke tests: a new version that does not answer is rolled back.
     let smoke_on = cfg.smoke.enabled && cfg.smoke.base_url.is_some();
     if smoke_on {
-        if let Err(e) = smoke::run(&cfg.smoke, report).await {
+        let section = report.smoke.get_or_insert_with(SmokeReport::default);
+        if let Err(e) = smoke::run(&cfg.smoke, section, &mut report.phases).await {
             roll_back_after(clients, cfg, &deployed, "smoke tests failed", report).await?;
             return Err(e.into());
         }
     } else {
-        smoke::skip(&cfg.smoke, report);
+        smoke::skip(
+            &cfg.smoke,
+            report.smoke.get_or_insert_with(SmokeReport::default),
+        );
     }
 
     // 5. The frontend, only once the API it calls is known good.
     if let (Some(f), Some(plan)) = (&cfg.frontend, frontend_plan) {
-        frontend::apply(clients, f, plan, report).await?;
+        let sr = report.frontend.get_or_insert_with(Default::default);
+        frontend::apply(clients, f, plan, sr, &mut report.phases).await?;
         if cfg.smoke.enabled && cfg.smoke.frontend_check && cfg.smoke.website_url.is_some() {
-            smoke::check_frontend(&cfg.smoke, report).await?;
+            let section = report.smoke.get_or_insert_with(SmokeReport::default);
+            smoke::check_frontend(&cfg.smoke, section, &mut report.phases).await?;
         }
     }
 
     // 6. The watch: keep checking for a while; a sustained failure rolls back.
     if smoke_on && !cfg.smoke.watch.is_zero() {
-        let probe = || deploy::service_health(clients, cfg, &deployed);
-        if let Err(e) = smoke::watch(&cfg.smoke, probe, report).await {
+        let probe = || async {
+            deploy::service_health(clients, cfg, &deployed)
+                .await
+                .map_err(Error::from)
+        };
+        let section = report.smoke.get_or_insert_with(SmokeReport::default);
+        if let Err(e) = smoke::watch(&cfg.smoke, probe, section, &mut report.phases).await {
             roll_back_after(
                 clients,
                 cfg,
@@ -261,7 +336,7 @@ async fn deploy_pipeline(
 }
 
 /// Roll back after a failure found past the rollout (smoke tests, watch), when enabled and when this run
-/// changed anything. The caller returns the original error; `report.status` says `rolled-back`.
+/// changed anything. The caller returns the original error; the backend's outcome says it rolled back.
 async fn roll_back_after(
     clients: &Clients,
     cfg: &Config,
@@ -270,8 +345,56 @@ async fn roll_back_after(
     report: &mut Report,
 ) -> Result<(), Error> {
     if cfg.backend.rollback_on_failure && deployed.changed {
-        deploy::rollback(clients, cfg, deployed, reason, report).await?;
-        report.status = Some(Status::RolledBack);
+        let backend = report.backend.get_or_insert_with(BackendReport::default);
+        deploy::rollback(clients, cfg, deployed, reason, backend, &mut report.phases).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_follows_the_backend_outcome_and_the_result() {
+        use BackendOutcome as B;
+        let cases: Vec<(Option<BackendOutcome>, bool, Status)> = vec![
+            (None, false, Status::Failed),
+            (Some(B::Deployed { watched: true }), true, Status::Deployed),
+            (Some(B::Deployed { watched: false }), true, Status::Deployed),
+            // Deployed, then the smoke tests failed and nothing was rolled back.
+            (Some(B::Deployed { watched: true }), false, Status::Failed),
+            (Some(B::NoChange), true, Status::NoChange),
+            (Some(B::NoChange), false, Status::Failed),
+            (Some(B::Planned), true, Status::Planned),
+            // The frontend preflight failed after the backend planned.
+            (Some(B::Planned), false, Status::Failed),
+            (Some(B::RolledBackByEcs), false, Status::RolledBack),
+            (
+                Some(B::Failed { rolled_back: true }),
+                false,
+                Status::RolledBack,
+            ),
+            (
+                Some(B::Failed { rolled_back: false }),
+                false,
+                Status::Failed,
+            ),
+            (
+                Some(B::RolledBackAfter("smoke tests failed".into())),
+                false,
+                Status::RolledBack,
+            ),
+            (Some(B::RolledBack), true, Status::RolledBack),
+            (Some(B::Superseded), false, Status::Failed),
+            (Some(B::PreflightFailed("x".into())), false, Status::Failed),
+            (Some(B::TagsFailed), false, Status::Failed),
+            // A rollback whose own rollout failed never got past its start.
+            (Some(B::Started), false, Status::Failed),
+            (Some(B::Ready), false, Status::Failed),
+        ];
+        for (outcome, ok, want) in cases {
+            assert_eq!(status(outcome.as_ref(), ok), want, "{outcome:?} ok={ok}");
+        }
+    }
 }

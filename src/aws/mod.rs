@@ -58,21 +58,75 @@ pub fn reqwest_client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
         .build()
 }
 
-/// Build the `SdkConfig` for a region. With `credentials`, every client signs with them; without, the
-/// standard chain is used (environment keys, profile, web identity file, container or instance role).
-/// `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` are honoured (that is how tests reach emulators).
+/// Bounds on every AWS call, so an endpoint that accepts and never answers costs a bounded time and a
+/// clear error instead of a hung job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallLimits {
+    /// To open a connection.
+    pub connect: Duration,
+    /// For one attempt, response body included (S3 parts are at most 16 MiB).
+    pub attempt: Duration,
+    /// For the whole operation, retries included.
+    pub operation: Duration,
+    /// Attempts per operation, the first included.
+    pub max_attempts: u32,
+}
+
+impl Default for CallLimits {
+    fn default() -> Self {
+        CallLimits {
+            connect: Duration::from_secs(10),
+            attempt: Duration::from_secs(60),
+            operation: Duration::from_secs(180),
+            max_attempts: 6,
+        }
+    }
+}
+
+impl CallLimits {
+    /// The SDK's timeouts for these limits.
+    pub fn timeout_config(&self) -> aws_config::timeout::TimeoutConfig {
+        aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(self.connect)
+            .operation_attempt_timeout(self.attempt)
+            .operation_timeout(self.operation)
+            .build()
+    }
+
+    /// The standard retry mode: exponential backoff with jitter and a retry quota that refills on
+    /// success. Not the adaptive mode: its client-side rate limiter keeps cutting the send rate while
+    /// faults go on and recovers slowly, which turned 5 s deploys into minutes under throttling.
+    pub fn retry_config(&self) -> aws_config::retry::RetryConfig {
+        aws_config::retry::RetryConfig::standard().with_max_attempts(self.max_attempts)
+    }
+}
+
+/// Build the `SdkConfig` for a region with the default [`CallLimits`]. With `credentials`, every client
+/// signs with them; without, the standard chain is used (environment keys, profile, web identity file,
+/// container or instance role). `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` are honoured (that is
+/// how tests reach emulators).
 pub async fn sdk_config(region: &str, credentials: Option<SharedCredentialsProvider>) -> SdkConfig {
+    sdk_config_with(region, credentials, CallLimits::default()).await
+}
+
+/// [`sdk_config`] with explicit call limits.
+pub async fn sdk_config_with(
+    region: &str,
+    credentials: Option<SharedCredentialsProvider>,
+    limits: CallLimits,
+) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region.to_string()))
         .http_client(http_client())
-        .retry_config(aws_config::retry::RetryConfig::adaptive().with_max_attempts(6));
+        .timeout_config(limits.timeout_config())
+        .retry_config(limits.retry_config());
     if let Some(provider) = credentials {
         loader = loader.credentials_provider(provider);
     }
     loader.load().await
 }
 
-/// Exponential backoff with full jitter: a random delay in `[base*2^(n-1)/2, base*2^(n-1)]`, capped at 30 s.
+/// Exponential backoff with equal jitter: a random delay in `[base*2^(n-1)/2, base*2^(n-1)]`, capped at 30 s.
 pub fn jittered(base: Duration, attempt: u32) -> Duration {
     let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(10));
     let capped = exp.min(Duration::from_secs(30));
@@ -158,5 +212,61 @@ mod tests {
                 .min(Duration::from_secs(30));
             assert!(d >= full / 2, "{d:?} < {:?}", full / 2);
         }
+    }
+
+    /// An endpoint that accepts connections and never answers: the call ends in a timeout error within
+    /// the operation bound, and every attempt is bounded (paused clock: no real waiting).
+    #[tokio::test(start_paused = true)]
+    async fn a_hung_endpoint_ends_in_a_timeout_within_the_operation_bound() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let held = std::sync::Arc::new(tokio::sync::Mutex::new(Vec::new()));
+        let keep = held.clone();
+        tokio::spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                keep.lock().await.push(sock);
+            }
+        });
+        let limits = CallLimits {
+            connect: Duration::from_secs(2),
+            attempt: Duration::from_secs(5),
+            operation: Duration::from_secs(12),
+            max_attempts: 10,
+        };
+        let creds =
+            aws_credential_types::Credentials::new("AKIDTEST", "secret", None, None, "test");
+        let sdk = sdk_config_with(
+            "us-east-1",
+            Some(SharedCredentialsProvider::new(creds)),
+            limits,
+        )
+        .await
+        .into_builder()
+        .endpoint_url(format!("http://{addr}"))
+        .build();
+        let sts = aws_sdk_sts::Client::new(&sdk);
+        let started = tokio::time::Instant::now();
+        let err = sts.get_caller_identity().send().await.unwrap_err();
+        let took = started.elapsed();
+        assert!(
+            matches!(
+                err,
+                aws_smithy_runtime_api::client::result::SdkError::TimeoutError(_)
+            ),
+            "{err:?}"
+        );
+        assert!(took >= Duration::from_secs(5), "{took:?}");
+        assert!(took <= Duration::from_secs(13), "{took:?}");
+        assert!(
+            !held.lock().await.is_empty(),
+            "the request reached the hung server"
+        );
+    }
+
+    #[test]
+    fn the_retry_mode_is_standard_not_adaptive() {
+        let r = CallLimits::default().retry_config();
+        assert_eq!(r.mode(), aws_config::retry::RetryMode::Standard);
+        assert_eq!(r.max_attempts(), 6);
     }
 }

@@ -84,6 +84,16 @@ impl Sinks {
         outputs: &[(String, String)],
         stdout: &mut impl Write,
     ) -> Result<(), Error> {
+        self.write_outputs_delimited(outputs, stdout, new_delimiter)
+    }
+
+    /// [`Sinks::write_outputs`] with the delimiter source passed in, so a test can pin the exact text.
+    fn write_outputs_delimited(
+        &self,
+        outputs: &[(String, String)],
+        stdout: &mut impl Write,
+        new_delimiter: impl Fn() -> String,
+    ) -> Result<(), Error> {
         match &self.output_file {
             Some(path) => {
                 let delimiter = new_delimiter();
@@ -127,28 +137,6 @@ impl Sinks {
     }
 }
 
-/// Parse a `GITHUB_OUTPUT` file the way the runner does (heredoc and `name=value` forms), in order. Used
-/// by the tests to read what a run wrote exactly as GitHub would.
-pub fn parse_outputs(text: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut lines = text.lines();
-    while let Some(line) = lines.next() {
-        if let Some((name, delim)) = line.split_once("<<") {
-            let mut value = Vec::new();
-            for l in lines.by_ref() {
-                if l == delim {
-                    break;
-                }
-                value.push(l);
-            }
-            out.push((name.to_string(), value.join("\n")));
-        } else if let Some((k, v)) = line.split_once('=') {
-            out.push((k.to_string(), v.to_string()));
-        }
-    }
-    out
-}
-
 fn cap_summary(markdown: &str) -> String {
     if markdown.len() <= SUMMARY_LIMIT {
         let mut s = markdown.to_string();
@@ -186,27 +174,66 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hostile_value_cannot_add_an_output() {
+    fn output_file_text_is_exact() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out");
         let sinks = Sinks {
             output_file: Some(path.clone()),
             summary_file: None,
         };
-        let hostile = "v1\nghadelimiter_0000\ninjected=yes\ninjected<<EOF\nx\nEOF";
+        let outputs = [
+            ("status".to_string(), "deployed".to_string()),
+            ("smoke-report".to_string(), "line 1\nline 2".to_string()),
+            ("empty".to_string(), String::new()),
+        ];
+        let fixed = || "ghadelimiter_FIXED".to_string();
         sinks
-            .write_outputs(
-                &[
-                    ("tag".into(), hostile.into()),
-                    ("status".into(), "deployed".into()),
-                ],
-                &mut io::sink(),
-            )
+            .write_outputs_delimited(&outputs, &mut io::sink(), fixed)
             .unwrap();
-        let parsed = parse_outputs(&std::fs::read_to_string(&path).unwrap());
-        assert_eq!(parsed.len(), 2);
-        assert_eq!(parsed[0], ("tag".to_string(), hostile.to_string()));
-        assert_eq!(parsed[1], ("status".to_string(), "deployed".to_string()));
+        // A second write appends with its own delimiter, as two steps' writes would.
+        sinks
+            .write_outputs_delimited(&outputs[..1], &mut io::sink(), fixed)
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "status<<ghadelimiter_FIXED\n\
+             deployed\n\
+             ghadelimiter_FIXED\n\
+             smoke-report<<ghadelimiter_FIXED\n\
+             line 1\n\
+             line 2\n\
+             ghadelimiter_FIXED\n\
+             empty<<ghadelimiter_FIXED\n\
+             \n\
+             ghadelimiter_FIXED\n\
+             status<<ghadelimiter_FIXED\n\
+             deployed\n\
+             ghadelimiter_FIXED\n"
+        );
+    }
+
+    #[test]
+    fn output_file_uses_a_fresh_random_delimiter() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out");
+        let sinks = Sinks {
+            output_file: Some(path.clone()),
+            summary_file: None,
+        };
+        sinks
+            .write_outputs(&[("status".into(), "deployed".into())], &mut io::sink())
+            .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let delimiter = text
+            .strip_prefix("status<<")
+            .and_then(|rest| rest.split_once('\n'))
+            .map(|(d, _)| d)
+            .unwrap();
+        assert!(delimiter.starts_with("ghadelimiter_"), "{text}");
+        assert_eq!(
+            text,
+            format!("status<<{delimiter}\ndeployed\n{delimiter}\n")
+        );
     }
 
     #[test]

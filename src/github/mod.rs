@@ -3,6 +3,7 @@
 
 pub mod commands;
 pub mod files;
+pub mod log;
 pub mod oidc;
 
 use std::path::PathBuf;

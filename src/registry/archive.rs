@@ -13,7 +13,8 @@ use futures::stream::{BoxStream, StreamExt};
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::{sha256_digest, Manifest, DOCKER_MANIFEST, OCI_MANIFEST};
+pub use super::error::ArchiveError as Error;
+use super::manifest::{sha256_digest, Manifest, DOCKER_MANIFEST, OCI_MANIFEST};
 
 /// Docker's config media type.
 const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
@@ -23,37 +24,6 @@ const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
 const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 /// Small JSON files of an archive are read whole; anything bigger is not what it claims to be.
 const MAX_JSON: u64 = 4 * 1024 * 1024;
-
-/// An archive that cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// Reading failed.
-    #[error("failed to read image archive `{path}`: {message}")]
-    Io {
-        /// The archive.
-        path: String,
-        /// The I/O error.
-        message: String,
-    },
-    /// Not an OCI layout or docker-save archive, or an inconsistent one.
-    #[error("failed to read image archive `{path}`: {message}")]
-    Format {
-        /// The archive.
-        path: String,
-        /// What is wrong.
-        message: String,
-    },
-}
-
-impl Error {
-    /// One line telling the reader how to fix it.
-    pub fn hint(&self) -> String {
-        match self {
-            Error::Io { .. } => "check that `image-archive` names a file or directory the build step wrote into the workspace".into(),
-            Error::Format { .. } => "write the archive with `docker save -o image.tar IMAGE`, `docker buildx build --output type=oci,dest=image.tar`, or `skopeo copy ... oci:DIR:TAG`".into(),
-        }
-    }
-}
 
 /// Where a file of the archive is.
 #[derive(Debug, Clone)]
@@ -259,7 +229,7 @@ fn blob_name(digest: &str) -> Option<String> {
 impl Archive {
     /// Open an archive and pick the image for `tag` (the only image, or the one named with the tag).
     /// Blocking: hashes `docker save` layers; call it on a blocking thread.
-    pub fn open(path: &Path, tag: &str) -> Result<Archive, Error> {
+    pub(crate) fn open(path: &Path, tag: &str) -> Result<Archive, Error> {
         let files = Files::open(path)?;
         if files.exists("oci-layout") && files.exists("index.json") {
             Self::open_layout(files, tag)
@@ -442,13 +412,8 @@ impl Archive {
     }
 
     /// The image's top manifest (an image or an index).
-    pub fn top(&self) -> &Manifest {
+    pub(crate) fn top(&self) -> &Manifest {
         &self.top
-    }
-
-    /// The archive's path.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     fn missing(&self, digest: &str) -> Error {
@@ -479,7 +444,7 @@ impl Archive {
     }
 
     /// A manifest of the archive by digest (verified).
-    pub async fn manifest(&self, digest: &str) -> Result<Manifest, Error> {
+    pub(super) async fn manifest(&self, digest: &str) -> Result<Manifest, Error> {
         if let Some(m) = self.built.get(digest) {
             return Ok(m.clone());
         }
@@ -510,7 +475,7 @@ impl Archive {
     }
 
     /// Stream a blob from the file (64 KiB reads).
-    pub async fn blob(
+    pub(super) async fn blob(
         &self,
         digest: &str,
         size: u64,
@@ -575,7 +540,7 @@ mod tests {
         let a = Archive::open(&tar_path, "v1").unwrap();
         let top = a.top().clone();
         assert_eq!(top.media_type, DOCKER_MANIFEST);
-        let super::super::Parsed::Image(blobs) = top.parse().unwrap() else {
+        let super::super::manifest::Parsed::Image(blobs) = top.parse().unwrap() else {
             panic!()
         };
         // The symlinked second layer is the same blob: listed once.

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{sha256_digest, OCI_MANIFEST};
+use super::manifest::{sha256_digest, OCI_MANIFEST};
 
 /// `artifactType` of a packed frontend build.
 pub const FRONTEND_ARTIFACT: &str = "application/vnd.cloudshop.frontend.v1+tar";

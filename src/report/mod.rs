@@ -1,5 +1,8 @@
-//! One [`Report`] per run feeds the step outputs, the job summary and the JSON log line, so they never
-//! disagree. On failure the partial report is still written.
+//! One [`Report`] per run feeds the step outputs and the job summary, so they never disagree. On failure
+//! the partial report is still written. Each step fills only its own section; `run.rs` sets the
+//! [`Status`].
+//!
+//! APIs: none.
 
 use std::fmt::Write as _;
 
@@ -43,25 +46,19 @@ impl Status {
 pub struct Report {
     /// `deploy`, `promote`, `rollback`.
     pub command: String,
-    /// Environment name.
     pub environment: String,
-    /// Dry run.
     pub dry_run: bool,
-    /// Final status, once known.
+    /// Final status, set by the run once the command ended.
     pub status: Option<Status>,
     /// The account the credentials belong to.
     pub aws_account_id: Option<String>,
     /// Total wall time.
     pub duration_seconds: f64,
-    /// Timed phases, in order.
+    /// Timed phases, in the order they ended.
     pub phases: Timeline,
-    /// The backend deploy.
     pub backend: Option<crate::steps::deploy::BackendReport>,
-    /// The image promotion.
-    pub promote: Option<crate::steps::promote::PromoteReport>,
-    /// The smoke tests.
+    pub promote: Option<crate::steps::image::PromoteReport>,
     pub smoke: Option<crate::steps::smoke::SmokeReport>,
-    /// The frontend sync.
     pub frontend: Option<crate::steps::frontend::SyncReport>,
     /// The error, when the run failed: message and hint.
     pub error: Option<(String, String)>,

@@ -1,10 +1,13 @@
-//! The steps of a run. Each is a plain async function over concrete SDK clients and a typed plan,
-//! returning a typed, `Serialize` outcome; decisions live in plans, I/O lives here.
+//! The steps of a run. Each is a plain async function over concrete SDK clients and a typed plan that
+//! writes only its own report section (a `Serialize` type implementing `report::Section`) and the run's
+//! timeline; decisions live in plans, I/O lives here, the run's status is decided in `run.rs`.
+//!
+//! APIs: see each step.
 
 pub mod deploy;
 pub mod frontend;
+pub mod image;
 pub mod logs;
-pub mod promote;
 pub mod smoke;
 
 use aws_types::SdkConfig;
@@ -14,15 +17,11 @@ use aws_types::SdkConfig;
 pub struct Clients {
     /// The config they were built from (region, credentials, endpoints).
     pub sdk: SdkConfig,
-    /// ECS.
     pub ecs: aws_sdk_ecs::Client,
-    /// ECR.
     pub ecr: aws_sdk_ecr::Client,
-    /// S3.
+    /// Path-style addressing when an endpoint override (an emulator) is in force.
     pub s3: aws_sdk_s3::Client,
-    /// STS.
     pub sts: aws_sdk_sts::Client,
-    /// CloudFront.
     pub cloudfront: aws_sdk_cloudfront::Client,
 }
 

@@ -1,8 +1,8 @@
-//! Smoke tests (issue #4): prove the deployed API answers (`/health`, `/products`, CORS), check the
+//! Smoke tests: prove the deployed API answers (`/health`, `/products`, CORS), check the
 //! website after the frontend sync, and watch the service for a while after the deploy.
 //!
 //! APIs: plain HTTP(S) to the app (reqwest, rustls with embedded roots); the ECS service is read only
-//! through the deploy step's `probe` (`DescribeServices`/`DescribeTasks` there).
+//! through the caller's `probe` (the deploy step's `DescribeServices`/`DescribeTasks`).
 //!
 //! - [`run`]: every check concurrently, each retried with jittered backoff until it passes or
 //!   `smoke-timeout` is spent. Each attempt is cut off after `smoke.request-timeout`, and no attempt starts
@@ -11,27 +11,31 @@
 //! - [`watch`]: for `watch`, every `smoke.watch-interval`, one attempt per check plus one `probe`; as many
 //!   bad rounds in a row as `smoke.watch-failures` is a sustained failure.
 //!
+//! Each function writes only its own [`SmokeReport`] and the run's [`Timeline`].
+//!
 //! A URL's userinfo is never printed, and configured request-header values are masked (`::add-mask::`)
 //! before the first request and blanked out of everything the report keeps.
 
 mod check;
+mod redact;
 mod report;
+mod result;
 pub mod schedule;
 
 use std::future::Future;
 
+use serde::Serialize;
 use tokio::time::Instant;
 use url::Url;
 
-pub use check::{display_url, Redactor, MAX_REDIRECTS};
-pub use report::{
-    Attempt, BadRound, CheckResult, SmokeReport, SmokeStatus, WatchReport, WatchStat,
-};
+pub use check::MAX_REDIRECTS;
+pub use redact::{display_url, Redactor};
+pub use report::{BadRound, SmokeReport, SmokeStatus, WatchReport, WatchStat};
+pub use result::{Attempt, CheckResult};
 
 use crate::config::Smoke;
 use crate::github::commands;
-use crate::report::Report;
-use crate::steps::deploy::{self, ServiceHealth};
+use crate::report::section::{Outcome, Timeline};
 use check::Check;
 
 /// The path the CORS preflight is sent for: the frontend's first call.
@@ -133,7 +137,8 @@ fn protect_to(cfg: &Smoke, out: &mut impl std::io::Write) -> Redactor {
         r.add_userinfo(url);
     }
     for c in &cfg.checks {
-        for v in c.headers.values() {
+        // Config accepted only visible ASCII values, so each has a text form.
+        for v in c.headers.values().filter_map(|v| v.to_str().ok()) {
             r.add(v);
         }
     }
@@ -149,11 +154,7 @@ fn protect_to(cfg: &Smoke, out: &mut impl std::io::Write) -> Redactor {
 /// applied around each whole exchange (see `check::attempt`).
 fn client(cfg: &Smoke) -> Result<reqwest::Client, Error> {
     reqwest::Client::builder()
-        .user_agent(concat!(
-            "cloudshop-deploy/",
-            env!("CARGO_PKG_VERSION"),
-            " (smoke test)"
-        ))
+        .user_agent(format!("{} (smoke test)", crate::aws::USER_AGENT))
         .redirect(check::redirect_policy(
             cfg.checks.iter().any(|c| !c.headers.is_empty()),
         ))
@@ -183,6 +184,15 @@ fn api_checks(cfg: &Smoke, base: &Url) -> Result<Vec<Check>, Error> {
     Ok(checks)
 }
 
+/// The phase outcome of a step that found `err`.
+fn outcome(err: &Option<Error>) -> Outcome {
+    if err.is_some() {
+        Outcome::Failed
+    } else {
+        Outcome::Ok
+    }
+}
+
 fn log_result(r: &CheckResult) {
     let (p50, max) = r.latency();
     if r.passed {
@@ -193,18 +203,22 @@ fn log_result(r: &CheckResult) {
 }
 
 /// Mark the smoke tests as skipped, with the reason (`smoke-tests: false`, or no URL).
-pub fn skip(cfg: &Smoke, report: &mut Report) {
+pub fn skip(cfg: &Smoke, section: &mut SmokeReport) {
     let reason = if !cfg.enabled {
         "turned off (`smoke-tests: false`)"
     } else {
         "no URL to test (set `api-url`, `smoke.url` or `smoke-url`)"
     };
     tracing::info!("smoke tests skipped: {reason}");
-    report.smoke = Some(SmokeReport::skipped(reason));
+    *section = SmokeReport::skipped(reason);
 }
 
 /// Run the API checks (and the CORS check) within `cfg.timeout`; `Err` when any failed.
-pub async fn run(cfg: &Smoke, report: &mut Report) -> Result<(), Error> {
+pub async fn run(
+    cfg: &Smoke,
+    section: &mut SmokeReport,
+    timeline: &mut Timeline,
+) -> Result<(), Error> {
     let started = Instant::now();
     let _group = commands::group("Smoke tests");
     let redact = protect(cfg);
@@ -251,24 +265,19 @@ pub async fn run(cfg: &Smoke, report: &mut Report) -> Result<(), Error> {
             .iter()
             .all(|r| r.attempts.iter().all(|a| a.status.is_none())),
     });
-    let smoke = report.smoke.get_or_insert_with(SmokeReport::default);
-    smoke.base_url = Some(display_url(base));
-    smoke.checks = results;
-    smoke.settle();
-    report.phase(
-        "smoke tests",
-        started,
-        if err.is_some() {
-            crate::report::section::Outcome::Failed
-        } else {
-            crate::report::section::Outcome::Ok
-        },
-    );
+    section.base_url = Some(display_url(base));
+    section.checks = results;
+    section.settle();
+    timeline.record("smoke tests", started, outcome(&err));
     err.map_or(Ok(()), Err)
 }
 
 /// After the frontend sync: the website URL answers 200 HTML (retried within `cfg.timeout`).
-pub async fn check_frontend(cfg: &Smoke, report: &mut Report) -> Result<(), Error> {
+pub async fn check_frontend(
+    cfg: &Smoke,
+    section: &mut SmokeReport,
+    timeline: &mut Timeline,
+) -> Result<(), Error> {
     let started = Instant::now();
     let _group = commands::group("Website check");
     let redact = protect(cfg);
@@ -292,19 +301,19 @@ pub async fn check_frontend(cfg: &Smoke, report: &mut Report) -> Result<(), Erro
         got: result.got.clone(),
         attempts: result.attempts.len(),
     });
-    let smoke = report.smoke.get_or_insert_with(SmokeReport::default);
-    smoke.website = Some(result);
-    smoke.settle();
-    report.phase(
-        "website check",
-        started,
-        if err.is_some() {
-            crate::report::section::Outcome::Failed
-        } else {
-            crate::report::section::Outcome::Ok
-        },
-    );
+    section.website = Some(result);
+    section.settle();
+    timeline.record("website check", started, outcome(&err));
     err.map_or(Ok(()), Err)
+}
+
+/// The service as one watch round reads it (through the caller's probe).
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceHealth {
+    pub running: i32,
+    pub desired: i32,
+    /// Tasks of the new revision that stopped since the last read, with their reasons.
+    pub new_stopped: Vec<String>,
 }
 
 /// The service as a round saw it: a bad sign in words, or `None` when it looks fine. New stopped tasks
@@ -324,10 +333,15 @@ pub fn service_problem(h: &ServiceHealth) -> Option<String> {
 /// Keep running the checks and reading the service (through `probe`) for `cfg.watch`; `Err` on a
 /// sustained failure (`cfg.watch_failures` bad rounds in a row). A round makes one attempt per check
 /// (no retries) and one `probe` call, at the same time.
-pub async fn watch<F, Fut>(cfg: &Smoke, mut probe: F, report: &mut Report) -> Result<(), Error>
+pub async fn watch<F, Fut>(
+    cfg: &Smoke,
+    mut probe: F,
+    section: &mut SmokeReport,
+    timeline: &mut Timeline,
+) -> Result<(), Error>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<ServiceHealth, deploy::Error>>,
+    Fut: Future<Output = Result<ServiceHealth, crate::Error>>,
 {
     let started = Instant::now();
     let _group = commands::group("Post-deploy watch");
@@ -428,7 +442,7 @@ where
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let (p50, max) = report::p50_max(latencies[i].iter().copied());
+            let (p50, max) = result::p50_max(latencies[i].iter().copied());
             WatchStat {
                 name: c.name.clone(),
                 requests: u32::try_from(latencies[i].len()).unwrap_or(u32::MAX),
@@ -444,19 +458,10 @@ where
         passed = w.passed,
         "watch finished"
     );
-    let smoke = report.smoke.get_or_insert_with(SmokeReport::default);
-    smoke.base_url.get_or_insert_with(|| display_url(base));
-    smoke.watch = Some(w);
-    smoke.settle();
-    report.phase(
-        "watch",
-        started,
-        if err.is_some() {
-            crate::report::section::Outcome::Failed
-        } else {
-            crate::report::section::Outcome::Ok
-        },
-    );
+    section.base_url.get_or_insert_with(|| display_url(base));
+    section.watch = Some(w);
+    section.settle();
+    timeline.record("watch", started, outcome(&err));
     err.map_or(Ok(()), Err)
 }
 
@@ -467,9 +472,10 @@ mod tests {
     #[test]
     fn secrets_are_masked_before_use() {
         let mut checks = crate::config::default_checks();
-        checks[0]
-            .headers
-            .insert("X-Api-Key".into(), "hdr-s3cr3t".into());
+        checks[0].headers.insert(
+            "x-api-key",
+            reqwest::header::HeaderValue::from_static("hdr-s3cr3t"),
+        );
         let cfg = Smoke {
             enabled: true,
             base_url: Some(Url::parse("https://smoke-user:pa%24s@api.example.com").unwrap()),

@@ -17,7 +17,7 @@ use aws_smithy_types::config_bag::ConfigBag;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::Error;
+use super::error::Error;
 
 /// Keys of a described task definition that `RegisterTaskDefinition` rejects (they are set by ECS).
 pub const READ_ONLY_KEYS: &[&str] = &[

@@ -5,12 +5,12 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use globset::GlobSet;
 use md5::Md5;
 use sha2::{Digest, Sha256};
 
-use super::Error;
-use crate::config::CacheRule;
+use super::error::Error;
+use crate::config;
 
 /// `Cache-Control` of HTML entry points and manifests: always revalidate.
 pub const NO_CACHE: &str = "no-cache";
@@ -20,7 +20,7 @@ pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 pub const SHORT: &str = "public, max-age=300";
 
 /// One file of the build, hashed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalFile {
     /// Path relative to the build folder, `/`-separated (the key without the prefix).
     pub rel: String,
@@ -41,22 +41,6 @@ pub struct Found {
     pub rel: String,
     /// The file to read.
     pub path: PathBuf,
-}
-
-/// The exclusion globs, matched against the path relative to the build folder (and against the key
-/// without the prefix on the bucket side, so excluded objects are never deleted either).
-pub fn glob_set(globs: &[String]) -> Result<GlobSet, Error> {
-    let mut b = GlobSetBuilder::new();
-    for g in globs {
-        b.add(Glob::new(g).map_err(|e| Error::Glob {
-            glob: g.clone(),
-            message: e.to_string(),
-        })?);
-    }
-    b.build().map_err(|e| Error::Glob {
-        glob: globs.join(", "),
-        message: e.to_string(),
-    })
 }
 
 /// Walk `dir`: every regular file (hidden ones too) that no `exclude` glob matches. A symbolic link is
@@ -208,32 +192,21 @@ pub fn content_type(rel: &str) -> String {
 /// The Cache-Control rules: the user's (first match wins), then the built-in defaults.
 #[derive(Debug, Clone)]
 pub struct CacheRules {
-    user: Vec<(globset::GlobMatcher, String)>,
+    user: config::CacheRules,
 }
 
 impl CacheRules {
-    /// Compile the user's rules.
-    pub fn new(rules: &[CacheRule]) -> Result<Self, Error> {
-        let user = rules
-            .iter()
-            .map(|r| {
-                Glob::new(&r.glob)
-                    .map(|g| (g.compile_matcher(), r.value.clone()))
-                    .map_err(|e| Error::Glob {
-                        glob: r.glob.clone(),
-                        message: e.to_string(),
-                    })
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(CacheRules { user })
+    /// The user's rules (compiled by the config) before the defaults.
+    pub fn new(user: &config::CacheRules) -> Self {
+        CacheRules { user: user.clone() }
     }
 
     /// The Cache-Control for a path relative to the build folder.
     pub fn for_path(&self, rel: &str) -> String {
-        if let Some((_, v)) = self.user.iter().find(|(m, _)| m.is_match(rel)) {
-            return v.clone();
+        match self.user.find(rel) {
+            Some(v) => v.to_string(),
+            None => default_cache_control(rel).to_string(),
         }
-        default_cache_control(rel).to_string()
     }
 }
 
@@ -334,17 +307,18 @@ mod tests {
 
     #[test]
     fn user_rules_come_first() {
-        let rules = CacheRules::new(&[
-            CacheRule {
+        let user = config::CacheRules::new(vec![
+            config::CacheRule {
                 glob: "static/**".into(),
                 value: "max-age=60".into(),
             },
-            CacheRule {
+            config::CacheRule {
                 glob: "*.html".into(),
                 value: "no-store".into(),
             },
         ])
         .unwrap();
+        let rules = CacheRules::new(&user);
         assert_eq!(rules.for_path("static/js/main.8a7b6c5d.js"), "max-age=60");
         assert_eq!(rules.for_path("a/b.html"), "no-store");
         assert_eq!(rules.for_path("robots.txt"), SHORT);

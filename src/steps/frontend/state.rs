@@ -8,15 +8,11 @@
 //! tool, a copy in place with new headers) changes LastModified, and the sync falls back to `HeadObject`
 //! for that key. A lost or corrupt state file only costs HEADs, never a wrong skip.
 //!
-//! AWS APIs: S3 `GetObject`, `PutObject` (of the state object only).
+//! The model and its format only; `s3` reads and writes the object. No AWS API.
 
 use std::collections::BTreeMap;
 
-use aws_sdk_s3::primitives::ByteStream;
 use serde::{Deserialize, Serialize};
-
-use super::Error;
-use crate::aws::describe;
 
 /// The state object's name, relative to the prefix. Reserved: never uploaded from the build, never
 /// deleted as stale.
@@ -38,7 +34,6 @@ pub struct Listed {
 pub struct Entry {
     /// ETag the listing showed after the write.
     pub etag: String,
-    /// Size.
     pub size: i64,
     /// LastModified the listing showed after the write.
     pub last_modified: String,
@@ -70,92 +65,68 @@ pub struct SyncState {
 
 const VERSION: u32 = 1;
 
-/// Read the state object; `None` when there is none (first run) or it cannot be used.
-pub async fn read(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    key: &str,
-) -> Result<Option<SyncState>, Error> {
-    let out = match s3.get_object().bucket(bucket).key(key).send().await {
-        Ok(o) => o,
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
-        // A missing bucket is reported, once and clearly, by the listing that runs alongside.
-        Err(e) if crate::aws::code(&e) == Some("NoSuchBucket") => return Ok(None),
-        Err(e) => {
-            let status = e.raw_response().map(|r| r.status().as_u16());
-            return Err(super::object_error(
-                "read",
-                bucket,
-                key,
-                status,
-                describe(&e),
-            ));
-        }
-    };
-    let bytes = match out.body.collect().await {
-        Ok(b) => b.into_bytes(),
-        Err(e) => {
-            tracing::warn!("could not read the sync state `{key}` ({e}); every object will be checked with HeadObject");
-            return Ok(None);
-        }
-    };
-    match serde_json::from_slice::<SyncState>(&bytes) {
-        Ok(s) if s.version == VERSION => Ok(Some(s)),
+/// The state of `objects`, in the current format.
+pub fn new(objects: BTreeMap<String, Entry>) -> SyncState {
+    SyncState {
+        version: VERSION,
+        objects,
+    }
+}
+
+/// Parse the state object read from `key`; `None` (with a warning) when it cannot be used, which only
+/// costs HEAD requests.
+pub fn decode(key: &str, bytes: &[u8]) -> Option<SyncState> {
+    match serde_json::from_slice::<SyncState>(bytes) {
+        Ok(s) if s.version == VERSION => Some(s),
         Ok(s) => {
             tracing::warn!(
                 version = s.version,
                 "unknown sync state version; ignoring it"
             );
-            Ok(None)
+            None
         }
         Err(e) => {
             tracing::warn!("the sync state `{key}` does not parse ({e}); ignoring it");
-            Ok(None)
+            None
         }
-    }
-}
-
-/// Write the state object. A failure is only a warning: the sync is done, the next run checks with HEAD.
-pub async fn write(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    key: &str,
-    objects: BTreeMap<String, Entry>,
-) {
-    let state = SyncState {
-        version: VERSION,
-        objects,
-    };
-    let body = match serde_json::to_vec(&state) {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::warn!("could not encode the sync state: {e}");
-            return;
-        }
-    };
-    let res = s3
-        .put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(ByteStream::from(body))
-        .content_type("application/json")
-        .cache_control("no-store")
-        .send()
-        .await;
-    match res {
-        Ok(_) => tracing::info!(objects = state.objects.len(), "sync state written to `{key}`"),
-        Err(e) => crate::github::commands::emit(
-            crate::github::commands::Level::Warning,
-            None,
-            &format!(
-                "failed to write the sync state `s3://{bucket}/{key}`: {}; the next run compares with HeadObject instead",
-                describe(&e)
-            ),
-        ),
     }
 }
 
 /// Is this state the same as `objects` (so writing it would change nothing)?
 pub fn same(old: Option<&SyncState>, objects: &BTreeMap<String, Entry>) -> bool {
     old.is_some_and(|s| s.version == VERSION && &s.objects == objects)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn objects() -> BTreeMap<String, Entry> {
+        let e = Entry {
+            etag: "900150983cd24fb0d6963f7d28e17f72".into(),
+            size: 3,
+            last_modified: "1700000000.000000000".into(),
+            sha256: "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad".into(),
+            content_type: "text/plain; charset=utf-8".into(),
+            cache_control: "public, max-age=300".into(),
+        };
+        [("web/a.txt".to_string(), e)].into()
+    }
+
+    #[test]
+    fn the_state_round_trips_and_a_foreign_one_is_ignored() {
+        let bytes = serde_json::to_vec(&new(objects())).unwrap();
+        let back = decode("k", &bytes).unwrap();
+        assert_eq!(back.objects, objects());
+        assert!(same(Some(&back), &objects()));
+        assert!(!same(Some(&back), &BTreeMap::new()));
+        assert!(!same(None, &objects()));
+        let future = serde_json::to_vec(&SyncState {
+            version: VERSION + 1,
+            objects: objects(),
+        })
+        .unwrap();
+        assert_eq!(decode("k", &future), None);
+        assert_eq!(decode("k", b"not json"), None);
+    }
 }

@@ -3,17 +3,19 @@
 //!
 //! Secrets: a URL's userinfo is never part of a displayed URL (reqwest turns it into basic auth), and
 //! the [`Redactor`] blanks configured header values and URL credentials out of every text kept.
+//!
+//! APIs: plain HTTP(S) to the app (reqwest).
 
 use std::time::Duration;
 
-use base64::Engine as _;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::Method;
 use serde_json::Value;
 use tokio::time::Instant;
 use url::Url;
 
-use super::report::{Attempt, CheckResult};
+use super::redact::{display_url, Redactor};
+use super::result::{Attempt, CheckResult};
 use super::schedule;
 use crate::config::{CheckSpec, JsonExpect};
 
@@ -26,67 +28,6 @@ const BODY_LIMIT: usize = 1 << 20;
 
 /// Longest body excerpt kept in a result.
 const EXCERPT: usize = 100;
-
-/// Replaces secrets with `***` in any text the step keeps or prints.
-#[derive(Debug, Clone, Default)]
-pub struct Redactor {
-    secrets: Vec<String>,
-}
-
-impl Redactor {
-    /// Add a secret (empty strings are ignored).
-    pub fn add(&mut self, secret: &str) {
-        if !secret.is_empty() && !self.secrets.iter().any(|s| s == secret) {
-            self.secrets.push(secret.to_string());
-            // Longest first, so a secret containing another is blanked whole.
-            self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        }
-    }
-
-    /// Add a URL's userinfo: as written, percent-decoded, and as the basic-auth token reqwest derives
-    /// from it (a server that echoes request headers would otherwise hand it back).
-    pub fn add_userinfo(&mut self, url: &Url) {
-        let decode = |part: &str| {
-            percent_encoding::percent_decode_str(part)
-                .decode_utf8()
-                .map(|d| d.to_string())
-                .unwrap_or_else(|_| part.to_string())
-        };
-        let (user, pass) = (url.username(), url.password());
-        if user.is_empty() && pass.is_none() {
-            return;
-        }
-        for part in [user, pass.unwrap_or("")] {
-            self.add(part);
-            self.add(&decode(part));
-        }
-        let pair = format!("{}:{}", decode(user), pass.map(decode).unwrap_or_default());
-        self.add(&base64::engine::general_purpose::STANDARD.encode(pair));
-    }
-
-    /// The secrets, for masking.
-    pub fn secrets(&self) -> &[String] {
-        &self.secrets
-    }
-
-    /// `text` with every secret replaced by `***`.
-    pub fn apply(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for s in &self.secrets {
-            out = out.replace(s.as_str(), "***");
-        }
-        out
-    }
-}
-
-/// A URL as it may be printed: no userinfo, no fragment.
-pub fn display_url(url: &Url) -> String {
-    let mut u = url.clone();
-    let _ = u.set_username("");
-    let _ = u.set_password(None);
-    u.set_fragment(None);
-    u.to_string()
-}
 
 /// What kind of judgement a check gets beyond its spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,31 +79,11 @@ pub fn join(base: &Url, path: &str) -> Result<Url, url::ParseError> {
 }
 
 impl Check {
-    /// Compile a configured check against the base URL. `Err` carries a message that names no secret.
+    /// A configured check (compiled by the config) against the base URL. `Err` carries a message that
+    /// names no secret.
     pub fn api(base: &Url, spec: &CheckSpec) -> Result<Check, String> {
-        let method = Method::from_bytes(spec.method.to_ascii_uppercase().as_bytes())
-            .map_err(|_| format!("`{}` is not an HTTP method", spec.method))?;
+        let method = spec.method.clone();
         let url = join(base, &spec.path).map_err(|e| format!("bad path `{}`: {e}", spec.path))?;
-        let mut headers = HeaderMap::new();
-        for (k, v) in &spec.headers {
-            let name = HeaderName::from_bytes(k.as_bytes())
-                .map_err(|_| format!("`{k}` is not a header name"))?;
-            let mut value = HeaderValue::from_str(v)
-                .map_err(|_| format!("the value of header `{k}` is not a valid header value"))?;
-            value.set_sensitive(true);
-            headers.insert(name, value);
-        }
-        let mut expect_headers = Vec::new();
-        for (k, v) in &spec.expect_headers {
-            let name = HeaderName::from_bytes(k.as_bytes())
-                .map_err(|_| format!("`{k}` is not a header name"))?;
-            expect_headers.push((name, v.clone()));
-        }
-        let max_latency = spec
-            .max_latency
-            .as_deref()
-            .map(|l| crate::config::parse_duration("max-latency", l).map_err(|e| e.to_string()))
-            .transpose()?;
         let statuses = spec
             .status
             .as_ref()
@@ -177,12 +98,12 @@ impl Check {
             display_url: display_url(&url),
             method,
             url,
-            headers,
+            headers: spec.headers.clone(),
             statuses,
             json: spec.json.clone(),
             body_contains: spec.body_contains.clone(),
-            expect_headers,
-            max_latency,
+            expect_headers: spec.expect_headers.clone(),
+            max_latency: spec.max_latency,
             kind: Kind::Api,
             expected: String::new(),
         };
@@ -237,6 +158,20 @@ impl Check {
         };
         check.expected = check.describe_expectation();
         check
+    }
+
+    /// The result of this check from its attempts: the last one decides.
+    pub fn result(&self, attempts: Vec<Attempt>) -> CheckResult {
+        let last = attempts.last();
+        CheckResult {
+            name: self.name.clone(),
+            method: self.method.to_string(),
+            url: self.display_url.clone(),
+            expected: self.expected.clone(),
+            got: last.map(|a| a.got.clone()).unwrap_or_default(),
+            passed: last.is_some_and(|a| a.passed),
+            attempts,
+        }
     }
 
     fn describe_expectation(&self) -> String {
@@ -594,26 +529,25 @@ pub async fn until_pass(
             None => break,
         }
     }
-    CheckResult::new(check, attempts)
+    check.result(attempts)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::OneOrMany;
-    use std::collections::BTreeMap;
 
     fn spec(path: &str) -> CheckSpec {
         CheckSpec {
             name: None,
-            method: "GET".into(),
+            method: Method::GET,
             path: path.into(),
             status: None,
             json: None,
             body_contains: None,
-            expect_headers: BTreeMap::new(),
+            expect_headers: Vec::new(),
             max_latency: None,
-            headers: BTreeMap::new(),
+            headers: HeaderMap::new(),
         }
     }
 
@@ -637,16 +571,6 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_redactor_blanks_userinfo_and_values() {
-        let mut r = Redactor::default();
-        r.add_userinfo(&base());
-        r.add("token-123");
-        r.add("");
-        let out = r.apply("user pa ss pa%20ss token-123 token-1234 Basic dXNlcjpwYSBzcw==");
-        assert_eq!(out, "*** *** *** *** ***4 Basic ***");
-    }
-
     fn judge(c: &Check, status: u16, hdrs: &[(&str, &str)], body: &str, ms: u64) -> (bool, String) {
         let mut h = HeaderMap::new();
         for (k, v) in hdrs {
@@ -667,9 +591,9 @@ mod tests {
                 non_empty: true,
                 contains_names: vec!["Laptop".into(), "Mouse".into()],
             });
-            s.max_latency = Some("1s".into());
+            s.max_latency = Some(Duration::from_secs(1));
             s.expect_headers
-                .insert("content-type".into(), "json".into());
+                .push((HeaderName::from_static("content-type"), "json".into()));
             Check::api(&base(), &s).unwrap()
         };
         assert_eq!(

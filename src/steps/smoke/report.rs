@@ -1,11 +1,13 @@
 //! What the smoke step found, in one place: every check with every attempt, the website check, the
 //! watch. It feeds the `smoke-status`/`smoke-report` outputs and the job-summary section.
+//!
+//! APIs: none.
 
 use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::check::Check;
+use super::result::CheckResult;
 use crate::report::section::md_escape;
 
 /// How the smoke tests ended.
@@ -32,95 +34,16 @@ impl SmokeStatus {
     }
 }
 
-/// One request of a check.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Attempt {
-    /// The HTTP status, when a reply came.
-    pub status: Option<u16>,
-    /// Time to the full (capped) body, or to the failure.
-    pub latency_ms: u64,
-    /// Did it meet every expectation?
-    pub passed: bool,
-    /// What came back, in words (secrets redacted).
-    pub got: String,
-}
-
-/// A check and all its attempts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct CheckResult {
-    /// Display name.
-    pub name: String,
-    /// Method.
-    pub method: String,
-    /// URL, without userinfo.
-    pub url: String,
-    /// The expectation, in words.
-    pub expected: String,
-    /// What the last attempt got.
-    pub got: String,
-    /// Did it pass in the end?
-    pub passed: bool,
-    /// Every attempt, in order.
-    pub attempts: Vec<Attempt>,
-}
-
-/// Median (nearest rank, lower) and maximum of some latencies.
-pub fn p50_max(latencies: impl IntoIterator<Item = u64>) -> (u64, u64) {
-    let mut v: Vec<u64> = latencies.into_iter().collect();
-    if v.is_empty() {
-        return (0, 0);
-    }
-    v.sort_unstable();
-    (v[(v.len() - 1) / 2], v[v.len() - 1])
-}
-
-impl CheckResult {
-    /// The result of a check from its attempts.
-    pub fn new(check: &Check, attempts: Vec<Attempt>) -> CheckResult {
-        let last = attempts.last();
-        CheckResult {
-            name: check.name.clone(),
-            method: check.method.to_string(),
-            url: check.display_url.clone(),
-            expected: check.expected.clone(),
-            got: last.map(|a| a.got.clone()).unwrap_or_default(),
-            passed: last.is_some_and(|a| a.passed),
-            attempts,
-        }
-    }
-
-    /// p50 and max latency over the attempts, in ms.
-    pub fn latency(&self) -> (u64, u64) {
-        p50_max(self.attempts.iter().map(|a| a.latency_ms))
-    }
-
-    fn compact(&self) -> serde_json::Value {
-        let (p50, max) = self.latency();
-        serde_json::json!({
-            "name": self.name,
-            "url": self.url,
-            "expected": self.expected,
-            "got": self.got,
-            "attempts": self.attempts.len(),
-            "p50_ms": p50,
-            "max_ms": max,
-            "passed": self.passed,
-        })
-    }
-}
-
 /// One check's figures over the watch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WatchStat {
-    /// Check name.
     pub name: String,
-    /// Requests made.
     pub requests: u32,
     /// Requests that failed.
     pub failed: u32,
-    /// Median latency.
+    /// Median latency (nearest rank, lower), ms.
     pub p50_ms: u64,
-    /// Worst latency.
+    /// Worst latency, ms.
     pub max_ms: u64,
 }
 
@@ -144,17 +67,13 @@ pub struct WatchReport {
     pub interval_seconds: u64,
     /// Consecutive bad rounds that count as sustained.
     pub failures_allowed: u32,
-    /// Rounds planned.
     pub rounds_planned: u32,
-    /// Rounds done.
     pub rounds: u32,
-    /// Bad rounds.
     pub bad_rounds: u32,
     /// The longest run of consecutive bad rounds.
     pub max_consecutive: u32,
     /// Ended without a sustained failure.
     pub passed: bool,
-    /// Per-check figures.
     pub checks: Vec<WatchStat>,
     /// The service as last seen (`2/2 running`).
     pub service: Option<String>,
@@ -361,6 +280,7 @@ impl crate::report::section::Section for SmokeReport {
 
 #[cfg(test)]
 mod tests {
+    use super::super::result::{Attempt, CheckResult};
     use super::*;
     use crate::report::section::Section;
 
@@ -436,14 +356,6 @@ mod tests {
         };
         r.settle();
         r
-    }
-
-    #[test]
-    fn percentiles() {
-        assert_eq!(p50_max([]), (0, 0));
-        assert_eq!(p50_max([7]), (7, 7));
-        assert_eq!(p50_max([30, 10, 20]), (20, 30));
-        assert_eq!(p50_max([40, 10, 20, 30]), (20, 40));
     }
 
     #[test]

@@ -1,0 +1,829 @@
+//! A loopback ECS simulator speaking the ECS JSON 1.1 protocol (POST /, `X-Amz-Target:
+//! AmazonEC2ContainerServiceV20141113.<Op>`) to the real SDK client, because moto's ECS deployments never
+//! progress. One cluster, one service, one task-definition family; every deployment follows a script
+//! ([`Scenario`]) advanced by each `DescribeServices` (or `DescribeServiceDeployments`) call. Every call is
+//! recorded, so tests can prove that no mutating call was made.
+//!
+//! Public API: [`EcsSim::start`] / [`EcsSim::start_with`] -> `endpoint`, [`EcsSim::calls`],
+//! [`EcsSim::mutating_calls`], [`EcsSim::service_task_definition`], [`EcsSim::task_definition`].
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Value};
+
+/// Why the simulated tasks stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// The image cannot be pulled.
+    CannotPull,
+    /// Secrets / network could not be set up.
+    ResourceInit,
+    /// The app exited.
+    EssentialExited,
+    /// The target group health check failed.
+    ElbHealth,
+}
+
+impl StopReason {
+    /// The task's `stoppedReason` (and the container's reason / exit code).
+    fn task_json(self, arn: &str, td: &str) -> Value {
+        let (reason, code, container) = match self {
+            StopReason::CannotPull => (
+                "CannotPullContainerError: pull image manifest has been retried 5 time(s): failed to resolve ref: not found",
+                "TaskFailedToStart",
+                json!({"name": "backend", "reason": "CannotPullContainerError: ref not found", "lastStatus": "STOPPED"}),
+            ),
+            StopReason::ResourceInit => (
+                "ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval failed",
+                "TaskFailedToStart",
+                json!({"name": "backend", "lastStatus": "STOPPED"}),
+            ),
+            StopReason::EssentialExited => (
+                "Essential container in task exited",
+                "EssentialContainerExited",
+                json!({"name": "backend", "exitCode": 3, "reason": "ModuleNotFoundError: No module named 'fastapi'", "lastStatus": "STOPPED"}),
+            ),
+            StopReason::ElbHealth => (
+                "Task failed ELB health checks in (target-group arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/stage-tg/abc)",
+                "ServiceSchedulerInitiated",
+                json!({"name": "backend", "exitCode": 137, "lastStatus": "STOPPED"}),
+            ),
+        };
+        json!({
+            "taskArn": arn, "taskDefinitionArn": td, "lastStatus": "STOPPED", "desiredStatus": "STOPPED",
+            "stoppedReason": reason, "stopCode": code, "containers": [container]
+        })
+    }
+
+    /// A fragment of the reason, for assertions.
+    pub fn needle(self) -> &'static str {
+        match self {
+            StopReason::CannotPull => "CannotPullContainerError",
+            StopReason::ResourceInit => "ResourceInitializationError",
+            StopReason::EssentialExited => "exit code 3",
+            StopReason::ElbHealth => "ELB health checks",
+        }
+    }
+}
+
+/// How the FIRST deployment (the deploy) goes; later ones (rollbacks) complete after two polls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scenario {
+    /// COMPLETED after this many polls (all tasks running one poll before).
+    Succeed { after: u32 },
+    /// Tasks fail; after `after` polls the circuit breaker marks it FAILED and rolls back by itself.
+    CircuitBreaker { after: u32 },
+    /// Tasks stop with `reason`; after `after` polls the deployment is FAILED (no automatic rollback).
+    TasksFail { reason: StopReason, after: u32 },
+    /// IN_PROGRESS forever.
+    NeverEnds,
+    /// The first `times` DescribeServices after the update are throttled, then COMPLETED after `after`.
+    Throttle { times: u32, after: u32 },
+    /// The service is deleted after `after` polls.
+    DeletedMidway { after: u32 },
+    /// Blue/green: the service deployment goes through lifecycle stages, then SUCCESSFUL (or ECS rolls back).
+    BlueGreen { after: u32, rollback: bool },
+}
+
+/// The initial state.
+#[derive(Debug, Clone)]
+pub struct Seed {
+    /// Cluster name.
+    pub cluster: String,
+    /// Service name.
+    pub service: String,
+    /// Task-definition family (revisions 1 and 2 exist; the service runs 2).
+    pub family: String,
+    /// Containers of the task definition: (name, image).
+    pub containers: Vec<(String, String)>,
+    /// Running tasks.
+    pub desired: i32,
+}
+
+impl Default for Seed {
+    fn default() -> Self {
+        Seed {
+            cluster: "stage-cluster".into(),
+            service: "stage-backend".into(),
+            family: "cloudshop-backend".into(),
+            containers: vec![(
+                "backend".into(),
+                "123456789012.dkr.ecr.us-east-1.amazonaws.com/stage-cloudshop-backend:old".into(),
+            )],
+            desired: 2,
+        }
+    }
+}
+
+const ACCOUNT: &str = "123456789012";
+const REGION: &str = "us-east-1";
+/// Operations that change something.
+const MUTATING: &[&str] = &[
+    "RegisterTaskDefinition",
+    "UpdateService",
+    "DeregisterTaskDefinition",
+    "CreateService",
+    "DeleteService",
+    "StopTask",
+    "RunTask",
+];
+
+#[derive(Debug, Clone)]
+struct Dep {
+    id: String,
+    status: String,
+    td: String,
+    rollout: String,
+    reason: String,
+    running: i32,
+    desired: i32,
+    failed: i32,
+    polls: u32,
+    script: Scenario,
+    created: f64,
+}
+
+#[derive(Debug, Clone)]
+struct Sd {
+    arn: String,
+    status: String,
+    reason: String,
+    stage: String,
+    polls: u32,
+    after: u32,
+    rollback: bool,
+    created: f64,
+}
+
+#[derive(Debug)]
+struct State {
+    seed: Seed,
+    scenario: Scenario,
+    service_status: String,
+    desired: i32,
+    td: String,
+    deps: Vec<Dep>,
+    sds: Vec<Sd>,
+    events: Vec<(String, f64, String)>,
+    tds: Vec<Value>,
+    tags: Vec<(String, Value)>,
+    stopped: Vec<Value>,
+    calls: Vec<(String, Value)>,
+    updates: u32,
+    throttle_left: u32,
+    clock: f64,
+    seq: u32,
+}
+
+fn td_arn(family: &str, rev: u32) -> String {
+    format!("arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{family}:{rev}")
+}
+
+impl State {
+    fn new(seed: Seed, scenario: Scenario) -> State {
+        let mut tds = Vec::new();
+        for rev in 1..=2u32 {
+            let containers: Vec<Value> = seed
+                .containers
+                .iter()
+                .map(|(n, i)| {
+                    json!({"name": n, "image": if rev == 1 { format!("{i}-rev1") } else { i.clone() },
+                           "essential": true, "portMappings": [{"containerPort": 8000, "protocol": "tcp"}],
+                           "environment": [{"name": "ENV", "value": "stage"}]})
+                })
+                .collect();
+            tds.push(json!({
+                "taskDefinitionArn": td_arn(&seed.family, rev),
+                "family": seed.family, "revision": rev, "status": "ACTIVE",
+                "containerDefinitions": containers,
+                "cpu": "256", "memory": "512", "networkMode": "awsvpc",
+                "requiresCompatibilities": ["FARGATE"],
+                "executionRoleArn": format!("arn:aws:iam::{ACCOUNT}:role/ecsTaskExecutionRole"),
+                // A field newer than any SDK model: it must survive a deploy untouched.
+                "futureSetting": {"mode": "strict", "levels": [1, 2]},
+                "requiresAttributes": [{"name": "com.amazonaws.ecs.capability.ecr-auth"}],
+                "compatibilities": ["EC2", "FARGATE"],
+                "registeredAt": 1.7e9, "registeredBy": format!("arn:aws:iam::{ACCOUNT}:role/terraform")
+            }));
+        }
+        let td = td_arn(&seed.family, 2);
+        let tags = vec![(
+            td.clone(),
+            json!([{"key": "managed-by", "value": "terraform"}]),
+        )];
+        let throttle_left = match scenario {
+            Scenario::Throttle { times, .. } => times,
+            _ => 0,
+        };
+        State {
+            desired: seed.desired,
+            deps: vec![Dep {
+                id: "ecs-svc/1000".into(),
+                status: "PRIMARY".into(),
+                td: td.clone(),
+                rollout: "COMPLETED".into(),
+                reason: "ECS deployment ecs-svc/1000 completed.".into(),
+                running: seed.desired,
+                desired: seed.desired,
+                failed: 0,
+                polls: 0,
+                script: Scenario::Succeed { after: 0 },
+                created: 1.7e9,
+            }],
+            events: vec![(
+                "ev-0".into(),
+                1.7e9,
+                format!("(service {}) has reached a steady state.", seed.service),
+            )],
+            seed,
+            scenario,
+            service_status: "ACTIVE".into(),
+            td,
+            sds: Vec::new(),
+            tds,
+            tags,
+            stopped: Vec::new(),
+            calls: Vec::new(),
+            updates: 0,
+            throttle_left,
+            clock: 1.8e9,
+            seq: 0,
+        }
+    }
+
+    fn now(&mut self) -> f64 {
+        self.clock += 1.0;
+        self.clock
+    }
+
+    fn event(&mut self, msg: String) {
+        self.seq += 1;
+        let t = self.now();
+        self.events.insert(0, (format!("ev-{}", self.seq), t, msg));
+    }
+
+    fn cluster_arn(&self) -> String {
+        format!(
+            "arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{}",
+            self.seed.cluster
+        )
+    }
+
+    fn service_arn(&self) -> String {
+        format!(
+            "arn:aws:ecs:{REGION}:{ACCOUNT}:service/{}/{}",
+            self.seed.cluster, self.seed.service
+        )
+    }
+
+    fn find_td(&self, r: &str) -> Option<&Value> {
+        let family = &self.seed.family;
+        self.tds.iter().rev().find(|t| {
+            let arn = t["taskDefinitionArn"].as_str().unwrap_or("");
+            let rev = t["revision"].as_u64().unwrap_or(0);
+            arn == r
+                || format!("{}:{rev}", t["family"].as_str().unwrap_or("")) == r
+                || (r == family && t["status"] == "ACTIVE")
+        })
+    }
+
+    fn strategy(&self) -> &'static str {
+        match self.scenario {
+            Scenario::BlueGreen { .. } => "BLUE_GREEN",
+            _ => "ROLLING",
+        }
+    }
+
+    fn service_json(&self) -> Value {
+        let deployments: Vec<Value> = self
+            .deps
+            .iter()
+            .map(|d| {
+                json!({"id": d.id, "status": d.status, "taskDefinition": d.td, "desiredCount": d.desired,
+                       "pendingCount": if d.rollout == "IN_PROGRESS" { d.desired - d.running } else { 0 },
+                       "runningCount": d.running, "failedTasks": d.failed, "createdAt": d.created,
+                       "updatedAt": d.created, "launchType": "FARGATE", "rolloutState": d.rollout,
+                       "rolloutStateReason": d.reason})
+            })
+            .collect();
+        let events: Vec<Value> = self
+            .events
+            .iter()
+            .map(|(id, t, m)| json!({"id": id, "createdAt": t, "message": m}))
+            .collect();
+        let cb_rollback = matches!(self.scenario, Scenario::CircuitBreaker { .. });
+        json!({
+            "serviceArn": self.service_arn(), "serviceName": self.seed.service, "clusterArn": self.cluster_arn(),
+            "status": self.service_status, "desiredCount": self.desired,
+            "runningCount": self.deps.iter().map(|d| d.running).sum::<i32>(), "pendingCount": 0,
+            "launchType": "FARGATE", "taskDefinition": self.td,
+            "deploymentConfiguration": {
+                "deploymentCircuitBreaker": {"enable": true, "rollback": cb_rollback},
+                "maximumPercent": 200, "minimumHealthyPercent": 100, "strategy": self.strategy()
+            },
+            "deploymentController": {"type": "ECS"},
+            "deployments": deployments, "events": events, "createdAt": 1.7e9
+        })
+    }
+
+    /// One poll's worth of progress for every deployment in progress.
+    fn advance(&mut self) {
+        let service = self.seed.service.clone();
+        let n = self.deps.len();
+        for i in 0..n {
+            if self.deps[i].rollout != "IN_PROGRESS" {
+                continue;
+            }
+            self.deps[i].polls += 1;
+            let d = self.deps[i].clone();
+            match d.script {
+                Scenario::Succeed { after }
+                | Scenario::Throttle { after, .. }
+                | Scenario::BlueGreen { after, .. } => {
+                    if d.polls >= after {
+                        self.deps[i].rollout = "COMPLETED".into();
+                        self.deps[i].running = d.desired;
+                        self.deps[i].reason = format!("ECS deployment {} completed.", d.id);
+                        self.deps.retain(|x| x.status == "PRIMARY");
+                        self.event(format!("(service {service}) has reached a steady state."));
+                        return;
+                    } else if d.polls + 1 >= after {
+                        self.deps[i].running = d.desired;
+                        self.event(format!(
+                            "(service {service}) registered {} targets in (target-group stage-tg)",
+                            d.desired
+                        ));
+                    } else {
+                        self.deps[i].running = (d.running + 1).min(d.desired);
+                        self.event(format!(
+                            "(service {service}) has started 1 tasks: (task t{}).",
+                            self.seq
+                        ));
+                    }
+                }
+                Scenario::CircuitBreaker { after } => {
+                    self.stop_task(&d.td, StopReason::CannotPull);
+                    self.deps[i].failed += 1;
+                    if d.polls >= after {
+                        let reason =
+                            "ECS deployment circuit breaker: tasks failed to start.".to_string();
+                        self.deps[i].rollout = "FAILED".into();
+                        self.deps[i].status = "ACTIVE".into();
+                        self.deps[i].reason = reason.clone();
+                        let previous = self
+                            .deps
+                            .iter()
+                            .find(|x| x.id != d.id)
+                            .map(|x| x.td.clone())
+                            .unwrap_or_default();
+                        self.deps.retain(|x| x.id == d.id);
+                        self.deps.insert(0, Dep {
+                            id: format!("ecs-svc/{}", 2000 + self.seq),
+                            status: "PRIMARY".into(),
+                            td: previous.clone(),
+                            rollout: "IN_PROGRESS".into(),
+                            reason: "ECS deployment circuit breaker: rolling back to the previous deployment.".into(),
+                            running: 0,
+                            desired: d.desired,
+                            failed: 0,
+                            polls: 0,
+                            script: Scenario::Succeed { after: 2 },
+                            created: self.clock,
+                        });
+                        self.td = previous;
+                        self.event(format!(
+                            "(service {service}) (deployment {}) deployment failed: {reason}",
+                            d.id
+                        ));
+                        return;
+                    }
+                }
+                Scenario::TasksFail { reason, after } => {
+                    self.stop_task(&d.td, reason);
+                    self.deps[i].failed += 1;
+                    self.event(format!(
+                        "(service {service}) has stopped 1 running tasks: (task t{}).",
+                        self.seq
+                    ));
+                    if d.polls >= after {
+                        self.deps[i].rollout = "FAILED".into();
+                        self.deps[i].reason =
+                            "ECS deployment circuit breaker: tasks failed to start.".into();
+                    }
+                }
+                Scenario::NeverEnds => {}
+                Scenario::DeletedMidway { after } => {
+                    if d.polls >= after {
+                        self.service_status = "INACTIVE".into();
+                    }
+                }
+            }
+        }
+    }
+
+    fn stop_task(&mut self, td: &str, reason: StopReason) {
+        self.seq += 1;
+        let arn = format!(
+            "arn:aws:ecs:{REGION}:{ACCOUNT}:task/{}/t{:032}",
+            self.seed.cluster, self.seq
+        );
+        self.stopped.push(reason.task_json(&arn, td));
+    }
+
+    fn advance_sd(&mut self, sd: usize) {
+        let s = &mut self.sds[sd];
+        if !matches!(s.status.as_str(), "PENDING" | "IN_PROGRESS") {
+            return;
+        }
+        s.polls += 1;
+        let stages = [
+            "SCALE_UP",
+            "TEST_TRAFFIC_SHIFT",
+            "PRODUCTION_TRAFFIC_SHIFT",
+            "BAKE_TIME",
+        ];
+        if s.polls >= s.after {
+            if s.rollback {
+                s.status = "ROLLBACK_SUCCESSFUL".into();
+                s.reason = "Rolled back: alarm `stage-5xx` went into ALARM during BAKE_TIME".into();
+            } else {
+                s.status = "SUCCESSFUL".into();
+                s.stage = "CLEAN_UP".into();
+                s.reason = "Service deployment completed".into();
+            }
+        } else {
+            s.status = "IN_PROGRESS".into();
+            s.stage = stages[(s.polls as usize).min(stages.len() - 1)].into();
+        }
+    }
+}
+
+fn error(kind: &str, message: &str) -> (u16, Value) {
+    (
+        400,
+        json!({"__type": format!("com.amazonaws.ecs#{kind}"), "message": message}),
+    )
+}
+
+fn handle(st: &mut State, op: &str, body: &Value) -> (u16, Value) {
+    let cluster_ok = |st: &State| {
+        let c = body["cluster"].as_str().unwrap_or("default");
+        c == st.seed.cluster || c == st.cluster_arn()
+    };
+    match op {
+        "DescribeServices" => {
+            if !cluster_ok(st) {
+                return error("ClusterNotFoundException", "Cluster not found.");
+            }
+            let wanted: Vec<String> = body["services"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect();
+            let known = wanted
+                .iter()
+                .any(|w| *w == st.seed.service || *w == st.service_arn());
+            if !known {
+                let failures: Vec<Value> = wanted.iter().map(|w| json!({"arn": format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service/{}/{w}", st.seed.cluster), "reason": "MISSING"})).collect();
+                return (200, json!({"services": [], "failures": failures}));
+            }
+            if st.updates > 0 {
+                if st.throttle_left > 0 {
+                    st.throttle_left -= 1;
+                    return error("ThrottlingException", "Rate exceeded");
+                }
+                if st.strategy() == "ROLLING" {
+                    st.advance();
+                }
+            }
+            (
+                200,
+                json!({"services": [st.service_json()], "failures": []}),
+            )
+        }
+        "DescribeTaskDefinition" => {
+            let r = body["taskDefinition"].as_str().unwrap_or("");
+            match st.find_td(r).cloned() {
+                Some(td) => {
+                    let arn = td["taskDefinitionArn"].as_str().unwrap_or("").to_string();
+                    let tags = st
+                        .tags
+                        .iter()
+                        .find(|(a, _)| *a == arn)
+                        .map(|(_, t)| t.clone())
+                        .unwrap_or(json!([]));
+                    (200, json!({"taskDefinition": td, "tags": tags}))
+                }
+                None => error("ClientException", "Unable to describe task definition."),
+            }
+        }
+        "RegisterTaskDefinition" => {
+            let Value::Object(mut map) = body.clone() else {
+                return error("ClientException", "body is not an object");
+            };
+            for k in [
+                "taskDefinitionArn",
+                "revision",
+                "status",
+                "requiresAttributes",
+                "compatibilities",
+                "registeredAt",
+                "registeredBy",
+            ] {
+                if map.contains_key(k) {
+                    return error(
+                        "ClientException",
+                        &format!("Unexpected key '{k}' found in params"),
+                    );
+                }
+            }
+            let family = map
+                .get("family")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            if family.is_empty() || !map.get("containerDefinitions").is_some_and(Value::is_array) {
+                return error(
+                    "ClientException",
+                    "family and containerDefinitions are required",
+                );
+            }
+            let tags = map.remove("tags").unwrap_or(json!([]));
+            let rev = st
+                .tds
+                .iter()
+                .filter(|t| t["family"] == family.as_str())
+                .count() as u32
+                + 1;
+            let arn = td_arn(&family, rev);
+            map.insert("taskDefinitionArn".into(), json!(arn));
+            map.insert("revision".into(), json!(rev));
+            map.insert("status".into(), json!("ACTIVE"));
+            map.insert("compatibilities".into(), json!(["EC2", "FARGATE"]));
+            map.insert("registeredAt".into(), json!(st.now()));
+            let td = Value::Object(map);
+            st.tds.push(td.clone());
+            st.tags.push((arn, tags.clone()));
+            (200, json!({"taskDefinition": td, "tags": tags}))
+        }
+        "UpdateService" => {
+            if !cluster_ok(st) {
+                return error("ClusterNotFoundException", "Cluster not found.");
+            }
+            if body["service"].as_str() != Some(st.seed.service.as_str())
+                || st.service_status != "ACTIVE"
+            {
+                return error("ServiceNotFoundException", "Service not found.");
+            }
+            let r = body["taskDefinition"].as_str().unwrap_or("");
+            let Some(arn) = st
+                .find_td(r)
+                .and_then(|t| t["taskDefinitionArn"].as_str())
+                .map(str::to_string)
+            else {
+                return error("ClientException", "TaskDefinition not found.");
+            };
+            if let Some(d) = body["desiredCount"].as_i64() {
+                st.desired = d as i32;
+            }
+            st.updates += 1;
+            let script = if st.updates == 1 {
+                st.scenario.clone()
+            } else {
+                Scenario::Succeed { after: 2 }
+            };
+            for d in st.deps.iter_mut() {
+                d.status = "ACTIVE".into();
+            }
+            st.seq += 1;
+            let id = format!("ecs-svc/{}", 3000 + st.seq);
+            let created = st.now();
+            st.deps.insert(
+                0,
+                Dep {
+                    id: id.clone(),
+                    status: "PRIMARY".into(),
+                    td: arn.clone(),
+                    rollout: "IN_PROGRESS".into(),
+                    reason: "ECS deployment in progress.".into(),
+                    running: 0,
+                    desired: st.desired,
+                    failed: 0,
+                    polls: 0,
+                    script: script.clone(),
+                    created,
+                },
+            );
+            st.td = arn;
+            if let Scenario::BlueGreen { after, rollback } = script {
+                st.sds.push(Sd {
+                    arn: format!(
+                        "arn:aws:ecs:{REGION}:{ACCOUNT}:service-deployment/{}/{}/sd{}",
+                        st.seed.cluster, st.seed.service, st.seq
+                    ),
+                    status: "PENDING".into(),
+                    reason: String::new(),
+                    stage: "RECONCILE_SERVICE".into(),
+                    polls: 0,
+                    after,
+                    rollback,
+                    created,
+                });
+            }
+            (200, json!({"service": st.service_json()}))
+        }
+        "ListTasks" => {
+            let arns: Vec<Value> = if body["desiredStatus"] == "STOPPED" {
+                st.stopped
+                    .iter()
+                    .rev()
+                    .map(|t| t["taskArn"].clone())
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            (200, json!({"taskArns": arns}))
+        }
+        "DescribeTasks" => {
+            let wanted: Vec<&str> = body["tasks"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let tasks: Vec<Value> = st
+                .stopped
+                .iter()
+                .filter(|t| wanted.contains(&t["taskArn"].as_str().unwrap_or("")))
+                .cloned()
+                .collect();
+            (200, json!({"tasks": tasks, "failures": []}))
+        }
+        "ListTaskDefinitions" => {
+            let prefix = body["familyPrefix"].as_str().unwrap_or("");
+            let mut arns: Vec<Value> = st
+                .tds
+                .iter()
+                .filter(|t| {
+                    t["family"].as_str().unwrap_or("").starts_with(prefix)
+                        && t["status"] == "ACTIVE"
+                })
+                .map(|t| t["taskDefinitionArn"].clone())
+                .collect();
+            if body["sort"] == "DESC" {
+                arns.reverse();
+            }
+            (200, json!({"taskDefinitionArns": arns}))
+        }
+        "ListServiceDeployments" => {
+            let sds: Vec<Value> = st.sds.iter().rev().map(|s| json!({
+                "serviceDeploymentArn": s.arn, "serviceArn": st.service_arn(), "clusterArn": st.cluster_arn(),
+                "createdAt": s.created, "status": s.status})).collect();
+            (200, json!({"serviceDeployments": sds}))
+        }
+        "DescribeServiceDeployments" => {
+            let wanted: Vec<String> = body["serviceDeploymentArns"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut out = Vec::new();
+            for i in 0..st.sds.len() {
+                if wanted.contains(&st.sds[i].arn) {
+                    st.advance_sd(i);
+                    let s = &st.sds[i];
+                    out.push(json!({"serviceDeploymentArn": s.arn, "serviceArn": st.service_arn(), "clusterArn": st.cluster_arn(),
+                        "status": s.status, "statusReason": s.reason, "lifecycleStage": s.stage, "createdAt": s.created}));
+                }
+            }
+            // Mirror the outcome on the service, as ECS does.
+            if let Some(s) = st.sds.last().cloned() {
+                if s.status == "SUCCESSFUL" {
+                    if let Some(d) = st.deps.first_mut() {
+                        d.rollout = "COMPLETED".into();
+                        d.running = d.desired;
+                    }
+                    st.deps.truncate(1);
+                } else if s.status == "ROLLBACK_SUCCESSFUL" && st.deps.len() > 1 {
+                    let prev = st.deps[1].td.clone();
+                    st.deps.remove(0);
+                    st.deps[0].status = "PRIMARY".into();
+                    st.td = prev;
+                }
+            }
+            (200, json!({"serviceDeployments": out, "failures": []}))
+        }
+        "DescribeClusters" => (
+            200,
+            json!({"clusters": [{"clusterName": st.seed.cluster, "clusterArn": st.cluster_arn(), "status": "ACTIVE"}], "failures": []}),
+        ),
+        other => error(
+            "InvalidParameterException",
+            &format!("the simulator does not implement {other}"),
+        ),
+    }
+}
+
+/// The running simulator (stopped on drop).
+pub struct EcsSim {
+    /// `http://127.0.0.1:PORT`: set it as `AWS_ENDPOINT_URL_ECS`.
+    pub endpoint: String,
+    state: Arc<Mutex<State>>,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl EcsSim {
+    /// Start with the default seed (cluster `stage-cluster`, service `stage-backend`, family
+    /// `cloudshop-backend` at revision 2, container `backend`).
+    pub fn start(scenario: Scenario) -> EcsSim {
+        EcsSim::start_with(Seed::default(), scenario)
+    }
+
+    /// Start with a seed.
+    pub fn start_with(seed: Seed, scenario: Scenario) -> EcsSim {
+        use axum::{body::Bytes, http::HeaderMap, response::IntoResponse, routing::post, Router};
+        let state = Arc::new(Mutex::new(State::new(seed, scenario)));
+        let s = state.clone();
+        let app = Router::new().route(
+            "/",
+            post(move |headers: HeaderMap, body: Bytes| {
+                let s = s.clone();
+                async move {
+                    let op = headers
+                        .get("x-amz-target")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|t| t.strip_prefix("AmazonEC2ContainerServiceV20141113."))
+                        .unwrap_or("")
+                        .to_string();
+                    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    let (status, reply) = {
+                        let mut st = s.lock().unwrap();
+                        st.calls.push((op.clone(), body.clone()));
+                        handle(&mut st, &op, &body)
+                    };
+                    (
+                        axum::http::StatusCode::from_u16(status).unwrap(),
+                        [("content-type", "application/x-amz-json-1.1")],
+                        reply.to_string(),
+                    )
+                        .into_response()
+                }
+            }),
+        );
+        let (port, rt) = super::serve_on_own_thread(app);
+        EcsSim {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            state,
+            _rt: rt,
+        }
+    }
+
+    /// Every call's operation name, in order.
+    pub fn calls(&self) -> Vec<String> {
+        self.state
+            .lock()
+            .unwrap()
+            .calls
+            .iter()
+            .map(|(o, _)| o.clone())
+            .collect()
+    }
+
+    /// The request bodies of one operation.
+    pub fn bodies(&self, op: &str) -> Vec<Value> {
+        self.state
+            .lock()
+            .unwrap()
+            .calls
+            .iter()
+            .filter(|(o, _)| o == op)
+            .map(|(_, b)| b.clone())
+            .collect()
+    }
+
+    /// The calls that would have changed something.
+    pub fn mutating_calls(&self) -> Vec<String> {
+        self.calls()
+            .into_iter()
+            .filter(|c| MUTATING.contains(&c.as_str()))
+            .collect()
+    }
+
+    /// How many times `op` was called.
+    pub fn count(&self, op: &str) -> usize {
+        self.calls().iter().filter(|c| *c == op).count()
+    }
+
+    /// The task definition the service runs now.
+    pub fn service_task_definition(&self) -> String {
+        self.state.lock().unwrap().td.clone()
+    }
+
+    /// A task definition by ARN or `family:rev`.
+    pub fn task_definition(&self, r: &str) -> Option<Value> {
+        self.state.lock().unwrap().find_td(r).cloned()
+    }
+}

@@ -1,0 +1,50 @@
+//! The credentials part: the role to assume through OIDC, its session name, length and audience. No
+//! AWS API (the session is opened by `aws::credentials`).
+
+use std::time::Duration;
+
+use super::validate::validate_role_arn;
+use super::{invalid, pick, Auth, Error, Sources};
+
+/// STS accepts `DurationSeconds` in this range (the role's own maximum may be lower).
+const SESSION_SECONDS: std::ops::RangeInclusive<u64> = 900..=43200;
+
+/// Build [`Auth`] from `role-to-assume`, `role-session-name`, `role-duration-seconds` and `audience`.
+pub(super) fn build(src: &Sources) -> Result<Auth, Error> {
+    let inputs = src.inputs;
+    let role_to_assume = pick(&inputs.role_to_assume, &src.env.role_to_assume);
+    if let Some(arn) = &role_to_assume {
+        validate_role_arn(arn)?;
+    }
+    let raw_session = inputs.role_session_name.clone().unwrap_or_else(|| {
+        format!(
+            "cloudshop-deploy-{}-{}",
+            src.ctx.run_id.as_deref().unwrap_or("local"),
+            src.ctx.run_attempt.as_deref().unwrap_or("1")
+        )
+    });
+    let duration_secs = match &inputs.role_duration_seconds {
+        Some(v) => v.trim().parse::<u64>().map_err(|_| {
+            invalid(
+                "role-duration-seconds",
+                format!("`{v}` is not a whole number of seconds"),
+            )
+        })?,
+        None => 3600,
+    };
+    if !SESSION_SECONDS.contains(&duration_secs) {
+        return Err(invalid(
+            "role-duration-seconds",
+            format!("{duration_secs} is outside 900..=43200 (STS limits); the session is refreshed during long waits anyway"),
+        ));
+    }
+    Ok(Auth {
+        role_to_assume,
+        session_name: crate::aws::credentials::sanitize_session_name(&raw_session),
+        duration: Duration::from_secs(duration_secs),
+        audience: inputs
+            .audience
+            .clone()
+            .unwrap_or_else(|| "sts.amazonaws.com".into()),
+    })
+}

@@ -1,0 +1,118 @@
+//! The backend part: the ECS cluster, service and containers, the ECR repository and tags, the rollout
+//! budget and the registry override. No AWS API (names are checked against AWS by the steps).
+
+use std::time::Duration;
+
+use super::schema::OneOrMany;
+use super::validate::{inside_workspace, parse_bool, parse_duration, parse_list, validate_tag};
+use super::{invalid, pick, Backend, Command, Error, Sources};
+
+/// Build [`Backend`]; what is required depends on `command` (`rollback` needs no image or repository).
+pub(super) fn build(src: &Sources, command: Command) -> Result<Backend, Error> {
+    let (inputs, env) = (src.inputs, src.env);
+    let cluster = pick(&inputs.cluster, &env.cluster).ok_or_else(|| src.missing("cluster"))?;
+    let service = pick(&inputs.service, &env.service).ok_or_else(|| src.missing("service"))?;
+    let containers = match &inputs.container {
+        Some(v) => parse_list(v),
+        None => env
+            .container
+            .as_ref()
+            .map(OneOrMany::to_vec)
+            .unwrap_or_default(),
+    };
+    let repository = pick(&inputs.ecr_repository, &env.ecr_repository);
+    let image_tag = match command {
+        Command::Rollback => inputs.image_tag.clone(),
+        Command::Promote => Some(inputs.image_tag.clone().ok_or_else(|| {
+            invalid("image-tag", "`command: promote` needs the `image-tag` to promote (the git SHA tag tested on the source environment)")
+        })?),
+        Command::Deploy => Some(
+            inputs
+                .image_tag
+                .clone()
+                .or_else(|| src.ctx.sha.clone())
+                .ok_or_else(|| invalid("image-tag", "no `image-tag` input and no `GITHUB_SHA` to default to"))?,
+        ),
+    };
+    if let Some(tag) = &image_tag {
+        validate_tag("image-tag", tag)?;
+    }
+    let repository = match (command, repository) {
+        (Command::Rollback, r) => r.unwrap_or_default(),
+        (_, Some(r)) => r,
+        (_, None) => return Err(src.missing("ecr-repository")),
+    };
+    let extra_tags = inputs
+        .extra_tags
+        .as_deref()
+        .map(parse_list)
+        .unwrap_or_default();
+    for t in &extra_tags {
+        validate_tag("extra-tags", t)?;
+    }
+    let task_definition_file = inputs
+        .task_definition
+        .as_deref()
+        .map(|p| inside_workspace("task-definition", &src.ctx.workspace, p))
+        .transpose()?;
+    let desired_count = match &inputs.desired_count {
+        Some(v) => Some(
+            v.trim()
+                .parse::<i32>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| {
+                    invalid("desired-count", format!("`{v}` is not a whole number >= 0"))
+                })?,
+        ),
+        None => env.desired_count,
+    };
+    let wait_timeout = match inputs
+        .wait_timeout
+        .as_deref()
+        .or(env.wait_timeout.as_deref())
+    {
+        Some(v) => parse_duration("wait-timeout", v)?,
+        None => Duration::from_secs(30 * 60),
+    };
+    let poll_interval = match &inputs.poll_interval {
+        Some(v) => parse_duration("poll-interval", v)?,
+        None => Duration::from_secs(3),
+    };
+    if poll_interval.is_zero() {
+        return Err(invalid("poll-interval", "must be greater than zero"));
+    }
+    let rollback_on_failure = match &inputs.rollback_on_failure {
+        Some(v) => parse_bool("rollback-on-failure", v)?,
+        None => env.rollback_on_failure.unwrap_or(true),
+    };
+    let force_new_deployment = inputs
+        .force_new_deployment
+        .as_deref()
+        .map(|v| parse_bool("force-new-deployment", v))
+        .transpose()?
+        .unwrap_or(false);
+    // Any scheme: tests and private endpoints speak plain http to a local registry.
+    let registry_url = pick(&inputs.registry_url, &env.registry_url)
+        .map(|u| {
+            url::Url::parse(u.trim())
+                .map_err(|e| invalid("registry-url", format!("`{u}` is not a URL ({e})")))
+        })
+        .transpose()?;
+    Ok(Backend {
+        cluster,
+        service,
+        containers,
+        repository,
+        image_tag,
+        extra_tags,
+        task_definition_file,
+        desired_count,
+        force_new_deployment,
+        wait_timeout,
+        poll_interval,
+        rollback_on_failure,
+        revision: inputs.revision.clone(),
+        registry_url,
+    })
+}

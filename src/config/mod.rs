@@ -1,0 +1,651 @@
+//! Raw inputs + the YAML environments file -> one validated [`Config`] of compiled values. Pure: no I/O
+//! but reading the file, and no AWS API.
+//!
+//! Inputs override file values. Every problem is found here, before any AWS call: an unknown key (with
+//! its line), an unknown environment, a malformed ARN, a bad duration, URL, glob or header. What comes
+//! out is compiled (durations, header maps, glob sets, URLs), so no step parses a config value again.
+//!
+//! Layout: `schema` is the file as written, `validate` the single-value parsers, and one builder per
+//! part (`auth`, `backend`, `smoke`, `frontend`, `promote`); [`build`] runs them in order.
+
+mod auth;
+mod backend;
+mod frontend;
+mod promote;
+mod schema;
+mod smoke;
+mod validate;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::github::Context;
+use crate::inputs::Inputs;
+
+pub use frontend::{CacheRules, ExcludeGlobs};
+pub use schema::{
+    CacheRule, CheckFile, CorsFile, EnvironmentFile, FileConfig, FrontendFile, JsonExpect,
+    OneOrMany, SmokeFile,
+};
+pub use smoke::{default_checks, CheckSpec};
+pub use validate::{
+    inside_workspace, parse_bool, parse_duration, parse_list, validate_role_arn, validate_tag,
+};
+
+/// The default environments file.
+pub const DEFAULT_CONFIG: &str = ".github/cloudshop-deploy.yml";
+
+/// A configuration problem, found before anything is changed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The YAML did not parse or had an unknown key.
+    #[error("invalid environments file `{path}`: {message}")]
+    File {
+        path: String,
+        /// serde_yaml's message (it carries the line and column).
+        message: String,
+    },
+    /// A file named by `config` is missing.
+    #[error("environments file `{0}` not found")]
+    FileMissing(String),
+    #[error("input `environment` is required")]
+    NoEnvironment,
+    /// The environment is not in the file.
+    #[error("unknown environment `{name}`{}", known_list(.known))]
+    UnknownEnvironment {
+        name: String,
+        /// The names the file has.
+        known: Vec<String>,
+    },
+    /// A required value is missing.
+    #[error("`{key}` is required for environment `{environment}`")]
+    Missing {
+        /// Kebab-case, as in the inputs and the file.
+        key: &'static str,
+        environment: String,
+    },
+    /// A value is malformed.
+    #[error("invalid `{key}`: {message}")]
+    Invalid {
+        key: &'static str,
+        /// What is wrong with it (never a secret value).
+        message: String,
+    },
+}
+
+fn known_list(known: &[String]) -> String {
+    if known.is_empty() {
+        " (no environments are configured)".to_string()
+    } else {
+        format!(" (configured: {})", known.join(", "))
+    }
+}
+
+impl Error {
+    /// One line that tells the reader how to fix it.
+    pub fn hint(&self) -> String {
+        match self {
+            Error::File { .. } => "fix the key named above; see the README's environments-file reference for the allowed keys".into(),
+            Error::FileMissing(p) => format!("commit `{p}`, or point the `config` input at the environments file (check out the repository before this step)"),
+            Error::NoEnvironment => "set `with: environment: stage` (or another environment of the environments file)".into(),
+            Error::UnknownEnvironment { .. } => "use one of the configured environments, or add it under `environments:` in the environments file".into(),
+            Error::Missing { key, .. } => format!("set `{key}` under the environment in the environments file, or as the `{key}` input"),
+            Error::Invalid { key, .. } => format!("fix `{key}` (see the README's input reference)"),
+        }
+    }
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> Error {
+    Error::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+// ---------------------------------------------------------------- the validated config
+
+/// What the action was asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Command {
+    /// Build output -> environment.
+    Deploy,
+    /// Copy a tested image from the source environment, then deploy it.
+    Promote,
+    /// Point the service back at the previous (or a given) revision.
+    Rollback,
+}
+
+impl Command {
+    /// Its input spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Command::Deploy => "deploy",
+            Command::Promote => "promote",
+            Command::Rollback => "rollback",
+        }
+    }
+
+    /// The `command` input, any case; unset is `deploy`.
+    fn parse(input: Option<&str>) -> Result<Command, Error> {
+        match input.map(str::to_ascii_lowercase).as_deref() {
+            None | Some("deploy") => Ok(Command::Deploy),
+            Some("promote") => Ok(Command::Promote),
+            Some("rollback") => Ok(Command::Rollback),
+            Some(other) => Err(invalid(
+                "command",
+                format!("`{other}` is not a command (use `deploy`, `promote` or `rollback`)"),
+            )),
+        }
+    }
+}
+
+/// How to get AWS credentials.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Auth {
+    /// Role to assume through OIDC (a validated role ARN); `None`: the standard credential chain.
+    pub role_to_assume: Option<String>,
+    /// `RoleSessionName`, sanitised.
+    pub session_name: String,
+    /// Session length, 900 s to 12 h.
+    pub duration: Duration,
+    /// OIDC audience.
+    pub audience: String,
+}
+
+/// The backend (ECS) part of an environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Backend {
+    pub cluster: String,
+    pub service: String,
+    /// Containers whose image is swapped (empty: the only container of the task definition).
+    pub containers: Vec<String>,
+    /// ECR repository name (empty for a `rollback` that names none).
+    pub repository: String,
+    /// Image tag to deploy (default `GITHUB_SHA`); `None` only for `rollback`.
+    pub image_tag: Option<String>,
+    /// More tags to add to the image.
+    pub extra_tags: Vec<String>,
+    /// A task-definition JSON file to render instead of the live one (inside the workspace).
+    pub task_definition_file: Option<PathBuf>,
+    /// New desired count.
+    pub desired_count: Option<i32>,
+    /// Force a new deployment even when nothing changed.
+    pub force_new_deployment: bool,
+    /// How long to wait for the rollout (zero: don't wait).
+    pub wait_timeout: Duration,
+    /// Base poll interval of the rollout watch (never zero).
+    pub poll_interval: Duration,
+    /// Roll back when the rollout or the smoke tests fail.
+    pub rollback_on_failure: bool,
+    /// `command: rollback`: the revision (ARN, `family:rev` or number) to go back to.
+    pub revision: Option<String>,
+    /// Override the registry host for blob traffic (tests, private endpoints).
+    pub registry_url: Option<url::Url>,
+}
+
+/// Smoke tests and the post-deploy watch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Smoke {
+    /// Run them at all.
+    pub enabled: bool,
+    /// Base URL of the API (`smoke-url`, else `api-url`).
+    pub base_url: Option<url::Url>,
+    /// The checks, compiled (defaults filled in when none are configured).
+    pub checks: Vec<CheckSpec>,
+    /// Origin for the CORS check (`None`: no CORS check).
+    pub cors_origin: Option<String>,
+    /// The website URL, for the frontend check.
+    pub website_url: Option<url::Url>,
+    /// Check the website after the frontend sync.
+    pub frontend_check: bool,
+    /// Overall budget of the checks.
+    pub timeout: Duration,
+    /// Per-request timeout (never zero).
+    pub request_timeout: Duration,
+    /// Base delay between retries of a failing check.
+    pub retry_interval: Duration,
+    /// Keep watching this long after a good deploy (zero: no watch).
+    pub watch: Duration,
+    /// Interval between watch rounds (never zero when `watch` is set).
+    pub watch_interval: Duration,
+    /// Consecutive failed rounds that count as sustained (at least 1).
+    pub watch_failures: u32,
+}
+
+/// The frontend (S3) part of an environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frontend {
+    /// The build folder (absolute, inside the workspace).
+    pub dir: PathBuf,
+    /// The workspace: the build folder, once its links are resolved, must still be inside it.
+    pub workspace: PathBuf,
+    pub bucket: String,
+    /// Key prefix (no leading `/`, ends with `/` when set).
+    pub prefix: String,
+    /// Delete objects that are not in the build.
+    pub delete: bool,
+    /// Files not to upload (and not to delete).
+    pub exclude: ExcludeGlobs,
+    /// Cache-Control rules from the file, before the defaults.
+    pub cache_rules: CacheRules,
+    /// CloudFront distribution to invalidate.
+    pub cloudfront_distribution_id: Option<String>,
+}
+
+/// Where `promote` takes the image from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Promote {
+    pub source_environment: String,
+    pub source_repository: String,
+    /// A validated region name.
+    pub source_region: String,
+    /// Role of the source environment (a validated role ARN), when it differs (for cross-account reads).
+    pub source_role: Option<String>,
+}
+
+/// Everything the run needs, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub command: Command,
+    pub environment: String,
+    /// A validated region name.
+    pub region: String,
+    /// Make no change; print the plan.
+    pub dry_run: bool,
+    pub auth: Auth,
+    pub backend: Backend,
+    pub smoke: Smoke,
+    /// S3 frontend, when configured and not turned off.
+    pub frontend: Option<Frontend>,
+    /// Source of a promotion.
+    pub promote: Option<Promote>,
+    /// An OCI layout / docker-save tarball to push before deploying.
+    pub image_archive: Option<PathBuf>,
+}
+
+// ---------------------------------------------------------------- building the config
+
+/// Read and parse the environments file. A missing default file is an empty config; a missing file named
+/// by the `config` input is an error.
+pub fn load_file(inputs: &Inputs, workspace: &Path) -> Result<(FileConfig, String), Error> {
+    let (name, explicit) = match &inputs.config {
+        Some(p) => (p.clone(), true),
+        None => (DEFAULT_CONFIG.to_string(), false),
+    };
+    let path = if Path::new(&name).is_absolute() {
+        PathBuf::from(&name)
+    } else {
+        workspace.join(&name)
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok((parse_file(&name, &text)?, name)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+            Ok((FileConfig::default(), name))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::FileMissing(name)),
+        Err(e) => Err(Error::File {
+            path: name,
+            message: e.to_string(),
+        }),
+    }
+}
+
+/// Parse environments-file text.
+pub fn parse_file(name: &str, text: &str) -> Result<FileConfig, Error> {
+    if text.trim().is_empty() {
+        return Ok(FileConfig::default());
+    }
+    serde_yaml::from_str(text).map_err(|e| Error::File {
+        path: name.to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// What every part's builder reads.
+struct Sources<'a> {
+    inputs: &'a Inputs,
+    file: &'a FileConfig,
+    /// The chosen environment's entry (empty when the file has no environments).
+    env: &'a EnvironmentFile,
+    environment: &'a str,
+    ctx: &'a Context,
+}
+
+impl Sources<'_> {
+    fn missing(&self, key: &'static str) -> Error {
+        Error::Missing {
+            key,
+            environment: self.environment.to_string(),
+        }
+    }
+}
+
+/// The input if set, else the file's value.
+fn pick(input: &Option<String>, file_value: &Option<String>) -> Option<String> {
+    input.clone().or_else(|| file_value.clone())
+}
+
+/// The file's entry for `name`. Without environments in the file, inputs alone may describe one.
+fn environment_entry(file: &FileConfig, name: &str) -> Result<EnvironmentFile, Error> {
+    match file.environments.get(name) {
+        Some(e) => Ok(e.clone()),
+        None if file.environments.is_empty() => Ok(EnvironmentFile::default()),
+        None => Err(Error::UnknownEnvironment {
+            name: name.to_string(),
+            known: file.environments.keys().cloned().collect(),
+        }),
+    }
+}
+
+/// Build the validated config from inputs, the file and the run context. The parts are built in a
+/// fixed order, so of several problems the same one is always reported.
+pub fn build(inputs: &Inputs, file: &FileConfig, ctx: &Context) -> Result<Config, Error> {
+    let command = Command::parse(inputs.command.as_deref())?;
+    let environment = inputs.environment.clone().ok_or(Error::NoEnvironment)?;
+    let env = environment_entry(file, &environment)?;
+    let src = Sources {
+        inputs,
+        file,
+        env: &env,
+        environment: &environment,
+        ctx,
+    };
+
+    let region = inputs
+        .aws_region
+        .clone()
+        .or_else(|| env.region.clone())
+        .or_else(|| file.region.clone())
+        .ok_or_else(|| src.missing("aws-region"))?;
+    validate::validate_region(&region)?;
+    let dry_run = inputs
+        .dry_run
+        .as_deref()
+        .map(|v| parse_bool("dry-run", v))
+        .transpose()?
+        .unwrap_or(false);
+
+    let auth = auth::build(&src)?;
+    let backend = backend::build(&src, command)?;
+    let smoke = smoke::build(&src)?;
+    let frontend = frontend::build(&src)?;
+    let promote = match command {
+        Command::Promote => Some(promote::build(&src, &region)?),
+        Command::Deploy | Command::Rollback => None,
+    };
+    let image_archive = inputs
+        .image_archive
+        .as_deref()
+        .map(|p| inside_workspace("image-archive", &ctx.workspace, p))
+        .transpose()?;
+
+    Ok(Config {
+        command,
+        environment,
+        region,
+        dry_run,
+        auth,
+        backend,
+        smoke,
+        frontend,
+        promote,
+        image_archive,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"
+region: us-east-1
+environments:
+  stage:
+    role-to-assume: arn:aws:iam::746669238399:role/cloudshop-deploy-stage
+    cluster: stage-cluster
+    service: stage-backend-blue
+    container: backend
+    ecr-repository: stage-cloudshop-backend
+    api-url: http://stage-alb-458962299.us-east-1.elb.amazonaws.com
+    website-url: http://stage-cloudshop-frontend-746669238399.s3-website-us-east-1.amazonaws.com
+    frontend: { bucket: stage-cloudshop-frontend-746669238399, dir: frontend/build }
+  prod:
+    promote-from: stage
+    role-to-assume: arn:aws:iam::746669238399:role/cloudshop-deploy-prod
+    cluster: prod-cluster
+    service: prod-backend
+    ecr-repository: prod-cloudshop-backend
+"#;
+
+    fn ctx() -> Context {
+        Context {
+            sha: Some("0123456789abcdef0123456789abcdef01234567".into()),
+            run_id: Some("42".into()),
+            run_attempt: Some("2".into()),
+            workspace: PathBuf::from("/github/workspace"),
+            ..Context::default()
+        }
+    }
+
+    fn inputs(pairs: &[(&str, &str)]) -> Inputs {
+        Inputs::from_env(
+            pairs
+                .iter()
+                .map(|(k, v)| (format!("INPUT_{k}"), v.to_string())),
+        )
+        .unwrap()
+    }
+
+    fn build_sample(pairs: &[(&str, &str)]) -> Result<Config, Error> {
+        build(
+            &inputs(pairs),
+            &parse_file("f.yml", SAMPLE).unwrap(),
+            &ctx(),
+        )
+    }
+
+    #[test]
+    fn stage_from_file_with_defaults() {
+        let c = build_sample(&[("ENVIRONMENT", "stage")]).unwrap();
+        assert_eq!(c.command, Command::Deploy);
+        assert_eq!(c.region, "us-east-1");
+        assert_eq!(c.backend.cluster, "stage-cluster");
+        assert_eq!(c.backend.containers, vec!["backend"]);
+        assert_eq!(
+            c.backend.image_tag.as_deref(),
+            Some("0123456789abcdef0123456789abcdef01234567")
+        );
+        assert_eq!(c.backend.wait_timeout, Duration::from_secs(1800));
+        assert!(c.backend.rollback_on_failure);
+        assert_eq!(c.auth.session_name, "cloudshop-deploy-42-2");
+        assert_eq!(c.auth.duration, Duration::from_secs(3600));
+        assert_eq!(c.auth.audience, "sts.amazonaws.com");
+        let f = c.frontend.unwrap();
+        assert_eq!(f.dir, PathBuf::from("/github/workspace/frontend/build"));
+        assert!(f.delete);
+        assert_eq!(c.smoke.checks.len(), 2);
+        assert_eq!(
+            c.smoke.cors_origin.as_deref(),
+            Some("http://stage-cloudshop-frontend-746669238399.s3-website-us-east-1.amazonaws.com")
+        );
+        assert_eq!(c.smoke.timeout, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn inputs_override_the_file() {
+        let c = build_sample(&[
+            ("ENVIRONMENT", "stage"),
+            ("CLUSTER", "other"),
+            ("WAIT-TIMEOUT", "1h 5m"),
+            ("AWS-REGION", "eu-west-1"),
+            ("EXTRA-TAGS", "latest, stage\nv1"),
+            ("FRONTEND", "false"),
+        ])
+        .unwrap();
+        assert_eq!(c.backend.cluster, "other");
+        assert_eq!(c.region, "eu-west-1");
+        assert_eq!(c.backend.wait_timeout, Duration::from_secs(3900));
+        assert_eq!(c.backend.extra_tags, vec!["latest", "stage", "v1"]);
+        assert!(c.frontend.is_none());
+    }
+
+    #[test]
+    fn promote_takes_the_source_from_the_file() {
+        let c = build_sample(&[
+            ("ENVIRONMENT", "prod"),
+            ("COMMAND", "promote"),
+            ("IMAGE-TAG", "abc1234"),
+        ])
+        .unwrap();
+        let p = c.promote.unwrap();
+        assert_eq!(p.source_environment, "stage");
+        assert_eq!(p.source_repository, "stage-cloudshop-backend");
+        let err = build_sample(&[("ENVIRONMENT", "prod"), ("COMMAND", "promote")]).unwrap_err();
+        assert!(err.to_string().contains("image-tag"), "{err}");
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[], "input `environment` is required"),
+            (
+                &[("ENVIRONMENT", "qa")],
+                "unknown environment `qa` (configured: prod, stage)",
+            ),
+            (
+                &[
+                    ("ENVIRONMENT", "stage"),
+                    ("ROLE-TO-ASSUME", "arn:aws:iam::123:role/x"),
+                ],
+                "invalid `role-to-assume`",
+            ),
+            (
+                &[("ENVIRONMENT", "stage"), ("WAIT-TIMEOUT", "soon")],
+                "invalid `wait-timeout`: `soon` is not a duration",
+            ),
+            (
+                &[("ENVIRONMENT", "stage"), ("ROLE-DURATION-SECONDS", "60")],
+                "outside 900..=43200",
+            ),
+            (
+                &[("ENVIRONMENT", "stage"), ("DRY-RUN", "maybe")],
+                "invalid `dry-run`",
+            ),
+            (
+                &[("ENVIRONMENT", "stage"), ("COMMAND", "destroy")],
+                "`destroy` is not a command",
+            ),
+            (
+                &[("ENVIRONMENT", "stage"), ("IMAGE-TAG", "a b")],
+                "not a valid image tag",
+            ),
+            (
+                &[("ENVIRONMENT", "stage"), ("FRONTEND-DIR", "../../etc")],
+                "outside the workspace",
+            ),
+            (
+                &[("ENVIRONMENT", "stage"), ("AWS-REGION", "Mars")],
+                "not an AWS region",
+            ),
+            (
+                &[("ENVIRONMENT", "stage"), ("REGISTRY-URL", "http://[::1")],
+                "invalid `registry-url`: `http://[::1` is not a URL (",
+            ),
+            (
+                &[("ENVIRONMENT", "stage"), ("FRONTEND-EXCLUDE", "*.map\na[")],
+                "invalid `frontend glob`: `a[`: ",
+            ),
+            (
+                &[("ENVIRONMENT", "stage"), ("SMOKE-TIMEOUT", "later")],
+                "invalid `smoke-timeout`: `later` is not a duration",
+            ),
+        ];
+        for (pairs, want) in cases {
+            let err = build_sample(pairs).unwrap_err().to_string();
+            assert!(err.contains(want), "{pairs:?}: `{err}` lacks `{want}`");
+        }
+    }
+
+    #[test]
+    fn values_arrive_compiled() {
+        let yaml = format!(
+            "{SAMPLE}    registry-url: http://127.0.0.1:5000\n    frontend:\n      bucket: b\n      dir: web\n      exclude: ['*.map']\n      cache-control: [{{ glob: 'static/**', value: max-age=60 }}]\n    smoke:\n      checks:\n        - {{ path: /health, max-latency: 2s, headers: {{ X-Api-Key: s3cr3t }} }}\n"
+        );
+        let c = build(
+            &inputs(&[("ENVIRONMENT", "prod"), ("FRONTEND-EXCLUDE", ".env")]),
+            &parse_file("f.yml", &yaml).unwrap(),
+            &ctx(),
+        )
+        .unwrap();
+        assert_eq!(
+            c.backend.registry_url.as_ref().map(url::Url::as_str),
+            Some("http://127.0.0.1:5000/")
+        );
+        let f = c.frontend.unwrap();
+        assert_eq!(f.exclude.patterns(), ["*.map", ".env"]);
+        assert!(f.exclude.is_match("static/main.js.map") && f.exclude.is_match(".env"));
+        assert_eq!(f.cache_rules.find("static/a.js"), Some("max-age=60"));
+        assert_eq!(f.cache_rules.find("index.html"), None);
+        let check = &c.smoke.checks[0];
+        assert_eq!(check.max_latency, Some(Duration::from_secs(2)));
+        assert_eq!(check.method, reqwest::Method::GET);
+        assert!(check.headers["x-api-key"].is_sensitive());
+    }
+
+    #[test]
+    fn unknown_key_has_a_line_number() {
+        let err = parse_file(
+            "f.yml",
+            "region: us-east-1\nenvironments:\n  stage:\n    clustr: x\n",
+        )
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("unknown field `clustr`"), "{msg}");
+        assert!(msg.contains("line 4"), "{msg}");
+    }
+
+    #[test]
+    fn smoke_checks_are_validated_before_anything_runs() {
+        let with_checks = |checks: &str| {
+            let yaml = format!(
+                "region: us-east-1\nenvironments:\n  stage:\n    cluster: c\n    service: s\n    ecr-repository: r\n    api-url: http://api.example\n    smoke:\n      checks:\n{checks}"
+            );
+            build(
+                &inputs(&[("ENVIRONMENT", "stage")]),
+                &parse_file("f.yml", &yaml).unwrap(),
+                &ctx(),
+            )
+        };
+        let ok =
+            with_checks("        - { path: /health, headers: { X-Api-Key: s3cr3t } }\n").unwrap();
+        assert_eq!(ok.smoke.checks.len(), 1);
+        assert_eq!(ok.smoke.retry_interval, Duration::from_secs(1));
+        for (checks, want) in [
+            ("        - { path: health }\n", "must start with `/`"),
+            ("        - { path: /a b }\n", "space"),
+            (
+                "        - { path: /h, headers: { \"bad name\": x } }\n",
+                "not a header name",
+            ),
+            (
+                "        - { path: /h, headers: { X-Key: \"s3cr3t\\n\" } }\n",
+                "not a valid header value",
+            ),
+            (
+                "        - { path: /h, method: HEAD, body-contains: ok }\n",
+                "has no body",
+            ),
+            (
+                "        - { path: /h, method: POST }\n",
+                "is not GET, HEAD or OPTIONS",
+            ),
+        ] {
+            let err = with_checks(checks).unwrap_err().to_string();
+            assert!(err.contains(want), "{checks}: `{err}` lacks `{want}`");
+            assert!(!err.contains("s3cr3t"), "a header value was echoed: {err}");
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! The environments file as written: serde types that refuse unknown keys (serde_yaml names the line),
+//! holding raw strings. Nothing here is validated beyond its YAML type; the builders turn these into
+//! the compiled `Config`. No AWS API.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// One value or a list (`container: backend` or `container: [backend, worker]`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum OneOrMany<T> {
+    /// A single value.
+    One(T),
+    /// A list.
+    Many(Vec<T>),
+}
+
+impl<T: Clone> OneOrMany<T> {
+    /// As a list.
+    pub fn to_vec(&self) -> Vec<T> {
+        match self {
+            OneOrMany::One(v) => vec![v.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// The environments file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct FileConfig {
+    /// Default region for every environment.
+    pub region: Option<String>,
+    #[serde(default)]
+    pub environments: BTreeMap<String, EnvironmentFile>,
+}
+
+/// One environment in the file. Keys are the input names; an input overrides its key.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct EnvironmentFile {
+    pub region: Option<String>,
+    pub role_to_assume: Option<String>,
+    pub cluster: Option<String>,
+    pub service: Option<String>,
+    pub container: Option<OneOrMany<String>>,
+    pub ecr_repository: Option<String>,
+    /// The default base URL of the smoke tests.
+    pub api_url: Option<String>,
+    pub website_url: Option<String>,
+    /// The environment `promote` copies from.
+    pub promote_from: Option<String>,
+    pub registry_url: Option<String>,
+    pub wait_timeout: Option<String>,
+    pub rollback_on_failure: Option<bool>,
+    pub desired_count: Option<i32>,
+    pub frontend: Option<FrontendFile>,
+    pub smoke: Option<SmokeFile>,
+}
+
+/// `frontend:` of an environment.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct FrontendFile {
+    pub bucket: Option<String>,
+    /// The build folder, relative to the workspace.
+    pub dir: Option<String>,
+    pub prefix: Option<String>,
+    /// Delete objects that are not in the build (default true).
+    pub delete: Option<bool>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Ordered glob -> Cache-Control rules; the first match wins, before the built-in defaults.
+    #[serde(default)]
+    pub cache_control: Vec<CacheRule>,
+    pub cloudfront_distribution_id: Option<String>,
+}
+
+/// A Cache-Control rule as written.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct CacheRule {
+    /// Glob over the path relative to the build folder (`static/**`, `*.html`).
+    pub glob: String,
+    /// The Cache-Control value.
+    pub value: String,
+}
+
+/// `smoke:` of an environment.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct SmokeFile {
+    /// Run the smoke tests (default true).
+    pub enabled: Option<bool>,
+    /// Base URL of the API (default: `api-url`).
+    pub url: Option<String>,
+    /// Overall budget of the checks (humantime; default 2 min).
+    pub timeout: Option<String>,
+    /// Per-request timeout (humantime; default 10 s).
+    pub request_timeout: Option<String>,
+    /// Base delay between retries of a failing check (doubled each attempt, jittered, capped at 30 s).
+    pub retry_interval: Option<String>,
+    /// `false` turns off the CORS check; a string sets the origin (default: the website URL).
+    pub cors: Option<CorsFile>,
+    /// Check the website URL after the frontend sync (default true when a website URL is known).
+    pub frontend_check: Option<bool>,
+    /// Keep watching this long after a good deploy (humantime; default: no watch).
+    pub watch: Option<String>,
+    /// Interval between watch rounds (humantime; default 15 s).
+    pub watch_interval: Option<String>,
+    /// Consecutive failed rounds that count as sustained (default 3).
+    pub watch_failures: Option<u32>,
+    pub checks: Option<Vec<CheckFile>>,
+}
+
+/// `cors: false` or `cors: https://origin`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum CorsFile {
+    /// On/off.
+    Enabled(bool),
+    /// The origin to test with.
+    Origin(String),
+}
+
+/// One HTTP check as written; `CheckSpec` is its compiled form.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct CheckFile {
+    /// Display name (default: `METHOD path`).
+    pub name: Option<String>,
+    /// GET (default), HEAD or OPTIONS.
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// Path relative to the base URL.
+    pub path: String,
+    /// Accepted status codes (default 200; an empty list: any 2xx).
+    pub status: Option<OneOrMany<u16>>,
+    pub json: Option<JsonExpect>,
+    /// The body must contain this text.
+    pub body_contains: Option<String>,
+    /// Response headers that must be present and contain the given text (`""`: present).
+    #[serde(default)]
+    pub expect_headers: BTreeMap<String, String>,
+    /// Fail an attempt slower than this (humantime).
+    pub max_latency: Option<String>,
+    /// Request headers. Values are never printed.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+fn default_method() -> String {
+    "GET".to_string()
+}
+
+/// What a JSON body must look like.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct JsonExpect {
+    /// The body is a JSON array.
+    #[serde(default)]
+    pub array: bool,
+    /// The array (or object) is not empty.
+    #[serde(default)]
+    pub non_empty: bool,
+    /// The array holds objects whose `name` field equals each of these.
+    #[serde(default)]
+    pub contains_names: Vec<String>,
+}

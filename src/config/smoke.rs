@@ -1,0 +1,338 @@
+//! The smoke part: base and website URLs, the CORS origin, the budgets of the checks and the watch, and
+//! every check compiled (method, request header map, expected header names, latency limit), so the
+//! smoke step runs them without parsing anything again. No AWS API.
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::Method;
+use serde::Deserialize;
+
+use super::schema::{CheckFile, CorsFile, JsonExpect, OneOrMany};
+use super::validate::{parse_bool, parse_duration, validate_url};
+use super::{invalid, Error, Smoke, Sources};
+
+/// The key every check error is reported under.
+const CHECKS: &str = "smoke.checks";
+
+/// One HTTP check, compiled from a [`CheckFile`]. It also deserializes straight from YAML, validated.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "CheckFile")]
+pub struct CheckSpec {
+    /// Display name (default: `METHOD path`).
+    pub name: Option<String>,
+    /// GET, HEAD or OPTIONS.
+    pub method: Method,
+    /// Path relative to the base URL: starts with `/`, no space or control character.
+    pub path: String,
+    /// Accepted status codes (`None`: 200; an empty list: any 2xx).
+    pub status: Option<OneOrMany<u16>>,
+    pub json: Option<JsonExpect>,
+    /// The body must contain this text.
+    pub body_contains: Option<String>,
+    /// Response headers that must be present and contain the given text (`""`: present).
+    pub expect_headers: Vec<(HeaderName, String)>,
+    /// Fail an attempt slower than this.
+    pub max_latency: Option<Duration>,
+    /// Request headers, every value marked sensitive (never printed).
+    pub headers: HeaderMap,
+}
+
+impl TryFrom<CheckFile> for CheckSpec {
+    type Error = Error;
+
+    /// Check what the smoke step would otherwise only find after the deploy: the method, the path,
+    /// header names and values, and expectations a `HEAD` reply can never meet. A bad check must cost no
+    /// change in AWS.
+    fn try_from(c: CheckFile) -> Result<Self, Error> {
+        let method = match c.method.to_ascii_uppercase().as_str() {
+            "GET" => Method::GET,
+            "HEAD" => Method::HEAD,
+            "OPTIONS" => Method::OPTIONS,
+            _ => {
+                return Err(invalid(
+                    CHECKS,
+                    format!(
+                        "method `{}` of `{}` is not GET, HEAD or OPTIONS",
+                        c.method, c.path
+                    ),
+                ))
+            }
+        };
+        let max_latency = c
+            .max_latency
+            .as_deref()
+            .map(|l| parse_duration("smoke.checks.max-latency", l))
+            .transpose()?;
+        if !c.path.starts_with('/') {
+            return Err(invalid(
+                CHECKS,
+                format!("path `{}` must start with `/`", c.path),
+            ));
+        }
+        if c.path
+            .chars()
+            .any(|ch| ch.is_whitespace() || ch.is_control())
+        {
+            return Err(invalid(
+                CHECKS,
+                format!(
+                    "path `{}` contains a space or a control character",
+                    c.path.escape_debug()
+                ),
+            ));
+        }
+        let header_name = |name: &str| {
+            HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                invalid(
+                    CHECKS,
+                    format!("`{name}` of `{}` is not a header name", c.path),
+                )
+            })
+        };
+        let mut headers = HeaderMap::new();
+        for (name, value) in &c.headers {
+            let key = header_name(name)?;
+            // The value is a secret as far as we know: never echo it.
+            let mut value = HeaderValue::from_str(value).map_err(|_| {
+                invalid(
+                    CHECKS,
+                    format!(
+                        "the value of header `{name}` of `{}` is not a valid header value",
+                        c.path
+                    ),
+                )
+            })?;
+            value.set_sensitive(true);
+            headers.insert(key, value);
+        }
+        let expect_headers = c
+            .expect_headers
+            .iter()
+            .map(|(name, text)| Ok((header_name(name)?, text.clone())))
+            .collect::<Result<Vec<_>, Error>>()?;
+        if method == Method::HEAD && (c.json.is_some() || c.body_contains.is_some()) {
+            return Err(invalid(
+                CHECKS,
+                format!(
+                    "`HEAD {}` has no body: drop `json`/`body-contains` or use GET",
+                    c.path
+                ),
+            ));
+        }
+        Ok(CheckSpec {
+            name: c.name,
+            method,
+            path: c.path,
+            status: c.status,
+            json: c.json,
+            body_contains: c.body_contains,
+            expect_headers,
+            max_latency,
+            headers,
+        })
+    }
+}
+
+/// The checks used when an environment configures none.
+pub fn default_checks() -> Vec<CheckSpec> {
+    let get = |name: &str, path: &str, json: Option<JsonExpect>| CheckSpec {
+        name: Some(name.into()),
+        method: Method::GET,
+        path: path.into(),
+        status: Some(OneOrMany::One(200)),
+        json,
+        body_contains: None,
+        expect_headers: Vec::new(),
+        max_latency: None,
+        headers: HeaderMap::new(),
+    };
+    vec![
+        get("health", "/health", None),
+        get(
+            "products",
+            "/products",
+            Some(JsonExpect {
+                array: true,
+                ..JsonExpect::default()
+            }),
+        ),
+    ]
+}
+
+/// Build [`Smoke`] from the `smoke-*`, `website-url` and `watch` inputs and the `smoke:` section.
+pub(super) fn build(src: &Sources) -> Result<Smoke, Error> {
+    let (inputs, env) = (src.inputs, src.env);
+    let smoke_file = env.smoke.clone().unwrap_or_default();
+    let enabled = match &inputs.smoke_tests {
+        Some(v) => parse_bool("smoke-tests", v)?,
+        None => smoke_file.enabled.unwrap_or(true),
+    };
+    let base_url = inputs
+        .smoke_url
+        .clone()
+        .or_else(|| smoke_file.url.clone())
+        .or_else(|| env.api_url.clone())
+        .map(|u| validate_url("smoke-url", &u))
+        .transpose()?;
+    let website_url = inputs
+        .website_url
+        .clone()
+        .or_else(|| env.website_url.clone())
+        .map(|u| validate_url("website-url", &u))
+        .transpose()?;
+    let cors_origin = match &smoke_file.cors {
+        Some(CorsFile::Enabled(false)) => None,
+        // An origin is scheme://host[:port]: a path or a stray character is the user's slip, and
+        // finding it now beats a failed check (and a rollback) after the deploy.
+        Some(CorsFile::Origin(o)) => Some(
+            validate_url("smoke.cors", o)?
+                .origin()
+                .ascii_serialization(),
+        ),
+        _ => website_url
+            .as_ref()
+            .map(|u| u.origin().ascii_serialization()),
+    };
+    let checks = match smoke_file.checks.clone() {
+        Some(files) => files
+            .into_iter()
+            .map(CheckSpec::try_from)
+            .collect::<Result<Vec<_>, _>>()?,
+        None => default_checks(),
+    };
+    let dur = |key: &'static str,
+               input: &Option<String>,
+               file_value: &Option<String>,
+               default: u64|
+     -> Result<Duration, Error> {
+        match input.as_deref().or(file_value.as_deref()) {
+            Some(v) => parse_duration(key, v),
+            None => Ok(Duration::from_secs(default)),
+        }
+    };
+    let smoke = Smoke {
+        enabled,
+        base_url,
+        checks,
+        cors_origin,
+        frontend_check: smoke_file.frontend_check.unwrap_or(true),
+        website_url,
+        timeout: dur(
+            "smoke-timeout",
+            &inputs.smoke_timeout,
+            &smoke_file.timeout,
+            120,
+        )?,
+        request_timeout: dur(
+            "smoke.request-timeout",
+            &None,
+            &smoke_file.request_timeout,
+            10,
+        )?,
+        retry_interval: dur("smoke.retry-interval", &None, &smoke_file.retry_interval, 1)?,
+        watch: dur("watch", &inputs.watch, &smoke_file.watch, 0)?,
+        watch_interval: dur(
+            "smoke.watch-interval",
+            &None,
+            &smoke_file.watch_interval,
+            15,
+        )?,
+        watch_failures: smoke_file.watch_failures.unwrap_or(3).max(1),
+    };
+    if !smoke.watch.is_zero() && smoke.watch_interval.is_zero() {
+        return Err(invalid(
+            "smoke.watch-interval",
+            "must be greater than zero when `watch` is set",
+        ));
+    }
+    if smoke.request_timeout.is_zero() {
+        return Err(invalid(
+            "smoke.request-timeout",
+            "must be greater than zero",
+        ));
+    }
+    Ok(smoke)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(yaml: &str) -> Result<CheckSpec, String> {
+        let file: CheckFile = serde_yaml::from_str(yaml).map_err(|e| e.to_string())?;
+        CheckSpec::try_from(file).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn checks_compile_once() {
+        let c = check(
+            "{ path: /health, method: head, max-latency: 1s, headers: { X-Api-Key: s3cr3t }, expect-headers: { Content-Type: json } }",
+        )
+        .unwrap();
+        assert_eq!(c.method, Method::HEAD);
+        assert_eq!(c.max_latency, Some(Duration::from_secs(1)));
+        let key = &c.headers["x-api-key"];
+        assert!(key.is_sensitive());
+        assert_eq!(key.to_str().unwrap(), "s3cr3t");
+        assert_eq!(
+            c.expect_headers,
+            vec![(HeaderName::from_static("content-type"), "json".to_string())]
+        );
+        // The same check read straight as a `CheckSpec`.
+        let direct: CheckSpec = serde_yaml::from_str(
+            "{ path: /health, method: HEAD, max-latency: 1s, headers: { X-Api-Key: s3cr3t }, expect-headers: { content-type: json } }",
+        )
+        .unwrap();
+        assert_eq!(direct, c);
+    }
+
+    #[test]
+    fn bad_checks_name_the_problem_and_never_the_value() {
+        let m = "invalid `smoke.checks`:";
+        let cases: &[(&str, &str)] = &[
+            (
+                "{ path: /h, method: POST }",
+                "invalid `smoke.checks`: method `POST` of `/h` is not GET, HEAD or OPTIONS",
+            ),
+            (
+                "{ path: /h, max-latency: soon }",
+                "invalid `smoke.checks.max-latency`: `soon` is not a duration (",
+            ),
+            ("{ path: health }", "path `health` must start with `/`"),
+            (
+                "{ path: \"/a\\tb\" }",
+                "path `/a\\tb` contains a space or a control character",
+            ),
+            (
+                "{ path: /h, headers: { \"bad name\": s3cr3t } }",
+                "`bad name` of `/h` is not a header name",
+            ),
+            (
+                "{ path: /h, headers: { X-Key: \"s3cr3t\\n\" } }",
+                "the value of header `X-Key` of `/h` is not a valid header value",
+            ),
+            (
+                "{ path: /h, expect-headers: { \"a:b\": x } }",
+                "`a:b` of `/h` is not a header name",
+            ),
+            (
+                "{ path: /h, method: HEAD, json: { array: true } }",
+                "`HEAD /h` has no body: drop `json`/`body-contains` or use GET",
+            ),
+        ];
+        for (yaml, want) in cases {
+            let err = check(yaml).unwrap_err();
+            assert!(err.contains(want), "{yaml}: `{err}` lacks `{want}`");
+            assert!(err.starts_with(m) || err.contains("max-latency"), "{err}");
+            assert!(!err.contains("s3cr3t"), "a header value was echoed: {err}");
+        }
+    }
+
+    #[test]
+    fn default_checks_are_what_an_empty_config_would_compile_to() {
+        let yaml = "[{ name: health, path: /health, status: 200 }, { name: products, path: /products, status: 200, json: { array: true } }]";
+        let compiled: Vec<CheckSpec> = serde_yaml::from_str(yaml).unwrap();
+        assert_eq!(compiled, default_checks());
+    }
+}

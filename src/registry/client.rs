@@ -1,0 +1,565 @@
+//! One registry over HTTP: basic auth with the ECR token, manifest GET/HEAD/PUT, tag listing, blob HEAD
+//! and streaming GET, cross-repository mounts and chunked uploads checked against their digest.
+//!
+//! APIs: OCI distribution `/v2/<repo>/manifests/<ref>`, `/v2/<repo>/blobs/<digest>`,
+//! `/v2/<repo>/blobs/uploads/`, `/v2/<repo>/tags/list`.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use reqwest::{Method, StatusCode};
+use sha2::{Digest as _, Sha256};
+
+use super::error::Error;
+use super::manifest::{Manifest, ACCEPTED};
+
+/// Registries refuse manifests over 4 MiB; refusing to read more keeps a broken server from filling memory.
+const MAX_MANIFEST: usize = 4 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// TCP connect timeout.
+    pub connect_timeout: Duration,
+    /// Whole-request timeout of the small requests (manifests, HEADs, upload sessions).
+    pub request_timeout: Duration,
+    /// Longest wait for the next piece of a blob from the source (a whole layer can take minutes, so there
+    /// is no whole-transfer timeout on the download).
+    pub stall_timeout: Duration,
+    /// Slowest upload tolerated, in bytes per second: an upload's timeout is `request_timeout` plus its
+    /// size at this rate.
+    pub min_throughput: u64,
+    /// Blobs transferred at once.
+    pub concurrency: usize,
+    /// Attempts per blob (a failed attempt starts a new upload session).
+    pub attempts: u32,
+    /// Base delay between attempts (doubling, with equal jitter).
+    pub backoff: Duration,
+    /// Try a cross-repository mount when source and target are one registry.
+    pub mount: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+            stall_timeout: Duration::from_secs(60),
+            min_throughput: 256 * 1024,
+            concurrency: 4,
+            attempts: 3,
+            backoff: Duration::from_millis(500),
+            mount: true,
+        }
+    }
+}
+
+/// One registry: a base URL and its credentials.
+#[derive(Clone)]
+pub struct Registry {
+    http: reqwest::Client,
+    base: url::Url,
+    request_timeout: Duration,
+    stall_timeout: Duration,
+    min_throughput: u64,
+    /// `Basic <token>`; never printed (see the `Debug` impl).
+    authorization: Option<String>,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("base", &self.base.as_str())
+            .field(
+                "authorization",
+                &self.authorization.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+/// What a mount attempt gave.
+pub(super) enum Mount {
+    Mounted,
+    /// The registry did not mount; it opened an upload session instead.
+    Upload(url::Url),
+}
+
+fn transport(verb: &'static str, object: &str, e: reqwest::Error) -> Error {
+    Error::Transport {
+        verb,
+        object: object.to_string(),
+        message: crate::report::section::error_chain(&e),
+    }
+}
+
+/// Turn a non-success response into an [`Error::Status`] with the registry's own error code.
+async fn status_error(verb: &'static str, object: &str, resp: reqwest::Response) -> Error {
+    let status = resp.status().as_u16();
+    let body = resp.bytes().await.unwrap_or_default();
+    let parsed: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
+    let first = parsed
+        .as_ref()
+        .and_then(|v| v.get("errors"))
+        .and_then(|e| e.get(0));
+    let field = |k: &str| {
+        first
+            .and_then(|e| e.get(k))
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
+    Error::Status {
+        verb,
+        object: object.to_string(),
+        status,
+        code: field("code").unwrap_or_else(|| "-".into()),
+        message: field("message").unwrap_or_else(|| {
+            String::from_utf8_lossy(&body[..body.len().min(200)])
+                .trim()
+                .to_string()
+        }),
+    }
+}
+
+fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+fn accept_all() -> String {
+    ACCEPTED.join(", ")
+}
+
+impl Registry {
+    /// A client for the registry at `base` (`https://ACCOUNT.dkr.ecr.REGION.amazonaws.com`, or a
+    /// `registry-url` override). `basic_token` is ECR's `authorizationToken` (base64 of `AWS:password`);
+    /// the caller masks it before it gets here.
+    pub fn new(
+        base: url::Url,
+        basic_token: Option<&str>,
+        options: &Options,
+    ) -> Result<Registry, Error> {
+        let http = reqwest::Client::builder()
+            .user_agent(crate::aws::USER_AGENT)
+            .connect_timeout(options.connect_timeout)
+            .build()
+            .map_err(|e| transport("build a client for", base.as_str(), e))?;
+        Ok(Registry {
+            http,
+            base,
+            request_timeout: options.request_timeout,
+            stall_timeout: options.stall_timeout,
+            min_throughput: options.min_throughput.max(1),
+            authorization: basic_token.map(|t| format!("Basic {t}")),
+        })
+    }
+
+    /// The base URL.
+    pub(super) fn base(&self) -> &url::Url {
+        &self.base
+    }
+
+    /// `host[:port]` of the registry, as it appears in image URIs.
+    pub(crate) fn host(&self) -> String {
+        let host = self.base.host_str().unwrap_or_default();
+        match self.base.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_string(),
+        }
+    }
+
+    fn url(&self, path: &str) -> Result<url::Url, Error> {
+        self.base.join(path).map_err(|e| Error::Manifest {
+            object: path.to_string(),
+            message: format!("not a valid registry path: {e}"),
+        })
+    }
+
+    /// A request with the small-request timeout.
+    fn request(&self, method: Method, url: url::Url) -> reqwest::RequestBuilder {
+        self.streaming(method, url).timeout(self.request_timeout)
+    }
+
+    /// A request without a whole-request timeout (blob bodies); callers bound it another way.
+    fn streaming(&self, method: Method, url: url::Url) -> reqwest::RequestBuilder {
+        let rb = self.http.request(method, url);
+        match &self.authorization {
+            // reqwest drops Authorization on a redirect to another host (ECR sends blob GETs to S3).
+            Some(a) => rb.header(AUTHORIZATION, a),
+            None => rb,
+        }
+    }
+
+    /// GET a manifest by tag or digest; `None` when the registry does not have it.
+    pub async fn get_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+    ) -> Result<Option<Manifest>, Error> {
+        let object = format!("{repo}:{reference}");
+        let url = self.url(&format!("/v2/{repo}/manifests/{reference}"))?;
+        let resp = self
+            .request(Method::GET, url)
+            .header(ACCEPT, accept_all())
+            .send()
+            .await
+            .map_err(|e| transport("get manifest", &object, e))?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !resp.status().is_success() {
+            return Err(status_error("get manifest", &object, resp).await);
+        }
+        if resp
+            .content_length()
+            .is_some_and(|l| l > MAX_MANIFEST as u64)
+        {
+            return Err(Error::Manifest {
+                object,
+                message: "larger than 4 MiB".into(),
+            });
+        }
+        let content_type = header(resp.headers(), CONTENT_TYPE.as_str()).unwrap_or_default();
+        let reported = header(resp.headers(), "docker-content-digest");
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| transport("get manifest", &object, e))?;
+        if bytes.len() > MAX_MANIFEST {
+            return Err(Error::Manifest {
+                object,
+                message: "larger than 4 MiB".into(),
+            });
+        }
+        let content_type = content_type
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        let manifest = Manifest::from_bytes(bytes, &content_type)?;
+        // The registry's header and our own hash must agree, and a digest reference must be what we got.
+        for expected in reported
+            .iter()
+            .map(String::as_str)
+            .chain(reference.starts_with("sha256:").then_some(reference))
+        {
+            if expected != manifest.digest {
+                return Err(Error::DigestMismatch {
+                    object,
+                    expected: expected.to_string(),
+                    actual: manifest.digest,
+                });
+            }
+        }
+        Ok(Some(manifest))
+    }
+
+    /// HEAD a manifest: its digest, or `None` when absent.
+    pub(crate) async fn manifest_digest(
+        &self,
+        repo: &str,
+        reference: &str,
+    ) -> Result<Option<String>, Error> {
+        let object = format!("{repo}:{reference}");
+        let url = self.url(&format!("/v2/{repo}/manifests/{reference}"))?;
+        let resp = self
+            .request(Method::HEAD, url)
+            .header(ACCEPT, accept_all())
+            .send()
+            .await
+            .map_err(|e| transport("check manifest", &object, e))?;
+        match resp.status() {
+            StatusCode::NOT_FOUND => Ok(None),
+            s if s.is_success() => match header(resp.headers(), "docker-content-digest") {
+                Some(d) => Ok(Some(d)),
+                // No header (some proxies strip it): fall back to reading the manifest.
+                None => Ok(self.get_manifest(repo, reference).await?.map(|m| m.digest)),
+            },
+            _ => Err(status_error("check manifest", &object, resp).await),
+        }
+    }
+
+    /// PUT a manifest under a tag or its digest; checks the digest the registry computed.
+    pub(super) async fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        manifest: &Manifest,
+    ) -> Result<(), Error> {
+        let object = format!("{repo}:{reference}");
+        let url = self.url(&format!("/v2/{repo}/manifests/{reference}"))?;
+        let resp = self
+            .request(Method::PUT, url)
+            .header(CONTENT_TYPE, &manifest.media_type)
+            .body(manifest.bytes.clone())
+            .send()
+            .await
+            .map_err(|e| transport("put manifest", &object, e))?;
+        if !resp.status().is_success() {
+            return Err(status_error("put manifest", &object, resp).await);
+        }
+        if let Some(d) = header(resp.headers(), "docker-content-digest") {
+            if d != manifest.digest {
+                return Err(Error::DigestMismatch {
+                    object,
+                    expected: manifest.digest.clone(),
+                    actual: d,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Tags of a repository (one page of up to `limit`); empty when the repository is unknown.
+    pub(crate) async fn list_tags(&self, repo: &str, limit: usize) -> Result<Vec<String>, Error> {
+        let mut url = self.url(&format!("/v2/{repo}/tags/list"))?;
+        url.query_pairs_mut().append_pair("n", &limit.to_string());
+        let resp = self
+            .request(Method::GET, url)
+            .send()
+            .await
+            .map_err(|e| transport("list tags of", repo, e))?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(Vec::new());
+        }
+        if !resp.status().is_success() {
+            return Err(status_error("list tags of", repo, resp).await);
+        }
+        let v: serde_json::Value = resp
+            .json()
+            .await
+            .map_err(|e| transport("list tags of", repo, e))?;
+        Ok(v.get("tags")
+            .and_then(|t| t.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.as_str().map(str::to_string))
+            .take(limit)
+            .collect())
+    }
+
+    /// Is the blob in the repository?
+    pub(super) async fn blob_exists(&self, repo: &str, digest: &str) -> Result<bool, Error> {
+        let object = format!("{repo}@{digest}");
+        let url = self.url(&format!("/v2/{repo}/blobs/{digest}"))?;
+        let resp = self
+            .request(Method::HEAD, url)
+            .send()
+            .await
+            .map_err(|e| transport("check blob", &object, e))?;
+        match resp.status() {
+            StatusCode::NOT_FOUND => Ok(false),
+            s if s.is_success() => Ok(true),
+            _ => Err(status_error("check blob", &object, resp).await),
+        }
+    }
+
+    /// Stream a blob (the response body, read chunk by chunk).
+    pub(super) async fn get_blob(
+        &self,
+        repo: &str,
+        digest: &str,
+    ) -> Result<BoxStream<'static, std::io::Result<Bytes>>, Error> {
+        let object = format!("{repo}@{digest}");
+        let url = self.url(&format!("/v2/{repo}/blobs/{digest}"))?;
+        let resp = tokio::time::timeout(
+            self.request_timeout,
+            self.streaming(Method::GET, url).send(),
+        )
+        .await
+        .map_err(|_| Error::Transport {
+            verb: "get blob",
+            object: object.clone(),
+            message: format!("no answer within {:?}", self.request_timeout),
+        })?
+        .map_err(|e| transport("get blob", &object, e))?;
+        if !resp.status().is_success() {
+            return Err(status_error("get blob", &object, resp).await);
+        }
+        Ok(stall_guard(
+            resp.bytes_stream().map_err(std::io::Error::other).boxed(),
+            self.stall_timeout,
+        ))
+    }
+
+    fn location(
+        &self,
+        verb: &'static str,
+        object: &str,
+        headers: &HeaderMap,
+    ) -> Result<url::Url, Error> {
+        let raw = header(headers, LOCATION.as_str()).ok_or_else(|| Error::Status {
+            verb,
+            object: object.to_string(),
+            status: 202,
+            code: "-".into(),
+            message: "the registry sent no upload Location".into(),
+        })?;
+        self.base.join(&raw).map_err(|e| Error::Status {
+            verb,
+            object: object.to_string(),
+            status: 202,
+            code: "-".into(),
+            message: format!("bad upload Location `{raw}`: {e}"),
+        })
+    }
+
+    /// Ask the registry to mount a blob from another repository of the same registry.
+    pub(super) async fn mount(&self, repo: &str, digest: &str, from: &str) -> Result<Mount, Error> {
+        let object = format!("{repo}@{digest}");
+        let mut url = self.url(&format!("/v2/{repo}/blobs/uploads/"))?;
+        url.query_pairs_mut()
+            .append_pair("mount", digest)
+            .append_pair("from", from);
+        let resp = self
+            .request(Method::POST, url)
+            .header(CONTENT_LENGTH, 0)
+            .send()
+            .await
+            .map_err(|e| transport("mount blob", &object, e))?;
+        match resp.status() {
+            StatusCode::CREATED => Ok(Mount::Mounted),
+            StatusCode::ACCEPTED => Ok(Mount::Upload(self.location(
+                "mount blob",
+                &object,
+                resp.headers(),
+            )?)),
+            _ => Err(status_error("mount blob", &object, resp).await),
+        }
+    }
+
+    /// Open an upload session.
+    pub(super) async fn start_upload(&self, repo: &str, digest: &str) -> Result<url::Url, Error> {
+        let object = format!("{repo}@{digest}");
+        let url = self.url(&format!("/v2/{repo}/blobs/uploads/"))?;
+        let resp = self
+            .request(Method::POST, url)
+            .header(CONTENT_LENGTH, 0)
+            .send()
+            .await
+            .map_err(|e| transport("start upload of", &object, e))?;
+        if resp.status() != StatusCode::ACCEPTED {
+            return Err(status_error("start upload of", &object, resp).await);
+        }
+        self.location("start upload of", &object, resp.headers())
+    }
+
+    /// Stream `size` bytes into an upload session (one PATCH, as docker does), check their sha256 on the
+    /// way, then close the session with `PUT ?digest=`. Returns the bytes sent.
+    pub(super) async fn upload(
+        &self,
+        location: url::Url,
+        repo: &str,
+        digest: &str,
+        size: u64,
+        body: BoxStream<'static, std::io::Result<Bytes>>,
+    ) -> Result<u64, Error> {
+        let object = format!("{repo}@{digest}");
+        let hasher = Arc::new(Mutex::new(Sha256::new()));
+        let sent = Arc::new(AtomicU64::new(0));
+        let (h, s) = (hasher.clone(), sent.clone());
+        let counted = body.map_ok(move |chunk| {
+            if let Ok(mut h) = h.lock() {
+                h.update(&chunk);
+            }
+            s.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            chunk
+        });
+        let budget = self.request_timeout + Duration::from_secs(size / self.min_throughput);
+        let resp = self
+            .streaming(Method::PATCH, location.clone())
+            .timeout(budget)
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .header(CONTENT_LENGTH, size)
+            .body(reqwest::Body::wrap_stream(counted))
+            .send()
+            .await
+            .map_err(|e| transport("upload blob", &object, e))?;
+        if resp.status() != StatusCode::ACCEPTED {
+            return Err(status_error("upload blob", &object, resp).await);
+        }
+        let next = self.location("upload blob", &object, resp.headers())?;
+        let actual = hasher
+            .lock()
+            .map(|h| format!("sha256:{}", hex::encode(h.clone().finalize())))
+            .unwrap_or_default();
+        if actual != digest {
+            // Never commit bytes that are not the blob; the registry would refuse them too.
+            let _ = self.request(Method::DELETE, next).send().await;
+            return Err(Error::DigestMismatch {
+                object,
+                expected: digest.to_string(),
+                actual,
+            });
+        }
+        let mut close = next;
+        close.query_pairs_mut().append_pair("digest", digest);
+        let resp = self
+            .request(Method::PUT, close)
+            .header(CONTENT_LENGTH, 0)
+            .send()
+            .await
+            .map_err(|e| transport("complete upload of", &object, e))?;
+        if resp.status() != StatusCode::CREATED {
+            return Err(status_error("complete upload of", &object, resp).await);
+        }
+        Ok(sent.load(Ordering::Relaxed))
+    }
+}
+
+/// End a byte stream with a `TimedOut` error when the next piece takes longer than `stall`.
+fn stall_guard(
+    inner: BoxStream<'static, std::io::Result<Bytes>>,
+    stall: Duration,
+) -> BoxStream<'static, std::io::Result<Bytes>> {
+    stream::unfold(Some(inner), move |state| async move {
+        let mut s = state?;
+        match tokio::time::timeout(stall, s.next()).await {
+            Ok(Some(item)) => Some((item, Some(s))),
+            Ok(None) => None,
+            Err(_) => Some((
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("the source sent nothing for {stall:?}"),
+                )),
+                None,
+            )),
+        }
+    })
+    .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_source_ends_the_stream_with_a_timeout() {
+        let pieces = stream::iter([Ok(Bytes::from_static(b"ab"))]).chain(stream::pending());
+        let mut s = stall_guard(pieces.boxed(), Duration::from_secs(60));
+        assert_eq!(s.next().await.unwrap().unwrap(), Bytes::from_static(b"ab"));
+        let err = s.next().await.unwrap().unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        assert!(s.next().await.is_none());
+    }
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let r = Registry::new(
+            url::Url::parse("https://1.dkr.ecr.us-east-1.amazonaws.com").unwrap(),
+            Some("QVdTOnNlY3JldA=="),
+            &Options::default(),
+        )
+        .unwrap();
+        let s = format!("{r:?}");
+        assert!(!s.contains("QVdTOnNlY3JldA=="), "{s}");
+        assert_eq!(r.host(), "1.dkr.ecr.us-east-1.amazonaws.com");
+    }
+}

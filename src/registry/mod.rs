@@ -1,0 +1,24 @@
+//! A small OCI distribution (registry v2) client and the image copy built on it: manifests byte for byte
+//! (so digests never change), blobs checked with HEAD, mounted across repositories of one registry, else
+//! streamed from the source into a chunked upload (never a whole layer in memory), several at once.
+//!
+//! Layout: `manifest` (the manifest model, media types, digests), `error` (the errors of registry
+//! traffic and of archives, shared by the others), `client` (one registry over HTTP: auth, requests,
+//! blob and manifest I/O), `copy` (the copy engine: blobs in parallel, index children first, tags last,
+//! read back), [`archive`] (an OCI layout or `docker save` tarball as a source).
+//!
+//! APIs: the OCI distribution spec over HTTPS (`/v2/<repo>/manifests/<ref>`, `/v2/<repo>/blobs/<digest>`,
+//! `/v2/<repo>/blobs/uploads/`, `/v2/<repo>/tags/list`), authenticated with the basic token of ECR
+//! `GetAuthorizationToken` (fetched by the caller). No AWS API is called here.
+
+pub mod archive;
+pub mod artifact;
+mod client;
+mod copy;
+mod error;
+mod manifest;
+
+pub use client::{Options, Registry};
+pub use copy::{copy_image, CopyStats, Source, Target};
+pub use error::Error;
+pub use manifest::{Manifest, ACCEPTED, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};

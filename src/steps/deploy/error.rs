@@ -1,0 +1,179 @@
+//! The errors of the backend deploy and rollback, each with the one-line fix the Actions log shows.
+//!
+//! APIs: none (the calls that fail are in the sibling modules).
+
+use std::time::Duration;
+
+use super::wait::diagnosis::Diagnosis;
+
+/// Errors of the backend deploy.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An AWS call failed.
+    #[error("failed to {verb} `{object}`: {detail}")]
+    Aws {
+        /// What was being done (`describe service`).
+        verb: &'static str,
+        object: String,
+        /// `<AWS code>: <message>`.
+        detail: String,
+        /// The fix.
+        hint: String,
+    },
+    /// Finding or tagging the image failed.
+    #[error(transparent)]
+    Image(#[from] crate::steps::image::Error),
+    #[error("failed to describe cluster `{0}`: ClusterNotFoundException")]
+    ClusterNotFound(String),
+    #[error("failed to find service `{service}` in cluster `{cluster}`: MISSING")]
+    ServiceNotFound { cluster: String, service: String },
+    /// The service was deleted (or is draining).
+    #[error("service `{service}` in cluster `{cluster}` is gone (deleted, draining or inactive)")]
+    ServiceGone { cluster: String, service: String },
+    /// The service is deployed by CodeDeploy or an external controller.
+    #[error("service `{service}` uses the `{controller}` deployment controller, which this action does not drive")]
+    Controller { service: String, controller: String },
+    /// A container named in `container` is not in the task definition.
+    #[error("container `{name}` is not in task definition `{task_definition}` (containers: {})", .available.join(", "))]
+    ContainerNotFound {
+        /// The name asked for.
+        name: String,
+        task_definition: String,
+        /// The names there are.
+        available: Vec<String>,
+    },
+    /// No container named, several to choose from.
+    #[error("task definition `{task_definition}` has several containers ({}); which one runs the image?", .available.join(", "))]
+    AmbiguousContainer {
+        task_definition: String,
+        available: Vec<String>,
+    },
+    #[error("failed to read task definition file `{path}`: {message}")]
+    TaskDefFile { path: String, message: String },
+    #[error("rollout of `{task_definition}` on service `{service}` failed: {reason}{}", diag(.diagnosis))]
+    RolloutFailed {
+        service: String,
+        /// The new revision (`family:revision`).
+        task_definition: String,
+        reason: String,
+        diagnosis: Diagnosis,
+    },
+    /// The circuit breaker (or ECS blue/green) rolled back already.
+    #[error("rollout of `{task_definition}` on service `{service}` failed and ECS rolled it back: {reason}{}", diag(.diagnosis))]
+    RolledBackByEcs {
+        service: String,
+        /// The new revision (`family:revision`).
+        task_definition: String,
+        reason: String,
+        diagnosis: Diagnosis,
+    },
+    #[error("rollout of `{task_definition}` on service `{service}` did not finish within {}{}", humantime::format_duration(*.after), diag(.diagnosis))]
+    Timeout {
+        service: String,
+        /// The new revision (`family:revision`).
+        task_definition: String,
+        /// The `wait-timeout`.
+        after: Duration,
+        diagnosis: Diagnosis,
+    },
+    /// Another deployment took over during the watch.
+    #[error("rollout on service `{service}` was superseded: {reason}")]
+    Superseded { service: String, reason: String },
+    #[error("failed to roll back service `{service}` to `{target}` after `{cause}`: {reason}")]
+    RollbackFailed {
+        service: String,
+        /// The revision rolled back to.
+        target: String,
+        /// Why a rollback was started (at most 300 characters).
+        cause: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// `command: rollback` found nothing to go back to.
+    #[error("failed to find a revision of `{family}` before `{current}`")]
+    NoPreviousRevision { family: String, current: String },
+    #[error("invalid `revision` `{0}`: expected a task definition ARN, `family:revision` or a revision number")]
+    BadRevision(String),
+}
+
+/// The diagnosis for the error message; its hints go to the hint line instead.
+fn diag(d: &Diagnosis) -> String {
+    if d.lines.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", d.lines.join("; "))
+    }
+}
+
+impl Error {
+    pub(crate) fn aws(verb: &'static str, object: &str, detail: String, hint: &str) -> Self {
+        Error::Aws {
+            verb,
+            object: object.to_string(),
+            detail,
+            hint: hint.to_string(),
+        }
+    }
+}
+
+impl crate::Diagnose for Error {
+    fn hint(&self) -> String {
+        match self {
+            Error::Aws { hint, .. } => hint.clone(),
+            Error::Image(e) => crate::Diagnose::hint(e),
+            Error::ClusterNotFound(_) => "fix `cluster` (input or environments file), and check `aws-region`".into(),
+            Error::ServiceNotFound { .. } => "fix `service` (input or environments file); `aws ecs list-services --cluster CLUSTER` lists them".into(),
+            Error::ServiceGone { .. } => "the service was deleted or is being deleted; recreate it (Terraform) and deploy again".into(),
+            Error::Controller { .. } => "deploy this service with its controller (CodeDeploy), or switch it to the ECS deployment controller".into(),
+            Error::ContainerNotFound { .. } | Error::AmbiguousContainer { .. } => "set `container` (input or environments file) to the container(s) that run the image".into(),
+            Error::TaskDefFile { .. } => "give `task-definition` a JSON file as printed by `aws ecs describe-task-definition` or accepted by `register-task-definition`".into(),
+            Error::RolloutFailed { diagnosis, .. } | Error::RolledBackByEcs { diagnosis, .. } | Error::Timeout { diagnosis, .. } => {
+                diagnosis
+                    .hints
+                    .first()
+                    .map(|h| h.to_string())
+                    .unwrap_or_else(|| "read the service events and the stopped tasks' reasons in the job summary".into())
+            }
+            Error::Superseded { .. } => "another deploy ran at the same time; use a `concurrency:` group per environment in the workflow".into(),
+            Error::RollbackFailed { .. } => "the service may be down: check it in the ECS console and deploy a known-good revision (`command: rollback` with `revision`)".into(),
+            Error::NoPreviousRevision { .. } => "give the revision to go back to with `revision` (ARN, `family:revision` or a number)".into(),
+            Error::BadRevision(_) => "write `revision` as `arn:aws:ecs:...:task-definition/family:12`, `family:12` or `12`".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Diagnose;
+
+    #[test]
+    fn the_diagnosis_splits_into_message_and_hint() {
+        let diagnosis = Diagnosis {
+            lines: vec!["stopped task: a".into(), "stopped task: b".into()],
+            hints: vec!["fix a"],
+        };
+        let e = Error::RolloutFailed {
+            service: "s".into(),
+            task_definition: "td:2".into(),
+            reason: "r".into(),
+            diagnosis,
+        };
+        assert_eq!(
+            e.to_string(),
+            "rollout of `td:2` on service `s` failed: r; stopped task: a; stopped task: b"
+        );
+        assert_eq!(e.hint(), "fix a");
+        let e = Error::Timeout {
+            service: "s".into(),
+            task_definition: "td:2".into(),
+            after: Duration::from_secs(60),
+            diagnosis: Diagnosis::default(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "rollout of `td:2` on service `s` did not finish within 1m"
+        );
+        assert!(e.hint().contains("job summary"));
+    }
+}

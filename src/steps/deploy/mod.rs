@@ -1,0 +1,384 @@
+//! The backend deploy: resolve the image by git SHA in ECR, render a new task-definition revision from
+//! the live one, update the service, watch the rollout to its end, roll back on failure.
+//!
+//! [`prepare`] is read-only (the preflight and the plan); [`apply`] makes the changes. Each writes only
+//! its own [`BackendReport`] and the run's [`Timeline`]; the run derives its status from the report's
+//! [`BackendOutcome`]. The image is found and tagged by [`image`]. Sub-modules: [`task_def`] (the raw JSON definition), `service`
+//! (the ECS service calls and [`Deployed`]), [`wait`] (the rollout watch and its diagnosis), `watch`
+//! (one watch as the step records it), `rollback`, `report` (the summary section), `error` (errors
+//! and their hints).
+//!
+//! APIs: ECR (see [`image`]); ECS `DescribeServices`, `DescribeTaskDefinition`, `RegisterTaskDefinition`,
+//! `UpdateService`, `ListTaskDefinitions`, `ListTasks`, `DescribeTasks`, `ListServiceDeployments`,
+//! `DescribeServiceDeployments`.
+
+mod error;
+mod report;
+mod rollback;
+mod service;
+pub mod task_def;
+pub mod wait;
+mod watch;
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use serde_json::Value;
+use tokio::time::Instant;
+
+pub use error::Error;
+pub use report::{BackendOutcome, BackendReport};
+pub use rollback::{revision_ref, rollback, rollback_command};
+pub use service::{health as service_health, Deployed};
+
+use crate::config::Config;
+use crate::github::commands;
+use crate::report::section::{Outcome, Timeline};
+use crate::steps::{image, Clients};
+use report::short;
+use watch::{watch_rollout, Failure};
+
+/// What the preflight found (all read-only): the image, the service, its current task definition, the
+/// plan of what will change. Nothing has been changed when this exists.
+#[derive(Debug)]
+pub struct Prepared {
+    /// Whether `apply` adds the extra tags: not when the image arrives through a promotion or an
+    /// archive push, whose copy step writes every tag itself.
+    add_extra_tags: bool,
+    repo: image::Repository,
+    image: image::Resolved,
+    live_arn: String,
+    register_body: Option<Value>,
+    update: bool,
+    target: wait::Target,
+    seen_events: HashSet<String>,
+}
+
+// ---------------------------------------------------------------- prepare
+
+/// Preflight, read-only. `expected_digest`: for `promote` (and archives), the digest that will be in the
+/// target repository once copied; the target repository is then not asked for the tag.
+pub async fn prepare(
+    clients: &Clients,
+    cfg: &Config,
+    expected_digest: Option<&str>,
+    section: &mut BackendReport,
+    timeline: &mut Timeline,
+) -> Result<Prepared, Error> {
+    let started = Instant::now();
+    let _group = commands::group("Backend preflight");
+    let b = &cfg.backend;
+    section.cluster = b.cluster.clone();
+    section.service = b.service.clone();
+    section.repository = b.repository.clone();
+    section.outcome = BackendOutcome::Preflight;
+    let result = prepare_inner(clients, cfg, expected_digest, section).await;
+    timeline.record("backend preflight", started, Outcome::of(&result));
+    if let Err(e) = &result {
+        section.outcome = BackendOutcome::PreflightFailed(e.to_string());
+    }
+    result
+}
+
+async fn prepare_inner(
+    clients: &Clients,
+    cfg: &Config,
+    expected_digest: Option<&str>,
+    r: &mut BackendReport,
+) -> Result<Prepared, Error> {
+    let b = &cfg.backend;
+    let repo = image::repository(&clients.ecr, &b.repository).await?;
+    let img = image::resolve(&clients.ecr, &repo, b.image_tag.as_deref(), expected_digest).await?;
+    tracing::info!(
+        "image: {} ({})",
+        img.uri,
+        img.tag.as_deref().unwrap_or("given digest")
+    );
+    r.image_tag = img.tag.clone().or_else(|| b.image_tag.clone());
+    r.image_digest = Some(img.digest.clone());
+    r.image_uri = Some(img.uri.clone());
+    if expected_digest.is_none() {
+        image::check_tags_free(&clients.ecr, &repo, &img.digest, &b.extra_tags).await?;
+    }
+
+    let svc = service::describe(&clients.ecs, &b.cluster, &b.service).await?;
+    let live_arn = svc.task_definition().unwrap_or_default().to_string();
+    let target = service::target_of(&svc, cfg, &live_arn)?;
+    if svc.deployments().len() > 1 {
+        tracing::warn!(
+            "service `{}` has {} deployments in progress: another deploy may be running (use a `concurrency:` group per environment)",
+            b.service,
+            svc.deployments().len()
+        );
+    }
+    let live = task_def::describe(&clients.ecs, &live_arn).await?;
+    let source = match &b.task_definition_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::TaskDefFile {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+            task_def::from_file_text(&text).map_err(|message| Error::TaskDefFile {
+                path: path.display().to_string(),
+                message,
+            })?
+        }
+        None => live.clone(),
+    };
+    // A file without tags keeps the live revision's tags (Terraform's `managed-by` and the like).
+    let tags = if source.tags.is_empty() {
+        &live.tags
+    } else {
+        &source.tags
+    };
+    let containers =
+        task_def::choose_containers(&source.definition, &b.containers).map_err(|e| match e {
+            task_def::SwapError::Unknown { name, available } => Error::ContainerNotFound {
+                name,
+                task_definition: short(&live_arn).to_string(),
+                available,
+            },
+            task_def::SwapError::Ambiguous(available) => Error::AmbiguousContainer {
+                task_definition: short(&live_arn).to_string(),
+                available,
+            },
+        })?;
+    let live_stripped = task_def::strip(&live.definition);
+    let mut rendered = task_def::strip(&source.definition);
+    task_def::swap_images(&mut rendered, &containers, &img.uri);
+    let changes = task_def::diff(&live_stripped, &rendered);
+
+    let desired_changes = b.desired_count.is_some_and(|d| d != svc.desired_count());
+    let register = !changes.is_empty();
+    let update = register || desired_changes || b.force_new_deployment;
+    let mut plan: Vec<String> = Vec::new();
+    if register {
+        plan.push(format!(
+            "register a new revision of `{}` from `{}`:",
+            task_def::family(&rendered).unwrap_or("?"),
+            if b.task_definition_file.is_some() {
+                "the task-definition file"
+            } else {
+                short(&live_arn)
+            }
+        ));
+        plan.extend(changes.iter().map(ToString::to_string));
+    }
+    if update {
+        let mut what = vec![format!(
+            "taskDefinition: {}",
+            if register {
+                "the new revision".to_string()
+            } else {
+                short(&live_arn).to_string()
+            }
+        )];
+        if let Some(d) = b.desired_count.filter(|_| desired_changes) {
+            what.push(format!("desiredCount: {} -> {d}", svc.desired_count()));
+        }
+        if b.force_new_deployment {
+            what.push("forceNewDeployment: true".into());
+        }
+        plan.push(format!(
+            "update service `{}` in `{}` ({})",
+            b.service,
+            b.cluster,
+            what.join(", ")
+        ));
+    } else {
+        plan.push(format!(
+            "no change: `{}` already runs {}",
+            short(&live_arn),
+            img.digest
+        ));
+    }
+    for line in &plan {
+        tracing::info!("plan: {line}");
+    }
+    let seen_events = service::event_ids(&svc);
+    r.previous_task_definition_arn = Some(live_arn.clone());
+    r.strategy = Some(target.strategy);
+    r.plan = plan;
+    r.outcome = if cfg.dry_run {
+        BackendOutcome::Planned
+    } else {
+        BackendOutcome::Ready
+    };
+    if !update {
+        r.task_definition_arn = Some(live_arn.clone());
+    }
+    Ok(Prepared {
+        add_extra_tags: expected_digest.is_none(),
+        repo,
+        image: img,
+        live_arn,
+        register_body: register.then(|| task_def::register_body(&rendered, tags)),
+        update,
+        target,
+        seen_events,
+    })
+}
+
+// ---------------------------------------------------------------- apply
+
+// ---------------------------------------------------------------- apply
+
+/// Apply the plan: extra tags, register the revision, update the service, wait; on a failed rollout roll
+/// back (when enabled). The section's outcome says how it ended (deployed, no change, rolled back, ...).
+pub async fn apply(
+    clients: &Clients,
+    cfg: &Config,
+    prepared: Prepared,
+    section: &mut BackendReport,
+    timeline: &mut Timeline,
+) -> Result<Deployed, Error> {
+    let b = &cfg.backend;
+    let started = Instant::now();
+    let group = commands::group("Backend deploy");
+    let no_tags: &[String] = &[];
+    let extra_tags = if prepared.add_extra_tags {
+        &b.extra_tags[..]
+    } else {
+        no_tags
+    };
+    let tagged = image::add_tags(
+        &clients.ecr,
+        &prepared.repo,
+        &prepared.image.digest,
+        extra_tags,
+    )
+    .await;
+    match tagged {
+        Ok(lines) => {
+            for l in &lines {
+                tracing::info!("extra tag {l}");
+            }
+            section.extra_tags = lines;
+        }
+        Err(e) => {
+            section.outcome = BackendOutcome::TagsFailed;
+            return Err(e.into());
+        }
+    }
+    if !prepared.update {
+        tracing::info!("no change: the service already runs this image");
+        section.outcome = BackendOutcome::NoChange;
+        timeline.record("backend deploy", started, Outcome::NoChange);
+        return Ok(Deployed {
+            changed: false,
+            previous_task_definition: prepared.live_arn.clone(),
+            task_definition: prepared.live_arn,
+            reported_stops: Mutex::default(),
+        });
+    }
+    let new_arn = match &prepared.register_body {
+        Some(body) => {
+            let arn = task_def::register(&clients.ecs, body).await?;
+            tracing::info!("registered {arn}");
+            arn
+        }
+        None => prepared.live_arn.clone(),
+    };
+    section.task_definition_arn = Some(new_arn.clone());
+    let changed = new_arn != prepared.live_arn;
+    let deployment_id = service::update(
+        &clients.ecs,
+        cfg,
+        &new_arn,
+        b.desired_count,
+        b.force_new_deployment,
+    )
+    .await?;
+    tracing::info!(
+        "updated service {} to {} (deployment {})",
+        b.service,
+        short(&new_arn),
+        deployment_id.as_deref().unwrap_or("?")
+    );
+    section.deployment_id = deployment_id.clone();
+    timeline.record("register and update", started, Outcome::Ok);
+    group.end();
+    let deployed = Deployed {
+        changed,
+        previous_task_definition: prepared.live_arn.clone(),
+        task_definition: new_arn.clone(),
+        reported_stops: Mutex::default(),
+    };
+    if b.wait_timeout.is_zero() {
+        tracing::info!("`wait-timeout: 0`: not waiting for the rollout");
+        section.outcome = BackendOutcome::Deployed { watched: false };
+        return Ok(deployed);
+    }
+    let mut target = prepared.target.clone();
+    target.task_definition = new_arn.clone();
+    target.deployment_id = deployment_id;
+    let failure = match watch_rollout(
+        clients,
+        cfg,
+        target.clone(),
+        prepared.seen_events.clone(),
+        section,
+        timeline,
+        "rollout",
+    )
+    .await?
+    {
+        Ok(()) => {
+            section.outcome = BackendOutcome::Deployed { watched: true };
+            return Ok(deployed);
+        }
+        Err(f) => f,
+    };
+    let diagnosis = wait::diagnose(&clients.ecs, &b.cluster, &b.service, &new_arn).await;
+    for l in diagnosis.display_lines() {
+        tracing::error!("{l}");
+    }
+    section.diagnosis = diagnosis.clone();
+    let err = match failure {
+        Failure::ByEcs(reason) => {
+            section.outcome = BackendOutcome::RolledBackByEcs;
+            section.rolled_back_to = Some(prepared.live_arn.clone());
+            return Err(Error::RolledBackByEcs {
+                service: b.service.clone(),
+                task_definition: short(&new_arn).to_string(),
+                reason,
+                diagnosis,
+            });
+        }
+        Failure::Superseded(reason) => {
+            section.outcome = BackendOutcome::Superseded;
+            return Err(Error::Superseded {
+                service: b.service.clone(),
+                reason,
+            });
+        }
+        Failure::Failed(reason) => Error::RolloutFailed {
+            service: b.service.clone(),
+            task_definition: short(&new_arn).to_string(),
+            reason,
+            diagnosis,
+        },
+        Failure::Timeout => Error::Timeout {
+            service: b.service.clone(),
+            task_definition: short(&new_arn).to_string(),
+            after: b.wait_timeout,
+            diagnosis,
+        },
+    };
+    let rolled_back = b.rollback_on_failure && changed;
+    if rolled_back {
+        let cause = err.to_string();
+        rollback::roll_back_to(
+            clients,
+            cfg,
+            &prepared.live_arn,
+            &prepared.target,
+            &cause,
+            section,
+            timeline,
+        )
+        .await?;
+    }
+    section.outcome = BackendOutcome::Failed { rolled_back };
+    Err(err)
+}

@@ -1,0 +1,287 @@
+//! The backend's part of the run report: what the deploy (or rollback) found and did, as the
+//! `image-*`/`task-definition-arn`/`deployment-id` outputs and the "Backend (ECS)" summary section.
+//!
+//! APIs: none.
+
+use std::fmt::{self, Write as _};
+
+use serde::{Serialize, Serializer};
+
+use super::wait::diagnosis::Diagnosis;
+use super::wait::probe::Strategy;
+use crate::report::section::{md_escape, Section};
+
+/// Where the backend step got to, and how it ended; the run's status is derived from it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum BackendOutcome {
+    /// Not yet known (a rollback before its preflight finished).
+    #[default]
+    Started,
+    /// The preflight is running.
+    Preflight,
+    /// The preflight failed with this error.
+    PreflightFailed(String),
+    /// A dry run: the plan is all there is.
+    Planned,
+    /// The preflight passed; nothing changed yet.
+    Ready,
+    /// Adding the extra tags failed, before any change to the service.
+    TagsFailed,
+    /// The service already runs this image (or revision).
+    NoChange,
+    /// The new revision is live; `watched: false` with `wait-timeout: 0`.
+    Deployed { watched: bool },
+    /// The rollout failed and ECS (circuit breaker, blue/green) went back by itself.
+    RolledBackByEcs,
+    /// Another deployment took over during the watch.
+    Superseded,
+    /// The rollout failed; `rolled_back` when this run went back to the previous revision.
+    Failed { rolled_back: bool },
+    /// Rolled back after the rollout, for this reason (smoke tests, watch).
+    RolledBackAfter(String),
+    /// `command: rollback` went back to the revision asked for.
+    RolledBack,
+}
+
+impl fmt::Display for BackendOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BackendOutcome::Started => Ok(()),
+            BackendOutcome::Preflight => f.write_str("preflight"),
+            BackendOutcome::PreflightFailed(e) => write!(f, "preflight failed: {e}"),
+            BackendOutcome::Planned => f.write_str("planned (dry run)"),
+            BackendOutcome::Ready => f.write_str("preflight ok"),
+            BackendOutcome::TagsFailed => f.write_str("failed to add extra tags"),
+            BackendOutcome::NoChange => f.write_str("no change"),
+            BackendOutcome::Deployed { watched: true } => f.write_str("deployed"),
+            BackendOutcome::Deployed { watched: false } => {
+                f.write_str("deployed (rollout not watched)")
+            }
+            BackendOutcome::RolledBackByEcs => f.write_str("failed; ECS rolled back"),
+            BackendOutcome::Superseded => f.write_str("superseded by another deployment"),
+            BackendOutcome::Failed { rolled_back: true } => f.write_str("failed; rolled back"),
+            BackendOutcome::Failed { rolled_back: false } => f.write_str("failed"),
+            BackendOutcome::RolledBackAfter(reason) => write!(f, "rolled back: {reason}"),
+            BackendOutcome::RolledBack => f.write_str("rolled back"),
+        }
+    }
+}
+
+impl Serialize for BackendOutcome {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Outcome of the backend deploy, for outputs and the summary.
+#[derive(Debug, Default, Serialize)]
+pub struct BackendReport {
+    pub cluster: String,
+    pub service: String,
+    /// The ECR repository.
+    pub repository: String,
+    /// The tag found (or asked for, when a digest was given).
+    pub image_tag: Option<String>,
+    /// `sha256:...`.
+    pub image_digest: Option<String>,
+    /// `REGISTRY/REPO@sha256:...`.
+    pub image_uri: Option<String>,
+    /// The revision the service runs after this run (or would, in a plan).
+    pub task_definition_arn: Option<String>,
+    /// The revision it ran before.
+    pub previous_task_definition_arn: Option<String>,
+    /// The ECS deployment id (rolling) or service deployment ARN.
+    pub deployment_id: Option<String>,
+    /// How ECS rolls the service out, once the service was read.
+    pub strategy: Option<Strategy>,
+    pub outcome: BackendOutcome,
+    /// The plan: task-definition changes and the service update.
+    pub plan: Vec<String>,
+    /// Extra tags added.
+    pub extra_tags: Vec<String>,
+    /// Why the rollout failed: stopped tasks, reasons, fixes.
+    pub diagnosis: Diagnosis,
+    /// Service events seen during the watch.
+    pub events: Vec<String>,
+    /// Rolled back to this revision.
+    pub rolled_back_to: Option<String>,
+    /// ECS calls made by the rollout watch.
+    pub watch_calls: u32,
+}
+
+/// `family:revision` of an ARN (the readable part).
+pub(crate) fn short(arn: &str) -> &str {
+    arn.rsplit_once('/').map(|(_, s)| s).unwrap_or(arn)
+}
+
+impl Section for BackendReport {
+    fn outputs(&self, out: &mut Vec<(String, String)>) {
+        let mut push = |k: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                out.push((k.to_string(), v.clone()));
+            }
+        };
+        push("image-uri", &self.image_uri);
+        push("image-digest", &self.image_digest);
+        push("task-definition-arn", &self.task_definition_arn);
+        push(
+            "previous-task-definition-arn",
+            &self.previous_task_definition_arn,
+        );
+        push("deployment-id", &self.deployment_id);
+    }
+
+    fn summary(&self, md: &mut String) {
+        let _ = writeln!(md, "### Backend (ECS)\n\n| | |\n|---|---|");
+        let _ = writeln!(
+            md,
+            "| cluster / service | `{}` / `{}` |",
+            md_escape(&self.cluster),
+            md_escape(&self.service)
+        );
+        if let Some(d) = &self.image_digest {
+            let _ = writeln!(
+                md,
+                "| image | `{}:{}` `{}` |",
+                md_escape(&self.repository),
+                md_escape(self.image_tag.as_deref().unwrap_or("-")),
+                md_escape(d)
+            );
+        }
+        let old = self
+            .previous_task_definition_arn
+            .as_deref()
+            .map(short)
+            .unwrap_or("-");
+        let new = self
+            .task_definition_arn
+            .as_deref()
+            .map(short)
+            .unwrap_or("-");
+        let _ = writeln!(
+            md,
+            "| revision | `{}` -> `{}` |",
+            md_escape(old),
+            md_escape(new)
+        );
+        if let Some(d) = &self.deployment_id {
+            let _ = writeln!(md, "| deployment | `{}` |", md_escape(d));
+        }
+        if let Some(s) = self.strategy {
+            let _ = writeln!(md, "| strategy | {} |", md_escape(&s.to_string()));
+        }
+        if !self.extra_tags.is_empty() {
+            let _ = writeln!(
+                md,
+                "| extra tags | {} |",
+                md_escape(&self.extra_tags.join(", "))
+            );
+        }
+        if let Some(r) = &self.rolled_back_to {
+            let _ = writeln!(md, "| rolled back to | `{}` |", md_escape(short(r)));
+        }
+        let _ = writeln!(
+            md,
+            "| outcome | {} |\n",
+            md_escape(&self.outcome.to_string())
+        );
+        if !self.plan.is_empty() {
+            let _ = writeln!(md, "#### Plan\n\n```diff");
+            for l in &self.plan {
+                let _ = writeln!(md, "{}", l.replace("```", "'''"));
+            }
+            let _ = writeln!(md, "```\n");
+        }
+        if !self.diagnosis.is_empty() {
+            let _ = writeln!(md, "#### Diagnosis\n");
+            for l in self.diagnosis.display_lines() {
+                let _ = writeln!(md, "- {}", md_escape(&l));
+            }
+            md.push('\n');
+        }
+        if !self.events.is_empty() {
+            let _ = writeln!(
+                md,
+                "<details><summary>Service events ({})</summary>\n",
+                self.events.len()
+            );
+            for e in self.events.iter().rev().take(20) {
+                let _ = writeln!(md, "- {}", md_escape(e));
+            }
+            let _ = writeln!(md, "\n</details>\n");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CUR: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/cloudshop-backend:7";
+
+    #[test]
+    fn outputs_and_summary() {
+        let r = BackendReport {
+            cluster: "c".into(),
+            service: "s".into(),
+            repository: "repo".into(),
+            image_tag: Some("abc".into()),
+            image_digest: Some("sha256:1".into()),
+            image_uri: Some("r/repo@sha256:1".into()),
+            task_definition_arn: Some(CUR.replace(":7", ":8")),
+            previous_task_definition_arn: Some(CUR.into()),
+            deployment_id: Some("ecs-svc/1".into()),
+            outcome: BackendOutcome::Failed { rolled_back: true },
+            diagnosis: Diagnosis {
+                lines: vec!["stopped task: CannotPullContainerError".into()],
+                hints: vec!["check ECR"],
+            },
+            ..BackendReport::default()
+        };
+        let mut out = Vec::new();
+        r.outputs(&mut out);
+        let names: Vec<&str> = out.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "image-uri",
+                "image-digest",
+                "task-definition-arn",
+                "previous-task-definition-arn",
+                "deployment-id"
+            ]
+        );
+        let mut md = String::new();
+        r.summary(&mut md);
+        assert!(
+            md.contains("| revision | `cloudshop-backend:7` -> `cloudshop-backend:8` |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("#### Diagnosis\n\n- stopped task: CannotPullContainerError"),
+            "{md}"
+        );
+        assert!(
+            md.contains("- stopped task: CannotPullContainerError\n- hint: check ECR\n"),
+            "{md}"
+        );
+        assert!(md.contains("| outcome | failed; rolled back |\n"), "{md}");
+    }
+
+    #[test]
+    fn outcomes_read_as_before() {
+        assert_eq!(BackendOutcome::Started.to_string(), "");
+        assert_eq!(
+            BackendOutcome::Deployed { watched: false }.to_string(),
+            "deployed (rollout not watched)"
+        );
+        assert_eq!(
+            BackendOutcome::RolledBackAfter("smoke tests failed".into()).to_string(),
+            "rolled back: smoke tests failed"
+        );
+        assert_eq!(
+            Strategy::RollingWithRollback.to_string(),
+            "rolling (circuit breaker with rollback)"
+        );
+    }
+}

@@ -1,0 +1,247 @@
+//! Going back to an earlier revision: after a failed rollout or failed checks (to the revision the
+//! service ran before), and as `command: rollback` (to the previous or a given revision).
+//!
+//! APIs: ECS `DescribeServices`, `UpdateService`, `ListTaskDefinitions`, `DescribeTaskDefinition`, and
+//! the rollout watch's calls (see `wait`).
+
+use aws_sdk_ecs::types::SortOrder;
+use tokio::time::Instant;
+
+use super::error::Error;
+use super::report::{short, BackendOutcome, BackendReport};
+use super::service::{self, Deployed};
+use super::task_def;
+use super::wait::probe::Target;
+use super::watch::{watch_rollout, Failure};
+use crate::config::Config;
+use crate::github::commands;
+use crate::report::section::{Outcome, Timeline};
+use crate::steps::Clients;
+
+/// Pages of `ListTaskDefinitions` read at most when looking for the previous revision.
+const MAX_PAGES: usize = 20;
+
+/// Point the service at `to`, watch that rollout; an error when it does not complete.
+pub(super) async fn roll_back_to(
+    clients: &Clients,
+    cfg: &Config,
+    to: &str,
+    target: &Target,
+    cause: &str,
+    section: &mut BackendReport,
+    timeline: &mut Timeline,
+) -> Result<(), Error> {
+    let b = &cfg.backend;
+    let started = Instant::now();
+    tracing::warn!("rolling back `{}` to {} ({cause})", b.service, short(to));
+    let failed = |reason: String| Error::RollbackFailed {
+        service: b.service.clone(),
+        target: short(to).to_string(),
+        cause: cause.chars().take(300).collect(),
+        reason,
+    };
+    let seen = service::event_ids(&service::describe(&clients.ecs, &b.cluster, &b.service).await?);
+    let id = service::update(&clients.ecs, cfg, to, None, false)
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    timeline.record("rollback update", started, Outcome::Ok);
+    section.rolled_back_to = Some(to.to_string());
+    if b.wait_timeout.is_zero() {
+        return Ok(());
+    }
+    let mut t = target.clone();
+    t.task_definition = to.to_string();
+    t.deployment_id = id;
+    match watch_rollout(clients, cfg, t, seen, section, timeline, "rollback rollout").await? {
+        Ok(()) => {
+            tracing::info!("rolled back to {}", short(to));
+            Ok(())
+        }
+        Err(Failure::Timeout) => Err(failed(format!(
+            "did not finish within {}",
+            humantime::format_duration(b.wait_timeout)
+        ))),
+        Err(Failure::Failed(s) | Failure::ByEcs(s) | Failure::Superseded(s)) => Err(failed(s)),
+    }
+}
+
+/// Roll the service back to the revision it ran before `deployed` (after failed smoke tests or watch).
+pub async fn rollback(
+    clients: &Clients,
+    cfg: &Config,
+    deployed: &Deployed,
+    reason: &str,
+    section: &mut BackendReport,
+    timeline: &mut Timeline,
+) -> Result<(), Error> {
+    let _group = commands::group("Backend rollback");
+    let svc = service::describe(&clients.ecs, &cfg.backend.cluster, &cfg.backend.service).await?;
+    let target = service::target_of(&svc, cfg, &deployed.previous_task_definition)?;
+    roll_back_to(
+        clients,
+        cfg,
+        &deployed.previous_task_definition,
+        &target,
+        reason,
+        section,
+        timeline,
+    )
+    .await?;
+    section.outcome = BackendOutcome::RolledBackAfter(reason.to_string());
+    Ok(())
+}
+
+/// A `revision` input resolved against the current ARN: a full ARN, `family:rev`, or a number.
+pub fn revision_ref(revision: &str, current_arn: &str) -> Result<String, Error> {
+    let r = revision.trim();
+    if r.starts_with("arn:") && r.contains(":task-definition/") {
+        return Ok(r.to_string());
+    }
+    if let Ok(n) = r.parse::<u32>() {
+        let family = short(current_arn)
+            .rsplit_once(':')
+            .map(|(f, _)| f)
+            .unwrap_or("");
+        if n == 0 || family.is_empty() {
+            return Err(Error::BadRevision(r.to_string()));
+        }
+        return Ok(format!("{family}:{n}"));
+    }
+    match r.rsplit_once(':') {
+        Some((f, n))
+            if !f.is_empty()
+                && n.parse::<u32>().is_ok_and(|n| n > 0)
+                && !f.contains(['/', ' ']) =>
+        {
+            Ok(r.to_string())
+        }
+        _ => Err(Error::BadRevision(r.to_string())),
+    }
+}
+
+fn revision_number(arn: &str) -> Option<u32> {
+    short(arn)
+        .rsplit_once(':')
+        .and_then(|(_, n)| n.parse().ok())
+}
+
+/// The newest ACTIVE revision of `current`'s family below it.
+async fn previous_revision(ecs: &aws_sdk_ecs::Client, current: &str) -> Result<String, Error> {
+    let (family, cur) = match short(current).rsplit_once(':') {
+        Some((f, n)) => (f.to_string(), n.parse::<u32>().unwrap_or(0)),
+        None => (short(current).to_string(), 0),
+    };
+    let mut pages = ecs
+        .list_task_definitions()
+        .family_prefix(&family)
+        .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
+        .sort(SortOrder::Desc)
+        .into_paginator()
+        .send();
+    for _ in 0..MAX_PAGES {
+        let Some(page) = pages.next().await else {
+            break;
+        };
+        let out = page.map_err(|e| {
+            Error::aws(
+                "list task definitions",
+                &family,
+                crate::aws::describe(&e),
+                "check that the role may call `ecs:ListTaskDefinitions`",
+            )
+        })?;
+        let found = out.task_definition_arns().iter().find(|a| {
+            short(a).rsplit_once(':').map(|(f, _)| f) == Some(family.as_str())
+                && revision_number(a).is_some_and(|n| n < cur)
+        });
+        if let Some(a) = found {
+            return Ok(a.clone());
+        }
+    }
+    Err(Error::NoPreviousRevision {
+        family,
+        current: short(current).to_string(),
+    })
+}
+
+/// `command: rollback`: go back to the previous (or the given) revision and watch it. The section's
+/// outcome says `no change`, `planned (dry run)` or `rolled back`.
+pub async fn rollback_command(
+    clients: &Clients,
+    cfg: &Config,
+    section: &mut BackendReport,
+    timeline: &mut Timeline,
+) -> Result<(), Error> {
+    let started = Instant::now();
+    let b = &cfg.backend;
+    section.cluster = b.cluster.clone();
+    section.service = b.service.clone();
+    section.repository = b.repository.clone();
+    let group = commands::group("Rollback preflight");
+    let svc = service::describe(&clients.ecs, &b.cluster, &b.service).await?;
+    let current = svc.task_definition().unwrap_or_default().to_string();
+    section.previous_task_definition_arn = Some(current.clone());
+    let wanted = match &b.revision {
+        Some(r) => revision_ref(r, &current)?,
+        None => previous_revision(&clients.ecs, &current).await?,
+    };
+    // Resolve to a full ARN (and prove it exists) before changing anything.
+    let to = task_def::describe(&clients.ecs, &wanted)
+        .await?
+        .arn()
+        .to_string();
+    let target = service::target_of(&svc, cfg, &to)?;
+    section.strategy = Some(target.strategy);
+    section.task_definition_arn = Some(to.clone());
+    let plan = format!(
+        "update service `{}` in `{}` (taskDefinition: {} -> {})",
+        b.service,
+        b.cluster,
+        short(&current),
+        short(&to)
+    );
+    tracing::info!("plan: {plan}");
+    section.plan = vec![plan];
+    timeline.record("rollback preflight", started, Outcome::Ok);
+    group.end();
+    if to == current {
+        tracing::info!("the service already runs {}", short(&to));
+        section.outcome = BackendOutcome::NoChange;
+        return Ok(());
+    }
+    if cfg.dry_run {
+        section.outcome = BackendOutcome::Planned;
+        return Ok(());
+    }
+    let _group = commands::group("Rollback");
+    roll_back_to(
+        clients,
+        cfg,
+        &to,
+        &target,
+        "`command: rollback`",
+        section,
+        timeline,
+    )
+    .await?;
+    section.outcome = BackendOutcome::RolledBack;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CUR: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/cloudshop-backend:7";
+
+    #[test]
+    fn revisions() {
+        assert_eq!(revision_ref("5", CUR).unwrap(), "cloudshop-backend:5");
+        assert_eq!(revision_ref("other:3", CUR).unwrap(), "other:3");
+        assert_eq!(revision_ref(CUR, CUR).unwrap(), CUR);
+        for bad in ["0", "x", "a:b", ":3", "a b:1"] {
+            assert!(revision_ref(bad, CUR).is_err(), "{bad}");
+        }
+        assert_eq!(revision_number(CUR), Some(7));
+    }
+}

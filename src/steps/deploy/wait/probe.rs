@@ -1,0 +1,623 @@
+//! What the rollout watch looks at, chosen once per watch from the service's deployment strategy (as
+//! ecspresso's `WaitFunc(sv)`): [`RollingProbe`] reads the service's deployments and decides with
+//! [`evaluate`]; [`BlueGreenProbe`] follows the ECS service deployment (blue/green, linear, canary). Both
+//! read the service on every poll and stream each new service event once.
+//!
+//! APIs: ECS `DescribeServices`, `ListServiceDeployments`, `DescribeServiceDeployments`.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use aws_sdk_ecs::types::{Service, ServiceDeploymentStatus};
+use serde::Serialize;
+
+use super::poller::{Pace, Probe, Tick};
+use crate::steps::deploy::error::Error;
+
+/// Transient errors (throttling, 5xx, network) in a row that end the watch.
+const MAX_TRANSIENT: u32 = 8;
+
+// ---------------------------------------------------------------- rolling: the verdict
+
+/// A deployment as the verdict needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeploymentView {
+    /// `ecs-svc/...`.
+    pub id: String,
+    /// PRIMARY, ACTIVE, INACTIVE.
+    pub status: String,
+    /// Task definition ARN.
+    pub task_definition: String,
+    /// IN_PROGRESS, COMPLETED, FAILED (absent on old services).
+    pub rollout_state: Option<String>,
+    /// Why it is in that state.
+    pub rollout_reason: Option<String>,
+    pub running: i32,
+    pub desired: i32,
+    pub pending: i32,
+    /// Failed tasks so far.
+    pub failed: i32,
+}
+
+impl From<&aws_sdk_ecs::types::Deployment> for DeploymentView {
+    fn from(d: &aws_sdk_ecs::types::Deployment) -> Self {
+        DeploymentView {
+            id: d.id().unwrap_or_default().to_string(),
+            status: d.status().unwrap_or_default().to_string(),
+            task_definition: d.task_definition().unwrap_or_default().to_string(),
+            rollout_state: d.rollout_state().map(|s| s.as_str().to_string()),
+            rollout_reason: d.rollout_state_reason().map(str::to_string),
+            running: d.running_count(),
+            desired: d.desired_count(),
+            pending: d.pending_count(),
+            failed: d.failed_tasks(),
+        }
+    }
+}
+
+/// How a rollout ended (or that it has not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Still going; `hot` when all new tasks run and ECS only waits for steady state.
+    Pending {
+        /// Completion is imminent.
+        hot: bool,
+    },
+    /// Our deployment is PRIMARY and COMPLETED.
+    Completed,
+    /// Our deployment FAILED and nothing replaced it.
+    Failed(String),
+    /// ECS's circuit breaker (or ECS's own blue/green rollback) already went back.
+    RolledBackByEcs(String),
+    /// Another deployment (not ours, not a rollback) took over.
+    Superseded(String),
+}
+
+/// Decide from the service's deployments whether the deployment `id` (of task definition `td`) is done.
+pub fn evaluate(
+    deployments: &[DeploymentView],
+    id: Option<&str>,
+    td: &str,
+    cb_rollback: bool,
+) -> Verdict {
+    let ours = deployments
+        .iter()
+        .find(|d| id.is_some_and(|i| i == d.id))
+        .or_else(|| {
+            deployments
+                .iter()
+                .find(|d| d.task_definition == td && d.status == "PRIMARY")
+        });
+    let primary = deployments.iter().find(|d| d.status == "PRIMARY");
+    let other_primary = primary.filter(|p| ours.is_none_or(|o| o.id != p.id));
+    let Some(ours) = ours else {
+        return match other_primary {
+            Some(p) if p.task_definition != td && cb_rollback => Verdict::RolledBackByEcs(format!(
+                "the deployment is gone and ECS went back to `{}`",
+                p.task_definition
+            )),
+            Some(p) => Verdict::Superseded(format!(
+                "deployment `{}` of `{}` replaced it",
+                p.id, p.task_definition
+            )),
+            None => Verdict::Failed("the deployment disappeared from the service".into()),
+        };
+    };
+    let reason = || {
+        ours.rollout_reason
+            .clone()
+            .unwrap_or_else(|| "no reason given".to_string())
+    };
+    if ours.rollout_state.as_deref() == Some("FAILED") {
+        return match other_primary {
+            Some(p) if p.task_definition != td => Verdict::RolledBackByEcs(format!(
+                "{} (ECS rolled back to `{}`)",
+                reason(),
+                p.task_definition
+            )),
+            // ECS marks the deployment FAILED a moment before it starts its own rollback: don't race it.
+            _ if cb_rollback => Verdict::RolledBackByEcs(format!(
+                "{} (the circuit breaker is rolling back)",
+                reason()
+            )),
+            _ => Verdict::Failed(reason()),
+        };
+    }
+    if let Some(p) = other_primary {
+        return Verdict::Superseded(format!(
+            "deployment `{}` of `{}` is now PRIMARY",
+            p.id, p.task_definition
+        ));
+    }
+    match ours.rollout_state.as_deref() {
+        Some("COMPLETED") => Verdict::Completed,
+        None if deployments.len() == 1 && ours.running == ours.desired => Verdict::Completed,
+        _ => Verdict::Pending {
+            hot: ours.desired > 0 && ours.running >= ours.desired && ours.pending == 0,
+        },
+    }
+}
+
+// ---------------------------------------------------------------- the ECS probe
+// ---------------------------------------------------------------- what is watched
+
+/// How ECS rolls the service out, read once from its deployment configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Rolling update; a failed deployment is ours to handle.
+    Rolling,
+    /// Rolling update whose circuit breaker rolls back by itself.
+    RollingWithRollback,
+    /// Blue/green, linear or canary: progress is a service deployment.
+    ServiceDeployments,
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Strategy::Rolling => "rolling",
+            Strategy::RollingWithRollback => "rolling (circuit breaker with rollback)",
+            Strategy::ServiceDeployments => "blue/green (service deployments)",
+        })
+    }
+}
+
+/// Where the watch looks.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub cluster: String,
+    pub service: String,
+    /// The task definition the rollout goes to.
+    pub task_definition: String,
+    /// The deployment id from `UpdateService`, when known.
+    pub deployment_id: Option<String>,
+    pub strategy: Strategy,
+}
+
+/// A probe of one rollout that also hands back what it saw on the way.
+pub trait Rollout: Probe<Output = Verdict> {
+    /// Every service event line printed so far, in order (for the summary); drains them.
+    fn take_events(&mut self) -> Vec<String>;
+    /// The service deployment watched (blue/green, linear, canary), once found.
+    fn service_deployment_arn(&self) -> Option<&str>;
+}
+
+/// One `DescribeServices` per poll, shared by both probes: new events are printed once, transient
+/// failures back off until [`MAX_TRANSIENT`] in a row.
+#[derive(Debug)]
+struct ServiceReader<'a> {
+    ecs: &'a aws_sdk_ecs::Client,
+    target: Target,
+    seen: HashSet<String>,
+    transient: u32,
+    events: Vec<String>,
+}
+
+impl<'a> ServiceReader<'a> {
+    fn new(ecs: &'a aws_sdk_ecs::Client, target: Target, seen: HashSet<String>) -> Self {
+        ServiceReader {
+            ecs,
+            target,
+            seen,
+            transient: 0,
+            events: Vec::new(),
+        }
+    }
+
+    fn transient(&mut self, what: String) -> Result<(), Error> {
+        self.transient += 1;
+        tracing::warn!(
+            "{what} (attempt {} of {MAX_TRANSIENT}; backing off)",
+            self.transient
+        );
+        if self.transient >= MAX_TRANSIENT {
+            return Err(Error::aws(
+                "watch service",
+                &self.target.service,
+                what,
+                "ECS kept throttling or failing; re-run the job, or raise `poll-interval` when many deploys run at once",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The service and whether it had new events; `None` when the call failed transiently (the poll
+    /// backs off).
+    async fn read(&mut self) -> Result<Option<(Service, bool)>, Error> {
+        let res = self
+            .ecs
+            .describe_services()
+            .cluster(&self.target.cluster)
+            .services(&self.target.service)
+            .customize()
+            // The poller owns the pacing: a throttled poll comes back at once and the next one is
+            // pushed back by the schedule, instead of the SDK retrying (and rate-limiting) inside it.
+            .config_override(aws_sdk_ecs::config::Builder::default().retry_config(
+                aws_smithy_types::retry::RetryConfig::standard().with_max_attempts(1),
+            ))
+            .send()
+            .await;
+        let out = match res {
+            Ok(o) => o,
+            Err(e) if crate::aws::is_throttling(&e) || is_transient(&e) => {
+                self.transient(crate::aws::describe(&e))?;
+                return Ok(None);
+            }
+            Err(e) => return Err(Error::aws(
+                "describe service",
+                &self.target.service,
+                crate::aws::describe(&e),
+                "check the cluster and service and that the role may call `ecs:DescribeServices`",
+            )),
+        };
+        self.transient = 0;
+        let Some(svc) = out
+            .services()
+            .iter()
+            .find(|s| s.status() != Some("INACTIVE"))
+        else {
+            return Err(Error::ServiceGone {
+                cluster: self.target.cluster.clone(),
+                service: self.target.service.clone(),
+            });
+        };
+        // Newest first from ECS; print oldest first, each once.
+        let mut fresh = false;
+        for ev in svc.events().iter().rev() {
+            let id = ev.id().unwrap_or_default().to_string();
+            if self.seen.insert(id) {
+                let msg = ev.message().unwrap_or_default().to_string();
+                tracing::info!("event: {msg}");
+                self.events.push(msg);
+                fresh = true;
+            }
+        }
+        Ok(Some((svc.clone(), fresh)))
+    }
+}
+
+// ---------------------------------------------------------------- rolling
+
+/// Watches a rolling update through the service's deployments.
+#[derive(Debug)]
+pub struct RollingProbe<'a> {
+    reader: ServiceReader<'a>,
+    cb_rollback: bool,
+    /// Running, pending, failed and rollout state of our deployment at the last poll.
+    last: Option<(i32, i32, i32, String)>,
+}
+
+impl<'a> RollingProbe<'a> {
+    /// A probe; events with ids in `seen` (those before the update) are not printed again.
+    pub fn new(ecs: &'a aws_sdk_ecs::Client, target: Target, seen: HashSet<String>) -> Self {
+        RollingProbe {
+            cb_rollback: target.strategy == Strategy::RollingWithRollback,
+            reader: ServiceReader::new(ecs, target, seen),
+            last: None,
+        }
+    }
+}
+
+impl Probe for RollingProbe<'_> {
+    type Output = Verdict;
+
+    async fn probe(&mut self) -> Result<Tick<Verdict>, Error> {
+        let Some((svc, fresh)) = self.reader.read().await? else {
+            return Ok(Tick::Pending(Pace::Throttled));
+        };
+        let target = &self.reader.target;
+        let views: Vec<DeploymentView> =
+            svc.deployments().iter().map(DeploymentView::from).collect();
+        let verdict = evaluate(
+            &views,
+            target.deployment_id.as_deref(),
+            &target.task_definition,
+            self.cb_rollback,
+        );
+        let ours = views
+            .iter()
+            .find(|d| d.task_definition == target.task_definition);
+        let key = ours
+            .map(|d| {
+                (
+                    d.running,
+                    d.pending,
+                    d.failed,
+                    d.rollout_state.clone().unwrap_or_default(),
+                )
+            })
+            .unwrap_or_default();
+        let moved = self.last.as_ref() != Some(&key);
+        if moved {
+            if let Some(d) = ours {
+                tracing::info!(
+                    "new revision: {} running, {} pending, {} desired, {} failed ({})",
+                    d.running,
+                    d.pending,
+                    d.desired,
+                    d.failed,
+                    d.rollout_state.as_deref().unwrap_or("no rollout state")
+                );
+            }
+        }
+        self.last = Some(key);
+        Ok(match verdict {
+            Verdict::Pending { hot: true } => Tick::Pending(Pace::Hot),
+            Verdict::Pending { hot: false } if moved || fresh => Tick::Pending(Pace::Changed),
+            Verdict::Pending { hot: false } => Tick::Pending(Pace::Quiet),
+            v => Tick::Done(v),
+        })
+    }
+}
+
+impl Rollout for RollingProbe<'_> {
+    fn take_events(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.reader.events)
+    }
+
+    fn service_deployment_arn(&self) -> Option<&str> {
+        None
+    }
+}
+
+// ---------------------------------------------------------------- blue/green, linear, canary
+
+/// Watches a service deployment (blue/green, linear, canary) to its end.
+#[derive(Debug)]
+pub struct BlueGreenProbe<'a> {
+    reader: ServiceReader<'a>,
+    sd_arn: Option<String>,
+    /// The lifecycle stage at the last poll, printed when it changes.
+    last_stage: Option<String>,
+}
+
+impl<'a> BlueGreenProbe<'a> {
+    /// A probe; events with ids in `seen` (those before the update) are not printed again.
+    pub fn new(ecs: &'a aws_sdk_ecs::Client, target: Target, seen: HashSet<String>) -> Self {
+        BlueGreenProbe {
+            reader: ServiceReader::new(ecs, target, seen),
+            sd_arn: None,
+            last_stage: None,
+        }
+    }
+
+    async fn service_deployment(&mut self) -> Result<Option<Verdict>, Error> {
+        let ecs = self.reader.ecs;
+        let target = &self.reader.target;
+        if self.sd_arn.is_none() {
+            let res = ecs
+                .list_service_deployments()
+                .cluster(&target.cluster)
+                .service(&target.service)
+                .send()
+                .await
+                .map_err(|e| {
+                    Error::aws(
+                        "list service deployments",
+                        &target.service,
+                        crate::aws::describe(&e),
+                        "check that the role may call `ecs:ListServiceDeployments`",
+                    )
+                })?;
+            self.sd_arn = res
+                .service_deployments()
+                .iter()
+                .max_by(|a, b| {
+                    let t = |x: &aws_sdk_ecs::types::ServiceDeploymentBrief| {
+                        x.created_at().map(|t| t.as_secs_f64()).unwrap_or(0.0)
+                    };
+                    t(a).total_cmp(&t(b))
+                })
+                .and_then(|b| b.service_deployment_arn())
+                .map(str::to_string);
+            if let Some(a) = &self.sd_arn {
+                tracing::info!("watching service deployment {a}");
+            }
+        }
+        let Some(arn) = self.sd_arn.clone() else {
+            return Ok(None);
+        };
+        let res = ecs
+            .describe_service_deployments()
+            .service_deployment_arns(&arn)
+            .send()
+            .await
+            .map_err(|e| {
+                Error::aws(
+                    "describe service deployment",
+                    &arn,
+                    crate::aws::describe(&e),
+                    "check that the role may call `ecs:DescribeServiceDeployments`",
+                )
+            })?;
+        let Some(sd) = res.service_deployments().first() else {
+            return Ok(Some(Verdict::Failed(format!(
+                "service deployment `{arn}` not found"
+            ))));
+        };
+        let reason = sd.status_reason().unwrap_or("no reason given").to_string();
+        let stage = sd
+            .lifecycle_stage()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default();
+        let status = sd.status().cloned();
+        let verdict = match status {
+            Some(ServiceDeploymentStatus::Successful) => Verdict::Completed,
+            Some(
+                ServiceDeploymentStatus::RollbackRequested
+                | ServiceDeploymentStatus::RollbackInProgress
+                | ServiceDeploymentStatus::RollbackSuccessful
+                | ServiceDeploymentStatus::RollbackFailed,
+            ) => Verdict::RolledBackByEcs(format!(
+                "{reason} (service deployment {})",
+                status.as_ref().map(|s| s.as_str()).unwrap_or("")
+            )),
+            Some(ServiceDeploymentStatus::Stopped | ServiceDeploymentStatus::StopRequested) => {
+                Verdict::Failed(reason)
+            }
+            _ => Verdict::Pending {
+                hot: matches!(
+                    stage.as_str(),
+                    "BAKE_TIME" | "CLEAN_UP" | "POST_PRODUCTION_TRAFFIC_SHIFT"
+                ),
+            },
+        };
+        if self.last_stage.as_ref() != Some(&stage) && !stage.is_empty() {
+            tracing::info!("lifecycle stage: {stage}");
+        }
+        self.last_stage = Some(stage);
+        Ok(Some(verdict))
+    }
+}
+
+impl Probe for BlueGreenProbe<'_> {
+    type Output = Verdict;
+
+    async fn probe(&mut self) -> Result<Tick<Verdict>, Error> {
+        let Some((_, fresh)) = self.reader.read().await? else {
+            return Ok(Tick::Pending(Pace::Throttled));
+        };
+        let verdict = self.service_deployment().await?;
+        Ok(match verdict {
+            Some(Verdict::Pending { hot: true }) => Tick::Pending(Pace::Hot),
+            Some(Verdict::Pending { .. }) | None if fresh => Tick::Pending(Pace::Changed),
+            Some(Verdict::Pending { .. }) | None => Tick::Pending(Pace::Quiet),
+            Some(v) => Tick::Done(v),
+        })
+    }
+}
+
+impl Rollout for BlueGreenProbe<'_> {
+    fn take_events(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.reader.events)
+    }
+
+    fn service_deployment_arn(&self) -> Option<&str> {
+        self.sd_arn.as_deref()
+    }
+}
+
+fn is_transient<E>(
+    e: &aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+) -> bool {
+    use aws_smithy_runtime_api::client::result::SdkError;
+    match e {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => true,
+        SdkError::ResponseError(_) => true,
+        SdkError::ServiceError(s) => {
+            let status = s.raw().status().as_u16();
+            status >= 500
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(
+        id: &str,
+        status: &str,
+        td: &str,
+        state: Option<&str>,
+        running: i32,
+        desired: i32,
+    ) -> DeploymentView {
+        DeploymentView {
+            id: id.into(),
+            status: status.into(),
+            task_definition: td.into(),
+            rollout_state: state.map(str::to_string),
+            rollout_reason: Some("r".into()),
+            running,
+            desired,
+            pending: 0,
+            failed: 0,
+        }
+    }
+
+    #[test]
+    fn verdicts() {
+        let new = "td:2";
+        let cases: Vec<(Vec<DeploymentView>, Verdict)> = vec![
+            (
+                vec![
+                    d("a", "PRIMARY", new, Some("IN_PROGRESS"), 0, 2),
+                    d("o", "ACTIVE", "td:1", Some("COMPLETED"), 2, 2),
+                ],
+                Verdict::Pending { hot: false },
+            ),
+            (
+                vec![
+                    d("a", "PRIMARY", new, Some("IN_PROGRESS"), 2, 2),
+                    d("o", "ACTIVE", "td:1", Some("COMPLETED"), 2, 2),
+                ],
+                Verdict::Pending { hot: true },
+            ),
+            (
+                vec![d("a", "PRIMARY", new, Some("COMPLETED"), 2, 2)],
+                Verdict::Completed,
+            ),
+            (vec![d("a", "PRIMARY", new, None, 2, 2)], Verdict::Completed),
+            (
+                vec![
+                    d("a", "PRIMARY", new, None, 2, 2),
+                    d("o", "ACTIVE", "td:1", None, 1, 0),
+                ],
+                Verdict::Pending { hot: true },
+            ),
+            (
+                vec![d("a", "PRIMARY", new, Some("FAILED"), 0, 2)],
+                Verdict::RolledBackByEcs("r (the circuit breaker is rolling back)".into()),
+            ),
+            (
+                vec![
+                    d("b", "PRIMARY", "td:1", Some("IN_PROGRESS"), 1, 2),
+                    d("a", "ACTIVE", new, Some("FAILED"), 0, 2),
+                ],
+                Verdict::RolledBackByEcs("r (ECS rolled back to `td:1`)".into()),
+            ),
+            (
+                vec![d("b", "PRIMARY", "td:1", Some("COMPLETED"), 2, 2)],
+                Verdict::RolledBackByEcs(
+                    "the deployment is gone and ECS went back to `td:1`".into(),
+                ),
+            ),
+            (
+                vec![
+                    d("c", "PRIMARY", "td:3", Some("IN_PROGRESS"), 0, 2),
+                    d("a", "ACTIVE", new, Some("IN_PROGRESS"), 1, 2),
+                ],
+                Verdict::Superseded("deployment `c` of `td:3` is now PRIMARY".into()),
+            ),
+        ];
+        for (i, (deps, want)) in cases.into_iter().enumerate() {
+            assert_eq!(evaluate(&deps, Some("a"), new, true), want, "case {i}");
+        }
+        // Without circuit-breaker rollback, FAILED is ours to handle, and a vanished deployment replaced
+        // by another is "superseded".
+        assert_eq!(
+            evaluate(
+                &[d("a", "PRIMARY", new, Some("FAILED"), 0, 2)],
+                Some("a"),
+                new,
+                false
+            ),
+            Verdict::Failed("r".into())
+        );
+        assert!(matches!(
+            evaluate(
+                &[d("b", "PRIMARY", "td:1", Some("COMPLETED"), 2, 2)],
+                Some("a"),
+                new,
+                false
+            ),
+            Verdict::Superseded(_)
+        ));
+    }
+}

@@ -1,0 +1,90 @@
+//! Errors of the frontend sync, shared by every stage (walking the build, S3, CloudFront), with the hint
+//! for each. No AWS API.
+
+use std::path::PathBuf;
+
+use super::state;
+
+/// Errors of the frontend sync.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The build folder is missing or unreadable.
+    #[error("failed to read the frontend folder `{}`: {message}", dir.display())]
+    Dir { dir: PathBuf, message: String },
+    /// A file or folder inside the build could not be read.
+    #[error("failed to read `{}`: {message}", path.display())]
+    Walk { path: PathBuf, message: String },
+    /// A symbolic link leads out of the build folder (or the build folder out of the workspace).
+    #[error("refusing to follow `{}`: the symbolic link points to `{}`, outside `{}`", link.display(), target.display(), root.display())]
+    SymlinkEscapes {
+        link: PathBuf,
+        /// Where it leads.
+        target: PathBuf,
+        /// The build folder.
+        root: PathBuf,
+    },
+    /// A file name that is not UTF-8 cannot become an S3 key faithfully.
+    #[error("failed to name `{}` as an S3 key: the file name is not UTF-8", path.display())]
+    NotUtf8 { path: PathBuf },
+    /// Nothing to upload: syncing would empty the website.
+    #[error("failed to sync `{}`: the folder holds no file to upload", dir.display())]
+    EmptyBuild { dir: PathBuf },
+    /// The bucket does not exist.
+    #[error("failed to list `s3://{bucket}`: NoSuchBucket: the bucket does not exist")]
+    NoSuchBucket { bucket: String },
+    /// The credentials may not read (or write) the bucket.
+    #[error("failed to {verb} `{object}`: {detail}")]
+    AccessDenied {
+        /// `list`, `read`, `upload`, `delete`.
+        verb: &'static str,
+        /// `s3://bucket/key`.
+        object: String,
+        /// AWS code and message.
+        detail: String,
+    },
+    /// Any other failed S3 or CloudFront call.
+    #[error("failed to {verb} `{object}`: {detail}")]
+    Aws {
+        /// What was being done.
+        verb: &'static str,
+        /// On what.
+        object: String,
+        /// AWS code and message.
+        detail: String,
+    },
+    /// A build file has the name of the sync state object.
+    #[error("failed to upload `{}`: its name is reserved for the sync state (`{}`)", path.display(), state::STATE_NAME)]
+    Reserved { path: PathBuf },
+    /// The CloudFront distribution does not exist.
+    #[error(
+        "failed to read `{id}`: NoSuchDistribution: the CloudFront distribution does not exist"
+    )]
+    NoSuchDistribution { id: String },
+}
+
+impl crate::Diagnose for Error {
+    fn hint(&self) -> String {
+        match self {
+            Error::Dir { .. } => {
+                "build the frontend first (`npm ci && npm run build`) and point `frontend-dir` at the output folder".into()
+            }
+            Error::Walk { .. } => "check the permissions of the build output".into(),
+            Error::SymlinkEscapes { .. } => {
+                "copy the file into the build folder instead of linking to it, or exclude the link with `frontend-exclude`".into()
+            }
+            Error::NotUtf8 { .. } => "rename the file, or exclude it with `frontend-exclude`".into(),
+            Error::EmptyBuild { .. } => {
+                "the build produced no files (or `frontend-exclude` excludes all of them); check the build step and `frontend-dir`".into()
+            }
+            Error::NoSuchBucket { bucket } => format!(
+                "create the bucket `{bucket}` (the infrastructure stack does this) or fix `frontend-bucket`"
+            ),
+            Error::AccessDenied { .. } => {
+                "grant the deploy role s3:ListBucket on the bucket and s3:GetObject, s3:PutObject, s3:DeleteObject on its objects".into()
+            }
+            Error::Aws { .. } => "the AWS error above says what failed; re-run the job if it was transient".into(),
+            Error::Reserved { .. } => "exclude it with `frontend-exclude` or rename it".into(),
+            Error::NoSuchDistribution { .. } => "fix `cloudfront-distribution-id` (the ID, e.g. `E2QWRUHAPOMQZL`, not the domain name)".into(),
+        }
+    }
+}

@@ -1,0 +1,425 @@
+//! The S3 side of the frontend sync: list the objects under the prefix, HEAD the ones the listing does
+//! not settle, upload files streamed from disk (one request, or in parts above a threshold), delete
+//! stale objects in batches, and read and write the sync state object. Every failed request becomes an
+//! [`Error`] through one classifier.
+//!
+//! AWS APIs: S3 `ListObjectsV2`, `HeadObject`, `GetObject`, `PutObject`, `CreateMultipartUpload`,
+//! `UploadPart`, `CompleteMultipartUpload`, `AbortMultipartUpload`, `DeleteObjects`.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_s3::primitives::{ByteStream, Length};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use base64::Engine;
+use futures::{StreamExt, TryStreamExt};
+
+use super::error::Error;
+use super::plan::{Head, Upload};
+use super::state::{self, Entry, Listed, SyncState};
+use crate::aws::describe;
+use crate::github::commands;
+
+/// Files larger than this are uploaded in parts.
+const MULTIPART_THRESHOLD: u64 = 16 * 1024 * 1024;
+/// Size of one part (S3 allows at most 10,000 parts; the size grows for larger files).
+const PART_SIZE: u64 = 8 * 1024 * 1024;
+/// Parts of one file in flight at once.
+const PART_CONCURRENCY: usize = 4;
+/// `DeleteObjects` takes at most this many keys.
+const DELETE_BATCH: usize = 1000;
+/// The metadata key (`x-amz-meta-sha256`) holding the SHA-256 of the object's bytes.
+const SHA256_META: &str = "sha256";
+
+/// The error for a failed S3 request on `object`: access denied when S3 says `AccessDenied` or answers
+/// 403 (HEAD replies carry no code, so the status is the one signal that works for every request).
+fn classify(
+    verb: &'static str,
+    object: String,
+    status: Option<u16>,
+    code: Option<&str>,
+    detail: String,
+) -> Error {
+    if status == Some(403) || code == Some("AccessDenied") {
+        Error::AccessDenied {
+            verb,
+            object,
+            detail,
+        }
+    } else {
+        Error::Aws {
+            verb,
+            object,
+            detail,
+        }
+    }
+}
+
+/// [`classify`] an SDK error of a request on `s3://bucket/key`.
+pub(super) fn object_error<E>(
+    verb: &'static str,
+    bucket: &str,
+    key: &str,
+    e: &SdkError<E, HttpResponse>,
+) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    classify(
+        verb,
+        format!("s3://{bucket}/{key}"),
+        e.raw_response().map(|r| r.status().as_u16()),
+        e.as_service_error().and_then(|s| s.code()),
+        describe(e),
+    )
+}
+
+/// Every object under the prefix (all pages of `ListObjectsV2`).
+pub(super) async fn list(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<BTreeMap<String, Listed>, Error> {
+    let mut out = BTreeMap::new();
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| {
+            if e.as_service_error().is_some_and(|s| s.is_no_such_bucket()) {
+                Error::NoSuchBucket {
+                    bucket: bucket.to_string(),
+                }
+            } else {
+                object_error("list", bucket, prefix, &e)
+            }
+        })?;
+        for o in page.contents() {
+            if let Some(key) = o.key() {
+                out.insert(
+                    key.to_string(),
+                    Listed {
+                        etag: etag_of(o.e_tag()),
+                        size: o.size().unwrap_or(-1),
+                        last_modified: o
+                            .last_modified()
+                            .map(|t| format!("{}.{:09}", t.secs(), t.subsec_nanos()))
+                            .unwrap_or_default(),
+                    },
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `HeadObject`; `None` when the object is gone (deleted since the listing).
+pub(super) async fn head(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<Head>, Error> {
+    match s3.head_object().bucket(bucket).key(key).send().await {
+        Ok(h) => Ok(Some(Head {
+            etag: h.e_tag().map(|t| t.trim_matches('"').to_string()),
+            sha256: h
+                .metadata()
+                .and_then(|m| m.get(SHA256_META))
+                .map(String::from),
+            content_type: h.content_type().map(String::from),
+            cache_control: h.cache_control().map(String::from),
+        })),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+        Err(e) => Err(object_error("read", bucket, key, &e)),
+    }
+}
+
+/// Upload one file, streamed from disk: one `PutObject`, or a multipart upload above the threshold.
+/// Returns the ETag S3 gave it (without quotes).
+pub(super) async fn put(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    up: &Upload,
+) -> Result<String, Error> {
+    if up.file.size > MULTIPART_THRESHOLD {
+        return put_multipart(s3, bucket, up).await;
+    }
+    let body = ByteStream::from_path(&up.file.path)
+        .await
+        .map_err(|e| Error::Walk {
+            path: up.file.path.clone(),
+            message: e.to_string(),
+        })?;
+    let md5 = hex::decode(&up.file.md5).unwrap_or_default();
+    let out = s3
+        .put_object()
+        .bucket(bucket)
+        .key(&up.key)
+        .body(body)
+        .content_length(up.file.size as i64)
+        .content_md5(base64::engine::general_purpose::STANDARD.encode(md5))
+        .content_type(&up.content_type)
+        .cache_control(&up.cache_control)
+        .metadata(SHA256_META, &up.file.sha256)
+        .send()
+        .await
+        .map_err(|e| object_error("upload", bucket, &up.key, &e))?;
+    Ok(etag_of(out.e_tag()))
+}
+
+fn etag_of(tag: Option<&str>) -> String {
+    tag.unwrap_or_default().trim_matches('"').to_string()
+}
+
+/// The part size for a file: [`PART_SIZE`], grown so no file needs more than 10,000 parts.
+fn part_size(size: u64) -> u64 {
+    PART_SIZE.max(size.div_ceil(10_000))
+}
+
+async fn put_multipart(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    up: &Upload,
+) -> Result<String, Error> {
+    let created = s3
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key(&up.key)
+        .content_type(&up.content_type)
+        .cache_control(&up.cache_control)
+        .metadata(SHA256_META, &up.file.sha256)
+        .send()
+        .await
+        .map_err(|e| object_error("upload", bucket, &up.key, &e))?;
+    let Some(upload_id) = created.upload_id() else {
+        return Err(Error::Aws {
+            verb: "upload",
+            object: format!("s3://{bucket}/{}", up.key),
+            detail: "CreateMultipartUpload returned no UploadId".into(),
+        });
+    };
+    let part = part_size(up.file.size);
+    let count = up.file.size.div_ceil(part);
+    let parts = futures::stream::iter(0..count)
+        .map(|i| async move {
+            let offset = i * part;
+            let len = part.min(up.file.size - offset);
+            let body = ByteStream::read_from()
+                .path(&up.file.path)
+                .offset(offset)
+                .length(Length::Exact(len))
+                .build()
+                .await
+                .map_err(|e| Error::Walk {
+                    path: up.file.path.clone(),
+                    message: e.to_string(),
+                })?;
+            let number = (i + 1) as i32;
+            let out = s3
+                .upload_part()
+                .bucket(bucket)
+                .key(&up.key)
+                .upload_id(upload_id)
+                .part_number(number)
+                .content_length(len as i64)
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| object_error("upload", bucket, &up.key, &e))?;
+            Ok::<_, Error>(
+                CompletedPart::builder()
+                    .part_number(number)
+                    .set_e_tag(out.e_tag().map(str::to_string))
+                    .build(),
+            )
+        })
+        .buffered(PART_CONCURRENCY)
+        .try_collect::<Vec<_>>()
+        .await;
+    let completed = match parts {
+        Ok(parts) => s3
+            .complete_multipart_upload()
+            .bucket(bucket)
+            .key(&up.key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map(|out| etag_of(out.e_tag()))
+            .map_err(|e| object_error("upload", bucket, &up.key, &e)),
+        Err(e) => Err(e),
+    };
+    if completed.is_err() {
+        // Parts of an abandoned upload are billed until aborted.
+        let _ = s3
+            .abort_multipart_upload()
+            .bucket(bucket)
+            .key(&up.key)
+            .upload_id(upload_id)
+            .send()
+            .await;
+    }
+    completed
+}
+
+/// Delete keys in batches (`DeleteObjects`), calling `deleted` for each key S3 removed; a key S3
+/// refuses fails the run once the rest of its batch is counted.
+pub(super) async fn delete_all(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    keys: &[String],
+    mut deleted: impl FnMut(&str),
+) -> Result<(), Error> {
+    let batch_error = |detail: String| Error::Aws {
+        verb: "delete",
+        object: format!("s3://{bucket}"),
+        detail,
+    };
+    for batch in keys.chunks(DELETE_BATCH) {
+        let objects = batch
+            .iter()
+            .map(|k| ObjectIdentifier::builder().key(k).build())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| batch_error(e.to_string()))?;
+        let delete = Delete::builder()
+            .set_objects(Some(objects))
+            .quiet(true)
+            .build()
+            .map_err(|e| batch_error(e.to_string()))?;
+        let out = s3
+            .delete_objects()
+            .bucket(bucket)
+            .delete(delete)
+            .send()
+            .await
+            .map_err(|e| object_error("delete", bucket, &batch[0], &e))?;
+        // Refused keys, with S3's code (for the classifier) and `code: message` (for the reader).
+        let mut failed: BTreeMap<&str, (Option<&str>, String)> = out
+            .errors()
+            .iter()
+            .filter_map(|e| {
+                e.key().map(|k| {
+                    let detail = format!(
+                        "{}: {}",
+                        e.code().unwrap_or("Error"),
+                        e.message().unwrap_or_default()
+                    );
+                    (k, (e.code(), detail))
+                })
+            })
+            .collect();
+        for key in batch {
+            if !failed.contains_key(key.as_str()) {
+                tracing::info!("deleted {key}");
+                deleted(key);
+            }
+        }
+        if let Some((key, (code, detail))) = failed.pop_first() {
+            return Err(classify(
+                "delete",
+                format!("s3://{bucket}/{key}"),
+                None,
+                code,
+                detail,
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Read the sync state object; `None` when there is none (first run) or it cannot be used.
+pub(super) async fn read_state(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<SyncState>, Error> {
+    let out = match s3.get_object().bucket(bucket).key(key).send().await {
+        Ok(o) => o,
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+        // A missing bucket is reported, once and clearly, by the listing that runs alongside.
+        Err(e) if crate::aws::code(&e) == Some("NoSuchBucket") => return Ok(None),
+        Err(e) => return Err(object_error("read", bucket, key, &e)),
+    };
+    let bytes = match out.body.collect().await {
+        Ok(b) => b.into_bytes(),
+        Err(e) => {
+            tracing::warn!("could not read the sync state `{key}` ({e}); every object will be checked with HeadObject");
+            return Ok(None);
+        }
+    };
+    Ok(state::decode(key, &bytes))
+}
+
+/// Write the sync state object. A failure is only a warning: the sync is done, the next run checks with
+/// HEAD.
+pub(super) async fn write_state(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    objects: BTreeMap<String, Entry>,
+) {
+    let state = state::new(objects);
+    let body = match serde_json::to_vec(&state) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!("could not encode the sync state: {e}");
+            return;
+        }
+    };
+    let res = s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(body))
+        .content_type("application/json")
+        .cache_control("no-store")
+        .send()
+        .await;
+    match res {
+        Ok(_) => tracing::info!(objects = state.objects.len(), "sync state written to `{key}`"),
+        Err(e) => commands::emit(
+            commands::Level::Warning,
+            None,
+            &format!(
+                "failed to write the sync state `s3://{bucket}/{key}`: {}; the next run compares with HeadObject instead",
+                describe(&e)
+            ),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_size_grows_for_huge_files() {
+        assert_eq!(part_size(20 << 20), PART_SIZE);
+        assert!(part_size(200 << 30).div_ceil(1) * 10_000 >= 200 << 30);
+    }
+
+    #[test]
+    fn denied_by_status_or_code() {
+        let denied = |status, code| {
+            matches!(
+                classify("read", "s3://b/k".into(), status, code, "x".into()),
+                Error::AccessDenied { .. }
+            )
+        };
+        assert!(denied(Some(403), None));
+        assert!(denied(None, Some("AccessDenied")));
+        assert!(denied(Some(403), Some("AccessDenied")));
+        assert!(!denied(Some(500), Some("InternalError")));
+        assert!(!denied(None, Some("NoSuchKey")));
+        assert!(!denied(None, None));
+    }
+}

@@ -1,0 +1,407 @@
+//! Bringing the image into the target repository by digest: a promotion (the image tested in the source
+//! environment's repository, the manifest byte for byte, so what ran on stage is exactly what runs in
+//! prod) or an archive push (an OCI layout or `docker save` archive from the workspace), under the image
+//! tag plus `extra-tags`.
+//!
+//! Same repository: a retag ([`super::tag`]). Other repository (same or other account or region), or an
+//! archive: the registry API through [`crate::registry`], authenticated with ECR
+//! `GetAuthorizationToken`. Read-only in [`resolve_source`]: `DescribeRepositories`,
+//! `GetAuthorizationToken`, `BatchGetImage`, `DescribeImages`, registry manifest GETs/HEADs. Writes only
+//! in [`copy`]: `PutImage`, or registry blob uploads and manifest PUTs.
+
+use std::sync::Arc;
+
+use aws_sdk_ecr::types::ImageIdentifier;
+use base64::Engine;
+use tokio::time::Instant;
+
+use super::error::{Error, Role};
+use super::report::{Mode, PromoteReport};
+use super::resolve::{self, Mutability, Repository};
+use super::tag::{self, StoredManifest, Tagged};
+use crate::config::{Command, Config};
+use crate::github::commands;
+use crate::registry::{self, archive::Archive, CopyStats, Manifest, Registry, Source, Target};
+use crate::report::section::{Outcome, Timeline};
+use crate::steps::Clients;
+
+/// What `copy` will do.
+#[derive(Debug)]
+enum Plan {
+    /// Same repository: `PutImage` the manifest under more tags.
+    Retag {
+        repo: Repository,
+        image: StoredManifest,
+    },
+    /// Registry-to-registry (or archive-to-registry) copy.
+    Copy(Box<CopyPlan>),
+}
+
+#[derive(Debug)]
+struct CopyPlan {
+    source: Source,
+    target: Target,
+    top: Manifest,
+}
+
+/// The image to bring into the target repository (resolved read-only).
+#[derive(Debug)]
+pub struct SourceImage {
+    /// Its manifest digest (`sha256:...`): what the target will run.
+    pub digest: String,
+    /// Where it comes from (`REPO_URI@DIGEST`, or the archive path).
+    pub uri: String,
+    /// The target repository URI.
+    pub target_uri: String,
+    /// The tags it gets in the target (the image tag first).
+    pub tags: Vec<String>,
+    /// Registry traffic settings (tests and benchmarks turn mounting off).
+    pub options: registry::Options,
+    pub mode: Mode,
+    plan: Plan,
+}
+
+impl SourceImage {
+    /// The promotion's report before the copy: what will be copied where.
+    pub fn report(&self) -> PromoteReport {
+        PromoteReport {
+            mode: self.mode,
+            source_image_uri: self.uri.clone(),
+            target_uri: self.target_uri.clone(),
+            digest: self.digest.clone(),
+            tags: self.tags.clone(),
+            stats: None,
+            seconds: 0.0,
+        }
+    }
+}
+
+/// What [`copy`] did.
+#[derive(Debug, Clone)]
+pub struct Copied {
+    pub stats: CopyStats,
+    /// Wall time of the copy.
+    pub seconds: f64,
+}
+
+impl PromoteReport {
+    /// Record the finished copy.
+    pub fn record(&mut self, copied: Copied) {
+        self.stats = Some(copied.stats);
+        self.seconds = copied.seconds;
+    }
+}
+
+/// A registry client for an ECR repository: `GetAuthorizationToken` (masked at once), base URL from the
+/// repository URI unless `registry-url` overrides it.
+async fn registry_for(
+    ecr: &aws_sdk_ecr::Client,
+    repo: &Repository,
+    override_url: Option<&url::Url>,
+    options: &registry::Options,
+) -> Result<Registry, Error> {
+    let out = ecr
+        .get_authorization_token()
+        .send()
+        .await
+        .map_err(|e| Error::Aws {
+            verb: "get an ECR authorization token for",
+            object: repo.uri.clone(),
+            detail: crate::aws::describe(&e),
+            hint: "check that the role may call `ecr:GetAuthorizationToken`",
+        })?;
+    let token = out
+        .authorization_data()
+        .first()
+        .and_then(|d| d.authorization_token())
+        .map(str::to_string);
+    if let Some(t) = &token {
+        // Both the token and the password inside it are secrets; mask them before anything can print them.
+        commands::mask(t);
+        if let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(t) {
+            if let Some((_, password)) = String::from_utf8_lossy(&decoded).split_once(':') {
+                commands::mask(password);
+            }
+        }
+    }
+    let base = match override_url {
+        Some(u) => u.clone(),
+        None => {
+            let host = repo.uri.split('/').next().unwrap_or_default();
+            url::Url::parse(&format!("https://{host}")).map_err(|e| Error::RegistryUrl {
+                url: host.to_string(),
+                message: e.to_string(),
+            })?
+        }
+    };
+    Ok(Registry::new(base, token.as_deref(), options)?)
+}
+
+/// The image tag and extra tags, in order, without repeats.
+fn target_tags(cfg: &Config) -> Result<Vec<String>, Error> {
+    let tag = cfg
+        .backend
+        .image_tag
+        .clone()
+        .ok_or(Error::NoSource("no `image-tag`"))?;
+    let mut tags = vec![tag];
+    for t in &cfg.backend.extra_tags {
+        if !tags.contains(t) {
+            tags.push(t.clone());
+        }
+    }
+    Ok(tags)
+}
+
+/// Read-only: find the tag in the source repository (or read the archive) and take its digest. Also checks
+/// the target repository exists and that no immutable tag would have to move.
+pub async fn resolve_source(
+    clients: &Clients,
+    cfg: &Config,
+    timeline: &mut Timeline,
+) -> Result<SourceImage, Error> {
+    let started = Instant::now();
+    let _group = commands::group("Resolve the image to promote");
+    let result = resolve(clients, cfg).await;
+    timeline.record("resolve image", started, Outcome::of(&result));
+    let source = result?;
+    tracing::info!(source = %source.uri, digest = %source.digest, target = %source.target_uri, tags = ?source.tags, "image resolved");
+    Ok(source)
+}
+
+async fn resolve(clients: &Clients, cfg: &Config) -> Result<SourceImage, Error> {
+    let tags = target_tags(cfg)?;
+    let tag = tags[0].clone();
+    let options = registry::Options::default();
+    let override_url = cfg.backend.registry_url.clone();
+    let target = resolve::lookup(&clients.ecr, &cfg.backend.repository, None, Role::Target).await?;
+
+    // An archive from the workspace (a deploy that pushes its own image, or a promotion of an archive).
+    if let Some(path) = &cfg.image_archive {
+        let (p, t) = (path.clone(), tag.clone());
+        let archive = tokio::task::spawn_blocking(move || Archive::open(&p, &t))
+            .await
+            .map_err(|e| {
+                Error::Registry(registry::Error::Manifest {
+                    object: path.display().to_string(),
+                    message: format!("reading the archive stopped: {e}"),
+                })
+            })?
+            .map_err(registry::Error::from)?;
+        let top = archive.top().clone();
+        let target_reg =
+            registry_for(&clients.ecr, &target, override_url.as_ref(), &options).await?;
+        let target_t = Target {
+            registry: target_reg,
+            repo: target.name.clone(),
+        };
+        check_immutable_registry(&target_t, &tags, &top.digest, &target.mutability).await?;
+        return Ok(SourceImage {
+            digest: top.digest.clone(),
+            uri: path.display().to_string(),
+            target_uri: target_uri(&target_t, &target.uri, override_url.is_some()),
+            tags,
+            options,
+            mode: Mode::Archive,
+            plan: Plan::Copy(Box::new(CopyPlan {
+                source: Source::Archive(Arc::new(archive)),
+                target: target_t,
+                top,
+            })),
+        });
+    }
+
+    if cfg.command != Command::Promote {
+        return Err(Error::NoSource("not a promotion and no `image-archive`"));
+    }
+    let promote = cfg
+        .promote
+        .as_ref()
+        .ok_or(Error::NoSource("no source environment"))?;
+    let (registry_id, uri_region, name) = resolve::split_repository(&promote.source_repository);
+    let source_region = uri_region.unwrap_or_else(|| promote.source_region.clone());
+    let source_ecr = if source_region == cfg.region {
+        clients.ecr.clone()
+    } else {
+        aws_sdk_ecr::Client::from_conf(
+            aws_sdk_ecr::config::Builder::from(&clients.sdk)
+                .region(aws_types::region::Region::new(source_region.clone()))
+                .build(),
+        )
+    };
+    let source = resolve::lookup(&source_ecr, &name, registry_id.as_deref(), Role::Source).await?;
+
+    if source.uri == target.uri && source_region == cfg.region {
+        return resolve_retag(&clients.ecr, source, target, tags, options).await;
+    }
+
+    let source_reg = registry_for(&source_ecr, &source, override_url.as_ref(), &options).await?;
+    let Some(top) = source_reg.get_manifest(&source.name, &tag).await? else {
+        // Through a `registry-url` the registry holds the images; otherwise ECR knows the push dates.
+        let newest = if override_url.is_some() {
+            source_reg
+                .list_tags(&source.name, resolve::NEWEST_TAGS)
+                .await
+                .unwrap_or_default()
+        } else {
+            resolve::newest_tags(&source_ecr, &source).await
+        };
+        return Err(Error::ImageNotFound {
+            repo: source.uri.clone(),
+            tag,
+            newest,
+            role: Role::Source,
+        });
+    };
+    let target_reg = registry_for(&clients.ecr, &target, override_url.as_ref(), &options).await?;
+    let target_t = Target {
+        registry: target_reg,
+        repo: target.name.clone(),
+    };
+    check_immutable_registry(&target_t, &tags, &top.digest, &target.mutability).await?;
+    Ok(SourceImage {
+        digest: top.digest.clone(),
+        uri: format!("{}@{}", source.uri, top.digest),
+        target_uri: target_uri(&target_t, &target.uri, override_url.is_some()),
+        tags,
+        options,
+        mode: Mode::Copy,
+        plan: Plan::Copy(Box::new(CopyPlan {
+            source: Source::Registry {
+                registry: source_reg,
+                repo: source.name.clone(),
+            },
+            target: target_t,
+            top,
+        })),
+    })
+}
+
+fn target_uri(target: &Target, ecr_uri: &str, overridden: bool) -> String {
+    if overridden {
+        format!("{}/{}", target.registry.host(), target.repo)
+    } else {
+        ecr_uri.to_string()
+    }
+}
+
+/// Fail before any write when a tag ECR will not move would have to move. Movable tags pass; so do
+/// immutable ones that already point at the digest.
+async fn check_immutable_registry(
+    target: &Target,
+    tags: &[String],
+    digest: &str,
+    mutability: &Mutability,
+) -> Result<(), Error> {
+    for tag in tags.iter().filter(|t| mutability.is_immutable(t)) {
+        if let Some(existing) = target.registry.manifest_digest(&target.repo, tag).await? {
+            if existing != digest {
+                return Err(Error::TagImmutable {
+                    repo: target.repo.clone(),
+                    tag: tag.clone(),
+                    existing,
+                    wanted: digest.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Same repository: the manifest from `BatchGetImage`, digest as ECR reports it.
+async fn resolve_retag(
+    ecr: &aws_sdk_ecr::Client,
+    source: Repository,
+    target: Repository,
+    tags: Vec<String>,
+    options: registry::Options,
+) -> Result<SourceImage, Error> {
+    let tag = tags[0].clone();
+    let id = ImageIdentifier::builder().image_tag(&tag).build();
+    let object = format!("{}:{tag}", source.name);
+    let Some(image) = tag::get_manifest(ecr, &source, id, &object).await? else {
+        return Err(Error::ImageNotFound {
+            repo: source.uri.clone(),
+            tag,
+            newest: resolve::newest_tags(ecr, &source).await,
+            role: Role::Source,
+        });
+    };
+    if let Some((tag, existing)) = resolve::moved_tags(ecr, &target, &image.digest, &tags[1..])
+        .await?
+        .into_iter()
+        .next()
+    {
+        return Err(Error::TagImmutable {
+            repo: target.name.clone(),
+            tag,
+            existing,
+            wanted: image.digest.clone(),
+        });
+    }
+    Ok(SourceImage {
+        uri: format!("{}@{}", source.uri, image.digest),
+        digest: image.digest.clone(),
+        target_uri: target.uri.clone(),
+        tags,
+        options,
+        mode: Mode::Retag,
+        plan: Plan::Retag {
+            repo: target,
+            image,
+        },
+    })
+}
+
+/// Copy the image into the target repository under the tag (plus extra tags), keeping the digest.
+pub async fn copy(
+    clients: &Clients,
+    source: &SourceImage,
+    timeline: &mut Timeline,
+) -> Result<Copied, Error> {
+    let started = Instant::now();
+    let _group = commands::group(&format!("Copy {} -> {}", source.uri, source.target_uri));
+    let result = match &source.plan {
+        Plan::Retag { repo, image } => retag(&clients.ecr, repo, image, &source.tags).await,
+        Plan::Copy(plan) => registry::copy_image(
+            &plan.source,
+            &plan.target,
+            &plan.top,
+            &source.tags,
+            &source.options,
+        )
+        .await
+        .map_err(Error::from),
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    timeline.record("promote image", started, Outcome::of(&result));
+    let stats = result?;
+    tracing::info!(
+        digest = %source.digest,
+        blobs_copied = stats.blobs_copied,
+        blobs_mounted = stats.blobs_mounted,
+        blobs_skipped = stats.blobs_skipped,
+        bytes = stats.bytes_copied,
+        seconds,
+        "image in the target repository under {:?}",
+        source.tags
+    );
+    Ok(Copied { stats, seconds })
+}
+
+/// `PutImage` the same manifest under each tag the repository lacks.
+async fn retag(
+    ecr: &aws_sdk_ecr::Client,
+    repo: &Repository,
+    image: &StoredManifest,
+    tags: &[String],
+) -> Result<CopyStats, Error> {
+    let mut stats = CopyStats::default();
+    for (tag, how) in tag::put_tags(ecr, repo, image, tags).await? {
+        match how {
+            Tagged::Added => stats.tags_put.push(tag),
+            Tagged::AlreadyThere => stats.tags_unchanged.push(tag),
+        }
+    }
+    Ok(stats)
+}

@@ -1,0 +1,508 @@
+//! The backend deploy against moto (ECR, STS) and the loopback ECS simulator, through the real binary.
+
+use harness as common;
+
+use common::ecs_sim::{EcsSim, Scenario, Seed, StopReason};
+use common::{Action, Moto, RunResult};
+
+const REPO: &str = "stage-cloudshop-backend";
+
+fn seed_ecr(moto: &Moto, tags: &[&str], immutable: bool) -> String {
+    common::seed::seed_ecr(moto, &moto.name(REPO), tags, immutable)
+}
+
+fn digest_of_tag(moto: &Moto, tag: &str) -> Option<String> {
+    common::seed::digest_of_tag(moto, &moto.name(REPO), tag)
+}
+
+const CONFIG: &str = r#"
+region: us-east-1
+environments:
+  stage:
+    cluster: stage-cluster
+    service: stage-backend
+    container: backend
+    ecr-repository: stage-cloudshop-backend
+"#;
+
+const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+/// The repository of the service's current image (the simulator's seed).
+const REPO_URI: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/stage-cloudshop-backend";
+
+/// This test's repository in the shared moto.
+fn repo_uri(moto: &Moto) -> String {
+    format!(
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/{}",
+        moto.name(REPO)
+    )
+}
+
+fn action(moto: &Moto, sim: &EcsSim) -> Action {
+    Action::new()
+        .with_moto(moto)
+        .env("AWS_ENDPOINT_URL_ECS", &sim.endpoint)
+        .file(
+            ".github/cloudshop-deploy.yml",
+            &CONFIG.replace(REPO, &moto.name(REPO)),
+        )
+        .input("environment", "stage")
+        .input("poll-interval", "30ms")
+        .input("wait-timeout", "30s")
+}
+
+fn run(a: Action) -> RunResult {
+    a.run_within(std::time::Duration::from_secs(120))
+}
+
+const REV2: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/cloudshop-backend:2";
+const REV3: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/cloudshop-backend:3";
+
+#[test]
+fn deploys_a_new_revision_and_waits_for_completion() {
+    let moto = Moto::shared();
+    let digest = seed_ecr(&moto, &["older", SHA], false);
+    let sim = EcsSim::start(Scenario::Succeed { after: 4 });
+    let res = run(action(&moto, &sim).input("extra-tags", "stage-latest"));
+    assert_eq!(res.code, 0, "{}", res.dump());
+    assert_eq!(res.output("status"), "deployed");
+    assert_eq!(res.output("rolled-back"), "false");
+    let uri = format!("{}@{digest}", repo_uri(&moto));
+    assert_eq!(res.output("image-uri"), uri);
+    assert_eq!(res.output("image-digest"), digest);
+    assert_eq!(res.output("task-definition-arn"), REV3);
+    assert_eq!(res.output("previous-task-definition-arn"), REV2);
+    assert!(
+        res.output("deployment-id").starts_with("ecs-svc/"),
+        "{}",
+        res.dump()
+    );
+    assert_eq!(sim.service_task_definition(), REV3);
+    // The new revision is the live one with only the image swapped: unknown fields and tags kept.
+    let new = sim.task_definition(REV3).unwrap();
+    let old = sim.task_definition(REV2).unwrap();
+    assert_eq!(new["containerDefinitions"][0]["image"], uri.as_str());
+    assert_eq!(new["futureSetting"], old["futureSetting"]);
+    assert_eq!(
+        new["containerDefinitions"][0]["environment"],
+        old["containerDefinitions"][0]["environment"]
+    );
+    let reg = &sim.bodies("RegisterTaskDefinition")[0];
+    assert_eq!(reg["tags"][0]["key"], "managed-by");
+    // Each new service event is printed once.
+    assert_eq!(
+        res.stderr.matches("has reached a steady state").count(),
+        1,
+        "{}",
+        res.dump()
+    );
+    // The extra tag points at the same image (manifest put byte for byte).
+    assert_eq!(
+        digest_of_tag(&moto, "stage-latest").as_deref(),
+        Some(digest.as_str())
+    );
+    assert!(
+        res.summary
+            .contains("| revision | `cloudshop-backend:2` -> `cloudshop-backend:3` |"),
+        "{}",
+        res.summary
+    );
+    assert!(
+        res.summary.contains("| outcome | deployed |"),
+        "{}",
+        res.summary
+    );
+    assert!(res.summary.contains("rollout"), "{}", res.summary);
+}
+
+#[test]
+fn same_image_is_no_change_and_no_mutating_call() {
+    let moto = Moto::shared();
+    let digest = seed_ecr(&moto, &[SHA], false);
+    let seed = Seed {
+        containers: vec![("backend".into(), format!("{}@{digest}", repo_uri(&moto)))],
+        ..Seed::default()
+    };
+    let sim = EcsSim::start_with(seed, Scenario::Succeed { after: 1 });
+    let res = run(action(&moto, &sim));
+    assert_eq!(res.code, 0, "{}", res.dump());
+    assert_eq!(res.output("status"), "no-change");
+    assert_eq!(res.output("task-definition-arn"), REV2);
+    assert!(sim.mutating_calls().is_empty(), "{:?}", sim.calls());
+}
+
+#[test]
+fn short_sha_tag_is_found_as_a_fallback() {
+    let moto = Moto::shared();
+    let digest = seed_ecr(&moto, &["0123456"], false);
+    let sim = EcsSim::start(Scenario::Succeed { after: 2 });
+    let res = run(action(&moto, &sim));
+    assert_eq!(res.code, 0, "{}", res.dump());
+    assert_eq!(res.output("image-digest"), digest);
+    assert!(
+        res.summary
+            .contains(&format!("{}:0123456", moto.name(REPO))),
+        "{}",
+        res.summary
+    );
+}
+
+#[test]
+fn circuit_breaker_rollback_is_reported_not_fought() {
+    let moto = Moto::shared();
+    seed_ecr(&moto, &[SHA], false);
+    let sim = EcsSim::start(Scenario::CircuitBreaker { after: 3 });
+    let res = run(action(&moto, &sim));
+    assert_ne!(res.code, 0, "{}", res.dump());
+    assert_eq!(res.output("status"), "rolled-back");
+    assert_eq!(res.output("rolled-back"), "true");
+    assert_eq!(sim.count("UpdateService"), 1, "{:?}", sim.calls());
+    assert_eq!(sim.service_task_definition(), REV2);
+    let err = res.error_lines().join("\n");
+    assert!(err.contains("ECS rolled it back"), "{}", res.dump());
+    assert!(err.contains("CannotPullContainerError"), "{}", res.dump());
+    assert!(res.summary.contains("#### Diagnosis"), "{}", res.summary);
+}
+
+#[test]
+fn failed_tasks_are_diagnosed_and_rolled_back() {
+    let moto = Moto::shared();
+    seed_ecr(&moto, &[SHA], false);
+    for reason in [
+        StopReason::CannotPull,
+        StopReason::ResourceInit,
+        StopReason::EssentialExited,
+        StopReason::ElbHealth,
+    ] {
+        let sim = EcsSim::start(Scenario::TasksFail { reason, after: 3 });
+        let res = run(action(&moto, &sim));
+        assert_ne!(res.code, 0, "{}", res.dump());
+        assert_eq!(
+            res.output("status"),
+            "rolled-back",
+            "{reason:?}\n{}",
+            res.dump()
+        );
+        let err = res.error_lines().join("\n");
+        assert!(
+            err.contains("failed: ECS deployment circuit breaker"),
+            "{reason:?}\n{}",
+            res.dump()
+        );
+        assert!(err.contains(reason.needle()), "{reason:?}\n{}", res.dump());
+        assert!(
+            res.summary.contains(reason.needle()),
+            "{reason:?}\n{}",
+            res.summary
+        );
+        // Rolled back to the revision that ran before, and that rollout was watched to completion.
+        assert_eq!(sim.count("UpdateService"), 2);
+        assert_eq!(sim.bodies("UpdateService")[1]["taskDefinition"], REV2);
+        assert_eq!(sim.service_task_definition(), REV2);
+        assert!(res.summary.contains("rollback rollout"), "{}", res.summary);
+    }
+}
+
+#[test]
+fn failed_rollout_without_rollback_stays_failed() {
+    let moto = Moto::shared();
+    seed_ecr(&moto, &[SHA], false);
+    let sim = EcsSim::start(Scenario::TasksFail {
+        reason: StopReason::ElbHealth,
+        after: 2,
+    });
+    let res = run(action(&moto, &sim).input("rollback-on-failure", "false"));
+    assert_ne!(res.code, 0);
+    assert_eq!(res.output("status"), "failed");
+    assert_eq!(sim.count("UpdateService"), 1);
+    assert!(
+        res.stdout
+            .contains("hint: the new tasks failed the load balancer health check"),
+        "{}",
+        res.dump()
+    );
+    // The hint is said once, on its own line, not repeated inside the error.
+    assert!(
+        !res.error_lines().join("\n").contains("hint:"),
+        "{}",
+        res.dump()
+    );
+}
+
+#[test]
+fn timeout_rolls_back() {
+    let moto = Moto::shared();
+    seed_ecr(&moto, &[SHA], false);
+    let sim = EcsSim::start(Scenario::NeverEnds);
+    let res = run(action(&moto, &sim).input("wait-timeout", "1s"));
+    assert_ne!(res.code, 0, "{}", res.dump());
+    assert_eq!(res.output("status"), "rolled-back");
+    assert!(
+        res.error_lines()
+            .join("\n")
+            .contains("did not finish within 1s"),
+        "{}",
+        res.dump()
+    );
+    assert_eq!(sim.service_task_definition(), REV2);
+}
+
+#[test]
+fn throttled_polls_are_retried() {
+    let moto = Moto::shared();
+    seed_ecr(&moto, &[SHA], false);
+    let sim = EcsSim::start(Scenario::Throttle { times: 2, after: 2 });
+    let res = run(action(&moto, &sim));
+    assert_eq!(res.code, 0, "{}", res.dump());
+    assert_eq!(res.output("status"), "deployed");
+    // The watch saw the throttling and backed off itself.
+    assert_eq!(
+        res.stderr.matches("ThrottlingException").count(),
+        2,
+        "{}",
+        res.dump()
+    );
+}
+
+#[test]
+fn service_deleted_mid_rollout_fails_clearly() {
+    let moto = Moto::shared();
+    seed_ecr(&moto, &[SHA], false);
+    let sim = EcsSim::start(Scenario::DeletedMidway { after: 2 });
+    let res = run(action(&moto, &sim));
+    assert_ne!(res.code, 0);
+    assert_eq!(res.output("status"), "failed");
+    assert!(
+        res.error_lines().join("\n").contains("is gone"),
+        "{}",
+        res.dump()
+    );
+    assert_eq!(sim.count("UpdateService"), 1);
+}
+
+#[test]
+fn blue_green_success_and_ecs_rollback() {
+    let moto = Moto::shared();
+    seed_ecr(&moto, &[SHA], false);
+    let sim = EcsSim::start(Scenario::BlueGreen {
+        after: 4,
+        rollback: false,
+    });
+    let res = run(action(&moto, &sim));
+    assert_eq!(res.code, 0, "{}", res.dump());
+    assert_eq!(res.output("status"), "deployed");
+    assert!(sim.count("DescribeServiceDeployments") >= 4);
+    assert!(
+        res.stderr.contains("lifecycle stage: BAKE_TIME"),
+        "{}",
+        res.dump()
+    );
+
+    let sim = EcsSim::start(Scenario::BlueGreen {
+        after: 3,
+        rollback: true,
+    });
+    let res = run(action(&moto, &sim));
+    assert_ne!(res.code, 0);
+    assert_eq!(res.output("status"), "rolled-back");
+    assert!(
+        res.error_lines().join("\n").contains("stage-5xx"),
+        "{}",
+        res.dump()
+    );
+    assert_eq!(sim.count("UpdateService"), 1);
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_changes_nothing() {
+    let moto = Moto::shared();
+    let digest = seed_ecr(&moto, &[SHA], false);
+    let sim = EcsSim::start(Scenario::Succeed { after: 1 });
+    let res = run(action(&moto, &sim)
+        .input("dry-run", "true")
+        .input("desired-count", "3"));
+    assert_eq!(res.code, 0, "{}", res.dump());
+    assert_eq!(res.output("status"), "planned");
+    assert!(sim.mutating_calls().is_empty(), "{:?}", sim.calls());
+    assert!(res.summary.contains("#### Plan"), "{}", res.summary);
+    assert!(
+        res.summary.contains(&format!(
+            "~ containerDefinitions[backend].image: \"{REPO_URI}:old\" -> \"{}@{digest}\"",
+            repo_uri(&moto)
+        )),
+        "{}",
+        res.summary
+    );
+    assert!(
+        res.summary.contains("desiredCount: 2 -> 3"),
+        "{}",
+        res.summary
+    );
+    // Only the image changes: no other field is in the diff.
+    assert_eq!(res.summary.matches("\n~ ").count(), 1, "{}", res.summary);
+    assert!(
+        res.stderr.contains("plan: update service `stage-backend`"),
+        "{}",
+        res.dump()
+    );
+}
+
+#[test]
+fn rollback_command_goes_to_the_previous_revision() {
+    let moto = Moto::shared();
+    let sim = EcsSim::start(Scenario::Succeed { after: 1 });
+    let res = run(action(&moto, &sim).input("command", "rollback"));
+    assert_eq!(res.code, 0, "{}", res.dump());
+    assert_eq!(res.output("status"), "rolled-back");
+    assert_eq!(res.output("task-definition-arn"), REV2.replace(":2", ":1"));
+    assert_eq!(res.output("previous-task-definition-arn"), REV2);
+    assert_eq!(sim.service_task_definition(), REV2.replace(":2", ":1"));
+
+    // A given revision that is the current one: nothing to do.
+    let sim = EcsSim::start(Scenario::Succeed { after: 1 });
+    let res = run(action(&moto, &sim)
+        .input("command", "rollback")
+        .input("revision", "2"));
+    assert_eq!(res.code, 0, "{}", res.dump());
+    assert_eq!(res.output("status"), "no-change");
+    assert!(sim.mutating_calls().is_empty());
+}
+
+/// A preflight failure: non-zero exit, the error contains `want`, and no mutating ECS call.
+fn assert_preflight_fails(moto: &Moto, sim: &EcsSim, a: Action, want: &str) {
+    let _ = moto;
+    let res = run(a);
+    assert_ne!(res.code, 0, "{}", res.dump());
+    let err = res.error_lines().join("\n");
+    assert!(err.contains(want), "`{err}` lacks `{want}`\n{}", res.dump());
+    assert!(res.stdout.contains("hint: "), "{}", res.dump());
+    assert!(sim.mutating_calls().is_empty(), "{:?}", sim.calls());
+    assert_eq!(res.output("status"), "failed");
+}
+
+#[test]
+fn failed_preflights_change_nothing() {
+    let moto = Moto::shared();
+    seed_ecr(&moto, &["v1", "v2", "feature-x"], false);
+    // Missing image: the newest tags are listed, and ECS is not even asked.
+    let sim = EcsSim::start(Scenario::Succeed { after: 1 });
+    assert_preflight_fails(
+        &moto,
+        &sim,
+        action(&moto, &sim),
+        &format!(
+            "failed to find image `{}:{SHA}` in ECR: ImageNotFoundException (newest tags: ",
+            moto.name(REPO)
+        ),
+    );
+    assert!(sim.calls().is_empty(), "{:?}", sim.calls());
+    let res = run(action(&moto, &sim));
+    let err = res.error_lines().join("\n");
+    for t in ["v1", "v2", "feature-x"] {
+        assert!(err.contains(t), "{err}");
+    }
+
+    // Unknown cluster, service, container.
+    let seed_other = |cluster: &str, service: &str| Seed {
+        cluster: cluster.into(),
+        service: service.into(),
+        ..Seed::default()
+    };
+    let sim = EcsSim::start_with(
+        seed_other("other", "stage-backend"),
+        Scenario::Succeed { after: 1 },
+    );
+    assert_preflight_fails(
+        &moto,
+        &sim,
+        action(&moto, &sim).input("image-tag", "v2"),
+        "ClusterNotFoundException",
+    );
+    let sim = EcsSim::start_with(
+        seed_other("stage-cluster", "other"),
+        Scenario::Succeed { after: 1 },
+    );
+    assert_preflight_fails(
+        &moto,
+        &sim,
+        action(&moto, &sim).input("image-tag", "v2"),
+        "failed to find service `stage-backend` in cluster `stage-cluster`",
+    );
+    let sim = EcsSim::start(Scenario::Succeed { after: 1 });
+    assert_preflight_fails(
+        &moto,
+        &sim,
+        action(&moto, &sim)
+            .input("image-tag", "v2")
+            .input("container", "api"),
+        "container `api` is not in task definition `cloudshop-backend:2` (containers: backend)",
+    );
+    // Unknown repository.
+    let sim = EcsSim::start(Scenario::Succeed { after: 1 });
+    assert_preflight_fails(
+        &moto,
+        &sim,
+        action(&moto, &sim).input("ecr-repository", "nope"),
+        "failed to find ECR repository `nope`",
+    );
+}
+
+#[test]
+fn immutable_tag_conflict_fails_before_any_change() {
+    let moto = Moto::shared();
+    seed_ecr(&moto, &["stage-latest", SHA], true);
+    let sim = EcsSim::start(Scenario::Succeed { after: 1 });
+    assert_preflight_fails(
+        &moto,
+        &sim,
+        action(&moto, &sim).input("extra-tags", "stage-latest"),
+        "ImageTagAlreadyExistsException",
+    );
+}
+
+#[test]
+fn task_definition_file_is_rendered_instead_of_the_live_one() {
+    let moto = Moto::shared();
+    let digest = seed_ecr(&moto, &[SHA], false);
+    let sim = EcsSim::start(Scenario::Succeed { after: 2 });
+    let file = r#"{"family": "cloudshop-backend", "cpu": "512", "memory": "1024",
+        "containerDefinitions": [{"name": "backend", "image": "placeholder", "essential": true}]}"#;
+    let res = run(action(&moto, &sim)
+        .file("ecs/task-def.json", file)
+        .input("task-definition", "ecs/task-def.json"));
+    assert_eq!(res.code, 0, "{}", res.dump());
+    let new = sim.task_definition(REV3).unwrap();
+    assert_eq!(new["cpu"], "512");
+    assert_eq!(
+        new["containerDefinitions"][0]["image"],
+        format!("{}@{digest}", repo_uri(&moto))
+    );
+    assert!(new.get("futureSetting").is_none());
+    // The file has no tags: the live revision's are kept.
+    assert_eq!(
+        sim.bodies("RegisterTaskDefinition")[0]["tags"][0]["key"],
+        "managed-by"
+    );
+}
+
+#[test]
+fn failed_smoke_tests_roll_the_service_back() {
+    let moto = Moto::shared();
+    seed_ecr(&moto, &[SHA], false);
+    let sim = EcsSim::start(Scenario::Succeed { after: 2 });
+    // Nothing listens on the API URL: the smoke tests fail, whatever they check.
+    let dead = format!("http://127.0.0.1:{}", common::free_port());
+    let res = run(action(&moto, &sim)
+        .input("smoke-url", &dead)
+        .input("smoke-timeout", "2s"));
+    assert_ne!(res.code, 0, "{}", res.dump());
+    assert_eq!(res.output("status"), "rolled-back", "{}", res.dump());
+    assert_eq!(res.output("task-definition-arn"), REV3);
+    assert_eq!(sim.count("UpdateService"), 2);
+    assert_eq!(sim.service_task_definition(), REV2);
+    assert!(
+        res.summary
+            .contains("| rolled back to | `cloudshop-backend:2` |"),
+        "{}",
+        res.summary
+    );
+}

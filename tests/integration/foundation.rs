@@ -1,0 +1,246 @@
+//! The runtime contract: inputs, config errors, OIDC credentials, outputs and masking, against the real
+//! binary (and moto for STS).
+
+use harness as common;
+
+use common::{Action, Moto, OidcServer, RecordingServer};
+
+const CONFIG: &str = r#"
+region: us-east-1
+environments:
+  stage:
+    role-to-assume: arn:aws:iam::123456789012:role/cloudshop-deploy-stage
+    cluster: stage-cluster
+    service: stage-backend
+    container: backend
+    ecr-repository: stage-cloudshop-backend
+"#;
+
+/// A run that must fail on validation: one `::error::` line containing `want`, and no request to AWS.
+fn assert_fails_before_aws(action: Action, want: &str) {
+    let aws = RecordingServer::start();
+    let res = action
+        .env("AWS_ENDPOINT_URL", &aws.endpoint)
+        .env("AWS_ACCESS_KEY_ID", "AKIAEXAMPLEEXAMPLE00")
+        .env("AWS_SECRET_ACCESS_KEY", "secret")
+        .run();
+    assert_ne!(res.code, 0, "{}", res.dump());
+    let errors = res.error_lines();
+    assert_eq!(
+        errors.len(),
+        1,
+        "exactly one ::error:: line expected\n{}",
+        res.dump()
+    );
+    assert!(errors[0].contains(want), "`{}` lacks `{want}`", errors[0]);
+    assert!(
+        res.stdout.contains("\nhint: ") || res.stdout.starts_with("hint: "),
+        "no hint line\n{}",
+        res.dump()
+    );
+    assert_eq!(
+        aws.count(),
+        0,
+        "AWS was called: {:?}",
+        aws.requests.lock().unwrap()
+    );
+    assert_eq!(res.output("status"), "failed");
+}
+
+#[test]
+fn no_inputs_is_a_clear_error_and_no_aws_call() {
+    assert_fails_before_aws(Action::new(), "input `environment` is required");
+}
+
+#[test]
+fn unknown_environment_is_a_clear_error_and_no_aws_call() {
+    let action = Action::new()
+        .file(".github/cloudshop-deploy.yml", CONFIG)
+        .input("environment", "qa");
+    assert_fails_before_aws(action, "unknown environment `qa` (configured: stage)");
+}
+
+#[test]
+fn bad_config_names_the_key_and_line() {
+    let action = Action::new()
+        .file(
+            ".github/cloudshop-deploy.yml",
+            "environments:\n  stage:\n    clustr: x\n",
+        )
+        .input("environment", "stage");
+    assert_fails_before_aws(action, "unknown field `clustr`");
+    let action = Action::new()
+        .file(
+            ".github/cloudshop-deploy.yml",
+            "environments:\n  stage:\n    clustr: x\n",
+        )
+        .input("environment", "stage");
+    assert_fails_before_aws(action, "line 3");
+}
+
+#[test]
+fn missing_explicit_config_file() {
+    let action = Action::new()
+        .input("environment", "stage")
+        .input("config", "deploy/envs.yml");
+    assert_fails_before_aws(action, "environments file `deploy/envs.yml` not found");
+}
+
+#[test]
+fn malformed_role_arn_and_duration() {
+    let action = Action::new()
+        .file(".github/cloudshop-deploy.yml", CONFIG)
+        .input("environment", "stage")
+        .input("role-to-assume", "arn:aws:iam::12:role/x");
+    assert_fails_before_aws(action, "invalid `role-to-assume`");
+    let action = Action::new()
+        .file(".github/cloudshop-deploy.yml", CONFIG)
+        .input("environment", "stage")
+        .input("wait-timeout", "forever");
+    assert_fails_before_aws(action, "invalid `wait-timeout`");
+}
+
+#[test]
+fn values_a_step_would_use_are_checked_before_aws() {
+    let with_smoke = format!(
+        "{CONFIG}    smoke:\n      checks:\n        - {{ path: /health, headers: {{ X-Api-Key: \"s3cr3t\\n\" }} }}\n"
+    );
+    /// The environments file, extra inputs, and the expected error.
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 3] = [
+        (
+            CONFIG,
+            &[("registry-url", "http://[::1")],
+            "invalid `registry-url`: `http://[::1` is not a URL",
+        ),
+        (
+            CONFIG,
+            &[
+                ("frontend-bucket", "b"),
+                ("frontend-dir", "build"),
+                ("frontend-exclude", "a["),
+            ],
+            "invalid `frontend glob`: `a[`",
+        ),
+        (
+            &with_smoke,
+            &[],
+            "the value of header `X-Api-Key` of `/health` is not a valid header value",
+        ),
+    ];
+    for (config, inputs, want) in cases {
+        let mut action = Action::new()
+            .file(".github/cloudshop-deploy.yml", config)
+            .input("environment", "stage");
+        for (k, v) in inputs {
+            action = action.input(k, v);
+        }
+        assert_fails_before_aws(action, want);
+    }
+}
+
+#[test]
+fn role_without_id_token_permission_says_how_to_fix_it() {
+    let action = Action::new()
+        .file(".github/cloudshop-deploy.yml", CONFIG)
+        .input("environment", "stage");
+    let aws = RecordingServer::start();
+    let res = action.env("AWS_ENDPOINT_URL", &aws.endpoint).run();
+    assert_ne!(res.code, 0);
+    assert!(
+        res.stdout.contains("ACTIONS_ID_TOKEN_REQUEST_URL"),
+        "{}",
+        res.dump()
+    );
+    assert!(res.stdout.contains("id-token: write"), "{}", res.dump());
+    assert_eq!(aws.count(), 0);
+}
+
+#[test]
+fn oidc_role_is_assumed_and_secrets_never_printed() {
+    let moto = Moto::shared();
+    let oidc = OidcServer::start("repo:acme/cloudshop:environment:stage");
+    let request_token = "request-token-0f9e8d7c6b5a";
+    let res = Action::new()
+        .file(".github/cloudshop-deploy.yml", CONFIG)
+        .input("environment", "stage")
+        .env("AWS_ENDPOINT_URL", &moto.endpoint)
+        .env("ACTIONS_ID_TOKEN_REQUEST_URL", &oidc.request_url)
+        .env("ACTIONS_ID_TOKEN_REQUEST_TOKEN", request_token)
+        .run();
+
+    // The token request: URL with the encoded audience appended, bearer header.
+    let reqs = oidc.requests.lock().unwrap().clone();
+    assert!(!reqs.is_empty(), "no OIDC token request\n{}", res.dump());
+    assert_eq!(
+        reqs[0].uri,
+        "/token?api-version=2.0&audience=sts.amazonaws.com"
+    );
+    assert_eq!(
+        reqs[0].authorization.as_deref(),
+        Some(&*format!("bearer {request_token}"))
+    );
+
+    // The account of the assumed role is an output (moto's default account).
+    assert_eq!(
+        res.output("aws-account-id"),
+        "123456789012",
+        "{}",
+        res.dump()
+    );
+
+    // Every secret was masked, and appears nowhere but in its own mask line.
+    let masked: Vec<String> = res
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("::add-mask::"))
+        .map(str::to_string)
+        .collect();
+    assert!(
+        masked.contains(&oidc.token),
+        "the OIDC token was not masked"
+    );
+    assert!(
+        masked.iter().any(|m| m == request_token),
+        "the request token was not masked"
+    );
+    assert!(
+        masked.iter().any(|m| m.starts_with("ASIA")),
+        "no access key id masked: {masked:?}"
+    );
+    assert!(
+        masked.len() >= 5,
+        "expected token, request token and three credential parts: {masked:?}"
+    );
+    let everything = res.everything();
+    for secret in &masked {
+        let mask_line = format!("::add-mask::{secret}");
+        let rest = everything.replace(&mask_line, "");
+        assert!(
+            !rest.contains(secret.as_str()),
+            "secret `{}...` printed outside its mask line",
+            &secret[..6.min(secret.len())]
+        );
+    }
+    // The summary says where it ran.
+    assert!(res.summary.contains("123456789012"), "{}", res.summary);
+}
+
+#[test]
+fn outside_github_outputs_print_as_lines() {
+    let res = Action::new()
+        .without("GITHUB_OUTPUT")
+        .without("GITHUB_STEP_SUMMARY")
+        .run();
+    assert_ne!(res.code, 0);
+    assert!(
+        res.stdout.lines().any(|l| l == "status=failed"),
+        "{}",
+        res.dump()
+    );
+    assert!(
+        res.stdout.contains("## ❌ cloudshop-deploy"),
+        "summary not printed\n{}",
+        res.dump()
+    );
+}

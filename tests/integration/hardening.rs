@@ -1,0 +1,97 @@
+//! Hardening through the real binary: what it prints can neither leak a credential nor forge a workflow
+//! command, whatever the log level and whatever text AWS hands back.
+
+use harness as common;
+
+use common::faults::{FaultPlan, FaultProxy};
+use common::{Action, Moto, OidcServer};
+
+const CONFIG: &str = r#"
+region: us-east-1
+environments:
+  stage:
+    role-to-assume: arn:aws:iam::123456789012:role/cloudshop-deploy-stage
+    cluster: stage-cluster
+    service: stage-backend-blue
+    container: backend
+    ecr-repository: stage-cloudshop-backend
+"#;
+
+/// The value of `<Tag>...</Tag>` in an XML body.
+fn xml_value(xml: &str, tag: &str) -> Option<String> {
+    let start = xml.find(&format!("<{tag}>"))? + tag.len() + 2;
+    let end = xml[start..].find(&format!("</{tag}>"))? + start;
+    Some(xml[start..end].to_string())
+}
+
+/// `CLOUDSHOP_DEPLOY_LOG=trace` asks for everything; the SDK's own trace of the STS response (the three
+/// credential parts) and of the request (the OIDC token) must still never reach the log. The secrets are
+/// taken from the wire (the proxy records STS's reply), not from the mask lines, so a missing mask
+/// cannot hide a leak.
+#[test]
+fn trace_logging_never_prints_a_credential() {
+    let moto = Moto::shared();
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        FaultPlan {
+            record_bodies: true,
+            ..FaultPlan::none()
+        },
+    );
+    let oidc = OidcServer::start("repo:acme/cloudshop:environment:stage");
+    let request_token = "request-token-5e4d3c2b1a09";
+    let res = Action::new()
+        .file(".github/cloudshop-deploy.yml", CONFIG)
+        .input("environment", "stage")
+        .input("dry-run", "true")
+        .env("CLOUDSHOP_DEPLOY_LOG", "trace")
+        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+        .env("ACTIONS_ID_TOKEN_REQUEST_URL", &oidc.request_url)
+        .env("ACTIONS_ID_TOKEN_REQUEST_TOKEN", request_token)
+        .run();
+    let assumed = proxy
+        .calls()
+        .into_iter()
+        .find(|c| c.op == "sts:AssumeRoleWithWebIdentity")
+        .and_then(|c| c.response)
+        .map(|b| String::from_utf8_lossy(&b).to_string())
+        .unwrap_or_else(|| panic!("no AssumeRoleWithWebIdentity reply\n{}", res.dump()));
+    let mut secrets = vec![oidc.token.clone(), request_token.to_string()];
+    for tag in ["AccessKeyId", "SecretAccessKey", "SessionToken"] {
+        secrets.push(xml_value(&assumed, tag).unwrap_or_else(|| panic!("no {tag} in {assumed}")));
+    }
+    // The trace level was really in force: our own debug lines are there.
+    assert!(
+        res.stderr.lines().count() > 5,
+        "expected a verbose log\n{}",
+        res.dump()
+    );
+    let everything = res.everything();
+    for secret in &secrets {
+        let rest = everything.replace(&format!("::add-mask::{secret}"), "");
+        assert!(
+            !rest.contains(secret.as_str()),
+            "secret `{}...` printed outside its mask line",
+            &secret[..6.min(secret.len())]
+        );
+    }
+}
+
+/// Every line the binary prints on stderr is a log line: none starts a workflow command, also at trace.
+#[test]
+fn no_stderr_line_starts_a_command() {
+    let moto = Moto::shared();
+    let oidc = OidcServer::start("repo:acme/cloudshop:environment:stage");
+    let res = Action::new()
+        .file(".github/cloudshop-deploy.yml", CONFIG)
+        .input("environment", "stage")
+        .input("dry-run", "true")
+        .env("CLOUDSHOP_DEPLOY_LOG", "trace")
+        .env("AWS_ENDPOINT_URL", &moto.endpoint)
+        .env("ACTIONS_ID_TOKEN_REQUEST_URL", &oidc.request_url)
+        .env("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "t")
+        .run();
+    for line in res.stderr.lines() {
+        assert!(!line.trim_start().starts_with("::"), "{line}");
+    }
+}

@@ -1,0 +1,16 @@
+//! The integration tests, one binary: each file is a module, so the AWS SDKs and the harness are compiled
+//! and linked once instead of once per file. The servers the tests talk to (moto, the OIDC endpoint, the
+//! app, the ECS simulator, the registry) live in the dev-only `harness` crate.
+
+mod action_metadata;
+mod demo;
+mod deploy;
+mod faults;
+mod foundation;
+mod frontend;
+mod hardening;
+mod pipeline;
+mod promote;
+mod promote_e2e;
+mod smoke;
+mod workflows;
