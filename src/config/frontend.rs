@@ -6,6 +6,7 @@ use globset::{Glob, GlobMatcher, GlobSet, GlobSetBuilder};
 use super::schema::CacheRule;
 use super::validate::{inside_workspace, parse_bool, parse_list};
 use super::{invalid, pick, Error, Frontend, Sources};
+use crate::steps::frontend::values::Values;
 
 /// The key glob errors are reported under, for `exclude` and `cache-control` alike.
 const GLOB: &str = "frontend glob";
@@ -129,6 +130,8 @@ pub(super) fn build(src: &Sources) -> Result<Option<Frontend>, Error> {
     }
     let exclude = ExcludeGlobs::new(exclude)?;
     let cache_rules = CacheRules::new(frontend_file.cache_control.clone())?;
+    let values = Values::new(src.env.api_url.as_deref(), &frontend_file.values)
+        .map_err(|e| invalid("frontend.values", format!("{e}; {}", e.hint())))?;
     Ok(Some(Frontend {
         dir: inside_workspace("frontend-dir", &src.ctx.workspace, &dir)?,
         workspace: src.ctx.workspace.clone(),
@@ -144,6 +147,7 @@ pub(super) fn build(src: &Sources) -> Result<Option<Frontend>, Error> {
             &inputs.cloudfront_distribution_id,
             &frontend_file.cloudfront_distribution_id,
         ),
+        values,
     }))
 }
 

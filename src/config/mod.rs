@@ -233,6 +233,8 @@ pub struct Frontend {
     pub cache_rules: CacheRules,
     /// CloudFront distribution to invalidate.
     pub cloudfront_distribution_id: Option<String>,
+    /// Placeholder substitutions: the environment's `api-url` and `frontend.values`.
+    pub values: crate::steps::frontend::values::Values,
 }
 
 /// Where `promote` takes the image from.

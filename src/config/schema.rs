@@ -75,6 +75,9 @@ pub struct FrontendFile {
     #[serde(default)]
     pub cache_control: Vec<CacheRule>,
     pub cloudfront_distribution_id: Option<String>,
+    /// `KEY: value` substituted for `__CLOUDSHOP_KEY__` in the build's text files at sync time.
+    #[serde(default)]
+    pub values: std::collections::BTreeMap<String, String>,
 }
 
 /// A Cache-Control rule as written.

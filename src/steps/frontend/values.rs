@@ -146,47 +146,54 @@ pub fn leftover(text: &str) -> Option<String> {
 /// What staging did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Staged {
+    /// `(relative path, file to read)`: a substituted copy under the staging folder, else the original.
+    pub files: Vec<(String, PathBuf)>,
     /// Files whose content changed.
     pub substituted_files: usize,
     /// Placeholders replaced in all.
     pub replacements: usize,
 }
 
-/// Copy the build's files (`(relative path, file to read)`) into `dest`, substituting placeholders in
-/// text files. Fails on the first leftover placeholder, naming the file; nothing has been uploaded then.
-/// Text that is not UTF-8 is copied as it is (it cannot hold an ASCII placeholder the build tool wrote).
-pub fn stage(files: &[(String, PathBuf)], dest: &Path, values: &Values) -> Result<Staged, Error> {
+/// Substitute placeholders in the build's text files (`(relative path, file to read)`), writing each
+/// changed file under `dest` (the build itself is never written: it may be staged again for another
+/// environment). Fails on the first leftover placeholder, naming the file; nothing has been uploaded
+/// then. Text that is not UTF-8 is left as it is (it cannot hold an ASCII placeholder the build tool
+/// wrote).
+pub fn stage(files: Vec<(String, PathBuf)>, dest: &Path, values: &Values) -> Result<Staged, Error> {
     let io = |file: &str, e: std::io::Error| Error::Io {
         file: file.to_string(),
         message: e.to_string(),
     };
     let mut staged = Staged::default();
     for (rel, src) in files {
-        let target = dest.join(rel);
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| io(rel, e))?;
-        }
-        if !is_text(rel) {
-            std::fs::copy(src, &target).map_err(|e| io(rel, e))?;
+        if !is_text(&rel) {
+            staged.files.push((rel, src));
             continue;
         }
-        let bytes = std::fs::read(src).map_err(|e| io(rel, e))?;
+        let bytes = std::fs::read(&src).map_err(|e| io(&rel, e))?;
         let Ok(text) = String::from_utf8(bytes) else {
-            std::fs::copy(src, &target).map_err(|e| io(rel, e))?;
+            staged.files.push((rel, src));
             continue;
         };
         let (out, n) = values.substitute(&text);
         if let Some(p) = leftover(&out) {
             return Err(Error::Leftover {
-                file: rel.clone(),
+                file: rel,
                 placeholder: p,
             });
         }
-        if n > 0 {
-            staged.substituted_files += 1;
-            staged.replacements += n;
+        if n == 0 {
+            staged.files.push((rel, src));
+            continue;
         }
-        std::fs::write(&target, out).map_err(|e| io(rel, e))?;
+        let target = dest.join(&rel);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io(&rel, e))?;
+        }
+        std::fs::write(&target, out).map_err(|e| io(&rel, e))?;
+        staged.substituted_files += 1;
+        staged.replacements += n;
+        staged.files.push((rel, target));
     }
     Ok(staged)
 }
@@ -296,7 +303,7 @@ mod tests {
     }
 
     #[test]
-    fn stage_substitutes_text_copies_the_rest_and_refuses_leftovers() {
+    fn stage_copies_only_substituted_files_and_refuses_leftovers() {
         let src = tempfile::tempdir().unwrap();
         let dest = tempfile::tempdir().unwrap();
         let png = [0x89u8, b'P', b'N', b'G', 0, 1, 2, 3, b'_', b'_'];
@@ -315,26 +322,29 @@ mod tests {
             Some("http://prod-alb-564047131.us-east-1.elb.amazonaws.com"),
             &[],
         );
-        let staged = stage(&files, dest.path(), &v).unwrap();
+        let staged = stage(files.clone(), dest.path(), &v).unwrap();
+        assert_eq!((staged.substituted_files, staged.replacements), (1, 1));
         assert_eq!(
-            staged,
-            Staged {
-                substituted_files: 1,
-                replacements: 1
-            }
+            staged.files,
+            vec![
+                ("index.html".to_string(), dest.path().join("index.html")),
+                ("logo.png".to_string(), src.path().join("logo.png")),
+                ("robots.txt".to_string(), src.path().join("robots.txt")),
+            ],
+            "only the substituted file is a copy"
         );
         assert_eq!(
             std::fs::read_to_string(dest.path().join("index.html")).unwrap(),
             "<script>window.API='http://prod-alb-564047131.us-east-1.elb.amazonaws.com'</script>"
         );
-        assert_eq!(std::fs::read(dest.path().join("logo.png")).unwrap(), png);
+        assert_eq!(std::fs::read(src.path().join("logo.png")).unwrap(), png);
         // The source build is untouched: it may be staged again for another environment.
         assert!(std::fs::read_to_string(src.path().join("index.html"))
             .unwrap()
             .contains("__CLOUDSHOP_API_URL__"));
 
         std::fs::write(src.path().join("robots.txt"), "x __CLOUDSHOP_CDN_URL__").unwrap();
-        let err = stage(&files, tempfile::tempdir().unwrap().path(), &v).unwrap_err();
+        let err = stage(files, tempfile::tempdir().unwrap().path(), &v).unwrap_err();
         assert_eq!(
             err.to_string(),
             "placeholder `__CLOUDSHOP_CDN_URL__` is left in `robots.txt` after substitution"
