@@ -8,6 +8,11 @@ use super::validate::{inside_workspace, parse_bool, parse_duration, parse_list, 
 use super::{invalid, pick, Backend, Command, Error, Sources};
 
 /// Build [`Backend`]; what is required depends on `command` (`rollback` needs no image or repository).
+/// Last log lines shown per stopped task, unless the environments file says otherwise.
+const DEFAULT_LOG_LINES: u32 = 50;
+/// What `GetLogEvents` returns in one call at most is 10,000; a failure needs far fewer.
+const MAX_LOG_LINES: u32 = 1000;
+
 pub(super) fn build(src: &Sources, command: Command) -> Result<Backend, Error> {
     let (inputs, env) = (src.inputs, src.env);
     let cluster = pick(&inputs.cluster, &env.cluster).ok_or_else(|| src.missing("cluster"))?;
@@ -114,5 +119,15 @@ pub(super) fn build(src: &Sources, command: Command) -> Result<Backend, Error> {
         rollback_on_failure,
         revision: inputs.revision.clone(),
         registry_url,
+        diagnosis_log_lines: match env.diagnosis.as_ref().and_then(|d| d.log_lines) {
+            Some(n) if n > MAX_LOG_LINES => {
+                return Err(invalid(
+                    "diagnosis.log-lines",
+                    format!("{n} is more than {MAX_LOG_LINES}"),
+                ))
+            }
+            Some(n) => n,
+            None => DEFAULT_LOG_LINES,
+        },
     })
 }

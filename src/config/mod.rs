@@ -184,6 +184,8 @@ pub struct Backend {
     pub revision: Option<String>,
     /// Override the registry host for blob traffic (tests, private endpoints).
     pub registry_url: Option<url::Url>,
+    /// Last log lines read per stopped task of a failed rollout (0 = none).
+    pub diagnosis_log_lines: u32,
 }
 
 /// Smoke tests and the post-deploy watch.

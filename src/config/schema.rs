@@ -57,6 +57,15 @@ pub struct EnvironmentFile {
     pub desired_count: Option<i32>,
     pub frontend: Option<FrontendFile>,
     pub smoke: Option<SmokeFile>,
+    pub diagnosis: Option<DiagnosisFile>,
+}
+
+/// What a failed rollout shows of the failing tasks.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct DiagnosisFile {
+    /// Last log lines read per stopped task (default 50, at most 1000; 0 turns log reading off).
+    pub log_lines: Option<u32>,
 }
 
 /// `frontend:` of an environment.

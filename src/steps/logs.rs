@@ -174,6 +174,36 @@ impl Masker {
     }
 }
 
+/// The values of the task definition's `environment` entries whose names say they are secret
+/// (`DB_PASSWORD`, `API_TOKEN`, `DATABASE_URL`, ...), to mask in log lines. Values from `secrets` never
+/// appear in the definition; only their ARNs do.
+pub fn secret_values(task_definition: &Value) -> Vec<String> {
+    const NAMES: [&str; 8] = [
+        "PASS",
+        "SECRET",
+        "TOKEN",
+        "KEY",
+        "DSN",
+        "CREDENTIAL",
+        "DATABASE_URL",
+        "AUTH",
+    ];
+    task_definition
+        .get("containerDefinitions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.get("environment").and_then(Value::as_array))
+        .flatten()
+        .filter(|e| {
+            e.get("name")
+                .and_then(Value::as_str)
+                .is_some_and(|n| NAMES.iter().any(|k| n.to_ascii_uppercase().contains(k)))
+        })
+        .filter_map(|e| e.get("value").and_then(Value::as_str).map(str::to_string))
+        .collect()
+}
+
 /// A cause recognised in a task's log lines or exit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Cause {
@@ -454,6 +484,24 @@ mod tests {
         assert_eq!(
             task_id("arn:aws:ecs:us-east-1:746669238399:task/stage-cluster/0a1b2c3d"),
             "0a1b2c3d"
+        );
+    }
+
+    #[test]
+    fn secret_environment_values_are_collected() {
+        let td = json!({"containerDefinitions": [{"name": "backend", "environment": [
+            {"name": "ENV", "value": "stage"},
+            {"name": "DB_PASSWORD", "value": "s3cr3t-db-pass"},
+            {"name": "DATABASE_URL", "value": "postgresql://u:p@db/shop"},
+            {"name": "sentry_dsn", "value": "https://k@sentry/1"}
+        ]}]});
+        assert_eq!(
+            secret_values(&td),
+            vec![
+                "s3cr3t-db-pass",
+                "postgresql://u:p@db/shop",
+                "https://k@sentry/1"
+            ]
         );
     }
 

@@ -23,6 +23,7 @@ pub struct Clients {
     pub s3: aws_sdk_s3::Client,
     pub sts: aws_sdk_sts::Client,
     pub cloudfront: aws_sdk_cloudfront::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
 }
 
 impl Clients {
@@ -37,6 +38,7 @@ impl Clients {
             s3: aws_sdk_s3::Client::from_conf(s3_conf),
             sts: aws_sdk_sts::Client::new(&sdk),
             cloudfront: aws_sdk_cloudfront::Client::new(&sdk),
+            logs: aws_sdk_cloudwatchlogs::Client::new(&sdk),
             sdk,
         }
     }

@@ -49,6 +49,8 @@ pub struct Prepared {
     image: image::Resolved,
     live_arn: String,
     register_body: Option<Value>,
+    /// The definition the new tasks run (rendered, or the live one reused): where their logs go.
+    rendered: Value,
     update: bool,
     target: wait::Target,
     seen_events: HashSet<String>,
@@ -213,6 +215,7 @@ async fn prepare_inner(
         image: img,
         live_arn,
         register_body: register.then(|| task_def::register_body(&rendered, tags)),
+        rendered,
         update,
         target,
         seen_events,
@@ -329,7 +332,16 @@ pub async fn apply(
         }
         Err(f) => f,
     };
-    let diagnosis = wait::diagnose(&clients.ecs, &b.cluster, &b.service, &new_arn).await;
+    let logs = wait::diagnosis::LogContext {
+        client: &clients.logs,
+        task_definition: &prepared.rendered,
+        lines: b.diagnosis_log_lines,
+        masker: crate::steps::logs::Masker::new(crate::steps::logs::secret_values(
+            &prepared.rendered,
+        )),
+    };
+    let diagnosis =
+        wait::diagnose(&clients.ecs, &b.cluster, &b.service, &new_arn, Some(&logs)).await;
     for l in diagnosis.display_lines() {
         tracing::error!("{l}");
     }
@@ -342,7 +354,7 @@ pub async fn apply(
                 service: b.service.clone(),
                 task_definition: short(&new_arn).to_string(),
                 reason,
-                diagnosis,
+                diagnosis: Box::new(diagnosis),
             });
         }
         Failure::Superseded(reason) => {
@@ -356,13 +368,13 @@ pub async fn apply(
             service: b.service.clone(),
             task_definition: short(&new_arn).to_string(),
             reason,
-            diagnosis,
+            diagnosis: Box::new(diagnosis),
         },
         Failure::Timeout => Error::Timeout {
             service: b.service.clone(),
             task_definition: short(&new_arn).to_string(),
             after: b.wait_timeout,
-            diagnosis,
+            diagnosis: Box::new(diagnosis),
         },
     };
     let rolled_back = b.rollback_on_failure && changed;
