@@ -100,6 +100,8 @@ pub struct Seed {
     pub desired: i32,
     /// An `awslogs` log group for every container (stream prefix `ecs`), or no logging at all.
     pub log_group: Option<String>,
+    /// The target group the service registers its tasks in (behind a load balancer), if any.
+    pub target_group: Option<String>,
 }
 
 impl Default for Seed {
@@ -114,6 +116,7 @@ impl Default for Seed {
             )],
             desired: 2,
             log_group: None,
+            target_group: None,
         }
     }
 }
@@ -322,7 +325,14 @@ impl State {
             .map(|(id, t, m)| json!({"id": id, "createdAt": t, "message": m}))
             .collect();
         let cb_rollback = matches!(self.scenario, Scenario::CircuitBreaker { .. });
+        let load_balancers: Vec<Value> = self
+            .seed
+            .target_group
+            .iter()
+            .map(|tg| json!({"targetGroupArn": tg, "containerName": "backend", "containerPort": 8000}))
+            .collect();
         json!({
+            "loadBalancers": load_balancers, "healthCheckGracePeriodSeconds": 0,
             "serviceArn": self.service_arn(), "serviceName": self.seed.service, "clusterArn": self.cluster_arn(),
             "status": self.service_status, "desiredCount": self.desired,
             "runningCount": self.deps.iter().map(|d| d.running).sum::<i32>(), "pendingCount": 0,

@@ -720,6 +720,7 @@ impl RecordingServer {
 }
 pub mod app;
 pub mod ecs_sim;
+pub mod elb_sim;
 pub mod faults;
 pub mod registry;
 pub mod seed;

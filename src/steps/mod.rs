@@ -7,6 +7,7 @@
 pub mod deploy;
 pub mod frontend;
 pub mod image;
+pub mod lb;
 pub mod logs;
 pub mod smoke;
 
@@ -24,6 +25,7 @@ pub struct Clients {
     pub sts: aws_sdk_sts::Client,
     pub cloudfront: aws_sdk_cloudfront::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub elb: aws_sdk_elasticloadbalancingv2::Client,
 }
 
 impl Clients {
@@ -39,6 +41,7 @@ impl Clients {
             sts: aws_sdk_sts::Client::new(&sdk),
             cloudfront: aws_sdk_cloudfront::Client::new(&sdk),
             logs: aws_sdk_cloudwatchlogs::Client::new(&sdk),
+            elb: aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
             sdk,
         }
     }

@@ -585,3 +585,64 @@ fn failed_tasks_show_their_own_log_lines_masked_with_the_fix() {
         res.summary
     );
 }
+
+/// A rollout that fails the load balancer's health checks names each target's reason and the health
+/// check in effect, with the fix.
+#[test]
+fn failed_health_checks_show_the_target_groups_view() {
+    use common::elb_sim::{ElbSim, TargetState};
+    let moto = Moto::shared();
+    seed_ecr(&moto, &[SHA], false);
+    let elb = ElbSim::start(
+        "stage-backend-tg",
+        vec![
+            TargetState::code_mismatch("10.0.1.5", 404),
+            TargetState::code_mismatch("10.0.2.7", 404),
+        ],
+    );
+    let seed = Seed {
+        target_group: Some(elb.target_group_arn.clone()),
+        ..Seed::default()
+    };
+    let sim = EcsSim::start_with(
+        seed,
+        Scenario::TasksFail {
+            reason: StopReason::ElbHealth,
+            after: 3,
+        },
+    );
+    let res =
+        run(action(&moto, &sim).env("AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2", &elb.endpoint));
+    assert_ne!(res.code, 0, "{}", res.dump());
+    assert!(
+        res.summary
+            .contains("target group `stage-backend-tg`: 0 healthy, 2 not"),
+        "{}",
+        res.summary
+    );
+    assert!(
+        res.summary
+            .contains("Target.ResponseCodeMismatch (Health checks failed with these codes: [404])"),
+        "{}",
+        res.summary
+    );
+    assert!(
+        res.summary
+            .contains("HTTP /health on port traffic-port, expects 200"),
+        "{}",
+        res.summary
+    );
+    assert!(
+        res.summary.contains("service grace period 0 s"),
+        "{}",
+        res.summary
+    );
+    assert!(
+        res.stdout
+            .contains("hint: the app answers the health-check path with another status"),
+        "{}",
+        res.dump()
+    );
+    let calls = elb.calls.lock().unwrap().clone();
+    assert_eq!(calls, ["DescribeTargetGroups", "DescribeTargetHealth"]);
+}

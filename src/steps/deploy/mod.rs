@@ -51,6 +51,9 @@ pub struct Prepared {
     register_body: Option<Value>,
     /// The definition the new tasks run (rendered, or the live one reused): where their logs go.
     rendered: Value,
+    /// The service's target groups and health-check grace period (seconds), for a failure's diagnosis.
+    target_groups: Vec<String>,
+    grace_period: Option<i32>,
     update: bool,
     target: wait::Target,
     seen_events: HashSet<String>,
@@ -219,6 +222,12 @@ async fn prepare_inner(
         update,
         target,
         seen_events,
+        target_groups: svc
+            .load_balancers()
+            .iter()
+            .filter_map(|lb| lb.target_group_arn().map(str::to_string))
+            .collect(),
+        grace_period: svc.health_check_grace_period_seconds(),
     })
 }
 
@@ -342,6 +351,23 @@ pub async fn apply(
     };
     let diagnosis =
         wait::diagnose(&clients.ecs, &b.cluster, &b.service, &new_arn, Some(&logs)).await;
+    let lb = crate::steps::lb::health(&clients.elb, &prepared.target_groups, prepared.grace_period)
+        .await;
+    let mut diagnosis = diagnosis;
+    diagnosis.lines.extend(lb.lines());
+    // After the causes the app's own logs show, before the generic ones of the stop reasons.
+    let mut at = 0;
+    for t in &diagnosis.logs {
+        at += t.causes.len();
+    }
+    let at = at.min(diagnosis.hints.len());
+    for (i, h) in lb.hints().into_iter().enumerate() {
+        if !diagnosis.hints.contains(&h) {
+            diagnosis
+                .hints
+                .insert((at + i).min(diagnosis.hints.len()), h);
+        }
+    }
     for l in diagnosis.display_lines() {
         tracing::error!("{l}");
     }
