@@ -168,6 +168,7 @@ fn ours(rt: &tokio::runtime::Runtime, clients: &Clients, dir: &Path, bucket: &st
         exclude: Default::default(),
         cache_rules: Default::default(),
         cloudfront_distribution_id: None,
+        values: Default::default(),
     };
     reset_peak();
     let t = Instant::now();

@@ -98,6 +98,10 @@ pub struct Seed {
     pub containers: Vec<(String, String)>,
     /// Running tasks.
     pub desired: i32,
+    /// An `awslogs` log group for every container (stream prefix `ecs`), or no logging at all.
+    pub log_group: Option<String>,
+    /// The target group the service registers its tasks in (behind a load balancer), if any.
+    pub target_group: Option<String>,
 }
 
 impl Default for Seed {
@@ -111,6 +115,8 @@ impl Default for Seed {
                 "123456789012.dkr.ecr.us-east-1.amazonaws.com/stage-cloudshop-backend:old".into(),
             )],
             desired: 2,
+            log_group: None,
+            target_group: None,
         }
     }
 }
@@ -187,9 +193,16 @@ impl State {
                 .containers
                 .iter()
                 .map(|(n, i)| {
-                    json!({"name": n, "image": if rev == 1 { format!("{i}-rev1") } else { i.clone() },
+                    let mut c = json!({"name": n, "image": if rev == 1 { format!("{i}-rev1") } else { i.clone() },
                            "essential": true, "portMappings": [{"containerPort": 8000, "protocol": "tcp"}],
-                           "environment": [{"name": "ENV", "value": "stage"}]})
+                           "environment": [{"name": "ENV", "value": "stage"},
+                                           {"name": "DB_PASSWORD", "value": "s3cr3t-db-pass"}]});
+                    if let Some(group) = &seed.log_group {
+                        c["logConfiguration"] = json!({"logDriver": "awslogs", "options": {
+                            "awslogs-group": group, "awslogs-region": REGION,
+                            "awslogs-stream-prefix": "ecs"}});
+                    }
+                    c
                 })
                 .collect();
             tds.push(json!({
@@ -312,7 +325,14 @@ impl State {
             .map(|(id, t, m)| json!({"id": id, "createdAt": t, "message": m}))
             .collect();
         let cb_rollback = matches!(self.scenario, Scenario::CircuitBreaker { .. });
+        let load_balancers: Vec<Value> = self
+            .seed
+            .target_group
+            .iter()
+            .map(|tg| json!({"targetGroupArn": tg, "containerName": "backend", "containerPort": 8000}))
+            .collect();
         json!({
+            "loadBalancers": load_balancers, "healthCheckGracePeriodSeconds": 0,
             "serviceArn": self.service_arn(), "serviceName": self.seed.service, "clusterArn": self.cluster_arn(),
             "status": self.service_status, "desiredCount": self.desired,
             "runningCount": self.deps.iter().map(|d| d.running).sum::<i32>(), "pendingCount": 0,
@@ -424,8 +444,9 @@ impl State {
     fn stop_task(&mut self, td: &str, reason: StopReason) {
         self.seq += 1;
         let arn = format!(
-            "arn:aws:ecs:{REGION}:{ACCOUNT}:task/{}/t{:032}",
-            self.seed.cluster, self.seq
+            "arn:aws:ecs:{REGION}:{ACCOUNT}:task/{}/{}",
+            self.seed.cluster,
+            EcsSim::stopped_task_id(self.stopped.len() as u64 + 1)
         );
         self.stopped.push(reason.task_json(&arn, td));
     }
@@ -736,6 +757,11 @@ pub struct EcsSim {
 }
 
 impl EcsSim {
+    /// The id of the nth stopped task (1-based): `t` and 32 digits, as in its ARN.
+    pub fn stopped_task_id(n: u64) -> String {
+        format!("t{n:032}")
+    }
+
     /// Start with the default seed (cluster `stage-cluster`, service `stage-backend`, family
     /// `cloudshop-backend` at revision 2, container `backend`).
     pub fn start(scenario: Scenario) -> EcsSim {

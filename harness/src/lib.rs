@@ -162,6 +162,41 @@ impl Moto {
                 .build(),
         )
     }
+
+    /// Write `lines` (oldest first) to a CloudWatch Logs stream, creating the group and the stream, as
+    /// the `awslogs` driver of a task would.
+    pub async fn put_log_lines(&self, group: &str, stream: &str, lines: &[&str]) {
+        let logs = aws_sdk_cloudwatchlogs::Client::new(&self.sdk_config().await);
+        let _ = logs.create_log_group().log_group_name(group).send().await;
+        logs.create_log_stream()
+            .log_group_name(group)
+            .log_stream_name(stream)
+            .send()
+            .await
+            .expect("create log stream");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let events: Vec<aws_sdk_cloudwatchlogs::types::InputLogEvent> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                    .timestamp(now - 1000 + i as i64)
+                    .message(*l)
+                    .build()
+                    .expect("log event")
+            })
+            .collect();
+        logs.put_log_events()
+            .log_group_name(group)
+            .log_stream_name(stream)
+            .set_log_events(Some(events))
+            .send()
+            .await
+            .expect("put log events");
+    }
 }
 
 impl Drop for Moto {
@@ -768,6 +803,7 @@ impl RecordingServer {
 }
 pub mod app;
 pub mod ecs_sim;
+pub mod elb_sim;
 pub mod faults;
 pub mod registry;
 pub mod seed;

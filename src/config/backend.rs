@@ -39,9 +39,16 @@ pub struct Backend {
     pub revision: Option<String>,
     /// Override the registry host for blob traffic (tests, private endpoints).
     pub registry_url: Option<url::Url>,
+    /// Last log lines read per stopped task of a failed rollout (0 = none).
+    pub diagnosis_log_lines: u32,
 }
 
 /// Build [`Backend`]; what is required depends on `command` (`rollback` needs no image or repository).
+/// Last log lines shown per stopped task, unless the environments file says otherwise.
+const DEFAULT_LOG_LINES: u32 = 50;
+/// What `GetLogEvents` returns in one call at most is 10,000; a failure needs far fewer.
+const MAX_LOG_LINES: u32 = 1000;
+
 pub(super) fn build(src: &Sources, command: Command) -> Result<Backend, Error> {
     let (inputs, env) = (src.inputs, src.env);
     let cluster = pick(&inputs.cluster, &env.cluster).ok_or_else(|| src.missing("cluster"))?;
@@ -148,5 +155,15 @@ pub(super) fn build(src: &Sources, command: Command) -> Result<Backend, Error> {
         rollback_on_failure,
         revision: inputs.revision.clone(),
         registry_url,
+        diagnosis_log_lines: match env.diagnosis.as_ref().and_then(|d| d.log_lines) {
+            Some(n) if n > MAX_LOG_LINES => {
+                return Err(invalid(
+                    "diagnosis.log-lines",
+                    format!("{n} is more than {MAX_LOG_LINES}"),
+                ))
+            }
+            Some(n) => n,
+            None => DEFAULT_LOG_LINES,
+        },
     })
 }

@@ -9,6 +9,7 @@ use super::error::{invalid, Error};
 use super::schema::CacheRule;
 use super::sources::{pick, Sources};
 use super::validate::{inside_workspace, parse_bool, parse_list};
+use crate::steps::frontend::values::Values;
 
 /// The frontend (S3) part of an environment.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +29,8 @@ pub struct Frontend {
     pub cache_rules: CacheRules,
     /// CloudFront distribution to invalidate.
     pub cloudfront_distribution_id: Option<String>,
+    /// Placeholder substitutions: the environment's `api-url` and `frontend.values`.
+    pub values: Values,
 }
 
 /// The key glob errors are reported under, for `exclude` and `cache-control` alike.
@@ -152,6 +155,8 @@ pub(super) fn build(src: &Sources) -> Result<Option<Frontend>, Error> {
     }
     let exclude = ExcludeGlobs::new(exclude)?;
     let cache_rules = CacheRules::new(frontend_file.cache_control.clone())?;
+    let values = Values::new(src.env.api_url.as_deref(), &frontend_file.values)
+        .map_err(|e| invalid("frontend.values", format!("{e}; {}", e.hint())))?;
     Ok(Some(Frontend {
         dir: inside_workspace("frontend-dir", &src.ctx.workspace, &dir)?,
         workspace: src.ctx.workspace.clone(),
@@ -167,6 +172,7 @@ pub(super) fn build(src: &Sources) -> Result<Option<Frontend>, Error> {
             &inputs.cloudfront_distribution_id,
             &frontend_file.cloudfront_distribution_id,
         ),
+        values,
     }))
 }
 

@@ -55,6 +55,15 @@ pub struct EnvironmentFile {
     pub desired_count: Option<i32>,
     pub frontend: Option<FrontendFile>,
     pub smoke: Option<SmokeFile>,
+    pub diagnosis: Option<DiagnosisFile>,
+}
+
+/// What a failed rollout shows of the failing tasks.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct DiagnosisFile {
+    /// Last log lines read per stopped task (default 50, at most 1000; 0 turns log reading off).
+    pub log_lines: Option<u32>,
 }
 
 /// `frontend:` of an environment.
@@ -73,6 +82,9 @@ pub struct FrontendFile {
     #[serde(default)]
     pub cache_control: Vec<CacheRule>,
     pub cloudfront_distribution_id: Option<String>,
+    /// `KEY: value` substituted for `__CLOUDSHOP_KEY__` in the build's text files at sync time.
+    #[serde(default)]
+    pub values: std::collections::BTreeMap<String, String>,
 }
 
 /// A Cache-Control rule as written.

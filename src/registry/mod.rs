@@ -12,6 +12,7 @@
 //! `GetAuthorizationToken` (fetched by the caller). No AWS API is called here.
 
 pub mod archive;
+pub mod artifact;
 mod client;
 mod copy;
 mod error;

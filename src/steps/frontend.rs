@@ -27,6 +27,7 @@ mod plan;
 mod report;
 mod s3;
 mod state;
+pub mod values;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -54,6 +55,8 @@ pub struct Prepared {
     pub plan: SyncPlan,
     /// When `prepare` started: the report's time covers the whole sync.
     started: Instant,
+    /// The substituted copies of text files, read by the uploads; removed when the sync is done.
+    _staging: tempfile::TempDir,
 }
 
 /// Read-only: walk the build folder, list the bucket, decide. A missing bucket or access denied fails
@@ -86,6 +89,35 @@ pub async fn prepare(
             dir: cfg.dir.clone(),
         });
     }
+    // Placeholders -> the environment's values, in copies: hashes and uploads are of the substituted
+    // bytes, and a leftover placeholder stops the run here, before any write.
+    let staging = tempfile::Builder::new()
+        .prefix("cloudshop-frontend-")
+        .tempdir()
+        .map_err(|e| Error::Dir {
+            dir: std::env::temp_dir(),
+            message: e.to_string(),
+        })?;
+    let (dest, values) = (staging.path().to_path_buf(), cfg.values.clone());
+    let pairs: Vec<(String, std::path::PathBuf)> =
+        found.into_iter().map(|f| (f.rel, f.path)).collect();
+    let staged = tokio::task::spawn_blocking(move || values::stage(pairs, &dest, &values))
+        .await
+        .map_err(|e| Error::Dir {
+            dir: cfg.dir.clone(),
+            message: e.to_string(),
+        })??;
+    if staged.replacements > 0 {
+        tracing::info!(
+            files = staged.substituted_files,
+            placeholders = staged.replacements,
+            "environment values substituted"
+        );
+    }
+    let found = staged
+        .files
+        .into_iter()
+        .map(|(rel, path)| local::Found { rel, path });
     let hashing = futures::stream::iter(found)
         .map(|f| async move {
             let path = f.path.clone();
@@ -162,7 +194,11 @@ pub async fn prepare(
     }
     *sr = planned;
     timeline.record("frontend plan", started, Outcome::Ok);
-    Ok(Prepared { plan, started })
+    Ok(Prepared {
+        plan,
+        started,
+        _staging: staging,
+    })
 }
 
 /// The plan from the build files (with the keys and headers they should have), the listing and the
@@ -220,7 +256,12 @@ pub async fn apply(
 ) -> Result<(), Error> {
     let phase = Instant::now();
     let _group = commands::group("Frontend: sync");
-    let Prepared { plan, started } = prepared;
+    // `staging` lives until the uploads that read it are done.
+    let Prepared {
+        plan,
+        started,
+        _staging: staging,
+    } = prepared;
     sr.bucket = cfg.bucket.clone();
     sr.prefix = cfg.prefix.clone();
     sr.unchanged = plan.unchanged;
@@ -243,6 +284,7 @@ pub async fn apply(
         if result.is_ok() { "done" } else { "failed" }
     );
     timeline.record("frontend sync", phase, Outcome::of(&result));
+    drop(staging);
     result
 }
 

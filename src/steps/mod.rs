@@ -7,6 +7,8 @@
 pub mod deploy;
 pub mod frontend;
 pub mod image;
+pub mod lb;
+pub mod logs;
 pub mod smoke;
 
 use aws_types::SdkConfig;
@@ -22,6 +24,8 @@ pub struct Clients {
     pub s3: aws_sdk_s3::Client,
     pub sts: aws_sdk_sts::Client,
     pub cloudfront: aws_sdk_cloudfront::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub elb: aws_sdk_elasticloadbalancingv2::Client,
 }
 
 impl Clients {
@@ -36,6 +40,8 @@ impl Clients {
             s3: aws_sdk_s3::Client::from_conf(s3_conf),
             sts: aws_sdk_sts::Client::new(&sdk),
             cloudfront: aws_sdk_cloudfront::Client::new(&sdk),
+            logs: aws_sdk_cloudwatchlogs::Client::new(&sdk),
+            elb: aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
             sdk,
         }
     }

@@ -545,3 +545,143 @@ fn failed_smoke_tests_roll_the_service_back() {
         res.summary
     );
 }
+
+/// A rollout whose tasks die on a database error: the failure quotes the app's own last lines (masked)
+/// in the annotation, shows them per task in the summary, and names the fix; a task definition without
+/// `awslogs` says so instead.
+#[test]
+fn failed_tasks_show_their_own_log_lines_masked_with_the_fix() {
+    let moto = Moto::shared();
+    seed_ecr(&moto, &[SHA], false);
+    let group = format!("/ecs/stage/{}", moto.name("backend-blue"));
+    let stream = format!("ecs/backend/{}", EcsSim::stopped_task_id(1));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(moto.put_log_lines(
+        &group,
+        &stream,
+        &[
+            "INFO:     Started server process [1]",
+            "connecting with DB_PASSWORD=s3cr3t-db-pass",
+            "  File \"/app/main.py\", line 12, in <module>",
+            "sqlalchemy.exc.OperationalError: (psycopg2.OperationalError) could not connect to server: Connection refused (postgresql://cloudshop:hunter22@db.internal:5432/shop)",
+        ],
+    ));
+    let seed = Seed {
+        log_group: Some(group.clone()),
+        ..Seed::default()
+    };
+    let sim = EcsSim::start_with(
+        seed,
+        Scenario::TasksFail {
+            reason: StopReason::EssentialExited,
+            after: 3,
+        },
+    );
+    let res = run(action(&moto, &sim));
+    assert_ne!(res.code, 0, "{}", res.dump());
+    let err = res.error_lines().join("\n");
+    assert!(
+        err.contains("could not connect to server"),
+        "the annotation quotes the app's last lines\n{}",
+        res.dump()
+    );
+    assert!(err.contains("last lines of `backend`"), "{}", res.dump());
+    assert!(
+        res.stdout.contains("security group ECS -> RDS"),
+        "the hint names the fix\n{}",
+        res.dump()
+    );
+    assert!(
+        res.summary
+            .contains("<details><summary>Logs of <code>backend</code>"),
+        "{}",
+        res.summary
+    );
+    assert!(
+        res.summary.contains("sqlalchemy.exc.OperationalError"),
+        "{}",
+        res.summary
+    );
+    let everything = res.everything();
+    for secret in ["s3cr3t-db-pass", "hunter22"] {
+        assert!(
+            !everything.contains(secret),
+            "`{secret}` printed\n{}",
+            res.dump()
+        );
+    }
+
+    // Without `logConfiguration`: said so, with the fix.
+    let sim = EcsSim::start(Scenario::TasksFail {
+        reason: StopReason::EssentialExited,
+        after: 3,
+    });
+    let res = run(action(&moto, &sim));
+    assert_ne!(res.code, 0, "{}", res.dump());
+    assert!(
+        res.summary.contains("no logs configured for `backend`"),
+        "{}",
+        res.summary
+    );
+}
+
+/// A rollout that fails the load balancer's health checks names each target's reason and the health
+/// check in effect, with the fix.
+#[test]
+fn failed_health_checks_show_the_target_groups_view() {
+    use common::elb_sim::{ElbSim, TargetState};
+    let moto = Moto::shared();
+    seed_ecr(&moto, &[SHA], false);
+    let elb = ElbSim::start(
+        "stage-backend-tg",
+        vec![
+            TargetState::code_mismatch("10.0.1.5", 404),
+            TargetState::code_mismatch("10.0.2.7", 404),
+        ],
+    );
+    let seed = Seed {
+        target_group: Some(elb.target_group_arn.clone()),
+        ..Seed::default()
+    };
+    let sim = EcsSim::start_with(
+        seed,
+        Scenario::TasksFail {
+            reason: StopReason::ElbHealth,
+            after: 3,
+        },
+    );
+    let res =
+        run(action(&moto, &sim).env("AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2", &elb.endpoint));
+    assert_ne!(res.code, 0, "{}", res.dump());
+    assert!(
+        res.summary
+            .contains("target group `stage-backend-tg`: 0 healthy, 2 not"),
+        "{}",
+        res.summary
+    );
+    assert!(
+        res.summary
+            .contains("Target.ResponseCodeMismatch (Health checks failed with these codes: [404])"),
+        "{}",
+        res.summary
+    );
+    assert!(
+        res.summary
+            .contains("HTTP /health on port traffic-port, expects 200"),
+        "{}",
+        res.summary
+    );
+    assert!(
+        res.summary.contains("service grace period 0 s"),
+        "{}",
+        res.summary
+    );
+    assert!(
+        res.stdout
+            .contains("hint: the app answers the health-check path with another status"),
+        "{}",
+        res.dump()
+    );
+    let calls = elb.calls.lock().unwrap().clone();
+    assert_eq!(calls, ["DescribeTargetGroups", "DescribeTargetHealth"]);
+}

@@ -258,3 +258,18 @@ fn outside_github_outputs_print_as_lines() {
         res.dump()
     );
 }
+
+#[test]
+fn a_frontend_values_key_that_is_not_upper_case_is_refused() {
+    let config = format!(
+        "{CONFIG}    frontend:\n      bucket: stage-cloudshop-frontend-746669238399\n      dir: build\n      values:\n        sentry-dsn: https://k@sentry.example/1\n"
+    );
+    let action = Action::new()
+        .file(".github/cloudshop-deploy.yml", &config)
+        .file("build/index.html", "<html></html>")
+        .input("environment", "stage");
+    assert_fails_before_aws(
+        action,
+        "`frontend.values` key `sentry-dsn` is not made of A-Z, 0-9 and _",
+    );
+}

@@ -238,6 +238,7 @@ fn cfg(dir: &Path) -> Frontend {
         exclude: Default::default(),
         cache_rules: Default::default(),
         cloudfront_distribution_id: None,
+        values: Default::default(),
     }
 }
 
@@ -1052,4 +1053,100 @@ async fn cloudfront_invalidates_the_changed_html_after_the_sync() {
     let err = prepare(&clients, &c, &mut report).await.unwrap_err();
     assert!(matches!(err, Error::NoSuchDistribution { .. }), "{err}");
     assert!(proxy.writes().is_empty(), "{:?}", proxy.writes());
+}
+
+/// A build made once with placeholders: each environment's bucket gets its own API URL, content hashes and
+/// ETags are of the substituted bytes, binary files are untouched, and the build folder stays as built.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn placeholders_are_replaced_with_the_environments_values() {
+    use cloudshop_deploy::steps::frontend::values::Values;
+    use md5::Digest as _;
+    let moto = Moto::shared();
+    create_bucket(&moto).await;
+    let clients = clients_via(&moto.endpoint).await;
+    let build = tempfile::tempdir().unwrap();
+    let js = "fetch(\"__CLOUDSHOP_API_URL__/products\");const dsn=\"__CLOUDSHOP_SENTRY_DSN__\"";
+    write(
+        build.path(),
+        "index.html",
+        b"<script src=\"/static/js/main.1a2b.js\"></script>",
+    );
+    write(build.path(), "static/js/main.1a2b.js", js.as_bytes());
+    write(build.path(), "logo.png", &[0x89, b'P', b'N', b'G', 1, 2, 3]);
+    let mut cfg = cfg(build.path());
+    let values = std::collections::BTreeMap::from([(
+        "SENTRY_DSN".to_string(),
+        "https://k@sentry.example/1".to_string(),
+    )]);
+    cfg.values = Values::new(
+        Some("http://prod-alb-564047131.us-east-1.elb.amazonaws.com"),
+        &values,
+    )
+    .unwrap();
+    sync(&clients, &cfg).await.unwrap();
+
+    let got = moto
+        .s3()
+        .await
+        .get_object()
+        .bucket(BUCKET)
+        .key("static/js/main.1a2b.js")
+        .send()
+        .await
+        .unwrap();
+    let etag = got
+        .e_tag()
+        .unwrap_or_default()
+        .trim_matches('"')
+        .to_string();
+    let body = got.body.collect().await.unwrap().into_bytes();
+    let want = "fetch(\"http://prod-alb-564047131.us-east-1.elb.amazonaws.com/products\");const dsn=\"https://k@sentry.example/1\"";
+    assert_eq!(String::from_utf8_lossy(&body), want);
+    assert_eq!(etag, hex::encode(md5::Md5::digest(want.as_bytes())));
+    let png = moto
+        .s3()
+        .await
+        .get_object()
+        .bucket(BUCKET)
+        .key("logo.png")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        png.body.collect().await.unwrap().into_bytes().as_ref(),
+        &[0x89, b'P', b'N', b'G', 1, 2, 3]
+    );
+    assert_eq!(
+        std::fs::read_to_string(build.path().join("static/js/main.1a2b.js")).unwrap(),
+        js,
+        "the build folder is never written"
+    );
+}
+
+/// A placeholder with no value is refused in the preflight, naming the file and the placeholder, and
+/// nothing is written to the bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leftover_placeholder_is_refused_before_any_write() {
+    let moto = Moto::shared();
+    create_bucket(&moto).await;
+    let proxy = Proxy::start(&moto.endpoint);
+    let clients = clients_via(&proxy.endpoint).await;
+    let build = tempfile::tempdir().unwrap();
+    cra_build(build.path());
+    write(
+        build.path(),
+        "static/js/config.js",
+        b"window.CDN='__CLOUDSHOP_CDN_URL__'",
+    );
+    let mut report = Report::new("deploy", "stage", false);
+    let err = prepare(&clients, &cfg(build.path()), &mut report)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "placeholder `__CLOUDSHOP_CDN_URL__` is left in `static/js/config.js` after substitution"
+    );
+    assert!(cloudshop_deploy::Diagnose::hint(&err).contains("frontend.values"));
+    assert!(proxy.writes().is_empty(), "{:?}", proxy.writes());
+    assert!(keys(&moto).await.is_empty());
 }

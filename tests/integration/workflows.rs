@@ -793,12 +793,14 @@ const WILDCARD_ONLY: &[&str] = &[
     "ecs:RegisterTaskDefinition",
     "ecs:ListTaskDefinitions",
     "sts:AssumeRoleWithWebIdentity",
+    "elasticloadbalancing:DescribeTargetGroups",
+    "elasticloadbalancing:DescribeTargetHealth",
 ];
 
 // ---- the documented IAM policies against the code ---------------------------------------------------
 
 /// SDK operations the product code calls, as IAM actions: every `.operation()` whose receiver is an SDK
-/// client (`ecs`, `ecr`, `s3`, `sts`, `cf`/`cloudfront`), on the same line or the line before (fluent
+/// client (`ecs`, `ecr`, `s3`, `sts`, `cf`/`cloudfront`, `logs`, `elb`), on the same line or the line before (fluent
 /// builders split over lines). Test modules are cut off at `#[cfg(test)]`.
 fn called_iam_actions() -> std::collections::BTreeSet<String> {
     let mut out = std::collections::BTreeSet::new();
@@ -818,6 +820,8 @@ fn called_iam_actions() -> std::collections::BTreeSet<String> {
                 ("s3", &["s3"][..]),
                 ("sts", &["sts"][..]),
                 ("cloudfront", &["cf", "cloudfront"][..]),
+                ("logs", &["logs"][..]),
+                ("elasticloadbalancing", &["elb"][..]),
             ] {
                 for r in receivers {
                     for (i, _) in joined.match_indices(&format!("{r}.")) {
@@ -832,8 +836,9 @@ fn called_iam_actions() -> std::collections::BTreeSet<String> {
                                 c.is_ascii_lowercase() || *c == '_' || c.is_ascii_digit()
                             })
                             .collect();
-                        // Client methods that are not AWS operations.
-                        let not_an_operation = ["clone", "config"].contains(&op.as_str());
+                        // Client methods that are not AWS operations, and collections named like a client.
+                        let not_an_operation =
+                            ["clone", "config", "is_empty", "iter", "len"].contains(&op.as_str());
                         if !op.is_empty() && !not_an_operation && rest[op.len()..].starts_with("()")
                         {
                             out.insert(iam_action(service, &op));
@@ -843,7 +848,7 @@ fn called_iam_actions() -> std::collections::BTreeSet<String> {
             }
             // A line that ends with a client (`let out = ecs` / `.ecs`) continues on the next one.
             let t = line.trim_end();
-            prev_tail = ["ecs", "ecr", "s3", "sts", "cf", "cloudfront"]
+            prev_tail = ["ecs", "ecr", "s3", "sts", "cf", "cloudfront", "logs", "elb"]
                 .iter()
                 .find(|r| t.ends_with(&format!(".{r}")) || t.ends_with(&format!(" {r}")))
                 .map(|r| format!(" {r}"))

@@ -55,7 +55,7 @@ pub enum Error {
         /// The new revision (`family:revision`).
         task_definition: String,
         reason: String,
-        diagnosis: Diagnosis,
+        diagnosis: Box<Diagnosis>,
     },
     /// The circuit breaker (or ECS blue/green) rolled back already.
     #[error("rollout of `{task_definition}` on service `{service}` failed and ECS rolled it back: {reason}{}", diag(.diagnosis))]
@@ -64,7 +64,7 @@ pub enum Error {
         /// The new revision (`family:revision`).
         task_definition: String,
         reason: String,
-        diagnosis: Diagnosis,
+        diagnosis: Box<Diagnosis>,
     },
     #[error("rollout of `{task_definition}` on service `{service}` did not finish within {}{}", humantime::format_duration(*.after), diag(.diagnosis))]
     Timeout {
@@ -73,7 +73,7 @@ pub enum Error {
         task_definition: String,
         /// The `wait-timeout`.
         after: Duration,
-        diagnosis: Diagnosis,
+        diagnosis: Box<Diagnosis>,
     },
     /// Another deployment took over during the watch.
     #[error("rollout on service `{service}` was superseded: {reason}")]
@@ -97,10 +97,12 @@ pub enum Error {
 
 /// The diagnosis for the error message; its hints go to the hint line instead.
 fn diag(d: &Diagnosis) -> String {
-    if d.lines.is_empty() {
+    let mut parts: Vec<String> = d.lines.clone();
+    parts.extend(d.log_excerpt());
+    if parts.is_empty() {
         String::new()
     } else {
-        format!("; {}", d.lines.join("; "))
+        format!("; {}", parts.join("; "))
     }
 }
 
@@ -150,13 +152,14 @@ mod tests {
     fn the_diagnosis_splits_into_message_and_hint() {
         let diagnosis = Diagnosis {
             lines: vec!["stopped task: a".into(), "stopped task: b".into()],
-            hints: vec!["fix a"],
+            hints: vec!["fix a".into()],
+            logs: Vec::new(),
         };
         let e = Error::RolloutFailed {
             service: "s".into(),
             task_definition: "td:2".into(),
             reason: "r".into(),
-            diagnosis,
+            diagnosis: Box::new(diagnosis),
         };
         assert_eq!(
             e.to_string(),
@@ -167,7 +170,7 @@ mod tests {
             service: "s".into(),
             task_definition: "td:2".into(),
             after: Duration::from_secs(60),
-            diagnosis: Diagnosis::default(),
+            diagnosis: Box::default(),
         };
         assert_eq!(
             e.to_string(),

@@ -49,6 +49,11 @@ pub struct Prepared {
     image: image::Resolved,
     live_arn: String,
     register_body: Option<Value>,
+    /// The definition the new tasks run (rendered, or the live one reused): where their logs go.
+    rendered: Value,
+    /// The service's target groups and health-check grace period (seconds), for a failure's diagnosis.
+    target_groups: Vec<String>,
+    grace_period: Option<i32>,
     update: bool,
     target: wait::Target,
     seen_events: HashSet<String>,
@@ -213,9 +218,16 @@ async fn prepare_inner(
         image: img,
         live_arn,
         register_body: register.then(|| task_def::register_body(&rendered, tags)),
+        rendered,
         update,
         target,
         seen_events,
+        target_groups: svc
+            .load_balancers()
+            .iter()
+            .filter_map(|lb| lb.target_group_arn().map(str::to_string))
+            .collect(),
+        grace_period: svc.health_check_grace_period_seconds(),
     })
 }
 
@@ -329,7 +341,33 @@ pub async fn apply(
         }
         Err(f) => f,
     };
-    let diagnosis = wait::diagnose(&clients.ecs, &b.cluster, &b.service, &new_arn).await;
+    let logs = wait::diagnosis::LogContext {
+        client: &clients.logs,
+        task_definition: &prepared.rendered,
+        lines: b.diagnosis_log_lines,
+        masker: crate::steps::logs::Masker::new(crate::steps::logs::secret_values(
+            &prepared.rendered,
+        )),
+    };
+    let diagnosis =
+        wait::diagnose(&clients.ecs, &b.cluster, &b.service, &new_arn, Some(&logs)).await;
+    let lb = crate::steps::lb::health(&clients.elb, &prepared.target_groups, prepared.grace_period)
+        .await;
+    let mut diagnosis = diagnosis;
+    diagnosis.lines.extend(lb.lines());
+    // After the causes the app's own logs show, before the generic ones of the stop reasons.
+    let mut at = 0;
+    for t in &diagnosis.logs {
+        at += t.causes.len();
+    }
+    let at = at.min(diagnosis.hints.len());
+    for (i, h) in lb.hints().into_iter().enumerate() {
+        if !diagnosis.hints.contains(&h) {
+            diagnosis
+                .hints
+                .insert((at + i).min(diagnosis.hints.len()), h);
+        }
+    }
     for l in diagnosis.display_lines() {
         tracing::error!("{l}");
     }
@@ -342,7 +380,7 @@ pub async fn apply(
                 service: b.service.clone(),
                 task_definition: short(&new_arn).to_string(),
                 reason,
-                diagnosis,
+                diagnosis: Box::new(diagnosis),
             });
         }
         Failure::Superseded(reason) => {
@@ -356,13 +394,13 @@ pub async fn apply(
             service: b.service.clone(),
             task_definition: short(&new_arn).to_string(),
             reason,
-            diagnosis,
+            diagnosis: Box::new(diagnosis),
         },
         Failure::Timeout => Error::Timeout {
             service: b.service.clone(),
             task_definition: short(&new_arn).to_string(),
             after: b.wait_timeout,
-            diagnosis,
+            diagnosis: Box::new(diagnosis),
         },
     };
     let rolled_back = b.rollback_on_failure && changed;

@@ -224,6 +224,31 @@ impl Section for BackendReport {
                 let _ = writeln!(md, "- {}", md_escape(&l));
             }
             md.push('\n');
+            for t in &self.diagnosis.logs {
+                let _ = writeln!(
+                    md,
+                    "<details><summary>Logs of <code>{}</code> in task <code>{}</code> ({} lines)</summary>\n",
+                    md_escape(&t.container),
+                    md_escape(&t.task_id),
+                    t.lines.len()
+                );
+                if let Some((group, stream)) = &t.stream {
+                    let _ = writeln!(md, "{}\n", md_escape(&format!("{group} / {stream}")));
+                }
+                if let Some(note) = &t.note {
+                    let _ = writeln!(md, "{}\n", md_escape(note));
+                }
+                if !t.lines.is_empty() {
+                    // A line cannot close the fence: runs of backticks or tildes are broken up.
+                    let _ = writeln!(md, "~~~~text");
+                    for l in &t.lines {
+                        let _ =
+                            writeln!(md, "{}", l.replace("~~~", "~ ~ ~").replace("```", "` ` `"));
+                    }
+                    let _ = writeln!(md, "~~~~");
+                }
+                let _ = writeln!(md, "\n</details>\n");
+            }
         }
         if !self.events.is_empty() {
             let _ = writeln!(
@@ -260,7 +285,8 @@ mod tests {
             outcome: BackendOutcome::Failed { rolled_back: true },
             diagnosis: Diagnosis {
                 lines: vec!["stopped task: CannotPullContainerError".into()],
-                hints: vec!["check ECR"],
+                hints: vec!["check ECR".into()],
+                logs: Vec::new(),
             },
             ..BackendReport::default()
         };

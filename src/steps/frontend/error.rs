@@ -52,6 +52,9 @@ pub enum Error {
         /// AWS code and message.
         detail: String,
     },
+    /// A placeholder is left after substitution, or staging failed.
+    #[error(transparent)]
+    Values(#[from] super::values::Error),
     /// A build file has the name of the sync state object.
     #[error("failed to upload `{}`: its name is reserved for the sync state (`{}`)", path.display(), state::STATE_NAME)]
     Reserved { path: PathBuf },
@@ -84,6 +87,7 @@ impl crate::error::Diagnose for Error {
             }
             Error::Aws { .. } => "the AWS error above says what failed; re-run the job if it was transient".into(),
             Error::Reserved { .. } => "exclude it with `frontend-exclude` or rename it".into(),
+            Error::Values(e) => e.hint(),
             Error::NoSuchDistribution { .. } => "fix `cloudfront-distribution-id` (the ID, e.g. `E2QWRUHAPOMQZL`, not the domain name)".into(),
         }
     }

@@ -1,7 +1,7 @@
 //! Why a rollout failed: the stopped tasks of the new revision with their reasons and container exit
-//! codes, and the likely fix for each known cause.
+//! codes, their containers' last log lines, and the likely fix for each known cause.
 //!
-//! APIs: ECS `ListTasks`, `DescribeTasks`.
+//! APIs: ECS `ListTasks`, `DescribeTasks`; CloudWatch Logs `GetLogEvents` (see [`crate::steps::logs`]).
 
 use aws_sdk_ecs::types::DesiredStatus;
 use serde::Serialize;
@@ -10,20 +10,51 @@ use serde::Serialize;
 const MAX_TASKS: usize = 20;
 /// Distinct stop reasons kept, so the error message stays readable.
 const MAX_LINES: usize = 8;
+/// Stopped tasks whose logs are read: the first ones tell the story, the rest repeat it.
+const MAX_LOGGED_TASKS: usize = 3;
+/// Log lines quoted in the error annotation (the summary shows them all).
+pub const ANNOTATION_LOG_LINES: usize = 3;
+
+/// Where the stopped tasks' log lines can be read, and how to mask them.
+pub struct LogContext<'a> {
+    pub client: &'a aws_sdk_cloudwatchlogs::Client,
+    /// The task definition the new tasks ran (its containers' `logConfiguration`).
+    pub task_definition: &'a serde_json::Value,
+    /// Last lines per task; 0 reads none.
+    pub lines: u32,
+    pub masker: crate::steps::logs::Masker,
+}
 
 /// What the stopped tasks say: one line per distinct stop reason, and the fixes for the known ones.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Diagnosis {
     /// `stopped task: <reason> (<stop code>); container `x`: exit code 1`, with `(xN)` for repeats.
     pub lines: Vec<String>,
-    /// One fix per known cause, each once, in the order the causes were seen.
-    pub hints: Vec<&'static str>,
+    /// One fix per known cause, each once: causes shown by the logs first, then by the stop reasons.
+    pub hints: Vec<String>,
+    /// The last log lines of the first stopped tasks' containers.
+    pub logs: Vec<crate::steps::logs::TaskLogs>,
 }
 
 impl Diagnosis {
     /// Nothing found (no stopped task of the revision, or the calls failed).
     pub fn is_empty(&self) -> bool {
-        self.lines.is_empty() && self.hints.is_empty()
+        self.lines.is_empty() && self.hints.is_empty() && self.logs.is_empty()
+    }
+
+    /// The last few log lines (or why there are none) for the error annotation, from the first task
+    /// that has any.
+    pub fn log_excerpt(&self) -> Option<String> {
+        if let Some(t) = self.logs.iter().find(|t| !t.lines.is_empty()) {
+            let from = t.lines.len().saturating_sub(ANNOTATION_LOG_LINES);
+            return Some(format!(
+                "last lines of `{}` in task `{}`: {}",
+                t.container,
+                t.task_id,
+                t.lines[from..].join(" | ")
+            ));
+        }
+        self.logs.iter().find_map(|t| t.note.clone())
     }
 
     /// Every line as the log and the job summary show it: the facts, then `hint: ` per fix.
@@ -42,6 +73,7 @@ pub async fn diagnose(
     cluster: &str,
     service: &str,
     td: &str,
+    logs: Option<&LogContext<'_>>,
 ) -> Diagnosis {
     let Ok(list) = ecs
         .list_tasks()
@@ -67,9 +99,15 @@ pub async fn diagnose(
         return Diagnosis::default();
     };
     let mut lines: Vec<(String, u32)> = Vec::new();
+    let mut task_logs = Vec::new();
     for t in described.tasks() {
         if t.task_definition_arn() != Some(td) {
             continue;
+        }
+        if let Some(ctx) = logs.filter(|c| c.lines > 0) {
+            if task_logs.len() < MAX_LOGGED_TASKS {
+                task_logs.extend(read_task_logs(ctx, t).await);
+            }
         }
         let mut line = format!(
             "stopped task: {}",
@@ -100,10 +138,17 @@ pub async fn diagnose(
         }
     }
     let mut out = Diagnosis::default();
+    for cause in task_logs.iter().flat_map(|t| t.causes.iter()) {
+        let h = format!("{}: {}", cause.what, cause.fix);
+        if !out.hints.contains(&h) {
+            out.hints.push(h);
+        }
+    }
+    out.logs = task_logs;
     for (line, n) in lines.into_iter().take(MAX_LINES) {
         if let Some(h) = hint_for(&line) {
-            if !out.hints.contains(&h) {
-                out.hints.push(h);
+            if !out.hints.iter().any(|x| x == h) {
+                out.hints.push(h.to_string());
             }
         }
         out.lines.push(if n > 1 {
@@ -111,6 +156,51 @@ pub async fn diagnose(
         } else {
             line
         });
+    }
+    out
+}
+
+/// The last log lines of a stopped task's containers that exited with an error (or, when none says so,
+/// of every container).
+async fn read_task_logs(
+    ctx: &LogContext<'_>,
+    task: &aws_sdk_ecs::types::Task,
+) -> Vec<crate::steps::logs::TaskLogs> {
+    let Some(arn) = task.task_arn() else {
+        return Vec::new();
+    };
+    let failed: Vec<&aws_sdk_ecs::types::Container> = task
+        .containers()
+        .iter()
+        .filter(|c| c.exit_code().is_some_and(|code| code != 0))
+        .collect();
+    let chosen: Vec<&aws_sdk_ecs::types::Container> = if failed.is_empty() {
+        task.containers().iter().collect()
+    } else {
+        failed
+    };
+    // A container the scheduler stopped (health checks, scale-in) exits 137 from SIGKILL, not from memory.
+    let killed_by_scheduler = matches!(
+        task.stop_code(),
+        Some(aws_sdk_ecs::types::TaskStopCode::ServiceSchedulerInitiated)
+    );
+    let mut out = Vec::new();
+    for c in chosen {
+        let name = c.name().unwrap_or("?");
+        let logging = crate::steps::logs::logging_of(ctx.task_definition, name);
+        let limit = i32::try_from(ctx.lines).unwrap_or(i32::MAX);
+        out.push(
+            crate::steps::logs::task_logs(
+                ctx.client,
+                &logging,
+                name,
+                arn,
+                c.exit_code().filter(|_| !killed_by_scheduler),
+                limit,
+                &ctx.masker,
+            )
+            .await,
+        );
     }
     out
 }
@@ -164,7 +254,8 @@ mod tests {
     fn display_lines_put_the_hints_after_the_facts() {
         let d = Diagnosis {
             lines: vec!["stopped task: a".into()],
-            hints: vec!["fix a"],
+            hints: vec!["fix a".into()],
+            logs: Vec::new(),
         };
         assert_eq!(
             d.display_lines().collect::<Vec<_>>(),
