@@ -795,6 +795,45 @@ mod tests {
         assert_eq!(seen.lock().unwrap().len(), 1, "the bad digest was requested");
     }
 
+    /// A body that never ends, without `Content-Length`.
+    fn endless(status: u16) -> axum::response::Response {
+        let chunk = Bytes::from(vec![b'{'; 64 * 1024]);
+        let body = stream::repeat_with(move || Ok::<_, std::io::Error>(chunk.clone()));
+        axum::response::Response::builder()
+            .status(status)
+            .body(axum::body::Body::from_stream(body))
+            .unwrap()
+    }
+
+    /// Manifests and tag lists that never end are refused at their bound; an endless error body is cut.
+    #[tokio::test]
+    async fn endless_replies_are_cut_at_their_bound() {
+        let (base, _) = serve("127.0.0.1", |_, path: &str| match path {
+            p if p.contains("/manifests/") => endless(200),
+            p if p.ends_with("/tags/list") => endless(200),
+            _ => endless(500),
+        })
+        .await;
+        let reg = registry(&base);
+        let err = reg.get_manifest("app", "v1").await.unwrap_err();
+        assert!(
+            matches!(err, Error::TooLarge { limit: MAX_MANIFEST, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("sent more than 4194304 bytes"), "{err}");
+        let err = reg.list_tags("app", 10).await.unwrap_err();
+        assert!(matches!(err, Error::TooLarge { .. }), "{err}");
+        // The POST of an upload gets the endless 500: its message is read from a bounded start.
+        let err = reg
+            .start_upload("app", &format!("sha256:{}", "a".repeat(64)))
+            .await
+            .unwrap_err();
+        match err {
+            Error::Status { status: 500, message, .. } => assert!(message.len() <= 200, "{message}"),
+            e => panic!("{e}"),
+        }
+    }
+
     #[test]
     fn debug_never_shows_the_token() {
         let r = Registry::new(
