@@ -10,7 +10,7 @@ use serde::Serialize;
 
 pub mod section;
 
-pub use section::{md_escape, Outcome, Section, Timeline};
+pub use section::{md_code, md_escape, Outcome, Section, Timeline};
 
 /// How the run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -133,9 +133,9 @@ impl Report {
         let status = self.status.map(Status::as_str).unwrap_or("failed");
         let _ = writeln!(
             md,
-            "## {icon} cloudshop-deploy: `{}` to `{}`: {status}\n",
+            "## {icon} cloudshop-deploy: `{}` to {}: {status}\n",
             self.command,
-            md_escape(&self.environment)
+            md_code(&self.environment)
         );
         if let Some((message, hint)) = &self.error {
             let _ = writeln!(
@@ -146,7 +146,7 @@ impl Report {
             );
         }
         let _ = writeln!(md, "| | |\n|---|---|");
-        let _ = writeln!(md, "| environment | `{}` |", md_escape(&self.environment));
+        let _ = writeln!(md, "| environment | {} |", md_code(&self.environment));
         if let Some(a) = &self.aws_account_id {
             let _ = writeln!(md, "| AWS account | `{a}` |");
         }
