@@ -198,11 +198,14 @@ pub(super) async fn digest_of(
         .send()
         .await;
     match res {
-        Ok(out) => Ok(out
-            .image_details()
-            .first()
-            .and_then(|d| d.image_digest())
-            .map(str::to_string)),
+        Ok(out) => match out.image_details().first().and_then(|d| d.image_digest()) {
+            Some(d) if !crate::registry::is_digest(d) => Err(super::error::not_a_digest(
+                "describe image",
+                format!("{}:{tag}", repo.name),
+                d,
+            )),
+            d => Ok(d.map(str::to_string)),
+        },
         Err(e)
             if e.as_service_error()
                 .is_some_and(|s| s.is_image_not_found_exception()) =>
