@@ -1,5 +1,9 @@
 //! One registry over HTTP: basic auth with the ECR token, manifest GET/HEAD/PUT, tag listing, blob HEAD
 //! and streaming GET, cross-repository mounts and chunked uploads checked against their digest.
+//! The token goes only to the registry's own origin (scheme, host, port), never to an upload `Location`
+//! or a redirect elsewhere; redirects are bounded and never downgrade to http. Every digest put into a
+//! URL is `sha256:` + 64 lowercase hex, and every body read has a byte bound (manifests 4 MiB, tag
+//! lists 4 MiB, error bodies 64 KiB).
 //!
 //! APIs: OCI distribution `/v2/<repo>/manifests/<ref>`, `/v2/<repo>/blobs/<digest>`,
 //! `/v2/<repo>/blobs/uploads/`, `/v2/<repo>/tags/list`.
