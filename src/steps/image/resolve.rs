@@ -334,6 +334,32 @@ pub async fn check_tags_free(
 mod tests {
     use super::*;
 
+    /// An ECR (or something answering as one) that returns a digest which is not a digest: refused before
+    /// it becomes part of an image URI.
+    #[tokio::test]
+    async fn a_hostile_ecr_digest_is_refused() {
+        use aws_sdk_ecr::types::ImageDetail;
+        use aws_smithy_mocks::{mock, mock_client, RuleMode};
+        let rule = mock!(aws_sdk_ecr::Client::describe_images).then_output(|| {
+            aws_sdk_ecr::operation::describe_images::DescribeImagesOutput::builder()
+                .image_details(
+                    ImageDetail::builder()
+                        .image_digest("sha256:../../evil@x")
+                        .build(),
+                )
+                .build()
+        });
+        let ecr = mock_client!(aws_sdk_ecr, RuleMode::Sequential, [&rule]);
+        let repo = Repository {
+            name: "app".into(),
+            registry_id: String::new(),
+            uri: "1.dkr.ecr.us-east-1.amazonaws.com/app".into(),
+            mutability: Mutability::Mutable,
+        };
+        let err = digest_of(&ecr, &repo, "v1").await.unwrap_err().to_string();
+        assert!(err.contains("not a digest of the form `sha256:` + 64 lowercase hex"), "{err}");
+    }
+
     #[test]
     fn short_sha_fallback_only_for_full_shas() {
         assert_eq!(
