@@ -194,7 +194,9 @@ mod tests {
     /// A token endpoint that streams forever (no `Content-Length`): one clear error, no retry, no hang.
     #[tokio::test]
     async fn an_endless_token_response_is_refused_at_its_bound() {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .unwrap();
         let addr = listener.local_addr().unwrap();
         let app = axum::Router::new().fallback(|| async {
             let chunk = bytes::Bytes::from(vec![b' '; 16 * 1024]);

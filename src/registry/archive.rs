@@ -221,7 +221,9 @@ impl Files {
 }
 
 fn blob_name(digest: &str) -> Option<String> {
-    let hex = digest.strip_prefix("sha256:").filter(|_| is_digest(digest))?;
+    let hex = digest
+        .strip_prefix("sha256:")
+        .filter(|_| is_digest(digest))?;
     Some(format!("blobs/sha256/{hex}"))
 }
 

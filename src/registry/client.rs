@@ -181,7 +181,10 @@ fn redirect_policy() -> reqwest::redirect::Policy {
             if attempt.previous().len() > MAX_REDIRECTS {
                 Some(format!("more than {MAX_REDIRECTS} redirects"))
             } else if previous.scheme() == "https" && next.scheme() != "https" {
-                Some(format!("refused a redirect from https to `{}`", next.scheme()))
+                Some(format!(
+                    "refused a redirect from https to `{}`",
+                    next.scheme()
+                ))
             } else if previous.scheme() != next.scheme()
                 && previous.host_str() == next.host_str()
                 && previous.port_or_known_default() == next.port_or_known_default()
@@ -700,7 +703,11 @@ mod tests {
         (base, seen)
     }
 
-    fn reply(status: u16, headers: &[(&str, String)], body: &'static str) -> axum::response::Response {
+    fn reply(
+        status: u16,
+        headers: &[(&str, String)],
+        body: &'static str,
+    ) -> axum::response::Response {
         let mut r = axum::response::Response::builder().status(status);
         for (k, v) in headers {
             r = r.header(*k, v);
@@ -754,14 +761,17 @@ mod tests {
     /// A redirect to another origin gets no token either (reqwest's own rule, kept by the policy).
     #[tokio::test]
     async fn a_redirect_to_another_origin_never_receives_the_token() {
-        let (foreign, foreign_seen) =
-            serve("127.0.0.2", |_, _: &str| reply(404, &[], "")).await;
+        let (foreign, foreign_seen) = serve("127.0.0.2", |_, _: &str| reply(404, &[], "")).await;
         let target = foreign.join("/v2/app/manifests/v1").unwrap().to_string();
         let (base, _) = serve("127.0.0.1", move |_, _: &str| {
             reply(307, &[("location", target.clone())], "")
         })
         .await;
-        assert!(registry(&base).get_manifest("app", "v1").await.unwrap().is_none());
+        assert!(registry(&base)
+            .get_manifest("app", "v1")
+            .await
+            .unwrap()
+            .is_none());
         let foreign_seen = foreign_seen.lock().unwrap().clone();
         assert_eq!(foreign_seen.len(), 1);
         assert!(!foreign_seen[0].2, "{foreign_seen:?}");
@@ -770,18 +780,40 @@ mod tests {
     #[test]
     fn origins_compare_scheme_host_and_port() {
         let u = |s: &str| url::Url::parse(s).unwrap();
-        assert!(same_origin(&u("https://r.example.com/v2/x"), &u("https://r.example.com:443")));
-        assert!(!same_origin(&u("http://r.example.com"), &u("https://r.example.com")));
-        assert!(!same_origin(&u("https://r.example.com:444"), &u("https://r.example.com")));
-        assert!(!same_origin(&u("https://r.example.com.evil"), &u("https://r.example.com")));
-        assert!(!same_origin(&u("http://127.0.0.2:5000"), &u("http://127.0.0.1:5000")));
+        assert!(same_origin(
+            &u("https://r.example.com/v2/x"),
+            &u("https://r.example.com:443")
+        ));
+        assert!(!same_origin(
+            &u("http://r.example.com"),
+            &u("https://r.example.com")
+        ));
+        assert!(!same_origin(
+            &u("https://r.example.com:444"),
+            &u("https://r.example.com")
+        ));
+        assert!(!same_origin(
+            &u("https://r.example.com.evil"),
+            &u("https://r.example.com")
+        ));
+        assert!(!same_origin(
+            &u("http://127.0.0.2:5000"),
+            &u("http://127.0.0.1:5000")
+        ));
     }
 
     /// A hostile registry answers a HEAD with a digest that walks paths: refused before it reaches a URL.
     #[tokio::test]
     async fn a_hostile_reported_digest_is_refused() {
         let (base, seen) = serve("127.0.0.1", |_, _: &str| {
-            reply(200, &[("docker-content-digest", "sha256:../../../v2/other/manifests/x".into())], "")
+            reply(
+                200,
+                &[(
+                    "docker-content-digest",
+                    "sha256:../../../v2/other/manifests/x".into(),
+                )],
+                "",
+            )
         })
         .await;
         let err = registry(&base)
@@ -796,7 +828,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("64 lowercase hex"), "{err}");
-        assert_eq!(seen.lock().unwrap().len(), 1, "the bad digest was requested");
+        assert_eq!(
+            seen.lock().unwrap().len(),
+            1,
+            "the bad digest was requested"
+        );
     }
 
     /// A body that never ends, without `Content-Length`.
@@ -821,10 +857,19 @@ mod tests {
         let reg = registry(&base);
         let err = reg.get_manifest("app", "v1").await.unwrap_err();
         assert!(
-            matches!(err, Error::TooLarge { limit: MAX_MANIFEST, .. }),
+            matches!(
+                err,
+                Error::TooLarge {
+                    limit: MAX_MANIFEST,
+                    ..
+                }
+            ),
             "{err}"
         );
-        assert!(err.to_string().contains("sent more than 4194304 bytes"), "{err}");
+        assert!(
+            err.to_string().contains("sent more than 4194304 bytes"),
+            "{err}"
+        );
         let err = reg.list_tags("app", 10).await.unwrap_err();
         assert!(matches!(err, Error::TooLarge { .. }), "{err}");
         // The POST of an upload gets the endless 500: its message is read from a bounded start.
@@ -833,7 +878,11 @@ mod tests {
             .await
             .unwrap_err();
         match err {
-            Error::Status { status: 500, message, .. } => assert!(message.len() <= 200, "{message}"),
+            Error::Status {
+                status: 500,
+                message,
+                ..
+            } => assert!(message.len() <= 200, "{message}"),
             e => panic!("{e}"),
         }
     }

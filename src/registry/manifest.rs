@@ -109,7 +109,10 @@ impl Manifest {
                 .and_then(|d| d.as_str())
                 .filter(|d| is_digest(d))
                 .ok_or_else(|| {
-                    bad("a descriptor has no `digest` of the form `sha256:` + 64 lowercase hex".into())
+                    bad(
+                        "a descriptor has no `digest` of the form `sha256:` + 64 lowercase hex"
+                            .into(),
+                    )
                 })?;
             Ok(Descriptor {
                 digest: digest.to_string(),
@@ -247,9 +250,13 @@ mod tests {
         let json = format!(
             r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"digest":"{D1}","size":1}},"layers":[{{"digest":"{evil}","size":1}}]}}"#
         );
-        let err = manifest(&json, OCI_MANIFEST).parse().unwrap_err().to_string();
+        let err = manifest(&json, OCI_MANIFEST)
+            .parse()
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("64 lowercase hex"), "{err}");
-        let index = format!(r#"{{"schemaVersion":2,"manifests":[{{"digest":"{evil}","size":1}}]}}"#);
+        let index =
+            format!(r#"{{"schemaVersion":2,"manifests":[{{"digest":"{evil}","size":1}}]}}"#);
         assert!(manifest(&index, OCI_INDEX).parse().is_err());
     }
 }

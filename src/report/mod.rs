@@ -267,12 +267,20 @@ mod tests {
     #[test]
     fn hostile_text_renders_inert_in_the_summary() {
         let md = hostile_report().summary_markdown();
-        let own_html = ["<details>", "</details>", "<summary>", "</summary>", "<code>", "</code>"];
+        let own_html = [
+            "<details>",
+            "</details>",
+            "<summary>",
+            "</summary>",
+            "<code>",
+            "</code>",
+        ];
         let mut text = String::new();
         let mut strong = false;
         for event in Parser::new_ext(&md, Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH) {
             match event {
-                Event::Start(Tag::Link { dest_url, .. }) | Event::Start(Tag::Image { dest_url, .. }) => {
+                Event::Start(Tag::Link { dest_url, .. })
+                | Event::Start(Tag::Image { dest_url, .. }) => {
                     panic!("a link or image to `{dest_url}`:\n{md}")
                 }
                 // The action's own: `| outcome | **failed** |`.
@@ -288,7 +296,9 @@ mod tests {
                 Event::Html(h) | Event::InlineHtml(h) => {
                     let h = h.trim();
                     assert!(
-                        own_html.iter().any(|o| h.starts_with(o)) && !h.contains("<img") && !h.contains("<script"),
+                        own_html.iter().any(|o| h.starts_with(o))
+                            && !h.contains("<img")
+                            && !h.contains("<script"),
                         "HTML from outside text: `{h}`\n{md}"
                     );
                 }
@@ -303,7 +313,10 @@ mod tests {
         }
         for h in HOSTILE {
             let flat = h.replace('\n', " ");
-            assert!(text.contains(&flat), "`{flat}` is not shown as text:\n{text}\n---\n{md}");
+            assert!(
+                text.contains(&flat),
+                "`{flat}` is not shown as text:\n{text}\n---\n{md}"
+            );
         }
     }
 }

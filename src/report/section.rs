@@ -179,7 +179,10 @@ mod tests {
             ("plain text-1.2", "plain text-1.2"),
             ("![x](http://evil)", "\\!\\[x\\]\\(http://evil\\)"),
             ("a `b` c", "a \\`b\\` c"),
-            ("<img src=x onerror=alert(1)>", "\\<img src=x onerror=alert\\(1\\)\\>"),
+            (
+                "<img src=x onerror=alert(1)>",
+                "\\<img src=x onerror=alert\\(1\\)\\>",
+            ),
             ("a | b", "a \\| b"),
             ("*bold* _it_ ~~s~~", "\\*bold\\* \\_it\\_ \\~\\~s\\~\\~"),
             ("# head", "\\# head"),

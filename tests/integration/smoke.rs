@@ -793,7 +793,10 @@ async fn configured_headers_never_reach_another_origin() {
     for (to, keys) in [(&other, &other_keys), (&same_host, &same_host_keys)] {
         let target = to.join("/health").unwrap().to_string();
         let (base, first) = redirector("127.0.0.1", Some(target)).await;
-        let cfg = one_check(&base, "{ name: away, path: /go, headers: { X-Api-Key: hdr-s3cr3t } }");
+        let cfg = one_check(
+            &base,
+            "{ name: away, path: /go, headers: { X-Api-Key: hdr-s3cr3t } }",
+        );
         let mut report = Report::default();
         run(&cfg, &mut report).await.unwrap_err();
         let got = &check(&report, "away").got;
@@ -802,11 +805,22 @@ async fn configured_headers_never_reach_another_origin() {
             got,
             &format!("redirect to another origin `{origin}` not followed: the checks send configured headers")
         );
-        assert_eq!(first.lock().unwrap().as_slice(), [Some("hdr-s3cr3t".to_string())]);
-        assert!(keys.lock().unwrap().is_empty(), "{to} got {:?}", keys.lock().unwrap());
+        assert_eq!(
+            first.lock().unwrap().as_slice(),
+            [Some("hdr-s3cr3t".to_string())]
+        );
+        assert!(
+            keys.lock().unwrap().is_empty(),
+            "{to} got {:?}",
+            keys.lock().unwrap()
+        );
     }
     // No configured headers: the redirect is followed, and the other origin sees no key.
-    let (base, _) = redirector("127.0.0.1", Some(other.join("/health").unwrap().to_string())).await;
+    let (base, _) = redirector(
+        "127.0.0.1",
+        Some(other.join("/health").unwrap().to_string()),
+    )
+    .await;
     let mut report = Report::default();
     run(&one_check(&base, "{ name: away, path: /go }"), &mut report)
         .await

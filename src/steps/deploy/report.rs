@@ -161,12 +161,7 @@ impl Section for BackendReport {
             .as_deref()
             .map(short)
             .unwrap_or("-");
-        let _ = writeln!(
-            md,
-            "| revision | {} -> {} |",
-            md_code(old),
-            md_code(new)
-        );
+        let _ = writeln!(md, "| revision | {} -> {} |", md_code(old), md_code(new));
         if let Some(d) = &self.deployment_id {
             let _ = writeln!(md, "| deployment | {} |", md_code(d));
         }

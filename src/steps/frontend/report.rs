@@ -152,13 +152,7 @@ impl Section for SyncReport {
         if !self.changes.is_empty() {
             let _ = writeln!(md, "<details><summary>{} changed objects</summary>\n\n| object | change | bytes |\n|---|---|---:|", self.changes_total);
             for c in self.changes.iter().take(SUMMARY_CAP) {
-                let _ = writeln!(
-                    md,
-                    "| {} | {} | {} |",
-                    md_code(&c.key),
-                    c.action,
-                    c.bytes
-                );
+                let _ = writeln!(md, "| {} | {} | {} |", md_code(&c.key), c.action, c.bytes);
             }
             if self.changes_total > SUMMARY_CAP {
                 let _ = writeln!(

@@ -352,10 +352,7 @@ pub(super) async fn read_state(
         Err(e) if crate::aws::code(&e) == Some("NoSuchBucket") => return Ok(None),
         Err(e) => return Err(object_error("read", bucket, key, &e)),
     };
-    if out
-        .content_length()
-        .is_some_and(|l| l > MAX_STATE as i64)
-    {
+    if out.content_length().is_some_and(|l| l > MAX_STATE as i64) {
         tracing::warn!(
             "the sync state `{key}` is larger than {MAX_STATE} bytes; every object will be checked with HeadObject"
         );

@@ -357,7 +357,10 @@ mod tests {
             mutability: Mutability::Mutable,
         };
         let err = digest_of(&ecr, &repo, "v1").await.unwrap_err().to_string();
-        assert!(err.contains("not a digest of the form `sha256:` + 64 lowercase hex"), "{err}");
+        assert!(
+            err.contains("not a digest of the form `sha256:` + 64 lowercase hex"),
+            "{err}"
+        );
     }
 
     #[test]

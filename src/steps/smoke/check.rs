@@ -256,7 +256,10 @@ fn is_metadata_host(url: &Url) -> bool {
             let d = d.trim_end_matches('.').to_ascii_lowercase();
             matches!(
                 d.as_str(),
-                "metadata" | "metadata.google.internal" | "instance-data" | "instance-data.ec2.internal"
+                "metadata"
+                    | "metadata.google.internal"
+                    | "instance-data"
+                    | "instance-data.ec2.internal"
             )
         }
         None => false,
@@ -292,7 +295,9 @@ fn refuse_redirect(previous: &[Url], next: &Url, guard_headers: bool) -> Option<
         && first.port().is_none()
         && next.port().is_none();
     if guard_headers && !same_origin(first, next) && !upgrade {
-        return Some(RedirectRefused::OtherOrigin(next.origin().ascii_serialization()));
+        return Some(RedirectRefused::OtherOrigin(
+            next.origin().ascii_serialization(),
+        ));
     }
     None
 }
@@ -623,16 +628,41 @@ mod tests {
         };
         let refused = |hops: &[&str], next: &str, guard: bool, want: &str| {
             let got = why(hops, next, guard).unwrap_or_default();
-            assert!(got.contains(want), "{hops:?} -> {next} ({guard}): `{got}` lacks `{want}`");
+            assert!(
+                got.contains(want),
+                "{hops:?} -> {next} ({guard}): `{got}` lacks `{want}`"
+            );
         };
         // Followed.
-        assert_eq!(why(&["http://a.example/x"], "http://a.example/y", true), None);
-        assert_eq!(why(&["http://a.example/x"], "https://a.example/y", true), None);
-        assert_eq!(why(&["https://a.example/x"], "https://b.example/y", false), None);
-        assert_eq!(why(&["http://127.0.0.1:8/x"], "http://127.0.0.2:9/", false), None);
+        assert_eq!(
+            why(&["http://a.example/x"], "http://a.example/y", true),
+            None
+        );
+        assert_eq!(
+            why(&["http://a.example/x"], "https://a.example/y", true),
+            None
+        );
+        assert_eq!(
+            why(&["https://a.example/x"], "https://b.example/y", false),
+            None
+        );
+        assert_eq!(
+            why(&["http://127.0.0.1:8/x"], "http://127.0.0.2:9/", false),
+            None
+        );
         // Downgrades, also later in the chain and also without headers.
-        refused(&["https://a.example/x"], "http://a.example/y", false, "from https to `http`");
-        refused(&["https://a.example/", "https://b.example/"], "http://b.example/", false, "downgrade");
+        refused(
+            &["https://a.example/x"],
+            "http://a.example/y",
+            false,
+            "from https to `http`",
+        );
+        refused(
+            &["https://a.example/", "https://b.example/"],
+            "http://b.example/",
+            false,
+            "downgrade",
+        );
         // Link-local and metadata addresses, whatever the headers.
         for m in [
             "http://169.254.169.254/latest/meta-data/",
@@ -653,10 +683,30 @@ mod tests {
         assert!(!is_metadata_host(&u("http://169.255.0.1/")));
         assert!(!is_metadata_host(&u("http://[fec0::1]/")));
         // Configured headers stay with the first origin.
-        refused(&["http://a.example/"], "http://b.example/", true, "another origin `http://b.example`");
-        refused(&["http://a.example/"], "http://a.example:8080/", true, "another origin");
-        refused(&["http://a.example:80/"], "https://a.example:8443/", true, "another origin");
-        refused(&["https://a.example/", "https://a.example/2"], "https://b.example/", true, "another origin");
+        refused(
+            &["http://a.example/"],
+            "http://b.example/",
+            true,
+            "another origin `http://b.example`",
+        );
+        refused(
+            &["http://a.example/"],
+            "http://a.example:8080/",
+            true,
+            "another origin",
+        );
+        refused(
+            &["http://a.example:80/"],
+            "https://a.example:8443/",
+            true,
+            "another origin",
+        );
+        refused(
+            &["https://a.example/", "https://a.example/2"],
+            "https://b.example/",
+            true,
+            "another origin",
+        );
         // Bounded.
         let many = vec!["http://a.example/"; MAX_REDIRECTS + 1];
         refused(&many, "http://a.example/", false, "more than 5 redirects");
