@@ -28,7 +28,7 @@ use common::{Action, Moto, RunResult};
 
 const SHA: &str = "c10d5a0e3f7b9d2c4e6a8b0d1f3e5a7c9b1d3f5e";
 
-fn config(reg: &LocalRegistry, app: &App) -> String {
+fn config(app: &App) -> String {
     format!(
         r#"region: us-east-1
 environments:
@@ -37,7 +37,6 @@ environments:
     service: stage-backend
     container: backend
     ecr-repository: stage-cloudshop-backend
-    registry-url: {reg}
     api-url: {api}
     website-url: {web}
     frontend: {{ bucket: stage-cloudshop-frontend, dir: frontend/build }}
@@ -47,12 +46,10 @@ environments:
     service: prod-backend
     container: backend
     ecr-repository: prod-cloudshop-backend
-    registry-url: {reg}
     api-url: {api}
     website-url: {web}
     frontend: {{ bucket: prod-cloudshop-frontend, dir: frontend/build }}
 "#,
-        reg = reg.url,
         api = app.base_url(),
         web = app.website_url(),
     )
@@ -191,7 +188,7 @@ fn demo() -> ExitCode {
     });
     create_bucket(&moto, "stage-cloudshop-frontend");
     create_bucket(&moto, "prod-cloudshop-frontend");
-    let cfg = config(&reg, &app);
+    let cfg = config(&app);
 
     // 1. Push to main: the workflow built the backend image as an OCI archive tagged with the SHA.
     let stage = with_frontend(
@@ -203,6 +200,7 @@ fn demo() -> ExitCode {
     )
     .input("environment", "stage")
     .input("image-archive", "backend-image")
+    .input("registry-url", &reg.url)
     .input("poll-interval", "500ms");
     let layout = write_layout(
         &stage.workspace_path().join("backend-image"),
@@ -231,6 +229,7 @@ fn demo() -> ExitCode {
     .input("command", "promote")
     .input("environment", "prod")
     .input("image-tag", SHA)
+    .input("registry-url", &reg.url)
     .input("poll-interval", "500ms");
     let res = prod.run_within(Duration::from_secs(300));
     show("Promote to Production", &res);

@@ -474,6 +474,8 @@ pub const SNAPSHOT_FILTERS: &[(&str, &str)] = &[
     // How often a failing check was tried depends on the clock: the count and the rows of tries.
     (r#""attempts":\d+"#, r#""attempts": [n]"#),
     (r"\(\d+ attempts\)", "([n] attempts)"),
+    // The same inside Markdown text, where the summary escapes the parentheses.
+    (r"\\\(\d+ attempts\\\)", r"\([n] attempts\)"),
     (
         r"\| \d+ \| \[duration\] \| \[duration\] \|",
         "| [n] | [duration] | [duration] |",

@@ -133,12 +133,18 @@ pub(super) fn build(src: &Sources, command: Command) -> Result<Backend, Error> {
         .map(|v| parse_bool("force-new-deployment", v))
         .transpose()?
         .unwrap_or(false);
-    // Any scheme: tests and private endpoints speak plain http to a local registry.
-    let registry_url = pick(&inputs.registry_url, &env.registry_url)
-        .map(|u| {
-            url::Url::parse(u.trim())
-                .map_err(|e| invalid("registry-url", format!("`{u}` is not a URL ({e})")))
-        })
+    // The ECR token goes wherever this points, so only the workflow itself may set it (a changed
+    // environments file, or one read from a pull request, must not redirect the credentials).
+    if env.registry_url.is_some() {
+        return Err(invalid(
+            "registry-url",
+            "it cannot be set in the environments file; set the `registry-url` input in the workflow instead",
+        ));
+    }
+    let registry_url = inputs
+        .registry_url
+        .as_deref()
+        .map(parse_registry_url)
         .transpose()?;
     Ok(Backend {
         cluster,
@@ -166,4 +172,51 @@ pub(super) fn build(src: &Sources, command: Command) -> Result<Backend, Error> {
             None => DEFAULT_LOG_LINES,
         },
     })
+}
+
+/// A registry base URL: `https://`, or `http://` to a loopback host only (a local test registry), without
+/// credentials, query or fragment: the ECR token must never travel in clear over a network.
+pub(crate) fn parse_registry_url(raw: &str) -> Result<url::Url, Error> {
+    let raw = raw.trim();
+    let url = url::Url::parse(raw)
+        .map_err(|e| invalid("registry-url", format!("`{raw}` is not a URL ({e})")))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(&url) => {}
+        "http" => {
+            return Err(invalid(
+                "registry-url",
+                format!("`{raw}` uses plain http; use `https://` (plain http is allowed only for loopback hosts)"),
+            ))
+        }
+        other => {
+            return Err(invalid(
+                "registry-url",
+                format!("`{raw}` has scheme `{other}`; use `https://`"),
+            ))
+        }
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(
+            "registry-url",
+            "must not contain credentials; the action authenticates with ECR itself",
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() || url.host().is_none() {
+        return Err(invalid(
+            "registry-url",
+            format!("`{raw}` must be a base URL (scheme, host and port only)"),
+        ));
+    }
+    Ok(url)
+}
+
+/// `localhost`, 127.0.0.0/8 or `::1`.
+pub(crate) fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }

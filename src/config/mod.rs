@@ -321,6 +321,22 @@ environments:
                 "invalid `registry-url`: `http://[::1` is not a URL (",
             ),
             (
+                &[("ENVIRONMENT", "stage"), ("REGISTRY-URL", "http://registry.example.com")],
+                "invalid `registry-url`: `http://registry.example.com` uses plain http; use `https://`",
+            ),
+            (
+                &[("ENVIRONMENT", "stage"), ("REGISTRY-URL", "http://10.0.0.5:5000")],
+                "uses plain http",
+            ),
+            (
+                &[("ENVIRONMENT", "stage"), ("REGISTRY-URL", "ftp://127.0.0.1")],
+                "has scheme `ftp`",
+            ),
+            (
+                &[("ENVIRONMENT", "stage"), ("REGISTRY-URL", "https://u:p@r.example.com")],
+                "must not contain credentials",
+            ),
+            (
                 &[("ENVIRONMENT", "stage"), ("FRONTEND-EXCLUDE", "*.map\na[")],
                 "invalid `frontend glob`: `a[`: ",
             ),
@@ -338,10 +354,14 @@ environments:
     #[test]
     fn values_arrive_compiled() {
         let yaml = format!(
-            "{SAMPLE}    registry-url: http://127.0.0.1:5000\n    frontend:\n      bucket: b\n      dir: web\n      exclude: ['*.map']\n      cache-control: [{{ glob: 'static/**', value: max-age=60 }}]\n    smoke:\n      checks:\n        - {{ path: /health, max-latency: 2s, headers: {{ X-Api-Key: s3cr3t }} }}\n"
+            "{SAMPLE}    frontend:\n      bucket: b\n      dir: web\n      exclude: ['*.map']\n      cache-control: [{{ glob: 'static/**', value: max-age=60 }}]\n    smoke:\n      checks:\n        - {{ path: /health, max-latency: 2s, headers: {{ X-Api-Key: s3cr3t }} }}\n"
         );
         let c = build(
-            &inputs(&[("ENVIRONMENT", "prod"), ("FRONTEND-EXCLUDE", ".env")]),
+            &inputs(&[
+                ("ENVIRONMENT", "prod"),
+                ("FRONTEND-EXCLUDE", ".env"),
+                ("REGISTRY-URL", "http://127.0.0.1:5000"),
+            ]),
             &parse_file("f.yml", &yaml).unwrap(),
             &ctx(),
         )
@@ -359,6 +379,32 @@ environments:
         assert_eq!(check.max_latency, Some(Duration::from_secs(2)));
         assert_eq!(check.method, reqwest::Method::GET);
         assert!(check.headers["x-api-key"].is_sensitive());
+    }
+
+    #[test]
+    fn registry_url_is_refused_in_the_file_and_loopback_http_is_allowed() {
+        let yaml = format!("{SAMPLE}    registry-url: https://evil.example.com\n");
+        let err = build(
+            &inputs(&[("ENVIRONMENT", "prod")]),
+            &parse_file("f.yml", &yaml).unwrap(),
+            &ctx(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("cannot be set in the environments file")
+                && err.contains("`registry-url` input"),
+            "{err}"
+        );
+        for ok in [
+            "https://1.dkr.ecr.us-east-1.amazonaws.com",
+            "http://127.0.0.2:5000",
+            "http://localhost:5000",
+            "http://[::1]:5000",
+        ] {
+            let c = build_sample(&[("ENVIRONMENT", "stage"), ("REGISTRY-URL", ok)]);
+            assert!(c.is_ok(), "{ok}: {:?}", c.err());
+        }
     }
 
     #[test]

@@ -146,9 +146,16 @@ impl TokenSource {
             let retryable = status.is_server_error() || status.as_u16() == 429;
             return Err((format!("HTTP {status}"), retryable));
         }
-        let body: TokenResponse = response
-            .json()
+        let bytes = read_capped(response, MAX_TOKEN_RESPONSE)
             .await
+            .map_err(|e| (format!("unreadable token response: {e}"), true))?
+            .ok_or_else(|| {
+                (
+                    format!("the token response is larger than {MAX_TOKEN_RESPONSE} bytes"),
+                    false,
+                )
+            })?;
+        let body: TokenResponse = serde_json::from_slice(&bytes)
             .map_err(|e| (format!("unreadable token response: {e}"), true))?;
         if body.value.is_empty() {
             return Err(("empty token in response".into(), true));
@@ -158,9 +165,57 @@ impl TokenSource {
     }
 }
 
+/// A token response is a JWT of a few KiB; more is not GitHub's.
+const MAX_TOKEN_RESPONSE: usize = 64 * 1024;
+
+/// Read a body of at most `cap` bytes piece by piece (a missing `Content-Length` cannot make it read
+/// more); `None` when it is larger.
+async fn read_capped(
+    mut response: reqwest::Response,
+    cap: usize,
+) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    if response.content_length().is_some_and(|l| l > cap as u64) {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if out.len() + chunk.len() > cap {
+            return Ok(None);
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(Some(out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A token endpoint that streams forever (no `Content-Length`): one clear error, no retry, no hang.
+    #[tokio::test]
+    async fn an_endless_token_response_is_refused_at_its_bound() {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new().fallback(|| async {
+            let chunk = bytes::Bytes::from(vec![b' '; 16 * 1024]);
+            let body = futures::stream::repeat_with(move || Ok::<_, std::io::Error>(chunk.clone()));
+            axum::body::Body::from_stream(body)
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let source = TokenSource {
+            request_url: format!("http://{addr}/token"),
+            request_token: "request-token".into(),
+            audience: "sts.amazonaws.com".into(),
+            http: reqwest::Client::new(),
+            attempts: 3,
+            backoff: Duration::from_millis(1),
+        };
+        let err = source.fetch().await.unwrap_err().to_string();
+        assert!(err.contains("larger than 65536 bytes"), "{err}");
+        assert!(err.contains("after 1 attempts"), "{err}");
+    }
 
     #[test]
     fn audience_is_appended_and_encoded() {

@@ -14,7 +14,7 @@ use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 pub use super::error::ArchiveError as Error;
-use super::manifest::{sha256_digest, Manifest, DOCKER_MANIFEST, OCI_MANIFEST};
+use super::manifest::{is_digest, sha256_digest, Manifest, DOCKER_MANIFEST, OCI_MANIFEST};
 
 /// Docker's config media type.
 const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
@@ -221,9 +221,10 @@ impl Files {
 }
 
 fn blob_name(digest: &str) -> Option<String> {
-    let (alg, hex) = digest.split_once(':')?;
-    let ok = alg == "sha256" && hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit());
-    ok.then(|| format!("blobs/{alg}/{hex}"))
+    let hex = digest
+        .strip_prefix("sha256:")
+        .filter(|_| is_digest(digest))?;
+    Some(format!("blobs/sha256/{hex}"))
 }
 
 impl Archive {

@@ -1,5 +1,9 @@
 //! One registry over HTTP: basic auth with the ECR token, manifest GET/HEAD/PUT, tag listing, blob HEAD
 //! and streaming GET, cross-repository mounts and chunked uploads checked against their digest.
+//! The token goes only to the registry's own origin (scheme, host, port), never to an upload `Location`
+//! or a redirect elsewhere; redirects are bounded and never downgrade to http. Every digest put into a
+//! URL is `sha256:` + 64 lowercase hex, and every body read has a byte bound (manifests 4 MiB, tag
+//! lists 4 MiB, error bodies 64 KiB).
 //!
 //! APIs: OCI distribution `/v2/<repo>/manifests/<ref>`, `/v2/<repo>/blobs/<digest>`,
 //! `/v2/<repo>/blobs/uploads/`, `/v2/<repo>/tags/list`.
@@ -20,6 +24,14 @@ use super::manifest::{Manifest, ACCEPTED};
 
 /// Registries refuse manifests over 4 MiB; refusing to read more keeps a broken server from filling memory.
 const MAX_MANIFEST: usize = 4 * 1024 * 1024;
+/// The most of a registry error body read (the code and message sit at its start).
+const MAX_ERROR_BODY: usize = 64 * 1024;
+/// The most of a tag list read (a page of `n` tags is far smaller).
+const MAX_TAG_LIST: usize = 4 * 1024 * 1024;
+/// Redirects followed per request (ECR sends a blob GET to S3 once).
+const MAX_REDIRECTS: usize = 5;
+/// Longest wait for an error body of a streaming request (the small requests have their own timeout).
+const ERROR_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -97,10 +109,117 @@ fn transport(verb: &'static str, object: &str, e: reqwest::Error) -> Error {
     }
 }
 
+/// Read a body of at most `cap` bytes, chunk by chunk (a missing or false `Content-Length` cannot make it
+/// read more); `None` when the body is larger.
+async fn read_capped(
+    resp: &mut reqwest::Response,
+    cap: usize,
+) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    if resp.content_length().is_some_and(|l| l > cap as u64) {
+        return Ok(None);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if body.len() + chunk.len() > cap {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
+}
+
+/// A body bounded by `cap`, or the error naming the bound.
+async fn read_bounded(
+    resp: &mut reqwest::Response,
+    cap: usize,
+    verb: &'static str,
+    object: &str,
+) -> Result<Bytes, Error> {
+    match read_capped(resp, cap)
+        .await
+        .map_err(|e| transport(verb, object, e))?
+    {
+        Some(b) => Ok(Bytes::from(b)),
+        None => Err(Error::TooLarge {
+            verb,
+            object: object.to_string(),
+            limit: cap,
+        }),
+    }
+}
+
+/// The start of an error body: at most [`MAX_ERROR_BODY`] bytes, within [`ERROR_BODY_TIMEOUT`].
+async fn error_body(mut resp: reqwest::Response) -> Vec<u8> {
+    let mut body = Vec::new();
+    let read = async {
+        while let Ok(Some(chunk)) = resp.chunk().await {
+            let room = MAX_ERROR_BODY - body.len();
+            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if body.len() >= MAX_ERROR_BODY {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(ERROR_BODY_TIMEOUT, read).await;
+    body
+}
+
+/// Same scheme, host and port: where the registry's credentials may go.
+fn same_origin(a: &url::Url, b: &url::Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
+/// Follow at most [`MAX_REDIRECTS`] redirects, never from https to http, and never to another scheme on
+/// the same host and port: reqwest drops `Authorization` only when the host or port changes, so a scheme
+/// change alone would carry the token along (in clear, for a downgrade).
+fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let refusal = attempt.previous().last().and_then(|previous| {
+            let next = attempt.url();
+            if attempt.previous().len() > MAX_REDIRECTS {
+                Some(format!("more than {MAX_REDIRECTS} redirects"))
+            } else if previous.scheme() == "https" && next.scheme() != "https" {
+                Some(format!(
+                    "refused a redirect from https to `{}`",
+                    next.scheme()
+                ))
+            } else if previous.scheme() != next.scheme()
+                && previous.host_str() == next.host_str()
+                && previous.port_or_known_default() == next.port_or_known_default()
+            {
+                Some("refused a redirect that changes only the scheme".to_string())
+            } else {
+                None
+            }
+        });
+        match refusal {
+            Some(r) => attempt.error(r),
+            None => attempt.follow(),
+        }
+    })
+}
+
+/// A digest from outside that goes into a URL: `sha256:` + 64 lowercase hex, or an error.
+fn checked_digest(object: &str, digest: &str) -> Result<(), Error> {
+    if super::manifest::is_digest(digest) {
+        Ok(())
+    } else {
+        Err(Error::Manifest {
+            object: object.to_string(),
+            message: format!(
+                "`{}` is not a digest of the form `sha256:` + 64 lowercase hex",
+                digest.escape_debug()
+            ),
+        })
+    }
+}
+
 /// Turn a non-success response into an [`Error::Status`] with the registry's own error code.
 async fn status_error(verb: &'static str, object: &str, resp: reqwest::Response) -> Error {
     let status = resp.status().as_u16();
-    let body = resp.bytes().await.unwrap_or_default();
+    let body = error_body(resp).await;
     let parsed: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
     let first = parsed
         .as_ref()
@@ -148,6 +267,7 @@ impl Registry {
         let http = reqwest::Client::builder()
             .user_agent(crate::aws::USER_AGENT)
             .connect_timeout(options.connect_timeout)
+            .redirect(redirect_policy())
             .build()
             .map_err(|e| transport("build a client for", base.as_str(), e))?;
         Ok(Registry {
@@ -185,13 +305,15 @@ impl Registry {
         self.streaming(method, url).timeout(self.request_timeout)
     }
 
-    /// A request without a whole-request timeout (blob bodies); callers bound it another way.
+    /// A request without a whole-request timeout (blob bodies); callers bound it another way. The token
+    /// goes only to the registry's own origin: an upload `Location` elsewhere gets none (and reqwest drops
+    /// it on a redirect to another host, e.g. ECR's blob GETs to S3; [`redirect_policy`] covers the rest).
     fn streaming(&self, method: Method, url: url::Url) -> reqwest::RequestBuilder {
+        let own = same_origin(&url, &self.base);
         let rb = self.http.request(method, url);
         match &self.authorization {
-            // reqwest drops Authorization on a redirect to another host (ECR sends blob GETs to S3).
-            Some(a) => rb.header(AUTHORIZATION, a),
-            None => rb,
+            Some(a) if own => rb.header(AUTHORIZATION, a),
+            _ => rb,
         }
     }
 
@@ -205,6 +327,9 @@ impl Registry {
         reference: &str,
     ) -> Result<(String, reqwest::Response), Error> {
         let object = format!("{repo}:{reference}");
+        if reference.starts_with("sha256:") {
+            checked_digest(&object, reference)?;
+        }
         let url = self.url(&format!("/v2/{repo}/manifests/{reference}"))?;
         let resp = self
             .request(method, url)
@@ -221,7 +346,7 @@ impl Registry {
         repo: &str,
         reference: &str,
     ) -> Result<Option<Manifest>, Error> {
-        let (object, resp) = self
+        let (object, mut resp) = self
             .manifest_request(Method::GET, "get manifest", repo, reference)
             .await?;
         if resp.status() == StatusCode::NOT_FOUND {
@@ -230,27 +355,12 @@ impl Registry {
         if !resp.status().is_success() {
             return Err(status_error("get manifest", &object, resp).await);
         }
-        if resp
-            .content_length()
-            .is_some_and(|l| l > MAX_MANIFEST as u64)
-        {
-            return Err(Error::Manifest {
-                object,
-                message: "larger than 4 MiB".into(),
-            });
-        }
         let content_type = header(resp.headers(), CONTENT_TYPE.as_str()).unwrap_or_default();
         let reported = header(resp.headers(), "docker-content-digest");
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| transport("get manifest", &object, e))?;
-        if bytes.len() > MAX_MANIFEST {
-            return Err(Error::Manifest {
-                object,
-                message: "larger than 4 MiB".into(),
-            });
+        if let Some(d) = &reported {
+            checked_digest(&object, d)?;
         }
+        let bytes = read_bounded(&mut resp, MAX_MANIFEST, "get manifest", &object).await?;
         let content_type = content_type
             .split(';')
             .next()
@@ -287,7 +397,7 @@ impl Registry {
         match resp.status() {
             StatusCode::NOT_FOUND => Ok(None),
             s if s.is_success() => match header(resp.headers(), "docker-content-digest") {
-                Some(d) => Ok(Some(d)),
+                Some(d) => checked_digest(&object, &d).map(|()| Some(d)),
                 // No header (some proxies strip it): fall back to reading the manifest.
                 None => Ok(self.get_manifest(repo, reference).await?.map(|m| m.digest)),
             },
@@ -330,7 +440,7 @@ impl Registry {
     pub(crate) async fn list_tags(&self, repo: &str, limit: usize) -> Result<Vec<String>, Error> {
         let mut url = self.url(&format!("/v2/{repo}/tags/list"))?;
         url.query_pairs_mut().append_pair("n", &limit.to_string());
-        let resp = self
+        let mut resp = self
             .request(Method::GET, url)
             .send()
             .await
@@ -341,10 +451,14 @@ impl Registry {
         if !resp.status().is_success() {
             return Err(status_error("list tags of", repo, resp).await);
         }
-        let v: serde_json::Value = resp
-            .json()
-            .await
-            .map_err(|e| transport("list tags of", repo, e))?;
+        let body = read_bounded(&mut resp, MAX_TAG_LIST, "list tags of", repo).await?;
+        let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| Error::Status {
+            verb: "list tags of",
+            object: repo.to_string(),
+            status: 200,
+            code: "-".into(),
+            message: format!("the tag list is not JSON: {e}"),
+        })?;
         Ok(v.get("tags")
             .and_then(|t| t.as_array())
             .into_iter()
@@ -357,6 +471,7 @@ impl Registry {
     /// Is the blob in the repository?
     pub(super) async fn blob_exists(&self, repo: &str, digest: &str) -> Result<bool, Error> {
         let object = format!("{repo}@{digest}");
+        checked_digest(&object, digest)?;
         let url = self.url(&format!("/v2/{repo}/blobs/{digest}"))?;
         let resp = self
             .request(Method::HEAD, url)
@@ -377,6 +492,7 @@ impl Registry {
         digest: &str,
     ) -> Result<BoxStream<'static, std::io::Result<Bytes>>, Error> {
         let object = format!("{repo}@{digest}");
+        checked_digest(&object, digest)?;
         let url = self.url(&format!("/v2/{repo}/blobs/{digest}"))?;
         let resp = tokio::time::timeout(
             self.request_timeout,
@@ -398,10 +514,12 @@ impl Registry {
         ))
     }
 
+    /// The `Location` of an upload reply, resolved against the URL of the request that got it.
     fn location(
         &self,
         verb: &'static str,
         object: &str,
+        request: &url::Url,
         headers: &HeaderMap,
     ) -> Result<url::Url, Error> {
         let raw = header(headers, LOCATION.as_str()).ok_or_else(|| Error::Status {
@@ -411,7 +529,7 @@ impl Registry {
             code: "-".into(),
             message: "the registry sent no upload Location".into(),
         })?;
-        self.base.join(&raw).map_err(|e| Error::Status {
+        request.join(&raw).map_err(|e| Error::Status {
             verb,
             object: object.to_string(),
             status: 202,
@@ -423,6 +541,7 @@ impl Registry {
     /// Ask the registry to mount a blob from another repository of the same registry.
     pub(super) async fn mount(&self, repo: &str, digest: &str, from: &str) -> Result<Mount, Error> {
         let object = format!("{repo}@{digest}");
+        checked_digest(&object, digest)?;
         let mut url = self.url(&format!("/v2/{repo}/blobs/uploads/"))?;
         url.query_pairs_mut()
             .append_pair("mount", digest)
@@ -438,6 +557,7 @@ impl Registry {
             StatusCode::ACCEPTED => Ok(Mount::Upload(self.location(
                 "mount blob",
                 &object,
+                resp.url(),
                 resp.headers(),
             )?)),
             _ => Err(status_error("mount blob", &object, resp).await),
@@ -447,6 +567,7 @@ impl Registry {
     /// Open an upload session.
     pub(super) async fn start_upload(&self, repo: &str, digest: &str) -> Result<url::Url, Error> {
         let object = format!("{repo}@{digest}");
+        checked_digest(&object, digest)?;
         let url = self.url(&format!("/v2/{repo}/blobs/uploads/"))?;
         let resp = self
             .request(Method::POST, url)
@@ -457,7 +578,7 @@ impl Registry {
         if resp.status() != StatusCode::ACCEPTED {
             return Err(status_error("start upload of", &object, resp).await);
         }
-        self.location("start upload of", &object, resp.headers())
+        self.location("start upload of", &object, resp.url(), resp.headers())
     }
 
     /// Stream `size` bytes into an upload session (one PATCH, as docker does), check their sha256 on the
@@ -496,7 +617,7 @@ impl Registry {
         if resp.status() != StatusCode::ACCEPTED {
             return Err(status_error("upload blob", &object, resp).await);
         }
-        let next = self.location("upload blob", &object, resp.headers())?;
+        let next = self.location("upload blob", &object, resp.url(), resp.headers())?;
         let actual = hasher
             .lock()
             .map(|h| format!("sha256:{}", hex::encode(h.clone().finalize())))
@@ -559,6 +680,219 @@ mod tests {
         let err = s.next().await.unwrap().unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
         assert!(s.next().await.is_none());
+    }
+
+    /// What a loopback server saw: method, path and whether `Authorization` arrived.
+    type Seen = Arc<Mutex<Vec<(String, String, bool)>>>;
+
+    /// Serve `answer` on `ip` (port chosen by the OS), recording every request; returns the base URL.
+    async fn serve(
+        ip: &str,
+        answer: impl Fn(&Method, &str) -> axum::response::Response + Clone + Send + Sync + 'static,
+    ) -> (url::Url, Seen) {
+        let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
+        let base = url::Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+        let seen: Seen = Arc::default();
+        let log = seen.clone();
+        let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+            let (log, answer) = (log.clone(), answer.clone());
+            async move {
+                let path = req.uri().path().to_string();
+                let auth = req.headers().contains_key(AUTHORIZATION);
+                log.lock()
+                    .unwrap()
+                    .push((req.method().to_string(), path.clone(), auth));
+                // Drain the body so uploads complete.
+                let _ = axum::body::to_bytes(req.into_body(), usize::MAX).await;
+                answer(&Method::GET, &path)
+            }
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (base, seen)
+    }
+
+    fn reply(
+        status: u16,
+        headers: &[(&str, String)],
+        body: &'static str,
+    ) -> axum::response::Response {
+        let mut r = axum::response::Response::builder().status(status);
+        for (k, v) in headers {
+            r = r.header(*k, v);
+        }
+        r.body(axum::body::Body::from(body)).unwrap()
+    }
+
+    const TOKEN: &str = "QVdTOnNlY3JldA==";
+
+    fn registry(base: &url::Url) -> Registry {
+        Registry::new(base.clone(), Some(TOKEN), &Options::default()).unwrap()
+    }
+
+    /// A registry on 127.0.0.1 that sends the upload to another origin (127.0.0.2): the upload goes there,
+    /// the ECR token does not; the registry itself still gets it.
+    #[tokio::test]
+    async fn a_foreign_upload_location_never_receives_the_token() {
+        let (foreign, foreign_seen) = serve("127.0.0.2", |_, path: &str| {
+            let next = format!("{path}?state=2");
+            match path {
+                _ if path.ends_with("/done") => reply(201, &[], ""),
+                _ => reply(202, &[("location", next.replace("session", "done"))], ""),
+            }
+        })
+        .await;
+        let upload_at = foreign.join("/upload/session").unwrap().to_string();
+        let (base, seen) = serve("127.0.0.1", move |_, _: &str| {
+            reply(202, &[("location", upload_at.clone())], "")
+        })
+        .await;
+        let reg = registry(&base);
+        let data = Bytes::from_static(b"layer bytes");
+        let digest = super::super::manifest::sha256_digest(&data);
+        let location = reg.start_upload("app", &digest).await.unwrap();
+        assert_eq!(location.host_str(), Some("127.0.0.2"));
+        let body = stream::iter([Ok(data.clone())]).boxed();
+        let sent = reg
+            .upload(location, "app", &digest, data.len() as u64, body)
+            .await
+            .unwrap();
+        assert_eq!(sent, data.len() as u64);
+        let foreign_seen = foreign_seen.lock().unwrap().clone();
+        assert_eq!(foreign_seen.len(), 2, "{foreign_seen:?}");
+        assert!(
+            foreign_seen.iter().all(|(_, _, auth)| !auth),
+            "the token went to another origin: {foreign_seen:?}"
+        );
+        assert!(seen.lock().unwrap().iter().all(|(_, _, auth)| *auth));
+    }
+
+    /// A redirect to another origin gets no token either (reqwest's own rule, kept by the policy).
+    #[tokio::test]
+    async fn a_redirect_to_another_origin_never_receives_the_token() {
+        let (foreign, foreign_seen) = serve("127.0.0.2", |_, _: &str| reply(404, &[], "")).await;
+        let target = foreign.join("/v2/app/manifests/v1").unwrap().to_string();
+        let (base, _) = serve("127.0.0.1", move |_, _: &str| {
+            reply(307, &[("location", target.clone())], "")
+        })
+        .await;
+        assert!(registry(&base)
+            .get_manifest("app", "v1")
+            .await
+            .unwrap()
+            .is_none());
+        let foreign_seen = foreign_seen.lock().unwrap().clone();
+        assert_eq!(foreign_seen.len(), 1);
+        assert!(!foreign_seen[0].2, "{foreign_seen:?}");
+    }
+
+    #[test]
+    fn origins_compare_scheme_host_and_port() {
+        let u = |s: &str| url::Url::parse(s).unwrap();
+        assert!(same_origin(
+            &u("https://r.example.com/v2/x"),
+            &u("https://r.example.com:443")
+        ));
+        assert!(!same_origin(
+            &u("http://r.example.com"),
+            &u("https://r.example.com")
+        ));
+        assert!(!same_origin(
+            &u("https://r.example.com:444"),
+            &u("https://r.example.com")
+        ));
+        assert!(!same_origin(
+            &u("https://r.example.com.evil"),
+            &u("https://r.example.com")
+        ));
+        assert!(!same_origin(
+            &u("http://127.0.0.2:5000"),
+            &u("http://127.0.0.1:5000")
+        ));
+    }
+
+    /// A hostile registry answers a HEAD with a digest that walks paths: refused before it reaches a URL.
+    #[tokio::test]
+    async fn a_hostile_reported_digest_is_refused() {
+        let (base, seen) = serve("127.0.0.1", |_, _: &str| {
+            reply(
+                200,
+                &[(
+                    "docker-content-digest",
+                    "sha256:../../../v2/other/manifests/x".into(),
+                )],
+                "",
+            )
+        })
+        .await;
+        let err = registry(&base)
+            .manifest_digest("app", "v1")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("64 lowercase hex"), "{err}");
+        let err = registry(&base)
+            .blob_exists("app", "sha256:../../x")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("64 lowercase hex"), "{err}");
+        assert_eq!(
+            seen.lock().unwrap().len(),
+            1,
+            "the bad digest was requested"
+        );
+    }
+
+    /// A body that never ends, without `Content-Length`.
+    fn endless(status: u16) -> axum::response::Response {
+        let chunk = Bytes::from(vec![b'{'; 64 * 1024]);
+        let body = stream::repeat_with(move || Ok::<_, std::io::Error>(chunk.clone()));
+        axum::response::Response::builder()
+            .status(status)
+            .body(axum::body::Body::from_stream(body))
+            .unwrap()
+    }
+
+    /// Manifests and tag lists that never end are refused at their bound; an endless error body is cut.
+    #[tokio::test]
+    async fn endless_replies_are_cut_at_their_bound() {
+        let (base, _) = serve("127.0.0.1", |_, path: &str| match path {
+            p if p.contains("/manifests/") => endless(200),
+            p if p.ends_with("/tags/list") => endless(200),
+            _ => endless(500),
+        })
+        .await;
+        let reg = registry(&base);
+        let err = reg.get_manifest("app", "v1").await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::TooLarge {
+                    limit: MAX_MANIFEST,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("sent more than 4194304 bytes"),
+            "{err}"
+        );
+        let err = reg.list_tags("app", 10).await.unwrap_err();
+        assert!(matches!(err, Error::TooLarge { .. }), "{err}");
+        // The POST of an upload gets the endless 500: its message is read from a bounded start.
+        let err = reg
+            .start_upload("app", &format!("sha256:{}", "a".repeat(64)))
+            .await
+            .unwrap_err();
+        match err {
+            Error::Status {
+                status: 500,
+                message,
+                ..
+            } => assert!(message.len() <= 200, "{message}"),
+            e => panic!("{e}"),
+        }
     }
 
     #[test]

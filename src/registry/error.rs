@@ -45,6 +45,14 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A reply larger than the bound this crate reads.
+    #[error("failed to {verb} `{object}`: the registry sent more than {limit} bytes")]
+    TooLarge {
+        verb: &'static str,
+        object: String,
+        /// The bound, in bytes.
+        limit: usize,
+    },
     /// A manifest the copy needs is not in the source.
     #[error("failed to find manifest `{0}` in the source")]
     MissingManifest(String),
@@ -60,6 +68,7 @@ impl crate::error::Diagnose for Error {
             Error::Status { status: 401 | 403, .. } => "the role needs ecr:GetAuthorizationToken, ecr:BatchGetImage and ecr:GetDownloadUrlForLayer on the source repository, and ecr:BatchCheckLayerAvailability, ecr:InitiateLayerUpload, ecr:UploadLayerPart, ecr:CompleteLayerUpload and ecr:PutImage on the target (cross-account: a repository policy on the source)".into(),
             Error::Status { status: 404, .. } => "the repository or image is not in the registry: check the repository names and `registry-url`".into(),
             Error::Status { .. } => "the registry refused the request; the copy is idempotent, so re-running the job is safe".into(),
+            Error::TooLarge { .. } => "the registry sent far more than a registry sends; check `registry-url` and what answers there".into(),
             Error::DigestMismatch { .. } => "the bytes changed in transit or in the source; re-run, and if it persists check the source image".into(),
             Error::Manifest { .. } | Error::MissingManifest(_) => "the source image is not a well-formed OCI/Docker image; push it again from the build".into(),
             Error::Archive(e) => e.hint(),

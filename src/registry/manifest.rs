@@ -22,6 +22,14 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 pub const ACCEPTED: [&str; 4] = [OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST];
 
 /// `sha256:<hex>` of some bytes.
+/// `sha256:` and 64 lowercase hex digits: the only digest form this crate puts into a URL, a path or an
+/// image URI (anything else from a registry, ECR or an archive could walk a path or forge a URL).
+pub fn is_digest(s: &str) -> bool {
+    s.strip_prefix("sha256:").is_some_and(|hex| {
+        hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
+}
+
 pub(super) fn sha256_digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
@@ -99,8 +107,13 @@ impl Manifest {
             let digest = v
                 .get("digest")
                 .and_then(|d| d.as_str())
-                .filter(|d| d.starts_with("sha256:") && d.len() == 71)
-                .ok_or_else(|| bad("a descriptor has no sha256 `digest`".into()))?;
+                .filter(|d| is_digest(d))
+                .ok_or_else(|| {
+                    bad(
+                        "a descriptor has no `digest` of the form `sha256:` + 64 lowercase hex"
+                            .into(),
+                    )
+                })?;
             Ok(Descriptor {
                 digest: digest.to_string(),
                 size: v.get("size").and_then(|s| s.as_u64()).unwrap_or(0),
@@ -202,5 +215,48 @@ mod tests {
             Err(Error::Manifest { .. })
         ));
         assert!(Manifest::from_bytes(Bytes::from_static(b"not json"), OCI_MANIFEST).is_err());
+    }
+
+    #[test]
+    fn digests_are_sha256_and_64_lowercase_hex() {
+        let hex64 = "0123456789abcdef".repeat(4);
+        let cases: &[(String, bool)] = &[
+            (format!("sha256:{hex64}"), true),
+            (D1.to_string(), true),
+            (format!("sha256:{}", hex64.to_uppercase()), false),
+            (format!("sha256:{}", &hex64[..63]), false),
+            (format!("sha256:{hex64}0"), false),
+            (format!("sha512:{hex64}"), false),
+            (format!("SHA256:{hex64}"), false),
+            (hex64.clone(), false),
+            (format!("sha256:{}", "../".repeat(21) + "a"), false),
+            (format!("sha256:{}%2F", &hex64[..61]), false),
+            (format!("sha256:{}?x", &hex64[..62]), false),
+            (format!(" sha256:{hex64}"), false),
+            (format!("sha256:{hex64}\n"), false),
+            (String::new(), false),
+            ("sha256:".into(), false),
+        ];
+        for (d, want) in cases {
+            assert_eq!(is_digest(d), *want, "{d:?}");
+        }
+    }
+
+    #[test]
+    fn a_hostile_descriptor_digest_is_refused() {
+        // 71 characters starting with `sha256:`, as the old check wanted, but a path walk.
+        let evil = format!("sha256:{}", "../".repeat(21) + "a");
+        assert_eq!(evil.len(), 71);
+        let json = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"digest":"{D1}","size":1}},"layers":[{{"digest":"{evil}","size":1}}]}}"#
+        );
+        let err = manifest(&json, OCI_MANIFEST)
+            .parse()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("64 lowercase hex"), "{err}");
+        let index =
+            format!(r#"{{"schemaVersion":2,"manifests":[{{"digest":"{evil}","size":1}}]}}"#);
+        assert!(manifest(&index, OCI_INDEX).parse().is_err());
     }
 }

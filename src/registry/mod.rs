@@ -21,4 +21,6 @@ mod manifest;
 pub use client::{Options, Registry};
 pub use copy::{copy_image, CopyStats, Source, Target};
 pub use error::Error;
-pub use manifest::{Manifest, ACCEPTED, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
+pub use manifest::{
+    is_digest, Manifest, ACCEPTED, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST,
+};

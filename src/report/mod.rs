@@ -10,7 +10,7 @@ use serde::Serialize;
 
 pub mod section;
 
-pub use section::{md_escape, Outcome, Section, Timeline};
+pub use section::{md_code, md_escape, Outcome, Section, Timeline};
 
 /// How the run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -168,9 +168,9 @@ impl Report {
         let status = self.status.map(Status::as_str).unwrap_or("failed");
         let _ = writeln!(
             md,
-            "## {icon} cloudshop-deploy: `{}` to `{}`: {status}\n",
+            "## {icon} cloudshop-deploy: `{}` to {}: {status}\n",
             self.command,
-            md_escape(&self.environment)
+            md_code(&self.environment)
         );
         if let Some((message, hint)) = &self.error {
             let _ = writeln!(
@@ -181,7 +181,7 @@ impl Report {
             );
         }
         let _ = writeln!(md, "| | |\n|---|---|");
-        let _ = writeln!(md, "| environment | `{}` |", md_escape(&self.environment));
+        let _ = writeln!(md, "| environment | {} |", md_code(&self.environment));
         if let Some(a) = &self.aws_account_id {
             let _ = writeln!(md, "| AWS account | `{a}` |");
         }
@@ -229,5 +229,132 @@ impl Report {
             md.push_str("```\n");
         }
         md
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::steps::deploy::BackendReport;
+    use crate::steps::frontend::{Change, SyncReport};
+    use crate::steps::smoke::{CheckResult, SmokeReport};
+    use pulldown_cmark::{Event, Options, Parser, Tag};
+
+    /// Text from AWS and registries that tries every kind of Markdown and HTML there is.
+    const HOSTILE: [&str; 6] = [
+        "![x](http://evil/a.png)",
+        "[click](http://evil) `code` ``two``",
+        "<img src=x onerror=alert(1)>",
+        "a | b | c",
+        "*bold* __strong__ ~~gone~~ # not a heading",
+        "line\n## forged heading\n<script>x</script>",
+    ];
+
+    /// The report of a run whose S3 keys, service events, stopped reasons, errors and smoke replies are
+    /// all hostile.
+    fn hostile_report() -> Report {
+        let mut r = Report::new("deploy", "stage", false);
+        r.status = Some(Status::Failed);
+        r.error = Some((HOSTILE[0].into(), HOSTILE[2].into()));
+        let mut b = BackendReport {
+            cluster: HOSTILE[3].into(),
+            service: HOSTILE[1].into(),
+            deployment_id: Some(HOSTILE[1].into()),
+            events: HOSTILE.iter().map(|s| s.to_string()).collect(),
+            ..BackendReport::default()
+        };
+        b.diagnosis.lines = HOSTILE.iter().map(|s| s.to_string()).collect();
+        r.backend = Some(b);
+        r.frontend = Some(SyncReport {
+            bucket: "b".into(),
+            prefix: HOSTILE[1].into(),
+            changes: HOSTILE
+                .iter()
+                .map(|k| Change {
+                    key: k.to_string(),
+                    action: crate::steps::frontend::Action::Delete,
+                    bytes: 0,
+                })
+                .collect(),
+            changes_total: HOSTILE.len(),
+            invalidation_id: Some(HOSTILE[4].into()),
+            invalidated_paths: vec![HOSTILE[0].into()],
+            ..SyncReport::default()
+        });
+        r.smoke = Some(SmokeReport {
+            checks: HOSTILE
+                .iter()
+                .map(|h| CheckResult {
+                    name: h.to_string(),
+                    method: "GET".into(),
+                    url: h.to_string(),
+                    expected: "200".into(),
+                    got: h.to_string(),
+                    passed: false,
+                    attempts: Vec::new(),
+                })
+                .collect(),
+            ..SmokeReport::default()
+        });
+        r
+    }
+
+    /// Parsed as GitHub parses it (tables, strikethrough): no link, no image, no HTML, no heading but the
+    /// action's own, no emphasis; and every hostile text is still there to read, character for character
+    /// (line breaks aside).
+    #[test]
+    fn hostile_text_renders_inert_in_the_summary() {
+        let md = hostile_report().summary_markdown();
+        let own_html = [
+            "<details>",
+            "</details>",
+            "<summary>",
+            "</summary>",
+            "<code>",
+            "</code>",
+        ];
+        let mut text = String::new();
+        let mut strong = false;
+        for event in Parser::new_ext(&md, Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH) {
+            match event {
+                Event::Start(Tag::Link { dest_url, .. })
+                | Event::Start(Tag::Image { dest_url, .. }) => {
+                    panic!("a link or image to `{dest_url}`:\n{md}")
+                }
+                // The action's own: `| outcome | **failed** |`.
+                Event::Start(Tag::Strong) => strong = true,
+                Event::Start(Tag::Emphasis | Tag::Strikethrough) => {
+                    panic!("emphasis from outside text:\n{md}")
+                }
+                Event::Text(t) if strong => {
+                    assert_eq!(&*t, "failed", "strong text from outside:\n{md}");
+                    strong = false;
+                }
+                Event::Start(Tag::Heading { .. }) => text.push_str("\n#HEADING "),
+                Event::Html(h) | Event::InlineHtml(h) => {
+                    let h = h.trim();
+                    assert!(
+                        own_html.iter().any(|o| h.starts_with(o))
+                            && !h.contains("<img")
+                            && !h.contains("<script"),
+                        "HTML from outside text: `{h}`\n{md}"
+                    );
+                }
+                Event::Text(t) | Event::Code(t) => text.push_str(&t),
+                Event::SoftBreak | Event::HardBreak => text.push(' '),
+                _ => text.push('\n'),
+            }
+        }
+        // Only the action's own headings: the title and its sections.
+        for line in text.lines().filter(|l| l.starts_with("#HEADING ")) {
+            assert!(!line.contains("forged"), "{line}\n{md}");
+        }
+        for h in HOSTILE {
+            let flat = h.replace('\n', " ");
+            assert!(
+                text.contains(&flat),
+                "`{flat}` is not shown as text:\n{text}\n---\n{md}"
+            );
+        }
     }
 }

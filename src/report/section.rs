@@ -12,12 +12,72 @@ pub trait Section {
     fn summary(&self, md: &mut String);
 }
 
-/// Escape text for a Markdown table cell or paragraph.
+/// Escape text for a Markdown table cell, list item or paragraph: every character that could start
+/// emphasis, a link, an image, a code span, raw HTML, a heading, a table cell or strikethrough is
+/// backslash-escaped, and line breaks become spaces, so text from AWS or a registry renders as the
+/// characters it is and never as markup.
 pub fn md_escape(s: &str) -> String {
-    s.replace('|', "\\|")
-        .replace('\n', " ")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '(' | ')' | '!' | '<' | '>' | '|' | '#' | '~'
+            | '&' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' | '\r' | '\u{2028}' | '\u{2029}' => out.push(' '),
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Text inside raw HTML (a `<summary>`, where Markdown is not parsed): `&`, `<`, `>` and quotes as
+/// entities, line breaks as spaces.
+pub fn html_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A whole code span (delimiters included) showing `s` literally, also inside a table cell. A backslash
+/// cannot escape a backtick inside a code span, so the fence is one backtick longer than the longest run
+/// of backticks in `s` (padded with a space when `s` starts or ends with one); `|` is escaped, which a
+/// GitHub table strips again inside code; line breaks become spaces.
+pub fn md_code(s: &str) -> String {
+    let text: String = s
+        .chars()
+        .map(|c| match c {
+            '\n' | '\r' | '\u{2028}' | '\u{2029}' => ' ',
+            c if c.is_control() => ' ',
+            c => c,
+        })
+        .collect::<String>()
+        .replace('|', "\\|");
+    let mut longest = 0;
+    let mut run = 0;
+    for c in text.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let fence = "`".repeat(longest + 1);
+    let pad = if text.starts_with('`') || text.ends_with('`') || text.is_empty() {
+        " "
+    } else {
+        ""
+    };
+    format!("{fence}{pad}{text}{pad}{fence}")
 }
 
 /// How a phase ended.
@@ -112,6 +172,45 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn md_escape_leaves_no_markup() {
+        let cases = [
+            ("plain text-1.2", "plain text-1.2"),
+            ("![x](http://evil)", "\\!\\[x\\]\\(http://evil\\)"),
+            ("a `b` c", "a \\`b\\` c"),
+            (
+                "<img src=x onerror=alert(1)>",
+                "\\<img src=x onerror=alert\\(1\\)\\>",
+            ),
+            ("a | b", "a \\| b"),
+            ("*bold* _it_ ~~s~~", "\\*bold\\* \\_it\\_ \\~\\~s\\~\\~"),
+            ("# head", "\\# head"),
+            ("back\\slash", "back\\\\slash"),
+            ("&amp;", "\\&amp;"),
+            ("one\ntwo\r\nthree", "one two  three"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(md_escape(raw), want, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn md_code_fences_around_backticks() {
+        let cases = [
+            ("key.js", "`key.js`"),
+            ("a`b", "``a`b``"),
+            ("a``b`", "``` a``b` ```"),
+            ("`", "`` ` ``"),
+            ("", "`  `"),
+            ("a|b", "`a\\|b`"),
+            ("x\n::error::y", "`x ::error::y`"),
+            ("<img src=x>", "`<img src=x>`"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(md_code(raw), want, "{raw:?}");
+        }
+    }
 
     #[test]
     fn human_bytes_units() {

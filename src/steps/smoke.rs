@@ -149,8 +149,9 @@ fn protect_to(cfg: &Smoke, out: &mut impl std::io::Write) -> Redactor {
     r
 }
 
-/// The client of the smoke tests: rustls (webpki roots), at most [`MAX_REDIRECTS`] redirects (none to
-/// another host when a check sends configured headers), a connect timeout. The per-request bound is
+/// The client of the smoke tests: rustls (webpki roots), at most [`MAX_REDIRECTS`] redirects (never from
+/// https to http, never to a link-local or metadata address, none to another origin when a check sends
+/// configured headers), a connect timeout. The per-request bound is
 /// applied around each whole exchange (see `check::attempt`).
 fn client(cfg: &Smoke) -> Result<reqwest::Client, Error> {
     reqwest::Client::builder()

@@ -121,11 +121,24 @@ fn values_a_step_would_use_are_checked_before_aws() {
     );
     /// The environments file, extra inputs, and the expected error.
     type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
-    let cases: [Case; 3] = [
+    let registry_in_file = format!("{CONFIG}    registry-url: https://collector.example.com\n");
+    let cases: [Case; 5] = [
         (
             CONFIG,
             &[("registry-url", "http://[::1")],
             "invalid `registry-url`: `http://[::1` is not a URL",
+        ),
+        // The ECR token would travel in clear: refused before any AWS call.
+        (
+            CONFIG,
+            &[("registry-url", "http://registry.example.com:5000")],
+            "invalid `registry-url`: `http://registry.example.com:5000` uses plain http; use `https://`",
+        ),
+        // Only the workflow may point the credentials somewhere.
+        (
+            &registry_in_file,
+            &[],
+            "invalid `registry-url`: it cannot be set in the environments file; set the `registry-url` input",
         ),
         (
             CONFIG,

@@ -68,14 +68,15 @@ environments:
     service: backend
     ecr-repository: {prod_repo}
     promote-from: stage
-    registry-url: {}
-"#,
-            self.reg.url
+"#
         );
         let vars: Vec<(String, String)> = inputs
             .iter()
             .map(|(k, v)| (format!("INPUT_{}", k.to_ascii_uppercase()), v.to_string()))
-            .chain([("INPUT_ENVIRONMENT".to_string(), "prod".to_string())])
+            .chain([
+                ("INPUT_ENVIRONMENT".to_string(), "prod".to_string()),
+                ("INPUT_REGISTRY-URL".to_string(), self.reg.url.clone()),
+            ])
             .collect();
         let inputs = Inputs::from_env(vars).unwrap();
         let file = config::parse_file("test.yml", &yaml).unwrap();
@@ -435,8 +436,7 @@ async fn binary_promote_of_a_missing_tag_fails_cleanly_and_never_prints_the_toke
     let w = world(false).await;
     w.reg.push_random_image(STAGE, "tested-1", 1, 1024);
     let yaml = format!(
-        "region: us-east-1\nenvironments:\n  stage:\n    cluster: stage\n    service: backend\n    ecr-repository: {STAGE}\n  prod:\n    cluster: prod\n    service: backend\n    ecr-repository: {PROD}\n    promote-from: stage\n    registry-url: {}\n",
-        w.reg.url
+        "region: us-east-1\nenvironments:\n  stage:\n    cluster: stage\n    service: backend\n    ecr-repository: {STAGE}\n  prod:\n    cluster: prod\n    service: backend\n    ecr-repository: {PROD}\n    promote-from: stage\n"
     );
     let res = common::Action::new()
         .with_moto(&w.moto)
@@ -444,6 +444,7 @@ async fn binary_promote_of_a_missing_tag_fails_cleanly_and_never_prints_the_toke
         .input("command", "promote")
         .input("environment", "prod")
         .input("image-tag", "never-built")
+        .input("registry-url", &w.reg.url)
         .run();
     assert_ne!(res.code, 0, "{}", res.dump());
     let errors = res.error_lines();

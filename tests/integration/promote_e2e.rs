@@ -73,13 +73,11 @@ environments:
     service: prod-backend
     container: backend
     ecr-repository: {prod}
-    registry-url: {registry}
     api-url: {api}
     smoke: {{ timeout: 5s, request-timeout: 1s, retry-interval: 50ms }}
 "#,
         stage = w.stage,
         prod = w.prod,
-        registry = w.reg.url,
         api = w.app.base_url(),
     );
     Action::new()
@@ -90,6 +88,7 @@ environments:
         .input("environment", "prod")
         .input("image-tag", SHA)
         .input("extra-tags", "prod-current")
+        .input("registry-url", &w.reg.url)
         .input("poll-interval", "30ms")
         .run_within(Duration::from_secs(180))
 }

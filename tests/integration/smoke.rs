@@ -400,9 +400,11 @@ async fn configured_headers_never_follow_a_redirect_to_another_host() {
     cfg.timeout = Duration::ZERO;
     let mut report = Report::default();
     run(&cfg, &mut report).await.unwrap_err();
-    assert_eq!(
-        check(&report, "away").got,
-        "redirect to another host `localhost` not followed: the checks send configured headers"
+    let got = &check(&report, "away").got;
+    assert!(
+        got.starts_with("redirect to another origin `http://localhost:")
+            && got.ends_with("` not followed: the checks send configured headers"),
+        "{got}"
     );
     assert_eq!(app.requests(), 1, "{:?}", app.seen());
 }
@@ -714,4 +716,141 @@ fn the_app_serves_from_its_own_thread_too() {
     rt.block_on(run(&cfg, &mut report)).unwrap_err();
     assert_eq!(check(&report, "health").got, "502: Internal Server Error");
     assert_eq!(app.requests(), 7);
+}
+
+/// The `X-Api-Key` of each request a [`redirector`] got.
+type Keys = std::sync::Arc<std::sync::Mutex<Vec<Option<String>>>>;
+
+/// A server on `ip` that answers `/health` with `{"status":"ok"}` and any other path with a 302 to
+/// `to` (when set), recording the `X-Api-Key` it gets.
+async fn redirector(ip: &str, to: Option<String>) -> (Url, Keys) {
+    let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
+    let base = Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+    let keys = Keys::default();
+    let seen = keys.clone();
+    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let (seen, to) = (seen.clone(), to.clone());
+        async move {
+            let key = req
+                .headers()
+                .get("x-api-key")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            seen.lock().unwrap().push(key);
+            let r = axum::response::Response::builder();
+            match (req.uri().path(), to) {
+                ("/health", _) | (_, None) => r
+                    .header("content-type", "application/json")
+                    .body(axum::body::Body::from(r#"{"status":"ok"}"#)),
+                (_, Some(to)) => r
+                    .status(302)
+                    .header("location", to)
+                    .body(axum::body::Body::empty()),
+            }
+            .unwrap()
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, keys)
+}
+
+fn one_check(base: &Url, yaml: &str) -> Smoke {
+    Smoke {
+        base_url: Some(base.clone()),
+        checks: vec![serde_yaml::from_str(yaml).unwrap()],
+        cors_origin: None,
+        website_url: None,
+        frontend_check: false,
+        timeout: Duration::ZERO,
+        ..cfg_template()
+    }
+}
+
+fn cfg_template() -> Smoke {
+    Smoke {
+        enabled: true,
+        base_url: None,
+        checks: Vec::new(),
+        cors_origin: None,
+        website_url: None,
+        frontend_check: false,
+        timeout: secs(30),
+        request_timeout: secs(5),
+        retry_interval: secs(1),
+        watch: Duration::ZERO,
+        watch_interval: secs(15),
+        watch_failures: 3,
+    }
+}
+
+/// 127.0.0.1 redirects to 127.0.0.2 (another origin): a check with a configured header is not followed
+/// there, and neither is one to the same host on another port (another origin too); without headers the
+/// redirect is followed and nothing configured goes along.
+#[tokio::test(start_paused = true)]
+async fn configured_headers_never_reach_another_origin() {
+    let (other, other_keys) = redirector("127.0.0.2", None).await;
+    let (same_host, same_host_keys) = redirector("127.0.0.1", None).await;
+    for (to, keys) in [(&other, &other_keys), (&same_host, &same_host_keys)] {
+        let target = to.join("/health").unwrap().to_string();
+        let (base, first) = redirector("127.0.0.1", Some(target)).await;
+        let cfg = one_check(
+            &base,
+            "{ name: away, path: /go, headers: { X-Api-Key: hdr-s3cr3t } }",
+        );
+        let mut report = Report::default();
+        run(&cfg, &mut report).await.unwrap_err();
+        let got = &check(&report, "away").got;
+        let origin = to.origin().ascii_serialization();
+        assert_eq!(
+            got,
+            &format!("redirect to another origin `{origin}` not followed: the checks send configured headers")
+        );
+        assert_eq!(
+            first.lock().unwrap().as_slice(),
+            [Some("hdr-s3cr3t".to_string())]
+        );
+        assert!(
+            keys.lock().unwrap().is_empty(),
+            "{to} got {:?}",
+            keys.lock().unwrap()
+        );
+    }
+    // No configured headers: the redirect is followed, and the other origin sees no key.
+    let (base, _) = redirector(
+        "127.0.0.1",
+        Some(other.join("/health").unwrap().to_string()),
+    )
+    .await;
+    let mut report = Report::default();
+    run(&one_check(&base, "{ name: away, path: /go }"), &mut report)
+        .await
+        .unwrap();
+    assert_eq!(other_keys.lock().unwrap().as_slice(), [None]);
+}
+
+/// A redirect to the instance metadata address is refused by the policy, without connecting (also when
+/// the check sends no headers).
+#[tokio::test(start_paused = true)]
+async fn a_redirect_to_the_metadata_address_is_refused() {
+    for to in [
+        "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+        "http://169.254.170.2/v2/credentials/x",
+        "http://[fe80::1]/",
+        "http://[::ffff:169.254.169.254]/",
+        "http://metadata.google.internal/computeMetadata/v1/",
+    ] {
+        let (base, _) = redirector("127.0.0.1", Some(to.into())).await;
+        let mut report = Report::default();
+        let started = Instant::now();
+        run(&one_check(&base, "{ name: meta, path: /go }"), &mut report)
+            .await
+            .unwrap_err();
+        let got = &check(&report, "meta").got;
+        assert!(
+            got.ends_with("` not followed: a link-local or cloud metadata address"),
+            "{to}: {got}"
+        );
+        // Refused, not tried: no connect timeout passed (the clock is paused, so any wait would show).
+        assert_eq!(started.elapsed(), Duration::ZERO, "{to}");
+    }
 }

@@ -9,7 +9,7 @@ use serde::{Serialize, Serializer};
 
 use super::wait::diagnosis::Diagnosis;
 use super::wait::probe::Strategy;
-use crate::report::section::{md_escape, Section};
+use crate::report::section::{md_code, md_escape, Section};
 
 /// Where the backend step got to, and how it ended; the run's status is derived from it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -161,17 +161,20 @@ impl Section for BackendReport {
         let _ = writeln!(md, "### Backend (ECS)\n\n| | |\n|---|---|");
         let _ = writeln!(
             md,
-            "| cluster / service | `{}` / `{}` |",
-            md_escape(&self.cluster),
-            md_escape(&self.service)
+            "| cluster / service | {} / {} |",
+            md_code(&self.cluster),
+            md_code(&self.service)
         );
         if let Some(d) = &self.image_digest {
             let _ = writeln!(
                 md,
-                "| image | `{}:{}` `{}` |",
-                md_escape(&self.repository),
-                md_escape(self.image_tag.as_deref().unwrap_or("-")),
-                md_escape(d)
+                "| image | {} {} |",
+                md_code(&format!(
+                    "{}:{}",
+                    self.repository,
+                    self.image_tag.as_deref().unwrap_or("-")
+                )),
+                md_code(d)
             );
         }
         let old = self
@@ -184,14 +187,9 @@ impl Section for BackendReport {
             .as_deref()
             .map(short)
             .unwrap_or("-");
-        let _ = writeln!(
-            md,
-            "| revision | `{}` -> `{}` |",
-            md_escape(old),
-            md_escape(new)
-        );
+        let _ = writeln!(md, "| revision | {} -> {} |", md_code(old), md_code(new));
         if let Some(d) = &self.deployment_id {
-            let _ = writeln!(md, "| deployment | `{}` |", md_escape(d));
+            let _ = writeln!(md, "| deployment | {} |", md_code(d));
         }
         if let Some(s) = self.strategy {
             let _ = writeln!(md, "| strategy | {} |", md_escape(&s.to_string()));
@@ -204,7 +202,7 @@ impl Section for BackendReport {
             );
         }
         if let Some(r) = &self.rolled_back_to {
-            let _ = writeln!(md, "| rolled back to | `{}` |", md_escape(short(r)));
+            let _ = writeln!(md, "| rolled back to | {} |", md_code(short(r)));
         }
         let _ = writeln!(
             md,

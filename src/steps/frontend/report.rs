@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::plan::{Reason, SyncPlan};
-use crate::report::section::{human_bytes, md_escape, Section};
+use crate::report::section::{human_bytes, md_code, Section};
 
 /// Changed files listed in the job summary.
 const SUMMARY_CAP: usize = 50;
@@ -208,9 +208,8 @@ impl Section for SyncReport {
         };
         let _ = writeln!(
             md,
-            "### {title}\n\n`s3://{}/{}`\n\n| {up} | {del} | unchanged | excluded | bytes | time |\n|---:|---:|---:|---:|---:|---:|\n| {} | {} | {} | {} | {} | {:.1} s |\n",
-            md_escape(&self.bucket),
-            md_escape(&self.prefix),
+            "### {title}\n\n{}\n\n| {up} | {del} | unchanged | excluded | bytes | time |\n|---:|---:|---:|---:|---:|---:|\n| {} | {} | {} | {} | {} | {:.1} s |\n",
+            md_code(&format!("s3://{}/{}", self.bucket, self.prefix)),
             self.uploaded,
             self.deleted,
             self.unchanged,
@@ -223,8 +222,8 @@ impl Section for SyncReport {
             for c in self.changes.iter().take(SUMMARY_CAP) {
                 let _ = writeln!(
                     md,
-                    "| `{}` | {} | {} |",
-                    md_escape(&c.key),
+                    "| {} | {} | {} |",
+                    md_code(&c.key),
                     c.action.as_str(),
                     c.bytes
                 );
@@ -241,11 +240,11 @@ impl Section for SyncReport {
         if let Some(id) = &self.invalidation_id {
             let _ = writeln!(
                 md,
-                "CloudFront invalidation `{}`: {}\n",
-                md_escape(id),
+                "CloudFront invalidation {}: {}\n",
+                md_code(id),
                 self.invalidated_paths
                     .iter()
-                    .map(|p| format!("`{}`", md_escape(p)))
+                    .map(|p| md_code(p))
                     .collect::<Vec<_>>()
                     .join(", ")
             );

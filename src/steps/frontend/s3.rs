@@ -32,6 +32,9 @@ const PART_CONCURRENCY: usize = 4;
 const DELETE_BATCH: usize = 1000;
 /// The metadata key (`x-amz-meta-sha256`) holding the SHA-256 of the object's bytes.
 const SHA256_META: &str = "sha256";
+/// The most of the sync state object read: a state of 100,000 objects is about 12 MiB; anything larger
+/// is not ours, and reading it whole could exhaust the runner's memory.
+const MAX_STATE: usize = 16 * 1024 * 1024;
 
 /// The error for a failed S3 request on `object`: access denied when S3 says `AccessDenied` or answers
 /// 403 (HEAD replies carry no code, so the status is the one signal that works for every request).
@@ -349,14 +352,43 @@ pub(super) async fn read_state(
         Err(e) if crate::aws::code(&e) == Some("NoSuchBucket") => return Ok(None),
         Err(e) => return Err(object_error("read", bucket, key, &e)),
     };
-    let bytes = match out.body.collect().await {
-        Ok(b) => b.into_bytes(),
+    if out.content_length().is_some_and(|l| l > MAX_STATE as i64) {
+        tracing::warn!(
+            "the sync state `{key}` is larger than {MAX_STATE} bytes; every object will be checked with HeadObject"
+        );
+        return Ok(None);
+    }
+    let bytes = match read_capped(out.body, MAX_STATE).await {
+        Ok(Some(b)) => b,
+        Ok(None) => {
+            tracing::warn!(
+                "the sync state `{key}` is larger than {MAX_STATE} bytes; every object will be checked with HeadObject"
+            );
+            return Ok(None);
+        }
         Err(e) => {
             tracing::warn!("could not read the sync state `{key}` ({e}); every object will be checked with HeadObject");
             return Ok(None);
         }
     };
     Ok(state::decode(key, &bytes))
+}
+
+/// Read a body of at most `cap` bytes piece by piece, whatever its `Content-Length` said; `None` when it
+/// is larger.
+async fn read_capped(
+    mut body: ByteStream,
+    cap: usize,
+) -> Result<Option<Vec<u8>>, aws_smithy_types::byte_stream::error::Error> {
+    let mut out = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk?;
+        if out.len() + chunk.len() > cap {
+            return Ok(None);
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(Some(out))
 }
 
 /// Write the sync state object. A failure is only a warning: the sync is done, the next run checks with
@@ -400,6 +432,14 @@ pub(super) async fn write_state(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_state_read_stops_at_its_bound() {
+        let small = ByteStream::from(vec![b'{'; 1000]);
+        assert_eq!(read_capped(small, 1000).await.unwrap().unwrap().len(), 1000);
+        let big = ByteStream::from(vec![b'{'; 1001]);
+        assert!(read_capped(big, 1000).await.unwrap().is_none());
+    }
 
     #[test]
     fn part_size_grows_for_huge_files() {

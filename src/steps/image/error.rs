@@ -75,6 +75,19 @@ pub enum Error {
     Registry(#[from] registry::Error),
 }
 
+/// ECR answered with a digest that is not `sha256:` + 64 lowercase hex.
+pub(super) fn not_a_digest(verb: &'static str, object: String, digest: &str) -> Error {
+    Error::Aws {
+        verb,
+        object,
+        detail: format!(
+            "ECR returned `{}`, not a digest of the form `sha256:` + 64 lowercase hex",
+            digest.escape_debug()
+        ),
+        hint: "check the ECR endpoint the action talks to (`AWS_ENDPOINT_URL_ECR`); ECR itself only returns sha256 digests",
+    }
+}
+
 fn image_not_found(repo: &str, tag: &str, newest: &[String], role: Role) -> String {
     match role {
         Role::Deploy if newest.is_empty() => format!(

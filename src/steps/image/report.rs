@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::registry::CopyStats;
-use crate::report::section::{human_bytes, md_escape, Section};
+use crate::report::section::{human_bytes, md_code, Section};
 
 /// How the image reaches the target repository.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -64,18 +64,18 @@ impl Section for PromoteReport {
             Mode::Retag | Mode::Copy => "Image promotion",
         };
         let _ = writeln!(md, "### {title}\n\n| | |\n|---|---|");
-        let _ = writeln!(md, "| source | `{}` |", md_escape(&self.source_image_uri));
+        let _ = writeln!(md, "| source | {} |", md_code(&self.source_image_uri));
         let _ = writeln!(
             md,
-            "| target | `{}` ({}) |",
-            md_escape(&self.target_uri),
+            "| target | {} ({}) |",
+            md_code(&self.target_uri),
             self.tags
                 .iter()
-                .map(|t| format!("`{}`", md_escape(t)))
+                .map(|t| md_code(t))
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let _ = writeln!(md, "| digest | `{}` |", self.digest);
+        let _ = writeln!(md, "| digest | {} |", md_code(&self.digest));
         let _ = writeln!(md, "| mode | {} |", self.mode.as_str());
         match &self.stats {
             Some(s) => {

@@ -198,11 +198,14 @@ pub(super) async fn digest_of(
         .send()
         .await;
     match res {
-        Ok(out) => Ok(out
-            .image_details()
-            .first()
-            .and_then(|d| d.image_digest())
-            .map(str::to_string)),
+        Ok(out) => match out.image_details().first().and_then(|d| d.image_digest()) {
+            Some(d) if !crate::registry::is_digest(d) => Err(super::error::not_a_digest(
+                "describe image",
+                format!("{}:{tag}", repo.name),
+                d,
+            )),
+            d => Ok(d.map(str::to_string)),
+        },
         Err(e)
             if e.as_service_error()
                 .is_some_and(|s| s.is_image_not_found_exception()) =>
@@ -330,6 +333,35 @@ pub async fn check_tags_free(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An ECR (or something answering as one) that returns a digest which is not a digest: refused before
+    /// it becomes part of an image URI.
+    #[tokio::test]
+    async fn a_hostile_ecr_digest_is_refused() {
+        use aws_sdk_ecr::types::ImageDetail;
+        use aws_smithy_mocks::{mock, mock_client, RuleMode};
+        let rule = mock!(aws_sdk_ecr::Client::describe_images).then_output(|| {
+            aws_sdk_ecr::operation::describe_images::DescribeImagesOutput::builder()
+                .image_details(
+                    ImageDetail::builder()
+                        .image_digest("sha256:../../evil@x")
+                        .build(),
+                )
+                .build()
+        });
+        let ecr = mock_client!(aws_sdk_ecr, RuleMode::Sequential, [&rule]);
+        let repo = Repository {
+            name: "app".into(),
+            registry_id: String::new(),
+            uri: "1.dkr.ecr.us-east-1.amazonaws.com/app".into(),
+            mutability: Mutability::Mutable,
+        };
+        let err = digest_of(&ecr, &repo, "v1").await.unwrap_err().to_string();
+        assert!(
+            err.contains("not a digest of the form `sha256:` + 64 lowercase hex"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn short_sha_fallback_only_for_full_shas() {

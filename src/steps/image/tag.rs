@@ -58,7 +58,14 @@ pub(super) async fn get_manifest(
             detail: crate::aws::describe(&e),
             hint: "check that the role may call `ecr:BatchGetImage`",
         })?;
-    Ok(out.images().first().map(stored))
+    let image = out.images().first().map(stored);
+    match image {
+        // ECR's digest goes into image URIs and registry paths: only the canonical form.
+        Some(i) if !i.digest.is_empty() && !crate::registry::is_digest(&i.digest) => Err(
+            super::error::not_a_digest("get image manifest", object.to_string(), &i.digest),
+        ),
+        i => Ok(i),
+    }
 }
 
 fn stored(image: &Image) -> StoredManifest {

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::result::CheckResult;
-use crate::report::section::md_escape;
+use crate::report::section::{html_text, md_code, md_escape};
 
 /// How the smoke tests ended.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -159,11 +159,10 @@ fn row(md: &mut String, c: &CheckResult) {
     let (p50, max) = c.latency();
     let _ = writeln!(
         md,
-        "| {} | {} | `{} {}` | {} | {} | {} | {} | {} |",
+        "| {} | {} | {} | {} | {} | {} | {} | {} |",
         if c.passed { "✅" } else { "❌" },
         md_escape(&c.name),
-        c.method,
-        md_escape(&c.url),
+        md_code(&format!("{} {}", c.method, c.url)),
         md_escape(&c.expected),
         md_escape(&c.got),
         c.attempts.len(),
@@ -176,7 +175,7 @@ fn attempts_detail(md: &mut String, c: &CheckResult) {
     let _ = writeln!(
         md,
         "<details><summary>attempts of <code>{}</code></summary>\n\n| # | status | latency | got |\n|---:|---|---:|---|",
-        md_escape(&c.name)
+        html_text(&c.name)
     );
     for (i, a) in c.attempts.iter().enumerate() {
         let _ = writeln!(
