@@ -41,6 +41,8 @@ where
     let result = match load(&env, &ctx) {
         Ok(cfg) => {
             report = Report::new(cfg.command.as_str(), &cfg.environment, cfg.dry_run);
+            report.website_url = cfg.website_url.as_ref().map(url::Url::to_string);
+            report.api_url = cfg.api_url.as_ref().map(url::Url::to_string);
             execute(&cfg, &ctx, &env, &mut report).await
         }
         Err(e) => Err(e),
