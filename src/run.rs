@@ -163,6 +163,7 @@ pub async fn connect(
                 http,
                 attempts: 5,
                 backoff: Duration::from_millis(500),
+                required_environment: cfg.auth.github_environment.clone(),
             };
             let unsigned = aws_config::defaults(aws_config::BehaviorVersion::latest())
                 .region(aws_types::region::Region::new(cfg.region.clone()))

@@ -316,6 +316,7 @@ mod tests {
             http: reqwest::Client::new(),
             attempts: 2,
             backoff: Duration::from_millis(1),
+            required_environment: None,
         };
         let settings = RoleSettings {
             role_arn: "arn:aws:iam::123456789012:role/deploy".into(),

@@ -66,6 +66,12 @@ pub enum Error {
         key: &'static str,
         environment: String,
     },
+    /// `github-environment` is set but there is no OIDC token whose claim could prove it.
+    #[error("environment `{environment}` sets `github-environment: {github_environment}`, but without `role-to-assume` there is no GitHub OIDC token to check it against")]
+    Unverifiable {
+        environment: String,
+        github_environment: String,
+    },
     /// A value is malformed.
     #[error("invalid `{key}`: {message}")]
     Invalid {
@@ -92,6 +98,7 @@ impl Error {
             Error::NoEnvironment => "set `with: environment: stage` (or another environment of the environments file)".into(),
             Error::UnknownEnvironment { .. } => "use one of the configured environments, or add it under `environments:` in the environments file".into(),
             Error::Missing { key, .. } => format!("set `{key}` under the environment in the environments file, or as the `{key}` input"),
+            Error::Unverifiable { github_environment, .. } => format!("set `role-to-assume` for the environment (its trust policy should require `sub` = `repo:OWNER/REPO:environment:{github_environment}`), or remove `github-environment`"),
             Error::Invalid { key, .. } => format!("fix `{key}` (see the README's input reference)"),
         }
     }
@@ -153,6 +160,9 @@ pub struct Auth {
     pub duration: Duration,
     /// OIDC audience.
     pub audience: String,
+    /// The GitHub environment the OIDC token's `environment` claim must name (fail closed), when the
+    /// environments file sets `github-environment`.
+    pub github_environment: Option<String>,
 }
 
 /// The backend (ECS) part of an environment.

@@ -244,3 +244,106 @@ fn outside_github_outputs_print_as_lines() {
         res.dump()
     );
 }
+
+/// Prod names its protected GitHub environment: the token must come from a job in it.
+const PROTECTED: &str = r#"
+region: us-east-1
+environments:
+  prod:
+    github-environment: production
+    role-to-assume: arn:aws:iam::123456789012:role/cloudshop-deploy-prod
+    cluster: prod-cluster
+    service: prod-backend
+    ecr-repository: prod-cloudshop-backend
+"#;
+
+#[test]
+fn a_token_from_the_protected_environment_proceeds() {
+    let moto = Moto::shared();
+    let oidc = OidcServer::in_environment("acme/cloudshop", "production");
+    let res = Action::new()
+        .file(".github/cloudshop-deploy.yml", PROTECTED)
+        .input("environment", "prod")
+        .env("AWS_ENDPOINT_URL", &moto.endpoint)
+        .env("ACTIONS_ID_TOKEN_REQUEST_URL", &oidc.request_url)
+        .env("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "request-token")
+        .run();
+    // The role was assumed: the run went on to AWS (and failed later on the absent cluster).
+    assert_eq!(
+        res.output("aws-account-id"),
+        "123456789012",
+        "{}",
+        res.dump()
+    );
+    assert!(
+        !res.everything().contains("github-environment"),
+        "{}",
+        res.dump()
+    );
+}
+
+#[test]
+fn a_token_from_another_or_no_environment_is_refused_before_aws() {
+    for (oidc, claim) in [
+        (
+            OidcServer::in_environment("acme/cloudshop", "stage"),
+            "this job runs in GitHub environment `stage`",
+        ),
+        (
+            OidcServer::start("repo:acme/cloudshop:ref:refs/heads/main"),
+            "this job runs in no GitHub environment",
+        ),
+    ] {
+        let aws = RecordingServer::start();
+        let res = Action::new()
+            .file(".github/cloudshop-deploy.yml", PROTECTED)
+            .input("environment", "prod")
+            .env("AWS_ENDPOINT_URL", &aws.endpoint)
+            .env("ACTIONS_ID_TOKEN_REQUEST_URL", &oidc.request_url)
+            .env("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "request-token")
+            .run();
+        assert_ne!(res.code, 0, "{}", res.dump());
+        let errors = res.error_lines();
+        assert_eq!(errors.len(), 1, "{}", res.dump());
+        assert!(errors[0].contains(claim), "{}", errors[0]);
+        assert!(
+            errors[0].contains("requires GitHub environment `production`"),
+            "{}",
+            errors[0]
+        );
+        assert!(
+            res.stdout
+                .contains("hint: add `environment: production` to the job"),
+            "{}",
+            res.dump()
+        );
+        assert_eq!(
+            aws.count(),
+            0,
+            "AWS was called: {:?}",
+            aws.requests.lock().unwrap()
+        );
+        assert_eq!(res.output("status"), "failed");
+        // The token was fetched (that is where the claim is), and never printed.
+        assert!(!oidc.requests.lock().unwrap().is_empty());
+        let rest = res
+            .everything()
+            .replace(&format!("::add-mask::{}", oidc.token), "");
+        assert!(!rest.contains(&oidc.token), "the token was printed");
+    }
+}
+
+#[test]
+fn a_protected_environment_without_a_role_is_refused() {
+    let config = PROTECTED.replace(
+        "    role-to-assume: arn:aws:iam::123456789012:role/cloudshop-deploy-prod\n",
+        "",
+    );
+    let action = Action::new()
+        .file(".github/cloudshop-deploy.yml", &config)
+        .input("environment", "prod");
+    assert_fails_before_aws(
+        action,
+        "environment `prod` sets `github-environment: production`, but without `role-to-assume` there is no GitHub OIDC token to check it against",
+    );
+}
