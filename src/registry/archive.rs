@@ -315,7 +315,16 @@ impl Archive {
     pub(crate) fn open(path: &Path, tag: &str) -> Result<Archive, Error> {
         let files = Files::open(path)?;
         if files.exists("oci-layout") && files.exists("index.json") {
-            Self::open_layout(files, tag)
+            // Docker 25+ writes both an OCI layout and `manifest.json`, with uncompressed layers: read
+            // it as a `docker save` archive, so its layers are compressed.
+            let layout = Self::open_layout(files, tag)?;
+            if layout.has_uncompressed_layers() {
+                let files = Files::open(path)?;
+                if files.exists("manifest.json") {
+                    return Self::open_docker(files, tag);
+                }
+            }
+            Ok(layout)
         } else if files.exists("manifest.json") {
             Self::open_docker(files, tag)
         } else {
@@ -516,6 +525,17 @@ impl Archive {
         })
     }
 
+    /// Is the top an image whose layers include an uncompressed tar?
+    fn has_uncompressed_layers(&self) -> bool {
+        match self.top.parse() {
+            Ok(super::manifest::Parsed::Image(blobs)) => blobs.iter().any(|b| {
+                b.media_type == "application/vnd.oci.image.layer.v1.tar"
+                    || b.media_type == "application/vnd.docker.image.rootfs.diff.tar"
+            }),
+            _ => false,
+        }
+    }
+
     /// The image's top manifest (an image or an index).
     pub(crate) fn top(&self) -> &Manifest {
         &self.top
@@ -680,6 +700,60 @@ mod tests {
             top.digest
         );
         assert!(!scratch[0].path().exists());
+    }
+
+    /// Docker 25+ `docker save`: an OCI layout with uncompressed layers, plus `manifest.json`.
+    #[test]
+    fn a_docker_25_save_is_read_as_docker_save_and_its_layers_compressed() {
+        let dir = tempfile::tempdir().unwrap();
+        let tar_path = dir.path().join("image.tar");
+        let config =
+            br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+        let layer = vec![5u8; 200_000];
+        let hex_of = |d: String| d.trim_start_matches("sha256:").to_string();
+        let (c, l) = (hex_of(sha256_digest(config)), hex_of(sha256_digest(&layer)));
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{c}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:{l}","size":{}}}]}}"#,
+            config.len(),
+            layer.len()
+        );
+        let m = hex_of(sha256_digest(manifest.as_bytes()));
+        let index = format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"sha256:{m}","size":{},"annotations":{{"org.opencontainers.image.ref.name":"v1"}}}}]}}"#,
+            manifest.len()
+        );
+        let docker = format!(
+            r#"[{{"Config":"blobs/sha256/{c}","RepoTags":["app:v1"],"Layers":["blobs/sha256/{l}"]}}]"#
+        );
+        {
+            let mut b = tar::Builder::new(std::fs::File::create(&tar_path).unwrap());
+            for (name, data) in [
+                (
+                    "oci-layout".to_string(),
+                    &br#"{"imageLayoutVersion":"1.0.0"}"#[..],
+                ),
+                ("index.json".to_string(), index.as_bytes()),
+                ("manifest.json".to_string(), docker.as_bytes()),
+                (format!("blobs/sha256/{c}"), &config[..]),
+                (format!("blobs/sha256/{l}"), &layer[..]),
+                (format!("blobs/sha256/{m}"), manifest.as_bytes()),
+            ] {
+                let mut h = tar::Header::new_gnu();
+                h.set_size(data.len() as u64);
+                h.set_mode(0o644);
+                h.set_cksum();
+                b.append_data(&mut h, name, data).unwrap();
+            }
+            b.finish().unwrap();
+        }
+        let a = Archive::open(&tar_path, "v1").unwrap();
+        assert_eq!(a.top().media_type, DOCKER_MANIFEST);
+        let super::super::manifest::Parsed::Image(blobs) = a.top().parse().unwrap() else {
+            panic!()
+        };
+        assert_eq!(blobs[0].digest, sha256_digest(config));
+        assert_eq!(blobs[1].media_type, DOCKER_LAYER_GZIP);
+        assert!(blobs[1].size < layer.len() as u64 / 10);
     }
 
     #[test]
