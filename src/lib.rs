@@ -27,6 +27,14 @@
 //! Nothing mutating happens before every input, the environments file and the live AWS state it depends
 //! on have been checked: a bad input costs a clear error and no change.
 
+/// A section of `docs/troubleshooting.md` an error links to, by its anchor. Every use is checked
+/// against the document's headings by a test, so a hint never links to a section that is not there.
+macro_rules! troubleshooting {
+    ($anchor:literal) => {
+        Some($anchor)
+    };
+}
+
 pub mod aws;
 pub mod config;
 pub mod github;
@@ -44,6 +52,11 @@ pub use run::main_with;
 pub trait Diagnose: std::error::Error + Send + Sync + 'static {
     /// One line telling the reader how to fix it.
     fn hint(&self) -> String;
+
+    /// The anchor of its section in `docs/troubleshooting.md`, when it has one.
+    fn anchor(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// The run's error: any module error that can explain itself.
@@ -55,6 +68,32 @@ impl Error {
     pub fn hint(&self) -> String {
         self.0.hint()
     }
+
+    /// The hint, ending with a link to its section of `docs/troubleshooting.md`: on github.com
+    /// (`base` is `{GITHUB_SERVER_URL}/{GITHUB_ACTION_REPOSITORY}/blob/{GITHUB_ACTION_REF}/`) or, without
+    /// those variables, the path in the action's repository.
+    pub fn hint_with_link(&self, base: Option<&str>) -> String {
+        let hint = self.0.hint();
+        match self.0.anchor() {
+            Some(anchor) => format!(
+                "{hint}; see {}docs/troubleshooting.md#{anchor}",
+                base.unwrap_or("")
+            ),
+            None => hint,
+        }
+    }
+}
+
+/// The base of links into the action's repository at the running version, from the variables the
+/// runner sets for a `uses:` action; `None` when any is missing.
+pub fn docs_base(get: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let server = get("GITHUB_SERVER_URL").filter(|v| !v.is_empty())?;
+    let repo = get("GITHUB_ACTION_REPOSITORY").filter(|v| !v.is_empty())?;
+    let reference = get("GITHUB_ACTION_REF").filter(|v| !v.is_empty())?;
+    Some(format!(
+        "{}/{repo}/blob/{reference}/",
+        server.trim_end_matches('/')
+    ))
 }
 
 impl std::fmt::Display for Error {
@@ -73,17 +112,49 @@ impl Diagnose for inputs::Error {
     fn hint(&self) -> String {
         "check the `with:` block of the step".into()
     }
+
+    fn anchor(&self) -> Option<&'static str> {
+        troubleshooting!("missing-or-invalid-setting")
+    }
 }
 
 impl Diagnose for config::Error {
     fn hint(&self) -> String {
         config::Error::hint(self)
     }
+
+    fn anchor(&self) -> Option<&'static str> {
+        use config::Error as E;
+        match self {
+            E::File { .. } => troubleshooting!("environments-file-error"),
+            E::FileMissing { .. } => troubleshooting!("environments-file-not-found"),
+            E::UnknownEnvironment { .. } => troubleshooting!("unknown-environment"),
+            E::Unverifiable { .. } => troubleshooting!("github-environment-without-role"),
+            E::NoEnvironment | E::Missing { .. } | E::Invalid { .. } => {
+                troubleshooting!("missing-or-invalid-setting")
+            }
+        }
+    }
 }
 
 impl Diagnose for aws::credentials::Error {
     fn hint(&self) -> String {
         aws::credentials::Error::hint(self)
+    }
+
+    fn anchor(&self) -> Option<&'static str> {
+        use aws::credentials::Error as E;
+        use github::oidc::Error as O;
+        match self {
+            E::Oidc(O::NoPermission) => troubleshooting!("id-token-permission-missing"),
+            E::Oidc(O::WrongEnvironment { .. }) => troubleshooting!("wrong-github-environment"),
+            E::Oidc(O::BadUrl { .. } | O::Request { .. }) => {
+                troubleshooting!("oidc-token-request-failed")
+            }
+            E::AccessDenied { .. } => troubleshooting!("not-authorized-to-assume-the-role"),
+            E::Sts { .. } => troubleshooting!("assume-role-failed"),
+            E::Identity { .. } => troubleshooting!("no-aws-credentials"),
+        }
     }
 }
 

@@ -55,7 +55,8 @@ where
     if let Err(e) = &result {
         report.error = Some((e.to_string(), e.hint()));
     }
-    finish(&report, &sinks, result)
+    let docs = crate::docs_base(get);
+    finish(&report, &sinks, result, docs.as_deref())
 }
 
 /// The run's status, decided in this one place: from how the backend step ended (deploy or rollback)
@@ -102,10 +103,19 @@ fn load(env: &BTreeMap<String, String>, ctx: &Context) -> Result<Config, Error> 
     Ok(config::build(&inputs, &file, ctx)?)
 }
 
-fn finish(report: &Report, sinks: &Sinks, result: Result<(), Error>) -> ExitCode {
+/// Write outputs and summary, then the error (if any) with its hint, which links to its section of
+/// the troubleshooting guide under `docs` (see [`crate::docs_base`]).
+fn finish(
+    report: &Report,
+    sinks: &Sinks,
+    result: Result<(), Error>,
+    docs: Option<&str>,
+) -> ExitCode {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let mut failure = result.err().map(|e| (e.to_string(), e.hint()));
+    let mut failure = result
+        .err()
+        .map(|e| (e.to_string(), e.hint_with_link(docs)));
     if let Err(e) = sinks.write_outputs(&report.outputs(), &mut out) {
         // Without outputs the step cannot count as a success; a run error already explains itself.
         failure.get_or_insert((e.to_string(), crate::Diagnose::hint(&e)));

@@ -347,3 +347,71 @@ fn a_protected_environment_without_a_role_is_refused() {
         "environment `prod` sets `github-environment: production`, but without `role-to-assume` there is no GitHub OIDC token to check it against",
     );
 }
+
+/// Every `troubleshooting!("anchor")` in the code names a `## anchor` section of the guide.
+#[test]
+fn every_troubleshooting_link_in_the_code_has_its_section() {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/troubleshooting.md")).unwrap();
+    let headings: std::collections::BTreeSet<&str> =
+        doc.lines().filter_map(|l| l.strip_prefix("## ")).collect();
+    let mut used = std::collections::BTreeSet::new();
+    let mut stack = vec![root.join("src")];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                let text = std::fs::read_to_string(&p).unwrap();
+                for part in text.split("troubleshooting!(\"").skip(1) {
+                    let anchor = part.split('"').next().unwrap().to_string();
+                    used.insert((anchor, p.display().to_string()));
+                }
+            }
+        }
+    }
+    assert!(used.len() >= 20, "too few links found: {used:?}");
+    let missing: Vec<_> = used
+        .iter()
+        .filter(|(a, _)| !headings.contains(a.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "no such section in docs/troubleshooting.md: {missing:?}"
+    );
+}
+
+#[test]
+fn the_hint_links_to_its_troubleshooting_section() {
+    let config = PROTECTED.replace(
+        "    role-to-assume: arn:aws:iam::123456789012:role/cloudshop-deploy-prod\n",
+        "",
+    );
+    let hint = |action: Action| {
+        let res = action
+            .file(".github/cloudshop-deploy.yml", &config)
+            .input("environment", "prod")
+            .run();
+        res.stdout
+            .lines()
+            .find(|l| l.starts_with("hint: "))
+            .unwrap_or_else(|| panic!("no hint\n{}", res.dump()))
+            .to_string()
+    };
+    let on_github = hint(
+        Action::new()
+            .env("GITHUB_SERVER_URL", "https://github.com")
+            .env("GITHUB_ACTION_REPOSITORY", "cloudshop/cloudshop-deploy")
+            .env("GITHUB_ACTION_REF", "v1"),
+    );
+    assert!(
+        on_github.ends_with("; see https://github.com/cloudshop/cloudshop-deploy/blob/v1/docs/troubleshooting.md#github-environment-without-role"),
+        "{on_github}"
+    );
+    let local = hint(Action::new());
+    assert!(
+        local.ends_with("; see docs/troubleshooting.md#github-environment-without-role"),
+        "{local}"
+    );
+}

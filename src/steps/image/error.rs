@@ -112,4 +112,17 @@ impl crate::Diagnose for Error {
             Error::Registry(e) => e.hint(),
         }
     }
+
+    fn anchor(&self) -> Option<&'static str> {
+        match self {
+            Error::RepositoryNotFound { .. } => troubleshooting!("ecr-repository-not-found"),
+            Error::NoImageTag | Error::ImageNotFound { .. } => troubleshooting!("image-not-found"),
+            Error::TagTaken { .. } | Error::TagImmutable { .. } => {
+                troubleshooting!("tag-immutable")
+            }
+            Error::RegistryUrl { .. } => troubleshooting!("missing-or-invalid-setting"),
+            Error::Registry { .. } => troubleshooting!("promotion-failed"),
+            Error::Aws { .. } | Error::NoSource { .. } => None,
+        }
+    }
 }
