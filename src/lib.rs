@@ -84,6 +84,17 @@ impl Error {
     }
 }
 
+/// The section for a failed AWS call, from its `<AWS code>: <message>` detail.
+pub(crate) fn aws_anchor(detail: &str) -> Option<&'static str> {
+    if detail.starts_with("AccessDenied") {
+        troubleshooting!("access-denied-on-an-aws-operation")
+    } else if detail.contains("Throttl") {
+        troubleshooting!("ecs-throttling")
+    } else {
+        None
+    }
+}
+
 /// The base of links into the action's repository at the running version, from the variables the
 /// runner sets for a `uses:` action; `None` when any is missing.
 pub fn docs_base(get: impl Fn(&str) -> Option<String>) -> Option<String> {
@@ -128,11 +139,11 @@ impl Diagnose for config::Error {
         match self {
             E::File { .. } => troubleshooting!("environments-file-error"),
             E::FileMissing { .. } => troubleshooting!("environments-file-not-found"),
-            E::UnknownEnvironment { .. } => troubleshooting!("unknown-environment"),
-            E::Unverifiable { .. } => troubleshooting!("github-environment-without-role"),
-            E::NoEnvironment | E::Missing { .. } | E::Invalid { .. } => {
-                troubleshooting!("missing-or-invalid-setting")
+            E::NoEnvironment | E::UnknownEnvironment { .. } => {
+                troubleshooting!("unknown-environment")
             }
+            E::Unverifiable { .. } => troubleshooting!("github-environment-without-role"),
+            E::Missing { .. } | E::Invalid { .. } => troubleshooting!("missing-or-invalid-setting"),
         }
     }
 }
@@ -170,5 +181,41 @@ pub fn exit_code(ok: bool) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod link_tests {
+    use super::*;
+
+    #[test]
+    fn links_end_the_hint_and_follow_the_running_version() {
+        let e = Error::from(config::Error::NoEnvironment);
+        assert!(e
+            .hint_with_link(None)
+            .ends_with("; see docs/troubleshooting.md#unknown-environment"));
+        let vars = |k: &str| {
+            Some(match k {
+                "GITHUB_SERVER_URL" => "https://github.com/",
+                "GITHUB_ACTION_REPOSITORY" => "o/a",
+                _ => "v1.2.0",
+            })
+            .map(str::to_string)
+        };
+        let base = docs_base(vars);
+        assert_eq!(base.as_deref(), Some("https://github.com/o/a/blob/v1.2.0/"));
+        assert!(e.hint_with_link(base.as_deref()).ends_with(
+            "; see https://github.com/o/a/blob/v1.2.0/docs/troubleshooting.md#unknown-environment"
+        ));
+        assert_eq!(docs_base(|_| None), None);
+        assert_eq!(
+            aws_anchor("AccessDeniedException: no"),
+            Some("access-denied-on-an-aws-operation")
+        );
+        assert_eq!(
+            aws_anchor("ThrottlingException: slow"),
+            Some("ecs-throttling")
+        );
+        assert_eq!(aws_anchor("InvalidParameterException: x"), None);
     }
 }

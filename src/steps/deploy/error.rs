@@ -143,7 +143,13 @@ impl crate::Diagnose for Error {
 
     fn anchor(&self) -> Option<&'static str> {
         match self {
-            Error::Aws { .. } => None,
+            Error::Aws { verb, detail, .. } => {
+                crate::aws_anchor(detail).or(if verb.contains("register task definition") {
+                    troubleshooting!("task-definition-rejected")
+                } else {
+                    None
+                })
+            }
             Error::Image(e) => crate::Diagnose::anchor(e),
             Error::ClusterNotFound { .. }
             | Error::ServiceNotFound { .. }

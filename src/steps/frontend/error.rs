@@ -91,7 +91,8 @@ impl crate::Diagnose for Error {
     fn anchor(&self) -> Option<&'static str> {
         match self {
             Error::AccessDenied { .. } => troubleshooting!("access-denied-on-an-aws-operation"),
-            Error::Aws { .. } | Error::NoSuchDistribution { .. } => None,
+            Error::Aws { detail, .. } => crate::aws_anchor(detail),
+            Error::NoSuchDistribution { .. } => None,
             _ => troubleshooting!("frontend-bucket-or-folder"),
         }
     }

@@ -120,9 +120,11 @@ impl crate::Diagnose for Error {
             Error::TagTaken { .. } | Error::TagImmutable { .. } => {
                 troubleshooting!("tag-immutable")
             }
-            Error::RegistryUrl { .. } => troubleshooting!("missing-or-invalid-setting"),
-            Error::Registry { .. } => troubleshooting!("promotion-failed"),
-            Error::Aws { .. } | Error::NoSource { .. } => None,
+            Error::RegistryUrl { .. } | Error::Registry { .. } => {
+                troubleshooting!("promotion-failed")
+            }
+            Error::Aws { detail, .. } => crate::aws_anchor(detail),
+            Error::NoSource { .. } => None,
         }
     }
 }
