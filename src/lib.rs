@@ -195,12 +195,14 @@ mod link_tests {
             .hint_with_link(None)
             .ends_with("; see docs/troubleshooting.md#unknown-environment"));
         let vars = |k: &str| {
-            Some(match k {
-                "GITHUB_SERVER_URL" => "https://github.com/",
-                "GITHUB_ACTION_REPOSITORY" => "o/a",
-                _ => "v1.2.0",
-            })
-            .map(str::to_string)
+            Some(
+                match k {
+                    "GITHUB_SERVER_URL" => "https://github.com/",
+                    "GITHUB_ACTION_REPOSITORY" => "o/a",
+                    _ => "v1.2.0",
+                }
+                .to_string(),
+            )
         };
         let base = docs_base(vars);
         assert_eq!(base.as_deref(), Some("https://github.com/o/a/blob/v1.2.0/"));
