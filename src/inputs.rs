@@ -63,6 +63,10 @@ impl crate::error::Diagnose for Error {
     fn hint(&self) -> String {
         "check the `with:` block of the step".into()
     }
+
+    fn anchor(&self) -> Option<&'static str> {
+        troubleshooting!("missing-or-invalid-setting")
+    }
 }
 
 impl Inputs {

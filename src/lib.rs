@@ -35,6 +35,14 @@
 //! Nothing mutating happens before every input, the environments file and the live AWS state it depends
 //! on have been checked: a bad input costs a clear error and no change.
 
+/// A section of `docs/troubleshooting.md` an error links to, by its anchor. Every use is checked
+/// against the document's headings by a test, so a hint never links to a section that is not there.
+macro_rules! troubleshooting {
+    ($anchor:literal) => {
+        Some($anchor)
+    };
+}
+
 pub mod aws;
 pub mod config;
 pub mod error;

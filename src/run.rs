@@ -53,6 +53,8 @@ where
     let result = match load(&env, &ctx) {
         Ok(cfg) => {
             report = Report::new(cfg.command.as_str(), &cfg.environment, cfg.dry_run);
+            report.website_url = cfg.website_url.as_ref().map(url::Url::to_string);
+            report.api_url = cfg.api_url.as_ref().map(url::Url::to_string);
             crate::shutdown::snapshot(&report);
             let result = tokio::select! {
                 result = execute(&cfg, &ctx, &env, &mut report) => result,
@@ -77,7 +79,8 @@ where
     if let Err(e) = &result {
         report.error = Some((e.to_string(), e.hint()));
     }
-    finish(&report, &sinks, result)
+    let docs = crate::error::docs_base(get);
+    finish(&report, &sinks, result, docs.as_deref())
 }
 
 /// The run was stopped by a signal.
@@ -135,10 +138,19 @@ fn load(env: &BTreeMap<String, String>, ctx: &Context) -> Result<Config, Error> 
     Ok(config::build(&inputs, &file, ctx)?)
 }
 
-fn finish(report: &Report, sinks: &Sinks, result: Result<(), Error>) -> ExitCode {
+/// Write outputs and summary, then the error (if any) with its hint, which links to its section of
+/// the troubleshooting guide under `docs` (see [`crate::docs_base`]).
+fn finish(
+    report: &Report,
+    sinks: &Sinks,
+    result: Result<(), Error>,
+    docs: Option<&str>,
+) -> ExitCode {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let mut failure = result.err().map(|e| (e.to_string(), e.hint()));
+    let mut failure = result
+        .err()
+        .map(|e| (e.to_string(), e.hint_with_link(docs)));
     if let Err(e) = sinks.write_outputs(&report.outputs(), &mut out) {
         // Without outputs the step cannot count as a success; a run error already explains itself.
         failure.get_or_insert((e.to_string(), Diagnose::hint(&e)));
@@ -196,6 +208,7 @@ pub async fn connect(
                 http,
                 attempts: 5,
                 backoff: Duration::from_millis(500),
+                required_environment: cfg.auth.github_environment.clone(),
             };
             let unsigned = aws_config::defaults(aws_config::BehaviorVersion::latest())
                 .region(aws_types::region::Region::new(cfg.region.clone()))

@@ -285,15 +285,22 @@ pub fn action_yml_keys(section: &str) -> std::collections::BTreeSet<String> {
         .collect()
 }
 
-/// A JWT-shaped token (unsigned; moto accepts any token) with the given `sub`.
-fn fake_jwt(sub: &str) -> String {
+/// A JWT-shaped token (unsigned; moto accepts any token) with the given `sub` and, when given, the
+/// `environment` claim GitHub adds for a job that names an environment.
+pub fn fake_jwt(sub: &str, environment: Option<&str>) -> String {
     let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s.as_bytes());
+    let mut claims = serde_json::json!({
+        "sub": sub,
+        "aud": "sts.amazonaws.com",
+        "iss": "https://token.actions.githubusercontent.com",
+    });
+    if let Some(env) = environment {
+        claims["environment"] = serde_json::Value::String(env.to_string());
+    }
     format!(
         "{}.{}.{}",
         b64(r#"{"alg":"RS256","typ":"JWT"}"#),
-        b64(&format!(
-            r#"{{"sub":"{sub}","aud":"sts.amazonaws.com","iss":"https://token.actions.githubusercontent.com"}}"#
-        )),
+        b64(&claims.to_string()),
         b64("signature-that-nobody-checks")
     )
 }
@@ -319,10 +326,24 @@ pub struct OidcServer {
 }
 
 impl OidcServer {
-    /// Serve tokens with the given `sub` on a free port (on its own runtime thread).
+    /// Serve tokens with the given `sub` (and no `environment` claim) on a free port (on its own
+    /// runtime thread).
     pub fn start(sub: &str) -> OidcServer {
+        Self::with_token(fake_jwt(sub, None))
+    }
+
+    /// Serve tokens of a job that runs in GitHub environment `environment`: its `sub` and
+    /// `environment` claims say so.
+    pub fn in_environment(repo: &str, environment: &str) -> OidcServer {
+        Self::with_token(fake_jwt(
+            &format!("repo:{repo}:environment:{environment}"),
+            Some(environment),
+        ))
+    }
+
+    /// Serve this token.
+    pub fn with_token(token: String) -> OidcServer {
         use axum::{extract::OriginalUri, http::HeaderMap, routing::get, Json, Router};
-        let token = fake_jwt(sub);
         let requests: Arc<Mutex<Vec<OidcRequest>>> = Arc::default();
         let (t, r) = (token.clone(), requests.clone());
         let app = Router::new().route(

@@ -54,6 +54,20 @@ impl crate::error::Diagnose for Error {
             Error::Identity(_) => "without `role-to-assume`, provide credentials in the environment (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) or set `role-to-assume`".to_string(),
         }
     }
+
+    fn anchor(&self) -> Option<&'static str> {
+        use crate::github::oidc::Error as O;
+        match self {
+            Error::Oidc(O::NoPermission) => troubleshooting!("id-token-permission-missing"),
+            Error::Oidc(O::WrongEnvironment { .. }) => troubleshooting!("wrong-github-environment"),
+            Error::Oidc(O::BadUrl { .. } | O::Request { .. }) => {
+                troubleshooting!("oidc-token-request-failed")
+            }
+            Error::AccessDenied { .. } => troubleshooting!("not-authorized-to-assume-the-role"),
+            Error::Sts { .. } => troubleshooting!("assume-role-failed"),
+            Error::Identity { .. } => troubleshooting!("no-aws-credentials"),
+        }
+    }
 }
 
 /// How to assume the role.
@@ -312,6 +326,7 @@ mod tests {
             http: reqwest::Client::new(),
             attempts: 2,
             backoff: Duration::from_millis(1),
+            required_environment: None,
         };
         let settings = RoleSettings {
             role_arn: "arn:aws:iam::123456789012:role/deploy".into(),

@@ -1,5 +1,6 @@
-//! The credentials part: the role to assume through OIDC, its session name, length and audience. No
-//! AWS API (the session is opened by `aws::credentials`).
+//! The credentials part: the role to assume through OIDC, its session name, length and audience, and
+//! the GitHub environment its token must come from. No AWS API (the session is opened by
+//! `aws::credentials`).
 
 use std::time::Duration;
 
@@ -17,6 +18,9 @@ pub struct Auth {
     /// Session length, 900 s to 12 h.
     pub duration: Duration,
     pub audience: String,
+    /// The GitHub environment the OIDC token's `environment` claim must name (fail closed), when the
+    /// environments file sets `github-environment`.
+    pub github_environment: Option<String>,
 }
 
 /// STS accepts `DurationSeconds` in this range (the role's own maximum may be lower).
@@ -51,7 +55,23 @@ pub(super) fn build(src: &Sources) -> Result<Auth, Error> {
             format!("{duration_secs} is outside 900..=43200 (STS limits); the session is refreshed during long waits anyway"),
         ));
     }
+    let github_environment = src.env.github_environment.clone();
+    if let Some(name) = &github_environment {
+        if name.trim().is_empty() || name.chars().any(char::is_control) {
+            return Err(invalid(
+                "github-environment",
+                "it must name a GitHub environment (for example `production`)",
+            ));
+        }
+        if role_to_assume.is_none() {
+            return Err(Error::Unverifiable {
+                environment: src.environment.to_string(),
+                github_environment: name.clone(),
+            });
+        }
+    }
     Ok(Auth {
+        github_environment,
         role_to_assume,
         session_name: crate::aws::credentials::sanitize_session_name(&raw_session),
         duration: Duration::from_secs(duration_secs),

@@ -30,6 +30,12 @@ pub enum Error {
         key: &'static str,
         environment: String,
     },
+    /// `github-environment` is set but there is no OIDC token whose claim could prove it.
+    #[error("environment `{environment}` sets `github-environment: {github_environment}`, but without `role-to-assume` there is no GitHub OIDC token to check it against")]
+    Unverifiable {
+        environment: String,
+        github_environment: String,
+    },
     /// A value is malformed.
     #[error("invalid `{key}`: {message}")]
     Invalid {
@@ -55,7 +61,22 @@ impl crate::error::Diagnose for Error {
             Error::NoEnvironment => "set `with: environment: stage` (or another environment of the environments file)".into(),
             Error::UnknownEnvironment { .. } => "use one of the configured environments, or add it under `environments:` in the environments file".into(),
             Error::Missing { key, .. } => format!("set `{key}` under the environment in the environments file, or as the `{key}` input"),
+            Error::Unverifiable { github_environment, .. } => format!("set `role-to-assume` for the environment (its trust policy should require `sub` = `repo:OWNER/REPO:environment:{github_environment}`), or remove `github-environment`"),
             Error::Invalid { key, .. } => format!("fix `{key}` (see the README's input reference)"),
+        }
+    }
+
+    fn anchor(&self) -> Option<&'static str> {
+        match self {
+            Error::File { .. } => troubleshooting!("environments-file-error"),
+            Error::FileMissing { .. } => troubleshooting!("environments-file-not-found"),
+            Error::NoEnvironment | Error::UnknownEnvironment { .. } => {
+                troubleshooting!("unknown-environment")
+            }
+            Error::Unverifiable { .. } => troubleshooting!("github-environment-without-role"),
+            Error::Missing { .. } | Error::Invalid { .. } => {
+                troubleshooting!("missing-or-invalid-setting")
+            }
         }
     }
 }

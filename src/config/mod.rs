@@ -43,7 +43,7 @@ pub use validate::{
 };
 
 /// The default environments file.
-const DEFAULT_CONFIG: &str = ".github/cloudshop-deploy.yml";
+pub const DEFAULT_CONFIG: &str = ".github/cloudshop-deploy.yml";
 
 // ---------------------------------------------------------------- the validated config
 
@@ -65,6 +65,11 @@ pub struct Config {
     pub promote: Option<Promote>,
     /// An OCI layout / docker-save tarball to push before deploying.
     pub image_archive: Option<PathBuf>,
+    /// Where users reach the frontend (the `website-url` output): `website-url`, else the S3 website
+    /// endpoint of the frontend bucket.
+    pub website_url: Option<url::Url>,
+    /// Where clients reach the API (the `api-url` output): `api-url`, else the smoke tests' base URL.
+    pub api_url: Option<url::Url>,
 }
 
 // ---------------------------------------------------------------- building the config
@@ -147,6 +152,18 @@ pub fn build(inputs: &Inputs, file: &FileConfig, ctx: &Context) -> Result<Config
         .map(|p| inside_workspace("image-archive", &ctx.workspace, p))
         .transpose()?;
 
+    let website_url = smoke.website_url.clone().or_else(|| {
+        frontend
+            .as_ref()
+            .and_then(|f| url::Url::parse(&s3_website_endpoint(&f.bucket, &region)).ok())
+    });
+    let api_url = env
+        .api_url
+        .as_deref()
+        .map(|u| validate::validate_url("api-url", u))
+        .transpose()?
+        .or_else(|| smoke.base_url.clone());
+
     Ok(Config {
         command,
         environment,
@@ -158,7 +175,27 @@ pub fn build(inputs: &Inputs, file: &FileConfig, ctx: &Context) -> Result<Config
         frontend,
         promote,
         image_archive,
+        website_url,
+        api_url,
     })
+}
+
+/// The S3 static-website endpoint of `bucket`. The older regions spell it `s3-website-REGION`, the
+/// others `s3-website.REGION` (AWS's "Website endpoints" table).
+pub fn s3_website_endpoint(bucket: &str, region: &str) -> String {
+    const DASH: &[&str] = &[
+        "us-east-1",
+        "us-west-1",
+        "us-west-2",
+        "ap-southeast-1",
+        "ap-southeast-2",
+        "ap-northeast-1",
+        "eu-west-1",
+        "sa-east-1",
+        "us-gov-west-1",
+    ];
+    let sep = if DASH.contains(&region) { '-' } else { '.' };
+    format!("http://{bucket}.s3-website{sep}{region}.amazonaws.com")
 }
 
 #[cfg(test)]
@@ -238,6 +275,35 @@ environments:
             Some("http://stage-cloudshop-frontend-746669238399.s3-website-us-east-1.amazonaws.com")
         );
         assert_eq!(c.smoke.timeout, Duration::from_secs(120));
+        assert_eq!(
+            c.api_url.as_ref().map(url::Url::as_str),
+            Some("http://stage-alb-458962299.us-east-1.elb.amazonaws.com/")
+        );
+        assert_eq!(
+            c.website_url.as_ref().map(url::Url::as_str),
+            Some(
+                "http://stage-cloudshop-frontend-746669238399.s3-website-us-east-1.amazonaws.com/"
+            )
+        );
+    }
+
+    #[test]
+    fn website_url_falls_back_to_the_bucket_endpoint() {
+        let c = build_sample(&[
+            ("ENVIRONMENT", "prod"),
+            ("FRONTEND-BUCKET", "web-b"),
+            ("FRONTEND-DIR", "web"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.website_url.as_ref().map(url::Url::as_str),
+            Some("http://web-b.s3-website-us-east-1.amazonaws.com/")
+        );
+        assert_eq!(c.api_url, None);
+        assert_eq!(
+            s3_website_endpoint("b", "eu-central-1"),
+            "http://b.s3-website.eu-central-1.amazonaws.com"
+        );
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub struct FileConfig {
 pub struct EnvironmentFile {
     pub region: Option<String>,
     pub role_to_assume: Option<String>,
+    /// The GitHub environment the deploy job runs in (default: this environment's name). When set
+    /// explicitly, the OIDC token's `environment` claim must equal it.
+    pub github_environment: Option<String>,
     pub cluster: Option<String>,
     pub service: Option<String>,
     pub container: Option<OneOrMany<String>>,

@@ -1,5 +1,10 @@
 //! The GitHub OIDC token: `GET $ACTIONS_ID_TOKEN_REQUEST_URL&audience=...` with the request token as a
 //! bearer. The JWT is masked the moment it arrives, before it is stored anywhere printable.
+//!
+//! When the environment names its GitHub environment (`github-environment`), every token's
+//! `environment` claim must equal it, or the token is refused before any AWS call: a job without the
+//! protected environment (and so without its approval) cannot deploy to it, even if the role's trust
+//! policy were too broad. The claim is read, not verified: STS verifies the signature.
 
 use std::time::Duration;
 
@@ -17,6 +22,14 @@ pub enum Error {
     /// The token endpoint URL is not a URL.
     #[error("`ACTIONS_ID_TOKEN_REQUEST_URL` is not a valid URL: {0}")]
     BadUrl(String),
+    /// The token does not come from the GitHub environment the environments file requires.
+    #[error("{}, but the environments file requires GitHub environment `{expected}` (`github-environment`)", claim_text(.claim.as_deref()))]
+    WrongEnvironment {
+        /// `github-environment`.
+        expected: String,
+        /// The token's `environment` claim (`None`: the job runs in no environment).
+        claim: Option<String>,
+    },
     /// The endpoint kept failing.
     #[error("failed to get the GitHub OIDC token after {attempts} attempts: {last}")]
     Request {
@@ -27,13 +40,25 @@ pub enum Error {
     },
 }
 
+fn claim_text(claim: Option<&str>) -> String {
+    match claim {
+        Some(c) => format!(
+            "this job runs in GitHub environment `{c}` (the OIDC token's `environment` claim)"
+        ),
+        None => {
+            "this job runs in no GitHub environment (the OIDC token has no `environment` claim)"
+                .to_string()
+        }
+    }
+}
+
 impl crate::error::Diagnose for Error {
     fn hint(&self) -> String {
         match self {
-            Error::NoPermission => "add `permissions: { id-token: write, contents: read }` to the job (or the workflow) that runs this action",
-            Error::BadUrl(_) | Error::Request { .. } => "re-run the job; if it persists, check https://www.githubstatus.com",
+            Error::NoPermission => "add `permissions: { id-token: write, contents: read }` to the job (or the workflow) that runs this action".into(),
+            Error::WrongEnvironment { expected, .. } => format!("add `environment: {expected}` to the job that runs this action (protect it with required reviewers in the repository's settings)"),
+            Error::BadUrl(_) | Error::Request { .. } => "re-run the job; if it persists, check https://www.githubstatus.com".into(),
         }
-        .into()
     }
 }
 
@@ -96,12 +121,15 @@ pub struct TokenSource {
     pub attempts: u32,
     /// First retry delay; doubles each attempt.
     pub backoff: Duration,
+    /// The `environment` claim every token must carry (`github-environment`); `None`: no check.
+    pub required_environment: Option<String>,
 }
 
 impl std::fmt::Debug for TokenSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenSource")
             .field("audience", &self.audience)
+            .field("required_environment", &self.required_environment)
             .finish_non_exhaustive()
     }
 }
@@ -109,6 +137,20 @@ impl std::fmt::Debug for TokenSource {
 impl TokenSource {
     /// Fetch a new token, retrying transient failures with jittered backoff.
     pub async fn fetch(&self) -> Result<IdToken, Error> {
+        let token = self.fetch_any().await?;
+        if let Some(expected) = &self.required_environment {
+            let claim = claim(token.secret(), "environment");
+            if claim.as_deref() != Some(expected.as_str()) {
+                return Err(Error::WrongEnvironment {
+                    expected: expected.clone(),
+                    claim,
+                });
+            }
+        }
+        Ok(token)
+    }
+
+    async fn fetch_any(&self) -> Result<IdToken, Error> {
         let url = token_url(&self.request_url, &self.audience)?;
         let mut last = String::new();
         let attempts = self.attempts.max(1);
@@ -211,6 +253,7 @@ mod tests {
             http: reqwest::Client::new(),
             attempts: 3,
             backoff: Duration::from_millis(1),
+            required_environment: None,
         };
         let err = source.fetch().await.unwrap_err().to_string();
         assert!(err.contains("larger than 65536 bytes"), "{err}");

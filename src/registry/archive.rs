@@ -2,10 +2,16 @@
 //! `index.json`, `blobs/sha256/...`) or a `docker save` tar (`manifest.json`), which gets a Docker v2
 //! schema 2 manifest built for it. Blobs are streamed from the file, never loaded whole.
 //!
+//! `docker save` writes its layers uncompressed; pushed as they are, the image would be several times
+//! larger in ECR than a `docker push` makes it, and Fargate would pull it that much slower. So each
+//! uncompressed layer is gzipped (streamed, into a scratch folder next to the archive, removed with the
+//! [`Archive`]) and the manifest lists the compressed blob. The config, and so its `rootfs.diff_ids`
+//! (the digests of the uncompressed layers), stay as they are: the image runs the same content.
+//!
 //! APIs: none (local files only).
 
 use std::collections::HashMap;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Component, Path, PathBuf};
 
 use bytes::Bytes;
@@ -18,8 +24,6 @@ use super::manifest::{is_digest, sha256_digest, Manifest, DOCKER_MANIFEST, OCI_M
 
 /// Docker's config media type.
 const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
-/// An uncompressed layer, as `docker save` writes them.
-const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
 /// A gzip layer.
 const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 /// Small JSON files of an archive are read whole; anything bigger is not what it claims to be.
@@ -42,6 +46,28 @@ pub struct Archive {
     /// Manifests built here (docker save) rather than stored in the archive.
     built: HashMap<String, Manifest>,
     top: Manifest,
+    /// The gzipped layers of a `docker save` archive; removed when the archive is dropped.
+    _scratch: Option<tempfile::TempDir>,
+}
+
+/// A writer that hashes and counts what passes through it.
+struct Hashing<W> {
+    inner: W,
+    hash: Sha256,
+    len: u64,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// The files of the archive by their normalised path.
@@ -220,11 +246,68 @@ impl Files {
     }
 }
 
+impl Files {
+    /// Is the file gzip (its first two bytes `1f 8b`)?
+    fn is_gzip(&self, loc: &Loc) -> Result<bool, Error> {
+        let mut magic = [0u8; 2];
+        let mut r = self.reader(loc)?;
+        let mut got = 0;
+        while got < 2 {
+            let n = r.read(&mut magic[got..]).map_err(|e| self.io(e))?;
+            if n == 0 {
+                return Ok(false);
+            }
+            got += n;
+        }
+        Ok(magic == [0x1f, 0x8b])
+    }
+
+    /// Gzip the file at `loc` into `dest`, streamed; the sha256 and size of the compressed file.
+    fn gzip_to(&self, loc: &Loc, dest: &Path) -> Result<(String, u64), Error> {
+        let out = std::fs::File::create(dest).map_err(|e| self.io(e))?;
+        let hashing = Hashing {
+            inner: std::io::BufWriter::with_capacity(256 * 1024, out),
+            hash: Sha256::new(),
+            len: 0,
+        };
+        // Default level, no name and no mtime in the header: the same layer always gives the same blob.
+        let mut gz = flate2::GzBuilder::new().write(hashing, flate2::Compression::default());
+        let mut r = self.reader(loc)?;
+        std::io::copy(&mut r, &mut gz).map_err(|e| self.io(e))?;
+        let mut hashing = gz.finish().map_err(|e| self.io(e))?;
+        hashing.flush().map_err(|e| self.io(e))?;
+        Ok((
+            format!("sha256:{}", hex::encode(hashing.hash.finalize())),
+            hashing.len,
+        ))
+    }
+}
+
 fn blob_name(digest: &str) -> Option<String> {
     let hex = digest
         .strip_prefix("sha256:")
         .filter(|_| is_digest(digest))?;
     Some(format!("blobs/sha256/{hex}"))
+}
+
+/// Where a file is, as a key: two names of one file (a link) give the same key.
+fn loc_key(loc: &Loc) -> String {
+    match loc {
+        Loc::File(p) => p.display().to_string(),
+        Loc::Range { offset, .. } => offset.to_string(),
+    }
+}
+
+/// A scratch folder next to the archive (the workspace is writable; a scratch image has no `/tmp`).
+fn scratch_dir(files: &Files) -> Result<tempfile::TempDir, Error> {
+    let parent = match files.root.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    tempfile::Builder::new()
+        .prefix(".cloudshop-deploy-layers-")
+        .tempdir_in(parent)
+        .map_err(|e| files.io(e))
 }
 
 impl Archive {
@@ -233,7 +316,16 @@ impl Archive {
     pub(crate) fn open(path: &Path, tag: &str) -> Result<Archive, Error> {
         let files = Files::open(path)?;
         if files.exists("oci-layout") && files.exists("index.json") {
-            Self::open_layout(files, tag)
+            // Docker 25+ writes both an OCI layout and `manifest.json`, with uncompressed layers: read
+            // it as a `docker save` archive, so its layers are compressed.
+            let layout = Self::open_layout(files, tag)?;
+            if layout.has_uncompressed_layers() {
+                let files = Files::open(path)?;
+                if files.exists("manifest.json") {
+                    return Self::open_docker(files, tag);
+                }
+            }
+            Ok(layout)
         } else if files.exists("manifest.json") {
             Self::open_docker(files, tag)
         } else {
@@ -311,6 +403,7 @@ impl Archive {
                 media_type: String::new(),
                 digest: String::new(),
             },
+            _scratch: None,
         };
         let top = archive.read_manifest(&files, &digest, &media_type)?;
         archive.top = top;
@@ -372,6 +465,8 @@ impl Archive {
         let config_digest = sha256_digest(&config);
         blobs.insert(config_digest.clone(), config_loc);
         let mut layers = Vec::new();
+        let mut scratch: Option<tempfile::TempDir> = None;
+        let mut compressed: HashMap<String, (String, u64, Loc)> = HashMap::new();
         for layer in chosen
             .get("Layers")
             .and_then(|l| l.as_array())
@@ -384,9 +479,27 @@ impl Archive {
             let loc = files
                 .loc(name)
                 .ok_or_else(|| files.format(format!("layer `{name}` is missing")))?;
-            let (digest, size, gzip) = files.hash(&loc)?;
+            let (digest, size, loc) = match compressed.get(&loc_key(&loc)) {
+                // Old `docker save` links a repeated layer to its first copy: compress it once.
+                Some(done) => done.clone(),
+                None if files.is_gzip(&loc)? => {
+                    let (digest, size, _) = files.hash(&loc)?;
+                    (digest, size, loc)
+                }
+                None => {
+                    let dir = match &scratch {
+                        Some(d) => d,
+                        None => scratch.insert(scratch_dir(&files)?),
+                    };
+                    let dest = dir.path().join(format!("layer-{}.tar.gz", layers.len()));
+                    let (digest, size) = files.gzip_to(&loc, &dest)?;
+                    let done = (digest, size, Loc::File(dest));
+                    compressed.insert(loc_key(&loc), done.clone());
+                    done
+                }
+            };
             layers.push(serde_json::json!({
-                "mediaType": if gzip { DOCKER_LAYER_GZIP } else { DOCKER_LAYER_TAR },
+                "mediaType": DOCKER_LAYER_GZIP,
                 "size": size,
                 "digest": digest,
             }));
@@ -409,7 +522,19 @@ impl Archive {
             blobs,
             built,
             top,
+            _scratch: scratch,
         })
+    }
+
+    /// Is the top an image whose layers include an uncompressed tar?
+    fn has_uncompressed_layers(&self) -> bool {
+        match self.top.parse() {
+            Ok(super::manifest::Parsed::Image(blobs)) => blobs.iter().any(|b| {
+                b.media_type == "application/vnd.oci.image.layer.v1.tar"
+                    || b.media_type == "application/vnd.docker.image.rootfs.diff.tar"
+            }),
+            _ => false,
+        }
     }
 
     /// The image's top manifest (an image or an index).
@@ -509,7 +634,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn docker_save_tar_gets_a_schema2_manifest_with_uncompressed_layers() {
+    async fn docker_save_tar_gets_a_schema2_manifest_with_gzip_layers() {
         let dir = tempfile::tempdir().unwrap();
         let tar_path = dir.path().join("image.tar");
         let config =
@@ -547,15 +672,89 @@ mod tests {
         // The symlinked second layer is the same blob: listed once.
         assert_eq!(blobs.len(), 2);
         assert_eq!(blobs[0].digest, sha256_digest(config));
-        assert_eq!(blobs[1].digest, sha256_digest(&layer));
-        assert_eq!(blobs[1].media_type, DOCKER_LAYER_TAR);
+        assert_eq!(blobs[1].media_type, DOCKER_LAYER_GZIP);
         let mut s = a.blob(&blobs[1].digest, blobs[1].size).await.unwrap();
         let mut got = Vec::new();
         while let Some(c) = s.next().await {
             got.extend_from_slice(&c.unwrap());
         }
-        assert_eq!(got, layer);
+        assert_eq!(sha256_digest(&got), blobs[1].digest);
+        assert_eq!(got.len() as u64, blobs[1].size);
+        assert!(got.len() < layer.len() / 10, "not compressed");
+        let mut plain = Vec::new();
+        flate2::read::GzDecoder::new(&got[..])
+            .read_to_end(&mut plain)
+            .unwrap();
+        assert_eq!(plain, layer);
         assert_eq!(a.manifest(&top.digest).await.unwrap().digest, top.digest);
+        // The same archive gives the same manifest (the digest a rerun compares), and the scratch
+        // folder goes with the archive.
+        let scratch: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".cloudshop"))
+            .collect();
+        assert_eq!(scratch.len(), 1);
+        drop(a);
+        assert_eq!(
+            Archive::open(&tar_path, "v1").unwrap().top().digest,
+            top.digest
+        );
+        assert!(!scratch[0].path().exists());
+    }
+
+    /// Docker 25+ `docker save`: an OCI layout with uncompressed layers, plus `manifest.json`.
+    #[test]
+    fn a_docker_25_save_is_read_as_docker_save_and_its_layers_compressed() {
+        let dir = tempfile::tempdir().unwrap();
+        let tar_path = dir.path().join("image.tar");
+        let config =
+            br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+        let layer = vec![5u8; 200_000];
+        let hex_of = |d: String| d.trim_start_matches("sha256:").to_string();
+        let (c, l) = (hex_of(sha256_digest(config)), hex_of(sha256_digest(&layer)));
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{c}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:{l}","size":{}}}]}}"#,
+            config.len(),
+            layer.len()
+        );
+        let m = hex_of(sha256_digest(manifest.as_bytes()));
+        let index = format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"sha256:{m}","size":{},"annotations":{{"org.opencontainers.image.ref.name":"v1"}}}}]}}"#,
+            manifest.len()
+        );
+        let docker = format!(
+            r#"[{{"Config":"blobs/sha256/{c}","RepoTags":["app:v1"],"Layers":["blobs/sha256/{l}"]}}]"#
+        );
+        {
+            let mut b = tar::Builder::new(std::fs::File::create(&tar_path).unwrap());
+            for (name, data) in [
+                (
+                    "oci-layout".to_string(),
+                    &br#"{"imageLayoutVersion":"1.0.0"}"#[..],
+                ),
+                ("index.json".to_string(), index.as_bytes()),
+                ("manifest.json".to_string(), docker.as_bytes()),
+                (format!("blobs/sha256/{c}"), &config[..]),
+                (format!("blobs/sha256/{l}"), &layer[..]),
+                (format!("blobs/sha256/{m}"), manifest.as_bytes()),
+            ] {
+                let mut h = tar::Header::new_gnu();
+                h.set_size(data.len() as u64);
+                h.set_mode(0o644);
+                h.set_cksum();
+                b.append_data(&mut h, name, data).unwrap();
+            }
+            b.finish().unwrap();
+        }
+        let a = Archive::open(&tar_path, "v1").unwrap();
+        assert_eq!(a.top().media_type, DOCKER_MANIFEST);
+        let super::super::manifest::Parsed::Image(blobs) = a.top().parse().unwrap() else {
+            panic!()
+        };
+        assert_eq!(blobs[0].digest, sha256_digest(config));
+        assert_eq!(blobs[1].media_type, DOCKER_LAYER_GZIP);
+        assert!(blobs[1].size < layer.len() as u64 / 10);
     }
 
     #[test]

@@ -74,6 +74,10 @@ impl crate::error::Diagnose for Error {
             Error::Archive(e) => e.hint(),
         }
     }
+
+    fn anchor(&self) -> Option<&'static str> {
+        troubleshooting!("promotion-failed")
+    }
 }
 
 /// An archive that cannot be used.

@@ -67,6 +67,10 @@ pub struct Report {
     pub error: Option<(String, String)>,
     /// The signal that cancelled the run.
     pub cancelled_by: Option<String>,
+    /// The environment's website URL (for a workflow's `environment.url`).
+    pub website_url: Option<String>,
+    /// The environment's API URL.
+    pub api_url: Option<String>,
 }
 
 impl Report {
@@ -148,6 +152,14 @@ impl Report {
             "duration-seconds".to_string(),
             format!("{}", self.duration_seconds.round() as u64),
         ));
+        for (name, value) in [
+            ("website-url", &self.website_url),
+            ("api-url", &self.api_url),
+        ] {
+            if let Some(v) = value {
+                out.push((name.to_string(), v.clone()));
+            }
+        }
         for s in self.sections() {
             s.outputs(&mut out);
         }

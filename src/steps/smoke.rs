@@ -120,6 +120,13 @@ impl crate::error::Diagnose for Error {
             Error::Watch { .. } => "the new version failed after it went live: read the watch table in the job summary and the service's stopped-task reasons (raise `smoke.watch-failures` if the checks are flaky)".into(),
         }
     }
+
+    fn anchor(&self) -> Option<&'static str> {
+        match self {
+            Error::Client(_) => None,
+            _ => troubleshooting!("smoke-tests-failed"),
+        }
+    }
 }
 
 /// Mask every secret the smoke config holds (before anything could print it) and return the redactor

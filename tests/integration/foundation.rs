@@ -286,3 +286,174 @@ fn a_frontend_values_key_that_is_not_upper_case_is_refused() {
         "`frontend.values` key `sentry-dsn` is not made of A-Z, 0-9 and _",
     );
 }
+
+/// Prod names its protected GitHub environment: the token must come from a job in it.
+const PROTECTED: &str = r#"
+region: us-east-1
+environments:
+  prod:
+    github-environment: production
+    role-to-assume: arn:aws:iam::123456789012:role/cloudshop-deploy-prod
+    cluster: prod-cluster
+    service: prod-backend
+    ecr-repository: prod-cloudshop-backend
+"#;
+
+#[test]
+fn a_token_from_the_protected_environment_proceeds() {
+    let moto = Moto::shared();
+    let oidc = OidcServer::in_environment("acme/cloudshop", "production");
+    let res = Action::new()
+        .file(".github/cloudshop-deploy.yml", PROTECTED)
+        .input("environment", "prod")
+        .env("AWS_ENDPOINT_URL", &moto.endpoint)
+        .env("ACTIONS_ID_TOKEN_REQUEST_URL", &oidc.request_url)
+        .env("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "request-token")
+        .run();
+    // The role was assumed: the run went on to AWS (and failed later on the absent cluster).
+    assert_eq!(
+        res.output("aws-account-id"),
+        "123456789012",
+        "{}",
+        res.dump()
+    );
+    assert!(
+        !res.everything().contains("github-environment"),
+        "{}",
+        res.dump()
+    );
+}
+
+#[test]
+fn a_token_from_another_or_no_environment_is_refused_before_aws() {
+    for (oidc, claim) in [
+        (
+            OidcServer::in_environment("acme/cloudshop", "stage"),
+            "this job runs in GitHub environment `stage`",
+        ),
+        (
+            OidcServer::start("repo:acme/cloudshop:ref:refs/heads/main"),
+            "this job runs in no GitHub environment",
+        ),
+    ] {
+        let aws = RecordingServer::start();
+        let res = Action::new()
+            .file(".github/cloudshop-deploy.yml", PROTECTED)
+            .input("environment", "prod")
+            .env("AWS_ENDPOINT_URL", &aws.endpoint)
+            .env("ACTIONS_ID_TOKEN_REQUEST_URL", &oidc.request_url)
+            .env("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "request-token")
+            .run();
+        assert_ne!(res.code, 0, "{}", res.dump());
+        let errors = res.error_lines();
+        assert_eq!(errors.len(), 1, "{}", res.dump());
+        assert!(errors[0].contains(claim), "{}", errors[0]);
+        assert!(
+            errors[0].contains("requires GitHub environment `production`"),
+            "{}",
+            errors[0]
+        );
+        assert!(
+            res.stdout
+                .contains("hint: add `environment: production` to the job"),
+            "{}",
+            res.dump()
+        );
+        assert_eq!(
+            aws.count(),
+            0,
+            "AWS was called: {:?}",
+            aws.requests.lock().unwrap()
+        );
+        assert_eq!(res.output("status"), "failed");
+        // The token was fetched (that is where the claim is), and never printed.
+        assert!(!oidc.requests.lock().unwrap().is_empty());
+        let rest = res
+            .everything()
+            .replace(&format!("::add-mask::{}", oidc.token), "");
+        assert!(!rest.contains(&oidc.token), "the token was printed");
+    }
+}
+
+#[test]
+fn a_protected_environment_without_a_role_is_refused() {
+    let config = PROTECTED.replace(
+        "    role-to-assume: arn:aws:iam::123456789012:role/cloudshop-deploy-prod\n",
+        "",
+    );
+    let action = Action::new()
+        .file(".github/cloudshop-deploy.yml", &config)
+        .input("environment", "prod");
+    assert_fails_before_aws(
+        action,
+        "environment `prod` sets `github-environment: production`, but without `role-to-assume` there is no GitHub OIDC token to check it against",
+    );
+}
+
+/// Every `troubleshooting!("anchor")` in the code names a `## anchor` section of the guide.
+#[test]
+fn every_troubleshooting_link_in_the_code_has_its_section() {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/troubleshooting.md")).unwrap();
+    let headings: std::collections::BTreeSet<&str> =
+        doc.lines().filter_map(|l| l.strip_prefix("## ")).collect();
+    let mut used = std::collections::BTreeSet::new();
+    let mut stack = vec![root.join("src")];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                let text = std::fs::read_to_string(&p).unwrap();
+                for part in text.split("troubleshooting!(\"").skip(1) {
+                    let anchor = part.split('"').next().unwrap().to_string();
+                    used.insert((anchor, p.display().to_string()));
+                }
+            }
+        }
+    }
+    assert!(used.len() >= 20, "too few links found: {used:?}");
+    let missing: Vec<_> = used
+        .iter()
+        .filter(|(a, _)| !headings.contains(a.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "no such section in docs/troubleshooting.md: {missing:?}"
+    );
+}
+
+#[test]
+fn the_hint_links_to_its_troubleshooting_section() {
+    let config = PROTECTED.replace(
+        "    role-to-assume: arn:aws:iam::123456789012:role/cloudshop-deploy-prod\n",
+        "",
+    );
+    let hint = |action: Action| {
+        let res = action
+            .file(".github/cloudshop-deploy.yml", &config)
+            .input("environment", "prod")
+            .run();
+        res.stdout
+            .lines()
+            .find(|l| l.starts_with("hint: "))
+            .unwrap_or_else(|| panic!("no hint\n{}", res.dump()))
+            .to_string()
+    };
+    let on_github = hint(
+        Action::new()
+            .env("GITHUB_SERVER_URL", "https://github.com")
+            .env("GITHUB_ACTION_REPOSITORY", "cloudshop/cloudshop-deploy")
+            .env("GITHUB_ACTION_REF", "v1"),
+    );
+    assert!(
+        on_github.ends_with("; see https://github.com/cloudshop/cloudshop-deploy/blob/v1/docs/troubleshooting.md#github-environment-without-role"),
+        "{on_github}"
+    );
+    let local = hint(Action::new());
+    assert!(
+        local.ends_with("; see docs/troubleshooting.md#github-environment-without-role"),
+        "{local}"
+    );
+}

@@ -338,23 +338,52 @@ async fn an_oci_layout_archive_is_pushed_with_its_own_digest() {
     }
 }
 
-/// A `docker save` tar (legacy layout, uncompressed layers) gets a schema 2 manifest the registry accepts.
+/// A `docker save` tar (legacy layout, uncompressed layers) gets a schema 2 manifest the registry accepts,
+/// with every layer gzipped: each pushed layer starts with the gzip magic and unpacks to the saved layer,
+/// whose sha256 is the config's `diff_id`; the config is pushed unchanged.
 #[tokio::test]
-async fn a_docker_save_archive_is_pushed_as_a_schema2_image() {
+async fn a_docker_save_archive_is_pushed_as_a_schema2_image_with_gzip_layers() {
+    use sha2::Digest as _;
     let w = world(false).await;
     let path = w.workspace.path().join("saved.tar");
-    let config =
-        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
-    let mut layer = vec![0u8; 1024 * 1024];
-    rand::RngCore::fill_bytes(&mut rand::rng(), &mut layer);
+    // Two layers as `docker save` writes them: uncompressed tars of a filesystem.
+    let layer = |files: &[(&str, Vec<u8>)]| {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, name, &data[..]).unwrap();
+        }
+        b.into_inner().unwrap()
+    };
+    let mut random = vec![0u8; 256 * 1024];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut random);
+    let layers = [
+        layer(&[(
+            "app/server.js",
+            b"console.log('cloudshop');\n".repeat(20_000),
+        )]),
+        layer(&[("app/data.bin", random)]),
+    ];
+    let sha = |b: &[u8]| format!("sha256:{}", hex::encode(sha2::Sha256::digest(b)));
+    let diff_ids: Vec<String> = layers.iter().map(|l| sha(l)).collect();
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "rootfs": { "type": "layers", "diff_ids": diff_ids },
+    }))
+    .unwrap();
     {
         let mut b = tar::Builder::new(std::fs::File::create(&path).unwrap());
         for (name, data) in [
             ("cfg.json", &config[..]),
-            ("aaa/layer.tar", &layer[..]),
+            ("aaa/layer.tar", &layers[0][..]),
+            ("bbb/layer.tar", &layers[1][..]),
             (
                 "manifest.json",
-                br#"[{"Config":"cfg.json","RepoTags":["cloudshop:sha-2"],"Layers":["aaa/layer.tar"]}]"#,
+                br#"[{"Config":"cfg.json","RepoTags":["cloudshop:sha-2"],"Layers":["aaa/layer.tar","bbb/layer.tar"]}]"#,
             ),
         ] {
             let mut h = tar::Header::new_gnu();
@@ -386,7 +415,42 @@ async fn a_docker_save_archive_is_pushed_as_a_schema2_image() {
         m["mediaType"],
         "application/vnd.docker.distribution.manifest.v2+json"
     );
-    assert_eq!(m["layers"][0]["size"], 1024 * 1024);
+    let http = reqwest::Client::new();
+    let blob = |digest: String| {
+        let url = format!("http://{}/v2/{PROD}/blobs/{digest}", w.reg.host);
+        let http = http.clone();
+        async move {
+            let r = http.get(url).send().await.unwrap();
+            assert!(r.status().is_success(), "{}", r.status());
+            r.bytes().await.unwrap().to_vec()
+        }
+    };
+    // The config is the saved one, byte for byte.
+    assert_eq!(m["config"]["digest"], sha(&config));
+    assert_eq!(blob(sha(&config)).await, config);
+    let pushed = m["layers"].as_array().unwrap();
+    assert_eq!(pushed.len(), 2);
+    for (i, l) in pushed.iter().enumerate() {
+        assert_eq!(
+            l["mediaType"],
+            "application/vnd.docker.image.rootfs.diff.tar.gzip"
+        );
+        let digest = l["digest"].as_str().unwrap().to_string();
+        let bytes = blob(digest.clone()).await;
+        assert_eq!(&bytes[..2], &[0x1f, 0x8b], "layer {i} is not gzip");
+        assert_eq!(sha(&bytes), digest);
+        assert_eq!(l["size"], bytes.len() as u64);
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut plain)
+            .unwrap();
+        assert_eq!(
+            plain, layers[i],
+            "layer {i} does not unpack to the saved layer"
+        );
+        assert_eq!(sha(&plain), diff_ids[i]);
+    }
+    // The text layer shrank.
+    assert!(pushed[0]["size"].as_u64().unwrap() < layers[0].len() as u64 / 10);
 }
 
 #[tokio::test]

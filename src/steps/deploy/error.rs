@@ -141,6 +141,35 @@ impl crate::error::Diagnose for Error {
             Error::BadRevision(_) => "write `revision` as `arn:aws:ecs:...:task-definition/family:12`, `family:12` or `12`".into(),
         }
     }
+
+    fn anchor(&self) -> Option<&'static str> {
+        match self {
+            Error::Aws { verb, detail, .. } => {
+                crate::error::aws_anchor(detail).or(if verb.contains("register task definition") {
+                    troubleshooting!("task-definition-rejected")
+                } else {
+                    None
+                })
+            }
+            Error::Image(e) => crate::Diagnose::anchor(e),
+            Error::ClusterNotFound { .. }
+            | Error::ServiceNotFound { .. }
+            | Error::ServiceGone { .. } => troubleshooting!("cluster-or-service-not-found"),
+            Error::Controller { .. } => troubleshooting!("deployment-controller"),
+            Error::ContainerNotFound { .. } | Error::AmbiguousContainer { .. } => {
+                troubleshooting!("container-not-found")
+            }
+            Error::TaskDefFile { .. } => troubleshooting!("task-definition-rejected"),
+            Error::RolloutFailed { .. } => troubleshooting!("rollout-failed"),
+            Error::RolledBackByEcs { .. } => troubleshooting!("rolled-back-by-ecs"),
+            Error::Timeout { .. } => troubleshooting!("rollout-timeout"),
+            Error::Superseded { .. } => troubleshooting!("superseded"),
+            Error::RollbackFailed { .. } => troubleshooting!("rollback-failed"),
+            Error::NoPreviousRevision { .. } | Error::BadRevision { .. } => {
+                troubleshooting!("no-previous-revision")
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -91,4 +91,13 @@ impl crate::error::Diagnose for Error {
             Error::NoSuchDistribution { .. } => "fix `cloudfront-distribution-id` (the ID, e.g. `E2QWRUHAPOMQZL`, not the domain name)".into(),
         }
     }
+
+    fn anchor(&self) -> Option<&'static str> {
+        match self {
+            Error::AccessDenied { .. } => troubleshooting!("access-denied-on-an-aws-operation"),
+            Error::Aws { detail, .. } => crate::error::aws_anchor(detail),
+            Error::NoSuchDistribution { .. } => None,
+            _ => troubleshooting!("frontend-bucket-or-folder"),
+        }
+    }
 }

@@ -125,4 +125,19 @@ impl crate::error::Diagnose for Error {
             Error::Registry(e) => e.hint(),
         }
     }
+
+    fn anchor(&self) -> Option<&'static str> {
+        match self {
+            Error::RepositoryNotFound { .. } => troubleshooting!("ecr-repository-not-found"),
+            Error::NoImageTag | Error::ImageNotFound { .. } => troubleshooting!("image-not-found"),
+            Error::TagTaken { .. } | Error::TagImmutable { .. } => {
+                troubleshooting!("tag-immutable")
+            }
+            Error::RegistryUrl { .. } | Error::Registry { .. } => {
+                troubleshooting!("promotion-failed")
+            }
+            Error::Aws { detail, .. } => crate::error::aws_anchor(detail),
+            Error::NoSource { .. } => None,
+        }
+    }
 }
