@@ -11,7 +11,7 @@
 //! APIs: none (local files only).
 
 use std::collections::HashMap;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Component, Path, PathBuf};
 
 use bytes::Bytes;
@@ -48,26 +48,6 @@ pub struct Archive {
     top: Manifest,
     /// The gzipped layers of a `docker save` archive; removed when the archive is dropped.
     _scratch: Option<tempfile::TempDir>,
-}
-
-/// A writer that hashes and counts what passes through it.
-struct Hashing<W> {
-    inner: W,
-    hash: Sha256,
-    len: u64,
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hash.update(&buf[..n]);
-        self.len += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
 }
 
 /// The files of the archive by their normalised path.
@@ -249,37 +229,12 @@ impl Files {
 impl Files {
     /// Is the file gzip (its first two bytes `1f 8b`)?
     fn is_gzip(&self, loc: &Loc) -> Result<bool, Error> {
-        let mut magic = [0u8; 2];
-        let mut r = self.reader(loc)?;
-        let mut got = 0;
-        while got < 2 {
-            let n = r.read(&mut magic[got..]).map_err(|e| self.io(e))?;
-            if n == 0 {
-                return Ok(false);
-            }
-            got += n;
-        }
-        Ok(magic == [0x1f, 0x8b])
+        super::gzip::is_gzip(self.reader(loc)?).map_err(|e| self.io(e))
     }
 
     /// Gzip the file at `loc` into `dest`, streamed; the sha256 and size of the compressed file.
     fn gzip_to(&self, loc: &Loc, dest: &Path) -> Result<(String, u64), Error> {
-        let out = std::fs::File::create(dest).map_err(|e| self.io(e))?;
-        let hashing = Hashing {
-            inner: std::io::BufWriter::with_capacity(256 * 1024, out),
-            hash: Sha256::new(),
-            len: 0,
-        };
-        // Default level, no name and no mtime in the header: the same layer always gives the same blob.
-        let mut gz = flate2::GzBuilder::new().write(hashing, flate2::Compression::default());
-        let mut r = self.reader(loc)?;
-        std::io::copy(&mut r, &mut gz).map_err(|e| self.io(e))?;
-        let mut hashing = gz.finish().map_err(|e| self.io(e))?;
-        hashing.flush().map_err(|e| self.io(e))?;
-        Ok((
-            format!("sha256:{}", hex::encode(hashing.hash.finalize())),
-            hashing.len,
-        ))
+        super::gzip::compress_to(self.reader(loc)?, dest).map_err(|e| self.io(e))
     }
 }
 

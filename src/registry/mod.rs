@@ -3,7 +3,8 @@
 //! streamed from the source into a chunked upload (never a whole layer in memory), several at once.
 //!
 //! Layout: `manifest` (the manifest model, media types, digests), `error` (the errors of registry
-//! traffic and of archives, shared by the others), `client` (one registry over HTTP: auth, requests,
+//! traffic and of archives, shared by the others), `http` (the wire rules: bounded reads, error bodies, origins and redirects, digest checks), `gzip`
+//! (compressing `docker save` layers), `client` (one registry over HTTP: auth, requests,
 //! blob and manifest I/O), `copy` (the copy engine: blobs in parallel, index children first, tags last,
 //! read back), [`archive`] (an OCI layout or `docker save` tarball as a source).
 //!
@@ -16,6 +17,8 @@ pub mod artifact;
 mod client;
 mod copy;
 mod error;
+mod gzip;
+mod http;
 mod manifest;
 
 pub use client::{Options, Registry};

@@ -2,6 +2,7 @@
 
 use harness as common;
 
+use cloudshop_deploy::report::section::md_escape;
 use common::ecs_sim::{EcsSim, Scenario, Seed, StopReason};
 use common::{Action, Moto, RunResult};
 
@@ -619,7 +620,8 @@ fn failed_tasks_show_their_own_log_lines_masked_with_the_fix() {
     let res = run(action(&moto, &sim));
     assert_ne!(res.code, 0, "{}", res.dump());
     assert!(
-        res.summary.contains("no logs configured for `backend`"),
+        res.summary
+            .contains(&md_escape("no logs configured for `backend`")),
         "{}",
         res.summary
     );

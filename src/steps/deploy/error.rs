@@ -151,7 +151,7 @@ impl crate::error::Diagnose for Error {
                     None
                 })
             }
-            Error::Image(e) => crate::Diagnose::anchor(e),
+            Error::Image(e) => crate::error::Diagnose::anchor(e),
             Error::ClusterNotFound { .. }
             | Error::ServiceNotFound { .. }
             | Error::ServiceGone { .. } => troubleshooting!("cluster-or-service-not-found"),

@@ -9,7 +9,7 @@ use serde::{Serialize, Serializer};
 
 use super::wait::diagnosis::Diagnosis;
 use super::wait::probe::Strategy;
-use crate::report::section::{md_code, md_escape, Section};
+use crate::report::section::{html_text, md_code, md_escape, Section};
 
 /// Where the backend step got to, and how it ended; the run's status is derived from it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -226,8 +226,8 @@ impl Section for BackendReport {
                 let _ = writeln!(
                     md,
                     "<details><summary>Logs of <code>{}</code> in task <code>{}</code> ({} lines)</summary>\n",
-                    md_escape(&t.container),
-                    md_escape(&t.task_id),
+                    html_text(&t.container),
+                    html_text(&t.task_id),
                     t.lines.len()
                 );
                 if let Some((group, stream)) = &t.stream {
