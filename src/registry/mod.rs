@@ -3,10 +3,12 @@
 //! streamed from the source into a chunked upload (never a whole layer in memory), several at once.
 //!
 //! Layout: `manifest` (the manifest model, media types, digests), `error` (the errors of registry
-//! traffic and of archives, shared by the others), `http` (the wire rules: bounded reads, error bodies, origins and redirects, digest checks), `gzip`
-//! (compressing `docker save` layers), `client` (one registry over HTTP: auth, requests,
-//! blob and manifest I/O), `copy` (the copy engine: blobs in parallel, index children first, tags last,
-//! read back), [`archive`] (an OCI layout or `docker save` tarball as a source).
+//! traffic and of archives, shared by the others), `http` (the wire rules: bounded reads, error
+//! bodies, origins and redirects, digest checks), `gzip` (compressing `docker save` layers), `client`
+//! (one registry over HTTP: auth, requests, blob and manifest I/O), `copy` (the copy engine: blobs in
+//! parallel, index children first, tags last, read back), [`archive`] (an OCI layout or `docker save`
+//! tarball as a source), [`artifact`] (the frontend build and the verification marker as OCI
+//! artifacts).
 //!
 //! APIs: the OCI distribution spec over HTTPS (`/v2/<repo>/manifests/<ref>`, `/v2/<repo>/blobs/<digest>`,
 //! `/v2/<repo>/blobs/uploads/`, `/v2/<repo>/tags/list`), authenticated with the basic token of ECR

@@ -655,24 +655,17 @@ fn failed_health_checks_show_the_target_groups_view() {
     let res =
         run(action(&moto, &sim).env("AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2", &elb.endpoint));
     assert_ne!(res.code, 0, "{}", res.dump());
-    assert!(
-        res.summary
-            .contains("target group `stage-backend-tg`: 0 healthy, 2 not"),
-        "{}",
-        res.summary
-    );
-    assert!(
-        res.summary
-            .contains("Target.ResponseCodeMismatch (Health checks failed with these codes: [404])"),
-        "{}",
-        res.summary
-    );
-    assert!(
-        res.summary
-            .contains("HTTP /health on port traffic-port, expects 200"),
-        "{}",
-        res.summary
-    );
+    for shown in [
+        "target group `stage-backend-tg`: 0 healthy, 2 not",
+        "Target.ResponseCodeMismatch (Health checks failed with these codes: [404])",
+        "HTTP /health on port traffic-port, expects 200",
+    ] {
+        assert!(
+            res.summary.contains(&md_escape(shown)),
+            "{shown}\n{}",
+            res.summary
+        );
+    }
     assert!(
         res.summary.contains("service grace period 0 s"),
         "{}",
