@@ -182,3 +182,80 @@ fn a_tag_never_deployed_on_stage_changes_nothing_in_prod() {
     );
     assert_eq!(w.app.requests(), 0);
 }
+
+/// The IAM action that authorises an operation the proxy recorded: the ECR API as itself, and the
+/// registry's HTTP traffic as the ECR actions that authorise it on a real ECR registry.
+fn iam_action(op: &str) -> Option<&str> {
+    Some(match op {
+        "registry:GET base" => return None, // the token itself (ecr:GetAuthorizationToken)
+        "registry:GET manifest" | "registry:HEAD manifest" => "ecr:BatchGetImage",
+        "registry:HEAD blob" => "ecr:BatchCheckLayerAvailability",
+        "registry:GET blob" => "ecr:GetDownloadUrlForLayer",
+        "registry:POST upload" => "ecr:InitiateLayerUpload",
+        "registry:PATCH upload" => "ecr:UploadLayerPart",
+        "registry:PUT upload" => "ecr:CompleteLayerUpload",
+        "registry:PUT manifest" => "ecr:PutImage",
+        "registry:GET tags" => "ecr:ListImages",
+        other => other,
+    })
+}
+
+/// Every call a promotion makes, on the AWS APIs and on the registry, is granted by
+/// `docs/iam/promote-prod.json`.
+#[test]
+fn every_call_a_promotion_makes_is_in_its_documented_policy() {
+    use common::faults::{FaultPlan, FaultProxy};
+    let w = world();
+    w.reg.push_random_image(&w.stage, SHA, 2, 64 * 1024);
+    let aws = FaultProxy::start(&w.moto.endpoint, FaultPlan::none());
+    let ecs = FaultProxy::start(&w.sim.endpoint, FaultPlan::none());
+    let reg = FaultProxy::start(&w.reg.url, FaultPlan::none());
+    let config = format!(
+        "region: us-east-1\nenvironments:\n  stage:\n    cluster: stage-cluster\n    service: stage-backend\n    ecr-repository: {}\n  prod:\n    promote-from: stage\n    cluster: prod-cluster\n    service: prod-backend\n    container: backend\n    ecr-repository: {}\n    smoke: {{ enabled: false }}\n",
+        w.stage, w.prod
+    );
+    let res = Action::new()
+        .with_moto(&w.moto)
+        .env("AWS_ENDPOINT_URL", &aws.endpoint)
+        .env("AWS_ENDPOINT_URL_ECS", &ecs.endpoint)
+        .file(".github/cloudshop-deploy.yml", &config)
+        .input("command", "promote")
+        .input("environment", "prod")
+        .input("image-tag", SHA)
+        .input("registry-url", &reg.endpoint)
+        .input("poll-interval", "30ms")
+        .run_within(Duration::from_secs(180));
+    assert_eq!(res.output("status"), "deployed", "{}", res.dump());
+    let called: std::collections::BTreeSet<String> = aws
+        .ops()
+        .iter()
+        .chain(ecs.ops().iter())
+        .chain(reg.ops().iter())
+        .filter_map(|op| iam_action(op).map(str::to_string))
+        .collect();
+    assert!(
+        called.contains("ecr:PutImage") && called.contains("ecs:UpdateService"),
+        "the recording saw the promotion: {called:?}"
+    );
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/iam/promote-prod.json");
+    let policy: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let granted: std::collections::BTreeSet<String> = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| match &s["Action"] {
+            serde_json::Value::String(a) => vec![a.clone()],
+            serde_json::Value::Array(a) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        })
+        .collect();
+    let missing: Vec<&String> = called.difference(&granted).collect();
+    assert!(
+        missing.is_empty(),
+        "a promotion calls what promote-prod.json does not grant: {missing:?}"
+    );
+}
