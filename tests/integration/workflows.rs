@@ -741,6 +741,30 @@ fn every_yaml_and_json_block_in_the_docs_parses() {
     );
 }
 
+/// Every shell block in the README and `docs/` is valid shell (`bash -n`), so a copied command at least
+/// parses.
+#[test]
+fn every_shell_block_in_the_docs_parses() {
+    let mut n = 0;
+    for path in markdown_files() {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let name = path.strip_prefix(root()).unwrap().display().to_string();
+        for b in blocks(&text, "sh").into_iter().chain(blocks(&text, "bash")) {
+            let out = std::process::Command::new("bash")
+                .args(["-n", "-c", b])
+                .output()
+                .expect("run bash");
+            assert!(
+                out.status.success(),
+                "{name}: {}\n{b}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            n += 1;
+        }
+    }
+    assert!(n >= 5, "{n} shell blocks");
+}
+
 #[test]
 fn the_iam_files_are_valid_policies() {
     let dir = root().join("docs/iam");
