@@ -133,9 +133,8 @@ fn read_bounded(path: &Path, workspace: &Path) -> Result<String, ReadError> {
     if bytes.len() as u64 > MAX_CONFIG_BYTES {
         return Err(ReadError::TooLarge);
     }
-    String::from_utf8(bytes).map_err(|e| {
-        ReadError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
-    })
+    String::from_utf8(bytes)
+        .map_err(|e| ReadError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
 }
 
 /// Parse environments-file text.

@@ -166,11 +166,7 @@ fn check(name: &str, case: &Case, proxy: &FaultProxy) -> Option<String> {
     if problems.is_empty() {
         None
     } else {
-        Some(format!(
-            "{name}: {}\n{}\n",
-            problems.join("; "),
-            res.dump()
-        ))
+        Some(format!("{name}: {}\n{}\n", problems.join("; "), res.dump()))
     }
 }
 
@@ -188,7 +184,11 @@ fn every_bad_input_fails_once_with_a_hint_and_changes_nothing() {
     assert!(paths.len() >= 40, "only {} cases", paths.len());
     let mut failures = Vec::new();
     for path in &paths {
-        let name = path.file_name().unwrap_or_default().to_string_lossy().to_string();
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
         let text = std::fs::read_to_string(path).expect("read case");
         let case: Case = match serde_yaml::from_str(&text) {
             Ok(c) => c,
