@@ -74,29 +74,67 @@ pub struct Config {
 
 // ---------------------------------------------------------------- building the config
 
+/// The largest environments file read: a real one is a few KiB, and a bigger one is a mistake or an attack.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
 /// Read and parse the environments file. A missing default file is an empty config; a missing file named
-/// by the `config` input is an error.
+/// by the `config` input is an error. The file must be inside the workspace (also after following
+/// symlinks) and at most [`MAX_CONFIG_BYTES`] long.
 pub fn load_file(inputs: &Inputs, workspace: &Path) -> Result<(FileConfig, String), Error> {
     let (name, explicit) = match &inputs.config {
         Some(p) => (p.clone(), true),
         None => (DEFAULT_CONFIG.to_string(), false),
     };
-    let path = if Path::new(&name).is_absolute() {
-        PathBuf::from(&name)
-    } else {
-        workspace.join(&name)
-    };
-    match std::fs::read_to_string(&path) {
+    let path = inside_workspace("config", workspace, &name)?;
+    match read_bounded(&path, workspace) {
         Ok(text) => Ok((parse_file(&name, &text)?, name)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+        Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
             Ok((FileConfig::default(), name))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::FileMissing(name)),
-        Err(e) => Err(Error::File {
+        Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(Error::FileMissing(name))
+        }
+        Err(ReadError::Io(e)) => Err(Error::File {
             path: name,
             message: e.to_string(),
         }),
+        Err(ReadError::Outside) => Err(Error::Invalid {
+            key: "config",
+            message: format!("`{name}` leads outside the workspace through a symlink"),
+        }),
+        Err(ReadError::TooLarge) => Err(Error::Invalid {
+            key: "config",
+            message: format!("`{name}` is larger than {MAX_CONFIG_BYTES} bytes"),
+        }),
     }
+}
+
+/// Why [`read_bounded`] gave no text.
+enum ReadError {
+    Io(std::io::Error),
+    Outside,
+    TooLarge,
+}
+
+/// The text of `path`, refused when its real path leaves the workspace or it is over the size bound.
+fn read_bounded(path: &Path, workspace: &Path) -> Result<String, ReadError> {
+    use std::io::Read;
+    let real = path.canonicalize().map_err(ReadError::Io)?;
+    if let Ok(ws) = workspace.canonicalize() {
+        if !real.starts_with(&ws) {
+            return Err(ReadError::Outside);
+        }
+    }
+    let file = std::fs::File::open(&real).map_err(ReadError::Io)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(ReadError::Io)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(ReadError::TooLarge);
+    }
+    String::from_utf8(bytes)
+        .map_err(|e| ReadError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
 }
 
 /// Parse environments-file text.

@@ -141,6 +141,19 @@ impl TryFrom<CheckFile> for CheckSpec {
             .iter()
             .map(|(name, text)| Ok((header_name(name)?, text.clone())))
             .collect::<Result<Vec<_>, Error>>()?;
+        if let Some(bad) = c
+            .status
+            .as_ref()
+            .and_then(|s| s.to_vec().into_iter().find(|n| !(100..=599).contains(n)))
+        {
+            return Err(invalid(
+                CHECKS,
+                format!(
+                    "status {bad} of `{}` is not an HTTP status (100-599)",
+                    c.path
+                ),
+            ));
+        }
         if method == Method::HEAD && (c.json.is_some() || c.body_contains.is_some()) {
             return Err(invalid(
                 CHECKS,

@@ -134,8 +134,8 @@ pub fn validate_tag(key: &'static str, tag: &str) -> Result<(), Error> {
     }
 }
 
-/// Resolve `dir` against the workspace and refuse anything that leaves it (lexically; symlinks are checked
-/// again when the folder is walked).
+/// Resolve `dir` against the workspace and refuse anything that leaves it: lexically, and, when the path
+/// exists, also after following symlinks (a symlink loop is refused too).
 pub fn inside_workspace(key: &'static str, workspace: &Path, dir: &str) -> Result<PathBuf, Error> {
     let candidate = Path::new(dir);
     let joined = if candidate.is_absolute() {
@@ -167,6 +167,22 @@ pub fn inside_workspace(key: &'static str, workspace: &Path, dir: &str) -> Resul
             key,
             format!("`{dir}` is outside the workspace `{}`", workspace.display()),
         ));
+    }
+    match normal.canonicalize() {
+        Ok(real) => {
+            if let Ok(real_ws) = workspace.canonicalize() {
+                if !real.starts_with(&real_ws) {
+                    return Err(invalid(
+                        key,
+                        format!("`{dir}` leads outside the workspace through a symlink"),
+                    ));
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(invalid(key, format!("`{dir}` cannot be resolved: {e}")));
+        }
     }
     Ok(normal)
 }

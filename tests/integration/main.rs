@@ -4,6 +4,7 @@
 
 mod action_metadata;
 mod cancel;
+mod corpus;
 mod demo;
 mod deploy;
 mod faults;
