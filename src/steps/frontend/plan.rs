@@ -147,24 +147,24 @@ pub enum Verdict {
 }
 
 /// Judge a file from its listing and its HEAD reply (`None`: the object was deleted since the listing).
-/// When the listing showed no ETag, the HEAD reply's ETag stands in for it.
-pub fn judge(mut up: Upload, mut listed: Listed, head: Option<&Head>) -> Verdict {
+/// When the listing showed no ETag, the HEAD reply's ETag stands in for it (and the entry, recorded as
+/// listed, is one no later listing can confirm: see [`vouched`]).
+pub fn judge(mut up: Upload, listed: Listed, head: Option<&Head>) -> Verdict {
     let Some(head) = head else {
         return Verdict::Upload(up);
     };
-    if listed.etag.is_empty() {
-        if let Some(etag) = &head.etag {
-            listed.etag.clone_from(etag);
-        }
-    }
+    let etag = match head.etag.as_deref() {
+        Some(h) if listed.etag.is_empty() => h,
+        _ => listed.etag.as_str(),
+    };
     let same_bytes = match &head.sha256 {
         // The SHA-256 this action stored is exact, multipart or not.
         Some(sha) => sha.eq_ignore_ascii_case(&up.file.sha256),
         // No SHA-256: only a single-part ETag (the MD5) can prove the bytes equal.
-        None => !is_multipart(&listed.etag) && listed.etag == up.file.md5,
+        None => !is_multipart(etag) && etag == up.file.md5,
     };
     // Rewritten between the listing and the HEAD: our build is the truth, put it back.
-    let raced = head.etag.as_deref() != Some(listed.etag.as_str());
+    let raced = head.etag.as_deref() != Some(etag);
     if !same_bytes || raced {
         up.reason = Reason::Changed;
         return Verdict::Upload(up);
@@ -188,6 +188,16 @@ pub fn judge(mut up: Upload, mut listed: Listed, head: Option<&Head>) -> Verdict
             cache_control: up.cache_control,
         },
     }
+}
+
+/// The entries a sync state can vouch for: those with an ETag. An entry from a listing without ETags
+/// would never be trusted (see [`triage`]), so it is not recorded.
+pub fn vouched(known: &BTreeMap<String, Entry>) -> BTreeMap<String, Entry> {
+    known
+        .iter()
+        .filter(|(_, e)| !e.etag.is_empty())
+        .map(|(k, e)| (k.clone(), e.clone()))
+        .collect()
 }
 
 /// Stale objects: listed under the prefix, not a build file, not excluded, not the state object.
@@ -286,8 +296,8 @@ pub fn next_state(
     listing: &BTreeMap<String, Listed>,
 ) -> BTreeMap<String, Entry> {
     let mut objects = BTreeMap::new();
-    for (key, entry) in known {
-        if listing.get(key).is_some_and(|l| entry.matches(l)) {
+    for (key, entry) in vouched(known) {
+        if listing.get(&key).is_some_and(|l| entry.matches(l)) {
             objects.insert(key.clone(), entry.clone());
         }
     }
@@ -761,16 +771,30 @@ mod tests {
     }
 
     #[test]
-    fn judge_records_the_head_etag_when_the_listing_has_none() {
+    fn an_object_listed_without_etag_is_in_place_but_not_recorded_in_the_state() {
         let v1 = b"console.log(1)";
-        let Verdict::InPlace { entry: got, .. } = judge(
+        let Verdict::InPlace { key, entry: got } = judge(
             wanted("", "app.js", v1),
             no_etag(v1),
             Some(&head(&single(v1), Some(v1), JS)),
         ) else {
             panic!("not in place");
         };
-        assert_eq!(got, entry(&single(v1), v1, JS, SHORT));
+        assert_eq!(got, entry(&no_etag(v1), v1, JS, SHORT));
+        let with_etag = entry(&single(v1), v1, JS, SHORT);
+        let known: BTreeMap<String, Entry> =
+            [(key, got), ("other.js".to_string(), with_etag.clone())].into();
+        assert_eq!(
+            vouched(&known),
+            BTreeMap::from([("other.js".to_string(), with_etag)])
+        );
+        let listing: BTreeMap<String, Listed> = [
+            ("app.js".to_string(), no_etag(v1)),
+            ("other.js".to_string(), single(v1)),
+        ]
+        .into();
+        let next = next_state(&known, &BTreeMap::new(), &listing);
+        assert_eq!(next.keys().collect::<Vec<_>>(), ["other.js"]);
     }
 
     /// Name, the exclusion, the keys to delete.
