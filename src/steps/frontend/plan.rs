@@ -7,6 +7,8 @@
 //! its SHA-256 equals the one this action stored in the object's metadata, and when the object's
 //! Content-Type and Cache-Control are the ones the rules give today. The [`SyncState`] vouches for the
 //! headers of objects this action wrote, as long as the listing still shows the very object it recorded.
+//! A listing without ETags (some S3-compatible servers) proves only a size difference: the other
+//! objects are compared by `HeadObject`, never re-uploaded blindly, and the state does not vouch for them.
 
 use std::collections::{BTreeMap, BTreeSet};
 
