@@ -23,7 +23,8 @@ enum Ev {
 }
 
 /// A reverse proxy on 127.0.0.1 in front of moto that logs `METHOD path?query` when each request
-/// arrives and again when moto's answer is back.
+/// arrives and again when moto's answer is back; optionally it strips the `<ETag>` elements from
+/// `ListObjectsV2` answers, as some S3-compatible servers list none.
 struct Proxy {
     endpoint: String,
     log: Arc<Mutex<Vec<Ev>>>,
@@ -45,6 +46,11 @@ impl Drop for Proxy {
 impl Proxy {
     /// Start it on its own thread and runtime (tests run inside a tokio runtime, which may not block).
     fn start(upstream: &str) -> Proxy {
+        Proxy::start_with(upstream, false)
+    }
+
+    /// [`Proxy::start`], with listings that carry no ETag when `strip_list_etags`.
+    fn start_with(upstream: &str, strip_list_etags: bool) -> Proxy {
         use axum::{body::Body, extract::Request, response::Response, Router};
         let log: Arc<Mutex<Vec<Ev>>> = Arc::default();
         let (port_tx, port_rx) = std::sync::mpsc::channel();
@@ -92,7 +98,13 @@ impl Proxy {
                                 out = out.header(k, v);
                             }
                         }
-                        let bytes = resp.bytes().await.unwrap();
+                        let mut bytes = resp.bytes().await.unwrap();
+                        if strip_list_etags
+                            && parts.method == axum::http::Method::GET
+                            && pq.contains("list-type=2")
+                        {
+                            bytes = without_etags(&String::from_utf8_lossy(&bytes)).into();
+                        }
                         l.lock().unwrap().push(Ev::End(label));
                         out.body(Body::from(bytes)).unwrap()
                     }
@@ -136,6 +148,21 @@ impl Proxy {
 }
 
 // ---------------------------------------------------------------- helpers
+
+/// The XML without its `<ETag>...</ETag>` elements.
+fn without_etags(xml: &str) -> String {
+    let mut out = String::with_capacity(xml.len());
+    let mut rest = xml;
+    while let Some(start) = rest.find("<ETag>") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..]
+            .find("</ETag>")
+            .map_or(rest.len(), |e| start + e + "</ETag>".len());
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
 
 /// `path?query` without the SDK's `x-id=Operation` parameter, for readable labels.
 fn without_x_id(pq: &str) -> String {
@@ -1149,4 +1176,42 @@ async fn a_leftover_placeholder_is_refused_before_any_write() {
     assert!(cloudshop_deploy::Diagnose::hint(&err).contains("frontend.values"));
     assert!(proxy.writes().is_empty(), "{:?}", proxy.writes());
     assert!(keys(&moto).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_without_etags_falls_back_to_head_not_to_a_reupload() {
+    assert_eq!(
+        without_etags("<C><Key>a</Key><ETag>&quot;x&quot;</ETag><Size>1</Size></C>"),
+        "<C><Key>a</Key><Size>1</Size></C>"
+    );
+    let moto = Moto::shared();
+    create_bucket(&moto).await;
+    let proxy = Proxy::start_with(&moto.endpoint, true);
+    let clients = clients_via(&proxy.endpoint).await;
+    let build = tempfile::tempdir().unwrap();
+    cra_build(build.path());
+    let first = sync(&clients, &cfg(build.path())).await.unwrap();
+    assert_eq!(first.uploaded, first.files);
+    let listed = proxy
+        .events()
+        .iter()
+        .any(|e| matches!(e, Ev::End(l) if l.starts_with("GET ") && l.contains("list-type=2")));
+    assert!(listed, "{:#?}", proxy.events());
+
+    // Same build, fresh copy (new mtimes): the listing cannot confirm anything, HEAD does; nothing written.
+    proxy.clear();
+    let copy = fresh_copy(build.path());
+    let again = sync(&clients, &cfg(copy.path())).await.unwrap();
+    let ev = proxy.events();
+    assert_eq!(proxy.writes(), Vec::<String>::new(), "{ev:#?}");
+    assert_eq!(
+        (again.uploaded, again.unchanged),
+        (0, again.files),
+        "{ev:#?}"
+    );
+    let heads = ev
+        .iter()
+        .filter(|e| matches!(e, Ev::Start(l) if l.starts_with("HEAD ")))
+        .count();
+    assert_eq!(heads, again.files, "{ev:#?}");
 }

@@ -7,6 +7,8 @@
 //! its SHA-256 equals the one this action stored in the object's metadata, and when the object's
 //! Content-Type and Cache-Control are the ones the rules give today. The [`SyncState`] vouches for the
 //! headers of objects this action wrote, as long as the listing still shows the very object it recorded.
+//! A listing without ETags (some S3-compatible servers) proves only a size difference: the other
+//! objects are compared by `HeadObject`, never re-uploaded blindly, and the state does not vouch for them.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -70,8 +72,8 @@ pub struct Triage {
     pub uploads: Vec<Upload>,
     /// Files the state proves in place, by key.
     pub known: BTreeMap<String, Entry>,
-    /// Files whose listed object only a `HeadObject` can compare (a multipart ETag, or a matching MD5
-    /// with headers nobody recorded).
+    /// Files whose listed object only a `HeadObject` can compare (a multipart ETag, no ETag listed, or a
+    /// matching MD5 with headers nobody recorded).
     pub to_check: Vec<(Upload, Listed)>,
 }
 
@@ -86,10 +88,11 @@ pub fn triage(
     let mut t = Triage::default();
     for mut up in files {
         let listed = remote.get(&up.key);
+        // A listing without an ETag (some S3-compatible servers) cannot confirm the state's entry.
         let recorded = state
             .and_then(|s| s.objects.get(&up.key))
             .zip(listed)
-            .filter(|(e, listed)| e.matches(listed))
+            .filter(|(e, listed)| !listed.etag.is_empty() && e.matches(listed))
             .map(|(e, _)| e);
         if let Some(e) = recorded {
             if e.sha256 != up.file.sha256 {
@@ -109,7 +112,8 @@ pub fn triage(
                 up.reason = Reason::Changed;
                 t.uploads.push(up);
             }
-            Some(r) if !is_multipart(&r.etag) && r.etag != up.file.md5 => {
+            // No ETag listed: the bytes are unknown, not different; only a HEAD can tell.
+            Some(r) if !r.etag.is_empty() && !is_multipart(&r.etag) && r.etag != up.file.md5 => {
                 up.reason = Reason::Changed;
                 t.uploads.push(up);
             }
@@ -145,18 +149,24 @@ pub enum Verdict {
 }
 
 /// Judge a file from its listing and its HEAD reply (`None`: the object was deleted since the listing).
+/// When the listing showed no ETag, the HEAD reply's ETag stands in for it (and the entry, recorded as
+/// listed, is one no later listing can confirm: see [`vouched`]).
 pub fn judge(mut up: Upload, listed: Listed, head: Option<&Head>) -> Verdict {
     let Some(head) = head else {
         return Verdict::Upload(up);
+    };
+    let etag = match head.etag.as_deref() {
+        Some(h) if listed.etag.is_empty() => h,
+        _ => listed.etag.as_str(),
     };
     let same_bytes = match &head.sha256 {
         // The SHA-256 this action stored is exact, multipart or not.
         Some(sha) => sha.eq_ignore_ascii_case(&up.file.sha256),
         // No SHA-256: only a single-part ETag (the MD5) can prove the bytes equal.
-        None => !is_multipart(&listed.etag) && listed.etag == up.file.md5,
+        None => !is_multipart(etag) && etag == up.file.md5,
     };
     // Rewritten between the listing and the HEAD: our build is the truth, put it back.
-    let raced = head.etag.as_deref() != Some(listed.etag.as_str());
+    let raced = head.etag.as_deref() != Some(etag);
     if !same_bytes || raced {
         up.reason = Reason::Changed;
         return Verdict::Upload(up);
@@ -180,6 +190,16 @@ pub fn judge(mut up: Upload, listed: Listed, head: Option<&Head>) -> Verdict {
             cache_control: up.cache_control,
         },
     }
+}
+
+/// The entries a sync state can vouch for: those with an ETag. An entry from a listing without ETags
+/// would never be trusted (see [`triage`]), so it is not recorded.
+pub fn vouched(known: &BTreeMap<String, Entry>) -> BTreeMap<String, Entry> {
+    known
+        .iter()
+        .filter(|(_, e)| !e.etag.is_empty())
+        .map(|(k, e)| (k.clone(), e.clone()))
+        .collect()
 }
 
 /// Stale objects: listed under the prefix, not a build file, not excluded, not the state object.
@@ -278,8 +298,8 @@ pub fn next_state(
     listing: &BTreeMap<String, Listed>,
 ) -> BTreeMap<String, Entry> {
     let mut objects = BTreeMap::new();
-    for (key, entry) in known {
-        if listing.get(key).is_some_and(|l| entry.matches(l)) {
+    for (key, entry) in vouched(known) {
+        if listing.get(&key).is_some_and(|l| entry.matches(l)) {
             objects.insert(key.clone(), entry.clone());
         }
     }
@@ -346,6 +366,14 @@ mod tests {
         }
     }
 
+    /// The listing of an object holding `bytes` by a server that lists no ETag.
+    fn no_etag(bytes: &[u8]) -> Listed {
+        Listed {
+            etag: String::new(),
+            ..single(bytes)
+        }
+    }
+
     /// The state's entry for `listed`, written with `bytes` and these headers.
     fn entry(listed: &Listed, bytes: &[u8], content_type: &str, cache_control: &str) -> Entry {
         Entry {
@@ -408,6 +436,9 @@ mod tests {
             ..single(v1)
         };
         let ours = entry(&v1_listed, v1, JS, SHORT);
+        let v1_no_etag = no_etag(v1);
+        // The state written after a listing without ETags: it matches that listing field for field.
+        let ours_no_etag = entry(&v1_no_etag, v1, JS, SHORT);
         let cases: Vec<TriageCase> = vec![
             (
                 "no object: new",
@@ -509,6 +540,48 @@ mod tests {
                 vec![("app.js", multipart(v1))],
                 None,
                 Triaged::Upload(Reason::Changed),
+            ),
+            (
+                "no ETag listed, no state: HEAD, not a blind upload",
+                wanted("", "app.js", v1),
+                vec![("app.js", v1_no_etag.clone())],
+                None,
+                Triaged::Head,
+            ),
+            (
+                "no ETag listed, other bytes of the same size: HEAD",
+                wanted("", "app.js", v2),
+                vec![("app.js", v1_no_etag.clone())],
+                None,
+                Triaged::Head,
+            ),
+            (
+                "no ETag listed, other size: changed without a HEAD",
+                wanted("", "app.js", b"console.log(10)"),
+                vec![("app.js", v1_no_etag.clone())],
+                None,
+                Triaged::Upload(Reason::Changed),
+            ),
+            (
+                "no ETag listed, a state entry matching it otherwise: not trusted, HEAD",
+                wanted("", "app.js", v1),
+                vec![("app.js", v1_no_etag.clone())],
+                Some(state(&[("app.js", ours_no_etag.clone())])),
+                Triaged::Head,
+            ),
+            (
+                "no ETag listed, a state entry saying other bytes: not trusted, HEAD",
+                wanted("", "app.js", v2),
+                vec![("app.js", v1_no_etag.clone())],
+                Some(state(&[("app.js", ours_no_etag.clone())])),
+                Triaged::Head,
+            ),
+            (
+                "no ETag listed, the state's entry with its ETag: HEAD",
+                wanted("", "app.js", v1),
+                vec![("app.js", v1_no_etag.clone())],
+                Some(state(&[("app.js", ours.clone())])),
+                Triaged::Head,
             ),
             (
                 "prefix: the object without it is another object",
@@ -637,6 +710,37 @@ mod tests {
                 Judged::Upload(Reason::Metadata),
             ),
             (
+                "no ETag listed, our SHA-256 and headers on the HEAD: in place",
+                v1,
+                no_etag(v1),
+                Some(head(&single(v1), Some(v1), JS)),
+                Judged::InPlace,
+            ),
+            (
+                "no ETag listed, the SHA-256 of other bytes on the HEAD: changed",
+                v2,
+                no_etag(v1),
+                Some(head(&single(v1), Some(v1), JS)),
+                Judged::Upload(Reason::Changed),
+            ),
+            (
+                "no ETag listed, same MD5 on the HEAD, not written by us: rewritten with ours",
+                v1,
+                no_etag(v1),
+                Some(head(&single(v1), None, JS)),
+                Judged::Upload(Reason::Metadata),
+            ),
+            (
+                "no ETag listed nor on the HEAD: nothing pins the object, put ours",
+                v1,
+                no_etag(v1),
+                Some(Head {
+                    etag: None,
+                    ..head(&single(v1), Some(v1), JS)
+                }),
+                Judged::Upload(Reason::Changed),
+            ),
+            (
                 "rewritten between the listing and the HEAD: put ours back",
                 v1,
                 single(v1),
@@ -666,6 +770,33 @@ mod tests {
         };
         assert_eq!(key, "web/app.js");
         assert_eq!(got, entry(&listed, v1, JS, SHORT));
+    }
+
+    #[test]
+    fn an_object_listed_without_etag_is_in_place_but_not_recorded_in_the_state() {
+        let v1 = b"console.log(1)";
+        let Verdict::InPlace { key, entry: got } = judge(
+            wanted("", "app.js", v1),
+            no_etag(v1),
+            Some(&head(&single(v1), Some(v1), JS)),
+        ) else {
+            panic!("not in place");
+        };
+        assert_eq!(got, entry(&no_etag(v1), v1, JS, SHORT));
+        let with_etag = entry(&single(v1), v1, JS, SHORT);
+        let known: BTreeMap<String, Entry> =
+            [(key, got), ("other.js".to_string(), with_etag.clone())].into();
+        assert_eq!(
+            vouched(&known),
+            BTreeMap::from([("other.js".to_string(), with_etag)])
+        );
+        let listing: BTreeMap<String, Listed> = [
+            ("app.js".to_string(), no_etag(v1)),
+            ("other.js".to_string(), single(v1)),
+        ]
+        .into();
+        let next = next_state(&known, &BTreeMap::new(), &listing);
+        assert_eq!(next.keys().collect::<Vec<_>>(), ["other.js"]);
     }
 
     /// Name, the exclusion, the keys to delete.
