@@ -1,9 +1,11 @@
 //! The pacing of the rollout watch, apart from what is polled: `Poller` decides when to call next,
 //! [`watch`] polls any [`Probe`] on that schedule until it is done or the timeout passes.
 //!
-//! Polling is adaptive: fast when completion is imminent (the new tasks all run and ECS is waiting for
-//! steady state), slower when nothing moves, never above one call per base interval on average (a token
-//! bucket), exponential backoff on throttling.
+//! Two bounds hold whatever the rollout shows: the time between the starts of two calls never exceeds
+//! the base interval (so completion is noticed at most one base interval late, even when nothing
+//! announces it), and the calls average at most one per base interval (a token bucket). Within them,
+//! a poll is faster when completion is imminent (the new tasks all run and ECS is waiting for steady
+//! state) and tokens are banked; only throttling slows the pace down, exponentially.
 //!
 //! APIs: none (the probes call ECS).
 
@@ -14,20 +16,20 @@ use tokio::time::Instant;
 
 use crate::steps::deploy::error::Error;
 
-/// Tokens the bucket holds at most: how many fast polls a quiet stretch can pay for.
+/// Tokens the bucket holds at most: how many fast polls a backoff can pay for. Only a throttling
+/// backoff (or a late answer) banks tokens: any other pace polls at least once per base interval, which
+/// spends as fast as the bucket refills.
 const BUCKET: f64 = 10.0;
-/// Quiet polls in a row before the interval doubles (ECS cannot complete a rollout while new tasks
-/// are still starting, so a quiet stretch costs no detection time, and it banks tokens for the hot end).
-const QUIET_AFTER: u32 = 1;
 
 /// What the last poll showed, which sets the pace of the next one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pace {
-    /// Completion is imminent: poll fast (a third of the base interval).
+    /// Completion is imminent: poll fast (a third of the base interval) while banked tokens pay for
+    /// it, else at the base interval.
     Hot,
-    /// Something moved (tasks starting): poll at 1.5 times the base interval.
+    /// Something moved (tasks starting): poll at the base interval.
     Changed,
-    /// Nothing moved: poll at twice the base interval.
+    /// Nothing moved: poll at the base interval (completion may come without a warning).
     Quiet,
     /// The API throttled (or failed transiently): back off exponentially.
     Throttled,
@@ -39,7 +41,6 @@ struct Poller {
     base: Duration,
     tokens: f64,
     last: Instant,
-    quiet: u32,
     throttled: u32,
     /// Calls made so far.
     pub calls: u32,
@@ -52,13 +53,17 @@ impl Poller {
             base: base.max(Duration::from_millis(1)),
             tokens: 1.0,
             last: now,
-            quiet: 0,
             throttled: 0,
             calls: 0,
         }
     }
 
-    /// Record a call made at `now` that showed `pace`; return how long to wait before the next call.
+    /// Record a call started at `now` that showed `pace`; return how long after `now` the next call
+    /// starts.
+    ///
+    /// Unless throttled, that is at most the base interval; it is also never sooner than the bucket
+    /// allows, and since calls start no sooner than this returns, the bucket never goes into debt, so
+    /// the two bounds never conflict.
     fn after_call(&mut self, now: Instant, pace: Pace) -> Duration {
         let base = self.base.as_secs_f64();
         self.tokens = (self.tokens + now.saturating_duration_since(self.last).as_secs_f64() / base)
@@ -66,36 +71,23 @@ impl Poller {
             - 1.0;
         self.last = now;
         self.calls += 1;
-        let want = match pace {
-            Pace::Hot => {
-                self.quiet = 0;
-                self.throttled = 0;
-                base / 3.0
-            }
-            Pace::Changed => {
-                // Tasks are starting: completion is still at least a health check away.
-                self.quiet = 0;
-                self.throttled = 0;
-                base * 1.5
-            }
-            Pace::Quiet => {
-                self.quiet += 1;
-                self.throttled = 0;
-                if self.quiet >= QUIET_AFTER {
-                    base * 2.0
-                } else {
-                    base
-                }
-            }
+        // The bucket refills one token per base interval; the next call needs a whole token.
+        let budget = (1.0 - self.tokens).max(0.0) * base;
+        let secs = match pace {
             Pace::Throttled => {
                 self.throttled += 1;
                 let cap = (base * 20.0).min(60.0).max(base);
-                (base * f64::from(1u32 << self.throttled.min(10))).min(cap)
+                (base * f64::from(1u32 << self.throttled.min(10)))
+                    .min(cap)
+                    .max(budget)
+            }
+            Pace::Hot | Pace::Changed | Pace::Quiet => {
+                self.throttled = 0;
+                let want = if pace == Pace::Hot { base / 3.0 } else { base };
+                want.max(budget).min(base)
             }
         };
-        // The bucket refills one token per base interval; the next call needs a whole token.
-        let budget = (1.0 - self.tokens).max(0.0) * base;
-        Duration::from_secs_f64(want.max(budget))
+        Duration::from_secs_f64(secs)
     }
 }
 
@@ -145,7 +137,8 @@ pub async fn watch<P: Probe>(
     loop {
         // A call that is accepted and never answered must not outlive the deadline; the last poll, made
         // on it, still gets one base interval to answer.
-        let bound = deadline.saturating_duration_since(Instant::now()).max(base);
+        let started = Instant::now();
+        let bound = deadline.saturating_duration_since(started).max(base);
         let tick = tokio::time::timeout(bound, probe.probe()).await;
         let now = Instant::now();
         let pace = match tick {
@@ -165,14 +158,15 @@ pub async fn watch<P: Probe>(
                 Pace::Throttled
             }
         };
-        let delay = poller.after_call(now, pace);
+        // Paced from the call's start, so a slow answer does not stretch the interval.
+        let next = deadline_after(started, poller.after_call(started, pace));
         if now >= deadline {
             return Ok(Watched {
                 outcome: None,
                 calls: poller.calls,
             });
         }
-        tokio::time::sleep(delay.min(deadline - now)).await;
+        tokio::time::sleep_until(next.min(deadline)).await;
     }
 }
 
@@ -238,13 +232,73 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn quiet_rollouts_poll_slower_but_notice_within_two_intervals() {
+    async fn without_a_progress_signal_notices_within_one_interval_within_budget() {
         let base = Duration::from_secs(3);
-        // Never "hot": completion comes out of the blue.
-        let mut p = scripted(10_000, 120);
-        let w = watch(&mut p, base, Duration::from_secs(600)).await.unwrap();
-        assert!(w.outcome.unwrap() <= Duration::from_secs(6));
-        assert!(w.calls <= 120 / 6 + 3, "{} calls", w.calls);
+        // The new tasks reach RUNNING only at the very end (never "hot" before completion): nothing
+        // announces it. Completion at 30-70 s in 0.1 s steps, so every phase against the polls is seen.
+        for tenths in 300..=700u64 {
+            let done = Duration::from_millis(tenths * 100);
+            let mut p = scripted(0, 0);
+            p.running_at = done;
+            p.done_at = done;
+            let w = watch(&mut p, base, Duration::from_secs(600)).await.unwrap();
+            let lag = w.outcome.unwrap();
+            assert!(lag <= base, "completion at {done:?} noticed {lag:?} late");
+            let elapsed = p.seen_done.unwrap().as_secs_f64();
+            assert!(
+                f64::from(w.calls) <= elapsed / base.as_secs_f64() + 1.0,
+                "completion at {done:?}: {} calls in {elapsed} s",
+                w.calls
+            );
+        }
+    }
+
+    #[test]
+    fn unthrottled_polls_are_never_further_apart_than_the_base_interval() {
+        let base = Duration::from_secs(3);
+        let t0 = Instant::now();
+        let mut p = Poller::new(base, t0);
+        let mut now = t0;
+        let paces = [Pace::Quiet, Pace::Changed, Pace::Hot];
+        for i in 0..300 {
+            let d = p.after_call(now, paces[(i * 7 + i / 5) % 3]);
+            assert!(d <= base, "call {i}: {d:?}");
+            now += d;
+        }
+        // And the average holds: the first call is free.
+        let elapsed = (now - t0).as_secs_f64();
+        assert!(f64::from(p.calls) <= elapsed / 3.0 + 1.0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_answer_does_not_stretch_the_interval() {
+        /// Answers after 2 s; completion at 40 s is never announced.
+        struct Slow {
+            start: Instant,
+            starts: Vec<Instant>,
+        }
+        impl Probe for Slow {
+            type Output = ();
+            async fn probe(&mut self) -> Result<Tick<()>, Error> {
+                let t = Instant::now();
+                self.starts.push(t);
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                if t - self.start >= Duration::from_secs(40) {
+                    return Ok(Tick::Done(()));
+                }
+                Ok(Tick::Pending(Pace::Quiet))
+            }
+        }
+        let mut p = Slow {
+            start: Instant::now(),
+            starts: Vec::new(),
+        };
+        watch(&mut p, Duration::from_secs(3), Duration::from_secs(600))
+            .await
+            .unwrap();
+        for w in p.starts.windows(2) {
+            assert!(w[1] - w[0] <= Duration::from_secs(3), "{:?}", w[1] - w[0]);
+        }
     }
 
     #[tokio::test(start_paused = true)]
@@ -295,10 +349,7 @@ mod tests {
         }
         assert_eq!(delays, [6, 12, 24, 48, 60, 60]);
         // Back to the normal pace after a normal reply.
-        assert_eq!(
-            p.after_call(now, Pace::Changed),
-            Duration::from_millis(4500)
-        );
+        assert_eq!(p.after_call(now, Pace::Changed), Duration::from_secs(3));
     }
 
     #[test]
@@ -312,7 +363,7 @@ mod tests {
             assert!(d >= Duration::from_secs(2), "{d:?}");
             now += d;
         }
-        // A quiet minute fills it: the next hot polls are 1 s apart.
+        // A minute without calls (a throttling backoff) fills it: the next hot polls are 1 s apart.
         now += Duration::from_secs(60);
         let d = p.after_call(now, Pace::Hot);
         assert_eq!(d, Duration::from_secs(1));
