@@ -105,7 +105,9 @@ pub fn for_run(env: &BTreeMap<String, String>) -> Vec<(SecretKind, String)> {
 fn moto_data(endpoint: &str) -> Option<serde_json::Value> {
     let hostport = endpoint.strip_prefix("http://")?.trim_end_matches('/');
     let mut stream = std::net::TcpStream::connect(hostport).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .ok()?;
     write!(
         stream,
         "GET /moto-api/data.json HTTP/1.0\r\nHost: {hostport}\r\nConnection: close\r\n\r\n"
@@ -236,9 +238,15 @@ mod tests {
 
     #[test]
     fn a_mask_line_of_another_value_does_not_excuse_a_leak() {
-        let secrets = vec![(SecretKind::OidcToken, "eyJhbGciOiJSUzI1NiJ9.x.y".to_string())];
+        let secrets = vec![(
+            SecretKind::OidcToken,
+            "eyJhbGciOiJSUzI1NiJ9.x.y".to_string(),
+        )];
         let res = run("::add-mask::other\n::debug::eyJhbGciOiJSUzI1NiJ9.x.y\n", "");
-        assert_eq!(leaks(&secrets, &[("stdout", &res.stdout)]), ["OidcToken in stdout"]);
+        assert_eq!(
+            leaks(&secrets, &[("stdout", &res.stdout)]),
+            ["OidcToken in stdout"]
+        );
     }
 
     #[test]
