@@ -103,6 +103,7 @@ impl Moto {
         let mut cmd = Command::new(venv_bin("moto_server"));
         cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
         let child = spawn_listening(cmd, &log, port, Duration::from_secs(60));
+        secrets::register_moto(&format!("http://127.0.0.1:{port}"));
         Moto {
             child: Some(child),
             endpoint: format!("http://127.0.0.1:{port}"),
@@ -129,6 +130,7 @@ impl Moto {
             std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
             "{SHARED_MOTO_ENV}={endpoint}: nothing listens there"
         );
+        secrets::register_moto(&endpoint);
         Moto {
             child: None,
             endpoint,
@@ -679,8 +681,13 @@ impl Action {
             }
             None => Command::new(bin),
         };
+        let sts_recorder = secrets::sts_recorder_for(&self.env);
+        let mut env = self.env.clone();
+        if let Some(proxy) = &sts_recorder {
+            env.insert("AWS_ENDPOINT_URL".into(), proxy.endpoint.clone());
+        }
         cmd.env_clear()
-            .envs(&self.env)
+            .envs(&env)
             .current_dir(self.workspace.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -706,7 +713,8 @@ impl Action {
             t_err,
             output,
             summary,
-            env: self.env.clone(),
+            env,
+            sts_recorder,
         }
     }
 }
@@ -721,6 +729,8 @@ pub struct Running {
     summary: PathBuf,
     /// The run's environment: which secrets it could have seen ([`secrets::for_run`]).
     env: BTreeMap<String, String>,
+    /// The recording proxy an OIDC run against moto goes through ([`secrets::sts_recorder_for`]).
+    sts_recorder: Option<faults::FaultProxy>,
 }
 
 impl Running {
@@ -787,7 +797,12 @@ impl Running {
             summary: std::fs::read_to_string(&self.summary).unwrap_or_default(),
         };
         // Every run in the suite: no known secret value in anything it printed or wrote.
-        secrets::assert_no_leak(&secrets::for_run(&self.env), &res);
+        let recorded = self
+            .sts_recorder
+            .as_ref()
+            .map(secrets::sts_credentials_recorded)
+            .unwrap_or_default();
+        secrets::assert_no_leak(&secrets::for_run(&self.env, recorded), &res);
         res
     }
 }

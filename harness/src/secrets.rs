@@ -3,17 +3,18 @@
 //! `::add-mask::` is caught as well as a printed secret.
 //!
 //! Known values, collected from the wire: every OIDC JWT an [`crate::OidcServer`] hands out and every
-//! `ACTIONS_ID_TOKEN_REQUEST_TOKEN` set on an [`crate::Action`] (process-global); for a run against
-//! moto, the credentials moto's STS handed out (its `/moto-api/data.json` lists each assumed role's
-//! access key id, secret key and session token) and the ECR authorization token and its password
-//! (moto's `GetAuthorizationToken` is deterministic per account: `AWS:{account}-auth-token`).
+//! `ACTIONS_ID_TOKEN_REQUEST_TOKEN` set on an [`crate::Action`] (process-global); for an OIDC run
+//! against a moto, the credentials STS handed out, read from its replies by a recording proxy the run
+//! is routed through (they are random per call); for a run against any AWS endpoint, the ECR
+//! authorization token and its password (moto's `GetAuthorizationToken` is deterministic per account:
+//! `AWS:{account}-auth-token`).
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::sync::Mutex;
-use std::time::Duration;
 
 use base64::Engine;
+
+use crate::faults::{FaultPlan, FaultProxy};
 
 /// What a known secret is, named in the check's panic (the value never is).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -65,88 +66,92 @@ pub fn moto_ecr_secrets(account: &str) -> Vec<(SecretKind, String)> {
     ]
 }
 
-/// The secrets of a run with environment `env`: the registered ones, plus, when it points at an AWS
-/// endpoint, moto's ECR token for the default account and each account named in a role ARN, and, when
-/// it uses OIDC, every credential moto's STS handed out so far.
-pub fn for_run(env: &BTreeMap<String, String>) -> Vec<(SecretKind, String)> {
-    let mut out = registered();
-    let Some(endpoint) = env.get("AWS_ENDPOINT_URL") else {
-        return out;
-    };
-    let mut accounts = vec!["123456789012".to_string()];
-    for value in env.values() {
-        for part in value.split("arn:aws:iam::").skip(1) {
-            let account: String = part.chars().take_while(char::is_ascii_digit).collect();
-            if account.len() == 12 && !accounts.contains(&account) {
-                accounts.push(account);
-            }
-        }
+/// Endpoints of the motos this process uses ([`crate::Moto`] registers each).
+static MOTOS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Remember `endpoint` as a moto: OIDC runs against it go through a recording proxy
+/// ([`sts_recorder_for`]).
+pub fn register_moto(endpoint: &str) {
+    let mut motos = MOTOS.lock().unwrap_or_else(|e| e.into_inner());
+    if !motos.iter().any(|m| m == endpoint) {
+        motos.push(endpoint.to_string());
     }
-    if env.contains_key("ACTIONS_ID_TOKEN_REQUEST_URL") {
-        let roles = assumed_roles(endpoint);
-        out.extend(sts_credentials_of(&roles));
-        for role in &roles {
-            if let Some(account) = role.get("account_id").and_then(|v| v.as_str()) {
-                if !accounts.iter().any(|a| a == account) {
-                    accounts.push(account.to_string());
+}
+
+/// For a run that uses OIDC against a moto directly, a recording proxy in front of that moto: STS's
+/// replies (the credentials, random per call) are only known from the wire. The caller points the
+/// run's `AWS_ENDPOINT_URL` at it.
+pub fn sts_recorder_for(env: &BTreeMap<String, String>) -> Option<FaultProxy> {
+    let endpoint = env.get("AWS_ENDPOINT_URL")?;
+    env.get("ACTIONS_ID_TOKEN_REQUEST_URL")?;
+    let is_moto = MOTOS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .any(|m| m == endpoint);
+    is_moto.then(|| {
+        FaultProxy::start(
+            endpoint,
+            FaultPlan {
+                record_bodies: true,
+                ..FaultPlan::none()
+            },
+        )
+    })
+}
+
+/// The three credential parts in every STS reply `proxy` recorded.
+pub fn sts_credentials_recorded(proxy: &FaultProxy) -> Vec<(SecretKind, String)> {
+    proxy
+        .calls()
+        .into_iter()
+        .filter(|c| c.op.starts_with("sts:AssumeRole"))
+        .filter_map(|c| c.response)
+        .flat_map(|body| sts_reply_credentials(&String::from_utf8_lossy(&body)))
+        .collect()
+}
+
+/// The credential parts in an STS `AssumeRole*` XML reply.
+pub fn sts_reply_credentials(xml: &str) -> Vec<(SecretKind, String)> {
+    let value = |tag: &str| {
+        let start = xml.find(&format!("<{tag}>"))? + tag.len() + 2;
+        let end = xml[start..].find(&format!("</{tag}>"))? + start;
+        Some(xml[start..end].to_string())
+    };
+    [
+        ("AccessKeyId", SecretKind::AccessKeyId),
+        ("SecretAccessKey", SecretKind::SecretAccessKey),
+        ("SessionToken", SecretKind::SessionToken),
+    ]
+    .into_iter()
+    .filter_map(|(tag, kind)| value(tag).map(|v| (kind, v)))
+    .collect()
+}
+
+/// The secrets of a run with environment `env`: the registered ones, the STS credentials `recorded`,
+/// and, when it points at an AWS endpoint, moto's ECR token for the default account and each account
+/// named in a role ARN.
+pub fn for_run(
+    env: &BTreeMap<String, String>,
+    recorded: Vec<(SecretKind, String)>,
+) -> Vec<(SecretKind, String)> {
+    let mut out = registered();
+    out.extend(recorded);
+    if env.contains_key("AWS_ENDPOINT_URL") {
+        let mut accounts = vec!["123456789012".to_string()];
+        for value in env.values() {
+            for part in value.split("arn:aws:iam::").skip(1) {
+                let account: String = part.chars().take_while(char::is_ascii_digit).collect();
+                if account.len() == 12 && !accounts.contains(&account) {
+                    accounts.push(account);
                 }
             }
         }
-    }
-    for account in &accounts {
-        out.extend(moto_ecr_secrets(account));
-    }
-    out.retain(|(_, v)| v.len() >= MIN_SECRET_LEN);
-    out
-}
-
-/// `GET /moto-api/data.json` from `endpoint` (`http://127.0.0.1:PORT`), on a plain socket so it works
-/// inside and outside a tokio runtime; `None` when it cannot be read (an endpoint that is not moto).
-fn moto_data(endpoint: &str) -> Option<serde_json::Value> {
-    let hostport = endpoint.strip_prefix("http://")?.trim_end_matches('/');
-    let mut stream = std::net::TcpStream::connect(hostport).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .ok()?;
-    write!(
-        stream,
-        "GET /moto-api/data.json HTTP/1.0\r\nHost: {hostport}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).ok()?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    if !head.starts_with("HTTP/1.") || !head.contains(" 200 ") {
-        return None;
-    }
-    serde_json::from_str(body).ok()
-}
-
-fn assumed_roles(endpoint: &str) -> Vec<serde_json::Value> {
-    moto_data(endpoint)
-        .and_then(|d| d.get("sts")?.get("AssumedRole")?.as_array().cloned())
-        .unwrap_or_default()
-}
-
-/// Every credential moto's STS handed out (`AssumeRole*`), all accounts.
-pub fn moto_sts_credentials(endpoint: &str) -> Vec<(SecretKind, String)> {
-    sts_credentials_of(&assumed_roles(endpoint))
-}
-
-fn sts_credentials_of(roles: &[serde_json::Value]) -> Vec<(SecretKind, String)> {
-    let mut out = Vec::new();
-    for role in roles {
-        for (field, kind) in [
-            ("access_key_id", SecretKind::AccessKeyId),
-            ("secret_access_key", SecretKind::SecretAccessKey),
-            ("session_token", SecretKind::SessionToken),
-        ] {
-            if let Some(v) = role.get(field).and_then(|v| v.as_str()) {
-                out.push((kind, v.to_string()));
-            }
+        for account in &accounts {
+            out.extend(moto_ecr_secrets(account));
         }
     }
+    out.retain(|(_, v)| v.len() >= MIN_SECRET_LEN);
     out
 }
 

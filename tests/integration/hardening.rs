@@ -126,7 +126,16 @@ async fn the_suite_wide_secret_check_knows_moto_secrets() {
     assert!(known.contains(&(SecretKind::EcrToken, token)));
     assert!(known.contains(&(SecretKind::EcrPassword, password.to_string())));
 
-    let assumed = aws_sdk_sts::Client::new(&sdk)
+    // STS's reply, as the recording proxy an OIDC run goes through sees it.
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        FaultPlan {
+            record_bodies: true,
+            ..FaultPlan::none()
+        },
+    );
+    let via_proxy = sdk.to_builder().endpoint_url(&proxy.endpoint).build();
+    let assumed = aws_sdk_sts::Client::new(&via_proxy)
         .assume_role_with_web_identity()
         .role_arn("arn:aws:iam::123456789012:role/cloudshop-deploy-stage")
         .role_session_name("secret-check")
@@ -135,7 +144,7 @@ async fn the_suite_wide_secret_check_knows_moto_secrets() {
         .await
         .expect("AssumeRoleWithWebIdentity");
     let creds = assumed.credentials().expect("credentials");
-    let collected = secrets::moto_sts_credentials(&moto.endpoint);
+    let collected = secrets::sts_credentials_recorded(&proxy);
     assert!(collected.contains(&(SecretKind::AccessKeyId, creds.access_key_id().to_string())));
     assert!(collected.contains(&(
         SecretKind::SecretAccessKey,
