@@ -2,7 +2,8 @@
 //! AWS emulator (STS, ECR, S3, CloudFront), a local GitHub OIDC token endpoint, a runner for the real
 //! binary with temp `GITHUB_OUTPUT`/`GITHUB_STEP_SUMMARY` files and the runner's parser for them, and
 //! the redactions for whole-output snapshots. [`app`] is the miniature CloudShop API, [`ecs_sim`] the
-//! ECS simulator, [`registry`] a local OCI registry, [`seed`] seeds moto.
+//! ECS simulator, [`registry`] a local OCI registry, [`seed`] seeds moto, [`secrets`] checks every run
+//! for leaked secret values.
 //!
 //! One moto serves the whole run when `scripts/test` starts it ([`SHARED_MOTO_ENV`]); each test keeps
 //! to its own resource names ([`Moto::name`], [`TestName`]). Every server binds 127.0.0.1 only; every
@@ -102,6 +103,7 @@ impl Moto {
         let mut cmd = Command::new(venv_bin("moto_server"));
         cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
         let child = spawn_listening(cmd, &log, port, Duration::from_secs(60));
+        secrets::register_moto(&format!("http://127.0.0.1:{port}"));
         Moto {
             child: Some(child),
             endpoint: format!("http://127.0.0.1:{port}"),
@@ -128,6 +130,7 @@ impl Moto {
             std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
             "{SHARED_MOTO_ENV}={endpoint}: nothing listens there"
         );
+        secrets::register_moto(&endpoint);
         Moto {
             child: None,
             endpoint,
@@ -343,6 +346,7 @@ impl OidcServer {
 
     /// Serve this token.
     pub fn with_token(token: String) -> OidcServer {
+        secrets::register(secrets::SecretKind::OidcToken, &token);
         use axum::{extract::OriginalUri, http::HeaderMap, routing::get, Json, Router};
         let requests: Arc<Mutex<Vec<OidcRequest>>> = Arc::default();
         let (t, r) = (token.clone(), requests.clone());
@@ -607,6 +611,9 @@ impl Action {
 
     /// Set any environment variable.
     pub fn env(mut self, key: &str, value: &str) -> Self {
+        if key == "ACTIONS_ID_TOKEN_REQUEST_TOKEN" {
+            secrets::register(secrets::SecretKind::RequestToken, value);
+        }
         self.env.insert(key.to_string(), value.to_string());
         self
     }
@@ -674,8 +681,13 @@ impl Action {
             }
             None => Command::new(bin),
         };
+        let sts_recorder = secrets::sts_recorder_for(&self.env);
+        let mut env = self.env.clone();
+        if let Some(proxy) = &sts_recorder {
+            env.insert("AWS_ENDPOINT_URL".into(), proxy.endpoint.clone());
+        }
         cmd.env_clear()
-            .envs(&self.env)
+            .envs(&env)
             .current_dir(self.workspace.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -701,6 +713,8 @@ impl Action {
             t_err,
             output,
             summary,
+            env,
+            sts_recorder,
         }
     }
 }
@@ -713,6 +727,10 @@ pub struct Running {
     t_err: std::thread::JoinHandle<String>,
     output: PathBuf,
     summary: PathBuf,
+    /// The run's environment: which secrets it could have seen ([`secrets::for_run`]).
+    env: BTreeMap<String, String>,
+    /// The recording proxy an OIDC run against moto goes through ([`secrets::sts_recorder_for`]).
+    sts_recorder: Option<faults::FaultProxy>,
 }
 
 impl Running {
@@ -760,7 +778,8 @@ impl Running {
         true
     }
 
-    /// Collect what it printed and wrote; a run still going is killed first.
+    /// Collect what it printed and wrote; a run still going is killed first. Panics when a known
+    /// secret value ([`secrets`]) shows up outside its own `::add-mask::` line.
     pub fn finish(mut self) -> RunResult {
         if !self.exited() {
             let _ = self.child.kill();
@@ -769,14 +788,22 @@ impl Running {
         let stdout = self.t_out.join().unwrap_or_default();
         let stderr = self.t_err.join().unwrap_or_default();
         let outputs_raw = std::fs::read_to_string(&self.output).unwrap_or_default();
-        RunResult {
+        let res = RunResult {
             code: self.status.and_then(|s| s.code()).unwrap_or(-1),
             stdout,
             stderr,
             outputs: parse_outputs(&outputs_raw),
             outputs_raw,
             summary: std::fs::read_to_string(&self.summary).unwrap_or_default(),
-        }
+        };
+        // Every run in the suite: no known secret value in anything it printed or wrote.
+        let recorded = self
+            .sts_recorder
+            .as_ref()
+            .map(secrets::sts_credentials_recorded)
+            .unwrap_or_default();
+        secrets::assert_no_leak(&secrets::for_run(&self.env, recorded), &res);
+        res
     }
 }
 
@@ -829,6 +856,7 @@ pub mod ecs_sim;
 pub mod elb_sim;
 pub mod faults;
 pub mod registry;
+pub mod secrets;
 pub mod seed;
 
 #[cfg(test)]

@@ -95,3 +95,81 @@ fn no_stderr_line_starts_a_command() {
         assert!(!line.trim_start().starts_with("::"), "{line}");
     }
 }
+
+/// The suite-wide secret check ([`common::secrets`]) knows moto's secrets from the wire: the ECR token
+/// moto hands out is the one it computes (deterministic per account), and every credential moto's STS
+/// hands out is in what it collects.
+#[tokio::test]
+async fn the_suite_wide_secret_check_knows_moto_secrets() {
+    use base64::Engine;
+    use common::secrets::{self, SecretKind};
+    let moto = Moto::shared();
+    let sdk = moto.sdk_config().await;
+
+    let auth = aws_sdk_ecr::Client::new(&sdk)
+        .get_authorization_token()
+        .send()
+        .await
+        .expect("GetAuthorizationToken");
+    let token = auth
+        .authorization_data()
+        .first()
+        .and_then(|d| d.authorization_token())
+        .expect("a token")
+        .to_string();
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(&token)
+        .expect("base64");
+    let password = String::from_utf8(decoded).expect("utf-8");
+    let password = password.strip_prefix("AWS:").expect("AWS:password");
+    let known = secrets::moto_ecr_secrets("123456789012");
+    assert!(known.contains(&(SecretKind::EcrToken, token)));
+    assert!(known.contains(&(SecretKind::EcrPassword, password.to_string())));
+
+    // STS's reply, as the recording proxy an OIDC run goes through sees it.
+    let proxy = FaultProxy::start(
+        &moto.endpoint,
+        FaultPlan {
+            record_bodies: true,
+            ..FaultPlan::none()
+        },
+    );
+    let via_proxy = sdk.to_builder().endpoint_url(&proxy.endpoint).build();
+    let assumed = aws_sdk_sts::Client::new(&via_proxy)
+        .assume_role_with_web_identity()
+        .role_arn("arn:aws:iam::123456789012:role/cloudshop-deploy-stage")
+        .role_session_name("secret-check")
+        .web_identity_token("eyJhbGciOiJSUzI1NiJ9.e30.c2ln")
+        .send()
+        .await
+        .expect("AssumeRoleWithWebIdentity");
+    let creds = assumed.credentials().expect("credentials");
+    let collected = secrets::sts_credentials_recorded(&proxy);
+    assert!(collected.contains(&(SecretKind::AccessKeyId, creds.access_key_id().to_string())));
+    assert!(collected.contains(&(
+        SecretKind::SecretAccessKey,
+        creds.secret_access_key().to_string()
+    )));
+    assert!(collected.contains(&(SecretKind::SessionToken, creds.session_token().to_string())));
+}
+
+/// The check runs on every run of the binary: a run that prints a known secret (here the request token,
+/// given as the environment's name, which the error echoes) panics naming the kind, never the value.
+#[test]
+fn a_run_that_prints_a_secret_fails_the_suite_wide_check() {
+    let request_token = "request-token-a1b2c3d4e5f6";
+    let run = std::panic::catch_unwind(|| {
+        Action::new()
+            .file(".github/cloudshop-deploy.yml", CONFIG)
+            .input("environment", request_token)
+            .env("ACTIONS_ID_TOKEN_REQUEST_URL", "http://127.0.0.1:9/token")
+            .env("ACTIONS_ID_TOKEN_REQUEST_TOKEN", request_token)
+            .run()
+    });
+    let message = run
+        .err()
+        .and_then(|e| e.downcast_ref::<String>().cloned())
+        .expect("the run printed the request token, so the check must panic");
+    assert!(message.contains("RequestToken in stdout"), "{message}");
+    assert!(!message.contains(request_token), "{message}");
+}
