@@ -40,7 +40,9 @@ pub(super) async fn roll_back_to(
         cause: cause.chars().take(300).collect(),
         reason,
     };
-    let seen = service::event_ids(&service::describe(&clients.ecs, &b.cluster, &b.service).await?);
+    let svc = service::describe(&clients.ecs, &b.cluster, &b.service).await?;
+    let seen = service::event_ids(&svc);
+    let previous_sd = svc.current_service_deployment().map(str::to_string);
     let id = service::update(&clients.ecs, cfg, to, None, false)
         .await
         .map_err(|e| failed(e.to_string()))?;
@@ -52,6 +54,7 @@ pub(super) async fn roll_back_to(
     let mut t = target.clone();
     t.task_definition = to.to_string();
     t.deployment_id = id;
+    t.previous_service_deployment = previous_sd;
     match watch_rollout(clients, cfg, t, seen, section, timeline, "rollback rollout").await? {
         Ok(()) => {
             tracing::info!("rolled back to {}", short(to));
@@ -61,7 +64,12 @@ pub(super) async fn roll_back_to(
             "did not finish within {}",
             humantime::format_duration(b.wait_timeout)
         ))),
-        Err(Failure::Failed(s) | Failure::ByEcs(s) | Failure::Superseded(s)) => Err(failed(s)),
+        Err(
+            Failure::Failed(s)
+            | Failure::ByEcs(s)
+            | Failure::Superseded(s)
+            | Failure::EcsRollbackFailed(s),
+        ) => Err(failed(s)),
     }
 }
 
