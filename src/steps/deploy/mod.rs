@@ -419,6 +419,7 @@ pub async fn apply(
         rollback::roll_back_to(
             clients,
             cfg,
+            &new_arn,
             &prepared.live_arn,
             &prepared.target,
             &cause,

@@ -21,10 +21,14 @@ use crate::steps::Clients;
 /// Pages of `ListTaskDefinitions` read at most when looking for the previous revision.
 const MAX_PAGES: usize = 20;
 
-/// Point the service at `to`, watch that rollout; an error when it does not complete.
+/// Point the service at `to`, watch that rollout; an error when it does not complete. Only when the
+/// service still runs `from` (this run's revision): otherwise another deploy changed it, and nothing is
+/// changed.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn roll_back_to(
     clients: &Clients,
     cfg: &Config,
+    from: &str,
     to: &str,
     target: &Target,
     cause: &str,
@@ -43,6 +47,14 @@ pub(super) async fn roll_back_to(
     let svc = service::describe(&clients.ecs, &b.cluster, &b.service).await?;
     let seen = service::event_ids(&svc);
     let previous_sd = svc.current_service_deployment().map(str::to_string);
+    let runs = svc.task_definition().unwrap_or_default();
+    if runs != from {
+        return Err(Error::NotOurs {
+            service: b.service.clone(),
+            runs: short(runs).to_string(),
+            expected: short(from).to_string(),
+        });
+    }
     let id = service::update(&clients.ecs, cfg, to, None, false)
         .await
         .map_err(|e| failed(e.to_string()))?;
@@ -88,6 +100,7 @@ pub async fn rollback(
     roll_back_to(
         clients,
         cfg,
+        &deployed.task_definition,
         &deployed.previous_task_definition,
         &target,
         reason,
@@ -225,6 +238,7 @@ pub async fn rollback_command(
     roll_back_to(
         clients,
         cfg,
+        &current,
         &to,
         &target,
         "`command: rollback`",
