@@ -189,6 +189,9 @@ struct State {
     seq: u32,
     /// DescribeServices calls left during which a new service deployment is not shown yet.
     sd_lag: u32,
+    /// After this many DescribeServices, another deploy points the service at revision 1.
+    foreign_after: Option<u32>,
+    describes: u32,
 }
 
 fn td_arn(family: &str, rev: u32) -> String {
@@ -295,6 +298,8 @@ impl State {
             clock: 1.8e9,
             seq: 0,
             sd_lag: 0,
+            foreign_after: None,
+            describes: 0,
         }
     }
 
@@ -554,6 +559,11 @@ fn handle(st: &mut State, op: &str, body: &Value) -> (u16, Value) {
     };
     match op {
         "DescribeServices" => {
+            if st.foreign_after.is_some_and(|n| st.describes >= n) {
+                st.td = td_arn(&st.seed.family, 1);
+                st.foreign_after = None;
+            }
+            st.describes += 1;
             if !cluster_ok(st) {
                 return error("ClusterNotFoundException", "Cluster not found.");
             }
@@ -916,6 +926,12 @@ impl EcsSim {
     /// How many times `op` was called.
     pub fn count(&self, op: &str) -> usize {
         self.calls().iter().filter(|c| *c == op).count()
+    }
+
+    /// Another deploy (outside the action) points the service at revision 1 after `describes`
+    /// DescribeServices calls.
+    pub fn change_service_after(&self, describes: u32) {
+        self.state.lock().unwrap().foreign_after = Some(describes);
     }
 
     /// The task definition the service runs now.

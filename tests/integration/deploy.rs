@@ -383,6 +383,25 @@ fn blue_green_watch_waits_for_its_own_service_deployment() {
 }
 
 #[test]
+fn rollback_leaves_a_service_another_deploy_changed() {
+    let moto = Moto::shared();
+    seed_ecr(&moto, &[SHA], false);
+    let sim = EcsSim::start(Scenario::Succeed { after: 1 });
+    // The preflight reads revision 2; then another deploy moves the service before the rollback's update.
+    sim.change_service_after(1);
+    let res = run(action(&moto, &sim).input("command", "rollback"));
+    assert_ne!(res.code, 0, "{}", res.dump());
+    let errors = res.error_lines();
+    assert_eq!(errors.len(), 1, "{}", res.dump());
+    assert!(
+        errors[0].contains("another deploy changed the service"),
+        "{}",
+        res.dump()
+    );
+    assert!(sim.mutating_calls().is_empty(), "{:?}", sim.calls());
+}
+
+#[test]
 fn dry_run_prints_the_plan_and_changes_nothing() {
     let moto = Moto::shared();
     let digest = seed_ecr(&moto, &[SHA], false);
