@@ -81,8 +81,15 @@ pub enum Scenario {
     Throttle { times: u32, after: u32 },
     /// The service is deleted after `after` polls.
     DeletedMidway { after: u32 },
-    /// Blue/green: the service deployment goes through lifecycle stages, then SUCCESSFUL (or ECS rolls back).
+    /// Blue/green: the service deployment goes through lifecycle stages, then SUCCESSFUL (or ECS rolls
+    /// back: ROLLBACK_REQUESTED, ROLLBACK_IN_PROGRESS, then ROLLBACK_SUCCESSFUL).
     BlueGreen { after: u32, rollback: bool },
+    /// Blue/green whose ECS rollback ends ROLLBACK_FAILED (the service may be down).
+    BlueGreenRollbackFails { after: u32 },
+    /// Blue/green where, for the first `lag` DescribeServices after the update, ECS does not show the new
+    /// service deployment yet (`currentServiceDeployment` and the list still show the previous SUCCESSFUL
+    /// one), then SUCCESSFUL after `after` polls.
+    BlueGreenLagging { after: u32, lag: u32 },
 }
 
 /// The initial state.
@@ -158,6 +165,7 @@ struct Sd {
     polls: u32,
     after: u32,
     rollback: bool,
+    rollback_fails: bool,
     created: f64,
 }
 
@@ -179,6 +187,11 @@ struct State {
     throttle_left: u32,
     clock: f64,
     seq: u32,
+    /// DescribeServices calls left during which a new service deployment is not shown yet.
+    sd_lag: u32,
+    /// After this many DescribeServices, another deploy points the service at revision 1.
+    foreign_after: Option<u32>,
+    describes: u32,
 }
 
 fn td_arn(family: &str, rev: u32) -> String {
@@ -228,6 +241,29 @@ impl State {
             Scenario::Throttle { times, .. } => times,
             _ => 0,
         };
+        let sds = if matches!(
+            scenario,
+            Scenario::BlueGreen { .. }
+                | Scenario::BlueGreenRollbackFails { .. }
+                | Scenario::BlueGreenLagging { .. }
+        ) {
+            vec![Sd {
+                arn: format!(
+                    "arn:aws:ecs:{REGION}:{ACCOUNT}:service-deployment/{}/{}/sd-previous",
+                    seed.cluster, seed.service
+                ),
+                status: "SUCCESSFUL".into(),
+                reason: "Service deployment completed".into(),
+                stage: "CLEAN_UP".into(),
+                polls: 0,
+                after: 0,
+                rollback: false,
+                rollback_fails: false,
+                created: 1.7e9,
+            }]
+        } else {
+            Vec::new()
+        };
         State {
             desired: seed.desired,
             deps: vec![Dep {
@@ -252,7 +288,7 @@ impl State {
             scenario,
             service_status: "ACTIVE".into(),
             td,
-            sds: Vec::new(),
+            sds,
             tds,
             tags,
             stopped: Vec::new(),
@@ -261,6 +297,9 @@ impl State {
             throttle_left,
             clock: 1.8e9,
             seq: 0,
+            sd_lag: 0,
+            foreign_after: None,
+            describes: 0,
         }
     }
 
@@ -302,7 +341,9 @@ impl State {
 
     fn strategy(&self) -> &'static str {
         match self.scenario {
-            Scenario::BlueGreen { .. } => "BLUE_GREEN",
+            Scenario::BlueGreen { .. }
+            | Scenario::BlueGreenRollbackFails { .. }
+            | Scenario::BlueGreenLagging { .. } => "BLUE_GREEN",
             _ => "ROLLING",
         }
     }
@@ -331,7 +372,14 @@ impl State {
             .iter()
             .map(|tg| json!({"targetGroupArn": tg, "containerName": "backend", "containerPort": 8000}))
             .collect();
+        // The service deployments ECS shows: a new one only once the lag is over.
+        let shown = self
+            .sds
+            .len()
+            .saturating_sub(if self.sd_lag > 0 { 1 } else { 0 });
+        let current = self.sds[..shown].last().map(|s| s.arn.clone());
         json!({
+            "currentServiceDeployment": current,
             "loadBalancers": load_balancers, "healthCheckGracePeriodSeconds": 0,
             "serviceArn": self.service_arn(), "serviceName": self.seed.service, "clusterArn": self.cluster_arn(),
             "status": self.service_status, "desiredCount": self.desired,
@@ -359,7 +407,9 @@ impl State {
             match d.script {
                 Scenario::Succeed { after }
                 | Scenario::Throttle { after, .. }
-                | Scenario::BlueGreen { after, .. } => {
+                | Scenario::BlueGreen { after, .. }
+                | Scenario::BlueGreenRollbackFails { after }
+                | Scenario::BlueGreenLagging { after, .. } => {
                     if d.polls >= after {
                         self.deps[i].rollout = "COMPLETED".into();
                         self.deps[i].running = d.desired;
@@ -453,8 +503,24 @@ impl State {
 
     fn advance_sd(&mut self, sd: usize) {
         let s = &mut self.sds[sd];
-        if !matches!(s.status.as_str(), "PENDING" | "IN_PROGRESS") {
-            return;
+        // ECS's rollback takes its time: requested, in progress, then its end.
+        match s.status.as_str() {
+            "ROLLBACK_REQUESTED" => {
+                s.status = "ROLLBACK_IN_PROGRESS".into();
+                return;
+            }
+            "ROLLBACK_IN_PROGRESS" => {
+                if s.rollback_fails {
+                    s.status = "ROLLBACK_FAILED".into();
+                    s.reason =
+                        "Rollback failed: tasks of the previous revision failed to start".into();
+                } else {
+                    s.status = "ROLLBACK_SUCCESSFUL".into();
+                }
+                return;
+            }
+            "PENDING" | "IN_PROGRESS" => {}
+            _ => return,
         }
         s.polls += 1;
         let stages = [
@@ -465,7 +531,7 @@ impl State {
         ];
         if s.polls >= s.after {
             if s.rollback {
-                s.status = "ROLLBACK_SUCCESSFUL".into();
+                s.status = "ROLLBACK_REQUESTED".into();
                 s.reason = "Rolled back: alarm `stage-5xx` went into ALARM during BAKE_TIME".into();
             } else {
                 s.status = "SUCCESSFUL".into();
@@ -493,6 +559,11 @@ fn handle(st: &mut State, op: &str, body: &Value) -> (u16, Value) {
     };
     match op {
         "DescribeServices" => {
+            if st.foreign_after.is_some_and(|n| st.describes >= n) {
+                st.td = td_arn(&st.seed.family, 1);
+                st.foreign_after = None;
+            }
+            st.describes += 1;
             if !cluster_ok(st) {
                 return error("ClusterNotFoundException", "Cluster not found.");
             }
@@ -518,6 +589,7 @@ fn handle(st: &mut State, op: &str, body: &Value) -> (u16, Value) {
                 if st.strategy() == "ROLLING" {
                     st.advance();
                 }
+                st.sd_lag = st.sd_lag.saturating_sub(1);
             }
             (
                 200,
@@ -638,7 +710,15 @@ fn handle(st: &mut State, op: &str, body: &Value) -> (u16, Value) {
                 },
             );
             st.td = arn;
-            if let Scenario::BlueGreen { after, rollback } = script {
+            let bg = match script {
+                Scenario::BlueGreen { after, rollback } => Some((after, rollback, false, 0)),
+                Scenario::BlueGreenRollbackFails { after } => Some((after, true, true, 0)),
+                Scenario::BlueGreenLagging { after, lag } => Some((after, false, false, lag)),
+                _ => None,
+            };
+            if let Some((after, rollback, rollback_fails, lag)) = bg {
+                // +1: the UpdateService response itself counts as a read.
+                st.sd_lag = lag + 1;
                 st.sds.push(Sd {
                     arn: format!(
                         "arn:aws:ecs:{REGION}:{ACCOUNT}:service-deployment/{}/{}/sd{}",
@@ -650,6 +730,7 @@ fn handle(st: &mut State, op: &str, body: &Value) -> (u16, Value) {
                     polls: 0,
                     after,
                     rollback,
+                    rollback_fails,
                     created,
                 });
             }
@@ -697,7 +778,11 @@ fn handle(st: &mut State, op: &str, body: &Value) -> (u16, Value) {
             (200, json!({"taskDefinitionArns": arns}))
         }
         "ListServiceDeployments" => {
-            let sds: Vec<Value> = st.sds.iter().rev().map(|s| json!({
+            let shown = st
+                .sds
+                .len()
+                .saturating_sub(if st.sd_lag > 0 { 1 } else { 0 });
+            let sds: Vec<Value> = st.sds[..shown].iter().rev().map(|s| json!({
                 "serviceDeploymentArn": s.arn, "serviceArn": st.service_arn(), "clusterArn": st.cluster_arn(),
                 "createdAt": s.created, "status": s.status})).collect();
             (200, json!({"serviceDeployments": sds}))
@@ -841,6 +926,12 @@ impl EcsSim {
     /// How many times `op` was called.
     pub fn count(&self, op: &str) -> usize {
         self.calls().iter().filter(|c| *c == op).count()
+    }
+
+    /// Another deploy (outside the action) points the service at revision 1 after `describes`
+    /// DescribeServices calls.
+    pub fn change_service_after(&self, describes: u32) {
+        self.state.lock().unwrap().foreign_after = Some(describes);
     }
 
     /// The task definition the service runs now.

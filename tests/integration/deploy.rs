@@ -162,6 +162,14 @@ fn circuit_breaker_rollback_is_reported_not_fought() {
     assert!(err.contains("ECS rolled it back"), "{}", res.dump());
     assert!(err.contains("CannotPullContainerError"), "{}", res.dump());
     assert!(res.summary.contains("#### Diagnosis"), "{}", res.summary);
+    // ECS's rollback was watched to its end: its steady state is seen after the failure.
+    let failed_at = res.stderr.find("deployment failed").unwrap_or(usize::MAX);
+    let steady_at = res.stderr.rfind("has reached a steady state").unwrap_or(0);
+    assert!(
+        steady_at > failed_at && failed_at != usize::MAX,
+        "{}",
+        res.dump()
+    );
 }
 
 #[test]
@@ -311,6 +319,86 @@ fn blue_green_success_and_ecs_rollback() {
         res.dump()
     );
     assert_eq!(sim.count("UpdateService"), 1);
+}
+
+#[test]
+fn blue_green_rollback_is_watched_to_its_end() {
+    let moto = Moto::shared();
+    seed_ecr(&moto, &[SHA], false);
+    // ECS's rollback succeeds: only after ROLLBACK_IN_PROGRESS gives way to ROLLBACK_SUCCESSFUL.
+    let sim = EcsSim::start(Scenario::BlueGreen {
+        after: 2,
+        rollback: true,
+    });
+    let res = run(action(&moto, &sim));
+    assert_ne!(res.code, 0);
+    assert_eq!(res.output("status"), "rolled-back", "{}", res.dump());
+    assert!(
+        res.stderr.contains("ROLLBACK_IN_PROGRESS"),
+        "the rollback's progress is shown: {}",
+        res.dump()
+    );
+    let sd = res.output("deployment-id");
+    assert!(
+        sd.starts_with("arn:aws:ecs:")
+            && sd.contains(":service-deployment/")
+            && !sd.ends_with("sd-previous"),
+        "deployment-id is this rollout's service deployment ARN: {sd}"
+    );
+
+    // ECS's rollback fails: `failed`, loudly, never `rolled-back`, and no rollback of our own on top.
+    let sim = EcsSim::start(Scenario::BlueGreenRollbackFails { after: 2 });
+    let res = run(action(&moto, &sim));
+    assert_ne!(res.code, 0);
+    assert_eq!(res.output("status"), "failed", "{}", res.dump());
+    assert_eq!(res.output("rolled-back"), "false", "{}", res.dump());
+    let errors = res.error_lines().join("\n");
+    assert!(
+        errors.contains("ECS's rollback failed") && errors.contains("may be down"),
+        "{}",
+        res.dump()
+    );
+    assert_eq!(sim.count("UpdateService"), 1, "{:?}", sim.calls());
+}
+
+#[test]
+fn blue_green_watch_waits_for_its_own_service_deployment() {
+    let moto = Moto::shared();
+    seed_ecr(&moto, &[SHA], false);
+    // For two polls ECS still shows only the previous, SUCCESSFUL service deployment: that is "not yet".
+    let sim = EcsSim::start(Scenario::BlueGreenLagging { after: 4, lag: 2 });
+    let res = run(action(&moto, &sim));
+    assert_eq!(res.code, 0, "{}", res.dump());
+    assert_eq!(res.output("status"), "deployed");
+    assert!(
+        res.stderr.contains("lifecycle stage: BAKE_TIME"),
+        "the new service deployment was followed to its end: {}",
+        res.dump()
+    );
+    let sd = res.output("deployment-id");
+    assert!(
+        sd.contains(":service-deployment/") && !sd.ends_with("sd-previous"),
+        "{sd}"
+    );
+}
+
+#[test]
+fn rollback_leaves_a_service_another_deploy_changed() {
+    let moto = Moto::shared();
+    seed_ecr(&moto, &[SHA], false);
+    let sim = EcsSim::start(Scenario::Succeed { after: 1 });
+    // The preflight reads revision 2; then another deploy moves the service before the rollback's update.
+    sim.change_service_after(1);
+    let res = run(action(&moto, &sim).input("command", "rollback"));
+    assert_ne!(res.code, 0, "{}", res.dump());
+    let errors = res.error_lines();
+    assert_eq!(errors.len(), 1, "{}", res.dump());
+    assert!(
+        errors[0].contains("another deploy changed the service"),
+        "{}",
+        res.dump()
+    );
+    assert!(sim.mutating_calls().is_empty(), "{:?}", sim.calls());
 }
 
 #[test]

@@ -78,6 +78,13 @@ pub enum Error {
     /// Another deployment took over during the watch.
     #[error("rollout on service `{service}` was superseded: {reason}")]
     Superseded { service: String, reason: String },
+    /// Before a rollback: the service no longer runs this run's revision.
+    #[error("service `{service}` now runs `{runs}`, not `{expected}`: another deploy changed the service, so this rollback changed nothing")]
+    NotOurs {
+        service: String,
+        runs: String,
+        expected: String,
+    },
     #[error("failed to roll back service `{service}` to `{target}` after `{cause}`: {reason}")]
     RollbackFailed {
         service: String,
@@ -136,6 +143,7 @@ impl crate::error::Diagnose for Error {
                     .unwrap_or_else(|| "read the service events and the stopped tasks' reasons in the job summary".into())
             }
             Error::Superseded { .. } => "another deploy ran at the same time; use a `concurrency:` group per environment in the workflow".into(),
+            Error::NotOurs { .. } => "check which deploy changed the service; to go back anyway, run `command: rollback` with `revision`".into(),
             Error::RollbackFailed { .. } => "the service may be down: check it in the ECS console and deploy a known-good revision (`command: rollback` with `revision`)".into(),
             Error::NoPreviousRevision { .. } => "give the revision to go back to with `revision` (ARN, `family:revision` or a number)".into(),
             Error::BadRevision(_) => "write `revision` as `arn:aws:ecs:...:task-definition/family:12`, `family:12` or `12`".into(),
@@ -163,7 +171,7 @@ impl crate::error::Diagnose for Error {
             Error::RolloutFailed { .. } => troubleshooting!("rollout-failed"),
             Error::RolledBackByEcs { .. } => troubleshooting!("rolled-back-by-ecs"),
             Error::Timeout { .. } => troubleshooting!("rollout-timeout"),
-            Error::Superseded { .. } => troubleshooting!("superseded"),
+            Error::Superseded { .. } | Error::NotOurs { .. } => troubleshooting!("superseded"),
             Error::RollbackFailed { .. } => troubleshooting!("rollback-failed"),
             Error::NoPreviousRevision { .. } | Error::BadRevision { .. } => {
                 troubleshooting!("no-previous-revision")

@@ -383,6 +383,16 @@ pub async fn apply(
                 diagnosis: Box::new(diagnosis),
             });
         }
+        Failure::EcsRollbackFailed(reason) => {
+            // Never `rolled-back`, and no rollback of our own on top of ECS's failed one.
+            section.outcome = BackendOutcome::Failed { rolled_back: false };
+            return Err(Error::RolloutFailed {
+                service: b.service.clone(),
+                task_definition: short(&new_arn).to_string(),
+                reason: format!("ECS's rollback failed and the service may be down: {reason}"),
+                diagnosis: Box::new(diagnosis),
+            });
+        }
         Failure::Superseded(reason) => {
             section.outcome = BackendOutcome::Superseded;
             return Err(Error::Superseded {
@@ -409,6 +419,7 @@ pub async fn apply(
         rollback::roll_back_to(
             clients,
             cfg,
+            &new_arn,
             &prepared.live_arn,
             &prepared.target,
             &cause,

@@ -21,10 +21,14 @@ use crate::steps::Clients;
 /// Pages of `ListTaskDefinitions` read at most when looking for the previous revision.
 const MAX_PAGES: usize = 20;
 
-/// Point the service at `to`, watch that rollout; an error when it does not complete.
+/// Point the service at `to`, watch that rollout; an error when it does not complete. Only when the
+/// service still runs `from` (this run's revision): otherwise another deploy changed it, and nothing is
+/// changed.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn roll_back_to(
     clients: &Clients,
     cfg: &Config,
+    from: &str,
     to: &str,
     target: &Target,
     cause: &str,
@@ -40,7 +44,17 @@ pub(super) async fn roll_back_to(
         cause: cause.chars().take(300).collect(),
         reason,
     };
-    let seen = service::event_ids(&service::describe(&clients.ecs, &b.cluster, &b.service).await?);
+    let svc = service::describe(&clients.ecs, &b.cluster, &b.service).await?;
+    let seen = service::event_ids(&svc);
+    let previous_sd = svc.current_service_deployment().map(str::to_string);
+    let runs = svc.task_definition().unwrap_or_default();
+    if runs != from {
+        return Err(Error::NotOurs {
+            service: b.service.clone(),
+            runs: short(runs).to_string(),
+            expected: short(from).to_string(),
+        });
+    }
     let id = service::update(&clients.ecs, cfg, to, None, false)
         .await
         .map_err(|e| failed(e.to_string()))?;
@@ -52,6 +66,7 @@ pub(super) async fn roll_back_to(
     let mut t = target.clone();
     t.task_definition = to.to_string();
     t.deployment_id = id;
+    t.previous_service_deployment = previous_sd;
     match watch_rollout(clients, cfg, t, seen, section, timeline, "rollback rollout").await? {
         Ok(()) => {
             tracing::info!("rolled back to {}", short(to));
@@ -61,7 +76,12 @@ pub(super) async fn roll_back_to(
             "did not finish within {}",
             humantime::format_duration(b.wait_timeout)
         ))),
-        Err(Failure::Failed(s) | Failure::ByEcs(s) | Failure::Superseded(s)) => Err(failed(s)),
+        Err(
+            Failure::Failed(s)
+            | Failure::ByEcs(s)
+            | Failure::Superseded(s)
+            | Failure::EcsRollbackFailed(s),
+        ) => Err(failed(s)),
     }
 }
 
@@ -80,6 +100,7 @@ pub async fn rollback(
     roll_back_to(
         clients,
         cfg,
+        &deployed.task_definition,
         &deployed.previous_task_definition,
         &target,
         reason,
@@ -217,6 +238,7 @@ pub async fn rollback_command(
     roll_back_to(
         clients,
         cfg,
+        &current,
         &to,
         &target,
         "`command: rollback`",

@@ -86,6 +86,7 @@ pub(super) fn target_of(svc: &Service, cfg: &Config, td: &str) -> Result<Target,
         service: cfg.backend.service.clone(),
         task_definition: td.to_string(),
         deployment_id: None,
+        previous_service_deployment: svc.current_service_deployment().map(str::to_string),
         strategy,
     })
 }

@@ -19,6 +19,8 @@ use crate::steps::Clients;
 pub(super) enum Failure {
     Failed(String),
     ByEcs(String),
+    /// ECS's own rollback failed: the service may be down.
+    EcsRollbackFailed(String),
     Timeout,
     Superseded(String),
 }
@@ -44,7 +46,8 @@ pub(super) async fn watch_rollout(
     )
     .await;
     section.events.append(&mut watch.events);
-    if section.deployment_id.is_none() {
+    // Blue/green users look a rollout up by its service deployment ARN, not the `ecs-svc/...` id.
+    if watch.service_deployment_arn.is_some() {
         section.deployment_id = watch.service_deployment_arn;
     }
     let watched = match watch.result {
@@ -60,6 +63,7 @@ pub(super) async fn watch_rollout(
         Some(wait::Verdict::Failed(s)) => Err(Failure::Failed(s)),
         Some(wait::Verdict::RolledBackByEcs(s)) => Err(Failure::ByEcs(s)),
         Some(wait::Verdict::Superseded(s)) => Err(Failure::Superseded(s)),
+        Some(wait::Verdict::EcsRollbackFailed(s)) => Err(Failure::EcsRollbackFailed(s)),
         Some(wait::Verdict::Pending { .. }) | None => Err(Failure::Timeout),
     };
     timeline.record(phase, started, Outcome::of(&outcome));

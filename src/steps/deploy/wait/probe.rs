@@ -3,7 +3,10 @@
 //! [`evaluate`]; [`BlueGreenProbe`] follows the ECS service deployment (blue/green, linear, canary). Both
 //! read the service on every poll and stream each new service event once.
 //!
-//! APIs: ECS `DescribeServices`, `ListServiceDeployments`, `DescribeServiceDeployments`.
+//! The blue/green service deployment is the service's `currentServiceDeployment` once it differs from the
+//! one before the update; ECS's own rollback (circuit breaker or `ROLLBACK_*`) is followed to its end.
+//!
+//! APIs: ECS `DescribeServices`, `DescribeServiceDeployments`.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -67,8 +70,10 @@ pub enum Verdict {
     Completed,
     /// Our deployment FAILED and nothing replaced it.
     Failed(String),
-    /// ECS's circuit breaker (or ECS's own blue/green rollback) already went back.
+    /// ECS's circuit breaker (or ECS's own blue/green rollback) went back, and that rollback finished.
     RolledBackByEcs(String),
+    /// ECS's own rollback failed: the service may be down.
+    EcsRollbackFailed(String),
     /// Another deployment (not ours, not a rollback) took over.
     Superseded(String),
 }
@@ -92,10 +97,9 @@ pub fn evaluate(
     let other_primary = primary.filter(|p| ours.is_none_or(|o| o.id != p.id));
     let Some(ours) = ours else {
         return match other_primary {
-            Some(p) if p.task_definition != td && cb_rollback => Verdict::RolledBackByEcs(format!(
-                "the deployment is gone and ECS went back to `{}`",
-                p.task_definition
-            )),
+            Some(p) if p.task_definition != td && cb_rollback => {
+                rollback_of(p, "the deployment is gone".to_string())
+            }
             Some(p) => Verdict::Superseded(format!(
                 "deployment `{}` of `{}` replaced it",
                 p.id, p.task_definition
@@ -110,16 +114,9 @@ pub fn evaluate(
     };
     if ours.rollout_state.as_deref() == Some("FAILED") {
         return match other_primary {
-            Some(p) if p.task_definition != td => Verdict::RolledBackByEcs(format!(
-                "{} (ECS rolled back to `{}`)",
-                reason(),
-                p.task_definition
-            )),
-            // ECS marks the deployment FAILED a moment before it starts its own rollback: don't race it.
-            _ if cb_rollback => Verdict::RolledBackByEcs(format!(
-                "{} (the circuit breaker is rolling back)",
-                reason()
-            )),
+            Some(p) if p.task_definition != td => rollback_of(p, reason()),
+            // ECS marks the deployment FAILED a moment before it starts its own rollback: wait for it.
+            _ if cb_rollback => Verdict::Pending { hot: false },
             _ => Verdict::Failed(reason()),
         };
     }
@@ -135,6 +132,22 @@ pub fn evaluate(
         _ => Verdict::Pending {
             hot: ours.desired > 0 && ours.running >= ours.desired && ours.pending == 0,
         },
+    }
+}
+
+/// The state of ECS's own rollback deployment `p`: done only once it COMPLETED.
+fn rollback_of(p: &DeploymentView, reason: String) -> Verdict {
+    match p.rollout_state.as_deref() {
+        Some("COMPLETED") => Verdict::RolledBackByEcs(format!(
+            "{reason} (ECS rolled back to `{}`)",
+            p.task_definition
+        )),
+        Some("FAILED") => Verdict::EcsRollbackFailed(format!(
+            "{reason}; then ECS's rollback to `{}` failed too: {}",
+            p.task_definition,
+            p.rollout_reason.as_deref().unwrap_or("no reason given")
+        )),
+        _ => Verdict::Pending { hot: false },
     }
 }
 
@@ -172,6 +185,8 @@ pub struct Target {
     pub task_definition: String,
     /// The deployment id from `UpdateService`, when known.
     pub deployment_id: Option<String>,
+    /// The service's `currentServiceDeployment` before the update: never the one this run watches.
+    pub previous_service_deployment: Option<String>,
     pub strategy: Strategy,
 }
 
@@ -382,35 +397,18 @@ impl<'a> BlueGreenProbe<'a> {
         }
     }
 
-    async fn service_deployment(&mut self) -> Result<Option<Verdict>, Error> {
+    async fn service_deployment(
+        &mut self,
+        current: Option<String>,
+    ) -> Result<Option<Verdict>, Error> {
         let ecs = self.reader.ecs;
         let target = &self.reader.target;
         if self.sd_arn.is_none() {
-            let res = ecs
-                .list_service_deployments()
-                .cluster(&target.cluster)
-                .service(&target.service)
-                .send()
-                .await
-                .map_err(|e| {
-                    Error::aws(
-                        "list service deployments",
-                        &target.service,
-                        crate::aws::describe(&e),
-                        "check that the role may call `ecs:ListServiceDeployments`",
-                    )
-                })?;
-            self.sd_arn = res
-                .service_deployments()
-                .iter()
-                .max_by(|a, b| {
-                    let t = |x: &aws_sdk_ecs::types::ServiceDeploymentBrief| {
-                        x.created_at().map(|t| t.as_secs_f64()).unwrap_or(0.0)
-                    };
-                    t(a).total_cmp(&t(b))
-                })
-                .and_then(|b| b.service_deployment_arn())
-                .map(str::to_string);
+            // Ours is the service's current service deployment once it is not the one from before the
+            // update; until ECS shows it, the rollout is "not yet" (never the newest of a list, which may
+            // still be the previous, SUCCESSFUL one).
+            self.sd_arn = current
+                .filter(|c| target.previous_service_deployment.as_deref() != Some(c.as_str()));
             if let Some(a) = &self.sd_arn {
                 tracing::info!("watching service deployment {a}");
             }
@@ -444,14 +442,16 @@ impl<'a> BlueGreenProbe<'a> {
         let status = sd.status().cloned();
         let verdict = match status {
             Some(ServiceDeploymentStatus::Successful) => Verdict::Completed,
+            // ECS's rollback is watched to its end.
             Some(
                 ServiceDeploymentStatus::RollbackRequested
-                | ServiceDeploymentStatus::RollbackInProgress
-                | ServiceDeploymentStatus::RollbackSuccessful
-                | ServiceDeploymentStatus::RollbackFailed,
-            ) => Verdict::RolledBackByEcs(format!(
-                "{reason} (service deployment {})",
-                status.as_ref().map(|s| s.as_str()).unwrap_or("")
+                | ServiceDeploymentStatus::RollbackInProgress,
+            ) => Verdict::Pending { hot: false },
+            Some(ServiceDeploymentStatus::RollbackSuccessful) => Verdict::RolledBackByEcs(format!(
+                "{reason} (service deployment ROLLBACK_SUCCESSFUL)"
+            )),
+            Some(ServiceDeploymentStatus::RollbackFailed) => Verdict::EcsRollbackFailed(format!(
+                "{reason} (service deployment `{arn}` ROLLBACK_FAILED)"
             )),
             Some(ServiceDeploymentStatus::Stopped | ServiceDeploymentStatus::StopRequested) => {
                 Verdict::Failed(reason)
@@ -463,10 +463,14 @@ impl<'a> BlueGreenProbe<'a> {
                 ),
             },
         };
-        if self.last_stage.as_ref() != Some(&stage) && !stage.is_empty() {
-            tracing::info!("lifecycle stage: {stage}");
+        let shown = match &status {
+            Some(st) if st.as_str().starts_with("ROLLBACK") => format!("{stage} ({})", st.as_str()),
+            _ => stage,
+        };
+        if self.last_stage.as_ref() != Some(&shown) && !shown.is_empty() {
+            tracing::info!("lifecycle stage: {shown}");
         }
-        self.last_stage = Some(stage);
+        self.last_stage = Some(shown);
         Ok(Some(verdict))
     }
 }
@@ -475,10 +479,11 @@ impl Probe for BlueGreenProbe<'_> {
     type Output = Verdict;
 
     async fn probe(&mut self) -> Result<Tick<Verdict>, Error> {
-        let Some((_, fresh)) = self.reader.read().await? else {
+        let Some((svc, fresh)) = self.reader.read().await? else {
             return Ok(Tick::Pending(Pace::Throttled));
         };
-        let verdict = self.service_deployment().await?;
+        let current = svc.current_service_deployment().map(str::to_string);
+        let verdict = self.service_deployment(current).await?;
         Ok(match verdict {
             Some(Verdict::Pending { hot: true }) => Tick::Pending(Pace::Hot),
             Some(Verdict::Pending { .. }) | None if fresh => Tick::Pending(Pace::Changed),
@@ -571,22 +576,42 @@ mod tests {
                 ],
                 Verdict::Pending { hot: true },
             ),
+            // FAILED, ECS's rollback not started yet: not done.
             (
                 vec![d("a", "PRIMARY", new, Some("FAILED"), 0, 2)],
-                Verdict::RolledBackByEcs("r (the circuit breaker is rolling back)".into()),
+                Verdict::Pending { hot: false },
             ),
+            // ECS's rollback in progress: watched to its end.
             (
                 vec![
                     d("b", "PRIMARY", "td:1", Some("IN_PROGRESS"), 1, 2),
                     d("a", "ACTIVE", new, Some("FAILED"), 0, 2),
                 ],
+                Verdict::Pending { hot: false },
+            ),
+            (
+                vec![
+                    d("b", "PRIMARY", "td:1", Some("COMPLETED"), 2, 2),
+                    d("a", "ACTIVE", new, Some("FAILED"), 0, 2),
+                ],
                 Verdict::RolledBackByEcs("r (ECS rolled back to `td:1`)".into()),
+            ),
+            (
+                vec![
+                    d("b", "PRIMARY", "td:1", Some("FAILED"), 0, 2),
+                    d("a", "ACTIVE", new, Some("FAILED"), 0, 2),
+                ],
+                Verdict::EcsRollbackFailed("r; then ECS's rollback to `td:1` failed too: r".into()),
             ),
             (
                 vec![d("b", "PRIMARY", "td:1", Some("COMPLETED"), 2, 2)],
                 Verdict::RolledBackByEcs(
-                    "the deployment is gone and ECS went back to `td:1`".into(),
+                    "the deployment is gone (ECS rolled back to `td:1`)".into(),
                 ),
+            ),
+            (
+                vec![d("b", "PRIMARY", "td:1", Some("IN_PROGRESS"), 1, 2)],
+                Verdict::Pending { hot: false },
             ),
             (
                 vec![
