@@ -571,6 +571,31 @@ pub fn is_mutating(op: &str) -> bool {
     .any(|p| name.starts_with(p))
 }
 
+/// The IAM action that authorises a recorded operation: the AWS APIs as themselves (S3's REST names
+/// mapped to their actions), and the registry's HTTP traffic as the ECR actions that authorise it on a real
+/// ECR registry; `None` for the registry's base check (the token itself, `ecr:GetAuthorizationToken`).
+pub fn iam_action(op: &str) -> Option<String> {
+    let action = match op {
+        "registry:GET base" => return None,
+        "registry:GET manifest" | "registry:HEAD manifest" => "ecr:BatchGetImage",
+        "registry:HEAD blob" => "ecr:BatchCheckLayerAvailability",
+        "registry:GET blob" => "ecr:GetDownloadUrlForLayer",
+        "registry:POST upload" => "ecr:InitiateLayerUpload",
+        "registry:PATCH upload" => "ecr:UploadLayerPart",
+        "registry:PUT upload" => "ecr:CompleteLayerUpload",
+        "registry:PUT manifest" => "ecr:PutImage",
+        "registry:GET tags" => "ecr:ListImages",
+        "s3:ListObjectsV2" | "s3:ListObjects" | "s3:HeadBucket" => "s3:ListBucket",
+        "s3:HeadObject" => "s3:GetObject",
+        "s3:CreateMultipartUpload" | "s3:UploadPart" | "s3:CompleteMultipartUpload" => {
+            "s3:PutObject"
+        }
+        "s3:DeleteObjects" => "s3:DeleteObject",
+        other => other,
+    };
+    Some(action.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

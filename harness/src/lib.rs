@@ -25,6 +25,27 @@ fn repo_root() -> PathBuf {
     here.parent().map(Path::to_path_buf).unwrap_or(here)
 }
 
+/// The IAM actions a policy file in `docs/iam/` grants.
+pub fn policy_actions(file: &str) -> std::collections::BTreeSet<String> {
+    let path = repo_root().join("docs/iam").join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let v: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut out = std::collections::BTreeSet::new();
+    for s in v["Statement"].as_array().expect("Statement") {
+        match &s["Action"] {
+            serde_json::Value::String(a) => {
+                out.insert(a.clone());
+            }
+            serde_json::Value::Array(a) => {
+                out.extend(a.iter().map(|x| x.as_str().expect("action").to_string()));
+            }
+            other => panic!("{file}: Action {other}"),
+        }
+    }
+    out
+}
+
 /// A tool installed by `scripts/setup` into `.venv/bin`.
 pub fn venv_bin(name: &str) -> PathBuf {
     let p = repo_root().join(".venv/bin").join(name);

@@ -279,43 +279,6 @@ fn a_frontend_problem_found_in_preflight_stops_before_the_backend_changes() {
     );
 }
 
-/// The IAM actions a policy file in `docs/iam/` grants.
-fn policy_actions(file: &str) -> std::collections::BTreeSet<String> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("docs/iam")
-        .join(file);
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let mut out = std::collections::BTreeSet::new();
-    for s in v["Statement"].as_array().unwrap() {
-        match &s["Action"] {
-            serde_json::Value::String(a) => {
-                out.insert(a.clone());
-            }
-            serde_json::Value::Array(a) => {
-                out.extend(a.iter().filter_map(|x| x.as_str().map(str::to_string)));
-            }
-            other => panic!("{file}: Action {other}"),
-        }
-    }
-    out
-}
-
-/// The IAM action that authorises an operation the proxy recorded (`s3:ListObjectsV2` ->
-/// `s3:ListBucket`, ...).
-fn iam_action(op: &str) -> String {
-    let mapped = match op {
-        "s3:ListObjectsV2" | "s3:ListObjects" | "s3:HeadBucket" => "s3:ListBucket",
-        "s3:HeadObject" => "s3:GetObject",
-        "s3:CreateMultipartUpload" | "s3:UploadPart" | "s3:CompleteMultipartUpload" => {
-            "s3:PutObject"
-        }
-        "s3:DeleteObjects" => "s3:DeleteObject",
-        other => other,
-    };
-    mapped.to_string()
-}
-
 /// Every AWS operation the binary really calls, recorded on the wire, is granted by the documented
 /// policy of that command: a deploy (image, task definition, service, rollout, smoke, frontend) by
 /// `deploy-stage.json`, then `command: rollback` by `rollback-stage.json`.
@@ -346,7 +309,7 @@ fn every_call_a_command_makes_is_in_its_documented_policy() {
             .ops()
             .into_iter()
             .chain(ecs.ops())
-            .map(|op| iam_action(&op))
+            .filter_map(|op| common::faults::iam_action(&op))
             .collect();
         (res, actions)
     };
@@ -357,7 +320,7 @@ fn every_call_a_command_makes_is_in_its_documented_policy() {
         deploy.contains("ecs:UpdateService") && deploy.contains("s3:PutObject"),
         "the recording saw the deploy: {deploy:?}"
     );
-    let granted = policy_actions("deploy-stage.json");
+    let granted = common::policy_actions("deploy-stage.json");
     let missing: Vec<&String> = deploy.difference(&granted).collect();
     assert!(
         missing.is_empty(),
@@ -367,7 +330,7 @@ fn every_call_a_command_makes_is_in_its_documented_policy() {
     let (res, rollback) = recorded("rollback");
     assert_eq!(res.output("status"), "rolled-back", "{}", res.dump());
     assert!(rollback.contains("ecs:UpdateService"), "{rollback:?}");
-    let granted = policy_actions("rollback-stage.json");
+    let granted = common::policy_actions("rollback-stage.json");
     let missing: Vec<&String> = rollback.difference(&granted).collect();
     assert!(
         missing.is_empty(),

@@ -183,23 +183,6 @@ fn a_tag_never_deployed_on_stage_changes_nothing_in_prod() {
     assert_eq!(w.app.requests(), 0);
 }
 
-/// The IAM action that authorises an operation the proxy recorded: the ECR API as itself, and the
-/// registry's HTTP traffic as the ECR actions that authorise it on a real ECR registry.
-fn iam_action(op: &str) -> Option<&str> {
-    Some(match op {
-        "registry:GET base" => return None, // the token itself (ecr:GetAuthorizationToken)
-        "registry:GET manifest" | "registry:HEAD manifest" => "ecr:BatchGetImage",
-        "registry:HEAD blob" => "ecr:BatchCheckLayerAvailability",
-        "registry:GET blob" => "ecr:GetDownloadUrlForLayer",
-        "registry:POST upload" => "ecr:InitiateLayerUpload",
-        "registry:PATCH upload" => "ecr:UploadLayerPart",
-        "registry:PUT upload" => "ecr:CompleteLayerUpload",
-        "registry:PUT manifest" => "ecr:PutImage",
-        "registry:GET tags" => "ecr:ListImages",
-        other => other,
-    })
-}
-
 /// Every call a promotion makes, on the AWS APIs and on the registry, is granted by
 /// `docs/iam/promote-prod.json`.
 #[test]
@@ -231,28 +214,13 @@ fn every_call_a_promotion_makes_is_in_its_documented_policy() {
         .iter()
         .chain(ecs.ops().iter())
         .chain(reg.ops().iter())
-        .filter_map(|op| iam_action(op).map(str::to_string))
+        .filter_map(|op| common::faults::iam_action(op))
         .collect();
     assert!(
         called.contains("ecr:PutImage") && called.contains("ecs:UpdateService"),
         "the recording saw the promotion: {called:?}"
     );
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/iam/promote-prod.json");
-    let policy: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let granted: std::collections::BTreeSet<String> = policy["Statement"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| match &s["Action"] {
-            serde_json::Value::String(a) => vec![a.clone()],
-            serde_json::Value::Array(a) => a
-                .iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect(),
-            _ => Vec::new(),
-        })
-        .collect();
+    let granted = common::policy_actions("promote-prod.json");
     let missing: Vec<&String> = called.difference(&granted).collect();
     assert!(
         missing.is_empty(),

@@ -15,6 +15,8 @@
 //! The docs are checked too: every YAML and JSON block in README.md and docs/ parses, the environments
 //! file examples validate like the binary would, and the IAM policy files are JSON.
 
+use harness as common;
+
 use std::path::{Path, PathBuf};
 
 use serde_yaml::Value;
@@ -919,27 +921,6 @@ const REGISTRY_AND_IMPLIED: &[&str] = &[
     "iam:PassRole",
 ];
 
-fn policy_actions(file: &str) -> std::collections::BTreeSet<String> {
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(root().join("docs/iam").join(file)).unwrap())
-            .unwrap();
-    let mut out = std::collections::BTreeSet::new();
-    for s in v["Statement"].as_array().unwrap() {
-        match &s["Action"] {
-            serde_json::Value::String(a) => {
-                out.insert(a.clone());
-            }
-            a => out.extend(
-                a.as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|x| x.as_str().unwrap().to_string()),
-            ),
-        }
-    }
-    out
-}
-
 #[test]
 fn the_policies_grant_exactly_what_the_code_calls() {
     let called = called_iam_actions();
@@ -967,7 +948,7 @@ fn the_policies_grant_exactly_what_the_code_calls() {
         "rollback-prod.json",
         "cloudfront-invalidation.json",
     ] {
-        granted.extend(policy_actions(f));
+        granted.extend(common::policy_actions(f));
     }
     let missing: Vec<_> = needed.difference(&granted).collect();
     let extra: Vec<_> = granted.difference(&needed).collect();
@@ -980,9 +961,9 @@ fn the_policies_grant_exactly_what_the_code_calls() {
         "a policy grants, the code never calls: {extra:?}"
     );
     // Each command's own needs.
-    let deploy = policy_actions("deploy-stage.json");
-    let promote = policy_actions("promote-prod.json");
-    let rollback = policy_actions("rollback-prod.json");
+    let deploy = common::policy_actions("deploy-stage.json");
+    let promote = common::policy_actions("promote-prod.json");
+    let rollback = common::policy_actions("rollback-prod.json");
     assert!(promote.is_superset(&deploy), "promote deploys too");
     assert!(
         promote.contains("ecr:GetDownloadUrlForLayer"),
