@@ -3,6 +3,12 @@
 //! ([`Mode`]) to answer 500, hang, answer slowly, send wrong JSON, omit CORS headers, or flip to failing
 //! after some requests. It counts and records every request.
 //!
+//! Products persist like the real API's: `POST /products` (JSON `name`, `price`, ...) answers 201 with
+//! the product and its new `id`, `GET /products/{id}` reads it, `DELETE /products/{id}` answers 204, and
+//! `GET /products` lists the seed (Laptop, Mouse, Keyboard) then the created ones. [`Mode::FailWrites`]
+//! answers 500 to every POST (a read-only database user); [`Mode::StaleList`] leaves created products
+//! out of the list (a write that does not show up).
+//!
 //! Two ways to run it:
 //! - [`App::start`] serves on a runtime thread of its own, like the other servers of the harness: for
 //!   tests that run the real binary (`Action::run` blocks while it runs).
@@ -47,6 +53,10 @@ pub enum Mode {
     /// Every request is answered 500 with its own headers in the body (as a debug page might leak
     /// them): proves the report never repeats a secret it was sent.
     EchoHeaders,
+    /// `POST` answers 500; reads and deletes are healthy.
+    FailWrites,
+    /// `GET /products` lists only the seed, not the created products; everything else is healthy.
+    StaleList,
 }
 
 /// One request the app received.
@@ -72,9 +82,26 @@ impl Seen {
     }
 }
 
+/// A product created through `POST /products`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Product {
+    pub id: u64,
+    /// The JSON object as stored (with `id`).
+    pub json: serde_json::Value,
+}
+
+impl Product {
+    /// Its `name` field.
+    pub fn name(&self) -> &str {
+        self.json.get("name").and_then(|n| n.as_str()).unwrap_or("")
+    }
+}
+
 struct Shared {
     mode: Mutex<Mode>,
+    products: Mutex<Vec<Product>>,
     count: AtomicU64,
+    next_id: AtomicU64,
     seen: Mutex<Vec<Seen>>,
 }
 
@@ -129,11 +156,77 @@ fn failure(status: u16) -> Response {
         .into_response()
 }
 
+/// The seed's products, then the created ones (unless `stale`).
+fn product_list(shared: &Shared, stale: bool) -> String {
+    if stale {
+        return PRODUCTS.to_string();
+    }
+    let created = shared.products.lock().unwrap();
+    if created.is_empty() {
+        return PRODUCTS.to_string();
+    }
+    let mut all: Vec<serde_json::Value> = serde_json::from_str(PRODUCTS).unwrap_or_default();
+    all.extend(created.iter().map(|p| p.json.clone()));
+    serde_json::Value::Array(all).to_string()
+}
+
+/// `POST /products`: a JSON object with a string `name` gets the next id (after the seed's 3).
+fn create_product(shared: &Shared, body: &[u8]) -> Response {
+    let mut v: serde_json::Value = match serde_json::from_slice(body) {
+        Ok(v @ serde_json::Value::Object(_)) => v,
+        _ => {
+            return json(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                r#"{"detail":"body must be a JSON object"}"#,
+            )
+        }
+    };
+    if !v.get("name").is_some_and(|n| n.is_string()) {
+        return json(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            r#"{"detail":[{"loc":["body","name"],"msg":"field required"}]}"#,
+        );
+    }
+    let mut products = shared.products.lock().unwrap();
+    let id = 4 + shared.next_id.fetch_add(1, Ordering::SeqCst);
+    v["id"] = id.into();
+    products.push(Product {
+        id,
+        json: v.clone(),
+    });
+    json(StatusCode::CREATED, &v.to_string())
+}
+
+/// `/products/{id}`: GET reads, DELETE removes; the seed's products are read-only here.
+fn product_by_id(shared: &Shared, method: &Method, id: &str) -> Response {
+    let not_found = || json(StatusCode::NOT_FOUND, r#"{"detail":"Product not found"}"#);
+    let Ok(id) = id.parse::<u64>() else {
+        return not_found();
+    };
+    let mut products = shared.products.lock().unwrap();
+    let at = products.iter().position(|p| p.id == id);
+    match (method, at) {
+        (&Method::GET | &Method::HEAD, Some(i)) => {
+            json(StatusCode::OK, &products[i].json.to_string())
+        }
+        (&Method::DELETE, Some(i)) => {
+            products.remove(i);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        (&Method::GET | &Method::HEAD | &Method::DELETE, None) => not_found(),
+        _ => json(
+            StatusCode::METHOD_NOT_ALLOWED,
+            r#"{"detail":"Method Not Allowed"}"#,
+        ),
+    }
+}
+
 async fn handle(
     State(shared): State<Arc<Shared>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    body: bytes::Bytes,
 ) -> Response {
     let n = shared.count.fetch_add(1, Ordering::SeqCst);
     shared.seen.lock().unwrap().push(Seen {
@@ -164,6 +257,7 @@ async fn handle(
                 .collect();
             return (StatusCode::INTERNAL_SERVER_ERROR, dump.join("\n")).into_response();
         }
+        Mode::FailWrites if method == Method::POST => return failure(500),
         _ => {}
     }
     let origin = headers.get(header::ORIGIN).cloned();
@@ -199,8 +293,15 @@ async fn handle(
                     r#"{"detail":"products moved to /v2/products"}"#,
                 )
             } else {
-                json(StatusCode::OK, PRODUCTS)
+                json(
+                    StatusCode::OK,
+                    &product_list(&shared, mode == Mode::StaleList),
+                )
             }
+        }
+        (Method::POST, "/products") => create_product(&shared, &body),
+        (_, p) if p.starts_with("/products/") => {
+            product_by_id(&shared, &method, &p["/products/".len()..])
         }
         (Method::GET | Method::HEAD, "/docs") => html(DOCS_HTML),
         (Method::GET | Method::HEAD, "/" | "/index.html") => html(INDEX_HTML),
@@ -243,6 +344,8 @@ async fn handle(
 fn shared() -> Arc<Shared> {
     Arc::new(Shared {
         mode: Mutex::new(Mode::Healthy),
+        products: Mutex::new(Vec::new()),
+        next_id: AtomicU64::new(0),
         count: AtomicU64::new(0),
         seen: Mutex::new(Vec::new()),
     })
@@ -304,6 +407,11 @@ impl App {
             .iter()
             .filter(|s| s.uri.split('?').next() == Some(path))
             .count()
+    }
+
+    /// The products created through the API and not deleted.
+    pub fn products(&self) -> Vec<Product> {
+        self.shared.products.lock().unwrap().clone()
     }
 
     /// Every request received so far, in arrival order.

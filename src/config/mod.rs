@@ -6,8 +6,9 @@
 //! out is compiled (durations, header maps, glob sets, URLs), so no step parses a config value again.
 //!
 //! Layout: `schema` is the file as written, `validate` the single-value parsers, `error` the error type,
-//! `sources` what every builder reads, `command` the `command` input, and one builder per part (`auth`,
-//! `backend`, `smoke`, `frontend`, `promote`), each next to the type it builds; [`build`] runs them in
+//! `sources` what every builder reads, `template` and `jsonpath` the placeholders and captures of
+//! write sequences, `command` the `command` input, and one builder per part (`auth`,
+//! `backend`, `smoke`, `sequence`, `frontend`, `promote`), each next to the type it builds; [`build`] runs them in
 //! order. The parts import the leaves, never this module.
 
 mod auth;
@@ -15,10 +16,13 @@ mod backend;
 mod command;
 mod error;
 mod frontend;
+mod jsonpath;
 mod promote;
 mod schema;
+mod sequence;
 mod smoke;
 mod sources;
+mod template;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -32,12 +36,15 @@ pub use backend::Backend;
 pub use command::Command;
 pub use error::Error;
 pub use frontend::{CacheRules, ExcludeGlobs, Frontend};
+pub use jsonpath::JsonPath;
 pub use promote::Promote;
 pub use schema::{
     CacheRule, CheckFile, CorsFile, EnvironmentFile, FileConfig, FrontendFile, JsonExpect,
-    OneOrMany, SmokeFile,
+    OneOrMany, SequenceFile, SmokeFile, StepFile,
 };
+pub use sequence::{is_production, Sequence, Step, Writes};
 pub use smoke::{default_checks, CheckSpec, Smoke};
+pub use template::{fill, fill_json, BUILTINS};
 pub use validate::{
     inside_workspace, parse_bool, parse_duration, parse_list, validate_role_arn, validate_tag,
 };

@@ -125,6 +125,63 @@ pub struct SmokeFile {
     /// Consecutive failed rounds that count as sustained (default 3).
     pub watch_failures: Option<u32>,
     pub checks: Option<Vec<CheckFile>>,
+    /// Run the write sequences (default: true, false for a production environment).
+    pub write: Option<bool>,
+    /// Named write sequences, run in order after the checks.
+    pub sequences: Option<Vec<SequenceFile>>,
+}
+
+/// One write sequence as written: steps run in order; `cleanup` steps run even after a failure.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct SequenceFile {
+    pub name: String,
+    pub steps: Vec<StepFile>,
+}
+
+/// One step of a sequence: a check that may write, send a JSON body and capture values.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct StepFile {
+    pub name: Option<String>,
+    /// GET (default), HEAD, OPTIONS, POST, PUT, PATCH or DELETE.
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// Path relative to the base URL; `{name}` placeholders are filled (percent-encoded).
+    pub path: String,
+    /// JSON body (POST, PUT, PATCH); `{name}` placeholders in its strings are filled.
+    pub body: Option<serde_json::Value>,
+    pub status: Option<OneOrMany<u16>>,
+    pub json: Option<JsonExpect>,
+    pub body_contains: Option<String>,
+    #[serde(default)]
+    pub expect_headers: BTreeMap<String, String>,
+    pub max_latency: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// `name: $.json.path` values taken from the JSON reply, for later steps' placeholders.
+    #[serde(default)]
+    pub capture: BTreeMap<String, String>,
+    /// Run this step even when an earlier one failed (deleting what the sequence created).
+    #[serde(default)]
+    pub cleanup: bool,
+}
+
+impl StepFile {
+    /// The check-shaped part (what a plain check also has).
+    pub(super) fn check(&self) -> CheckFile {
+        CheckFile {
+            name: self.name.clone(),
+            method: self.method.clone(),
+            path: self.path.clone(),
+            status: self.status.clone(),
+            json: self.json.clone(),
+            body_contains: self.body_contains.clone(),
+            expect_headers: self.expect_headers.clone(),
+            max_latency: self.max_latency.clone(),
+            headers: self.headers.clone(),
+        }
+    }
 }
 
 /// `cors: false` or `cors: https://origin`.

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::error::{invalid, Error};
 use super::schema::{CheckFile, CorsFile, JsonExpect, OneOrMany};
+use super::sequence::Writes;
 use super::sources::Sources;
 use super::validate::{parse_bool, parse_duration, validate_url};
 
@@ -40,6 +41,8 @@ pub struct Smoke {
     pub watch_interval: Duration,
     /// Consecutive failed rounds that count as sustained (at least 1).
     pub watch_failures: u32,
+    /// The write sequences, run after the checks where enabled.
+    pub writes: Writes,
 }
 
 /// The key every check error is reported under.
@@ -75,106 +78,141 @@ impl TryFrom<CheckFile> for CheckSpec {
     /// header names and values, and expectations a `HEAD` reply can never meet. A bad check must cost no
     /// change in AWS.
     fn try_from(c: CheckFile) -> Result<Self, Error> {
-        let method = match c.method.to_ascii_uppercase().as_str() {
-            "GET" => Method::GET,
-            "HEAD" => Method::HEAD,
-            "OPTIONS" => Method::OPTIONS,
-            _ => {
-                return Err(invalid(
-                    CHECKS,
-                    format!(
-                        "method `{}` of `{}` is not GET, HEAD or OPTIONS",
-                        c.method, c.path
-                    ),
-                ))
-            }
-        };
-        let max_latency = c
-            .max_latency
-            .as_deref()
-            .map(|l| parse_duration("smoke.checks.max-latency", l))
-            .transpose()?;
-        if !c.path.starts_with('/') {
-            return Err(invalid(
-                CHECKS,
-                format!("path `{}` must start with `/`", c.path),
-            ));
-        }
-        if c.path
-            .chars()
-            .any(|ch| ch.is_whitespace() || ch.is_control())
-        {
-            return Err(invalid(
-                CHECKS,
-                format!(
-                    "path `{}` contains a space or a control character",
-                    c.path.escape_debug()
-                ),
-            ));
-        }
-        let header_name = |name: &str| {
-            HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                invalid(
-                    CHECKS,
-                    format!("`{name}` of `{}` is not a header name", c.path),
-                )
-            })
-        };
-        let mut headers = HeaderMap::new();
-        for (name, value) in &c.headers {
-            let key = header_name(name)?;
-            // The value is a secret as far as we know: never echo it.
-            let mut value = HeaderValue::from_str(value).map_err(|_| {
-                invalid(
-                    CHECKS,
-                    format!(
-                        "the value of header `{name}` of `{}` is not a valid header value",
-                        c.path
-                    ),
-                )
-            })?;
-            value.set_sensitive(true);
-            headers.insert(key, value);
-        }
-        let expect_headers = c
-            .expect_headers
-            .iter()
-            .map(|(name, text)| Ok((header_name(name)?, text.clone())))
-            .collect::<Result<Vec<_>, Error>>()?;
-        if let Some(bad) = c
-            .status
-            .as_ref()
-            .and_then(|s| s.to_vec().into_iter().find(|n| !(100..=599).contains(n)))
-        {
-            return Err(invalid(
-                CHECKS,
-                format!(
-                    "status {bad} of `{}` is not an HTTP status (100-599)",
-                    c.path
-                ),
-            ));
-        }
-        if method == Method::HEAD && (c.json.is_some() || c.body_contains.is_some()) {
-            return Err(invalid(
-                CHECKS,
-                format!(
-                    "`HEAD {}` has no body: drop `json`/`body-contains` or use GET",
-                    c.path
-                ),
-            ));
-        }
-        Ok(CheckSpec {
-            name: c.name,
-            method,
-            path: c.path,
-            status: c.status,
-            json: c.json,
-            body_contains: c.body_contains,
-            expect_headers,
-            max_latency,
-            headers,
-        })
+        compile(c, CHECKS, false)
     }
+}
+
+/// Compile a check reported under `key`; `writes` also allows POST, PUT, PATCH and DELETE (the steps of
+/// a write sequence).
+pub(super) fn compile(c: CheckFile, key: &'static str, writes: bool) -> Result<CheckSpec, Error> {
+    let method = match c.method.to_ascii_uppercase().as_str() {
+        "GET" => Method::GET,
+        "HEAD" => Method::HEAD,
+        "OPTIONS" => Method::OPTIONS,
+        "POST" if writes => Method::POST,
+        "PUT" if writes => Method::PUT,
+        "PATCH" if writes => Method::PATCH,
+        "DELETE" if writes => Method::DELETE,
+        "POST" | "PUT" | "PATCH" | "DELETE" => {
+            return Err(invalid(
+                key,
+                format!(
+                    "method `{}` of `{}` is not GET, HEAD or OPTIONS (writes belong in a `smoke.sequences` step)",
+                    c.method, c.path
+                ),
+            ))
+        }
+        _ if writes => {
+            return Err(invalid(
+                key,
+                format!(
+                    "method `{}` of `{}` is not GET, HEAD, OPTIONS, POST, PUT, PATCH or DELETE",
+                    c.method, c.path
+                ),
+            ))
+        }
+        _ => {
+            return Err(invalid(
+                key,
+                format!(
+                    "method `{}` of `{}` is not GET, HEAD or OPTIONS",
+                    c.method, c.path
+                ),
+            ))
+        }
+    };
+    let max_latency = c
+        .max_latency
+        .as_deref()
+        .map(|l| {
+            let at = if key == CHECKS {
+                "smoke.checks.max-latency"
+            } else {
+                key
+            };
+            parse_duration(at, l)
+        })
+        .transpose()?;
+    if !c.path.starts_with('/') {
+        return Err(invalid(
+            key,
+            format!("path `{}` must start with `/`", c.path),
+        ));
+    }
+    if c.path
+        .chars()
+        .any(|ch| ch.is_whitespace() || ch.is_control())
+    {
+        return Err(invalid(
+            key,
+            format!(
+                "path `{}` contains a space or a control character",
+                c.path.escape_debug()
+            ),
+        ));
+    }
+    let header_name = |name: &str| {
+        HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            invalid(
+                key,
+                format!("`{name}` of `{}` is not a header name", c.path),
+            )
+        })
+    };
+    let mut headers = HeaderMap::new();
+    for (name, value) in &c.headers {
+        let hname = header_name(name)?;
+        // The value is a secret as far as we know: never echo it.
+        let mut value = HeaderValue::from_str(value).map_err(|_| {
+            invalid(
+                key,
+                format!(
+                    "the value of header `{name}` of `{}` is not a valid header value",
+                    c.path
+                ),
+            )
+        })?;
+        value.set_sensitive(true);
+        headers.insert(hname, value);
+    }
+    let expect_headers = c
+        .expect_headers
+        .iter()
+        .map(|(name, text)| Ok((header_name(name)?, text.clone())))
+        .collect::<Result<Vec<_>, Error>>()?;
+    if let Some(bad) = c
+        .status
+        .as_ref()
+        .and_then(|s| s.to_vec().into_iter().find(|n| !(100..=599).contains(n)))
+    {
+        return Err(invalid(
+            key,
+            format!(
+                "status {bad} of `{}` is not an HTTP status (100-599)",
+                c.path
+            ),
+        ));
+    }
+    if method == Method::HEAD && (c.json.is_some() || c.body_contains.is_some()) {
+        return Err(invalid(
+            key,
+            format!(
+                "`HEAD {}` has no body: drop `json`/`body-contains` or use GET",
+                c.path
+            ),
+        ));
+    }
+    Ok(CheckSpec {
+        name: c.name,
+        method,
+        path: c.path,
+        status: c.status,
+        json: c.json,
+        body_contains: c.body_contains,
+        expect_headers,
+        max_latency,
+        headers,
+    })
 }
 
 /// The checks used when an environment configures none.
@@ -282,6 +320,13 @@ pub(super) fn build(src: &Sources) -> Result<Smoke, Error> {
             15,
         )?,
         watch_failures: smoke_file.watch_failures.unwrap_or(3).max(1),
+        writes: super::sequence::build(
+            &smoke_file,
+            src.environment,
+            env.github_environment.as_deref(),
+            src.ctx.run_id.as_deref(),
+            src.ctx.run_attempt.as_deref(),
+        )?,
     };
     if !smoke.watch.is_zero() && smoke.watch_interval.is_zero() {
         return Err(invalid(

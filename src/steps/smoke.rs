@@ -7,6 +7,8 @@
 //! - [`run`]: every check concurrently, each retried with jittered backoff until it passes or
 //!   `smoke-timeout` is spent. Each attempt is cut off after `smoke.request-timeout`, and no attempt starts
 //!   after the budget, so a hung endpoint costs at most the budget plus one request timeout.
+//!   Then, where `smoke.write` allows, the write sequences (`sequence`): steps in order, each sent once,
+//!   cleanup steps also after a failure.
 //! - [`check_frontend`]: the website answers 200 with HTML (same retry rules).
 //! - [`watch`]: for `watch`, every `smoke.watch-interval`, one attempt per check plus one `probe`; as many
 //!   bad rounds in a row as `smoke.watch-failures` is a sustained failure.
@@ -21,6 +23,7 @@ mod redact;
 mod report;
 mod result;
 pub mod schedule;
+mod sequence;
 
 use std::future::Future;
 
@@ -31,7 +34,8 @@ use url::Url;
 pub use check::MAX_REDIRECTS;
 pub use redact::{display_url, Redactor};
 pub use report::{BadRound, SmokeReport, SmokeStatus, WatchReport, WatchStat};
-pub use result::{Attempt, CheckResult};
+pub use result::{Attempt, CheckResult, SequenceResult, StepOutcome, StepResult};
+pub use sequence::CONNECT_ATTEMPTS;
 
 use crate::config::Smoke;
 use crate::github::commands;
@@ -87,6 +91,19 @@ pub enum Error {
         /// Attempts made.
         attempts: usize,
     },
+    /// A write sequence failed (its cleanup steps still ran).
+    #[error("failed to write through `{url}`: sequence `{sequence}` failed at step `{step}`: got {got}; cleanup: {cleanup}")]
+    Sequence {
+        /// Base URL (no userinfo).
+        url: String,
+        sequence: String,
+        /// The first failed step's name.
+        step: String,
+        /// What it got (secrets redacted).
+        got: String,
+        /// `ran 1 of 1 step` / `none configured`.
+        cleanup: String,
+    },
     /// The watch saw a sustained failure.
     #[error("failed to keep `{url}` healthy after the deploy: {streak} bad watch rounds in a row (round {round} of {rounds}): {seen}")]
     Watch {
@@ -117,6 +134,7 @@ impl crate::error::Diagnose for Error {
             ),
             Error::Checks { .. } => "the new version does not answer as expected: the job summary lists every attempt; read the service's logs (or fix `smoke.checks` if a check is wrong, or raise `smoke-timeout` if it starts slowly)".into(),
             Error::Website { .. } => "check the bucket's static website hosting (index document) and that `index.html` was uploaded with `Content-Type: text/html`".into(),
+            Error::Sequence { .. } => "the new version answers reads but not this write: look for a database user without INSERT/UPDATE/DELETE rights, a migration that did not run, or a full disk in the service's logs; the summary lists each step (fix the sequence under `smoke.sequences` if a step is wrong)".into(),
             Error::Watch { .. } => "the new version failed after it went live: read the watch table in the job summary and the service's stopped-task reasons (raise `smoke.watch-failures` if the checks are flaky)".into(),
         }
     }
@@ -124,6 +142,7 @@ impl crate::error::Diagnose for Error {
     fn anchor(&self) -> Option<&'static str> {
         match self {
             Error::Client(_) => None,
+            Error::Sequence { .. } => troubleshooting!("write-sequence-failed"),
             _ => troubleshooting!("smoke-tests-failed"),
         }
     }
@@ -277,6 +296,55 @@ pub async fn run(
     section.checks = results;
     section.settle();
     timeline.record("smoke tests", started, outcome(&err));
+    if let Some(e) = err {
+        if !cfg.writes.sequences.is_empty() {
+            section.sequences_skipped = Some("not run: the checks failed".into());
+        }
+        return Err(e);
+    }
+    writes(cfg, base, &client, redact, section, timeline).await
+}
+
+/// The write sequences after passing checks, where `smoke.write` allows; `Err` for the first failed one.
+async fn writes(
+    cfg: &Smoke,
+    base: &Url,
+    client: &reqwest::Client,
+    mut redact: Redactor,
+    section: &mut SmokeReport,
+    timeline: &mut Timeline,
+) -> Result<(), Error> {
+    if cfg.writes.sequences.is_empty() {
+        return Ok(());
+    }
+    if !cfg.writes.enabled {
+        let why = cfg.writes.disabled_reason.clone().unwrap_or_default();
+        tracing::info!("write sequences skipped: {why}");
+        section.sequences_skipped = Some(why);
+        return Ok(());
+    }
+    let started = Instant::now();
+    let results = sequence::run_all(cfg, base, client, &mut redact).await;
+    let err = results.iter().find(|r| !r.passed).map(|r| {
+        let step = r.failed_step().or(r.steps.first());
+        Error::Sequence {
+            url: display_url(base),
+            sequence: r.name.clone(),
+            step: step.map(|s| s.name.clone()).unwrap_or_default(),
+            got: step.map(|s| s.got.clone()).unwrap_or_default(),
+            cleanup: match r.cleanup_steps {
+                0 => "none configured".into(),
+                n => format!(
+                    "ran {} of {n} step{}",
+                    r.cleanup_ran,
+                    if n == 1 { "" } else { "s" }
+                ),
+            },
+        }
+    });
+    section.sequences = results;
+    section.settle();
+    timeline.record("write sequences", started, outcome(&err));
     err.map_or(Ok(()), Err)
 }
 
@@ -504,6 +572,7 @@ mod tests {
             watch: std::time::Duration::ZERO,
             watch_interval: std::time::Duration::from_secs(1),
             watch_failures: 3,
+            writes: Default::default(),
         };
         let mut out = Vec::new();
         let r = protect_to(&cfg, &mut out);

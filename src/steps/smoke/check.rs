@@ -64,6 +64,8 @@ pub struct Check {
     pub expect_headers: Vec<(HeaderName, String)>,
     /// Attempts slower than this fail.
     pub max_latency: Option<Duration>,
+    /// A JSON body, sent with `Content-Type: application/json` (write-sequence steps).
+    pub body: Option<Vec<u8>>,
     /// Special judgement.
     pub kind: Kind,
     /// The expectation, in words.
@@ -105,6 +107,7 @@ impl Check {
             body_contains: spec.body_contains.clone(),
             expect_headers: spec.expect_headers.clone(),
             max_latency: spec.max_latency,
+            body: None,
             kind: Kind::Api,
             expected: String::new(),
         };
@@ -134,6 +137,7 @@ impl Check {
             body_contains: None,
             expect_headers: Vec::new(),
             max_latency: None,
+            body: None,
             kind: Kind::Cors(origin.to_string()),
             expected: String::new(),
         };
@@ -154,6 +158,7 @@ impl Check {
             body_contains: None,
             expect_headers: Vec::new(),
             max_latency: None,
+            body: None,
             kind: Kind::Website,
             expected: String::new(),
         };
@@ -518,6 +523,14 @@ async fn read_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, reqwest::Er
     Ok(body)
 }
 
+/// What one exchange left: the attempt, the body when a reply came, and whether the connection could
+/// not be made at all (so no byte of the request was sent, and sending it again cannot repeat a write).
+pub struct Exchange {
+    pub attempt: Attempt,
+    pub body: Option<Vec<u8>>,
+    pub not_connected: bool,
+}
+
 /// One attempt: request, read the body, judge; cut off after `timeout` whatever the server does.
 pub async fn attempt(
     client: &reqwest::Client,
@@ -525,13 +538,27 @@ pub async fn attempt(
     timeout: Duration,
     redact: &Redactor,
 ) -> Attempt {
+    exchange(client, check, timeout, redact).await.attempt
+}
+
+/// [`attempt`], keeping the reply's body and whether the connection failed.
+pub async fn exchange(
+    client: &reqwest::Client,
+    check: &Check,
+    timeout: Duration,
+    redact: &Redactor,
+) -> Exchange {
     let started = Instant::now();
     let exchange = async {
-        let resp = client
+        let mut req = client
             .request(check.method.clone(), check.url.clone())
-            .headers(check.headers.clone())
-            .send()
-            .await?;
+            .headers(check.headers.clone());
+        if let Some(body) = &check.body {
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.clone());
+        }
+        let resp = req.send().await?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let body = read_capped(resp).await?;
@@ -539,25 +566,35 @@ pub async fn attempt(
     };
     let outcome = tokio::time::timeout(timeout, exchange).await;
     let latency = started.elapsed();
+    let mut kept = None;
+    let mut not_connected = false;
     let (status, passed, got) = match outcome {
         Err(_) => (
             None,
             false,
             format!("no answer within {}", humantime::format_duration(timeout)),
         ),
-        Ok(Err(e)) => (None, false, describe_error(&e)),
+        Ok(Err(e)) => {
+            not_connected = e.is_connect();
+            (None, false, describe_error(&e))
+        }
         Ok(Ok((status, headers, body))) => {
             let (passed, got) = evaluate(check, status, &headers, &body, latency);
+            kept = Some(body);
             (Some(status), passed, got)
         }
     };
     let got = redact.apply(&got);
     tracing::debug!(check = %check.name, status = ?status, latency_ms = latency.as_millis() as u64, %got, "attempt");
-    Attempt {
-        status,
-        latency_ms: latency.as_millis() as u64,
-        passed,
-        got,
+    Exchange {
+        attempt: Attempt {
+            status,
+            latency_ms: latency.as_millis() as u64,
+            passed,
+            got,
+        },
+        body: kept,
+        not_connected,
     }
 }
 

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::result::CheckResult;
+use super::result::{CheckResult, SequenceResult, StepOutcome};
 use crate::report::section::{html_text, md_code, md_escape};
 
 /// How the smoke tests ended.
@@ -98,6 +98,10 @@ pub struct SmokeReport {
     pub website: Option<CheckResult>,
     /// The post-deploy watch.
     pub watch: Option<WatchReport>,
+    /// The write sequences that ran, in configuration order.
+    pub sequences: Vec<SequenceResult>,
+    /// Why configured write sequences did not run.
+    pub sequences_skipped: Option<String>,
 }
 
 impl SmokeReport {
@@ -114,7 +118,8 @@ impl SmokeReport {
     pub fn settle(&mut self) {
         let ok = self.checks.iter().all(|c| c.passed)
             && self.website.as_ref().is_none_or(|w| w.passed)
-            && self.watch.as_ref().is_none_or(|w| w.passed);
+            && self.watch.as_ref().is_none_or(|w| w.passed)
+            && self.sequences.iter().all(|s| s.passed);
         self.status = if ok {
             SmokeStatus::Passed
         } else {
@@ -134,6 +139,17 @@ impl SmokeReport {
         }
         if let Some(w) = &self.website {
             v["website"] = w.compact();
+        }
+        if !self.sequences.is_empty() {
+            v["sequences"] = self
+                .sequences
+                .iter()
+                .map(SequenceResult::compact)
+                .collect::<Vec<_>>()
+                .into();
+        }
+        if let Some(r) = &self.sequences_skipped {
+            v["sequences_skipped"] = r.clone().into();
         }
         if let Some(w) = &self.watch {
             v["watch"] = serde_json::json!({
@@ -190,6 +206,53 @@ fn attempts_detail(md: &mut String, c: &CheckResult) {
     md.push_str("\n</details>\n\n");
 }
 
+/// The write sequences: one table per sequence (steps as configured, never a captured value), and
+/// whether cleanup ran.
+fn sequences(md: &mut String, r: &SmokeReport) {
+    if let Some(why) = &r.sequences_skipped {
+        let _ = writeln!(md, "Write sequences skipped: {}.\n", md_escape(why));
+    }
+    for s in &r.sequences {
+        let _ = writeln!(
+            md,
+            "#### {} Write sequence `{}`: {}\n",
+            if s.passed { "✅" } else { "❌" },
+            md_escape(&s.name),
+            if s.passed { "passed" } else { "failed" }
+        );
+        md.push_str("| | step | request | expected | status | got | captured |\n");
+        md.push_str("|---|---|---|---|---:|---|---|\n");
+        for st in &s.steps {
+            let _ = writeln!(
+                md,
+                "| {} | {}{} | {} | {} | {} | {} | {} |",
+                match st.outcome {
+                    StepOutcome::Passed => "✅",
+                    StepOutcome::Failed => "❌",
+                    StepOutcome::NotRun => "⏭️",
+                },
+                md_escape(&st.name),
+                if st.cleanup { " (cleanup)" } else { "" },
+                md_code(&format!("{} {}", st.method, st.path)),
+                md_escape(&st.expected),
+                st.status.map_or("-".to_string(), |c| c.to_string()),
+                md_escape(&st.got),
+                st.captured
+                    .iter()
+                    .map(|c| md_code(c))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        let cleanup = match (s.cleanup_steps, s.cleanup_ran) {
+            (0, _) => "no cleanup step configured".to_string(),
+            (n, ran) if ran == n => format!("cleanup ran ({ran} of {n})"),
+            (n, ran) => format!("cleanup ran {ran} of {n} (a step that needs a value never captured has nothing to clean up)"),
+        };
+        let _ = writeln!(md, "\n{cleanup}.\n");
+    }
+}
+
 impl crate::report::section::Section for SmokeReport {
     fn outputs(&self, out: &mut Vec<(String, String)>) {
         out.push(("smoke-status".into(), self.status.as_str().into()));
@@ -221,6 +284,7 @@ impl crate::report::section::Section for SmokeReport {
                 attempts_detail(md, c);
             }
         }
+        sequences(md, self);
         if let Some(w) = &self.watch {
             let _ = writeln!(
                 md,

@@ -35,6 +35,70 @@ pub struct CheckResult {
     pub attempts: Vec<Attempt>,
 }
 
+/// What became of one step of a write sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepOutcome {
+    Passed,
+    Failed,
+    /// Skipped: an earlier step failed, or (a cleanup step) what it needs was never captured.
+    NotRun,
+}
+
+/// One step of a write sequence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StepResult {
+    pub name: String,
+    pub method: String,
+    /// The path as configured, placeholders unfilled: a captured value is never printed.
+    pub path: String,
+    /// A cleanup step (runs after a failure too).
+    pub cleanup: bool,
+    pub outcome: StepOutcome,
+    /// The HTTP status of the last attempt, when a reply came.
+    pub status: Option<u16>,
+    /// The expectation, in words (placeholders unfilled).
+    pub expected: String,
+    /// What the step got, or why it did not run (secrets redacted).
+    pub got: String,
+    /// The names this step captured (never their values).
+    pub captured: Vec<String>,
+    /// Requests sent (more than one only when the connection could not be made).
+    pub attempts: u32,
+    pub latency_ms: u64,
+}
+
+/// A write sequence and its steps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SequenceResult {
+    pub name: String,
+    /// Every step that ran passed, and no step was left out.
+    pub passed: bool,
+    /// Cleanup steps configured.
+    pub cleanup_steps: u32,
+    /// Cleanup steps that ran (passed or failed).
+    pub cleanup_ran: u32,
+    pub steps: Vec<StepResult>,
+}
+
+impl SequenceResult {
+    /// The first failed step.
+    pub fn failed_step(&self) -> Option<&StepResult> {
+        self.steps.iter().find(|s| s.outcome == StepOutcome::Failed)
+    }
+
+    pub(super) fn compact(&self) -> serde_json::Value {
+        serde_json::json!({
+            "name": self.name,
+            "passed": self.passed,
+            "steps": self.steps.len(),
+            "failed_step": self.failed_step().map(|s| s.name.clone()),
+            "cleanup_steps": self.cleanup_steps,
+            "cleanup_ran": self.cleanup_ran,
+        })
+    }
+}
+
 /// Median (nearest rank, lower) and maximum of some latencies.
 pub fn p50_max(latencies: impl IntoIterator<Item = u64>) -> (u64, u64) {
     let mut v: Vec<u64> = latencies.into_iter().collect();
