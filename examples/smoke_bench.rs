@@ -28,6 +28,7 @@ fn cfg(base: &str) -> Smoke {
         watch: Duration::ZERO,
         watch_interval: Duration::from_millis(100),
         watch_failures: 3,
+        writes: Default::default(),
     }
 }
 

@@ -338,7 +338,7 @@ sequences:
             ("{ method: FETCH, path: /p }", "step 2 of `crud`: method `FETCH` of `/p` is not GET, HEAD, OPTIONS, POST, PUT, PATCH or DELETE"),
             ("{ path: /p, body: { a: 1 } }", "step 2 of `crud`: `GET /p` sends no body: drop `body` or use POST, PUT or PATCH"),
             ("{ method: DELETE, path: /p, body: x }", "`DELETE /p` sends no body"),
-            ("{ path: /products/{idd} }", "unknown placeholder `{idd}` in `path` of `/products/{idd}`: earlier steps capture `id`; built in: `run_id`, `unique`"),
+            ("{ path: \"/products/{idd}\" }", "unknown placeholder `{idd}` in `path` of `/products/{idd}`: earlier steps capture `id`; built in: `run_id`, `unique`"),
             ("{ method: POST, path: /p, body: { name: \"{nope}\" } }", "unknown placeholder `{nope}` in `body`"),
             ("{ path: /p, headers: { X-Key: \"{secret}-s3cr3t\" } }", "unknown placeholder `{secret}` in `headers`"),
             ("{ path: /p, body-contains: \"{later}\", capture: { later: $.x } }", "unknown placeholder `{later}` in `body-contains`"),

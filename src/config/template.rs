@@ -121,6 +121,6 @@ mod tests {
         );
         let mut all = json_strings(&body);
         all.sort();
-        assert_eq!(all, vec!["name", "n", "smoke-{id}", "tags", "{id}"]);
+        assert_eq!(all, vec!["n", "name", "smoke-{id}", "tags", "{id}"]);
     }
 }

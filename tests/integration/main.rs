@@ -17,3 +17,4 @@ mod promote;
 mod promote_e2e;
 mod smoke;
 mod workflows;
+mod writes;

@@ -34,6 +34,7 @@ fn cfg(app: &App) -> Smoke {
         watch: Duration::ZERO,
         watch_interval: secs(15),
         watch_failures: 3,
+        writes: Default::default(),
     }
 }
 
@@ -780,6 +781,7 @@ fn cfg_template() -> Smoke {
         watch: Duration::ZERO,
         watch_interval: secs(15),
         watch_failures: 3,
+        writes: Default::default(),
     }
 }
 
