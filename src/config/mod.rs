@@ -8,11 +8,12 @@
 //! Layout: `schema` is the file as written, `validate` the single-value parsers, `error` the error type,
 //! `sources` what every builder reads, `template` and `jsonpath` the placeholders and captures of
 //! write sequences, `command` the `command` input, and one builder per part (`auth`,
-//! `backend`, `smoke`, `sequence`, `frontend`, `promote`), each next to the type it builds; [`build`] runs them in
+//! `backend`, `check`, `smoke`, `sequence`, `frontend`, `promote`), each next to the type it builds; [`build`] runs them in
 //! order. The parts import the leaves, never this module.
 
 mod auth;
 mod backend;
+mod check;
 mod command;
 mod error;
 mod frontend;
@@ -33,6 +34,7 @@ use sources::{environment_entry, Sources};
 
 pub use auth::Auth;
 pub use backend::Backend;
+pub use check::{default_checks, CheckSpec};
 pub use command::Command;
 pub use error::Error;
 pub use frontend::{CacheRules, ExcludeGlobs, Frontend};
@@ -43,7 +45,7 @@ pub use schema::{
     OneOrMany, SequenceFile, SmokeFile, StepFile,
 };
 pub use sequence::{is_production, Sequence, Step, Writes};
-pub use smoke::{default_checks, CheckSpec, Smoke};
+pub use smoke::Smoke;
 pub use template::{fill, fill_json, BUILTINS};
 pub use validate::{
     inside_workspace, parse_bool, parse_duration, parse_list, validate_role_arn, validate_tag,

@@ -6,10 +6,10 @@ use std::collections::BTreeSet;
 
 use reqwest::Method;
 
+use super::check::{compile, CheckSpec};
 use super::error::{invalid, Error};
 use super::jsonpath::JsonPath;
 use super::schema::{SequenceFile, SmokeFile, StepFile};
-use super::smoke::{compile, CheckSpec};
 use super::template::{json_strings, vars, BUILTINS};
 
 /// The key every sequence error is reported under.
@@ -161,7 +161,7 @@ fn step(s: &StepFile, known: &mut Vec<String>) -> Result<Step, Error> {
     }
     // Every text that is filled at run time, with where it is, for the error.
     let mut texts: Vec<(&str, &str)> = vec![("path", s.path.as_str())];
-    texts.extend(s.headers.iter().map(|(_, v)| ("headers", v.as_str())));
+    texts.extend(s.headers.values().map(|v| ("headers", v.as_str())));
     texts.extend(
         s.body_contains
             .iter()

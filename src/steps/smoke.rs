@@ -20,6 +20,7 @@
 
 mod check;
 mod redact;
+mod redirect;
 mod report;
 mod result;
 pub mod schedule;
