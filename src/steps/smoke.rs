@@ -163,8 +163,9 @@ fn protect_to(cfg: &Smoke, out: &mut impl std::io::Write) -> Redactor {
     for url in cfg.base_url.iter().chain(cfg.website_url.iter()) {
         r.add_userinfo(url);
     }
-    for c in &cfg.checks {
-        // Config accepted only visible ASCII values, so each has a text form.
+    for c in all_specs(cfg) {
+        // Config accepted only visible ASCII values, so each has a text form. A write step's value with
+        // a `{name}` placeholder is masked as written here, and filled when its step is sent.
         for v in c.headers.values().filter_map(|v| v.to_str().ok()) {
             r.add(v);
         }
@@ -176,6 +177,16 @@ fn protect_to(cfg: &Smoke, out: &mut impl std::io::Write) -> Redactor {
     r
 }
 
+/// Every configured check: the read-only ones and the steps of the write sequences.
+fn all_specs(cfg: &Smoke) -> impl Iterator<Item = &crate::config::CheckSpec> {
+    cfg.checks.iter().chain(
+        cfg.writes
+            .sequences
+            .iter()
+            .flat_map(|s| s.steps.iter().map(|st| &st.check)),
+    )
+}
+
 /// The client of the smoke tests: rustls (webpki roots), at most [`MAX_REDIRECTS`] redirects (never from
 /// https to http, never to a link-local or metadata address, none to another origin when a check sends
 /// configured headers), a connect timeout. The per-request bound is
@@ -184,7 +195,7 @@ fn client(cfg: &Smoke) -> Result<reqwest::Client, Error> {
     reqwest::Client::builder()
         .user_agent(format!("{} (smoke test)", crate::aws::USER_AGENT))
         .redirect(check::redirect_policy(
-            cfg.checks.iter().any(|c| !c.headers.is_empty()),
+            all_specs(cfg).any(|c| !c.headers.is_empty()),
         ))
         .connect_timeout(cfg.request_timeout)
         .build()
@@ -560,6 +571,11 @@ mod tests {
             "x-api-key",
             reqwest::header::HeaderValue::from_static("hdr-s3cr3t"),
         );
+        let mut step = crate::config::default_checks().remove(1);
+        step.headers.insert(
+            "x-step-key",
+            reqwest::header::HeaderValue::from_static("step-s3cr3t"),
+        );
         let cfg = Smoke {
             enabled: true,
             base_url: Some(Url::parse("https://smoke-user:pa%24s@api.example.com").unwrap()),
@@ -573,12 +589,23 @@ mod tests {
             watch: std::time::Duration::ZERO,
             watch_interval: std::time::Duration::from_secs(1),
             watch_failures: 3,
-            writes: Default::default(),
+            writes: crate::config::Writes {
+                sequences: vec![crate::config::Sequence {
+                    name: "product-crud".into(),
+                    steps: vec![crate::config::Step {
+                        check: step,
+                        body: None,
+                        capture: Vec::new(),
+                        cleanup: false,
+                    }],
+                }],
+                ..Default::default()
+            },
         };
         let mut out = Vec::new();
         let r = protect_to(&cfg, &mut out);
         let out = String::from_utf8(out).unwrap();
-        for s in ["hdr-s3cr3t", "pa$s", "pa%24s", "smoke-user"] {
+        for s in ["hdr-s3cr3t", "pa$s", "pa%24s", "smoke-user", "step-s3cr3t"] {
             let line = format!("::add-mask::{}\n", commands::escape_data(s));
             assert!(out.contains(&line), "{s} not masked:\n{out}");
         }

@@ -337,4 +337,27 @@ mod tests {
             Err(Prepare::Missing(n)) if n == "id"
         ));
     }
+
+    #[test]
+    fn a_header_filled_from_a_capture_is_redacted_from_then_on() {
+        let mut s = step(&[]);
+        s.check
+            .headers
+            .insert("authorization", HeaderValue::from_static("Bearer {token}"));
+        let base = Url::parse("http://127.0.0.1:9").unwrap();
+        let mut values = BTreeMap::new();
+        values.insert("token".to_string(), "tok-s3cr3t".to_string());
+        let mut redact = Redactor::default();
+        let c = prepare(&s, &base, &values, &mut redact).ok().unwrap();
+        let sent = &c.headers["authorization"];
+        assert_eq!(sent.to_str().unwrap(), "Bearer tok-s3cr3t");
+        assert!(sent.is_sensitive());
+        assert_eq!(redact.apply("echo: Bearer tok-s3cr3t"), "echo: ***");
+        // A value that cannot be a header is refused without echoing it.
+        values.insert("token".to_string(), "a\nb".to_string());
+        match prepare(&s, &base, &values, &mut redact) {
+            Err(Prepare::Bad(why)) => assert!(!why.contains("a\nb"), "{why}"),
+            _ => panic!("a line break in a header value was accepted"),
+        }
+    }
 }
