@@ -1,6 +1,6 @@
 //! Figures for the smoke step against the loopback CloudShop app (real clock, nothing asserted):
-//! the cost of a passing run (health, products, CORS), of a watch round, the bound on a hung endpoint,
-//! and the peak memory. The step's own log lines go to stdout; the figures go to stderr:
+//! the cost of a passing run (health, products, CORS), of the CloudShop write sequence, of a watch round,
+//! the bound on a hung endpoint, and the peak memory. The step's own log lines go to stdout; the figures go to stderr:
 //!
 //! ```sh
 //! cargo run -q --example smoke_bench >/dev/null
@@ -29,6 +29,42 @@ fn cfg(base: &str) -> Smoke {
         watch_interval: Duration::from_millis(100),
         watch_failures: 3,
         writes: Default::default(),
+    }
+}
+
+/// [`cfg`] with the README's CloudShop write sequence, compiled as the binary would.
+fn writes_cfg(base: &str) -> Smoke {
+    let yaml = format!(
+        r#"
+environments:
+  stage:
+    region: us-east-1
+    cluster: stage-cluster
+    service: stage-backend-blue
+    ecr-repository: stage-cloudshop-backend
+    api-url: {base}
+    smoke:
+      sequences:
+        - name: product-crud
+          steps:
+            - {{ method: POST, path: /products, body: {{ name: "smoke-{{unique}}", price: 1.0 }}, status: 201, capture: {{ id: $.id }} }}
+            - {{ path: "/products/{{id}}", body-contains: "smoke-{{unique}}" }}
+            - {{ path: /products, json: {{ contains-names: ["smoke-{{unique}}"] }} }}
+            - {{ method: DELETE, path: "/products/{{id}}", status: 204, cleanup: true }}
+            - {{ path: "/products/{{id}}", status: 404 }}
+"#
+    );
+    let file = cloudshop_deploy::config::parse_file("bench.yml", &yaml).expect("yaml");
+    let inputs = cloudshop_deploy::inputs::Inputs::from_env([("INPUT_ENVIRONMENT", "stage")])
+        .expect("inputs");
+    let ctx = cloudshop_deploy::github::Context {
+        sha: Some("0123456789abcdef0123456789abcdef01234567".into()),
+        ..Default::default()
+    };
+    let compiled = cloudshop_deploy::config::build(&inputs, &file, &ctx).expect("config");
+    Smoke {
+        writes: compiled.smoke.writes,
+        ..cfg(base)
     }
 }
 
@@ -72,6 +108,28 @@ async fn main() {
     let (p50, max) = p50_max(times);
     eprintln!(
         "passing run (3 checks, loopback): p50 {p50:.2} ms, max {max:.2} ms over {runs} runs"
+    );
+
+    // The CloudShop write sequence (create, read back, list, delete, gone) after the 3 checks.
+    let seq = writes_cfg(&base);
+    let runs = 200;
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let mut report = Report::default();
+        let t = Instant::now();
+        smoke::run(
+            &seq,
+            report.smoke.get_or_insert_with(Default::default),
+            &mut report.phases,
+        )
+        .await
+        .expect("the sequence passes");
+        times.push(t.elapsed());
+    }
+    let (p50, max) = p50_max(times);
+    eprintln!(
+        "passing run with the 5-step write sequence (loopback): p50 {p50:.2} ms, max {max:.2} ms over {runs} runs; {} products left",
+        app.products().len()
     );
 
     // Watch rounds: 3 checks + a probe every 100 ms for 3 s.
