@@ -918,6 +918,7 @@ const REGISTRY_AND_IMPLIED: &[&str] = &[
     "ecr:UploadLayerPart",
     "ecr:CompleteLayerUpload",
     "ecr:GetDownloadUrlForLayer",
+    "ecr:ListImages",
     "iam:PassRole",
 ];
 
@@ -969,7 +970,12 @@ fn the_policies_grant_exactly_what_the_code_calls() {
         promote.contains("ecr:GetDownloadUrlForLayer"),
         "promote reads the source"
     );
-    assert!(rollback.contains("ecs:ListTaskDefinitions"));
+    assert!(rollback.contains("ecs:ListServiceDeployments"));
+    assert!(
+        rollback.contains("ecr:ListImages") && rollback.contains("ecr:GetDownloadUrlForLayer"),
+        "a rollback reads the verification markers"
+    );
+    assert!(!rollback.contains("ecs:ListTaskDefinitions"));
     assert!(
         !rollback.contains("ecr:PutImage"),
         "a rollback writes no image"
