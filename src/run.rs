@@ -314,8 +314,15 @@ async fn deploy_pipeline(
         report.promote = Some(source.report());
         // A promotion takes only what passed the source environment.
         let section = report.release.get_or_insert_with(Default::default);
-        release::check_source(clients, cfg, settings, &source.digest, section, &mut report.phases)
-            .await?;
+        release::check_source(
+            clients,
+            cfg,
+            settings,
+            &source.digest,
+            section,
+            &mut report.phases,
+        )
+        .await?;
         crate::shutdown::snapshot(report);
         Some(source)
     } else {

@@ -306,8 +306,18 @@ impl State {
             foreign_after: None,
             describes: 0,
             history: vec![
-                ("ecs-svc/0999".into(), td_arn(&seed_family, 1), "SUCCESSFUL".into(), 1.6e9),
-                ("ecs-svc/1000".into(), td_arn(&seed_family, 2), "SUCCESSFUL".into(), 1.7e9),
+                (
+                    "ecs-svc/0999".into(),
+                    td_arn(&seed_family, 1),
+                    "SUCCESSFUL".into(),
+                    1.6e9,
+                ),
+                (
+                    "ecs-svc/1000".into(),
+                    td_arn(&seed_family, 2),
+                    "SUCCESSFUL".into(),
+                    1.7e9,
+                ),
             ],
         }
     }
@@ -836,8 +846,10 @@ fn handle(st: &mut State, op: &str, body: &Value) -> (u16, Value) {
                 .unwrap_or_default();
             let revs: Vec<Value> = (0..st.history.len())
                 .filter(|i| wanted.contains(&st.revision_arn(*i).as_str()))
-                .map(|i| json!({"serviceRevisionArn": st.revision_arn(i), "serviceArn": st.service_arn(),
-                    "clusterArn": st.cluster_arn(), "taskDefinition": st.history[i].1}))
+                .map(|i| {
+                    json!({"serviceRevisionArn": st.revision_arn(i), "serviceArn": st.service_arn(),
+                    "clusterArn": st.cluster_arn(), "taskDefinition": st.history[i].1})
+                })
                 .collect();
             (200, json!({"serviceRevisions": revs, "failures": []}))
         }

@@ -466,7 +466,8 @@ mod tests {
             sha: "0123456789abcdef0123456789abcdef01234567".into(),
             frontend: None,
             task_definition: Some(
-                "arn:aws:ecs:us-east-1:746669238399:task-definition/stage-cloudshop-backend:8".into(),
+                "arn:aws:ecs:us-east-1:746669238399:task-definition/stage-cloudshop-backend:8"
+                    .into(),
             ),
             run_url: Some("https://github.com/acme/cloudshop/actions/runs/1".into()),
             verified_at: "2026-11-26T12:00:00Z".into(),

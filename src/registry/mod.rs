@@ -28,5 +28,6 @@ pub use client::{Options, Registry};
 pub use copy::{copy_image, CopyStats, Source, Target};
 pub use error::Error;
 pub use manifest::{
-    is_digest, sha256_digest, Manifest, ACCEPTED, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST,
+    is_digest, sha256_digest, Manifest, ACCEPTED, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX,
+    OCI_MANIFEST,
 };

@@ -22,14 +22,8 @@ impl Registry {
         }
         let location = self.start_upload(repo, &blob.digest).await?;
         let body = stream::iter([Ok(blob.bytes.clone())]).boxed();
-        self.upload(
-            location,
-            repo,
-            &blob.digest,
-            blob.bytes.len() as u64,
-            body,
-        )
-        .await?;
+        self.upload(location, repo, &blob.digest, blob.bytes.len() as u64, body)
+            .await?;
         Ok(true)
     }
 

@@ -30,8 +30,12 @@ fn rev(n: u32) -> String {
 /// The marker `verified-<env>-<sha>` in `repo` of the registry, if any.
 pub fn marker(reg: &LocalRegistry, repo: &str, env: &str, sha: &str) -> Option<Verification> {
     rt().block_on(async {
-        let registry =
-            Registry::new(url::Url::parse(&reg.url).unwrap(), None, &Options::default()).unwrap();
+        let registry = Registry::new(
+            url::Url::parse(&reg.url).unwrap(),
+            None,
+            &Options::default(),
+        )
+        .unwrap();
         let store = Store {
             registry,
             repo: repo.to_string(),
@@ -43,8 +47,12 @@ pub fn marker(reg: &LocalRegistry, repo: &str, env: &str, sha: &str) -> Option<V
 /// Record in the registry that `digest` passed `env` (what a passing stage deploy leaves behind).
 pub fn mark_verified(reg: &LocalRegistry, repo: &str, env: &str, sha: &str, digest: &str) {
     rt().block_on(async {
-        let registry =
-            Registry::new(url::Url::parse(&reg.url).unwrap(), None, &Options::default()).unwrap();
+        let registry = Registry::new(
+            url::Url::parse(&reg.url).unwrap(),
+            None,
+            &Options::default(),
+        )
+        .unwrap();
         let store = Store {
             registry,
             repo: repo.to_string(),
@@ -229,9 +237,7 @@ fn only_a_release_that_passed_gets_the_marker_and_the_extra_tags() {
     assert_eq!(res.outputs.get("verified"), None, "{}", res.dump());
     assert_eq!(marker(&w.reg, &w.stage, "stage", SHA_B), None);
     assert!(
-        !w.reg
-            .tags(&w.stage)
-            .contains(&verified_tag("stage", SHA_B)),
+        !w.reg.tags(&w.stage).contains(&verified_tag("stage", SHA_B)),
         "{:?}",
         w.reg.tags(&w.stage)
     );
@@ -279,11 +285,7 @@ fn a_digest_that_failed_stage_is_not_promoted_unless_allowed() {
         "the hint says how to fix it: {}",
         res.dump()
     );
-    assert!(
-        res.summary.contains(SHA_B),
-        "{}",
-        res.summary
-    );
+    assert!(res.summary.contains(SHA_B), "{}", res.summary);
     // It looked (the marker lookup reached the registry) and wrote nothing anywhere.
     assert!(
         reg.ops().iter().any(|o| o == "registry:GET manifest"),
@@ -320,7 +322,10 @@ fn a_digest_that_failed_stage_is_not_promoted_unless_allowed() {
     );
     // Prod records its own verification, and `prod-current` follows it.
     assert_eq!(marker(&w.reg, &w.prod, "prod", SHA_A).unwrap().digest, a);
-    assert_eq!(w.reg.digest_of(&w.prod, "prod-current").as_deref(), Some(a.as_str()));
+    assert_eq!(
+        w.reg.digest_of(&w.prod, "prod-current").as_deref(),
+        Some(a.as_str())
+    );
 
     // B with `allow-unverified: true`: promoted, with a warning and a line in the summary.
     let res = w
@@ -331,14 +336,14 @@ fn a_digest_that_failed_stage_is_not_promoted_unless_allowed() {
     assert_eq!(res.output("status"), "deployed", "{}", res.dump());
     assert_eq!(res.output("promoted-digest"), b);
     assert!(
-        res.stdout
-            .lines()
-            .any(|l| l.starts_with("::warning") && l.contains(&format!("promoting `{SHA_B}` unverified"))),
+        res.stdout.lines().any(|l| l.starts_with("::warning")
+            && l.contains(&format!("promoting `{SHA_B}` unverified"))),
         "{}",
         res.dump()
     );
     assert!(
-        res.summary.contains("**not verified**") && res.summary.contains("`allow-unverified: true`"),
+        res.summary.contains("**not verified**")
+            && res.summary.contains("`allow-unverified: true`"),
         "{}",
         res.summary
     );
@@ -388,7 +393,8 @@ fn rollback_goes_to_the_last_release_that_passed() {
         "{td}"
     );
     assert!(
-        res.summary.contains(&format!("`{}`", shas[0])) && res.summary.contains("newest verified release"),
+        res.summary.contains(&format!("`{}`", shas[0]))
+            && res.summary.contains("newest verified release"),
         "{}",
         res.summary
     );

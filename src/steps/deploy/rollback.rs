@@ -231,7 +231,10 @@ pub async fn last_completed_revision(
             .map(str::to_string);
         match td {
             Some(td) if td != current => {
-                tracing::info!("last completed deployment before the current one: {arn} ({})", short(&td));
+                tracing::info!(
+                    "last completed deployment before the current one: {arn} ({})",
+                    short(&td)
+                );
                 return Ok(Some(td));
             }
             _ => continue,

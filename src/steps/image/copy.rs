@@ -443,10 +443,7 @@ pub async fn copy(
 
 /// Point the extra tags at the copied image (after the release passed): one line per tag, `added` or
 /// `already there`. `PutImage` for a retag, else manifest PUTs through the registry.
-pub async fn add_extra_tags(
-    clients: &Clients,
-    source: &SourceImage,
-) -> Result<Vec<String>, Error> {
+pub async fn add_extra_tags(clients: &Clients, source: &SourceImage) -> Result<Vec<String>, Error> {
     let extra = source.tags.get(1..).unwrap_or_default();
     if extra.is_empty() {
         return Ok(Vec::new());

@@ -92,15 +92,14 @@ impl Store {
             .filter(|t| t.starts_with(&prefix))
             .take(MAX_MARKERS)
             .collect();
-        let read: Vec<(String, Result<Option<Verification>, registry::Error>)> =
-            stream::iter(tags)
-                .map(|t| async move {
-                    let r = self.read(&t).await;
-                    (t, r)
-                })
-                .buffer_unordered(CONCURRENCY)
-                .collect()
-                .await;
+        let read: Vec<(String, Result<Option<Verification>, registry::Error>)> = stream::iter(tags)
+            .map(|t| async move {
+                let r = self.read(&t).await;
+                (t, r)
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
         let mut out = Vec::new();
         for (tag, r) in read {
             match r {
@@ -141,8 +140,7 @@ mod tests {
             smoke: "passed".into(),
         };
         let config = v.blob();
-        let (bytes, _) =
-            artifact::manifest(VERIFICATION_ARTIFACT, &config, &[&Blob::empty()], &[]);
+        let (bytes, _) = artifact::manifest(VERIFICATION_ARTIFACT, &config, &[&Blob::empty()], &[]);
         assert_eq!(marker_config(&bytes), Some(config.digest.clone()));
         let (image, _) = artifact::manifest(
             artifact::FRONTEND_ARTIFACT,

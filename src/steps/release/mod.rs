@@ -54,10 +54,9 @@ impl Settings {
     /// From the run context and the process environment.
     pub fn new(ctx: &Context, env: &BTreeMap<String, String>) -> Settings {
         let run_url = match (&ctx.server_url, &ctx.repository, &ctx.run_id) {
-            (Some(s), Some(r), Some(id)) => Some(format!(
-                "{}/{r}/actions/runs/{id}",
-                s.trim_end_matches('/')
-            )),
+            (Some(s), Some(r), Some(id)) => {
+                Some(format!("{}/{r}/actions/runs/{id}", s.trim_end_matches('/')))
+            }
             _ => None,
         };
         Settings {
@@ -101,7 +100,11 @@ pub async fn check_source(
     section: &mut ReleaseReport,
     timeline: &mut Timeline,
 ) -> Result<(), Error> {
-    let Some(promote) = cfg.promote.as_ref().filter(|_| cfg.command == Command::Promote) else {
+    let Some(promote) = cfg
+        .promote
+        .as_ref()
+        .filter(|_| cfg.command == Command::Promote)
+    else {
         return Ok(());
     };
     let started = Instant::now();
@@ -258,7 +261,12 @@ async fn record(
         task_definition: Some(passed.task_definition.to_string()),
         run_url: settings.run_url.clone(),
         verified_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
-        smoke: if passed.smoke_passed { "passed" } else { "skipped" }.into(),
+        smoke: if passed.smoke_passed {
+            "passed"
+        } else {
+            "skipped"
+        }
+        .into(),
     };
     let written = store.write(&v).await.map_err(|e| e.to_string())?;
     Ok(Some((verified_tag(&cfg.environment, &sha), written)))

@@ -19,7 +19,10 @@ pub enum Choice {
     /// The newest verified release other than the running one.
     Verified(Box<Verification>),
     /// No usable marker: the last completed deployment's revision.
-    Completed { task_definition: String, why: String },
+    Completed {
+        task_definition: String,
+        why: String,
+    },
 }
 
 impl Choice {
@@ -106,7 +109,9 @@ pub async fn pick(clients: &Clients, cfg: &Config, settings: &Settings) -> Resul
         Ok(None) => super::NO_REGISTRY.to_string(),
         Err(e) => format!("the markers could not be read: {e}"),
     };
-    tracing::warn!("no verified release to roll back to ({why}); looking for the last completed deployment");
+    tracing::warn!(
+        "no verified release to roll back to ({why}); looking for the last completed deployment"
+    );
     match deploy::last_completed_revision(clients, cfg, &running.task_definition).await? {
         Some(task_definition) => Ok(Choice::Completed {
             task_definition,

@@ -44,7 +44,9 @@ impl ReleaseReport {
 /// `<time> by <run>` of a marker, as Markdown.
 pub(super) fn verified_by(v: &Verification) -> String {
     let run = match &v.run_url {
-        Some(u) if u.starts_with("https://") => format!("[{}]({})", md_escape(u), u.replace(')', "%29")),
+        Some(u) if u.starts_with("https://") => {
+            format!("[{}]({})", md_escape(u), u.replace(')', "%29"))
+        }
         Some(u) => md_code(u),
         None => "an unnamed run".into(),
     };
@@ -141,13 +143,18 @@ mod tests {
 
         let mut md = String::new();
         ReleaseReport {
-            source: Some(SourceCheck::Overridden("no marker `verified-stage-abc`".into())),
+            source: Some(SourceCheck::Overridden(
+                "no marker `verified-stage-abc`".into(),
+            )),
             not_recorded: Some("the registry refused".into()),
             ..ReleaseReport::default()
         }
         .summary(&mut md);
         assert!(md.contains("**not verified**"), "{md}");
         assert!(md.contains("`allow-unverified: true`"), "{md}");
-        assert!(md.contains("| marker | ⚠️ not written: the registry refused |"), "{md}");
+        assert!(
+            md.contains("| marker | ⚠️ not written: the registry refused |"),
+            "{md}"
+        );
     }
 }
