@@ -432,6 +432,8 @@ async fn deploy_pipeline(
         watched,
         smoke_passed: smoke_on,
         source: source.as_ref(),
+        // The frontend artifact's digest, once the frontend travels as an artifact.
+        frontend_digest: None,
     };
     let section = report.release.get_or_insert_with(Default::default);
     release::settle(clients, cfg, settings, passed, section, &mut report.phases).await;

@@ -423,10 +423,10 @@ fn promotions_take_only_what_passed(wf: &Workflow) -> Vec<String> {
             ));
         }
     }
-    if let Some(input) = wf.doc["on"]
-        .as_mapping()
-        .and_then(|on| on.values().find_map(|t| t["inputs"].get("allow-unverified")))
-    {
+    if let Some(input) = wf.doc["on"].as_mapping().and_then(|on| {
+        on.values()
+            .find_map(|t| t["inputs"].get("allow-unverified"))
+    }) {
         if str_of(&input["default"]) != "false" {
             out.push(format!(
                 "{}: the `allow-unverified` input must default to false",
@@ -631,13 +631,23 @@ fn a_promotion_that_skips_verification_or_builds_fails() {
         );
         let p = broken(
             path,
-            |t| t.replace("allow-unverified: ${{ inputs.allow-unverified }}", "allow-unverified: true"),
+            |t| {
+                t.replace(
+                    "allow-unverified: ${{ inputs.allow-unverified }}",
+                    "allow-unverified: true",
+                )
+            },
             promotions_take_only_what_passed,
         );
         expect(p, "sets `allow-unverified: true` in the file");
         let p = broken(
             path,
-            |t| t.replace("image-tag: ${{ inputs.image-tag }}", "image-tag: ${{ github.sha }}"),
+            |t| {
+                t.replace(
+                    "image-tag: ${{ inputs.image-tag }}",
+                    "image-tag: ${{ github.sha }}",
+                )
+            },
             promotions_take_only_what_passed,
         );
         expect(p, "not the `image-tag` input");

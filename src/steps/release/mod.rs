@@ -23,8 +23,7 @@ mod error;
 mod marker;
 mod pick;
 mod report;
-
-use std::collections::BTreeMap;
+mod settings;
 
 use tokio::time::Instant;
 
@@ -32,63 +31,15 @@ pub use error::Error;
 pub use marker::{Store, Written};
 pub use pick::{pick, Choice};
 pub use report::{ReleaseReport, SourceCheck};
+pub use settings::{store, Settings};
+
+use settings::NO_REGISTRY;
 
 use crate::config::{Command, Config};
-use crate::github::{commands, Context};
+use crate::github::commands;
 use crate::registry::artifact::{verified_tag, Verification};
 use crate::report::section::{Outcome, Timeline};
 use crate::steps::{image, Clients};
-
-/// What a run knows about itself that a marker records, and whether a registry can be addressed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Settings {
-    /// `GITHUB_SERVER_URL/GITHUB_REPOSITORY/actions/runs/GITHUB_RUN_ID`.
-    pub run_url: Option<String>,
-    /// The ECR endpoint is overridden (an emulator or a private endpoint).
-    pub ecr_overridden: bool,
-    /// The frontend artifact digest deployed with the image, when one was pushed or promoted.
-    pub frontend_digest: Option<String>,
-}
-
-impl Settings {
-    /// From the run context and the process environment.
-    pub fn new(ctx: &Context, env: &BTreeMap<String, String>) -> Settings {
-        let run_url = match (&ctx.server_url, &ctx.repository, &ctx.run_id) {
-            (Some(s), Some(r), Some(id)) => {
-                Some(format!("{}/{r}/actions/runs/{id}", s.trim_end_matches('/')))
-            }
-            _ => None,
-        };
-        Settings {
-            run_url,
-            ecr_overridden: ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_ECR"]
-                .iter()
-                .any(|k| env.get(*k).is_some_and(|v| !v.is_empty())),
-            frontend_digest: None,
-        }
-    }
-
-    /// Can the run address the repository's registry?
-    fn registry_known(&self, cfg: &Config) -> bool {
-        cfg.backend.registry_url.is_some() || !self.ecr_overridden
-    }
-}
-
-const NO_REGISTRY: &str = "the ECR endpoint is overridden and no `registry-url` names its registry";
-
-/// The marker store of an environment's repository; `None` when no registry can be addressed.
-pub async fn store(
-    clients: &Clients,
-    cfg: &Config,
-    settings: &Settings,
-    side: image::Side,
-) -> Result<Option<Store>, Error> {
-    if !settings.registry_known(cfg) {
-        return Ok(None);
-    }
-    let (registry, repo) = image::repository_registry(clients, cfg, side).await?;
-    Ok(Some(Store { registry, repo }))
-}
 
 /// A promotion, before any write: the source environment's marker for the image tag must name `digest`.
 /// Refused otherwise, unless `allow-unverified: true` (then a warning and a line in the summary).
@@ -170,6 +121,8 @@ pub struct Passed<'a> {
     pub smoke_passed: bool,
     /// The promotion or archive push (its extra tags move here), if any.
     pub source: Option<&'a image::SourceImage>,
+    /// The frontend artifact digest deployed with the image (pushed or promoted), when known.
+    pub frontend_digest: Option<&'a str>,
 }
 
 /// After a run that passed everything: write the marker, then move the extra tags. Failures are
@@ -257,7 +210,7 @@ async fn record(
         environment: cfg.environment.clone(),
         digest: passed.digest.to_string(),
         sha: sha.clone(),
-        frontend: settings.frontend_digest.clone(),
+        frontend: passed.frontend_digest.map(str::to_string),
         task_definition: Some(passed.task_definition.to_string()),
         run_url: settings.run_url.clone(),
         verified_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
@@ -270,32 +223,4 @@ async fn record(
     };
     let written = store.write(&v).await.map_err(|e| e.to_string())?;
     Ok(Some((verified_tag(&cfg.environment, &sha), written)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_run_url_comes_from_the_context_and_emulators_are_noticed() {
-        let vars: BTreeMap<String, String> = [
-            ("GITHUB_SERVER_URL", "https://github.com/"),
-            ("GITHUB_REPOSITORY", "acme/cloudshop"),
-            ("GITHUB_RUN_ID", "1234"),
-            ("AWS_ENDPOINT_URL_ECR", "http://127.0.0.1:5000"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        let ctx = Context::from_env(|k| vars.get(k).cloned());
-        let s = Settings::new(&ctx, &vars);
-        assert_eq!(
-            s.run_url.as_deref(),
-            Some("https://github.com/acme/cloudshop/actions/runs/1234")
-        );
-        assert!(s.ecr_overridden);
-        let none = Settings::new(&Context::from_env(|_| None), &BTreeMap::new());
-        assert_eq!(none.run_url, None);
-        assert!(!none.ecr_overridden);
-    }
 }

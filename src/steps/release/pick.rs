@@ -7,7 +7,8 @@
 //! (`DescribeServices`, `DescribeTaskDefinition`, `ListServiceDeployments`, `DescribeServiceRevisions`).
 
 use super::error::Error;
-use super::Settings;
+use super::report::verified_by;
+use super::settings::{store, Settings, NO_REGISTRY};
 use crate::config::Config;
 use crate::registry::artifact::Verification;
 use crate::report::section::{md_code, md_escape};
@@ -43,7 +44,7 @@ impl Choice {
                 "{} ({}), the newest verified release: {}",
                 md_code(&v.sha),
                 md_code(&v.digest),
-                super::report::verified_by(v)
+                verified_by(v)
             ),
             Choice::Completed {
                 task_definition,
@@ -86,7 +87,7 @@ pub(super) fn newest_other(
 /// The release `command: rollback` goes back to when no `revision` is given. Read-only.
 pub async fn pick(clients: &Clients, cfg: &Config, settings: &Settings) -> Result<Choice, Error> {
     let running = deploy::running(clients, cfg).await?;
-    let why = match super::store(clients, cfg, settings, image::Side::Own).await {
+    let why = match store(clients, cfg, settings, image::Side::Own).await {
         Ok(Some(store)) => match store.list(&cfg.environment).await {
             Ok(markers) => {
                 let n = markers.len();
@@ -106,7 +107,7 @@ pub async fn pick(clients: &Clients, cfg: &Config, settings: &Settings) -> Resul
             }
             Err(e) => format!("the markers could not be read: {e}"),
         },
-        Ok(None) => super::NO_REGISTRY.to_string(),
+        Ok(None) => NO_REGISTRY.to_string(),
         Err(e) => format!("the markers could not be read: {e}"),
     };
     tracing::warn!(
