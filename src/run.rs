@@ -288,7 +288,7 @@ async fn execute(
                     let choice = release::pick(&clients, cfg, &settings).await?;
                     let section = report.release.get_or_insert_with(Default::default);
                     section.rollback_to = Some(choice.describe());
-                    Some(choice.task_definition().to_string())
+                    Some(release::revision_of(&clients, cfg, &choice).await?)
                 }
             };
             let backend = report.backend.get_or_insert_with(BackendReport::default);

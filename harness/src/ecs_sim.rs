@@ -1017,6 +1017,17 @@ impl EcsSim {
         self.state.lock().unwrap().td.clone()
     }
 
+    /// Deregister a revision (ARN or `family:rev`): it stays describable, INACTIVE.
+    pub fn deregister(&self, r: &str) {
+        let mut st = self.state.lock().unwrap();
+        let arn = st.find_td(r).map(|t| t["taskDefinitionArn"].clone());
+        for t in st.tds.iter_mut() {
+            if Some(&t["taskDefinitionArn"]) == arn.as_ref() {
+                t["status"] = json!("INACTIVE");
+            }
+        }
+    }
+
     /// A task definition by ARN or `family:rev`.
     pub fn task_definition(&self, r: &str) -> Option<Value> {
         self.state.lock().unwrap().find_td(r).cloned()

@@ -428,3 +428,39 @@ fn without_markers_rollback_takes_the_last_completed_deployment() {
         res.summary
     );
 }
+
+/// The verified release's revision was deregistered since: a new revision is rendered from the live one
+/// with that release's digest, and the service runs it.
+#[test]
+fn rollback_renders_a_revision_when_the_verified_one_is_gone() {
+    let w = world();
+    let shas: Vec<String> = (8..=9).map(|n| format!("{n:0>40}")).collect();
+    let digests: Vec<String> = shas.iter().map(|s| w.build(s)).collect();
+    assert_eq!(
+        w.deploy_stage(&shas[0], true).output("task-definition-arn"),
+        rev(3)
+    );
+    assert_eq!(
+        w.deploy_stage(&shas[1], true).output("task-definition-arn"),
+        rev(4)
+    );
+    w.stage_sim.deregister(&rev(3));
+    let res = w
+        .action("stage", &shas[1])
+        .input("command", "rollback")
+        .run_within(Duration::from_secs(120));
+    assert_eq!(res.output("status"), "rolled-back", "{}", res.dump());
+    assert_eq!(res.output("task-definition-arn"), rev(5), "{}", res.dump());
+    assert_eq!(w.stage_sim.service_task_definition(), rev(5));
+    let td = w.stage_sim.task_definition(&rev(5)).unwrap();
+    assert_eq!(
+        td["containerDefinitions"][0]["image"],
+        format!(
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/{}@{}",
+            w.stage, digests[0]
+        )
+    );
+    // Everything else is the live revision's (9's), unknown fields included.
+    let live = w.stage_sim.task_definition(&rev(4)).unwrap();
+    assert_eq!(td["futureSetting"], live["futureSetting"]);
+}

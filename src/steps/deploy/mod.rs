@@ -29,7 +29,8 @@ use tokio::time::Instant;
 pub use error::Error;
 pub use report::{BackendOutcome, BackendReport};
 pub use rollback::{
-    last_completed_revision, revision_ref, rollback, rollback_command, running, Running,
+    last_completed_revision, revision_for, revision_ref, rollback, rollback_command, running,
+    Running,
 };
 pub use service::{health as service_health, Deployed};
 

@@ -169,6 +169,64 @@ pub async fn running(clients: &Clients, cfg: &Config) -> Result<Running, Error> 
     })
 }
 
+/// The revision to run `digest` again: `recorded` when ECS still has it ACTIVE, else (the revision was
+/// deregistered) a new one rendered from the live revision with the image swapped to
+/// `REPOSITORY_URI@digest` and registered (in a dry run, nothing is registered and `recorded` is named).
+pub async fn revision_for(
+    clients: &Clients,
+    cfg: &Config,
+    recorded: Option<&str>,
+    digest: &str,
+) -> Result<String, Error> {
+    if let Some(r) = recorded {
+        match task_def::describe(&clients.ecs, r).await {
+            Ok(live)
+                if live.definition.get("status").and_then(|s| s.as_str()) == Some("ACTIVE") =>
+            {
+                return Ok(live.arn().to_string())
+            }
+            Ok(_) if cfg.dry_run => return Ok(r.to_string()),
+            _ => tracing::warn!(
+                "the revision {} that ran {digest} is gone: rendering a new one for that digest",
+                short(r)
+            ),
+        }
+    }
+    let b = &cfg.backend;
+    let svc = service::describe(&clients.ecs, &b.cluster, &b.service).await?;
+    let current = svc.task_definition().unwrap_or_default().to_string();
+    let live = task_def::describe(&clients.ecs, &current).await?;
+    let containers =
+        task_def::choose_containers(&live.definition, &b.containers).map_err(|e| match e {
+            task_def::SwapError::Unknown { name, available } => Error::ContainerNotFound {
+                name,
+                task_definition: short(&current).to_string(),
+                available,
+            },
+            task_def::SwapError::Ambiguous(available) => Error::AmbiguousContainer {
+                task_definition: short(&current).to_string(),
+                available,
+            },
+        })?;
+    let repo = crate::steps::image::repository(&clients.ecr, &b.repository).await?;
+    let mut rendered = task_def::strip(&live.definition);
+    task_def::swap_images(
+        &mut rendered,
+        &containers,
+        &format!("{}@{digest}", repo.uri),
+    );
+    if cfg.dry_run {
+        return Ok(current);
+    }
+    let arn = task_def::register(
+        &clients.ecs,
+        &task_def::register_body(&rendered, &live.tags),
+    )
+    .await?;
+    tracing::info!("registered {arn} for {digest}");
+    Ok(arn)
+}
+
 /// Deployments of the service's history read at most when looking for the last completed one.
 const MAX_DEPLOYMENTS: usize = 20;
 

@@ -29,7 +29,7 @@ use tokio::time::Instant;
 
 pub use error::Error;
 pub use marker::{Store, Written};
-pub use pick::{pick, Choice};
+pub use pick::{pick, revision_of, Choice};
 pub use report::{ReleaseReport, SourceCheck};
 pub use settings::{store, Settings};
 

@@ -28,15 +28,6 @@ pub enum Choice {
 
 impl Choice {
     /// The revision to roll back to.
-    pub fn task_definition(&self) -> &str {
-        match self {
-            Choice::Verified(v) => v.task_definition.as_deref().unwrap_or_default(),
-            Choice::Completed {
-                task_definition, ..
-            } => task_definition,
-        }
-    }
-
     /// For the summary (Markdown).
     pub fn describe(&self) -> String {
         match self {
@@ -58,12 +49,29 @@ impl Choice {
     }
 }
 
+/// The revision to go back to for `choice`: the one recorded (rendered anew for the digest when ECS no
+/// longer has it), or the completed deployment's.
+pub async fn revision_of(
+    clients: &Clients,
+    cfg: &Config,
+    choice: &Choice,
+) -> Result<String, Error> {
+    match choice {
+        Choice::Verified(v) => {
+            Ok(deploy::revision_for(clients, cfg, v.task_definition.as_deref(), &v.digest).await?)
+        }
+        Choice::Completed {
+            task_definition, ..
+        } => Ok(task_definition.clone()),
+    }
+}
+
 /// Parse a marker's time; `None` sorts first (oldest).
 fn time_of(v: &Verification) -> Option<std::time::SystemTime> {
     humantime::parse_rfc3339_weak(&v.verified_at).ok()
 }
 
-/// The newest marker that is not the release running now (its digest or revision) and names a revision.
+/// The newest marker that is not the release running now (its digest or its revision).
 pub(super) fn newest_other(
     markers: Vec<Verification>,
     running_digests: &[String],
@@ -72,11 +80,7 @@ pub(super) fn newest_other(
     markers
         .into_iter()
         .filter(|v| !running_digests.contains(&v.digest))
-        .filter(|v| {
-            v.task_definition
-                .as_deref()
-                .is_some_and(|t| t != running_revision)
-        })
+        .filter(|v| v.task_definition.as_deref() != Some(running_revision))
         .max_by(|a, b| {
             time_of(a)
                 .cmp(&time_of(b))
@@ -165,11 +169,14 @@ mod tests {
             &rev8,
         );
         assert_eq!(got, Some(ten.clone()));
-        // Only the running one, or one without a revision: nothing.
+        // Only the running one: nothing. One without a revision is still a release (rendered anew).
         assert_eq!(newest_other(vec![ten.clone()], &running, &rev10), None);
         let mut bare = seven.clone();
         bare.task_definition = None;
-        assert_eq!(newest_other(vec![bare], &running, &rev10), None);
+        assert_eq!(
+            newest_other(vec![bare.clone()], &running, &rev10),
+            Some(bare)
+        );
         // Same revision, other digest (the image was re-pushed): still the running release.
         let mut same_rev = seven;
         same_rev.task_definition = Some(rev10.clone());
