@@ -464,3 +464,40 @@ fn rollback_renders_a_revision_when_the_verified_one_is_gone() {
     let live = w.stage_sim.task_definition(&rev(4)).unwrap();
     assert_eq!(td["futureSetting"], live["futureSetting"]);
 }
+
+/// The release passed but the registry refuses the marker: a warning, not a failure (the service runs
+/// the new version, `status=deployed`), `verified=false`, and the extra tags still move.
+#[test]
+fn a_marker_the_registry_refuses_is_a_warning_after_a_good_deploy() {
+    use common::faults::Fault;
+    let w = world();
+    let a = w.build(SHA_A);
+    let plan = FaultPlan {
+        always: vec![("registry:PUT manifest".into(), Fault::ServerError)],
+        ..FaultPlan::none()
+    };
+    let reg = FaultProxy::start(&w.reg.url, plan);
+    w.app.set_mode(Mode::Healthy);
+    let res = w
+        .action("stage", SHA_A)
+        .input("extra-tags", "stage-latest")
+        .input("registry-url", &reg.endpoint)
+        .run_within(Duration::from_secs(120));
+    assert_eq!(res.code, 0, "{}", res.dump());
+    assert_eq!(res.output("status"), "deployed");
+    assert_eq!(res.output("verified"), "false");
+    assert!(
+        res.stdout.lines().any(|l| l.starts_with("::warning")
+            && l.contains("the release passed but was not recorded as verified")),
+        "{}",
+        res.dump()
+    );
+    assert!(
+        res.summary.contains("| marker | ⚠️ not written:"),
+        "{}",
+        res.summary
+    );
+    assert!(reg.ops().iter().any(|o| o == "registry:PUT manifest"));
+    assert_eq!(marker(&w.reg, &w.stage, "stage", SHA_A), None);
+    assert_eq!(w.ecr_digest("stage-latest").as_deref(), Some(a.as_str()));
+}
