@@ -52,6 +52,7 @@ pub struct Inputs {
     pub source_environment: Option<String>,
     pub image_archive: Option<String>,
     pub registry_url: Option<String>,
+    pub allow_unverified: Option<String>,
 }
 
 /// An input value envy could not read into [`Inputs`].

@@ -23,7 +23,7 @@ use crate::inputs::Inputs;
 use crate::report::{Report, Status};
 use crate::steps::deploy::{BackendOutcome, BackendReport};
 use crate::steps::smoke::SmokeReport;
-use crate::steps::{deploy, frontend, image, smoke, Clients};
+use crate::steps::{deploy, frontend, image, release, smoke, Clients};
 
 /// Run the action with the given environment variables; print outputs, summary and errors; return the
 /// process exit code.
@@ -275,11 +275,27 @@ async fn execute(
 ) -> Result<(), Error> {
     let clients = connect(cfg, ctx, env, report).await?;
     crate::shutdown::snapshot(report);
+    let settings = release::Settings::new(ctx, env);
     match cfg.command {
-        Command::Deploy | Command::Promote => deploy_pipeline(&clients, cfg, report).await,
+        Command::Deploy | Command::Promote => {
+            deploy_pipeline(&clients, cfg, &settings, report).await
+        }
         Command::Rollback => {
+            // By default, the newest verified release other than the running one.
+            let default_to = match cfg.backend.revision {
+                Some(_) => None,
+                None => {
+                    let choice = release::pick(&clients, cfg, &settings).await?;
+                    let section = report.release.get_or_insert_with(Default::default);
+                    section.rollback_to = Some(choice.describe());
+                    Some(release::revision_of(&clients, cfg, &choice).await?)
+                }
+            };
             let backend = report.backend.get_or_insert_with(BackendReport::default);
-            Ok(deploy::rollback_command(&clients, cfg, backend, &mut report.phases).await?)
+            Ok(
+                deploy::rollback_command(&clients, cfg, default_to, backend, &mut report.phases)
+                    .await?,
+            )
         }
     }
 }
@@ -289,12 +305,24 @@ async fn execute(
 async fn deploy_pipeline(
     clients: &Clients,
     cfg: &Config,
+    settings: &release::Settings,
     report: &mut Report,
 ) -> Result<(), Error> {
     // 1. Preflight: nothing below changes anything.
     let source = if cfg.command == Command::Promote || cfg.image_archive.is_some() {
         let source = image::resolve_source(clients, cfg, &mut report.phases).await?;
         report.promote = Some(source.report());
+        // A promotion takes only what passed the source environment.
+        let section = report.release.get_or_insert_with(Default::default);
+        release::check_source(
+            clients,
+            cfg,
+            settings,
+            &source.digest,
+            section,
+            &mut report.phases,
+        )
+        .await?;
         crate::shutdown::snapshot(report);
         Some(source)
     } else {
@@ -392,6 +420,23 @@ async fn deploy_pipeline(
             return Err(e.into());
         }
     }
+
+    // 7. Everything passed: record the verified release, then move the extra tags.
+    let watched = matches!(
+        report.backend.as_ref().map(|b| &b.outcome),
+        Some(BackendOutcome::Deployed { watched: true } | BackendOutcome::NoChange)
+    );
+    let passed = release::Passed {
+        digest: &deployed.image_digest,
+        task_definition: &deployed.task_definition,
+        watched,
+        smoke_passed: smoke_on,
+        source: source.as_ref(),
+        // The frontend artifact's digest, once the frontend travels as an artifact.
+        frontend_digest: None,
+    };
+    let section = report.release.get_or_insert_with(Default::default);
+    release::settle(clients, cfg, settings, passed, section, &mut report.phases).await;
     Ok(())
 }
 

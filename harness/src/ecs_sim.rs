@@ -2,7 +2,8 @@
 //! AmazonEC2ContainerServiceV20141113.<Op>`) to the real SDK client, because moto's ECS deployments never
 //! progress. One cluster, one service, one task-definition family; every deployment follows a script
 //! ([`Scenario`]) advanced by each `DescribeServices` (or `DescribeServiceDeployments`) call. Every call is
-//! recorded, so tests can prove that no mutating call was made.
+//! recorded, so tests can prove that no mutating call was made. Rolling deployments are kept as a history
+//! (`ListServiceDeployments` with their target service revision, `DescribeServiceRevisions`).
 //!
 //! Public API: [`EcsSim::start`] / [`EcsSim::start_with`] -> `endpoint`, [`EcsSim::calls`],
 //! [`EcsSim::mutating_calls`], [`EcsSim::service_task_definition`], [`EcsSim::task_definition`].
@@ -192,6 +193,9 @@ struct State {
     /// After this many DescribeServices, another deploy points the service at revision 1.
     foreign_after: Option<u32>,
     describes: u32,
+    /// Every rolling deployment ever made, oldest first: (id, revision, status, createdAt), for
+    /// `ListServiceDeployments` / `DescribeServiceRevisions`. Seeded with revision 1, then 2, SUCCESSFUL.
+    history: Vec<(String, String, String, f64)>,
 }
 
 fn td_arn(family: &str, rev: u32) -> String {
@@ -233,6 +237,7 @@ impl State {
             }));
         }
         let td = td_arn(&seed.family, 2);
+        let seed_family = seed.family.clone();
         let tags = vec![(
             td.clone(),
             json!([{"key": "managed-by", "value": "terraform"}]),
@@ -300,7 +305,45 @@ impl State {
             sd_lag: 0,
             foreign_after: None,
             describes: 0,
+            history: vec![
+                (
+                    "ecs-svc/0999".into(),
+                    td_arn(&seed_family, 1),
+                    "SUCCESSFUL".into(),
+                    1.6e9,
+                ),
+                (
+                    "ecs-svc/1000".into(),
+                    td_arn(&seed_family, 2),
+                    "SUCCESSFUL".into(),
+                    1.7e9,
+                ),
+            ],
         }
+    }
+
+    /// Bring the deployment history up to date with the deployments ECS shows.
+    fn sync_history(&mut self) {
+        for d in &self.deps {
+            let status = match d.rollout.as_str() {
+                "COMPLETED" => "SUCCESSFUL",
+                "FAILED" => "FAILED",
+                _ => "IN_PROGRESS",
+            };
+            match self.history.iter_mut().find(|h| h.0 == d.id) {
+                Some(h) => h.2 = status.into(),
+                None => self
+                    .history
+                    .push((d.id.clone(), d.td.clone(), status.into(), d.created)),
+            }
+        }
+    }
+
+    fn revision_arn(&self, n: usize) -> String {
+        format!(
+            "arn:aws:ecs:{REGION}:{ACCOUNT}:service-revision/{}/{}/{n}",
+            self.seed.cluster, self.seed.service
+        )
     }
 
     fn now(&mut self) -> f64 {
@@ -777,6 +820,39 @@ fn handle(st: &mut State, op: &str, body: &Value) -> (u16, Value) {
             }
             (200, json!({"taskDefinitionArns": arns}))
         }
+        "ListServiceDeployments" if st.sds.is_empty() => {
+            let wanted: Vec<&str> = body["status"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let sds: Vec<Value> = st
+                .history
+                .iter()
+                .enumerate()
+                .rev()
+                .filter(|(_, h)| wanted.is_empty() || wanted.contains(&h.2.as_str()))
+                .map(|(i, h)| json!({
+                    "serviceDeploymentArn": format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service-deployment/{}/{}/{}",
+                        st.seed.cluster, st.seed.service, h.0.replace('/', "-")),
+                    "serviceArn": st.service_arn(), "clusterArn": st.cluster_arn(),
+                    "createdAt": h.3, "status": h.2, "targetServiceRevisionArn": st.revision_arn(i)}))
+                .collect();
+            (200, json!({"serviceDeployments": sds}))
+        }
+        "DescribeServiceRevisions" => {
+            let wanted: Vec<&str> = body["serviceRevisionArns"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let revs: Vec<Value> = (0..st.history.len())
+                .filter(|i| wanted.contains(&st.revision_arn(*i).as_str()))
+                .map(|i| {
+                    json!({"serviceRevisionArn": st.revision_arn(i), "serviceArn": st.service_arn(),
+                    "clusterArn": st.cluster_arn(), "taskDefinition": st.history[i].1})
+                })
+                .collect();
+            (200, json!({"serviceRevisions": revs, "failures": []}))
+        }
         "ListServiceDeployments" => {
             let shown = st
                 .sds
@@ -873,7 +949,9 @@ impl EcsSim {
                     let (status, reply) = {
                         let mut st = s.lock().unwrap();
                         st.calls.push((op.clone(), body.clone()));
-                        handle(&mut st, &op, &body)
+                        let reply = handle(&mut st, &op, &body);
+                        st.sync_history();
+                        reply
                     };
                     (
                         axum::http::StatusCode::from_u16(status).unwrap(),
@@ -937,6 +1015,17 @@ impl EcsSim {
     /// The task definition the service runs now.
     pub fn service_task_definition(&self) -> String {
         self.state.lock().unwrap().td.clone()
+    }
+
+    /// Deregister a revision (ARN or `family:rev`): it stays describable, INACTIVE.
+    pub fn deregister(&self, r: &str) {
+        let mut st = self.state.lock().unwrap();
+        let arn = st.find_td(r).map(|t| t["taskDefinitionArn"].clone());
+        for t in st.tds.iter_mut() {
+            if Some(&t["taskDefinitionArn"]) == arn.as_ref() {
+                t["status"] = json!("INACTIVE");
+            }
+        }
     }
 
     /// A task definition by ARN or `family:rev`.

@@ -3,7 +3,7 @@
 
 use super::error::{invalid, Error};
 use super::sources::{environment_entry, Sources};
-use super::validate::{validate_region, validate_role_arn};
+use super::validate::{parse_bool, validate_region, validate_role_arn};
 
 /// Where `promote` takes the image from.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,6 +14,8 @@ pub struct Promote {
     pub source_region: String,
     /// Role of the source environment (a validated role ARN), when it differs (for cross-account reads).
     pub source_role: Option<String>,
+    /// `allow-unverified`: promote a digest the source environment has not verified (with a warning).
+    pub allow_unverified: bool,
 }
 
 /// Build [`Promote`] for `command: promote`: the source is `source-environment`, else `promote-from`.
@@ -40,7 +42,15 @@ pub(super) fn build(src: &Sources, region: &str) -> Result<Promote, Error> {
     if let Some(arn) = &source.role_to_assume {
         validate_role_arn(arn)?;
     }
+    let allow_unverified = src
+        .inputs
+        .allow_unverified
+        .as_deref()
+        .map(|v| parse_bool("allow-unverified", v))
+        .transpose()?
+        .unwrap_or(false);
     Ok(Promote {
+        allow_unverified,
         source_repository: source.ecr_repository.clone().ok_or(Error::Missing {
             key: "ecr-repository",
             environment: source_name.clone(),

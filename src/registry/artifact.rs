@@ -254,6 +254,9 @@ pub struct Verification {
     /// The frontend artifact digest deployed with it, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frontend: Option<String>,
+    /// The task-definition revision (ARN) that ran it when it passed: where `command: rollback` goes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_definition: Option<String>,
     /// The workflow run that verified it (`GITHUB_SERVER_URL/REPO/actions/runs/ID`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_url: Option<String>,
@@ -462,6 +465,10 @@ mod tests {
             digest: format!("sha256:{}", "a".repeat(64)),
             sha: "0123456789abcdef0123456789abcdef01234567".into(),
             frontend: None,
+            task_definition: Some(
+                "arn:aws:ecs:us-east-1:746669238399:task-definition/stage-cloudshop-backend:8"
+                    .into(),
+            ),
             run_url: Some("https://github.com/acme/cloudshop/actions/runs/1".into()),
             verified_at: "2026-11-26T12:00:00Z".into(),
             smoke: "passed".into(),

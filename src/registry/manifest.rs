@@ -30,7 +30,7 @@ pub fn is_digest(s: &str) -> bool {
     })
 }
 
-pub(super) fn sha256_digest(bytes: &[u8]) -> String {
+pub fn sha256_digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 

@@ -63,6 +63,7 @@ pub struct Report {
     pub promote: Option<crate::steps::image::PromoteReport>,
     pub smoke: Option<crate::steps::smoke::SmokeReport>,
     pub frontend: Option<crate::steps::frontend::SyncReport>,
+    pub release: Option<crate::steps::release::ReleaseReport>,
     /// The error, when the run failed: message and hint.
     pub error: Option<(String, String)>,
     /// The signal that cancelled the run.
@@ -131,6 +132,9 @@ impl Report {
         }
         if let Some(f) = &self.frontend {
             v.push(f);
+        }
+        if let Some(r) = &self.release {
+            v.push(r);
         }
         v
     }

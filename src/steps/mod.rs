@@ -9,6 +9,7 @@ pub mod frontend;
 pub mod image;
 pub mod lb;
 pub mod logs;
+pub mod release;
 pub mod smoke;
 
 use aws_types::SdkConfig;

@@ -388,7 +388,8 @@ fn rollback_leaves_a_service_another_deploy_changed() {
     seed_ecr(&moto, &[SHA], false);
     let sim = EcsSim::start(Scenario::Succeed { after: 1 });
     // The preflight reads revision 2; then another deploy moves the service before the rollback's update.
-    sim.change_service_after(1);
+    // (Two reads: choosing the release to go back to, then the rollback's preflight.)
+    sim.change_service_after(2);
     let res = run(action(&moto, &sim).input("command", "rollback"));
     assert_ne!(res.code, 0, "{}", res.dump());
     let errors = res.error_lines();

@@ -15,6 +15,7 @@ mod layout;
 mod pipeline;
 mod promote;
 mod promote_e2e;
+mod release;
 mod smoke;
 mod workflows;
 mod writes;

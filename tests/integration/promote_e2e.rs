@@ -97,6 +97,7 @@ environments:
 fn the_tested_digest_is_what_prod_runs_and_a_rerun_moves_nothing() {
     let w = world();
     let digest = w.reg.push_random_image(&w.stage, SHA, 3, 1024 * 1024);
+    crate::release::mark_verified(&w.reg, &w.stage, "stage", SHA, &digest);
 
     let res = promote(&w);
     assert_eq!(res.code, 0, "{}", res.dump());
@@ -189,7 +190,8 @@ fn a_tag_never_deployed_on_stage_changes_nothing_in_prod() {
 fn every_call_a_promotion_makes_is_in_its_documented_policy() {
     use common::faults::{FaultPlan, FaultProxy};
     let w = world();
-    w.reg.push_random_image(&w.stage, SHA, 2, 64 * 1024);
+    let digest = w.reg.push_random_image(&w.stage, SHA, 2, 64 * 1024);
+    crate::release::mark_verified(&w.reg, &w.stage, "stage", SHA, &digest);
     let aws = FaultProxy::start(&w.moto.endpoint, FaultPlan::none());
     let ecs = FaultProxy::start(&w.sim.endpoint, FaultPlan::none());
     let reg = FaultProxy::start(&w.reg.url, FaultPlan::none());

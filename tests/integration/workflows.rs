@@ -392,6 +392,51 @@ fn third_party_actions_pinned(wf: &Workflow) -> Vec<String> {
     out
 }
 
+/// Promotions take the image tag as the workflow's input (nothing is built), and never switch the
+/// verification off in the file: `allow-unverified` is passed through from an input (default false) or
+/// left out.
+fn promotions_take_only_what_passed(wf: &Workflow) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, job) in jobs(&wf.doc) {
+        // A job running the action, or one calling the reusable promote workflow.
+        let with = match action_step(job) {
+            Some(a) if command(a) == "promote" => &a["with"],
+            Some(_) => continue,
+            None if str_of(&job["uses"]).contains("/promote-to-production.yml@") => &job["with"],
+            None => continue,
+        };
+        let tag = str_of(&with["image-tag"]);
+        if !tag.contains("inputs.image-tag") {
+            out.push(format!(
+                "{}: promote job `{name}` takes image tag `{tag}`, not the `image-tag` input",
+                wf.path
+            ));
+        }
+        if steps(job).iter().any(|s| is_build_step(s)) {
+            out.push(format!("{}: promote job `{name}` builds", wf.path));
+        }
+        let allow = str_of(&with["allow-unverified"]);
+        if !(allow.is_empty() || allow.contains("inputs.allow-unverified")) {
+            out.push(format!(
+                "{}: promote job `{name}` sets `allow-unverified: {allow}` in the file",
+                wf.path
+            ));
+        }
+    }
+    if let Some(input) = wf.doc["on"].as_mapping().and_then(|on| {
+        on.values()
+            .find_map(|t| t["inputs"].get("allow-unverified"))
+    }) {
+        if str_of(&input["default"]) != "false" {
+            out.push(format!(
+                "{}: the `allow-unverified` input must default to false",
+                wf.path
+            ));
+        }
+    }
+    out
+}
+
 type Rule = fn(&Workflow) -> Vec<String>;
 
 const RULES: &[(&str, Rule)] = &[
@@ -403,6 +448,7 @@ const RULES: &[(&str, Rule)] = &[
     ("main", main_is_never_cancelled),
     ("dispatch", no_dispatch_of_a_deploy_in_the_action_repository),
     ("pins", third_party_actions_pinned),
+    ("promote", promotions_take_only_what_passed),
 ];
 
 #[test]
@@ -571,6 +617,64 @@ fn a_deploy_job_checking_out_the_default_ref_fails() {
         deploy_jobs_check_out_what_they_deploy,
     );
     expect(p, "promote job `promote` checks out the whole repository");
+}
+
+#[test]
+fn a_promotion_that_skips_verification_or_builds_fails() {
+    for path in [
+        ".github/workflows/promote-to-production.yml",
+        "examples/workflows/promote-to-production.yml",
+    ] {
+        assert!(
+            promotions_take_only_what_passed(&workflow(path)).is_empty(),
+            "{path}"
+        );
+        let p = broken(
+            path,
+            |t| {
+                t.replace(
+                    "allow-unverified: ${{ inputs.allow-unverified }}",
+                    "allow-unverified: true",
+                )
+            },
+            promotions_take_only_what_passed,
+        );
+        expect(p, "sets `allow-unverified: true` in the file");
+        let p = broken(
+            path,
+            |t| {
+                t.replace(
+                    "image-tag: ${{ inputs.image-tag }}",
+                    "image-tag: ${{ github.sha }}",
+                )
+            },
+            promotions_take_only_what_passed,
+        );
+        expect(p, "not the `image-tag` input");
+        let p = broken(
+            path,
+            |t| {
+                t.replacen(
+                    "        type: boolean\n        default: false",
+                    "        type: boolean\n        default: true",
+                    1,
+                )
+            },
+            promotions_take_only_what_passed,
+        );
+        expect(p, "must default to false");
+    }
+    let p = broken(
+        ".github/workflows/promote-to-production.yml",
+        |t| {
+            t.replace(
+                "      - name: Promote\n",
+                "      - run: npm ci && npm run build\n      - name: Promote\n",
+            )
+        },
+        promotions_take_only_what_passed,
+    );
+    expect(p, "promote job `promote` builds");
 }
 
 #[test]
@@ -918,6 +1022,7 @@ const REGISTRY_AND_IMPLIED: &[&str] = &[
     "ecr:UploadLayerPart",
     "ecr:CompleteLayerUpload",
     "ecr:GetDownloadUrlForLayer",
+    "ecr:ListImages",
     "iam:PassRole",
 ];
 
@@ -969,7 +1074,12 @@ fn the_policies_grant_exactly_what_the_code_calls() {
         promote.contains("ecr:GetDownloadUrlForLayer"),
         "promote reads the source"
     );
-    assert!(rollback.contains("ecs:ListTaskDefinitions"));
+    assert!(rollback.contains("ecs:ListServiceDeployments"));
+    assert!(
+        rollback.contains("ecr:ListImages") && rollback.contains("ecr:GetDownloadUrlForLayer"),
+        "a rollback reads the verification markers"
+    );
+    assert!(!rollback.contains("ecs:ListTaskDefinitions"));
     assert!(
         !rollback.contains("ecr:PutImage"),
         "a rollback writes no image"

@@ -9,7 +9,7 @@
 //! and their hints).
 //!
 //! APIs: ECR (see [`image`]); ECS `DescribeServices`, `DescribeTaskDefinition`, `RegisterTaskDefinition`,
-//! `UpdateService`, `ListTaskDefinitions`, `ListTasks`, `DescribeTasks`, `ListServiceDeployments`,
+//! `UpdateService`, `ListTasks`, `DescribeTasks`, `ListServiceDeployments`,
 //! `DescribeServiceDeployments`.
 
 mod error;
@@ -28,7 +28,10 @@ use tokio::time::Instant;
 
 pub use error::Error;
 pub use report::{BackendOutcome, BackendReport};
-pub use rollback::{revision_ref, rollback, rollback_command};
+pub use rollback::{
+    last_completed_revision, revision_for, revision_ref, rollback, rollback_command, running,
+    Running,
+};
 pub use service::{health as service_health, Deployed};
 
 use crate::config::Config;
@@ -36,16 +39,17 @@ use crate::github::commands;
 use crate::report::section::{Outcome, Timeline};
 use crate::steps::{image, Clients};
 use report::short;
+
+/// `family:revision` of a task-definition ARN.
+pub fn short_arn(arn: &str) -> &str {
+    short(arn)
+}
 use watch::{watch_rollout, Failure};
 
 /// What the preflight found (all read-only): the image, the service, its current task definition, the
 /// plan of what will change. Nothing has been changed when this exists.
 #[derive(Debug)]
 pub struct Prepared {
-    /// Whether `apply` adds the extra tags: not when the image arrives through a promotion or an
-    /// archive push, whose copy step writes every tag itself.
-    add_extra_tags: bool,
-    repo: image::Repository,
     image: image::Resolved,
     live_arn: String,
     register_body: Option<Value>,
@@ -213,8 +217,6 @@ async fn prepare_inner(
         r.task_definition_arn = Some(live_arn.clone());
     }
     Ok(Prepared {
-        add_extra_tags: expected_digest.is_none(),
-        repo,
         image: img,
         live_arn,
         register_body: register.then(|| task_def::register_body(&rendered, tags)),
@@ -233,9 +235,7 @@ async fn prepare_inner(
 
 // ---------------------------------------------------------------- apply
 
-// ---------------------------------------------------------------- apply
-
-/// Apply the plan: extra tags, register the revision, update the service, wait; on a failed rollout roll
+/// Apply the plan: register the revision, update the service, wait; on a failed rollout roll
 /// back (when enabled). The section's outcome says how it ended (deployed, no change, rolled back, ...).
 pub async fn apply(
     clients: &Clients,
@@ -247,31 +247,6 @@ pub async fn apply(
     let b = &cfg.backend;
     let started = Instant::now();
     let group = commands::group("Backend deploy");
-    let no_tags: &[String] = &[];
-    let extra_tags = if prepared.add_extra_tags {
-        &b.extra_tags[..]
-    } else {
-        no_tags
-    };
-    let tagged = image::add_tags(
-        &clients.ecr,
-        &prepared.repo,
-        &prepared.image.digest,
-        extra_tags,
-    )
-    .await;
-    match tagged {
-        Ok(lines) => {
-            for l in &lines {
-                tracing::info!("extra tag {l}");
-            }
-            section.extra_tags = lines;
-        }
-        Err(e) => {
-            section.outcome = BackendOutcome::TagsFailed;
-            return Err(e.into());
-        }
-    }
     if !prepared.update {
         tracing::info!("no change: the service already runs this image");
         section.outcome = BackendOutcome::NoChange;
@@ -280,6 +255,7 @@ pub async fn apply(
             changed: false,
             previous_task_definition: prepared.live_arn.clone(),
             task_definition: prepared.live_arn,
+            image_digest: prepared.image.digest.clone(),
             reported_stops: Mutex::default(),
         });
     }
@@ -314,6 +290,7 @@ pub async fn apply(
         changed,
         previous_task_definition: prepared.live_arn.clone(),
         task_definition: new_arn.clone(),
+        image_digest: prepared.image.digest.clone(),
         reported_stops: Mutex::default(),
     };
     if b.wait_timeout.is_zero() {

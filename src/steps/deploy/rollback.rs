@@ -1,10 +1,12 @@
 //! Going back to an earlier revision: after a failed rollout or failed checks (to the revision the
 //! service ran before), and as `command: rollback` (to the previous or a given revision).
 //!
-//! APIs: ECS `DescribeServices`, `UpdateService`, `ListTaskDefinitions`, `DescribeTaskDefinition`, and
-//! the rollout watch's calls (see `wait`).
+//! `command: rollback` goes to a revision chosen by the caller (`crate::steps::release` picks the newest
+//! verified release) or given as `revision`.
+//!
+//! APIs: ECS `DescribeServices`, `UpdateService`, `DescribeTaskDefinition`, `ListServiceDeployments`,
+//! `DescribeServiceRevisions`, and the rollout watch's calls (see `wait`).
 
-use aws_sdk_ecs::types::SortOrder;
 use tokio::time::Instant;
 
 use super::error::Error;
@@ -17,9 +19,6 @@ use crate::config::Config;
 use crate::github::commands;
 use crate::report::section::{Outcome, Timeline};
 use crate::steps::Clients;
-
-/// Pages of `ListTaskDefinitions` read at most when looking for the previous revision.
-const MAX_PAGES: usize = 20;
 
 /// Point the service at `to`, watch that rollout; an error when it does not complete. Only when the
 /// service still runs `from` (this run's revision): otherwise another deploy changed it, and nothing is
@@ -140,56 +139,175 @@ pub fn revision_ref(revision: &str, current_arn: &str) -> Result<String, Error> 
     }
 }
 
-fn revision_number(arn: &str) -> Option<u32> {
-    short(arn)
-        .rsplit_once(':')
-        .and_then(|(_, n)| n.parse().ok())
+/// What the service runs now: its revision and the image digests of that revision's containers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Running {
+    pub task_definition: String,
+    /// `sha256:...` of every container image given by digest.
+    pub digests: Vec<String>,
 }
 
-/// The newest ACTIVE revision of `current`'s family below it.
-async fn previous_revision(ecs: &aws_sdk_ecs::Client, current: &str) -> Result<String, Error> {
-    let (family, cur) = match short(current).rsplit_once(':') {
-        Some((f, n)) => (f.to_string(), n.parse::<u32>().unwrap_or(0)),
-        None => (short(current).to_string(), 0),
-    };
-    let mut pages = ecs
-        .list_task_definitions()
-        .family_prefix(&family)
-        .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
-        .sort(SortOrder::Desc)
-        .into_paginator()
-        .send();
-    for _ in 0..MAX_PAGES {
-        let Some(page) = pages.next().await else {
-            break;
-        };
-        let out = page.map_err(|e| {
-            Error::aws(
-                "list task definitions",
-                &family,
-                crate::aws::describe(&e),
-                "check that the role may call `ecs:ListTaskDefinitions`",
-            )
-        })?;
-        let found = out.task_definition_arns().iter().find(|a| {
-            short(a).rsplit_once(':').map(|(f, _)| f) == Some(family.as_str())
-                && revision_number(a).is_some_and(|n| n < cur)
-        });
-        if let Some(a) = found {
-            return Ok(a.clone());
-        }
-    }
-    Err(Error::NoPreviousRevision {
-        family,
-        current: short(current).to_string(),
+/// The service's current revision and its image digests (read-only: `DescribeServices`,
+/// `DescribeTaskDefinition`).
+pub async fn running(clients: &Clients, cfg: &Config) -> Result<Running, Error> {
+    let b = &cfg.backend;
+    let svc = service::describe(&clients.ecs, &b.cluster, &b.service).await?;
+    let current = svc.task_definition().unwrap_or_default().to_string();
+    let live = task_def::describe(&clients.ecs, &current).await?;
+    let digests = live
+        .definition
+        .get("containerDefinitions")
+        .and_then(|c| c.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.get("image").and_then(|i| i.as_str()))
+        .filter_map(|i| i.rsplit_once('@').map(|(_, d)| d.to_string()))
+        .collect();
+    Ok(Running {
+        task_definition: current,
+        digests,
     })
 }
 
-/// `command: rollback`: go back to the previous (or the given) revision and watch it. The section's
+/// The revision to run `digest` again: `recorded` when ECS still has it ACTIVE, else (the revision was
+/// deregistered) a new one rendered from the live revision with the image swapped to
+/// `REPOSITORY_URI@digest` and registered (in a dry run, nothing is registered and `recorded` is named).
+pub async fn revision_for(
+    clients: &Clients,
+    cfg: &Config,
+    recorded: Option<&str>,
+    digest: &str,
+) -> Result<String, Error> {
+    if let Some(r) = recorded {
+        match task_def::describe(&clients.ecs, r).await {
+            Ok(live)
+                if live.definition.get("status").and_then(|s| s.as_str()) == Some("ACTIVE") =>
+            {
+                return Ok(live.arn().to_string())
+            }
+            Ok(_) if cfg.dry_run => return Ok(r.to_string()),
+            _ => tracing::warn!(
+                "the revision {} that ran {digest} is gone: rendering a new one for that digest",
+                short(r)
+            ),
+        }
+    }
+    let b = &cfg.backend;
+    let svc = service::describe(&clients.ecs, &b.cluster, &b.service).await?;
+    let current = svc.task_definition().unwrap_or_default().to_string();
+    let live = task_def::describe(&clients.ecs, &current).await?;
+    let containers =
+        task_def::choose_containers(&live.definition, &b.containers).map_err(|e| match e {
+            task_def::SwapError::Unknown { name, available } => Error::ContainerNotFound {
+                name,
+                task_definition: short(&current).to_string(),
+                available,
+            },
+            task_def::SwapError::Ambiguous(available) => Error::AmbiguousContainer {
+                task_definition: short(&current).to_string(),
+                available,
+            },
+        })?;
+    let repo = crate::steps::image::repository(&clients.ecr, &b.repository).await?;
+    let mut rendered = task_def::strip(&live.definition);
+    task_def::swap_images(
+        &mut rendered,
+        &containers,
+        &format!("{}@{digest}", repo.uri),
+    );
+    if cfg.dry_run {
+        return Ok(current);
+    }
+    let arn = task_def::register(
+        &clients.ecs,
+        &task_def::register_body(&rendered, &live.tags),
+    )
+    .await?;
+    tracing::info!("registered {arn} for {digest}");
+    Ok(arn)
+}
+
+/// Deployments of the service's history read at most when looking for the last completed one.
+const MAX_DEPLOYMENTS: usize = 20;
+
+/// The revision of the newest SUCCESSFUL service deployment whose revision is not `current`; `None` when
+/// ECS keeps none. APIs: `ListServiceDeployments`, `DescribeServiceRevisions`.
+pub async fn last_completed_revision(
+    clients: &Clients,
+    cfg: &Config,
+    current: &str,
+) -> Result<Option<String>, Error> {
+    use aws_sdk_ecs::types::ServiceDeploymentStatus;
+    let b = &cfg.backend;
+    let aws = |verb: &'static str, action: &'static str| {
+        move |e: String| Error::aws(verb, &b.service, e, action)
+    };
+    let list = clients
+        .ecs
+        .list_service_deployments()
+        .cluster(&b.cluster)
+        .service(&b.service)
+        .status(ServiceDeploymentStatus::Successful)
+        .max_results(MAX_DEPLOYMENTS as i32)
+        .send()
+        .await
+        .map_err(|e| crate::aws::describe(&e))
+        .map_err(aws(
+            "list service deployments of",
+            "check that the role may call `ecs:ListServiceDeployments`",
+        ))?;
+    let mut brief: Vec<_> = list.service_deployments().to_vec();
+    // Newest first, whatever order ECS answers in.
+    brief.sort_by(|a, b| {
+        b.created_at()
+            .map(|t| t.as_secs_f64())
+            .partial_cmp(&a.created_at().map(|t| t.as_secs_f64()))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    for d in brief.iter().take(MAX_DEPLOYMENTS) {
+        let Some(arn) = d.service_deployment_arn() else {
+            continue;
+        };
+        let Some(revision) = d.target_service_revision_arn() else {
+            continue;
+        };
+        let out = clients
+            .ecs
+            .describe_service_revisions()
+            .service_revision_arns(revision)
+            .send()
+            .await
+            .map_err(|e| crate::aws::describe(&e))
+            .map_err(aws(
+                "describe the service revision of",
+                "check that the role may call `ecs:DescribeServiceRevisions`",
+            ))?;
+        let td = out
+            .service_revisions()
+            .first()
+            .and_then(|r| r.task_definition())
+            .map(str::to_string);
+        match td {
+            Some(td) if td != current => {
+                tracing::info!(
+                    "last completed deployment before the current one: {arn} ({})",
+                    short(&td)
+                );
+                return Ok(Some(td));
+            }
+            _ => continue,
+        }
+    }
+    Ok(None)
+}
+
+/// `command: rollback`: go back to the given `revision`, else to `default_to` (the release chosen by the
+/// caller: the newest verified one, or the last completed deployment), and watch it. The section's
 /// outcome says `no change`, `planned (dry run)` or `rolled back`.
 pub async fn rollback_command(
     clients: &Clients,
     cfg: &Config,
+    default_to: Option<String>,
     section: &mut BackendReport,
     timeline: &mut Timeline,
 ) -> Result<(), Error> {
@@ -204,7 +322,13 @@ pub async fn rollback_command(
     section.previous_task_definition_arn = Some(current.clone());
     let wanted = match &b.revision {
         Some(r) => revision_ref(r, &current)?,
-        None => previous_revision(&clients.ecs, &current).await?,
+        None => default_to.ok_or_else(|| Error::NoPreviousRevision {
+            family: short(&current)
+                .rsplit_once(':')
+                .map(|(f, _)| f.to_string())
+                .unwrap_or_default(),
+            current: short(&current).to_string(),
+        })?,
     };
     // Resolve to a full ARN (and prove it exists) before changing anything.
     let to = task_def::describe(&clients.ecs, &wanted)
@@ -264,6 +388,5 @@ mod tests {
         for bad in ["0", "x", "a:b", ":3", "a b:1"] {
             assert!(revision_ref(bad, CUR).is_err(), "{bad}");
         }
-        assert_eq!(revision_number(CUR), Some(7));
     }
 }

@@ -23,6 +23,8 @@ pub struct Deployed {
     pub previous_task_definition: String,
     /// The revision it runs now.
     pub task_definition: String,
+    /// The image digest it runs (the one deployed).
+    pub image_digest: String,
     /// Stopped tasks already reported by [`health`].
     pub(super) reported_stops: Mutex<HashSet<String>>,
 }

@@ -353,7 +353,58 @@ async fn resolve_retag(
     })
 }
 
-/// Copy the image into the target repository under the tag (plus extra tags), keeping the digest.
+/// Which environment's repository [`repository_registry`] opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// This environment's own repository.
+    Own,
+    /// The repository of the environment a promotion copies from.
+    Source,
+}
+
+/// A registry client for an environment's repository and the repository's name in it (read-only:
+/// `DescribeRepositories`, `GetAuthorizationToken`). The base URL is `registry-url` when set, else the
+/// registry host of the repository URI.
+pub async fn repository_registry(
+    clients: &Clients,
+    cfg: &Config,
+    side: Side,
+) -> Result<(Registry, String), Error> {
+    let options = registry::Options::default();
+    let override_url = cfg.backend.registry_url.as_ref();
+    let (ecr, repo) = match side {
+        Side::Own => {
+            let repo =
+                resolve::lookup(&clients.ecr, &cfg.backend.repository, None, Role::Deploy).await?;
+            (clients.ecr.clone(), repo)
+        }
+        Side::Source => {
+            let promote = cfg
+                .promote
+                .as_ref()
+                .ok_or(Error::NoSource("no source environment"))?;
+            let (registry_id, uri_region, name) =
+                resolve::split_repository(&promote.source_repository);
+            let region = uri_region.unwrap_or_else(|| promote.source_region.clone());
+            let ecr = if region == cfg.region {
+                clients.ecr.clone()
+            } else {
+                aws_sdk_ecr::Client::from_conf(
+                    aws_sdk_ecr::config::Builder::from(&clients.sdk)
+                        .region(aws_types::region::Region::new(region))
+                        .build(),
+                )
+            };
+            let repo = resolve::lookup(&ecr, &name, registry_id.as_deref(), Role::Source).await?;
+            (ecr, repo)
+        }
+    };
+    let reg = registry_for(&ecr, &repo, override_url, &options).await?;
+    Ok((reg, repo.name))
+}
+
+/// Copy the image into the target repository under the image tag, keeping the digest. The extra tags
+/// follow later, once the release is verified ([`add_extra_tags`]).
 pub async fn copy(
     clients: &Clients,
     source: &SourceImage,
@@ -361,13 +412,14 @@ pub async fn copy(
 ) -> Result<Copied, Error> {
     let started = Instant::now();
     let _group = commands::group(&format!("Copy {} -> {}", source.uri, source.target_uri));
+    let first = &source.tags[..source.tags.len().min(1)];
     let result = match &source.plan {
-        Plan::Retag { repo, image } => retag(&clients.ecr, repo, image, &source.tags).await,
+        Plan::Retag { repo, image } => retag(&clients.ecr, repo, image, first).await,
         Plan::Copy(plan) => registry::copy_image(
             &plan.source,
             &plan.target,
             &plan.top,
-            &source.tags,
+            first,
             &source.options,
         )
         .await
@@ -384,9 +436,40 @@ pub async fn copy(
         bytes = stats.bytes_copied,
         seconds,
         "image in the target repository under {:?}",
-        source.tags
+        first
     );
     Ok(Copied { stats, seconds })
+}
+
+/// Point the extra tags at the copied image (after the release passed): one line per tag, `added` or
+/// `already there`. `PutImage` for a retag, else manifest PUTs through the registry.
+pub async fn add_extra_tags(clients: &Clients, source: &SourceImage) -> Result<Vec<String>, Error> {
+    let extra = source.tags.get(1..).unwrap_or_default();
+    if extra.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut lines = Vec::new();
+    match &source.plan {
+        Plan::Retag { repo, image } => {
+            for (tag, how) in tag::put_tags(&clients.ecr, repo, image, extra).await? {
+                lines.push(format!("{tag}: {}", how.as_str()));
+            }
+        }
+        Plan::Copy(plan) => {
+            let (reg, repo) = (&plan.target.registry, &plan.target.repo);
+            for tag in extra {
+                let how = match reg.manifest_digest(repo, tag).await? {
+                    Some(d) if d == plan.top.digest => "already there",
+                    _ => {
+                        reg.put_tag(repo, tag, &plan.top).await?;
+                        "added"
+                    }
+                };
+                lines.push(format!("{tag}: {how}"));
+            }
+        }
+    }
+    Ok(lines)
 }
 
 /// `PutImage` the same manifest under each tag the repository lacks.

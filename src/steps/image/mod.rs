@@ -16,7 +16,9 @@ mod report;
 mod resolve;
 mod tag;
 
-pub use copy::{copy, resolve_source, Copied, SourceImage};
+pub use copy::{
+    add_extra_tags, copy, repository_registry, resolve_source, Copied, Side, SourceImage,
+};
 pub use error::{Error, Role};
 pub use report::{Mode, PromoteReport};
 pub use resolve::{check_tags_free, repository, resolve, Mutability, Repository, Resolved};

@@ -20,7 +20,7 @@ pub(super) enum Tagged {
 
 impl Tagged {
     /// The spelling in the log and the report.
-    fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             Tagged::Added => "added",
             Tagged::AlreadyThere => "already there",

@@ -1,0 +1,57 @@
+//! Errors of verified releases (the promotion gate, the markers, the rollback target) and their hints.
+//! A leaf; no AWS API.
+
+use crate::steps::{deploy, image};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The digest to promote has not passed the source environment.
+    #[error("refusing to promote `{sha}`: {reason}")]
+    Unverified {
+        sha: String,
+        /// The source environment.
+        source_env: String,
+        /// What the marker lookup found (none, another digest, no registry).
+        reason: String,
+    },
+    /// No `image-tag` to name the release by.
+    #[error("no `image-tag`: a release is named by its image tag (the git SHA)")]
+    NoTag,
+    /// `command: rollback` found neither a verified release nor a completed deployment to go back to.
+    #[error("failed to find a release of `{environment}` to roll back to: {reason}")]
+    NoRollbackTarget { environment: String, reason: String },
+    /// Resolving a repository or talking to its registry failed.
+    #[error(transparent)]
+    Image(#[from] image::Error),
+    /// An ECS call failed.
+    #[error(transparent)]
+    Deploy(#[from] deploy::Error),
+}
+
+impl crate::error::Diagnose for Error {
+    fn hint(&self) -> String {
+        match self {
+            Error::Unverified { sha, source_env, .. } => format!(
+                "deploy `{sha}` to `{source_env}` and let it pass (rollout, smoke tests, watch), then promote \
+                 it again; or set `allow-unverified: true` to promote it anyway"
+            ),
+            Error::NoTag => "set `image-tag` to the git SHA of the release".into(),
+            Error::NoRollbackTarget { .. } => {
+                "pass `revision:` (a number, `family:revision` or an ARN) to pick the revision yourself"
+                    .into()
+            }
+            Error::Image(e) => crate::error::Diagnose::hint(e),
+            Error::Deploy(e) => crate::error::Diagnose::hint(e),
+        }
+    }
+
+    fn anchor(&self) -> Option<&'static str> {
+        match self {
+            Error::Unverified { .. } => troubleshooting!("promotion-refused-unverified"),
+            Error::NoRollbackTarget { .. } => troubleshooting!("no-release-to-roll-back-to"),
+            Error::Image(e) => crate::error::Diagnose::anchor(e),
+            Error::Deploy(e) => crate::error::Diagnose::anchor(e),
+            Error::NoTag => None,
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! What a run knows about itself that a marker records (the run URL), and
+//! the marker store of an environment's repository, or none when no registry can be addressed.
+//!
+//! APIs: ECR `DescribeRepositories`, `GetAuthorizationToken` (through [`crate::steps::image`]).
+
+use std::collections::BTreeMap;
+
+use super::error::Error;
+use super::marker::Store;
+use crate::config::Config;
+use crate::github::Context;
+use crate::steps::{image, Clients};
+
+/// What a run knows about itself that a marker records, and whether a registry can be addressed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// `GITHUB_SERVER_URL/GITHUB_REPOSITORY/actions/runs/GITHUB_RUN_ID`.
+    pub run_url: Option<String>,
+    /// The ECR endpoint is overridden (an emulator or a private endpoint).
+    pub ecr_overridden: bool,
+}
+
+impl Settings {
+    /// From the run context and the process environment.
+    pub fn new(ctx: &Context, env: &BTreeMap<String, String>) -> Settings {
+        let run_url = match (&ctx.server_url, &ctx.repository, &ctx.run_id) {
+            (Some(s), Some(r), Some(id)) => {
+                Some(format!("{}/{r}/actions/runs/{id}", s.trim_end_matches('/')))
+            }
+            _ => None,
+        };
+        Settings {
+            run_url,
+            ecr_overridden: ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_ECR"]
+                .iter()
+                .any(|k| env.get(*k).is_some_and(|v| !v.is_empty())),
+        }
+    }
+
+    /// Can the run address the repository's registry?
+    pub(super) fn registry_known(&self, cfg: &Config) -> bool {
+        cfg.backend.registry_url.is_some() || !self.ecr_overridden
+    }
+}
+
+pub(super) const NO_REGISTRY: &str =
+    "the ECR endpoint is overridden and no `registry-url` names its registry";
+
+/// The marker store of an environment's repository; `None` when no registry can be addressed.
+pub async fn store(
+    clients: &Clients,
+    cfg: &Config,
+    settings: &Settings,
+    side: image::Side,
+) -> Result<Option<Store>, Error> {
+    if !settings.registry_known(cfg) {
+        return Ok(None);
+    }
+    let (registry, repo) = image::repository_registry(clients, cfg, side).await?;
+    Ok(Some(Store { registry, repo }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_run_url_comes_from_the_context_and_emulators_are_noticed() {
+        let vars: BTreeMap<String, String> = [
+            ("GITHUB_SERVER_URL", "https://github.com/"),
+            ("GITHUB_REPOSITORY", "acme/cloudshop"),
+            ("GITHUB_RUN_ID", "1234"),
+            ("AWS_ENDPOINT_URL_ECR", "http://127.0.0.1:5000"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let ctx = Context::from_env(|k| vars.get(k).cloned());
+        let s = Settings::new(&ctx, &vars);
+        assert_eq!(
+            s.run_url.as_deref(),
+            Some("https://github.com/acme/cloudshop/actions/runs/1234")
+        );
+        assert!(s.ecr_overridden);
+        let none = Settings::new(&Context::from_env(|_| None), &BTreeMap::new());
+        assert_eq!(none.run_url, None);
+        assert!(!none.ecr_overridden);
+    }
+}
