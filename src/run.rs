@@ -23,7 +23,7 @@ use crate::inputs::Inputs;
 use crate::report::{Report, Status};
 use crate::steps::deploy::{BackendOutcome, BackendReport};
 use crate::steps::smoke::SmokeReport;
-use crate::steps::{deploy, frontend, image, smoke, Clients};
+use crate::steps::{deploy, frontend, image, signals, smoke, Clients};
 
 /// Run the action with the given environment variables; print outputs, summary and errors; return the
 /// process exit code.
@@ -333,6 +333,7 @@ async fn deploy_pipeline(
     }
 
     // 3. The backend: new revision, rollout watched to the end, rolled back on failure.
+    let deploy_started = std::time::SystemTime::now();
     let deployed = deploy::apply(
         clients,
         cfg,
@@ -379,8 +380,19 @@ async fn deploy_pipeline(
                 .await
                 .map_err(Error::from)
         };
+        let signals =
+            signals::Signals::start(clients, cfg, &deployed.task_definition, deploy_started).await;
         let section = report.smoke.get_or_insert_with(SmokeReport::default);
-        if let Err(e) = smoke::watch(&cfg.smoke, probe, section, &mut report.phases).await {
+        let watched = smoke::watch_with(
+            &cfg.smoke,
+            probe,
+            || signals.round(),
+            section,
+            &mut report.phases,
+        )
+        .await;
+        report.signals = Some(signals.report());
+        if let Err(e) = watched {
             roll_back_after(
                 clients,
                 cfg,

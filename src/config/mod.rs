@@ -17,6 +17,7 @@ mod error;
 mod frontend;
 mod promote;
 mod schema;
+mod signals;
 mod smoke;
 mod sources;
 mod validate;
@@ -37,6 +38,7 @@ pub use schema::{
     CacheRule, CheckFile, CorsFile, EnvironmentFile, FileConfig, FrontendFile, JsonExpect,
     OneOrMany, SmokeFile,
 };
+pub use signals::{WatchSignals, DEFAULT_ERROR_PATTERN};
 pub use smoke::{default_checks, CheckSpec, Smoke};
 pub use validate::{
     inside_workspace, parse_bool, parse_duration, parse_list, validate_role_arn, validate_tag,
@@ -59,6 +61,8 @@ pub struct Config {
     pub auth: Auth,
     pub backend: Backend,
     pub smoke: Smoke,
+    /// What the post-deploy watch reads besides the checks (`smoke.watch-signals`).
+    pub signals: WatchSignals,
     /// S3 frontend, when configured and not turned off.
     pub frontend: Option<Frontend>,
     /// Source of a promotion.
@@ -179,6 +183,10 @@ pub fn build(inputs: &Inputs, file: &FileConfig, ctx: &Context) -> Result<Config
     let auth = auth::build(&src)?;
     let backend = backend::build(&src, command)?;
     let smoke = smoke::build(&src)?;
+    let signals = signals::build(
+        env.smoke.as_ref().and_then(|s| s.watch_signals.as_ref()),
+        smoke.watch,
+    )?;
     let frontend = frontend::build(&src)?;
     let promote = match command {
         Command::Promote => Some(promote::build(&src, &region)?),
@@ -210,6 +218,7 @@ pub fn build(inputs: &Inputs, file: &FileConfig, ctx: &Context) -> Result<Config
         auth,
         backend,
         smoke,
+        signals,
         frontend,
         promote,
         image_archive,

@@ -62,6 +62,8 @@ pub struct Report {
     pub backend: Option<crate::steps::deploy::BackendReport>,
     pub promote: Option<crate::steps::image::PromoteReport>,
     pub smoke: Option<crate::steps::smoke::SmokeReport>,
+    /// What the watch read besides its checks (metrics, error lines).
+    pub signals: Option<crate::steps::signals::SignalsReport>,
     pub frontend: Option<crate::steps::frontend::SyncReport>,
     /// The error, when the run failed: message and hint.
     pub error: Option<(String, String)>,
@@ -127,6 +129,9 @@ impl Report {
             v.push(b);
         }
         if let Some(s) = &self.smoke {
+            v.push(s);
+        }
+        if let Some(s) = &self.signals {
             v.push(s);
         }
         if let Some(f) = &self.frontend {

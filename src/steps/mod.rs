@@ -9,6 +9,7 @@ pub mod frontend;
 pub mod image;
 pub mod lb;
 pub mod logs;
+pub mod signals;
 pub mod smoke;
 
 use aws_types::SdkConfig;
@@ -26,6 +27,7 @@ pub struct Clients {
     pub cloudfront: aws_sdk_cloudfront::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub elb: aws_sdk_elasticloadbalancingv2::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
 }
 
 impl Clients {
@@ -42,6 +44,7 @@ impl Clients {
             cloudfront: aws_sdk_cloudfront::Client::new(&sdk),
             logs: aws_sdk_cloudwatchlogs::Client::new(&sdk),
             elb: aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(&sdk),
             sdk,
         }
     }
