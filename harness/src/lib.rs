@@ -873,6 +873,7 @@ impl RecordingServer {
     }
 }
 pub mod app;
+pub mod cw_sim;
 pub mod ecs_sim;
 pub mod elb_sim;
 pub mod faults;
