@@ -199,35 +199,37 @@ impl CwSim {
         let (p, c) = (points.clone(), calls.clone());
         let app = Router::new().route(
             "/service/{svc}/operation/{op}",
-            post(move |Path((_svc, op)): Path<(String, String)>, body: Bytes| {
-                let (p, c) = (p.clone(), c.clone());
-                async move {
-                    c.lock().unwrap().push(op.clone());
-                    let req: Value = ciborium::from_reader(&body[..]).unwrap_or(Value::Null);
-                    let (status, reply) = match op.as_str() {
-                        "PutMetricData" => {
-                            put(&p, &req);
-                            (StatusCode::OK, map(vec![]))
-                        }
-                        "GetMetricData" => (StatusCode::OK, get_metric_data(&p, &req)),
-                        other => (
-                            StatusCode::BAD_REQUEST,
-                            map(vec![
-                                ("__type", Value::Text("InvalidAction".into())),
-                                ("message", Value::Text(format!("{other} is not simulated"))),
-                            ]),
-                        ),
-                    };
-                    (
-                        status,
-                        [
-                            ("content-type", "application/cbor"),
-                            ("smithy-protocol", "rpc-v2-cbor"),
-                        ],
-                        encode(&reply),
-                    )
-                }
-            }),
+            post(
+                move |Path((_svc, op)): Path<(String, String)>, body: Bytes| {
+                    let (p, c) = (p.clone(), c.clone());
+                    async move {
+                        c.lock().unwrap().push(op.clone());
+                        let req: Value = ciborium::from_reader(&body[..]).unwrap_or(Value::Null);
+                        let (status, reply) = match op.as_str() {
+                            "PutMetricData" => {
+                                put(&p, &req);
+                                (StatusCode::OK, map(vec![]))
+                            }
+                            "GetMetricData" => (StatusCode::OK, get_metric_data(&p, &req)),
+                            other => (
+                                StatusCode::BAD_REQUEST,
+                                map(vec![
+                                    ("__type", Value::Text("InvalidAction".into())),
+                                    ("message", Value::Text(format!("{other} is not simulated"))),
+                                ]),
+                            ),
+                        };
+                        (
+                            status,
+                            [
+                                ("content-type", "application/cbor"),
+                                ("smithy-protocol", "rpc-v2-cbor"),
+                            ],
+                            encode(&reply),
+                        )
+                    }
+                },
+            ),
         );
         let (port, rt) = crate::serve_on_own_thread(app);
         CwSim {

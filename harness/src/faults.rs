@@ -384,7 +384,11 @@ fn denied_response(op: &str, cbor: bool) -> Response<Full<Bytes>> {
         }
     };
     let mut r = Response::builder()
-        .status(if cbor || protocol(op) != Protocol::Json { 403 } else { 400 })
+        .status(if cbor || protocol(op) != Protocol::Json {
+            403
+        } else {
+            400
+        })
         .header("content-type", content_type)
         .header("x-amzn-requestid", "injected");
     if cbor {

@@ -89,7 +89,10 @@ fn factor(key: &'static str, v: Option<f64>, default: f64) -> Result<f64, Error>
 }
 
 /// Build the limits from `smoke.watch-signals` for a watch of `watch`.
-pub(super) fn build(file: Option<&WatchSignalsFile>, watch: Duration) -> Result<WatchSignals, Error> {
+pub(super) fn build(
+    file: Option<&WatchSignalsFile>,
+    watch: Duration,
+) -> Result<WatchSignals, Error> {
     let d = WatchSignals::defaults(watch);
     let f = file.cloned().unwrap_or_default();
     let enabled = f.enabled.unwrap_or(true);
@@ -187,11 +190,26 @@ mod tests {
         assert_eq!(ok.baseline, Duration::from_secs(120));
         assert_eq!(ok.error_lines_allowance, 0);
         let cases = [
-            ("{ error-pattern: '' }", "invalid `smoke.watch-signals.error-pattern`: is empty"),
-            ("{ max-5xx-percent: 150 }", "invalid `smoke.watch-signals.max-5xx-percent`: 150 is not a percentage"),
-            ("{ max-5xx-factor: 0.5 }", "invalid `smoke.watch-signals.max-5xx-factor`: 0.5 is not a factor"),
-            ("{ baseline: 10s }", "invalid `smoke.watch-signals.baseline`: `10s` must be between 1m and 24h"),
-            ("{ baseline: soon }", "invalid `smoke.watch-signals.baseline`: `soon` is not a duration"),
+            (
+                "{ error-pattern: '' }",
+                "invalid `smoke.watch-signals.error-pattern`: is empty",
+            ),
+            (
+                "{ max-5xx-percent: 150 }",
+                "invalid `smoke.watch-signals.max-5xx-percent`: 150 is not a percentage",
+            ),
+            (
+                "{ max-5xx-factor: 0.5 }",
+                "invalid `smoke.watch-signals.max-5xx-factor`: 0.5 is not a factor",
+            ),
+            (
+                "{ baseline: 10s }",
+                "invalid `smoke.watch-signals.baseline`: `10s` must be between 1m and 24h",
+            ),
+            (
+                "{ baseline: soon }",
+                "invalid `smoke.watch-signals.baseline`: `soon` is not a duration",
+            ),
             ("{ max-p95: 2 }", "unknown field `max-p95`"),
         ];
         for (yaml, want) in cases {

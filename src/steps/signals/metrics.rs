@@ -49,7 +49,10 @@ pub async fn find(
         .map_err(|e| ReadError::of(&e, "elasticloadbalancing:DescribeTargetGroups"))?;
     Ok(out.target_groups().iter().find_map(|tg| {
         let target_group = dimension_of(tg.target_group_arn()?)?;
-        let load_balancer = tg.load_balancer_arns().iter().find_map(|a| dimension_of(a))?;
+        let load_balancer = tg
+            .load_balancer_arns()
+            .iter()
+            .find_map(|a| dimension_of(a))?;
         Some(Dimensions {
             target_group,
             load_balancer,

@@ -50,7 +50,9 @@ impl ReadError {
     {
         match crate::aws::code(e) {
             Some(
-                "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation"
+                "AccessDenied"
+                | "AccessDeniedException"
+                | "UnauthorizedOperation"
                 | "NotAuthorized",
             ) => ReadError::Denied(action.to_string()),
             Some("ResourceNotFoundException") => ReadError::NotFound(crate::aws::describe(e)),
@@ -161,8 +163,7 @@ impl<'a> Signals<'a> {
                 .unwrap_or_default(),
             Err(e) => {
                 r.notes.push(
-                    ReadError::of(&e, "ecs:DescribeServices")
-                        .warning("load balancer metrics"),
+                    ReadError::of(&e, "ecs:DescribeServices").warning("load balancer metrics"),
                 );
                 Vec::new()
             }
@@ -219,9 +220,9 @@ impl<'a> Signals<'a> {
                     "no error-line count: {why} (the watch counts lines in the `awslogs` group)"
                 )),
             },
-            Err(e) => r.notes.push(format!(
-                "the watch goes on without the error lines: {e}"
-            )),
+            Err(e) => r
+                .notes
+                .push(format!("the watch goes on without the error lines: {e}")),
         }
         for n in &r.notes {
             warn(n);
@@ -360,7 +361,8 @@ mod tests {
 
     #[test]
     fn read_errors_say_what_to_grant() {
-        let w = ReadError::Denied("cloudwatch:GetMetricData".into()).warning("load balancer metrics");
+        let w =
+            ReadError::Denied("cloudwatch:GetMetricData".into()).warning("load balancer metrics");
         assert_eq!(
             w,
             "the watch goes on without the load balancer metrics: the role may not call `cloudwatch:GetMetricData` (add it to the deploy role's policy, see docs/iam)"
