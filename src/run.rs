@@ -23,7 +23,7 @@ use crate::inputs::Inputs;
 use crate::report::{Report, Status};
 use crate::steps::deploy::{BackendOutcome, BackendReport};
 use crate::steps::smoke::SmokeReport;
-use crate::steps::{deploy, frontend, image, signals, smoke, Clients};
+use crate::steps::{deploy, deploy_time, frontend, image, signals, smoke, Clients};
 
 /// Run the action with the given environment variables; print outputs, summary and errors; return the
 /// process exit code.
@@ -358,6 +358,13 @@ async fn deploy_pipeline(
             report.smoke.get_or_insert_with(SmokeReport::default),
         );
     }
+
+    // Where the rollout's time went (read-only, best effort), with how fast the app answered.
+    let answer_ms = report
+        .smoke
+        .as_ref()
+        .and_then(|s| s.checks.iter().map(|c| c.latency().0).max());
+    report.deploy_time = deploy_time::measure(clients, cfg, &deployed, answer_ms).await;
 
     crate::shutdown::snapshot(report);
 

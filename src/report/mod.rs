@@ -61,6 +61,8 @@ pub struct Report {
     pub phases: Timeline,
     pub backend: Option<crate::steps::deploy::BackendReport>,
     pub promote: Option<crate::steps::image::PromoteReport>,
+    /// Where the rollout's time went.
+    pub deploy_time: Option<crate::steps::deploy_time::DeployTimeReport>,
     pub smoke: Option<crate::steps::smoke::SmokeReport>,
     /// What the watch read besides its checks (metrics, error lines).
     pub signals: Option<crate::steps::signals::SignalsReport>,
@@ -127,6 +129,9 @@ impl Report {
         }
         if let Some(b) = &self.backend {
             v.push(b);
+        }
+        if let Some(t) = &self.deploy_time {
+            v.push(t);
         }
         if let Some(s) = &self.smoke {
             v.push(s);

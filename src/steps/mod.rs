@@ -5,6 +5,7 @@
 //! APIs: see each step.
 
 pub mod deploy;
+pub mod deploy_time;
 pub mod frontend;
 pub mod image;
 pub mod lb;

@@ -356,3 +356,63 @@ fn a_role_without_cloudwatch_permissions_gets_a_warning_and_the_smoke_only_watch
     let w: serde_json::Value = serde_json::from_str(res.output("smoke-report")).unwrap();
     assert!(w["watch"]["rounds"].as_u64().unwrap() >= 5, "{w}");
 }
+
+/// A rollout whose old tasks drained for the target group's default 300 s: the summary breaks the
+/// rollout down from the tasks' timestamps and says to shorten the deregistration delay.
+#[test]
+fn the_deploy_time_breakdown_advises_a_shorter_deregistration_delay() {
+    use common::ecs_sim::TaskTimes;
+    let moto = Moto::shared();
+    seed_ecr(&moto, &moto.name("stage-cloudshop-backend"), &[SHA], false);
+    let elb = ElbSim::start("stage-backend-blue", Vec::new());
+    let seed = Seed {
+        target_group: Some(elb.target_group_arn.clone()),
+        task_times: Some(TaskTimes {
+            provision: 6.0,
+            pull: 20.0,
+            start: 4.0,
+            health: 25.0,
+            drain: 300.0,
+        }),
+        ..Seed::default()
+    };
+    let e = Env {
+        sim: EcsSim::start_with(seed, Scenario::Succeed { after: 2 }),
+        moto,
+        elb,
+        cw: CwSim::start(),
+        app: App::start(),
+        log_group: None,
+        now: SystemTime::now(),
+    };
+    let res = run(action(&e, "enabled: false"));
+    assert_eq!(res.code, 0, "{}", res.dump());
+    for shown in [
+        "#### ⏱️ Where the deploy time went",
+        "The rollout took 360 s (2 new tasks; the parts of the one that started last).",
+        "| provisioning | 6 s | 2% |",
+        "| image pull | 20 s | 6% |",
+        "| container start | 4 s | 1% |",
+        "| health checks | 25 s | 7% |",
+        "| draining | 302 s | 84% |",
+        "pie title Rollout time (s)",
+        "draining the old tasks took 302 s because the target group waits 300 s \\(\\`deregistration\\_delay.timeout\\_seconds\\`\\) while the app answers in ",
+        "set it to 30 s or less",
+    ] {
+        assert!(res.summary.contains(shown), "{shown}\n{}", res.summary);
+    }
+    assert!(
+        e.elb
+            .calls
+            .lock()
+            .unwrap()
+            .contains(&"DescribeTargetGroupAttributes".to_string()),
+        "{:?}",
+        e.elb.calls
+    );
+    // With the signals turned off, the watch says so and reads nothing.
+    assert!(res
+        .summary
+        .contains("Turned off (`smoke.watch-signals.enabled: false`)."));
+    assert!(e.cw.calls().is_empty());
+}

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 
-use super::ReadError;
+use super::read::ReadError;
 use crate::steps::logs::{logging_of, Logging};
 
 /// Pages read per window: a service that logs more errors than this is in trouble either way, and the

@@ -14,14 +14,13 @@
 pub mod compare;
 mod loglines;
 pub mod metrics;
+mod read;
 mod report;
 
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-
+pub use read::ReadError;
 pub use report::{Round, SignalsReport};
 
 use crate::config::{Config, WatchSignals};
@@ -31,50 +30,6 @@ use compare::Metrics;
 
 /// Rounds kept in the report (a day's watch at 15 s would be thousands).
 const ROUNDS_KEPT: usize = 120;
-
-/// Why a signal could not be read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReadError {
-    /// The role lacks the permission (the IAM action).
-    Denied(String),
-    /// The resource is not there (a log group never written to).
-    NotFound(String),
-    Other(String),
-}
-
-impl ReadError {
-    fn of<E, R>(e: &SdkError<E, R>, action: &str) -> Self
-    where
-        E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug + 'static,
-    {
-        match crate::aws::code(e) {
-            Some(
-                "AccessDenied"
-                | "AccessDeniedException"
-                | "UnauthorizedOperation"
-                | "NotAuthorized",
-            ) => ReadError::Denied(action.to_string()),
-            Some("ResourceNotFoundException") => ReadError::NotFound(crate::aws::describe(e)),
-            _ => ReadError::Other(format!("{action}: {}", crate::aws::describe(e))),
-        }
-    }
-
-    /// The warning for a signal left out because of this error.
-    fn warning(&self, signal: &str) -> String {
-        match self {
-            ReadError::Denied(action) => format!(
-                "the watch goes on without the {signal}: the role may not call `{action}` (add it to the deploy role's policy, see docs/iam)"
-            ),
-            ReadError::NotFound(what) => {
-                format!("the watch goes on without the {signal}: {what}")
-            }
-            ReadError::Other(what) => {
-                format!("the watch goes on without the {signal}: could not read it: {what}")
-            }
-        }
-    }
-}
 
 /// The windows compared: `[t0 - baseline, t0)` before the deploy and `[t0, now)` after, where `t0` is the
 /// minute the deploy started in, and the window after runs to the end of the current minute (the load
