@@ -18,13 +18,16 @@ use crate::report::section::{md_escape, Section};
 use crate::steps::deploy::Deployed;
 use crate::steps::Clients;
 
+/// A new task's (created, pull started, pull stopped, started), epoch seconds.
+pub type TaskTimes = (f64, Option<f64>, Option<f64>, Option<f64>);
+
 /// The timestamps of one rollout, epoch seconds.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Facts {
     /// The deployment's creation.
     pub start: f64,
     /// New tasks: (created, pull started, pull stopped, started).
-    pub new: Vec<(f64, Option<f64>, Option<f64>, Option<f64>)>,
+    pub new: Vec<TaskTimes>,
     /// Old tasks stopped by the rollout: stopped (or stopping).
     pub old_stopped: Vec<f64>,
     /// The first event after the start saying the old tasks are draining (targets deregistered).

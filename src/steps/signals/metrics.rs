@@ -81,7 +81,7 @@ pub fn ceil_minute(t: SystemTime) -> SystemTime {
 
 /// One window's metrics, `[start, end)`, both on whole minutes, as one datapoint per metric.
 pub async fn read(
-    cw: &aws_sdk_cloudwatch::Client,
+    cloudwatch: &aws_sdk_cloudwatch::Client,
     dims: &Dimensions,
     start: SystemTime,
     end: SystemTime,
@@ -120,7 +120,7 @@ pub async fn read(
             .return_data(true)
             .build()
     };
-    let out = cw
+    let out = cloudwatch
         .get_metric_data()
         .start_time(start.into())
         .end_time(end.into())
