@@ -303,6 +303,25 @@ mod tests {
             invalidated_paths: vec![HOSTILE[0].into()],
             ..SyncReport::default()
         });
+        r.signals = Some(crate::steps::signals::SignalsReport {
+            enabled: true,
+            target_group: Some(HOSTILE[1].into()),
+            log_group: Some(HOSTILE[5].into()),
+            error_pattern: HOSTILE[2].into(),
+            rounds: vec![crate::steps::signals::Round {
+                round: 1,
+                regressions: vec![HOSTILE[0].into()],
+                ..Default::default()
+            }],
+            notes: HOSTILE.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        });
+        r.deploy_time = Some(crate::steps::deploy_time::DeployTimeReport {
+            total_seconds: 10.0,
+            tasks: 1,
+            parts: Vec::new(),
+            advice: HOSTILE.iter().map(|s| s.to_string()).collect(),
+        });
         r.smoke = Some(SmokeReport {
             checks: HOSTILE
                 .iter()

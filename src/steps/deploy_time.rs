@@ -181,7 +181,8 @@ pub async fn measure(
     deployed: &Deployed,
     request_ms: Option<u64>,
 ) -> Option<DeployTimeReport> {
-    if !deployed.changed {
+    // Nothing changed, or the rollout was not waited for (`wait-timeout: 0`): no finished rollout.
+    if !deployed.changed || cfg.backend.wait_timeout.is_zero() {
         return None;
     }
     let b = &cfg.backend;
