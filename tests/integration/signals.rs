@@ -27,12 +27,13 @@ struct Env {
     cw: CwSim,
     app: App,
     log_group: Option<String>,
-    /// When the "after" data is stamped: now, in the first half of a minute, so that the deploy starts in
-    /// the same minute (the windows meet on the minute the deploy started in).
+    /// When the "after" data is stamped: now, with at least 20 s left in the minute, so that the deploy
+    /// starts in the same minute (the windows meet on the minute the deploy started in).
     now: SystemTime,
 }
 
-/// Wait (at most 30 s) until the second half of a minute is over, so the run starts early in a minute.
+/// Wait (at most 20 s) until a minute has at least 20 s left, so the run's deploy starts in the minute
+/// the "after" data is stamped in.
 fn early_in_a_minute() -> SystemTime {
     loop {
         let now = SystemTime::now();
@@ -41,7 +42,7 @@ fn early_in_a_minute() -> SystemTime {
             .unwrap()
             .as_secs()
             % 60;
-        if s < 30 {
+        if s < 40 {
             return now;
         }
         std::thread::sleep(Duration::from_millis(250));
