@@ -31,6 +31,24 @@ use compare::Metrics;
 /// Rounds kept in the report (a day's watch at 15 s would be thousands).
 const ROUNDS_KEPT: usize = 120;
 
+/// The longest one read may take: a round must not wait for the SDK's whole retry budget, so a slow
+/// CloudWatch costs a note, never a stalled watch.
+const READ_LIMIT: Duration = Duration::from_secs(30);
+
+/// `read`, cut off after [`READ_LIMIT`].
+async fn bounded<T>(
+    read: impl std::future::Future<Output = Result<T, ReadError>>,
+) -> Result<T, ReadError> {
+    tokio::time::timeout(READ_LIMIT, read)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ReadError::Other(format!(
+                "no answer within {} s",
+                READ_LIMIT.as_secs()
+            )))
+        })
+}
+
 /// The windows compared: `[t0 - baseline, t0)` before the deploy and `[t0, now)` after, where `t0` is the
 /// minute the deploy started in, and the window after runs to the end of the current minute (the load
 /// balancer's datapoints are per minute).
@@ -129,9 +147,9 @@ impl<'a> Signals<'a> {
                 b.service
             ));
         } else if !target_groups.is_empty() {
-            match metrics::find(&clients.elb, &target_groups).await {
+            match bounded(metrics::find(&clients.elb, &target_groups)).await {
                 Ok(Some(d)) => {
-                    match metrics::read(&clients.cloudwatch, &d, before.0, before.1).await {
+                    match bounded(metrics::read(&clients.cloudwatch, &d, before.0, before.1)).await {
                         Ok(m) => {
                             s.before = Some(m);
                             r.target_group = Some(d.target_group.clone());
@@ -153,13 +171,13 @@ impl<'a> Signals<'a> {
         match crate::steps::deploy::task_def::describe(&clients.ecs, task_definition).await {
             Ok(live) => match loglines::log_group(&live.definition, &b.containers) {
                 Ok(group) => {
-                    match loglines::count(
+                    match bounded(loglines::count(
                         &clients.logs,
                         &group,
                         &s.limits.error_pattern,
                         before.0,
                         before.1,
-                    )
+                    ))
                     .await
                     {
                         Ok(n) => {
@@ -207,20 +225,22 @@ impl<'a> Signals<'a> {
         let (before, after) = windows(self.deploy_started, self.limits.baseline, now);
         let metrics = async {
             match &self.dims {
-                Some(d) => Some(metrics::read(&self.clients.cloudwatch, d, after.0, after.1).await),
+                Some(d) => Some(
+                    bounded(metrics::read(&self.clients.cloudwatch, d, after.0, after.1)).await,
+                ),
                 None => None,
             }
         };
         let lines = async {
             match &self.log_group {
                 Some(g) => Some(
-                    loglines::count(
+                    bounded(loglines::count(
                         &self.clients.logs,
                         g,
                         &self.limits.error_pattern,
                         after.0,
                         now,
-                    )
+                    ))
                     .await,
                 ),
                 None => None,
@@ -312,6 +332,16 @@ mod tests {
         // Right after the deploy the window after is still a whole minute.
         let (_, after) = windows(at(1_800_000_000), ten, at(1_800_000_000));
         assert_eq!(after, (at(1_800_000_000), at(1_800_000_060)));
+    }
+
+    /// A read that never answers costs the round at most [`READ_LIMIT`] (paused clock: no real wait).
+    #[tokio::test(start_paused = true)]
+    async fn a_hung_read_is_cut_off() {
+        let started = tokio::time::Instant::now();
+        let r: Result<u64, ReadError> = bounded(std::future::pending()).await;
+        assert_eq!(r, Err(ReadError::Other("no answer within 30 s".into())));
+        assert_eq!(started.elapsed(), READ_LIMIT);
+        assert_eq!(bounded(async { Ok::<_, ReadError>(7) }).await, Ok(7));
     }
 
     #[test]
