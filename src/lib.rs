@@ -25,6 +25,12 @@
 //!   - `steps/smoke`: the HTTP checks, the website check, the post-deploy watch (`check`: requests and
 //!     judgement; `result`: what the requests got; `report`: the smoke section; `schedule`: timing;
 //!     `redact`: secrets out of URLs and headers).
+//!   - `steps/signals/`: what the post-deploy watch reads besides its checks (`compare`: the pure limits;
+//!     `metrics`: the target group's CloudWatch metrics; `loglines`: error lines in the log group;
+//!     `read`: why a signal could not be read; `report`: the section).
+//!   - `steps/deploy_time`: where a finished rollout's time went (tasks' timestamps, service events),
+//!     with what could make it faster.
+//!   - `steps/logs`, `steps/lb`: a failed rollout's task logs and target health.
 //!   - `steps/frontend`: the S3 sync (`plan`: the pure decision of uploads and deletes; `local`: the
 //!     build folder; `state`: the sync state object; `s3`, `cloudfront`: the I/O; `report`, `error`).
 //! - [`registry`]: an OCI distribution client and the image copy (promotion, archive push).

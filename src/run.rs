@@ -23,7 +23,7 @@ use crate::inputs::Inputs;
 use crate::report::{Report, Status};
 use crate::steps::deploy::{BackendOutcome, BackendReport};
 use crate::steps::smoke::SmokeReport;
-use crate::steps::{deploy, frontend, image, release, smoke, Clients};
+use crate::steps::{deploy, deploy_time, frontend, image, release, signals, smoke, Clients};
 
 /// Run the action with the given environment variables; print outputs, summary and errors; return the
 /// process exit code.
@@ -361,6 +361,7 @@ async fn deploy_pipeline(
     }
 
     // 3. The backend: new revision, rollout watched to the end, rolled back on failure.
+    let deploy_started = std::time::SystemTime::now();
     let deployed = deploy::apply(
         clients,
         cfg,
@@ -386,6 +387,13 @@ async fn deploy_pipeline(
         );
     }
 
+    // Where the rollout's time went (read-only, best effort), with how fast the app answered.
+    let answer_ms = report
+        .smoke
+        .as_ref()
+        .and_then(|s| s.checks.iter().map(|c| c.latency().0).max());
+    report.deploy_time = deploy_time::measure(clients, cfg, &deployed, answer_ms).await;
+
     crate::shutdown::snapshot(report);
 
     // 5. The frontend, only once the API it calls is known good.
@@ -407,8 +415,19 @@ async fn deploy_pipeline(
                 .await
                 .map_err(Error::from)
         };
+        let signals =
+            signals::Signals::start(clients, cfg, &deployed.task_definition, deploy_started).await;
         let section = report.smoke.get_or_insert_with(SmokeReport::default);
-        if let Err(e) = smoke::watch(&cfg.smoke, probe, section, &mut report.phases).await {
+        let watched = smoke::watch_with(
+            &cfg.smoke,
+            probe,
+            || signals.round(),
+            section,
+            &mut report.phases,
+        )
+        .await;
+        report.signals = Some(signals.report());
+        if let Err(e) = watched {
             roll_back_after(
                 clients,
                 cfg,

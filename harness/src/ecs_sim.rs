@@ -110,6 +110,23 @@ pub struct Seed {
     pub log_group: Option<String>,
     /// The target group the service registers its tasks in (behind a load balancer), if any.
     pub target_group: Option<String>,
+    /// How long each part of a successful rollout takes (seconds): with it, a completed deployment leaves
+    /// RUNNING tasks with their timestamps, the old tasks stopped after draining, and the events of it.
+    pub task_times: Option<TaskTimes>,
+}
+
+/// The parts of a simulated rollout, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TaskTimes {
+    /// From the task's creation to the start of the image pull (ENI, scheduling).
+    pub provision: f64,
+    pub pull: f64,
+    /// From the pulled image to the container running.
+    pub start: f64,
+    /// From running to healthy in the target group.
+    pub health: f64,
+    /// The old tasks' draining (the target group's deregistration delay).
+    pub drain: f64,
 }
 
 impl Default for Seed {
@@ -125,6 +142,7 @@ impl Default for Seed {
             desired: 2,
             log_group: None,
             target_group: None,
+            task_times: None,
         }
     }
 }
@@ -183,6 +201,8 @@ struct State {
     tds: Vec<Value>,
     tags: Vec<(String, Value)>,
     stopped: Vec<Value>,
+    /// Tasks of the current revision (only with `Seed::task_times`).
+    running: Vec<Value>,
     calls: Vec<(String, Value)>,
     updates: u32,
     throttle_left: u32,
@@ -297,6 +317,7 @@ impl State {
             tds,
             tags,
             stopped: Vec::new(),
+            running: Vec::new(),
             calls: Vec::new(),
             updates: 0,
             throttle_left,
@@ -457,7 +478,16 @@ impl State {
                         self.deps[i].rollout = "COMPLETED".into();
                         self.deps[i].running = d.desired;
                         self.deps[i].reason = format!("ECS deployment {} completed.", d.id);
+                        let old: Vec<String> = self
+                            .deps
+                            .iter()
+                            .filter(|x| x.status != "PRIMARY")
+                            .map(|x| x.td.clone())
+                            .collect();
                         self.deps.retain(|x| x.status == "PRIMARY");
+                        if let Some(times) = self.seed.task_times {
+                            self.timeline(&d, &old, times);
+                        }
                         self.event(format!("(service {service}) has reached a steady state."));
                         return;
                     } else if d.polls + 1 >= after {
@@ -532,6 +562,75 @@ impl State {
                 }
             }
         }
+    }
+
+    /// The tasks and events of a rollout of `d` that replaced the tasks of `old`, with `times`.
+    fn timeline(&mut self, d: &Dep, old: &[String], times: TaskTimes) {
+        let service = self.seed.service.clone();
+        let c = d.created + 1.0;
+        let started = c + times.provision + times.pull + times.start;
+        let healthy = started + times.health;
+        let n = d.desired.max(0) as u64;
+        self.running.clear();
+        for k in 0..n {
+            let arn = format!(
+                "arn:aws:ecs:{REGION}:{ACCOUNT}:task/{}/r{:031}",
+                self.seed.cluster,
+                k + 1
+            );
+            self.running.push(json!({
+                "taskArn": arn, "taskDefinitionArn": d.td, "lastStatus": "RUNNING",
+                "desiredStatus": "RUNNING", "healthStatus": "HEALTHY", "createdAt": c,
+                "connectivityAt": c + times.provision / 2.0, "pullStartedAt": c + times.provision,
+                "pullStoppedAt": c + times.provision + times.pull, "startedAt": started,
+                "containers": [{"name": "backend", "lastStatus": "RUNNING", "healthStatus": "HEALTHY"}]
+            }));
+        }
+        for (k, td) in old.iter().enumerate() {
+            for j in 0..n {
+                let arn = format!(
+                    "arn:aws:ecs:{REGION}:{ACCOUNT}:task/{}/o{:031}",
+                    self.seed.cluster,
+                    (k as u64) * 100 + j + 1
+                );
+                self.stopped.push(json!({
+                    "taskArn": arn, "taskDefinitionArn": td, "lastStatus": "STOPPED",
+                    "desiredStatus": "STOPPED", "stopCode": "ServiceSchedulerInitiated",
+                    "stoppedReason": format!("Scaling activity initiated by (deployment {})", d.id),
+                    "createdAt": 1.7e9, "startedAt": 1.7e9 + 30.0,
+                    "stoppingAt": healthy + times.drain, "executionStoppedAt": healthy + times.drain + 1.0,
+                    "stoppedAt": healthy + times.drain + 2.0,
+                    "containers": [{"name": "backend", "exitCode": 0, "lastStatus": "STOPPED"}]
+                }));
+            }
+        }
+        let mut ev = |t: f64, msg: String| {
+            self.seq += 1;
+            self.events.insert(0, (format!("ev-{}", self.seq), t, msg));
+        };
+        ev(
+            c,
+            format!("(service {service}) has started {n} tasks: (task r1)."),
+        );
+        ev(
+            started + 1.0,
+            format!("(service {service}) registered {n} targets in (target-group stage-tg)"),
+        );
+        if !old.is_empty() {
+            ev(
+                healthy,
+                format!("(service {service}) has begun draining connections on {n} tasks."),
+            );
+            ev(
+                healthy,
+                format!("(service {service}) deregistered {n} targets in (target-group stage-tg)"),
+            );
+            ev(
+                healthy + times.drain + 2.0,
+                format!("(service {service}) has stopped {n} running tasks: (task o1)."),
+            );
+        }
+        self.clock = self.clock.max(healthy + times.drain + 3.0);
     }
 
     fn stop_task(&mut self, td: &str, reason: StopReason) {
@@ -787,7 +886,7 @@ fn handle(st: &mut State, op: &str, body: &Value) -> (u16, Value) {
                     .map(|t| t["taskArn"].clone())
                     .collect()
             } else {
-                Vec::new()
+                st.running.iter().map(|t| t["taskArn"].clone()).collect()
             };
             (200, json!({"taskArns": arns}))
         }
@@ -799,6 +898,7 @@ fn handle(st: &mut State, op: &str, body: &Value) -> (u16, Value) {
             let tasks: Vec<Value> = st
                 .stopped
                 .iter()
+                .chain(st.running.iter())
                 .filter(|t| wanted.contains(&t["taskArn"].as_str().unwrap_or("")))
                 .cloned()
                 .collect();

@@ -1,13 +1,18 @@
-//! A loopback ELBv2 simulator for the two reads a failure diagnosis makes (`DescribeTargetGroups`,
-//! `DescribeTargetHealth`), in the query protocol with XML replies, because moto's target health is
-//! always `healthy` for registered IP targets and never shows a failing health check. One target group
-//! with scripted target states.
+//! A loopback ELBv2 simulator for the reads a failure diagnosis, the watch and the deploy-time breakdown
+//! make (`DescribeTargetGroups`, `DescribeTargetHealth`, `DescribeTargetGroupAttributes`), in the query
+//! protocol with XML replies, because moto's target health is always `healthy` for registered IP targets
+//! and never shows a failing health check. One target group behind one load balancer, with scripted
+//! target states.
 
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::http::{header, StatusCode};
 use axum::Router;
+
+/// The load balancer the target group is behind.
+pub const LOAD_BALANCER: &str =
+    "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/stage-alb/50dc6c495c0c9188";
 
 /// A target's scripted health: state, reason, description.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,8 +73,15 @@ impl ElbSim {
                              <HealthCheckPath>/health</HealthCheckPath><HealthCheckIntervalSeconds>30</HealthCheckIntervalSeconds>\
                              <HealthCheckTimeoutSeconds>5</HealthCheckTimeoutSeconds><HealthyThresholdCount>5</HealthyThresholdCount>\
                              <UnhealthyThresholdCount>2</UnhealthyThresholdCount><Matcher><HttpCode>200</HttpCode></Matcher>\
-                             <TargetType>ip</TargetType></member></TargetGroups>"
+                             <TargetType>ip</TargetType><LoadBalancerArns><member>{LOAD_BALANCER}</member></LoadBalancerArns>\
+                             </member></TargetGroups>"
                         ),
+                    ),
+                    // The defaults of a target group Terraform creates: a 300 s deregistration delay.
+                    "DescribeTargetGroupAttributes" => reply(
+                        "DescribeTargetGroupAttributes",
+                        "<Attributes><member><Key>deregistration_delay.timeout_seconds</Key><Value>300</Value></member>\
+                         <member><Key>stickiness.enabled</Key><Value>false</Value></member></Attributes>",
                     ),
                     "DescribeTargetHealth" => {
                         let members: String = targets

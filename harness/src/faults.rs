@@ -34,6 +34,8 @@ pub enum Fault {
     Reset,
     /// No answer for the plan's `stall` time, then the connection is closed.
     Stall,
+    /// The service's access-denied reply: the role lacks the permission.
+    Denied,
 }
 
 /// When and how to inject faults.
@@ -355,10 +357,56 @@ fn protocol(op: &str) -> Protocol {
     }
 }
 
+/// The access-denied reply of the service `op` belongs to, in its wire format.
+fn denied_response(op: &str, cbor: bool) -> Response<Full<Bytes>> {
+    let action = op.to_string();
+    let message = format!("User is not authorized to perform: {action} (injected)");
+    let (content_type, body): (&str, Vec<u8>) = if cbor {
+        ("application/cbor", crate::cw_sim::denied_body())
+    } else {
+        match protocol(op) {
+            Protocol::Json => (
+                "application/x-amz-json-1.1",
+                format!(r#"{{"__type":"AccessDeniedException","message":"{message}"}}"#).into(),
+            ),
+            Protocol::Query => (
+                "text/xml",
+                format!("<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>{message}</Message></Error><RequestId>injected</RequestId></ErrorResponse>").into(),
+            ),
+            Protocol::Registry => (
+                "application/json",
+                r#"{"errors":[{"code":"DENIED","message":"injected"}]}"#.into(),
+            ),
+            Protocol::RestXml => (
+                "application/xml",
+                format!("<Error><Code>AccessDenied</Code><Message>{message}</Message><RequestId>injected</RequestId></Error>").into(),
+            ),
+        }
+    };
+    let mut r = Response::builder()
+        .status(if cbor || protocol(op) != Protocol::Json {
+            403
+        } else {
+            400
+        })
+        .header("content-type", content_type)
+        .header("x-amzn-requestid", "injected");
+    if cbor {
+        r = r
+            .header("smithy-protocol", "rpc-v2-cbor")
+            .header("x-amzn-query-error", "AccessDenied;Sender");
+    }
+    r.body(Full::new(Bytes::from(body)))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
 fn fault_response(f: Fault, op: &str, headers: &hyper::HeaderMap) -> Response<Full<Bytes>> {
     let cbor = headers
         .get("smithy-protocol")
         .is_some_and(|v| v.as_bytes() == b"rpc-v2-cbor");
+    if f == Fault::Denied {
+        return denied_response(op, cbor);
+    }
     let (status, content_type, body): (u16, &str, String) = match (protocol(op), f) {
         // An rpcv2-cbor error body would need CBOR; a bare 500/503 is retried the same way.
         _ if cbor => (

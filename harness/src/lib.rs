@@ -2,7 +2,7 @@
 //! AWS emulator (STS, ECR, S3, CloudFront), a local GitHub OIDC token endpoint, a runner for the real
 //! binary with temp `GITHUB_OUTPUT`/`GITHUB_STEP_SUMMARY` files and the runner's parser for them, and
 //! the redactions for whole-output snapshots. [`app`] is the miniature CloudShop API, [`ecs_sim`] the
-//! ECS simulator, [`registry`] a local OCI registry, [`seed`] seeds moto, [`secrets`] checks every run
+//! ECS simulator, [`elb_sim`] the ELBv2 one, [`cw_sim`] the CloudWatch metrics one, [`registry`] a local OCI registry, [`seed`] seeds moto, [`secrets`] checks every run
 //! for leaked secret values.
 //!
 //! One moto serves the whole run when `scripts/test` starts it ([`SHARED_MOTO_ENV`]); each test keeps
@@ -873,6 +873,7 @@ impl RecordingServer {
     }
 }
 pub mod app;
+pub mod cw_sim;
 pub mod ecs_sim;
 pub mod elb_sim;
 pub mod faults;

@@ -21,6 +21,7 @@ mod jsonpath;
 mod promote;
 mod schema;
 mod sequence;
+mod signals;
 mod smoke;
 mod sources;
 mod template;
@@ -45,6 +46,7 @@ pub use schema::{
     OneOrMany, SequenceFile, SmokeFile, StepFile,
 };
 pub use sequence::{is_production, Sequence, Step, Writes};
+pub use signals::{WatchSignals, DEFAULT_ERROR_PATTERN};
 pub use smoke::Smoke;
 pub use template::{fill, fill_json, BUILTINS};
 pub use validate::{
@@ -68,6 +70,8 @@ pub struct Config {
     pub auth: Auth,
     pub backend: Backend,
     pub smoke: Smoke,
+    /// What the post-deploy watch reads besides the checks (`smoke.watch-signals`).
+    pub signals: WatchSignals,
     /// S3 frontend, when configured and not turned off.
     pub frontend: Option<Frontend>,
     /// Source of a promotion.
@@ -188,6 +192,10 @@ pub fn build(inputs: &Inputs, file: &FileConfig, ctx: &Context) -> Result<Config
     let auth = auth::build(&src)?;
     let backend = backend::build(&src, command)?;
     let smoke = smoke::build(&src)?;
+    let signals = signals::build(
+        env.smoke.as_ref().and_then(|s| s.watch_signals.as_ref()),
+        smoke.watch,
+    )?;
     let frontend = frontend::build(&src)?;
     let promote = match command {
         Command::Promote => Some(promote::build(&src, &region)?),
@@ -219,6 +227,7 @@ pub fn build(inputs: &Inputs, file: &FileConfig, ctx: &Context) -> Result<Config
         auth,
         backend,
         smoke,
+        signals,
         frontend,
         promote,
         image_archive,

@@ -124,6 +124,8 @@ pub struct SmokeFile {
     pub watch_interval: Option<String>,
     /// Consecutive failed rounds that count as sustained (default 3).
     pub watch_failures: Option<u32>,
+    /// What the watch reads besides the checks (metrics, error lines) and their limits.
+    pub watch_signals: Option<super::signals::WatchSignalsFile>,
     pub checks: Option<Vec<CheckFile>>,
     /// Run the write sequences (default: true, false for a production environment).
     pub write: Option<bool>,

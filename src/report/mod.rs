@@ -61,7 +61,11 @@ pub struct Report {
     pub phases: Timeline,
     pub backend: Option<crate::steps::deploy::BackendReport>,
     pub promote: Option<crate::steps::image::PromoteReport>,
+    /// Where the rollout's time went.
+    pub deploy_time: Option<crate::steps::deploy_time::DeployTimeReport>,
     pub smoke: Option<crate::steps::smoke::SmokeReport>,
+    /// What the watch read besides its checks (metrics, error lines).
+    pub signals: Option<crate::steps::signals::SignalsReport>,
     pub frontend: Option<crate::steps::frontend::SyncReport>,
     pub release: Option<crate::steps::release::ReleaseReport>,
     /// The error, when the run failed: message and hint.
@@ -127,7 +131,13 @@ impl Report {
         if let Some(b) = &self.backend {
             v.push(b);
         }
+        if let Some(t) = &self.deploy_time {
+            v.push(t);
+        }
         if let Some(s) = &self.smoke {
+            v.push(s);
+        }
+        if let Some(s) = &self.signals {
             v.push(s);
         }
         if let Some(f) = &self.frontend {
@@ -296,6 +306,25 @@ mod tests {
             invalidation_id: Some(HOSTILE[4].into()),
             invalidated_paths: vec![HOSTILE[0].into()],
             ..SyncReport::default()
+        });
+        r.signals = Some(crate::steps::signals::SignalsReport {
+            enabled: true,
+            target_group: Some(HOSTILE[1].into()),
+            log_group: Some(HOSTILE[5].into()),
+            error_pattern: HOSTILE[2].into(),
+            rounds: vec![crate::steps::signals::Round {
+                round: 1,
+                regressions: vec![HOSTILE[0].into()],
+                ..Default::default()
+            }],
+            notes: HOSTILE.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        });
+        r.deploy_time = Some(crate::steps::deploy_time::DeployTimeReport {
+            total_seconds: 10.0,
+            tasks: 1,
+            parts: Vec::new(),
+            advice: HOSTILE.iter().map(|s| s.to_string()).collect(),
         });
         r.smoke = Some(SmokeReport {
             checks: HOSTILE

@@ -5,11 +5,13 @@
 //! APIs: see each step.
 
 pub mod deploy;
+pub mod deploy_time;
 pub mod frontend;
 pub mod image;
 pub mod lb;
 pub mod logs;
 pub mod release;
+pub mod signals;
 pub mod smoke;
 
 use aws_types::SdkConfig;
@@ -27,6 +29,7 @@ pub struct Clients {
     pub cloudfront: aws_sdk_cloudfront::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub elb: aws_sdk_elasticloadbalancingv2::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
 }
 
 impl Clients {
@@ -43,6 +46,7 @@ impl Clients {
             cloudfront: aws_sdk_cloudfront::Client::new(&sdk),
             logs: aws_sdk_cloudwatchlogs::Client::new(&sdk),
             elb: aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(&sdk),
             sdk,
         }
     }

@@ -423,13 +423,31 @@ fn service_problem(h: &ServiceHealth) -> Option<String> {
 /// (no retries) and one `probe` call, at the same time.
 pub async fn watch<F, Fut>(
     cfg: &Smoke,
-    mut probe: F,
+    probe: F,
     section: &mut SmokeReport,
     timeline: &mut Timeline,
 ) -> Result<(), Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<ServiceHealth, crate::error::Error>>,
+{
+    watch_with(cfg, probe, || async { Vec::new() }, section, timeline).await
+}
+
+/// [`watch`], where each round also weighs what `signals` says (at the same time as the checks and the
+/// probe): each text it returns is a regression that makes the round bad.
+pub async fn watch_with<F, Fut, G, GFut>(
+    cfg: &Smoke,
+    mut probe: F,
+    mut signals: G,
+    section: &mut SmokeReport,
+    timeline: &mut Timeline,
+) -> Result<(), Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<ServiceHealth, crate::error::Error>>,
+    G: FnMut() -> GFut,
+    GFut: Future<Output = Vec<String>>,
 {
     let started = Instant::now();
     let _group = commands::group("Post-deploy watch");
@@ -471,7 +489,7 @@ where
                 .iter()
                 .map(|c| check::attempt(&client, c, cfg.request_timeout, &redact)),
         );
-        let (attempts, health) = tokio::join!(round, probe());
+        let (attempts, health, regressions) = tokio::join!(round, probe(), signals());
         w.rounds = k;
         let mut seen = Vec::new();
         for (i, (c, a)) in checks.iter().zip(&attempts).enumerate() {
@@ -493,6 +511,7 @@ where
                 tracing::warn!(round = k, "could not read the service: {e}");
             }
         }
+        seen.extend(regressions.iter().map(|r| redact.apply(r)));
         let bad = !seen.is_empty();
         let sustained;
         (streak, sustained) = schedule::next_streak(streak, bad, cfg.watch_failures);

@@ -16,6 +16,7 @@ mod pipeline;
 mod promote;
 mod promote_e2e;
 mod release;
+mod signals;
 mod smoke;
 mod workflows;
 mod writes;

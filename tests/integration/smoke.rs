@@ -697,6 +697,65 @@ async fn a_hung_app_during_the_watch_is_bounded_per_round() {
     assert!(w.checks.iter().all(|c| c.max_ms == 5000 && c.failed == 3));
 }
 
+/// What the watch signals report (a regression of the metrics or the logs) makes a round bad, counted
+/// with the checks' and the service's own: a lone regression is forgiven, three in a row end the watch on
+/// the round they became sustained. A signal read slower than the interval delays its round, never
+/// doubles one.
+#[tokio::test(start_paused = true)]
+async fn regressions_the_signals_report_count_as_bad_rounds() {
+    let app = App::start_local().await;
+    let cfg = watch_cfg(&app);
+    let started = Instant::now();
+    let calls = std::cell::Cell::new(0u32);
+    let mut report = Report::default();
+    let Report { smoke, phases, .. } = &mut report;
+    let err = smoke::watch_with(
+        &cfg,
+        || async { Ok(healthy(2)) },
+        || {
+            calls.set(calls.get() + 1);
+            let k = calls.get();
+            async move {
+                if k == 5 {
+                    // CloudWatch answers slowly this round.
+                    tokio::time::sleep(secs(20)).await;
+                }
+                if k == 2 || (5..=7).contains(&k) {
+                    vec![format!("5xx rate 8.0% (round {k})")]
+                } else {
+                    Vec::new()
+                }
+            }
+        },
+        smoke.get_or_insert_with(SmokeReport::default),
+        phases,
+    )
+    .await
+    .unwrap_err();
+    match &err {
+        Error::Watch {
+            streak,
+            round,
+            seen,
+            ..
+        } => {
+            assert_eq!((*streak, *round), (3, 7));
+            assert_eq!(
+                seen,
+                "round 5: 5xx rate 8.0% (round 5) | round 6: 5xx rate 8.0% (round 6) | round 7: 5xx rate 8.0% (round 7)"
+            );
+        }
+        other => panic!("{other}"),
+    }
+    assert_eq!(calls.get(), 7);
+    // Round 5 was due at 75 s and took 20 s; round 6 started at once (95 s), round 7 on time (105 s).
+    assert_eq!(started.elapsed(), secs(105));
+    let w = smoke_of(&report).watch.clone().unwrap();
+    assert_eq!((w.rounds, w.bad_rounds), (7, 4));
+    assert_eq!(w.bad[0].round, 2);
+    assert_eq!(app.requests(), 7 * 3, "the checks ran every round");
+}
+
 /// The threaded variant the binary-level tests use: served from its own runtime while the caller blocks.
 #[test]
 fn the_app_serves_from_its_own_thread_too() {

@@ -925,12 +925,14 @@ const WILDCARD_ONLY: &[&str] = &[
     "sts:AssumeRoleWithWebIdentity",
     "elasticloadbalancing:DescribeTargetGroups",
     "elasticloadbalancing:DescribeTargetHealth",
+    "elasticloadbalancing:DescribeTargetGroupAttributes",
+    "cloudwatch:GetMetricData",
 ];
 
 // ---- the documented IAM policies against the code ---------------------------------------------------
 
 /// SDK operations the product code calls, as IAM actions: every `.operation()` whose receiver is an SDK
-/// client (`ecs`, `ecr`, `s3`, `sts`, `cf`/`cloudfront`, `logs`, `elb`), on the same line or the line before (fluent
+/// client (`ecs`, `ecr`, `s3`, `sts`, `cf`/`cloudfront`, `logs`, `elb`, `cloudwatch`), on the same line or the line before (fluent
 /// builders split over lines). Test modules are cut off at `#[cfg(test)]`.
 fn called_iam_actions() -> std::collections::BTreeSet<String> {
     let mut out = std::collections::BTreeSet::new();
@@ -952,6 +954,7 @@ fn called_iam_actions() -> std::collections::BTreeSet<String> {
                 ("cloudfront", &["cf", "cloudfront"][..]),
                 ("logs", &["logs"][..]),
                 ("elasticloadbalancing", &["elb"][..]),
+                ("cloudwatch", &["cloudwatch"][..]),
             ] {
                 for r in receivers {
                     for (i, _) in joined.match_indices(&format!("{r}.")) {
@@ -978,11 +981,21 @@ fn called_iam_actions() -> std::collections::BTreeSet<String> {
             }
             // A line that ends with a client (`let out = ecs` / `.ecs`) continues on the next one.
             let t = line.trim_end();
-            prev_tail = ["ecs", "ecr", "s3", "sts", "cf", "cloudfront", "logs", "elb"]
-                .iter()
-                .find(|r| t.ends_with(&format!(".{r}")) || t.ends_with(&format!(" {r}")))
-                .map(|r| format!(" {r}"))
-                .unwrap_or_default();
+            prev_tail = [
+                "ecs",
+                "ecr",
+                "s3",
+                "sts",
+                "cf",
+                "cloudfront",
+                "logs",
+                "elb",
+                "cloudwatch",
+            ]
+            .iter()
+            .find(|r| t.ends_with(&format!(".{r}")) || t.ends_with(&format!(" {r}")))
+            .map(|r| format!(" {r}"))
+            .unwrap_or_default();
         }
     }
     out
