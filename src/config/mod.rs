@@ -179,7 +179,7 @@ pub fn build(inputs: &Inputs, file: &FileConfig, ctx: &Context) -> Result<Config
     let auth = auth::build(&src)?;
     let backend = backend::build(&src, command)?;
     let smoke = smoke::build(&src)?;
-    let frontend = frontend::build(&src)?;
+    let frontend = frontend::build(&src, command)?;
     let promote = match command {
         Command::Promote => Some(promote::build(&src, &region)?),
         Command::Deploy | Command::Rollback => None,
@@ -305,7 +305,10 @@ environments:
         assert_eq!(c.auth.duration, Duration::from_secs(3600));
         assert_eq!(c.auth.audience, "sts.amazonaws.com");
         let f = c.frontend.unwrap();
-        assert_eq!(f.dir, PathBuf::from("/github/workspace/frontend/build"));
+        assert_eq!(
+            f.dir,
+            Some(PathBuf::from("/github/workspace/frontend/build"))
+        );
         assert!(f.delete);
         assert_eq!(c.smoke.checks.len(), 2);
         assert_eq!(

@@ -20,13 +20,16 @@
 //! `CompleteMultipartUpload`, `AbortMultipartUpload`, `DeleteObjects`; CloudFront `GetDistribution`,
 //! `CreateInvalidation`.
 
+pub mod artifact;
 mod cloudfront;
 mod error;
 mod local;
 mod plan;
+mod release;
 mod report;
 mod s3;
 mod state;
+mod undo;
 pub mod values;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -44,7 +47,10 @@ use plan::Verdict;
 pub use error::Error;
 pub use local::LocalFile;
 pub use plan::{Reason, SyncPlan, Upload};
+pub use release::{finalize, restore, Synced};
 pub use report::{Action, Change, Stage, SyncReport};
+pub use state::Release;
+pub use undo::Undo;
 
 /// Uploads (and HEAD requests) in flight at once.
 const CONCURRENCY: usize = 16;
@@ -53,6 +59,12 @@ const CONCURRENCY: usize = 16;
 #[derive(Debug)]
 pub struct Prepared {
     pub plan: SyncPlan,
+    /// How to take the sync back, decided from the listing before any write.
+    undo: Undo,
+    /// The build's files as built (placeholders intact), by relative path: what an artifact packs.
+    pub(crate) built: Vec<(String, std::path::PathBuf)>,
+    /// The release being synced, once its artifact is known (recorded in the sync state).
+    pub release: Option<Release>,
     /// When `prepare` started: the report's time covers the whole sync.
     started: Instant,
     /// The substituted copies of text files, read by the uploads; removed when the sync is done.
@@ -69,24 +81,41 @@ pub async fn prepare(
     sr: &mut SyncReport,
     timeline: &mut Timeline,
 ) -> Result<Prepared, Error> {
+    let Some(dir) = cfg.dir.clone() else {
+        return Err(Error::NoFolder);
+    };
+    prepare_from(clients, cfg, &dir, &cfg.workspace, dry_run, sr, timeline).await
+}
+
+/// [`prepare`] with the files taken from `dir`, whose links must stay inside `root` (the workspace, or
+/// the folder an artifact was unpacked into).
+pub async fn prepare_from(
+    clients: &Clients,
+    cfg: &Frontend,
+    dir: &std::path::Path,
+    root: &std::path::Path,
+    dry_run: bool,
+    sr: &mut SyncReport,
+    timeline: &mut Timeline,
+) -> Result<Prepared, Error> {
     let started = Instant::now();
     let _group = commands::group("Frontend: plan the sync");
     let exclude = cfg.exclude.set().clone();
     let rules = CacheRules::new(&cfg.cache_rules);
 
     // The local side: walk (blocking I/O) and hash, a few files at a time.
-    let (dir, workspace) = (cfg.dir.clone(), cfg.workspace.clone());
+    let (walk_dir, workspace) = (dir.to_path_buf(), root.to_path_buf());
     let walk_exclude = exclude.clone();
     let (found, excluded) =
-        tokio::task::spawn_blocking(move || local::walk(&dir, &workspace, &walk_exclude))
+        tokio::task::spawn_blocking(move || local::walk(&walk_dir, &workspace, &walk_exclude))
             .await
             .map_err(|e| Error::Dir {
-                dir: cfg.dir.clone(),
+                dir: dir.to_path_buf(),
                 message: e.to_string(),
             })??;
     if found.is_empty() {
         return Err(Error::EmptyBuild {
-            dir: cfg.dir.clone(),
+            dir: dir.to_path_buf(),
         });
     }
     // Placeholders -> the environment's values, in copies: hashes and uploads are of the substituted
@@ -99,12 +128,13 @@ pub async fn prepare(
             message: e.to_string(),
         })?;
     let (dest, values) = (staging.path().to_path_buf(), cfg.values.clone());
-    let pairs: Vec<(String, std::path::PathBuf)> =
+    let built: Vec<(String, std::path::PathBuf)> =
         found.into_iter().map(|f| (f.rel, f.path)).collect();
+    let pairs = built.clone();
     let staged = tokio::task::spawn_blocking(move || values::stage(pairs, &dest, &values))
         .await
         .map_err(|e| Error::Dir {
-            dir: cfg.dir.clone(),
+            dir: dir.to_path_buf(),
             message: e.to_string(),
         })??;
     if staged.replacements > 0 {
@@ -136,7 +166,7 @@ pub async fn prepare(
         s3::list(&clients.s3, &cfg.bucket, &cfg.prefix),
         s3::read_state(&clients.s3, &cfg.bucket, &state_key)
     )?;
-    if let Some(f) = files.iter().find(|f| f.rel == state::STATE_NAME) {
+    if let Some(f) = files.iter().find(|f| f.rel.starts_with(state::STATE_DIR)) {
         return Err(Error::Reserved {
             path: f.path.clone(),
         });
@@ -160,6 +190,12 @@ pub async fn prepare(
         |rel| exclude.is_match(rel),
     )
     .await?;
+    let undo = undo::plan(
+        plan.uploads().map(|u| u.key.as_str()),
+        &remote,
+        &cfg.prefix,
+        &plan.state_key,
+    );
 
     let mut planned = SyncReport {
         bucket: cfg.bucket.clone(),
@@ -196,6 +232,9 @@ pub async fn prepare(
     timeline.record("frontend plan", started, Outcome::Ok);
     Ok(Prepared {
         plan,
+        undo,
+        built,
+        release: None,
         started,
         _staging: staging,
     })
@@ -244,30 +283,36 @@ async fn decide(
     Ok(SyncPlan::new(uploads, deletes, known, old_state, state_key))
 }
 
-/// Upload assets, then HTML pages, then the root `index.html`; then delete stale objects; then
-/// invalidate CloudFront when configured. `sr` (as `prepare` left it) then counts what was actually
-/// done, also on failure; the phase `frontend sync` goes into `timeline` either way.
+/// Keep the objects the sync overwrites (server-side copies under `.cloudshop-deploy/previous/`), upload
+/// assets, then HTML pages, then the root `index.html`, record the sync state, and invalidate CloudFront
+/// when configured. Nothing is deleted here: the stale objects of the previous release stay until
+/// [`finalize`] (after the watch), or are left as they were by [`restore`]. `sr` (as `prepare` left it)
+/// then counts what was actually done, also on failure; the phase `frontend sync` goes into `timeline`
+/// either way.
 pub async fn apply(
     clients: &Clients,
     cfg: &Frontend,
     prepared: Prepared,
     sr: &mut SyncReport,
     timeline: &mut Timeline,
-) -> Result<(), Error> {
+) -> Result<Synced, Error> {
     let phase = Instant::now();
     let _group = commands::group("Frontend: sync");
     // `staging` lives until the uploads that read it are done.
     let Prepared {
         plan,
+        undo,
+        release,
         started,
         _staging: staging,
+        ..
     } = prepared;
     sr.bucket = cfg.bucket.clone();
     sr.prefix = cfg.prefix.clone();
     sr.unchanged = plan.unchanged;
     sr.reset_counts();
     sr.stage = Stage::Syncing;
-    let result = sync(clients, cfg, &plan, sr).await;
+    let result = sync(clients, cfg, &plan, &undo, release, sr).await;
     sr.stage = if result.is_ok() {
         Stage::Done
     } else {
@@ -276,7 +321,6 @@ pub async fn apply(
     sr.seconds = started.elapsed().as_secs_f64();
     tracing::info!(
         uploaded = sr.uploaded,
-        deleted = sr.deleted,
         unchanged = sr.unchanged,
         bytes = sr.bytes,
         seconds = sr.seconds,
@@ -285,37 +329,58 @@ pub async fn apply(
     );
     timeline.record("frontend sync", phase, Outcome::of(&result));
     drop(staging);
-    result
+    let state_written = result?;
+    Ok(Synced::new(undo, plan.deletes, state_written))
 }
 
+/// The writes of [`apply`]; whether the state object was written.
 async fn sync(
     clients: &Clients,
     cfg: &Frontend,
     plan: &SyncPlan,
+    undo: &Undo,
+    release: Option<Release>,
     sr: &mut SyncReport,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
+    // The previous bytes first, so a rollback can put every overwritten object back.
+    futures::stream::iter(&undo.backups)
+        .map(|(key, backup)| s3::copy(&clients.s3, &cfg.bucket, key, backup))
+        .buffer_unordered(CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await?;
     // Each phase completes before the next starts: no page goes up before all its assets are in place.
     let mut written = BTreeMap::new();
     for phase in plan.phases() {
         upload_all(clients, &cfg.bucket, phase, sr, &mut written).await?;
     }
-    s3::delete_all(&clients.s3, &cfg.bucket, &plan.deletes, |key| {
-        sr.deleted(key)
-    })
-    .await?;
-    save_state(clients, cfg, plan, &written).await;
+    sr.artifact = release.as_ref().map(|r| r.artifact.clone());
+    let state_written = save_state(clients, cfg, plan, undo, release, &written).await;
     if let Some(id) = &cfg.cloudfront_distribution_id {
         let paths = cloudfront::invalidation_paths(
             plan.uploads().map(|u| u.file.rel.as_str()),
-            plan.deletes
-                .iter()
-                .map(|k| k.strip_prefix(&cfg.prefix).unwrap_or(k)),
+            std::iter::empty(),
         );
-        if !paths.is_empty() {
-            let inv = cloudfront::invalidate(&clients.cloudfront, id, &paths).await?;
-            tracing::info!(distribution = %id, invalidation = %inv, paths = ?paths, "CloudFront invalidation created");
-            sr.invalidation_id = Some(inv);
-            sr.invalidated_paths = paths;
+        invalidate(clients, id, paths, sr).await?;
+    }
+    Ok(state_written)
+}
+
+/// Invalidate `paths` (when there are any), recorded in `sr`.
+pub(crate) async fn invalidate(
+    clients: &Clients,
+    id: &str,
+    paths: Vec<String>,
+    sr: &mut SyncReport,
+) -> Result<(), Error> {
+    if paths.is_empty() {
+        return Ok(());
+    }
+    let inv = cloudfront::invalidate(&clients.cloudfront, id, &paths).await?;
+    tracing::info!(distribution = %id, invalidation = %inv, paths = ?paths, "CloudFront invalidation created");
+    sr.invalidation_id = Some(inv);
+    for p in paths {
+        if !sr.invalidated_paths.contains(&p) {
+            sr.invalidated_paths.push(p);
         }
     }
     Ok(())
@@ -350,26 +415,44 @@ async fn upload_all<'a>(
     Ok(())
 }
 
-/// Record what this run left in the bucket (see [`state`]), when it differs from what was there. The
-/// entries come from a fresh listing, so they hold the ETag and LastModified S3 gave each write.
+/// Record what this run left in the bucket (see [`state`]) and the release it serves, when that differs
+/// from what was recorded; the previous state object is copied aside first, so a rollback can put it
+/// back. The entries come from a fresh listing, so they hold the ETag and LastModified S3 gave each
+/// write. Returns whether the state object was written.
 async fn save_state(
     clients: &Clients,
     cfg: &Frontend,
     plan: &SyncPlan,
+    undo: &Undo,
+    release: Option<Release>,
     written: &BTreeMap<String, (String, &Upload)>,
-) {
-    let objects = if written.is_empty() && plan.deletes.is_empty() {
+) -> bool {
+    let objects = if written.is_empty() {
         plan::vouched(&plan.known)
     } else {
         match s3::list(&clients.s3, &cfg.bucket, &cfg.prefix).await {
             Ok(listing) => plan::next_state(&plan.known, written, &listing),
             Err(e) => {
                 tracing::warn!("could not list the bucket to record the sync state: {e}");
-                return;
+                return false;
             }
         }
     };
-    if !state::same(plan.old_state.as_ref(), &objects) {
-        s3::write_state(&clients.s3, &cfg.bucket, &plan.state_key, objects).await;
+    let (live, previous) = state::releases(plan.old_state.as_ref(), release);
+    let new = state::SyncState {
+        live,
+        previous,
+        ..state::new(objects)
+    };
+    if state::same(plan.old_state.as_ref(), &new) {
+        return false;
     }
+    if let Some(backup) = &undo.state_backup {
+        if let Err(e) = s3::copy(&clients.s3, &cfg.bucket, &plan.state_key, backup).await {
+            tracing::warn!("could not keep the previous sync state ({e}); it is not rewritten");
+            return false;
+        }
+    }
+    s3::write_state(&clients.s3, &cfg.bucket, &plan.state_key, &new).await;
+    true
 }

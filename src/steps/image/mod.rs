@@ -16,7 +16,7 @@ mod report;
 mod resolve;
 mod tag;
 
-pub use copy::{copy, resolve_source, Copied, SourceImage};
+pub use copy::{copy, open_repository, resolve_source, Copied, SourceImage};
 pub use error::{Error, Role};
 pub use report::{Mode, PromoteReport};
 pub use resolve::{check_tags_free, repository, resolve, Mutability, Repository, Resolved};

@@ -1,0 +1,305 @@
+//! The frontend as a release artifact: a deploy packs the build folder as it was built (placeholders
+//! intact) and pushes it to the environment's ECR repository as `<image tag>-frontend`; a promotion
+//! copies the source environment's artifact by digest and syncs the bucket from it, so prod gets the very
+//! files that passed stage with prod's values substituted, and no build or checkout in the promote job;
+//! `command: rollback` syncs the previous release's artifact back.
+//!
+//! An artifact needs a registry: the repository's own (real ECR) or `registry-url`. With an AWS
+//! endpoint override (an emulator) and no `registry-url` there is none, and a deploy syncs its folder
+//! without publishing (as with `frontend.artifact: false`).
+//!
+//! Read-only in [`prepare`] (`DescribeRepositories`, `GetAuthorizationToken`, manifest and blob GETs);
+//! writes in [`publish`] (blob uploads, manifest PUT: ECR `InitiateLayerUpload`, `UploadLayerPart`,
+//! `CompleteLayerUpload`, `PutImage`, `BatchCheckLayerAvailability`).
+
+use tokio::time::Instant;
+
+use super::report::SyncReport;
+use super::state::Release;
+use super::{apply, finalize, prepare_from, s3, state, Error, Prepared};
+use crate::config::{Command, Config, Frontend};
+use crate::github::commands;
+use crate::registry::artifact::{self as oci, Blob, Limits, FRONTEND_ARTIFACT, TAR_GZIP_LAYER};
+use crate::registry::{self, Manifest, Source, Target};
+use crate::report::section::{Outcome, Timeline};
+use crate::steps::{image, Clients};
+
+/// The largest packed build read from a registry.
+const MAX_LAYER: u64 = 1 << 30;
+
+/// What the run does with the frontend artifact, decided read-only in [`prepare`].
+#[derive(Debug)]
+pub enum Plan {
+    /// No artifact: synced from the folder only.
+    None,
+    /// A deploy: push the build to the environment's repository.
+    Publish {
+        target: Target,
+        tag: String,
+        sha: String,
+    },
+    /// A promotion: copy the source's artifact (already read and unpacked) by digest.
+    Copy {
+        source: Source,
+        target: Target,
+        top: Manifest,
+        tag: String,
+        sha: String,
+        /// The unpacked files the sync reads.
+        _unpacked: tempfile::TempDir,
+    },
+}
+
+/// Can this run use artifacts: enabled, a repository, and a registry to reach it.
+pub fn usable(cfg: &Config, clients: &Clients) -> bool {
+    cfg.frontend.as_ref().is_some_and(|f| f.artifact)
+        && !cfg.backend.repository.is_empty()
+        && (cfg.backend.registry_url.is_some() || clients.sdk.endpoint_url().is_none())
+}
+
+/// The frontend's preflight: where its files come from (the build folder, or in a promotion the source
+/// environment's artifact, read and unpacked here) and the sync plan. A promotion whose artifact is
+/// missing fails here, before any write.
+pub async fn prepare(
+    clients: &Clients,
+    cfg: &Config,
+    f: &Frontend,
+    sr: &mut SyncReport,
+    timeline: &mut Timeline,
+) -> Result<(Prepared, Plan), Error> {
+    let sha = cfg.backend.image_tag.clone().unwrap_or_default();
+    let tag = oci::frontend_tag(&sha);
+    let from_artifact = cfg.command == Command::Promote && usable(cfg, clients);
+    if !from_artifact {
+        let prepared = super::prepare(clients, f, cfg.dry_run, sr, timeline).await?;
+        if !usable(cfg, clients) || sha.is_empty() || cfg.command != Command::Deploy {
+            tracing::info!("the frontend is synced from its folder; no artifact is published");
+            return Ok((prepared, Plan::None));
+        }
+        let (repo, registry) = image::open_repository(clients, cfg, false).await?;
+        let target = Target {
+            registry,
+            repo: repo.name,
+        };
+        return Ok((prepared, Plan::Publish { target, tag, sha }));
+    }
+
+    let started = Instant::now();
+    let fetched = async {
+        let _group = commands::group("Frontend: read the release artifact");
+        let (source_repo, source_reg) = image::open_repository(clients, cfg, true).await?;
+        let environment = cfg
+            .promote
+            .as_ref()
+            .map(|p| p.source_environment.clone())
+            .unwrap_or_default();
+        let Some(top) = source_reg.get_manifest(&source_repo.name, &tag).await? else {
+            return Err(Error::ArtifactMissing {
+                repo: source_repo.uri.clone(),
+                tag: tag.clone(),
+                environment,
+            });
+        };
+        let unpacked = unpack(&source_reg, &source_repo.name, &top).await?;
+        tracing::info!(artifact = %top.digest, from = %source_repo.uri, "frontend artifact read");
+        Ok((
+            Source::Registry {
+                registry: source_reg,
+                repo: source_repo.name,
+            },
+            top,
+            unpacked,
+        ))
+    }
+    .await;
+    timeline.record("read frontend artifact", started, Outcome::of(&fetched));
+    let (source, top, unpacked) = fetched?;
+    if f.dir.is_some() {
+        tracing::info!("a promotion syncs the source's artifact; `frontend.dir` is not read");
+    }
+    let dir = unpacked.path().to_path_buf();
+    let mut prepared = prepare_from(clients, f, &dir, &dir, cfg.dry_run, sr, timeline).await?;
+    prepared.release = Some(Release {
+        artifact: top.digest.clone(),
+        tag: sha.clone(),
+    });
+    sr.artifact = Some(top.digest.clone());
+    let (repo, registry) = image::open_repository(clients, cfg, false).await?;
+    let target = Target {
+        registry,
+        repo: repo.name,
+    };
+    Ok((
+        prepared,
+        Plan::Copy {
+            source,
+            target,
+            top,
+            tag,
+            sha,
+            _unpacked: unpacked,
+        },
+    ))
+}
+
+/// Read an artifact's layer and unpack it into a new temporary folder.
+async fn unpack(
+    registry: &registry::Registry,
+    repo: &str,
+    top: &Manifest,
+) -> Result<tempfile::TempDir, Error> {
+    let layer = registry::read_layer(registry, repo, top, TAR_GZIP_LAYER, MAX_LAYER).await?;
+    let dir = tempfile::Builder::new()
+        .prefix("cloudshop-release-")
+        .tempdir()
+        .map_err(|e| oci::Error::Write {
+            file: std::env::temp_dir().display().to_string(),
+            message: e.to_string(),
+        })?;
+    let dest = dir.path().to_path_buf();
+    let files = tokio::task::spawn_blocking(move || oci::unpack(&layer, &dest, Limits::default()))
+        .await
+        .map_err(|e| oci::Error::Damaged(e.to_string()))??;
+    tracing::info!(files = files.len(), "frontend artifact unpacked");
+    Ok(dir)
+}
+
+/// Publish (a deploy) or copy (a promotion) the artifact into the environment's repository, and record
+/// it as the release the sync puts in the bucket. A write: runs after every check.
+pub async fn publish(
+    plan: &Plan,
+    prepared: &mut Prepared,
+    sr: &mut SyncReport,
+    timeline: &mut Timeline,
+) -> Result<(), Error> {
+    let started = Instant::now();
+    let result = match plan {
+        Plan::None => return Ok(()),
+        Plan::Publish { target, tag, sha } => {
+            let _group = commands::group(&format!("Frontend: publish {}:{tag}", target.repo));
+            push_build(target, tag, sha, &prepared.built).await
+        }
+        Plan::Copy {
+            source,
+            target,
+            top,
+            tag,
+            ..
+        } => {
+            let _group = commands::group(&format!("Frontend: copy {tag} to {}", target.repo));
+            registry::copy_image(
+                source,
+                target,
+                top,
+                std::slice::from_ref(tag),
+                &registry::Options::default(),
+            )
+            .await
+            .map(|_| top.digest.clone())
+            .map_err(Error::from)
+        }
+    };
+    timeline.record("publish frontend", started, Outcome::of(&result));
+    let digest = result?;
+    let sha = match plan {
+        Plan::Publish { sha, .. } | Plan::Copy { sha, .. } => sha.clone(),
+        Plan::None => String::new(),
+    };
+    tracing::info!(artifact = %digest, "frontend artifact in the environment's repository");
+    sr.artifact = Some(digest.clone());
+    prepared.release = Some(Release {
+        artifact: digest,
+        tag: sha,
+    });
+    Ok(())
+}
+
+/// Pack the build (deterministically: the same build gives the same digest) and push it under `tag`.
+async fn push_build(
+    target: &Target,
+    tag: &str,
+    sha: &str,
+    built: &[(String, std::path::PathBuf)],
+) -> Result<String, Error> {
+    let files = built.to_vec();
+    let layer = tokio::task::spawn_blocking(move || oci::pack(&files))
+        .await
+        .map_err(|e| oci::Error::Damaged(e.to_string()))??;
+    let config = Blob::empty();
+    let (bytes, _) = oci::manifest(
+        FRONTEND_ARTIFACT,
+        &config,
+        &[&layer],
+        &[("org.opencontainers.image.revision", sha)],
+    );
+    let manifest = registry::artifact_manifest(bytes)?;
+    let stats = registry::push_artifact(target, &[&config, &layer], &manifest, tag).await?;
+    tracing::info!(
+        digest = %manifest.digest,
+        bytes = stats.bytes_copied,
+        blobs_copied = stats.blobs_copied,
+        "frontend artifact pushed as {}:{tag}",
+        target.repo
+    );
+    Ok(manifest.digest)
+}
+
+/// `command: rollback`: sync the release the bucket served before the live one back from its artifact
+/// (the sync state names it), with this environment's values, and make it final. `Ok(false)` when there
+/// is nothing to restore from (no previous release recorded, or no registry).
+pub async fn restore_previous(
+    clients: &Clients,
+    cfg: &Config,
+    sr: &mut SyncReport,
+    timeline: &mut Timeline,
+) -> Result<bool, Error> {
+    let Some(f) = &cfg.frontend else {
+        return Ok(false);
+    };
+    let state_key = format!("{}{}", f.prefix, state::STATE_NAME);
+    let old = s3::read_state(&clients.s3, &f.bucket, &state_key).await?;
+    let Some(previous) = old.and_then(|s| s.previous) else {
+        commands::emit(
+            commands::Level::Warning,
+            None,
+            "the frontend is left as it is: its sync state names no previous release",
+        );
+        return Ok(false);
+    };
+    if !usable(cfg, clients) {
+        commands::emit(
+            commands::Level::Warning,
+            None,
+            "the frontend is left as it is: no registry to read the previous release from",
+        );
+        return Ok(false);
+    }
+    restore_release(clients, cfg, f, &previous, sr, timeline).await?;
+    Ok(true)
+}
+
+/// Sync the bucket from the artifact `release` names (in the environment's repository), with this
+/// environment's values, and make it final: the site of that release, as a deploy of it left it.
+pub async fn restore_release(
+    clients: &Clients,
+    cfg: &Config,
+    f: &Frontend,
+    release: &Release,
+    sr: &mut SyncReport,
+    timeline: &mut Timeline,
+) -> Result<(), Error> {
+    let (repo, registry) = image::open_repository(clients, cfg, false).await?;
+    let Some(top) = registry.get_manifest(&repo.name, &release.artifact).await? else {
+        return Err(Error::ArtifactMissing {
+            repo: repo.uri.clone(),
+            tag: release.artifact.clone(),
+            environment: cfg.environment.clone(),
+        });
+    };
+    let unpacked = unpack(&registry, &repo.name, &top).await?;
+    let dir = unpacked.path().to_path_buf();
+    let mut prepared = prepare_from(clients, f, &dir, &dir, false, sr, timeline).await?;
+    prepared.release = Some(release.clone());
+    let synced = apply(clients, f, prepared, sr, timeline).await?;
+    finalize(clients, f, synced, sr, timeline).await
+}
