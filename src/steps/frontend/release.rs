@@ -44,7 +44,7 @@ pub async fn finalize(
     sr: &mut SyncReport,
     timeline: &mut Timeline,
 ) -> Result<(), Error> {
-    let backups = synced.undo.backup_keys();
+    let backups = synced.undo.backup_keys(synced.state_written);
     if synced.stale.is_empty() && backups.is_empty() {
         return Ok(());
     }
@@ -108,7 +108,8 @@ pub async fn restore(
                 }
             }
         }
-        s3::delete_all(&clients.s3, &cfg.bucket, &undo.backup_keys(), |_| {}).await?;
+        let backups = undo.backup_keys(synced.state_written);
+        s3::delete_all(&clients.s3, &cfg.bucket, &backups, |_| {}).await?;
         if let Some(id) = &cfg.cloudfront_distribution_id {
             let rel = |k: &String| k.strip_prefix(&cfg.prefix).unwrap_or(k).to_string();
             let restored: Vec<String> = undo.backups.iter().map(|(k, _)| rel(k)).collect();

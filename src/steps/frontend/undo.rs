@@ -103,12 +103,13 @@ pub fn plan<'a>(
 }
 
 impl Undo {
-    /// Every backup key, this sync's and the leftovers: what the release, once final, deletes.
-    pub fn backup_keys(&self) -> Vec<String> {
+    /// Every backup key, this sync's (the state's only when the sync wrote the state) and the
+    /// leftovers: what the release, once final, deletes.
+    pub fn backup_keys(&self, state_written: bool) -> Vec<String> {
         self.backups
             .iter()
             .map(|(_, b)| b.clone())
-            .chain(self.state_backup.iter().cloned())
+            .chain(self.state_backup.iter().filter(|_| state_written).cloned())
             .chain(self.leftovers.iter().cloned())
             .collect()
     }
@@ -184,7 +185,8 @@ mod tests {
             undo.leftovers,
             vec!["web/.cloudshop-deploy/previous/stale-from-a-cancelled-run.js"]
         );
-        assert_eq!(undo.backup_keys().len(), 5);
+        assert_eq!(undo.backup_keys(true).len(), 5);
+        assert_eq!(undo.backup_keys(false).len(), 4);
     }
 
     #[test]
