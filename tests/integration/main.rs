@@ -15,5 +15,6 @@ mod layout;
 mod pipeline;
 mod promote;
 mod promote_e2e;
+mod release;
 mod smoke;
 mod workflows;
