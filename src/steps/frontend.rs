@@ -360,30 +360,9 @@ async fn sync(
             plan.uploads().map(|u| u.file.rel.as_str()),
             std::iter::empty(),
         );
-        invalidate(clients, id, paths, sr).await?;
+        release::invalidate(clients, id, paths, sr).await?;
     }
     Ok(state_written)
-}
-
-/// Invalidate `paths` (when there are any), recorded in `sr`.
-pub(crate) async fn invalidate(
-    clients: &Clients,
-    id: &str,
-    paths: Vec<String>,
-    sr: &mut SyncReport,
-) -> Result<(), Error> {
-    if paths.is_empty() {
-        return Ok(());
-    }
-    let inv = cloudfront::invalidate(&clients.cloudfront, id, &paths).await?;
-    tracing::info!(distribution = %id, invalidation = %inv, paths = ?paths, "CloudFront invalidation created");
-    sr.invalidation_id = Some(inv);
-    for p in paths {
-        if !sr.invalidated_paths.contains(&p) {
-            sr.invalidated_paths.push(p);
-        }
-    }
-    Ok(())
 }
 
 /// Upload one phase, [`CONCURRENCY`] files at a time, recording the ETag S3 gave each write.

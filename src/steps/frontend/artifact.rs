@@ -14,9 +14,12 @@
 
 use tokio::time::Instant;
 
+use super::error::Error;
 use super::report::SyncReport;
+use super::s3;
+use super::state;
 use super::state::Release;
-use super::{apply, finalize, prepare_from, s3, state, Error, Prepared};
+use super::{apply, finalize, prepare_from, Prepared};
 use crate::config::{Command, Config, Frontend};
 use crate::github::commands;
 use crate::registry::artifact::{self as oci, Blob, Limits, FRONTEND_ARTIFACT, TAR_GZIP_LAYER};
@@ -33,21 +36,29 @@ pub enum Plan {
     /// No artifact: synced from the folder only.
     None,
     /// A deploy: push the build to the environment's repository.
-    Publish {
-        target: Target,
-        tag: String,
-        sha: String,
-    },
+    Publish(Box<Publish>),
     /// A promotion: copy the source's artifact (already read and unpacked) by digest.
-    Copy {
-        source: Source,
-        target: Target,
-        top: Manifest,
-        tag: String,
-        sha: String,
-        /// The unpacked files the sync reads.
-        _unpacked: tempfile::TempDir,
-    },
+    Copy(Box<Copy>),
+}
+
+/// A deploy's artifact push.
+#[derive(Debug)]
+pub struct Publish {
+    target: Target,
+    tag: String,
+    sha: String,
+}
+
+/// A promotion's artifact copy.
+#[derive(Debug)]
+pub struct Copy {
+    source: Source,
+    target: Target,
+    top: Manifest,
+    tag: String,
+    sha: String,
+    /// The unpacked files the sync reads.
+    _unpacked: tempfile::TempDir,
 }
 
 /// Can this run use artifacts: enabled, a repository, and a registry to reach it.
@@ -81,7 +92,10 @@ pub async fn prepare(
             registry,
             repo: repo.name,
         };
-        return Ok((prepared, Plan::Publish { target, tag, sha }));
+        return Ok((
+            prepared,
+            Plan::Publish(Box::new(Publish { target, tag, sha })),
+        ));
     }
 
     let started = Instant::now();
@@ -131,14 +145,14 @@ pub async fn prepare(
     };
     Ok((
         prepared,
-        Plan::Copy {
+        Plan::Copy(Box::new(Copy {
             source,
             target,
             top,
             tag,
             sha,
             _unpacked: unpacked,
-        },
+        })),
     ))
 }
 
@@ -175,23 +189,18 @@ pub async fn publish(
     let started = Instant::now();
     let result = match plan {
         Plan::None => return Ok(()),
-        Plan::Publish { target, tag, sha } => {
-            let _group = commands::group(&format!("Frontend: publish {}:{tag}", target.repo));
-            push_build(target, tag, sha, &prepared.built).await
+        Plan::Publish(p) => {
+            let _group = commands::group(&format!("Frontend: publish {}:{}", p.target.repo, p.tag));
+            push_build(&p.target, &p.tag, &p.sha, &prepared.built).await
         }
-        Plan::Copy {
-            source,
-            target,
-            top,
-            tag,
-            ..
-        } => {
-            let _group = commands::group(&format!("Frontend: copy {tag} to {}", target.repo));
+        Plan::Copy(c) => {
+            let _group = commands::group(&format!("Frontend: copy {} to {}", c.tag, c.target.repo));
+            let top = &c.top;
             registry::copy_image(
-                source,
-                target,
+                &c.source,
+                &c.target,
                 top,
-                std::slice::from_ref(tag),
+                std::slice::from_ref(&c.tag),
                 &registry::Options::default(),
             )
             .await
@@ -202,7 +211,8 @@ pub async fn publish(
     timeline.record("publish frontend", started, Outcome::of(&result));
     let digest = result?;
     let sha = match plan {
-        Plan::Publish { sha, .. } | Plan::Copy { sha, .. } => sha.clone(),
+        Plan::Publish(p) => p.sha.clone(),
+        Plan::Copy(c) => c.sha.clone(),
         Plan::None => String::new(),
     };
     tracing::info!(artifact = %digest, "frontend artifact in the environment's repository");

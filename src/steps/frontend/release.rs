@@ -6,9 +6,11 @@
 
 use tokio::time::Instant;
 
+use super::cloudfront;
+use super::error::Error;
 use super::report::SyncReport;
+use super::s3;
 use super::undo::Undo;
-use super::{cloudfront, invalidate, s3, Error};
 use crate::config::Frontend;
 use crate::github::commands;
 use crate::report::section::{Outcome, Timeline};
@@ -133,4 +135,25 @@ pub async fn restore(
     }
     timeline.record("frontend restore", started, Outcome::of(&result));
     result
+}
+
+/// Invalidate `paths` (when there are any), recorded in `sr`.
+pub(super) async fn invalidate(
+    clients: &Clients,
+    id: &str,
+    paths: Vec<String>,
+    sr: &mut SyncReport,
+) -> Result<(), Error> {
+    if paths.is_empty() {
+        return Ok(());
+    }
+    let inv = cloudfront::invalidate(&clients.cloudfront, id, &paths).await?;
+    tracing::info!(distribution = %id, invalidation = %inv, paths = ?paths, "CloudFront invalidation created");
+    sr.invalidation_id = Some(inv);
+    for p in paths {
+        if !sr.invalidated_paths.contains(&p) {
+            sr.invalidated_paths.push(p);
+        }
+    }
+    Ok(())
 }
