@@ -289,6 +289,40 @@ environments:
     }
 
     #[test]
+    fn a_promotion_needs_no_frontend_folder_unless_it_builds_its_own() {
+        let file = |extra: &str| {
+            parse_file(
+                "f.yml",
+                &format!("{SAMPLE}    frontend: {{ bucket: prod-cloudshop-frontend-746669238399{extra} }}\n"),
+            )
+            .unwrap()
+        };
+        let promote = inputs(&[
+            ("ENVIRONMENT", "prod"),
+            ("COMMAND", "promote"),
+            ("IMAGE-TAG", "0123456789abcdef0123456789abcdef01234567"),
+        ]);
+        let f = build(&promote, &file(""), &ctx())
+            .unwrap()
+            .frontend
+            .unwrap();
+        assert_eq!((f.dir, f.artifact), (None, true));
+        let rollback = inputs(&[("ENVIRONMENT", "prod"), ("COMMAND", "rollback")]);
+        assert!(build(&rollback, &file(""), &ctx())
+            .unwrap()
+            .frontend
+            .is_some());
+        // A deploy syncs a folder; so does a promotion of an environment that builds its own.
+        let deploy = inputs(&[("ENVIRONMENT", "prod")]);
+        let err = build(&deploy, &file(""), &ctx()).unwrap_err().to_string();
+        assert!(err.contains("frontend-dir"), "{err}");
+        let err = build(&promote, &file(", artifact: false"), &ctx())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("frontend-dir"), "{err}");
+    }
+
+    #[test]
     fn stage_from_file_with_defaults() {
         let c = build_sample(&[("ENVIRONMENT", "stage")]).unwrap();
         assert_eq!(c.command, Command::Deploy);
