@@ -413,3 +413,100 @@ environments:
         b.summary
     );
 }
+
+// ---------------------------------------------------------------- `command: rollback`
+
+/// The website objects (bookkeeping left out).
+fn website(objects: Objects) -> Objects {
+    objects
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with(".cloudshop-deploy/"))
+        .collect()
+}
+
+#[test]
+fn command_rollback_puts_the_previous_release_back_from_its_artifact() {
+    let moto = Moto::shared();
+    let repo = moto.name("stage-cloudshop-backend");
+    let bucket = moto.name("stage-web");
+    seed_ecr(&moto, &repo, &[SHA_A, SHA_B], false);
+    create_bucket(&moto, &bucket);
+    let reg = LocalRegistry::start();
+    let sim = EcsSim::start(Scenario::Succeed { after: 2 });
+    let app = App::start();
+    let config = format!(
+        r#"
+region: us-east-1
+environments:
+  stage:
+    cluster: stage-cluster
+    service: stage-backend
+    container: backend
+    ecr-repository: {repo}
+    api-url: {api}
+    frontend: {{ bucket: {bucket}, dir: build, values: {{ SENTRY_ENV: staging }} }}
+    smoke: {smoke}
+"#,
+        api = app.base_url(),
+        smoke = smoke(),
+    );
+    let run = |command: &str, sha: &str, files: &[(&str, &str)]| {
+        let mut action = Action::new()
+            .with_moto(&moto)
+            .env("AWS_ENDPOINT_URL_ECS", &sim.endpoint)
+            .file(".github/cloudshop-deploy.yml", &config)
+            .input("environment", "stage")
+            .input("command", command)
+            .input("registry-url", &reg.url)
+            .input("poll-interval", "30ms")
+            .input("wait-timeout", "30s");
+        if !sha.is_empty() {
+            action = action.input("image-tag", sha);
+        }
+        for (rel, body) in files {
+            action = action.file(&format!("build/{rel}"), body);
+        }
+        action.run_within(Duration::from_secs(180))
+    };
+    let a = run(
+        "deploy",
+        SHA_A,
+        &[
+            ("index.html", INDEX_A),
+            ("static/js/main.a1a1a1.js", JS_A),
+            ("robots.txt", "User-agent: *\n"),
+        ],
+    );
+    assert_eq!(a.output("status"), "deployed", "{}", a.dump());
+    let site_a = website(objects(&moto, &bucket));
+    let b = run(
+        "deploy",
+        SHA_B,
+        &[
+            (
+                "index.html",
+                "<script src=\"/static/js/main.b2b2b2.js\"></script>",
+            ),
+            ("static/js/main.b2b2b2.js", "console.log('B')"),
+            ("robots.txt", "User-agent: *\nDisallow: /\n"),
+        ],
+    );
+    assert_eq!(b.output("status"), "deployed", "{}", b.dump());
+    assert_ne!(a.output("frontend-digest"), b.output("frontend-digest"));
+    assert_ne!(website(objects(&moto, &bucket)), site_a);
+
+    // No build folder: the previous release comes from its artifact.
+    let back = run("rollback", "", &[]);
+    assert_eq!(back.output("status"), "rolled-back", "{}", back.dump());
+    assert_eq!(sim.service_task_definition(), REV3, "{:?}", sim.calls());
+    assert_eq!(back.output("frontend-digest"), a.output("frontend-digest"));
+    let after = objects(&moto, &bucket);
+    assert!(
+        !after
+            .keys()
+            .any(|k| k.starts_with(".cloudshop-deploy/previous/")),
+        "backups left: {:?}",
+        after.keys()
+    );
+    assert_eq!(website(after), site_a, "the site is not release A's");
+}
