@@ -510,3 +510,83 @@ environments:
     );
     assert_eq!(website(after), site_a, "the site is not release A's");
 }
+
+// ---------------------------------------------------------------- publishing is reproducible
+
+#[test]
+fn the_same_build_publishes_the_same_digest_and_an_immutable_tag_never_takes_another() {
+    use common::faults::{FaultPlan, FaultProxy};
+    let moto = Moto::shared();
+    let repo = moto.name("stage-cloudshop-backend");
+    let bucket = moto.name("stage-web");
+    seed_ecr(&moto, &repo, &[SHA_A], true);
+    create_bucket(&moto, &bucket);
+    let reg = LocalRegistry::start();
+    let sim = EcsSim::start(Scenario::Succeed { after: 2 });
+    let app = App::start();
+    let config = format!(
+        "region: us-east-1\nenvironments:\n  stage:\n    cluster: stage-cluster\n    service: stage-backend\n    container: backend\n    ecr-repository: {repo}\n    api-url: {api}\n    frontend: {{ bucket: {bucket}, dir: build, values: {{ SENTRY_ENV: staging }} }}\n    smoke: {smoke}\n",
+        api = app.base_url(),
+        smoke = smoke(),
+    );
+    let deploy = |aws: Option<&str>, registry: &str, js: &str| {
+        let mut action = Action::new()
+            .with_moto(&moto)
+            .env("AWS_ENDPOINT_URL_ECS", &sim.endpoint)
+            .file(".github/cloudshop-deploy.yml", &config)
+            .file("build/index.html", INDEX_A)
+            .file("build/static/js/main.a1a1a1.js", js)
+            .input("environment", "stage")
+            .input("image-tag", SHA_A)
+            .input("registry-url", registry)
+            .input("poll-interval", "30ms")
+            .input("wait-timeout", "30s");
+        if let Some(e) = aws {
+            action = action.env("AWS_ENDPOINT_URL", e);
+        }
+        action.run_within(Duration::from_secs(180))
+    };
+    let first = deploy(None, &reg.url, JS_A);
+    assert_eq!(first.output("status"), "deployed", "{}", first.dump());
+    let digest = first.output("frontend-digest").to_string();
+
+    // The same build again (a fresh checkout, new mtimes): the same digest, nothing pushed.
+    let proxy = FaultProxy::start(&reg.url, FaultPlan::none());
+    let again = deploy(None, &proxy.endpoint, JS_A);
+    assert_eq!(again.code, 0, "{}", again.dump());
+    assert_eq!(again.output("frontend-digest"), digest);
+    assert!(
+        proxy.mutating_calls().is_empty(),
+        "{:?}",
+        proxy.mutating_calls()
+    );
+
+    // Another build of the same commit cannot take the immutable tag: refused before any write.
+    let ecs_before = sim.mutating_calls().len();
+    let aws = FaultProxy::start(&moto.endpoint, FaultPlan::none());
+    let proxy = FaultProxy::start(&reg.url, FaultPlan::none());
+    let other = deploy(
+        Some(&aws.endpoint),
+        &proxy.endpoint,
+        "fetch(\"__CLOUDSHOP_API_URL__/products?v=2\")",
+    );
+    assert_ne!(other.code, 0, "{}", other.dump());
+    let errors = other.error_lines();
+    assert_eq!(errors.len(), 1, "{}", other.dump());
+    assert!(
+        errors[0].contains(&format!("{SHA_A}-frontend")) && errors[0].contains("immutable"),
+        "{}",
+        other.dump()
+    );
+    let writes: Vec<String> = aws
+        .mutating_calls()
+        .into_iter()
+        .chain(proxy.mutating_calls())
+        .collect();
+    assert!(writes.is_empty(), "{writes:?}");
+    assert_eq!(sim.mutating_calls().len(), ecs_before);
+    assert_eq!(
+        reg.digest_of(&repo, &format!("{SHA_A}-frontend")),
+        Some(digest)
+    );
+}

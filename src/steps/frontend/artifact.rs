@@ -41,12 +41,64 @@ pub enum Plan {
     Copy(Box<Copy>),
 }
 
-/// A deploy's artifact push.
+/// A deploy's artifact push: the build packed in preflight, so its digest is known before any write.
 #[derive(Debug)]
 pub struct Publish {
     target: Target,
     tag: String,
     sha: String,
+    config: Blob,
+    layer: Blob,
+    manifest: Manifest,
+}
+
+/// Pack the build and check it can go under `tag`: a repository whose tags are immutable keeps what an
+/// earlier run published there, so a different build of the same commit is refused here, before any
+/// write. Read-only.
+async fn plan_publish(
+    clients: &Clients,
+    cfg: &Config,
+    prepared: &Prepared,
+    tag: String,
+    sha: String,
+) -> Result<Publish, Error> {
+    let files = prepared.built.clone();
+    let layer = tokio::task::spawn_blocking(move || oci::pack(&files))
+        .await
+        .map_err(|e| oci::Error::Damaged(e.to_string()))??;
+    let config = Blob::empty();
+    let (bytes, _) = oci::manifest(
+        FRONTEND_ARTIFACT,
+        &config,
+        &[&layer],
+        &[("org.opencontainers.image.revision", &sha)],
+    );
+    let manifest = registry::artifact_manifest(bytes)?;
+    let (repo, registry) = image::open_repository(clients, cfg, false).await?;
+    if repo.mutability.is_immutable(&tag) {
+        if let Some(existing) = registry.manifest_digest(&repo.name, &tag).await? {
+            if existing != manifest.digest {
+                return Err(Error::ArtifactImmutable {
+                    repo: repo.uri,
+                    tag,
+                    existing,
+                    wanted: manifest.digest,
+                });
+            }
+        }
+    }
+    tracing::info!(artifact = %manifest.digest, tag = %tag, bytes = layer.bytes.len(), "frontend packed");
+    Ok(Publish {
+        target: Target {
+            registry,
+            repo: repo.name,
+        },
+        tag,
+        sha,
+        config,
+        layer,
+        manifest,
+    })
 }
 
 /// A promotion's artifact copy.
@@ -87,15 +139,8 @@ pub async fn prepare(
             tracing::info!("the frontend is synced from its folder; no artifact is published");
             return Ok((prepared, Plan::None));
         }
-        let (repo, registry) = image::open_repository(clients, cfg, false).await?;
-        let target = Target {
-            registry,
-            repo: repo.name,
-        };
-        return Ok((
-            prepared,
-            Plan::Publish(Box::new(Publish { target, tag, sha })),
-        ));
+        let publish = plan_publish(clients, cfg, &prepared, tag, sha).await?;
+        return Ok((prepared, Plan::Publish(Box::new(publish))));
     }
 
     let started = Instant::now();
@@ -191,7 +236,7 @@ pub async fn publish(
         Plan::None => return Ok(()),
         Plan::Publish(p) => {
             let _group = commands::group(&format!("Frontend: publish {}:{}", p.target.repo, p.tag));
-            push_build(&p.target, &p.tag, &p.sha, &prepared.built).await
+            push_build(p).await
         }
         Plan::Copy(c) => {
             let _group = commands::group(&format!("Frontend: copy {} to {}", c.tag, c.target.repo));
@@ -224,34 +269,19 @@ pub async fn publish(
     Ok(())
 }
 
-/// Pack the build (deterministically: the same build gives the same digest) and push it under `tag`.
-async fn push_build(
-    target: &Target,
-    tag: &str,
-    sha: &str,
-    built: &[(String, std::path::PathBuf)],
-) -> Result<String, Error> {
-    let files = built.to_vec();
-    let layer = tokio::task::spawn_blocking(move || oci::pack(&files))
-        .await
-        .map_err(|e| oci::Error::Damaged(e.to_string()))??;
-    let config = Blob::empty();
-    let (bytes, _) = oci::manifest(
-        FRONTEND_ARTIFACT,
-        &config,
-        &[&layer],
-        &[("org.opencontainers.image.revision", sha)],
-    );
-    let manifest = registry::artifact_manifest(bytes)?;
-    let stats = registry::push_artifact(target, &[&config, &layer], &manifest, tag).await?;
+/// Push the packed build (deterministic: the same build gives the same digest) under its tag.
+async fn push_build(p: &Publish) -> Result<String, Error> {
+    let stats =
+        registry::push_artifact(&p.target, &[&p.config, &p.layer], &p.manifest, &p.tag).await?;
     tracing::info!(
-        digest = %manifest.digest,
+        digest = %p.manifest.digest,
         bytes = stats.bytes_copied,
         blobs_copied = stats.blobs_copied,
-        "frontend artifact pushed as {}:{tag}",
-        target.repo
+        "frontend artifact pushed as {}:{}",
+        p.target.repo,
+        p.tag
     );
-    Ok(manifest.digest)
+    Ok(p.manifest.digest.clone())
 }
 
 /// `command: rollback`: sync the release the bucket served before the live one back from its artifact

@@ -69,6 +69,14 @@ pub enum Error {
         /// The environment that should have published it.
         environment: String,
     },
+    /// The commit's frontend was published before with other files, and the tag cannot move.
+    #[error("failed to publish the frontend as `{repo}:{tag}`: the tag already holds {existing} (this build is {wanted}) and the repository's tags are immutable")]
+    ArtifactImmutable {
+        repo: String,
+        tag: String,
+        existing: String,
+        wanted: String,
+    },
     /// Packing, reading or unpacking the artifact.
     #[error(transparent)]
     Artifact(#[from] crate::registry::artifact::Error),
@@ -113,6 +121,7 @@ impl crate::error::Diagnose for Error {
             Error::ArtifactMissing { environment, tag, .. } => format!(
                 "deploy this commit to `{environment}` first: a deploy with `frontend-dir` publishes the build as `{tag}`; an environment that builds its own frontend sets `frontend.artifact: false` and `frontend.dir`"
             ),
+            Error::ArtifactImmutable { .. } => "an earlier run published this commit's frontend with a different build: deploy the build that was published (re-run that run), or make the build reproducible; `frontend.artifact: false` deploys without publishing".into(),
             Error::Artifact(e) => e.hint(),
             Error::Registry(e) => crate::error::Diagnose::hint(e),
             Error::Image(e) => crate::error::Diagnose::hint(e),

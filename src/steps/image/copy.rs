@@ -149,8 +149,11 @@ pub async fn open_repository(
     let override_url = cfg.backend.registry_url.as_ref();
     let promote = cfg.promote.as_ref().filter(|_| source);
     let Some(promote) = promote else {
-        let repo =
-            resolve::lookup(&clients.ecr, &cfg.backend.repository, None, Role::Target).await?;
+        let role = match cfg.command {
+            Command::Promote => Role::Target,
+            Command::Deploy | Command::Rollback => Role::Deploy,
+        };
+        let repo = resolve::lookup(&clients.ecr, &cfg.backend.repository, None, role).await?;
         let reg = registry_for(&clients.ecr, &repo, override_url, &options).await?;
         return Ok((repo, reg));
     };
