@@ -304,6 +304,24 @@ const REV3: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/cloudshop
 
 #[test]
 fn a_watch_failure_after_the_sync_puts_the_previous_site_back_byte_for_byte() {
+    rolled_back_after_the_sync(Check::Watch);
+}
+
+#[test]
+fn a_failed_website_check_puts_the_previous_site_back_byte_for_byte() {
+    rolled_back_after_the_sync(Check::Website);
+}
+
+/// What fails after the sync.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Check {
+    /// The API, for good, while watched.
+    Watch,
+    /// The website check (the API passed its smoke tests).
+    Website,
+}
+
+fn rolled_back_after_the_sync(check: Check) {
     let moto = Moto::shared();
     let repo = moto.name("stage-cloudshop-backend");
     let bucket = moto.name("stage-web");
@@ -321,17 +339,21 @@ environments:
     container: backend
     ecr-repository: {repo}
     api-url: {api}
+    website-url: {web}
     frontend: {{ bucket: {bucket}, dir: build, values: {{ SENTRY_ENV: staging }} }}
     smoke:
       timeout: 2s
       request-timeout: 500ms
       retry-interval: 50ms
-      frontend-check: false
-      watch: 3s
+      frontend-check: {website}
+      watch: {watch}
       watch-interval: 50ms
       watch-failures: 3
 "#,
         api = app.base_url(),
+        web = app.website_url(),
+        website = check == Check::Website,
+        watch = if check == Check::Watch { "3s" } else { "0s" },
     );
     let deploy = |sha: &str, files: &[(&str, &str)]| {
         let mut action = Action::new()
@@ -365,8 +387,14 @@ environments:
     assert!(before.contains_key(".cloudshop-deploy/sync-state.json"));
 
     // Release B: a new bundle, a new index.html, changed robots.txt and manifest.json, A's bundle gone
-    // from the build. Its smoke tests pass; then the API fails for good while watched.
-    app.set_mode(Mode::FailAfter(app.requests() + 6));
+    // from the build. Its smoke tests pass; then the API fails for good while watched, or the website
+    // check fails.
+    let smoke_requests = app.requests() - app.requests_to("/") as u64;
+    let passing = match check {
+        Check::Watch => 6,
+        Check::Website => smoke_requests,
+    };
+    app.set_mode(Mode::FailAfter(app.requests() + passing));
     let b = deploy(
         SHA_B,
         &[
@@ -384,8 +412,12 @@ environments:
     assert_ne!(b.code, 0, "{}", b.dump());
     assert_eq!(b.output("status"), "rolled-back", "{}", b.dump());
     assert_eq!(b.output("frontend-uploaded"), "5", "{}", b.dump());
-    let report: serde_json::Value = serde_json::from_str(b.output("smoke-report")).unwrap();
-    assert_eq!(report["watch"]["passed"], false, "{report}");
+    if check == Check::Watch {
+        let report: serde_json::Value = serde_json::from_str(b.output("smoke-report")).unwrap();
+        assert_eq!(report["watch"]["passed"], false, "{report}");
+    } else {
+        assert!(b.error_lines()[0].contains("website"), "{}", b.dump());
+    }
     // ECS is back on A's revision.
     assert_eq!(sim.service_task_definition(), REV3, "{:?}", sim.calls());
 
