@@ -25,9 +25,12 @@
 //!   - `steps/smoke`: the HTTP checks, the website check, the post-deploy watch (`check`: requests and
 //!     judgement; `result`: what the requests got; `report`: the smoke section; `schedule`: timing;
 //!     `redact`: secrets out of URLs and headers).
-//!   - `steps/frontend`: the S3 sync (`plan`: the pure decision of uploads and deletes; `local`: the
-//!     build folder; `state`: the sync state object; `s3`, `cloudfront`: the I/O; `report`, `error`).
-//! - [`registry`]: an OCI distribution client and the image copy (promotion, archive push).
+//!   - `steps/frontend`: the S3 sync (`plan`: the pure decision of uploads and deletes; `undo`: the pure
+//!     decision of a rollback; `local`: the build folder; `state`: the sync state object and the live
+//!     release; `s3`, `cloudfront`: the I/O; `release`: finalize or restore a release; `artifact`: the
+//!     build as a release artifact in ECR; `report`, `error`).
+//! - [`registry`]: an OCI distribution client, the image copy (promotion, archive push) and artifacts
+//!   (the frontend build, pushed and read whole).
 //! - [`report`]: one [`report::Report`] -> step outputs and the job summary; `report/section` is the
 //!   leaf every step shares (the `Section` trait, Markdown escaping, the timed phases), importing nothing
 //!   from the crate.

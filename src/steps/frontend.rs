@@ -1,24 +1,31 @@
 //! Frontend sync: the React build to the S3 website bucket, compared by content, HTML entry points last,
-//! stale objects deleted after, optional CloudFront invalidation.
+//! the previous release's stale objects deleted only once the release is final, optional CloudFront
+//! invalidation; the previous release put back whole on a rollback.
 //!
-//! [`prepare`] is read-only: it walks the build folder, lists the bucket and decides what to upload and
-//! delete; a missing bucket or a denied read fails there, before any write. [`apply`] then uploads new
-//! and changed assets (concurrently, large files multipart, streamed from disk), then the HTML pages,
-//! then the root `index.html`, and only then deletes stale objects and records the sync state, so a
-//! visitor never gets a page whose assets are missing, even when the run dies half-way.
+//! [`prepare`] is read-only: it walks the build folder (or, [`prepare_from`], a release artifact unpacked
+//! by `artifact`), lists the bucket and decides what to upload and delete and how to undo it; a missing
+//! bucket or a denied read fails there, before any write. [`apply`] then copies aside every object it
+//! will overwrite, uploads new and changed assets (concurrently, large files multipart, streamed from
+//! disk), then the HTML pages, then the root `index.html`, and records the sync state, so a visitor never
+//! gets a page whose assets are missing, even when the run dies half-way. Nothing is deleted there:
+//! [`finalize`] deletes the stale objects after the watch; [`restore`] puts the previous release back.
 //!
 //! The step writes only its own [`SyncReport`] and its phases on the run's [`Timeline`]. Layout:
 //! - `local`: walk and hash the build folder, Content-Type and Cache-Control per file (no AWS).
 //! - `plan`: every decision (upload and why, skip, HEAD, delete, order, next state), pure.
-//! - `state`: the model of the sync state object that spares a `HeadObject` per unchanged file.
-//! - `s3`: listing, HEAD, uploads, deletes, the state object, and the one classifier of S3 errors.
+//! - `undo`: what a rollback copies back and deletes, decided before the first write, pure.
+//! - `state`: the model of the sync state object that spares a `HeadObject` per unchanged file and names
+//!   the live and the previous release.
+//! - `s3`: listing, HEAD, uploads, copies, deletes, the state object, and the one classifier of S3 errors.
 //! - `cloudfront`: the distribution check and the invalidation.
+//! - `release`: the end of a release: [`finalize`] or [`restore`].
+//! - [`artifact`]: the build as a release artifact in ECR (publish, promote, restore from it).
 //! - `report`: the `frontend-*` outputs and the summary section.
 //! - `error`: the errors every stage shares, with their hints.
 //!
-//! AWS APIs: S3 `ListObjectsV2`, `GetObject`, `HeadObject`, `PutObject`, `CreateMultipartUpload`, `UploadPart`,
-//! `CompleteMultipartUpload`, `AbortMultipartUpload`, `DeleteObjects`; CloudFront `GetDistribution`,
-//! `CreateInvalidation`.
+//! AWS APIs: S3 `ListObjectsV2`, `GetObject`, `HeadObject`, `PutObject`, `CopyObject`,
+//! `CreateMultipartUpload`, `UploadPart`, `CompleteMultipartUpload`, `AbortMultipartUpload`,
+//! `DeleteObjects`; CloudFront `GetDistribution`, `CreateInvalidation`; the registry through `artifact`.
 
 pub mod artifact;
 mod cloudfront;
