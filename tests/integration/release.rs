@@ -64,6 +64,18 @@ fn website_keys(objects: &Objects) -> Vec<&str> {
         .collect()
 }
 
+/// The IAM actions behind the calls the proxies recorded, and those `policy` does not grant.
+fn not_granted(proxies: &[&common::faults::FaultProxy], policy: &str) -> Vec<String> {
+    let called: std::collections::BTreeSet<String> = proxies
+        .iter()
+        .flat_map(|p| p.ops())
+        .filter_map(|op| common::faults::iam_action(&op))
+        .collect();
+    assert!(called.contains("s3:PutObject"), "{called:?}");
+    let granted = common::policy_actions(policy);
+    called.difference(&granted).cloned().collect()
+}
+
 fn smoke() -> &'static str {
     "{ timeout: 5s, request-timeout: 1s, retry-interval: 50ms, frontend-check: false }"
 }
@@ -171,10 +183,17 @@ fn promote(s: &Stages, sim_endpoint: &str, aws_endpoint: Option<&str>, reg: &str
 
 #[test]
 fn a_release_built_once_is_promoted_with_its_frontend_and_each_environments_values() {
+    use common::faults::{FaultPlan, FaultProxy};
     let s = stages();
     let stage_sim = EcsSim::start(Scenario::Succeed { after: 2 });
+    // Every call of the deploy and of the promotion is recorded, to compare with their policies.
+    let (aws, reg) = (
+        FaultProxy::start(&s.moto.endpoint, FaultPlan::none()),
+        FaultProxy::start(&s.reg.url, FaultPlan::none()),
+    );
     let deployed = Action::new()
         .with_moto(&s.moto)
+        .env("AWS_ENDPOINT_URL", &aws.endpoint)
         .env("AWS_ENDPOINT_URL_ECS", &stage_sim.endpoint)
         .file(".github/cloudshop-deploy.yml", &stages_config(&s))
         .file("build/index.html", INDEX_A)
@@ -182,11 +201,15 @@ fn a_release_built_once_is_promoted_with_its_frontend_and_each_environments_valu
         .file("build/static/css/main.c3c3c3.css", CSS)
         .input("environment", "stage")
         .input("image-tag", SHA_A)
-        .input("registry-url", &s.reg.url)
+        .input("registry-url", &reg.endpoint)
         .input("poll-interval", "30ms")
         .input("wait-timeout", "30s")
         .run_within(Duration::from_secs(180));
     assert_eq!(deployed.output("status"), "deployed", "{}", deployed.dump());
+    assert_eq!(
+        not_granted(&[&aws, &reg], "deploy-stage.json"),
+        Vec::<String>::new()
+    );
     let frontend = deployed.output("frontend-digest").to_string();
     let tag = format!("{SHA_A}-frontend");
     assert_eq!(
@@ -198,8 +221,16 @@ fn a_release_built_once_is_promoted_with_its_frontend_and_each_environments_valu
     // The image stage ran, in the registry the promotion reads.
     let image = s.reg.push_random_image(&s.stage, SHA_A, 2, 64 * 1024);
     let sim = prod_sim(&s.prod);
-    let promoted = promote(&s, &sim.endpoint, None, &s.reg.url);
+    let (aws, reg) = (
+        FaultProxy::start(&s.moto.endpoint, FaultPlan::none()),
+        FaultProxy::start(&s.reg.url, FaultPlan::none()),
+    );
+    let promoted = promote(&s, &sim.endpoint, Some(&aws.endpoint), &reg.endpoint);
     assert_eq!(promoted.code, 0, "{}", promoted.dump());
+    assert_eq!(
+        not_granted(&[&aws, &reg], "promote-prod.json"),
+        Vec::<String>::new()
+    );
     assert_eq!(promoted.output("status"), "deployed");
     assert_eq!(promoted.output("image-digest"), image);
     assert_eq!(promoted.output("frontend-digest"), frontend);
@@ -527,9 +558,28 @@ environments:
     assert_ne!(a.output("frontend-digest"), b.output("frontend-digest"));
     assert_ne!(website(objects(&moto, &bucket)), site_a);
 
-    // No build folder: the previous release comes from its artifact.
-    let back = run("rollback", "", &[]);
+    // No build folder: the previous release comes from its artifact. Every call it makes is granted by
+    // the documented rollback policy.
+    let (aws, proxy) = (
+        common::faults::FaultProxy::start(&moto.endpoint, common::faults::FaultPlan::none()),
+        common::faults::FaultProxy::start(&reg.url, common::faults::FaultPlan::none()),
+    );
+    let back = Action::new()
+        .with_moto(&moto)
+        .env("AWS_ENDPOINT_URL", &aws.endpoint)
+        .env("AWS_ENDPOINT_URL_ECS", &sim.endpoint)
+        .file(".github/cloudshop-deploy.yml", &config)
+        .input("environment", "stage")
+        .input("command", "rollback")
+        .input("registry-url", &proxy.endpoint)
+        .input("poll-interval", "30ms")
+        .input("wait-timeout", "30s")
+        .run_within(Duration::from_secs(180));
     assert_eq!(back.output("status"), "rolled-back", "{}", back.dump());
+    assert_eq!(
+        not_granted(&[&aws, &proxy], "rollback-stage.json"),
+        Vec::<String>::new()
+    );
     assert_eq!(sim.service_task_definition(), REV3, "{:?}", sim.calls());
     assert_eq!(back.output("frontend-digest"), a.output("frontend-digest"));
     let after = objects(&moto, &bucket);
