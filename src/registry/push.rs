@@ -117,3 +117,35 @@ pub async fn read_layer(
     }
     Ok(Bytes::from(out))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::artifact::{self, FRONTEND_ARTIFACT, TAR_GZIP_LAYER};
+
+    #[tokio::test]
+    async fn a_layer_larger_than_the_bound_is_refused_before_any_request() {
+        let layer = Blob::new(Bytes::from(vec![7u8; 2048]), TAR_GZIP_LAYER);
+        let (bytes, digest) = artifact::manifest(FRONTEND_ARTIFACT, &Blob::empty(), &[&layer], &[]);
+        let manifest = artifact_manifest(bytes).unwrap();
+        assert_eq!(manifest.digest, digest);
+        // Nothing listens there: a request would fail with a transport error, not `TooLarge`.
+        let registry = Registry::new(
+            url::Url::parse("http://127.0.0.1:9").unwrap(),
+            None,
+            &super::super::client::Options::default(),
+        )
+        .unwrap();
+        let err = read_layer(&registry, "r", &manifest, TAR_GZIP_LAYER, 1024)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::TooLarge { limit: 1024, .. }), "{err}");
+        let err = read_layer(&registry, "r", &manifest, "application/x-other", 1 << 20)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("no `application/x-other` layer"),
+            "{err}"
+        );
+    }
+}
