@@ -376,8 +376,17 @@ async fn deploy_pipeline(
     let mut synced = None;
     if let (Some(f), Some((plan, artifact))) = (&cfg.frontend, frontend_plan) {
         let sr = report.frontend.get_or_insert_with(Default::default);
-        synced = Some(frontend::apply(clients, f, plan, sr, &mut report.phases).await?);
+        let applied = frontend::apply(clients, f, plan, sr, &mut report.phases).await;
         drop(artifact);
+        match applied {
+            Ok(s) => synced = Some(s),
+            Err(failed) => {
+                let reason = "the frontend sync failed";
+                roll_back_after(clients, cfg, &deployed, reason, Some(failed.synced), report)
+                    .await?;
+                return Err(failed.error.into());
+            }
+        }
         if cfg.smoke.enabled && cfg.smoke.frontend_check && cfg.smoke.website_url.is_some() {
             let section = report.smoke.get_or_insert_with(SmokeReport::default);
             if let Err(e) = smoke::check_frontend(&cfg.smoke, section, &mut report.phases).await {

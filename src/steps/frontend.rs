@@ -55,6 +55,7 @@ pub use error::Error;
 pub use local::LocalFile;
 pub use plan::{Reason, SyncPlan, Upload};
 pub use release::{finalize, restore, Synced};
+
 pub use report::{Action, Change, Stage, SyncReport};
 pub use state::Release;
 pub use undo::Undo;
@@ -302,7 +303,7 @@ pub async fn apply(
     prepared: Prepared,
     sr: &mut SyncReport,
     timeline: &mut Timeline,
-) -> Result<Synced, Error> {
+) -> Result<Synced, Failed> {
     let phase = Instant::now();
     let _group = commands::group("Frontend: sync");
     // `staging` lives until the uploads that read it are done.
@@ -319,7 +320,8 @@ pub async fn apply(
     sr.unchanged = plan.unchanged;
     sr.reset_counts();
     sr.stage = Stage::Syncing;
-    let result = sync(clients, cfg, &plan, &undo, release, sr).await;
+    let mut progress = release::Progress::default();
+    let result = sync(clients, cfg, &plan, &undo, release, sr, &mut progress).await;
     sr.stage = if result.is_ok() {
         Stage::Done
     } else {
@@ -336,11 +338,27 @@ pub async fn apply(
     );
     timeline.record("frontend sync", phase, Outcome::of(&result));
     drop(staging);
-    let state_written = result?;
-    Ok(Synced::new(undo, plan.deletes, state_written))
+    let synced = Synced::new(undo, plan.deletes, progress);
+    match result {
+        Ok(()) => Ok(synced),
+        Err(error) => Err(Failed { error, synced }),
+    }
 }
 
-/// The writes of [`apply`]; whether the state object was written.
+/// A sync that failed part-way, with what [`restore`] needs to take back what it wrote.
+#[derive(Debug)]
+pub struct Failed {
+    pub error: Error,
+    pub synced: Synced,
+}
+
+impl From<Failed> for Error {
+    fn from(f: Failed) -> Error {
+        f.error
+    }
+}
+
+/// The writes of [`apply`], with how far they got in `progress`.
 async fn sync(
     clients: &Clients,
     cfg: &Frontend,
@@ -348,20 +366,22 @@ async fn sync(
     undo: &Undo,
     release: Option<Release>,
     sr: &mut SyncReport,
-) -> Result<bool, Error> {
+    progress: &mut release::Progress,
+) -> Result<(), Error> {
     // The previous bytes first, so a rollback can put every overwritten object back.
     futures::stream::iter(&undo.backups)
         .map(|(key, backup)| s3::copy(&clients.s3, &cfg.bucket, key, backup))
         .buffer_unordered(CONCURRENCY)
         .try_collect::<Vec<()>>()
         .await?;
+    progress.writing = true;
     // Each phase completes before the next starts: no page goes up before all its assets are in place.
     let mut written = BTreeMap::new();
     for phase in plan.phases() {
         upload_all(clients, &cfg.bucket, phase, sr, &mut written).await?;
     }
     sr.artifact = release.as_ref().map(|r| r.artifact.clone());
-    let state_written = save_state(clients, cfg, plan, undo, release, &written).await;
+    progress.state_written = save_state(clients, cfg, plan, undo, release, &written).await;
     if let Some(id) = &cfg.cloudfront_distribution_id {
         let paths = cloudfront::invalidation_paths(
             plan.uploads().map(|u| u.file.rel.as_str()),
@@ -369,7 +389,7 @@ async fn sync(
         );
         release::invalidate(clients, id, paths, sr).await?;
     }
-    Ok(state_written)
+    Ok(())
 }
 
 /// Upload one phase, [`CONCURRENCY`] files at a time, recording the ETag S3 gave each write.

@@ -343,6 +343,11 @@ fn a_failed_website_check_puts_the_previous_site_back_byte_for_byte() {
     rolled_back_after_the_sync(Check::Website);
 }
 
+#[test]
+fn a_sync_that_fails_part_way_puts_the_previous_site_back_byte_for_byte() {
+    rolled_back_after_the_sync(Check::Sync);
+}
+
 /// What fails after the sync.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Check {
@@ -350,6 +355,8 @@ enum Check {
     Watch,
     /// The website check (the API passed its smoke tests).
     Website,
+    /// The sync itself: the root `index.html` cannot be uploaded, after the assets were.
+    Sync,
 }
 
 fn rolled_back_after_the_sync(check: Check) {
@@ -386,7 +393,7 @@ environments:
         website = check == Check::Website,
         watch = if check == Check::Watch { "3s" } else { "0s" },
     );
-    let deploy = |sha: &str, files: &[(&str, &str)]| {
+    let deploy = |sha: &str, aws: Option<&str>, files: &[(&str, &str)]| {
         let mut action = Action::new()
             .with_moto(&moto)
             .env("AWS_ENDPOINT_URL_ECS", &sim.endpoint)
@@ -395,6 +402,9 @@ environments:
             .input("image-tag", sha)
             .input("poll-interval", "30ms")
             .input("wait-timeout", "30s");
+        if let Some(e) = aws {
+            action = action.env("AWS_ENDPOINT_URL", e);
+        }
         for (rel, body) in files {
             action = action.file(&format!("build/{rel}"), body);
         }
@@ -404,6 +414,7 @@ environments:
     // Release A passes its watch.
     let a = deploy(
         SHA_A,
+        None,
         &[
             ("index.html", INDEX_A),
             ("static/js/main.a1a1a1.js", JS_A),
@@ -424,10 +435,27 @@ environments:
     let passing = match check {
         Check::Watch => 6,
         Check::Website => smoke_requests,
+        Check::Sync => 1_000_000,
     };
     app.set_mode(Mode::FailAfter(app.requests() + passing));
+    // B uploads 4 assets (2 new, 2 overwriting A's), then `index.html`: the 5th `PutObject` and every
+    // retry of it fail.
+    let faults = common::faults::FaultPlan {
+        nth: (5..=12)
+            .map(|n| {
+                (
+                    "s3:PutObject".to_string(),
+                    n,
+                    common::faults::Fault::ServerError,
+                )
+            })
+            .collect(),
+        ..common::faults::FaultPlan::none()
+    };
+    let proxy = common::faults::FaultProxy::start(&moto.endpoint, faults);
     let b = deploy(
         SHA_B,
+        (check == Check::Sync).then_some(proxy.endpoint.as_str()),
         &[
             (
                 "index.html",
@@ -442,12 +470,20 @@ environments:
     );
     assert_ne!(b.code, 0, "{}", b.dump());
     assert_eq!(b.output("status"), "rolled-back", "{}", b.dump());
-    assert_eq!(b.output("frontend-uploaded"), "5", "{}", b.dump());
-    if check == Check::Watch {
-        let report: serde_json::Value = serde_json::from_str(b.output("smoke-report")).unwrap();
-        assert_eq!(report["watch"]["passed"], false, "{report}");
-    } else {
-        assert!(b.error_lines()[0].contains("website"), "{}", b.dump());
+    match check {
+        Check::Watch => {
+            assert_eq!(b.output("frontend-uploaded"), "5", "{}", b.dump());
+            let report: serde_json::Value = serde_json::from_str(b.output("smoke-report")).unwrap();
+            assert_eq!(report["watch"]["passed"], false, "{report}");
+        }
+        Check::Website => {
+            assert_eq!(b.output("frontend-uploaded"), "5", "{}", b.dump());
+            assert!(b.error_lines()[0].contains("website"), "{}", b.dump());
+        }
+        Check::Sync => {
+            assert_eq!(b.output("frontend-uploaded"), "4", "{}", b.dump());
+            assert!(b.error_lines()[0].contains("index.html"), "{}", b.dump());
+        }
     }
     // ECS is back on A's revision.
     assert_eq!(sim.service_task_definition(), REV3, "{:?}", sim.calls());

@@ -16,23 +16,31 @@ use crate::github::commands;
 use crate::report::section::{Outcome, Timeline};
 use crate::steps::Clients;
 
-/// A release [`super::apply`] put in the bucket, not yet final: what [`finalize`] deletes and what
-/// [`restore`] takes back.
+/// How far [`super::apply`] got.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Progress {
+    /// Every backup is made and the uploads have started: objects may be overwritten.
+    pub writing: bool,
+    /// The state object was written.
+    pub state_written: bool,
+}
+
+/// A release [`super::apply`] put in the bucket (or began to), not yet final: what [`finalize`]
+/// deletes and what [`restore`] takes back.
 #[derive(Debug)]
 pub struct Synced {
     undo: Undo,
     /// The previous release's objects this one no longer has (deleted once final).
     stale: Vec<String>,
-    /// Whether the sync wrote the state object.
-    state_written: bool,
+    progress: Progress,
 }
 
 impl Synced {
-    pub(super) fn new(undo: Undo, stale: Vec<String>, state_written: bool) -> Synced {
+    pub(super) fn new(undo: Undo, stale: Vec<String>, progress: Progress) -> Synced {
         Synced {
             undo,
             stale,
-            state_written,
+            progress,
         }
     }
 }
@@ -46,7 +54,7 @@ pub async fn finalize(
     sr: &mut SyncReport,
     timeline: &mut Timeline,
 ) -> Result<(), Error> {
-    let backups = synced.undo.backup_keys(synced.state_written);
+    let backups = synced.undo.backup_keys(synced.progress.state_written);
     if synced.stale.is_empty() && backups.is_empty() {
         return Ok(());
     }
@@ -89,12 +97,16 @@ pub async fn restore(
     let started = Instant::now();
     let _group = commands::group("Frontend: restore the previous release");
     let undo = &synced.undo;
+    // A sync that stopped while making its backups overwrote nothing: only its copies go.
+    let writing = synced.progress.writing;
     let result = async {
-        for (key, backup) in &undo.backups {
-            s3::copy(&clients.s3, &cfg.bucket, backup, key).await?;
+        if writing {
+            for (key, backup) in &undo.backups {
+                s3::copy(&clients.s3, &cfg.bucket, backup, key).await?;
+            }
+            s3::delete_all(&clients.s3, &cfg.bucket, &undo.created, |_| {}).await?;
         }
-        s3::delete_all(&clients.s3, &cfg.bucket, &undo.created, |_| {}).await?;
-        if synced.state_written {
+        if synced.progress.state_written {
             match &undo.state_backup {
                 Some(backup) => {
                     s3::copy(&clients.s3, &cfg.bucket, backup, &undo.state_key).await?;
@@ -110,9 +122,9 @@ pub async fn restore(
                 }
             }
         }
-        let backups = undo.backup_keys(synced.state_written);
+        let backups = undo.backup_keys(synced.progress.state_written);
         s3::delete_all(&clients.s3, &cfg.bucket, &backups, |_| {}).await?;
-        if let Some(id) = &cfg.cloudfront_distribution_id {
+        if let Some(id) = cfg.cloudfront_distribution_id.as_ref().filter(|_| writing) {
             let rel = |k: &String| k.strip_prefix(&cfg.prefix).unwrap_or(k).to_string();
             let restored: Vec<String> = undo.backups.iter().map(|(k, _)| rel(k)).collect();
             let created: Vec<String> = undo.created.iter().map(rel).collect();
