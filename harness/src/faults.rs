@@ -635,9 +635,11 @@ pub fn iam_action(op: &str) -> Option<String> {
         "registry:GET tags" => "ecr:ListImages",
         "s3:ListObjectsV2" | "s3:ListObjects" | "s3:HeadBucket" => "s3:ListBucket",
         "s3:HeadObject" => "s3:GetObject",
-        "s3:CreateMultipartUpload" | "s3:UploadPart" | "s3:CompleteMultipartUpload" => {
-            "s3:PutObject"
-        }
+        // `CopyObject` is authorised by `s3:GetObject` on the source and `s3:PutObject` on the target.
+        "s3:CreateMultipartUpload"
+        | "s3:UploadPart"
+        | "s3:CompleteMultipartUpload"
+        | "s3:CopyObject" => "s3:PutObject",
         "s3:DeleteObjects" => "s3:DeleteObject",
         other => other,
     };

@@ -10,6 +10,7 @@ mod deploy;
 mod faults;
 mod foundation;
 mod frontend;
+mod frontend_release;
 mod hardening;
 mod layout;
 mod pipeline;
