@@ -99,16 +99,18 @@ fn stages() -> Stages {
         moto.name("stage-cloudshop-backend"),
         moto.name("prod-cloudshop-backend"),
     );
-    // The stage deploy resolves the image through the ECR API (moto); the registry holds it for the
-    // promotion.
-    seed_ecr(&moto, &stage, &[SHA_A], false);
+    // The stage deploy resolves the image through the ECR API (moto); the registry holds the same
+    // image (one digest) for the promotion.
+    seed_ecr(&moto, &stage, &[], false);
     seed_ecr(&moto, &prod, &[], false);
+    let reg = LocalRegistry::start();
+    reg.push_image_known_to_ecr(&moto, &stage, SHA_A, 2, 64 * 1024);
     let (stage_bucket, prod_bucket) = (moto.name("stage-web"), moto.name("prod-web"));
     create_bucket(&moto, &stage_bucket);
     create_bucket(&moto, &prod_bucket);
     Stages {
         moto,
-        reg: LocalRegistry::start(),
+        reg,
         stage,
         prod,
         stage_bucket,
@@ -217,9 +219,16 @@ fn a_release_built_once_is_promoted_with_its_frontend_and_each_environments_valu
         Some(frontend.as_str()),
         "the stage deploy published its build"
     );
+    let marker = crate::release::marker(&s.reg, &s.stage, "stage", SHA_A)
+        .expect("the stage release passed and is marked");
+    assert_eq!(
+        marker.frontend.as_deref(),
+        Some(frontend.as_str()),
+        "the marker records the frontend that passed with the image"
+    );
 
     // The image stage ran, in the registry the promotion reads.
-    let image = s.reg.push_random_image(&s.stage, SHA_A, 2, 64 * 1024);
+    let image = s.reg.digest_of(&s.stage, SHA_A).expect("the stage image");
     let sim = prod_sim(&s.prod);
     let (aws, reg) = (
         FaultProxy::start(&s.moto.endpoint, FaultPlan::none()),
@@ -297,8 +306,9 @@ fn a_release_built_once_is_promoted_with_its_frontend_and_each_environments_valu
 fn a_promotion_without_the_frontend_artifact_changes_nothing() {
     use common::faults::{FaultPlan, FaultProxy};
     let s = stages();
-    // The image is there, its frontend never was (pushed by hand, never deployed with a frontend).
-    s.reg.push_random_image(&s.stage, SHA_A, 1, 1024);
+    // The image is there and passed stage, its frontend never was published (deployed without one).
+    let digest = s.reg.digest_of(&s.stage, SHA_A).expect("the stage image");
+    crate::release::mark_verified(&s.reg, &s.stage, "stage", SHA_A, &digest);
     let aws = FaultProxy::start(&s.moto.endpoint, FaultPlan::none());
     let reg = FaultProxy::start(&s.reg.url, FaultPlan::none());
     let sim = prod_sim(&s.prod);
