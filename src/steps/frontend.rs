@@ -27,6 +27,7 @@ mod plan;
 mod report;
 mod s3;
 mod state;
+mod throttle;
 pub mod values;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -321,7 +322,8 @@ async fn sync(
     Ok(())
 }
 
-/// Upload one phase, [`CONCURRENCY`] files at a time, recording the ETag S3 gave each write.
+/// Upload one phase, at most [`CONCURRENCY`] files at a time (fewer while S3 throttles, see
+/// `throttle`), recording the ETag S3 gave each write.
 async fn upload_all<'a>(
     clients: &Clients,
     bucket: &str,
@@ -329,9 +331,13 @@ async fn upload_all<'a>(
     sr: &mut SyncReport,
     written: &mut BTreeMap<String, (String, &'a Upload)>,
 ) -> Result<(), Error> {
+    let limiter = throttle::Limiter::new(CONCURRENCY, throttle::FLOOR);
+    let s3 = &limiter.client(&clients.s3);
+    let limiter = &limiter;
     let mut done = futures::stream::iter(uploads)
         .map(|up| async move {
-            s3::put(&clients.s3, bucket, up)
+            limiter
+                .run(s3::put(s3, bucket, up))
                 .await
                 .map(|etag| (etag, up))
         })
@@ -346,6 +352,13 @@ async fn upload_all<'a>(
             up.file.size
         );
         sr.uploaded(&up.key, up.reason, up.file.size);
+    }
+    if limiter.cuts() > 0 {
+        tracing::info!(
+            cuts = limiter.cuts(),
+            in_flight = limiter.limit(),
+            "uploads slowed down for S3 throttling"
+        );
     }
     Ok(())
 }
