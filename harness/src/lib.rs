@@ -876,6 +876,7 @@ pub mod app;
 pub mod ecs_sim;
 pub mod elb_sim;
 pub mod faults;
+pub mod pipeline;
 pub mod registry;
 pub mod secrets;
 pub mod seed;

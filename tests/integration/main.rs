@@ -7,6 +7,7 @@ mod cancel;
 mod corpus;
 mod demo;
 mod deploy;
+mod fault_e2e;
 mod faults;
 mod foundation;
 mod frontend;
