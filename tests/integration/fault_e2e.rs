@@ -87,7 +87,7 @@ fn a_release_at_20_percent_faults_succeeds_and_changes_each_thing_once() {
     let ran = faulty.run(|u| {
         every_fault(
             0.2,
-            Duration::from_secs(2),
+            Duration::from_secs(1),
             match u {
                 Upstream::Aws => 11,
                 Upstream::StageEcs => 12,
@@ -97,11 +97,16 @@ fn a_release_at_20_percent_faults_succeeds_and_changes_each_thing_once() {
         )
     });
     eprintln!(
-        "release (stage deploy + {FILES}-file frontend + promote): clean {:.1}s ({} requests); \
-         20% faults {:.1}s ({} requests, {} faults): {:.2}x",
+        "release (stage deploy + {FILES}-file frontend + promote): clean {:.1}s (deploy {:.1}s, \
+         promote {:.1}s; {} requests); 20% faults {:.1}s (deploy {:.1}s, promote {:.1}s; {} requests, \
+         {} faults): {:.2}x",
         base.total().as_secs_f64(),
+        base.deploy_time.as_secs_f64(),
+        base.promote_time.as_secs_f64(),
         base.requests(),
         ran.total().as_secs_f64(),
+        ran.deploy_time.as_secs_f64(),
+        ran.promote_time.as_secs_f64(),
         ran.requests(),
         ran.faults(),
         ran.total().as_secs_f64() / base.total().as_secs_f64()
