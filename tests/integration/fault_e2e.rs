@@ -85,16 +85,22 @@ fn a_release_at_20_percent_faults_succeeds_and_changes_each_thing_once() {
 
     let faulty = Release::new("faults", FILES);
     let ran = faulty.run(|u| {
-        every_fault(
-            0.2,
-            Duration::from_secs(1),
-            match u {
-                Upstream::Aws => 11,
-                Upstream::StageEcs => 12,
-                Upstream::ProdEcs => 13,
-                Upstream::Registry => 14,
-            },
-        )
+        let seed = match u {
+            Upstream::Aws => 11,
+            Upstream::StageEcs => 12,
+            Upstream::ProdEcs => 13,
+            Upstream::Registry => 14,
+        };
+        let mut plan = every_fault(0.2, Duration::from_secs(1), seed);
+        // The ECS and registry proxies see few requests: one sure fault each on top of the rate.
+        plan.nth = match u {
+            Upstream::Aws => vec![],
+            Upstream::StageEcs | Upstream::ProdEcs => {
+                vec![("ecs:DescribeServices".into(), 1, Fault::Stall)]
+            }
+            Upstream::Registry => vec![("registry:HEAD manifest".into(), 1, Fault::Reset)],
+        };
+        plan
     });
     eprintln!(
         "release (stage deploy + {FILES}-file frontend + promote): clean {:.1}s (deploy {:.1}s, \

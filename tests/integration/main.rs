@@ -7,6 +7,7 @@ mod cancel;
 mod corpus;
 mod demo;
 mod deploy;
+mod ecs_sim_timing;
 mod fault_e2e;
 mod faults;
 mod foundation;
