@@ -96,7 +96,7 @@ fn a_release_at_20_percent_faults_succeeds_and_changes_each_thing_once() {
         plan.nth = match u {
             Upstream::Aws => vec![],
             Upstream::StageEcs | Upstream::ProdEcs => {
-                vec![("ecs:DescribeServices".into(), 1, Fault::Stall)]
+                vec![("ecs:DescribeServices".into(), 1, Fault::ServerError)]
             }
             Upstream::Registry => vec![("registry:HEAD manifest".into(), 1, Fault::Reset)],
         };

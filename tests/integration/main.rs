@@ -13,6 +13,7 @@ mod faults;
 mod foundation;
 mod frontend;
 mod hardening;
+mod hostile_text;
 mod layout;
 mod pipeline;
 mod promote;
