@@ -146,9 +146,16 @@ fn a_release_at_20_percent_faults_succeeds_and_changes_each_thing_once() {
         );
     }
     assert!(
-        all.iter()
-            .any(|c| c.op == "s3:PutObject" && c.fault == Some(Fault::Throttle)),
+        all.iter().any(|c| c.op == "s3:PutObject"
+            && c.fault == Some(Fault::Throttle)
+            && !c.path.contains(".cloudshop-deploy")),
         "no upload was throttled"
+    );
+    // ... and the uploads slowed down for it (the frontend's concurrency cut).
+    assert!(
+        ran.deploy.stderr.contains("fewer in flight"),
+        "{}",
+        ran.deploy.stderr
     );
     // What the reader sees is what a clean run shows: the same outputs, bar times and ids.
     for name in [
