@@ -14,7 +14,9 @@
 //! appends text (hostile, in tests) to every later service event and stop reason.
 //!
 //! Public API: [`EcsSim::start`] / [`EcsSim::start_with`] -> `endpoint`, [`EcsSim::calls`],
-//! [`EcsSim::mutating_calls`], [`EcsSim::service_task_definition`], [`EcsSim::task_definition`].
+//! [`EcsSim::mutating_calls`], [`EcsSim::service_task_definition`], [`EcsSim::task_definition`];
+//! [`EcsSim::set_timing`], [`EcsSim::append_text`], [`EcsSim::tasks`],
+//! [`EcsSim::service_deployment_statuses`].
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
