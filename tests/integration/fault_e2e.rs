@@ -4,8 +4,9 @@
 //!   succeeds, changes each thing once (one new task-definition revision per environment, one
 //!   successful upload per file) and reports what a clean run reports. Both wall times are printed
 //!   (`--nocapture`), never asserted; `examples/fault_bench.rs` measures the ratios.
-//! - an operation that keeps failing ends the run in one error naming it, within the retry bound, with
-//!   the service on its old revision and the outputs saying so.
+//! - an operation that keeps failing (`UpdateService`, `RegisterTaskDefinition`) ends the run in one
+//!   error naming it, within the retry bound, with the service on its old revision and the outputs saying
+//!   so.
 
 use harness as common;
 
@@ -219,6 +220,52 @@ fn an_update_service_that_keeps_failing_leaves_the_old_revision() {
     assert!(r.stage.task_definition(REV3).is_some());
     assert_eq!(res.output("rolled-back"), "false");
     // Nothing of the frontend went out on top of a backend that did not change.
+    assert!(
+        !aws.ops().iter().any(|o| o == "s3:PutObject"),
+        "{:?}",
+        aws.ops()
+    );
+}
+
+/// `ecs:RegisterTaskDefinition` throttled every time: one error naming it after the retry bound, no
+/// revision registered, no update sent, the outputs on revision 2.
+#[test]
+fn a_register_task_definition_that_keeps_failing_changes_nothing() {
+    let r = Release::new("regfails", 5);
+    let aws = FaultProxy::start(&r.moto.endpoint, FaultPlan::none());
+    let ecs = FaultProxy::start(
+        &r.stage.endpoint,
+        FaultPlan {
+            always: vec![("ecs:RegisterTaskDefinition".into(), Fault::Throttle)],
+            ..FaultPlan::none()
+        },
+    );
+    let res = r
+        .deploy_action(&aws.endpoint, &ecs.endpoint)
+        .run_within(Duration::from_secs(300));
+    assert_ne!(res.code, 0, "{}", res.dump());
+    let errors = res.error_lines();
+    assert_eq!(errors.len(), 1, "{}", res.dump());
+    assert!(
+        errors[0].contains("ecs:RegisterTaskDefinition")
+            && errors[0].contains("ThrottlingException"),
+        "{}",
+        errors[0]
+    );
+    let registers = ecs
+        .ops()
+        .iter()
+        .filter(|o| *o == "ecs:RegisterTaskDefinition")
+        .count();
+    assert_eq!(registers, MAX_ATTEMPTS, "{:?}", ecs.ops());
+    assert!(r.stage.mutating_calls().is_empty(), "{:?}", r.stage.calls());
+    assert!(r.stage.task_definition(REV3).is_none());
+    assert_eq!(res.output("status"), "failed", "{}", res.dump());
+    assert!(
+        res.output("task-definition-arn").ends_with(REV2),
+        "{}",
+        res.dump()
+    );
     assert!(
         !aws.ops().iter().any(|o| o == "s3:PutObject"),
         "{:?}",

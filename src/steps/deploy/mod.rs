@@ -284,11 +284,17 @@ pub async fn apply(
         });
     }
     let new_arn = match &prepared.register_body {
-        Some(body) => {
-            let arn = task_def::register(&clients.ecs, body).await?;
-            tracing::info!("registered {arn}");
-            arn
-        }
+        Some(body) => match task_def::register(&clients.ecs, body).await {
+            Ok(arn) => {
+                tracing::info!("registered {arn}");
+                arn
+            }
+            Err(e) => {
+                // Nothing was registered: the service runs what it ran.
+                section.task_definition_arn = Some(prepared.live_arn.clone());
+                return Err(e);
+            }
+        },
         None => prepared.live_arn.clone(),
     };
     let changed = new_arn != prepared.live_arn;
