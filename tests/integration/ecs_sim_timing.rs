@@ -333,3 +333,72 @@ async fn superseded(sim: &EcsSim) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The real binary against the clock-mode simulator: a good rollout is reported deployed only once its
+/// tasks run (the simulator completes it no earlier), and failing tasks still being stopped
+/// (DEPROVISIONING, no `stoppedAt` yet) are diagnosed with their reason.
+#[test]
+fn the_binary_follows_a_rollout_in_clock_mode() {
+    use common::{Action, Moto};
+    let moto = Moto::shared();
+    let repo = moto.name("stage-cloudshop-backend");
+    common::seed::seed_ecr(&moto, &repo, &[common::pipeline::SHA], false);
+    let config = format!(
+        "region: us-east-1\nenvironments:\n  stage:\n    cluster: stage-cluster\n    service: stage-backend\n    container: backend\n    ecr-repository: {repo}\n    smoke: {{ enabled: false }}\n"
+    );
+    let run = |sim: &EcsSim| {
+        Action::new()
+            .with_moto(&moto)
+            .env("AWS_ENDPOINT_URL_ECS", &sim.endpoint)
+            .file(".github/cloudshop-deploy.yml", &config)
+            .input("environment", "stage")
+            .input("poll-interval", "30ms")
+            .input("wait-timeout", "60s")
+            .input("rollback-on-failure", "false")
+            .run_within(Duration::from_secs(120))
+    };
+
+    let good = EcsSim::start(Scenario::Succeed { after: 2 });
+    good.set_timing(TIMING);
+    let res = run(&good);
+    assert_eq!(res.code, 0, "{}", res.dump());
+    assert_eq!(res.output("status"), "deployed");
+    assert!(good
+        .service_task_definition()
+        .ends_with("cloudshop-backend:3"));
+    // Reported only after the new tasks ran: every task of revision 3 is RUNNING now.
+    let new: Vec<Value> = good
+        .tasks()
+        .into_iter()
+        .filter(|t| {
+            t["taskDefinitionArn"]
+                .as_str()
+                .is_some_and(|a| a.ends_with(":3"))
+        })
+        .collect();
+    assert_eq!(new.len(), 2, "{new:?}");
+    assert!(new.iter().all(|t| t["lastStatus"] == "RUNNING"), "{new:?}");
+
+    let bad = EcsSim::start(Scenario::TasksFail {
+        reason: StopReason::EssentialExited,
+        after: 2,
+    });
+    bad.set_timing(Timing {
+        stopping: Duration::from_secs(600),
+        ..TIMING
+    });
+    let res = run(&bad);
+    assert_ne!(res.code, 0, "{}", res.dump());
+    assert_eq!(res.output("status"), "failed", "{}", res.dump());
+    let errors = res.error_lines();
+    assert_eq!(errors.len(), 1, "{}", res.dump());
+    assert!(
+        errors[0].contains("Essential container in task exited"),
+        "{}",
+        errors[0]
+    );
+    // They were still stopping when diagnosed.
+    assert!(bad.tasks().iter().any(
+        |t| t["stopCode"] == "EssentialContainerExited" && t["lastStatus"] == "DEPROVISIONING"
+    ));
+}
