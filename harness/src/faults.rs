@@ -58,6 +58,9 @@ pub struct FaultPlan {
     pub seed: u64,
     /// Keep each response body in the record (to learn secrets the services handed out).
     pub record_bodies: bool,
+    /// `(from, to)`: replaced in every forwarded response body, e.g. to show a listing a key no
+    /// emulator can store (moto refuses keys with a line break).
+    pub rewrite: Vec<(String, String)>,
 }
 
 impl Default for FaultPlan {
@@ -71,6 +74,7 @@ impl Default for FaultPlan {
             stall: Duration::from_secs(5),
             seed: 7,
             record_bodies: false,
+            rewrite: Vec::new(),
         }
     }
 }
@@ -287,9 +291,12 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<
     call.status = Some(status.as_u16());
     let mut out = Response::builder().status(status);
     let origin = st.origin.lock().unwrap().clone();
+    let rewriting = !st.plan.rewrite.is_empty();
     for (name, value) in resp.headers() {
         match name.as_str() {
             "connection" | "transfer-encoding" => {}
+            // A rewritten body has a length of its own.
+            "content-length" if rewriting => {}
             "location" => {
                 let v = value.to_str().unwrap_or("").replace(&st.upstream, &origin);
                 out = out.header(name, v);
@@ -303,6 +310,23 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<
             st.calls.lock().unwrap().push(call);
             return Err(Dropped);
         }
+    };
+    let bytes = match std::str::from_utf8(&bytes) {
+        Ok(text)
+            if rewriting
+                && st
+                    .plan
+                    .rewrite
+                    .iter()
+                    .any(|(f, _)| text.contains(f.as_str())) =>
+        {
+            let mut text = text.to_string();
+            for (from, to) in &st.plan.rewrite {
+                text = text.replace(from.as_str(), to);
+            }
+            Bytes::from(text)
+        }
+        _ => bytes,
     };
     if st.plan.record_bodies {
         call.response = Some(bytes.clone());

@@ -36,6 +36,7 @@ mod release;
 mod report;
 mod s3;
 mod state;
+mod throttle;
 mod undo;
 pub mod values;
 
@@ -392,7 +393,8 @@ async fn sync(
     Ok(())
 }
 
-/// Upload one phase, [`CONCURRENCY`] files at a time, recording the ETag S3 gave each write.
+/// Upload one phase, at most [`CONCURRENCY`] files at a time (fewer while S3 throttles, see
+/// `throttle`), recording the ETag S3 gave each write.
 async fn upload_all<'a>(
     clients: &Clients,
     bucket: &str,
@@ -400,9 +402,13 @@ async fn upload_all<'a>(
     sr: &mut SyncReport,
     written: &mut BTreeMap<String, (String, &'a Upload)>,
 ) -> Result<(), Error> {
+    let limiter = throttle::Limiter::new(CONCURRENCY, throttle::FLOOR);
+    let s3 = &limiter.client(&clients.s3);
+    let limiter = &limiter;
     let mut done = futures::stream::iter(uploads)
         .map(|up| async move {
-            s3::put(&clients.s3, bucket, up)
+            limiter
+                .run(s3::put(s3, bucket, up))
                 .await
                 .map(|etag| (etag, up))
         })
@@ -417,6 +423,13 @@ async fn upload_all<'a>(
             up.file.size
         );
         sr.uploaded(&up.key, up.reason, up.file.size);
+    }
+    if limiter.cuts() > 0 {
+        tracing::info!(
+            cuts = limiter.cuts(),
+            in_flight = limiter.limit(),
+            "uploads slowed down for S3 throttling"
+        );
     }
     Ok(())
 }
