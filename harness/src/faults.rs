@@ -56,6 +56,10 @@ pub struct FaultPlan {
     pub stall: Duration,
     /// Seed of the rate draws.
     pub seed: u64,
+    /// At most this many rate faults in a row for one request target (operation and path; an upload
+    /// session's id left out), 0 = no limit: a transient fault passes, as real ones do, and a run at a
+    /// rate cannot fail by the luck of the draw. An operation that keeps failing is `always`.
+    pub max_in_a_row: usize,
     /// Keep each response body in the record (to learn secrets the services handed out).
     pub record_bodies: bool,
     /// `(from, to)`: replaced in every forwarded response body, e.g. to show a listing a key no
@@ -73,6 +77,7 @@ impl Default for FaultPlan {
             always: Vec::new(),
             stall: Duration::from_secs(5),
             seed: 7,
+            max_in_a_row: 0,
             record_bodies: false,
             rewrite: Vec::new(),
         }
@@ -114,6 +119,8 @@ struct State {
     plan: FaultPlan,
     rng: Mutex<rand::rngs::StdRng>,
     counts: Mutex<BTreeMap<String, usize>>,
+    /// Rate faults in a row per request target (see [`FaultPlan::max_in_a_row`]).
+    streaks: Mutex<BTreeMap<String, usize>>,
     calls: Mutex<Vec<Call>>,
     client: reqwest::Client,
     origin: Mutex<String>,
@@ -141,6 +148,7 @@ impl FaultProxy {
             rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(plan.seed)),
             plan,
             counts: Mutex::default(),
+            streaks: Mutex::default(),
             calls: Mutex::default(),
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -242,7 +250,7 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<
     let path = parts.uri.path().to_string();
     let query = parts.uri.query().unwrap_or("").to_string();
     let op = operation(parts.method.as_str(), &path, &query, &parts.headers, &body);
-    let fault = choose(&st, &op);
+    let fault = choose(&st, &op, &path);
     let mut call = Call {
         op: op.clone(),
         method: parts.method.to_string(),
@@ -335,7 +343,7 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<
     out.body(Full::new(bytes)).map_err(|_| Dropped)
 }
 
-fn choose(st: &State, op: &str) -> Option<Fault> {
+fn choose(st: &State, op: &str, path: &str) -> Option<Fault> {
     let n = {
         let mut counts = st.counts.lock().unwrap();
         let c = counts.entry(op.to_string()).or_default();
@@ -353,11 +361,20 @@ fn choose(st: &State, op: &str) -> Option<Fault> {
     if !eligible || st.plan.rate <= 0.0 || st.plan.kinds.is_empty() {
         return None;
     }
+    let target = match path.find("/blobs/uploads/") {
+        Some(i) => format!("{op} {}", &path[..i]),
+        None => format!("{op} {path}"),
+    };
+    let mut streaks = st.streaks.lock().unwrap();
+    let streak = streaks.entry(target).or_default();
     let mut rng = st.rng.lock().unwrap();
-    if rng.random_bool(st.plan.rate.min(1.0)) {
+    let limited = st.plan.max_in_a_row > 0 && *streak >= st.plan.max_in_a_row;
+    if !limited && rng.random_bool(st.plan.rate.min(1.0)) {
+        *streak += 1;
         let i = rng.random_range(0..st.plan.kinds.len());
         Some(st.plan.kinds[i])
     } else {
+        *streak = 0;
         None
     }
 }

@@ -37,8 +37,9 @@ pub struct Release {
     /// The stage and prod ECR repositories (in moto and in the registry).
     pub stage_repo: String,
     pub prod_repo: String,
-    /// The website bucket.
+    /// The website buckets of stage and prod.
     pub bucket: String,
+    pub prod_bucket: String,
     pub registry: LocalRegistry,
     pub stage: EcsSim,
     pub prod: EcsSim,
@@ -84,16 +85,19 @@ impl Ran {
     pub fn puts_per_key(&self, bucket: &str) -> std::collections::BTreeMap<String, usize> {
         let mut out = std::collections::BTreeMap::new();
         for c in &self.aws {
-            if c.op == "s3:PutObject" && c.status == Some(200) {
-                let key = c
-                    .path
-                    .trim_start_matches('/')
-                    .strip_prefix(bucket)
-                    .unwrap_or(&c.path)
-                    .trim_start_matches('/')
-                    .to_string();
-                *out.entry(key).or_default() += 1;
+            if c.op != "s3:PutObject" || c.status != Some(200) {
+                continue;
             }
+            // Path-style addressing: `/bucket/key`; another bucket's writes are not counted.
+            let Some(key) = c
+                .path
+                .trim_start_matches('/')
+                .strip_prefix(bucket)
+                .and_then(|rest| rest.strip_prefix('/'))
+            else {
+                continue;
+            };
+            *out.entry(key.to_string()).or_default() += 1;
         }
         out
     }
@@ -108,7 +112,7 @@ impl Release {
         let stage_repo = moto.name(&format!("{tag}-stage-cloudshop-backend"));
         let prod_repo = moto.name(&format!("{tag}-prod-cloudshop-backend"));
         let bucket = moto.name(&format!("{tag}-stage-frontend"));
-        seed_ecr(&moto, &stage_repo, &[SHA], false);
+        seed_ecr(&moto, &stage_repo, &[], false);
         rt().block_on(async {
             let ecr = aws_sdk_ecr::Client::new(&moto.sdk_config().await);
             ecr.create_repository()
@@ -117,9 +121,12 @@ impl Release {
                 .await
                 .expect("create the prod repository");
         });
+        let prod_bucket = moto.name(&format!("{tag}-prod-frontend"));
         create_bucket(&moto, &bucket);
+        create_bucket(&moto, &prod_bucket);
         let registry = LocalRegistry::start();
-        registry.push_random_image(&stage_repo, SHA, 2, 256 * 1024);
+        // One image, one digest, in ECR (the deploy's view) and the registry (the promotion's).
+        registry.push_image_known_to_ecr(&moto, &stage_repo, SHA, 2, 256 * 1024);
         let prod_seed = Seed {
             cluster: "prod-cluster".into(),
             service: "prod-backend".into(),
@@ -136,6 +143,7 @@ impl Release {
             stage_repo,
             prod_repo,
             bucket,
+            prod_bucket,
             registry,
             files,
         }
@@ -160,22 +168,27 @@ environments:
     service: prod-backend
     container: backend
     ecr-repository: {prod}
+    frontend: {{ bucket: {prod_bucket} }}
     smoke: {{ enabled: false }}
 "#,
             stage = self.stage_repo,
             prod = self.prod_repo,
             bucket = self.bucket,
+            prod_bucket = self.prod_bucket,
         )
     }
 
-    /// The stage deploy, with its build folder, through the given proxies.
-    pub fn deploy_action(&self, aws: &str, ecs: &str) -> Action {
+    /// The stage deploy, with its build folder, through the given proxies: it publishes the build and,
+    /// once it passed, the verification marker the promotion requires.
+    pub fn deploy_action(&self, aws: &str, ecs: &str, registry: &str) -> Action {
         let mut action = Action::new()
             .with_moto(&self.moto)
             .env("AWS_ENDPOINT_URL", aws)
             .env("AWS_ENDPOINT_URL_ECS", ecs)
             .file(".github/cloudshop-deploy.yml", &self.config())
             .input("environment", "stage")
+            .input("image-tag", SHA)
+            .input("registry-url", registry)
             .input("poll-interval", "30ms")
             .input("wait-timeout", "120s");
         for (rel, text) in frontend_files(self.files) {
@@ -209,7 +222,7 @@ environments:
 
         let started = Instant::now();
         let deploy = self
-            .deploy_action(&aws.endpoint, &stage_ecs.endpoint)
+            .deploy_action(&aws.endpoint, &stage_ecs.endpoint, &registry.endpoint)
             .run_within(limit);
         let deploy_time = started.elapsed();
 
@@ -262,7 +275,8 @@ pub fn frontend_files(n: usize) -> Vec<(String, String)> {
 }
 
 /// A fault plan at `rate` for every operation, drawn from server errors, throttling, resets and stalls
-/// (a stall answers nothing for `stall`, then closes the connection); `seed` varies the draws.
+/// (a stall answers nothing for `stall`, then closes the connection), at most two in a row per request
+/// target; `seed` varies the draws.
 pub fn every_fault(rate: f64, stall: Duration, seed: u64) -> FaultPlan {
     FaultPlan {
         rate,
@@ -274,6 +288,9 @@ pub fn every_fault(rate: f64, stall: Duration, seed: u64) -> FaultPlan {
         ],
         stall,
         seed,
+        // A transient fault passes by its third try; the retry bounds (6 AWS attempts, 5 registry
+        // ones) are then never what decides the run.
+        max_in_a_row: 2,
         ..FaultPlan::default()
     }
 }

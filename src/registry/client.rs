@@ -64,7 +64,7 @@ impl Default for Options {
 }
 
 /// Attempts of a small request (manifests, HEADs, tag lists, upload sessions), the first included.
-const SMALL_ATTEMPTS: u32 = 5;
+pub(super) const SMALL_ATTEMPTS: u32 = 5;
 
 /// One registry: a base URL and its credentials.
 #[derive(Clone)]
@@ -148,6 +148,11 @@ impl Registry {
     /// A request with the small-request timeout.
     fn request(&self, method: Method, url: url::Url) -> reqwest::RequestBuilder {
         self.streaming(method, url).timeout(self.request_timeout)
+    }
+
+    /// The base delay between attempts of a request.
+    pub(super) fn backoff(&self) -> Duration {
+        self.backoff
     }
 
     /// Send a small request (no streamed body), retried like the AWS calls: a transport failure, 429 or

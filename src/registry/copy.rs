@@ -239,7 +239,7 @@ async fn copy_blob(
 }
 
 /// Worth another attempt: transport failures, throttling and server errors.
-fn retryable(e: &Error) -> bool {
+pub(super) fn retryable(e: &Error) -> bool {
     match e {
         Error::Transport { .. } => true,
         Error::Status { status, .. } => *status == 429 || *status >= 500,

@@ -9,22 +9,39 @@ use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 
 use super::artifact::Blob;
-use super::client::Registry;
+use super::client::{Registry, SMALL_ATTEMPTS};
+use super::copy::retryable;
 use super::error::Error;
 use super::http::checked_digest;
 use super::manifest::Manifest;
 
 impl Registry {
-    /// Push a blob held in memory unless the repository has it. Returns whether bytes were sent.
+    /// Push a blob held in memory unless the repository has it. Returns whether bytes were sent. A
+    /// failed upload (a dropped connection, throttling, a 5xx) is tried again in a fresh session, up to
+    /// [`SMALL_ATTEMPTS`] times: the bytes are at hand, and a session left unused expires.
     pub async fn push_blob(&self, repo: &str, blob: &Blob) -> Result<bool, Error> {
         if self.blob_exists(repo, &blob.digest).await? {
             return Ok(false);
         }
-        let location = self.start_upload(repo, &blob.digest).await?;
-        let body = stream::iter([Ok(blob.bytes.clone())]).boxed();
-        self.upload(location, repo, &blob.digest, blob.bytes.len() as u64, body)
-            .await?;
-        Ok(true)
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = async {
+                let location = self.start_upload(repo, &blob.digest).await?;
+                let body = stream::iter([Ok(blob.bytes.clone())]).boxed();
+                self.upload(location, repo, &blob.digest, blob.bytes.len() as u64, body)
+                    .await
+            }
+            .await;
+            match result {
+                Ok(_) => return Ok(true),
+                Err(e) if attempt < SMALL_ATTEMPTS && retryable(&e) => {
+                    tracing::debug!(digest = %blob.digest, attempt, error = %e, "blob upload failed; retrying");
+                    tokio::time::sleep(crate::aws::jittered(self.backoff(), attempt)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Put manifest bytes (an artifact built by [`super::artifact::manifest`]) under `tag`.
@@ -45,22 +62,43 @@ impl Registry {
         self.put_manifest(repo, tag, manifest).await
     }
 
-    /// A small blob, whole: at most `max` bytes, checked against its digest.
+    /// A small blob, whole: at most `max` bytes, checked against its digest. A read that fails on the
+    /// way (a dropped connection, throttling, a 5xx) is started again, up to [`SMALL_ATTEMPTS`] times.
     pub async fn read_blob(&self, repo: &str, digest: &str, max: usize) -> Result<Bytes, Error> {
         let object = format!("{repo}@{digest}");
         checked_digest(&object, digest)?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.read_blob_once(repo, digest, &object, max).await {
+                Err(e) if attempt < SMALL_ATTEMPTS && retryable(&e) => {
+                    tracing::debug!(%object, attempt, error = %e, "blob read failed; retrying");
+                    tokio::time::sleep(crate::aws::jittered(self.backoff(), attempt)).await;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn read_blob_once(
+        &self,
+        repo: &str,
+        digest: &str,
+        object: &str,
+        max: usize,
+    ) -> Result<Bytes, Error> {
         let mut body = self.get_blob(repo, digest).await?;
         let mut out = Vec::new();
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| Error::Transport {
                 verb: "get blob",
-                object: object.clone(),
+                object: object.to_string(),
                 message: e.to_string(),
             })?;
             if out.len() + chunk.len() > max {
                 return Err(Error::TooLarge {
                     verb: "get blob",
-                    object,
+                    object: object.to_string(),
                     limit: max,
                 });
             }
@@ -69,7 +107,7 @@ impl Registry {
         let actual = super::manifest::sha256_digest(&out);
         if actual != digest {
             return Err(Error::DigestMismatch {
-                object,
+                object: object.to_string(),
                 expected: digest.to_string(),
                 actual,
             });

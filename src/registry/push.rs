@@ -4,13 +4,12 @@
 //! APIs: through [`Registry`] only.
 
 use bytes::Bytes;
-use futures::stream::{self, StreamExt};
 
 use super::artifact::Blob;
 use super::client::Registry;
 use super::copy::{CopyStats, Target};
 use super::error::Error;
-use super::manifest::{sha256_digest, Manifest, Parsed, OCI_MANIFEST};
+use super::manifest::{Manifest, Parsed, OCI_MANIFEST};
 
 /// An artifact's manifest from the bytes [`super::artifact::manifest`] made.
 pub fn artifact_manifest(bytes: Bytes) -> Result<Manifest, Error> {
@@ -34,17 +33,12 @@ pub async fn push_artifact(
         return Ok(stats);
     }
     for blob in blobs {
-        if reg.blob_exists(repo, &blob.digest).await? {
+        if reg.push_blob(repo, blob).await? {
+            stats.blobs_copied += 1;
+            stats.bytes_copied += blob.bytes.len() as u64;
+        } else {
             stats.blobs_skipped += 1;
-            continue;
         }
-        let session = reg.start_upload(repo, &blob.digest).await?;
-        let body = stream::iter([Ok::<_, std::io::Error>(blob.bytes.clone())]).boxed();
-        let n = reg
-            .upload(session, repo, &blob.digest, blob.bytes.len() as u64, body)
-            .await?;
-        stats.blobs_copied += 1;
-        stats.bytes_copied += n;
     }
     reg.put_manifest(repo, tag, manifest).await?;
     stats.manifests_put += 1;
@@ -90,32 +84,9 @@ pub async fn read_layer(
             limit: limit as usize,
         });
     }
-    let mut body = registry.get_blob(repo, &layer.digest).await?;
-    let mut out = Vec::with_capacity(layer.size as usize);
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| Error::Transport {
-            verb: "get blob",
-            object: object.clone(),
-            message: e.to_string(),
-        })?;
-        if (out.len() + chunk.len()) as u64 > limit {
-            return Err(Error::TooLarge {
-                verb: "get blob",
-                object,
-                limit: limit as usize,
-            });
-        }
-        out.extend_from_slice(&chunk);
-    }
-    let actual = sha256_digest(&out);
-    if actual != layer.digest {
-        return Err(Error::DigestMismatch {
-            object,
-            expected: layer.digest,
-            actual,
-        });
-    }
-    Ok(Bytes::from(out))
+    registry
+        .read_blob(repo, &layer.digest, limit as usize)
+        .await
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! A whole release (stage deploy with a 100-file frontend, then promotion to prod) through the real binary
+//! A whole release (stage deploy with a 100-file frontend, then promotion to prod, its frontend synced
+//! from the artifact stage published) through the real binary
 //! with every AWS, ECS and registry request behind a fault proxy ([`common::pipeline`]):
 //! - at 20% injected faults on every operation (500s, throttling, dropped connections, stalls) it
 //!   succeeds, changes each thing once (one new task-definition revision per environment, one
@@ -66,15 +67,28 @@ fn assert_released(r: &Release, ran: &Ran) {
             sim.service_task_definition()
         );
     }
-    // Each file written once (a faulted attempt never reached moto; a retry is not a second write).
-    let puts = ran.puts_per_key(&r.bucket);
-    let site: BTreeMap<&String, &usize> = puts
-        .iter()
-        .filter(|(k, _)| !k.starts_with(".cloudshop-deploy/"))
-        .collect();
-    assert_eq!(site.len(), FILES, "{site:?}");
-    let twice: Vec<_> = site.iter().filter(|(_, n)| ***n != 1).collect();
-    assert!(twice.is_empty(), "uploaded more than once: {twice:?}");
+    // Each file written once in each bucket (a faulted attempt never reached moto; a retry is not a
+    // second write); prod's from the artifact stage published.
+    assert_eq!(
+        p.output("frontend-uploaded"),
+        FILES.to_string(),
+        "{}",
+        p.dump()
+    );
+    assert_eq!(p.output("frontend-digest"), d.output("frontend-digest"));
+    for bucket in [&r.bucket, &r.prod_bucket] {
+        let puts = ran.puts_per_key(bucket);
+        let site: BTreeMap<&String, &usize> = puts
+            .iter()
+            .filter(|(k, _)| !k.starts_with(".cloudshop-deploy/"))
+            .collect();
+        assert_eq!(site.len(), FILES, "{bucket}: {site:?}");
+        let twice: Vec<_> = site.iter().filter(|(_, n)| ***n != 1).collect();
+        assert!(
+            twice.is_empty(),
+            "{bucket}: uploaded more than once: {twice:?}"
+        );
+    }
 }
 
 #[test]
@@ -189,7 +203,7 @@ fn an_update_service_that_keeps_failing_leaves_the_old_revision() {
         },
     );
     let res = r
-        .deploy_action(&aws.endpoint, &ecs.endpoint)
+        .deploy_action(&aws.endpoint, &ecs.endpoint, &r.registry.url)
         .run_within(Duration::from_secs(300));
     assert_ne!(res.code, 0, "{}", res.dump());
     let errors = res.error_lines();
@@ -241,7 +255,7 @@ fn a_register_task_definition_that_keeps_failing_changes_nothing() {
         },
     );
     let res = r
-        .deploy_action(&aws.endpoint, &ecs.endpoint)
+        .deploy_action(&aws.endpoint, &ecs.endpoint, &r.registry.url)
         .run_within(Duration::from_secs(300));
     assert_ne!(res.code, 0, "{}", res.dump());
     let errors = res.error_lines();

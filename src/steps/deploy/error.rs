@@ -113,6 +113,8 @@ fn api_of(verb: &str) -> &'static str {
         "list task definitions" => " (ecs:ListTaskDefinitions)",
         "update service" => " (ecs:UpdateService)",
         "list tasks" => " (ecs:ListTasks)",
+        "list service deployments of" => " (ecs:ListServiceDeployments)",
+        "describe service revisions of" => " (ecs:DescribeServiceRevisions)",
         "describe tasks" => " (ecs:DescribeTasks)",
         _ => "",
     }
