@@ -501,3 +501,59 @@ fn a_marker_the_registry_refuses_is_a_warning_after_a_good_deploy() {
     assert_eq!(marker(&w.reg, &w.stage, "stage", SHA_A), None);
     assert_eq!(w.ecr_digest("stage-latest").as_deref(), Some(a.as_str()));
 }
+
+/// The verified release's revision was deregistered and its image deleted from the repository since: the
+/// rollback's preflight refuses with one clear error before any change (no revision registered, the
+/// service not updated), and the service keeps running what it ran.
+#[test]
+fn a_rollback_to_an_image_no_longer_in_the_repository_changes_nothing() {
+    let w = world();
+    let shas: Vec<String> = (8..=9).map(|n| format!("{n:0>40}")).collect();
+    let digests: Vec<String> = shas.iter().map(|s| w.build(s)).collect();
+    assert_eq!(
+        w.deploy_stage(&shas[0], true).output("task-definition-arn"),
+        rev(3)
+    );
+    assert_eq!(
+        w.deploy_stage(&shas[1], true).output("task-definition-arn"),
+        rev(4)
+    );
+    w.stage_sim.deregister(&rev(3));
+    rt().block_on(async {
+        let ecr = aws_sdk_ecr::Client::new(&w.moto.sdk_config().await);
+        ecr.batch_delete_image()
+            .repository_name(&w.stage)
+            .image_ids(
+                aws_sdk_ecr::types::ImageIdentifier::builder()
+                    .image_digest(&digests[0])
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    });
+    let writes_before = w.stage_sim.mutating_calls().len();
+    let res = w
+        .action("stage", &shas[1])
+        .input("command", "rollback")
+        .run_within(Duration::from_secs(120));
+    assert_ne!(res.code, 0, "{}", res.dump());
+    assert_eq!(
+        w.stage_sim.mutating_calls()[writes_before..],
+        [] as [String; 0],
+        "{}",
+        res.dump()
+    );
+    assert_eq!(w.stage_sim.service_task_definition(), rev(4));
+    let errors: Vec<&str> = res
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("::error"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", res.dump());
+    assert!(
+        errors[0].contains(&digests[0]) && errors[0].contains("no longer in the repository"),
+        "{}",
+        res.dump()
+    );
+}
