@@ -557,3 +557,45 @@ fn a_rollback_to_an_image_no_longer_in_the_repository_changes_nothing() {
         res.dump()
     );
 }
+
+/// The rollback target's markers are read from every page of the registry's tag list: docker-registry's
+/// 7 markers (6 of `stage`, one of `prod`), paged 2 at a time (the fault proxy pages them as ECR and the
+/// OCI distribution spec do; Debian's docker-registry 2.8 does not), each next page followed through
+/// its `Link` header: all of `stage`'s markers are found.
+#[test]
+fn markers_are_listed_across_the_tag_list_pages() {
+    let w = world();
+    let shas: Vec<String> = (1..=6).map(|n| format!("{n:0>40}")).collect();
+    let digest = format!("sha256:{}", "c".repeat(64));
+    for s in &shas {
+        mark_verified(&w.reg, &w.stage, "stage", s, &digest);
+    }
+    mark_verified(&w.reg, &w.stage, "prod", &shas[0], &digest);
+    let plan = FaultPlan {
+        tag_page: Some(2),
+        ..FaultPlan::none()
+    };
+    let proxy = FaultProxy::start(&w.reg.url, plan);
+    let found = rt().block_on(async {
+        let options = Options {
+            tag_page: 2,
+            ..Options::default()
+        };
+        let registry =
+            Registry::new(url::Url::parse(&proxy.endpoint).unwrap(), None, &options).unwrap();
+        let store = Store {
+            registry,
+            repo: w.stage.clone(),
+        };
+        store.list("stage").await.unwrap()
+    });
+    let mut got: Vec<String> = found.into_iter().map(|v| v.sha).collect();
+    got.sort();
+    assert_eq!(got, shas);
+    let pages = proxy
+        .ops()
+        .iter()
+        .filter(|o| *o == "registry:GET tags")
+        .count();
+    assert_eq!(pages, 4, "{:?}", proxy.ops());
+}
