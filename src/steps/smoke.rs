@@ -344,12 +344,15 @@ async fn writes(
             sequence: r.name.clone(),
             step: step.map(|s| s.name.clone()).unwrap_or_default(),
             got: step.map(|s| s.got.clone()).unwrap_or_default(),
-            cleanup: match r.cleanup_steps {
-                0 => "none configured".into(),
-                n => format!(
-                    "ran {} of {n} step{}",
+            cleanup: match (r.cleanup_steps, r.left_behind_text()) {
+                (0, _) => "none configured".into(),
+                (n, left) => format!(
+                    "ran {} of {n} step{}{}",
                     r.cleanup_ran,
-                    if n == 1 { "" } else { "s" }
+                    if n == 1 { "" } else { "s" },
+                    left.map_or(String::new(), |l| format!(
+                        ", and it FAILED: left behind: {l}"
+                    ))
                 ),
             },
         }

@@ -205,6 +205,47 @@ async fn a_later_failure_still_runs_the_cleanup() {
     });
 }
 
+/// Every step passes but the cleanup's DELETE answers 500: the sequence and the smoke tests fail, and
+/// the error and the summary say the cleanup failed and name what was left (the created product's
+/// request and this run's `{unique}`, which its name carries), never the step's body or headers.
+#[tokio::test(start_paused = true)]
+async fn a_failed_cleanup_fails_the_sequence_and_names_what_was_left() {
+    let app = App::start_local().await;
+    app.set_mode(Mode::FailDeletes);
+    let cfg = compiled("stage", &app.base_url(), "");
+    let mut report = Report::default();
+    let err = run(&cfg, &mut report).await.unwrap_err().to_string();
+    let left = app.products();
+    assert_eq!(left.len(), 1, "{left:?}");
+    let id = left[0].id;
+    let unique = left[0].name().trim_start_matches("smoke-").to_string();
+    assert!(err.contains("failed at step `delete`"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cleanup: ran 1 of 1 step, and it FAILED: left behind: DELETE /products/{id}"
+        )) && err.contains(&unique),
+        "{err}"
+    );
+    use StepOutcome::*;
+    assert_eq!(
+        outcomes(&report),
+        vec![Passed, Passed, Passed, Failed, NotRun]
+    );
+    let s = report.smoke.as_ref().unwrap();
+    assert_eq!(s.status, SmokeStatus::Failed);
+    assert_eq!(
+        s.sequences[0].left_behind,
+        [format!("DELETE /products/{id}")]
+    );
+    let md = summary(&report);
+    assert!(
+        md.contains(&format!(
+            "⚠️ **Cleanup failed**: left behind: `DELETE /products/{id}` (this run's `{{unique}}` is `{unique}`)"
+        )),
+        "{md}"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn production_and_write_false_skip_the_sequences_with_a_line() {
     let app = App::start_local().await;
@@ -388,5 +429,37 @@ fn a_deploy_whose_write_does_not_show_up_is_rolled_back_after_cleanup() {
         res.summary.contains("cleanup ran (1 of 1)"),
         "{}",
         res.summary
+    );
+}
+
+/// Through the binary: the cleanup's DELETE fails after every other step passed; the deploy is rolled
+/// back, the one error line and the summary name the product left behind.
+#[test]
+fn a_deploy_whose_cleanup_fails_is_rolled_back_and_names_what_was_left() {
+    let e = env();
+    e.app.set_mode(Mode::FailDeletes);
+    let res = deploy(&e);
+    assert_eq!(res.output("status"), "rolled-back", "{}", res.dump());
+    assert_eq!(res.output("smoke-status"), "failed");
+    assert_eq!(e.sim.service_task_definition(), REV2);
+    let left = e.app.products();
+    assert_eq!(left.len(), 1, "{left:?}");
+    let request = format!("DELETE /products/{}", left[0].id);
+    assert_eq!(res.error_lines().len(), 1, "{}", res.dump());
+    assert!(
+        res.error_lines()[0].contains(&format!("FAILED: left behind: {request}")),
+        "{}",
+        res.dump()
+    );
+    assert!(
+        res.summary
+            .contains(&format!("**Cleanup failed**: left behind: `{request}`")),
+        "{}",
+        res.summary
+    );
+    let report: serde_json::Value = serde_json::from_str(res.output("smoke-report")).unwrap();
+    assert_eq!(
+        report["sequences"][0]["left_behind"][0], request,
+        "{report}"
     );
 }

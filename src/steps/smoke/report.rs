@@ -250,6 +250,17 @@ fn sequences(md: &mut String, r: &SmokeReport) {
             (n, ran) => format!("cleanup ran {ran} of {n} (a step that needs a value never captured has nothing to clean up)"),
         };
         let _ = writeln!(md, "\n{cleanup}.\n");
+        if !s.left_behind.is_empty() {
+            let left: Vec<String> = s.left_behind.iter().map(|l| md_code(l)).collect();
+            let unique = s.unique.as_ref().map_or(String::new(), |u| {
+                format!(" (this run's `{{unique}}` is {})", md_code(u))
+            });
+            let _ = writeln!(
+                md,
+                "⚠️ **Cleanup failed**: left behind: {}{unique}. Delete it by hand.\n",
+                left.join(", ")
+            );
+        }
     }
 }
 
