@@ -258,12 +258,11 @@ fn settle_smoke(cfg: &Config, report: &mut Report) {
         .as_ref()
         .is_none_or(|s| *s == SmokeReport::default())
     {
-        let reason = if cfg.dry_run {
-            "dry run"
+        report.smoke = Some(if cfg.dry_run {
+            smoke::dry_run(&cfg.smoke)
         } else {
-            "not reached: the run ended before the smoke tests"
-        };
-        report.smoke = Some(smoke::SmokeReport::skipped(reason));
+            smoke::SmokeReport::skipped("not reached: the run ended before the smoke tests")
+        });
     }
 }
 

@@ -34,7 +34,7 @@ use url::Url;
 
 pub use check::MAX_REDIRECTS;
 pub use redact::{display_url, Redactor};
-pub use report::{BadRound, SmokeReport, SmokeStatus, WatchReport, WatchStat};
+pub use report::{BadRound, SmokeReport, SmokeStatus, WatchReport, WatchStat, WritePlan};
 pub use result::{Attempt, CheckResult, SequenceResult, StepOutcome, StepResult};
 pub use sequence::CONNECT_ATTEMPTS;
 
@@ -250,6 +250,14 @@ pub fn skip(cfg: &Smoke, section: &mut SmokeReport) {
     };
     tracing::info!("smoke tests skipped: {reason}");
     *section = SmokeReport::skipped(reason);
+}
+
+/// A dry run's smoke section: skipped, with the write sequences a deploy would run (or skip).
+pub fn dry_run(cfg: &Smoke) -> SmokeReport {
+    SmokeReport {
+        planned_writes: WritePlan::of(cfg),
+        ..SmokeReport::skipped("dry run")
+    }
 }
 
 /// Run the API checks (and the CORS check) within `cfg.timeout`; `Err` when any failed.

@@ -347,6 +347,11 @@ fn env() -> Env {
 }
 
 fn deploy(e: &Env) -> RunResult {
+    action(e).run_within(Duration::from_secs(120))
+}
+
+/// The deploy of `deploy`, not yet run.
+fn action(e: &Env) -> Action {
     let cfg = file(
         "stage",
         &e.app.base_url(),
@@ -365,7 +370,6 @@ fn deploy(e: &Env) -> RunResult {
         .input("environment", "stage")
         .input("poll-interval", "30ms")
         .input("wait-timeout", "30s")
-        .run_within(Duration::from_secs(120))
 }
 
 #[test]
@@ -462,4 +466,46 @@ fn a_deploy_whose_cleanup_fails_is_rolled_back_and_names_what_was_left() {
         report["sequences"][0]["left_behind"][0], request,
         "{report}"
     );
+}
+
+/// A dry run lists the write sequences a deploy would run, with their step counts and whether
+/// `smoke.write` lets them run here, and sends none of them.
+#[test]
+fn a_dry_run_lists_the_write_sequences_it_would_run() {
+    let e = env();
+    let res = action(&e)
+        .input("dry-run", "true")
+        .run_within(Duration::from_secs(120));
+    assert_eq!(res.code, 0, "{}", res.dump());
+    assert_eq!(res.output("status"), "planned", "{}", res.dump());
+    assert!(
+        res.summary.contains(
+            "Write sequences (dry run: none sent; `smoke.write` is on here: a deploy would run them \
+             after the checks):\n\n- `product-crud`: 5 steps, 1 cleanup\n"
+        ),
+        "{}",
+        res.summary
+    );
+    let report: serde_json::Value = serde_json::from_str(res.output("smoke-report")).unwrap();
+    let plan = &report["planned_sequences"];
+    assert_eq!(plan["write"], true, "{report}");
+    assert_eq!(plan["sequences"][0]["name"], "product-crud", "{report}");
+    assert_eq!(plan["sequences"][0]["steps"], 5, "{report}");
+    assert_eq!(e.app.requests(), 0, "a dry run sent a request");
+}
+
+/// In production (`smoke.write` off by default) the plan says a deploy would skip them, and why.
+#[test]
+fn a_dry_runs_plan_says_when_writes_are_off() {
+    let cfg = compiled("production", "http://127.0.0.1:9", "");
+    let s = smoke::dry_run(&cfg);
+    let mut md = String::new();
+    s.summary(&mut md);
+    assert!(
+        md.contains("Write sequences (dry run: none sent; a deploy would skip them: ")
+            && md.contains("is a production environment")
+            && md.contains("- `product-crud`: 5 steps, 1 cleanup"),
+        "{md}"
+    );
+    assert!(!s.planned_writes.as_ref().unwrap().write);
 }
