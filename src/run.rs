@@ -416,15 +416,26 @@ async fn deploy_pipeline(
         };
         let signals =
             signals::Signals::start(clients, cfg, &deployed.task_definition, deploy_started).await;
+        // The signals section after every round: a run cancelled mid-watch still reports them.
+        report.signals = Some(signals.report());
+        let slot = std::sync::Mutex::new(&mut report.signals);
+        let (sig, slot_ref) = (&signals, &slot);
         let section = report.smoke.get_or_insert_with(SmokeReport::default);
         let watched = smoke::watch_with(
             &cfg.smoke,
             probe,
-            || signals.round(),
+            move || async move {
+                let bad = sig.round().await;
+                if let Ok(mut s) = slot_ref.lock() {
+                    **s = Some(sig.report());
+                }
+                bad
+            },
             section,
             &mut report.phases,
         )
         .await;
+        drop(slot);
         report.signals = Some(signals.report());
         if let Err(e) = watched {
             roll_back_after(
