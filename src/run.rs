@@ -435,7 +435,6 @@ async fn deploy_pipeline(
             &mut report.phases,
         )
         .await;
-        drop(slot);
         report.signals = Some(signals.report());
         if let Err(e) = watched {
             roll_back_after(
