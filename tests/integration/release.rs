@@ -445,12 +445,52 @@ fn rollback_renders_a_revision_when_the_verified_one_is_gone() {
         rev(4)
     );
     w.stage_sim.deregister(&rev(3));
+    // Every call recorded on the wire (AWS, ECS, registry), to hold against the documented policy.
+    let aws = FaultProxy::start(&w.moto.endpoint, FaultPlan::none());
+    let ecs = FaultProxy::start(&w.stage_sim.endpoint, FaultPlan::none());
+    let reg = FaultProxy::start(&w.reg.url, FaultPlan::none());
     let res = w
         .action("stage", &shas[1])
+        .env("AWS_ENDPOINT_URL", &aws.endpoint)
+        .env("AWS_ENDPOINT_URL_ECS", &ecs.endpoint)
+        .input("registry-url", &reg.endpoint)
         .input("command", "rollback")
         .run_within(Duration::from_secs(120));
     assert_eq!(res.output("status"), "rolled-back", "{}", res.dump());
     assert_eq!(res.output("task-definition-arn"), rev(5), "{}", res.dump());
+    // Every check before the first write: the registration, then the service update (after the
+    // last look at the service), and no revision read after the registration.
+    let ecs_ops = ecs.ops();
+    let writes: Vec<&String> = ecs_ops
+        .iter()
+        .filter(|o| common::faults::is_mutating(o))
+        .collect();
+    assert_eq!(
+        writes,
+        ["ecs:RegisterTaskDefinition", "ecs:UpdateService"],
+        "{ecs_ops:?}"
+    );
+    let registered = ecs_ops
+        .iter()
+        .position(|o| o == "ecs:RegisterTaskDefinition");
+    assert!(
+        !ecs_ops[registered.unwrap()..].contains(&"ecs:DescribeTaskDefinition".to_string()),
+        "{ecs_ops:?}"
+    );
+    let called: std::collections::BTreeSet<String> = aws
+        .ops()
+        .into_iter()
+        .chain(ecs_ops)
+        .chain(reg.ops())
+        .filter_map(|op| common::faults::iam_action(&op))
+        .collect();
+    assert!(called.contains("ecr:DescribeImages"), "{called:?}");
+    let granted = common::policy_actions("rollback-stage.json");
+    let missing: Vec<&String> = called.difference(&granted).collect();
+    assert!(
+        missing.is_empty(),
+        "the rollback calls what rollback-stage.json does not grant: {missing:?}"
+    );
     assert_eq!(w.stage_sim.service_task_definition(), rev(5));
     let td = w.stage_sim.task_definition(&rev(5)).unwrap();
     assert_eq!(
