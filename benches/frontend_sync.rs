@@ -160,7 +160,7 @@ struct Run {
 
 fn ours(rt: &tokio::runtime::Runtime, clients: &Clients, dir: &Path, bucket: &str) -> Run {
     let cfg = Frontend {
-        dir: dir.to_path_buf(),
+        dir: Some(dir.to_path_buf()),
         workspace: dir.parent().unwrap().to_path_buf(),
         bucket: bucket.into(),
         prefix: String::new(),
@@ -169,6 +169,7 @@ fn ours(rt: &tokio::runtime::Runtime, clients: &Clients, dir: &Path, bucket: &st
         cache_rules: Default::default(),
         cloudfront_distribution_id: None,
         values: Default::default(),
+        artifact: false,
     };
     reset_peak();
     let t = Instant::now();
@@ -177,7 +178,10 @@ fn ours(rt: &tokio::runtime::Runtime, clients: &Clients, dir: &Path, bucket: &st
         let prepared = frontend::prepare(clients, &cfg, false, &mut sr, &mut timeline)
             .await
             .unwrap();
-        frontend::apply(clients, &cfg, prepared, &mut sr, &mut timeline)
+        let synced = frontend::apply(clients, &cfg, prepared, &mut sr, &mut timeline)
+            .await
+            .unwrap();
+        frontend::finalize(clients, &cfg, synced, &mut sr, &mut timeline)
             .await
             .unwrap();
         for p in timeline.phases() {

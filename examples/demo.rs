@@ -5,7 +5,9 @@
 //! loopback. Then runs the real binary twice, as the workflows would:
 //! 1. "Deploy to Stage": push the backend image (an OCI archive, tagged with the git SHA), new
 //!    task-definition revision, rollout watched to the end, smoke tests, frontend sync to S3;
-//! 2. "Promote to Production": the same image (same digest) copied to the prod repository and deployed.
+//!    the frontend build published beside the image as `<sha>-frontend`;
+//! 2. "Promote to Production": the same image and frontend (same digests) copied to the prod repository,
+//!    deployed, and the prod bucket synced from the artifact with prod's API URL (no build in this job).
 //!
 //! Run it with `scripts/demo` (which builds the binary and sets `CLOUDSHOP_DEPLOY_BIN`).
 //!
@@ -60,7 +62,7 @@ fn with_frontend(a: Action) -> Action {
         "frontend/build/index.html",
         "<!doctype html><html><head><script src=\"/static/js/main.5f1c2e.js\"></script></head><body><div id=\"root\"></div></body></html>",
     )
-    .file("frontend/build/static/js/main.5f1c2e.js", "fetch(API_URL + '/products').then(r => r.json())")
+    .file("frontend/build/static/js/main.5f1c2e.js", "fetch('__CLOUDSHOP_API_URL__/products').then(r => r.json())")
     .file("frontend/build/static/css/main.9a8b7c.css", "body { font-family: sans-serif }")
     .file("frontend/build/asset-manifest.json", "{\"files\":{\"main.js\":\"/static/js/main.5f1c2e.js\"}}")
     .file("frontend/build/favicon.ico", "icon")
@@ -219,18 +221,23 @@ fn demo() -> ExitCode {
         return ExitCode::FAILURE;
     }
 
-    // 2. Promote to Production: enter the tag; the same digest goes to prod.
-    let prod = with_frontend(
-        Action::new()
-            .with_moto(&moto)
-            .env("AWS_ENDPOINT_URL_ECS", &prod_ecs.endpoint)
-            .file(".github/cloudshop-deploy.yml", &cfg),
-    )
-    .input("command", "promote")
-    .input("environment", "prod")
-    .input("image-tag", SHA)
-    .input("registry-url", &reg.url)
-    .input("poll-interval", "500ms");
+    let stage_frontend = res
+        .outputs
+        .get("frontend-digest")
+        .cloned()
+        .unwrap_or_default();
+
+    // 2. Promote to Production: enter the tag; the same digests go to prod. Only the environments file
+    // is checked out: the frontend comes from the artifact stage published.
+    let prod = Action::new()
+        .with_moto(&moto)
+        .env("AWS_ENDPOINT_URL_ECS", &prod_ecs.endpoint)
+        .file(".github/cloudshop-deploy.yml", &cfg)
+        .input("command", "promote")
+        .input("environment", "prod")
+        .input("image-tag", SHA)
+        .input("registry-url", &reg.url)
+        .input("poll-interval", "500ms");
     let res = prod.run_within(Duration::from_secs(300));
     show("Promote to Production", &res);
     let prod_digest = reg
@@ -246,7 +253,20 @@ fn demo() -> ExitCode {
             "DIFFERENT"
         }
     );
-    if res.code == 0 && prod_digest == layout.digest {
+    let prod_frontend = res
+        .outputs
+        .get("frontend-digest")
+        .cloned()
+        .unwrap_or_default();
+    println!(
+        "stage frontend {stage_frontend} -> prod frontend {prod_frontend} ({})",
+        if !prod_frontend.is_empty() && prod_frontend == stage_frontend {
+            "same digest"
+        } else {
+            "DIFFERENT"
+        }
+    );
+    if res.code == 0 && prod_digest == layout.digest && prod_frontend == stage_frontend {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -281,20 +281,42 @@ async fn execute(
         }
         Command::Rollback => {
             // By default, the newest verified release other than the running one.
-            let default_to = match cfg.backend.revision {
-                Some(_) => None,
+            let (default_to, choice) = match cfg.backend.revision {
+                Some(_) => (None, None),
                 None => {
                     let choice = release::pick(&clients, cfg, &settings).await?;
                     let section = report.release.get_or_insert_with(Default::default);
                     section.rollback_to = Some(choice.describe());
-                    Some(release::revision_of(&clients, cfg, &choice).await?)
+                    let revision = release::revision_of(&clients, cfg, &choice).await?;
+                    (Some(revision), Some(choice))
                 }
             };
             let backend = report.backend.get_or_insert_with(BackendReport::default);
-            Ok(
-                deploy::rollback_command(&clients, cfg, default_to, backend, &mut report.phases)
-                    .await?,
-            )
+            deploy::rollback_command(&clients, cfg, default_to, backend, &mut report.phases)
+                .await?;
+            if let Some(f) = &cfg.frontend {
+                let sr = report.frontend.get_or_insert_with(Default::default);
+                // The site of the release the backend went back to, when its marker names it; else
+                // the release the bucket served before the live one.
+                match choice.as_ref().and_then(release::Choice::frontend) {
+                    Some(r) => {
+                        frontend::artifact::restore_release(
+                            &clients,
+                            cfg,
+                            f,
+                            &r,
+                            sr,
+                            &mut report.phases,
+                        )
+                        .await?
+                    }
+                    None => {
+                        frontend::artifact::restore_previous(&clients, cfg, sr, &mut report.phases)
+                            .await?;
+                    }
+                }
+            }
+            Ok(())
         }
     }
 }
@@ -336,11 +358,11 @@ async fn deploy_pipeline(
     )
     .await?;
     crate::shutdown::snapshot(report);
-    let frontend_plan = match &cfg.frontend {
+    let mut frontend_plan = match &cfg.frontend {
         Some(f) => {
             let mut sr = frontend::SyncReport::default();
             let plan =
-                frontend::prepare(clients, f, cfg.dry_run, &mut sr, &mut report.phases).await?;
+                frontend::artifact::prepare(clients, cfg, f, &mut sr, &mut report.phases).await?;
             report.frontend = Some(sr);
             Some(plan)
         }
@@ -357,6 +379,12 @@ async fn deploy_pipeline(
         if let Some(p) = &mut report.promote {
             p.record(copied);
         }
+    }
+
+    // The frontend artifact beside it (published by a deploy, copied by a promotion).
+    if let Some((prepared, artifact)) = &mut frontend_plan {
+        let sr = report.frontend.get_or_insert_with(Default::default);
+        frontend::artifact::publish(artifact, prepared, sr, &mut report.phases).await?;
     }
 
     // 3. The backend: new revision, rollout watched to the end, rolled back on failure.
@@ -376,7 +404,7 @@ async fn deploy_pipeline(
     if smoke_on {
         let section = report.smoke.get_or_insert_with(SmokeReport::default);
         if let Err(e) = smoke::run(&cfg.smoke, section, &mut report.phases).await {
-            roll_back_after(clients, cfg, &deployed, "smoke tests failed", report).await?;
+            roll_back_after(clients, cfg, &deployed, "smoke tests failed", None, report).await?;
             return Err(e.into());
         }
     } else {
@@ -395,13 +423,29 @@ async fn deploy_pipeline(
 
     crate::shutdown::snapshot(report);
 
-    // 5. The frontend, only once the API it calls is known good.
-    if let (Some(f), Some(plan)) = (&cfg.frontend, frontend_plan) {
+    // 5. The frontend, only once the API it calls is known good. Nothing of the previous release is
+    // deleted until the release is final (step 7); a rollback puts the previous release back.
+    let mut synced = None;
+    if let (Some(f), Some((plan, artifact))) = (&cfg.frontend, frontend_plan) {
         let sr = report.frontend.get_or_insert_with(Default::default);
-        frontend::apply(clients, f, plan, sr, &mut report.phases).await?;
+        let applied = frontend::apply(clients, f, plan, sr, &mut report.phases).await;
+        drop(artifact);
+        match applied {
+            Ok(s) => synced = Some(s),
+            Err(failed) => {
+                let reason = "the frontend sync failed";
+                roll_back_after(clients, cfg, &deployed, reason, Some(failed.synced), report)
+                    .await?;
+                return Err(failed.error.into());
+            }
+        }
         if cfg.smoke.enabled && cfg.smoke.frontend_check && cfg.smoke.website_url.is_some() {
             let section = report.smoke.get_or_insert_with(SmokeReport::default);
-            smoke::check_frontend(&cfg.smoke, section, &mut report.phases).await?;
+            if let Err(e) = smoke::check_frontend(&cfg.smoke, section, &mut report.phases).await {
+                let reason = "the website check failed";
+                roll_back_after(clients, cfg, &deployed, reason, synced, report).await?;
+                return Err(e.into());
+            }
         }
     }
 
@@ -437,51 +481,63 @@ async fn deploy_pipeline(
         .await;
         report.signals = Some(signals.report());
         if let Err(e) = watched {
-            roll_back_after(
-                clients,
-                cfg,
-                &deployed,
-                "the post-deploy watch saw a sustained failure",
-                report,
-            )
-            .await?;
+            let reason = "the post-deploy watch saw a sustained failure";
+            roll_back_after(clients, cfg, &deployed, reason, synced, report).await?;
             return Err(e.into());
         }
     }
 
-    // 7. Everything passed: record the verified release, then move the extra tags.
+    // 7. The release is final: the previous release's stale files go; then record the verified
+    // release and move the extra tags.
+    if let (Some(f), Some(synced)) = (&cfg.frontend, synced) {
+        let sr = report.frontend.get_or_insert_with(Default::default);
+        frontend::finalize(clients, f, synced, sr, &mut report.phases).await?;
+    }
     let watched = matches!(
         report.backend.as_ref().map(|b| &b.outcome),
         Some(BackendOutcome::Deployed { watched: true } | BackendOutcome::NoChange)
     );
+    let frontend_digest = report.frontend.as_ref().and_then(|f| f.artifact.clone());
     let passed = release::Passed {
         digest: &deployed.image_digest,
         task_definition: &deployed.task_definition,
         watched,
         smoke_passed: smoke_on,
         source: source.as_ref(),
-        // The frontend artifact's digest, once the frontend travels as an artifact.
-        frontend_digest: None,
+        frontend_digest: frontend_digest.as_deref(),
     };
     let section = report.release.get_or_insert_with(Default::default);
     release::settle(clients, cfg, settings, passed, section, &mut report.phases).await;
     Ok(())
 }
 
-/// Roll back after a failure found past the rollout (smoke tests, watch), when enabled and when this run
-/// changed anything. The caller returns the original error; the backend's outcome says it rolled back.
+/// Roll back after a failure found past the rollout (smoke tests, website check, watch), when enabled:
+/// the site first (when this run synced it: the previous release's files, byte for byte), then the
+/// backend (when this run changed it). The caller returns the original error; the backend's outcome
+/// says it rolled back.
 async fn roll_back_after(
     clients: &Clients,
     cfg: &Config,
     deployed: &deploy::Deployed,
     reason: &str,
+    synced: Option<frontend::Synced>,
     report: &mut Report,
 ) -> Result<(), Error> {
-    if cfg.backend.rollback_on_failure && deployed.changed {
+    if !cfg.backend.rollback_on_failure {
+        return Ok(());
+    }
+    let site = match (&cfg.frontend, synced) {
+        (Some(f), Some(synced)) => {
+            let sr = report.frontend.get_or_insert_with(Default::default);
+            frontend::restore(clients, f, synced, sr, &mut report.phases).await
+        }
+        _ => Ok(()),
+    };
+    if deployed.changed {
         let backend = report.backend.get_or_insert_with(BackendReport::default);
         deploy::rollback(clients, cfg, deployed, reason, backend, &mut report.phases).await?;
     }
-    Ok(())
+    Ok(site?)
 }
 
 /// Exit code for a run result.

@@ -5,10 +5,22 @@
 //! recorded, so tests can prove that no mutating call was made. Rolling deployments are kept as a history
 //! (`ListServiceDeployments` with their target service revision, `DescribeServiceRevisions`).
 //!
+//! Opt-in, so the scripted scenarios above keep their per-poll behaviour: [`EcsSim::set_timing`] makes
+//! deployments progress with the clock (one scenario step per [`Timing::step`]) and models the tasks: a
+//! deployment's tasks go PROVISIONING -> PENDING -> RUNNING with time (a rolling deployment completes
+//! only once all of them run), a failing task is stop-requested (`desiredStatus` STOPPED, `lastStatus`
+//! DEPROVISIONING, `stoppingAt`) and STOPPED after [`Timing::stopping`] (`stoppedAt`), the tasks a
+//! completed deployment replaced stop with `ServiceSchedulerInitiated`, and a blue/green service
+//! deployment that a newer update supersedes goes STOP_REQUESTED, then STOPPED. [`EcsSim::append_text`]
+//! appends text (hostile, in tests) to every later service event and stop reason.
+//!
 //! Public API: [`EcsSim::start`] / [`EcsSim::start_with`] -> `endpoint`, [`EcsSim::calls`],
-//! [`EcsSim::mutating_calls`], [`EcsSim::service_task_definition`], [`EcsSim::task_definition`].
+//! [`EcsSim::mutating_calls`], [`EcsSim::service_task_definition`], [`EcsSim::task_definition`];
+//! [`EcsSim::set_timing`], [`EcsSim::append_text`], [`EcsSim::tasks`],
+//! [`EcsSim::service_deployment_statuses`].
 
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
@@ -65,6 +77,44 @@ impl StopReason {
             StopReason::ElbHealth => "ELB health checks",
         }
     }
+}
+
+/// Clock-based progress ([`EcsSim::set_timing`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// One scenario step (what one poll did without timing): `Succeed { after: 3 }` completes 3 steps
+    /// after the update (and not before its tasks run).
+    pub step: Duration,
+    /// A new task's time in PROVISIONING.
+    pub provisioning: Duration,
+    /// Then in PENDING, before RUNNING.
+    pub pending: Duration,
+    /// A stop-requested task's time before STOPPED.
+    pub stopping: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            step: Duration::from_millis(200),
+            provisioning: Duration::from_millis(150),
+            pending: Duration::from_millis(150),
+            stopping: Duration::from_millis(300),
+        }
+    }
+}
+
+/// A task the simulator started (with [`Timing`] only).
+#[derive(Debug, Clone)]
+struct Task {
+    arn: String,
+    td: String,
+    /// The deployment that started it.
+    dep: String,
+    created: Instant,
+    created_at: f64,
+    /// When the stop was requested, why (`stoppedReason`, `stopCode`) and the epoch time.
+    stop: Option<(Instant, f64, String, String)>,
 }
 
 /// How the FIRST deployment (the deploy) goes; later ones (rollbacks) complete after two polls.
@@ -216,6 +266,19 @@ struct State {
     /// Every rolling deployment ever made, oldest first: (id, revision, status, createdAt), for
     /// `ListServiceDeployments` / `DescribeServiceRevisions`. Seeded with revision 1, then 2, SUCCESSFUL.
     history: Vec<(String, String, String, f64)>,
+    /// Clock-based progress and task modelling, when set.
+    timing: Option<Timing>,
+    /// The last rolling step and the last service-deployment step (with timing).
+    tick: Option<Instant>,
+    sd_tick: Option<Instant>,
+    /// Tasks started by deployments (with timing).
+    tasks: Vec<Task>,
+    /// Stopped tasks of `stopped` still stopping: (index, requested at), with timing.
+    stopping: Vec<(usize, Instant)>,
+    /// Appended to every later event message and stop reason.
+    append: String,
+    /// The sim's epoch start, for `createdAt`/`startedAt`/`stoppingAt`/`stoppedAt` of modelled tasks.
+    born: Instant,
 }
 
 fn td_arn(family: &str, rev: u32) -> String {
@@ -340,6 +403,134 @@ impl State {
                     1.7e9,
                 ),
             ],
+            timing: None,
+            tick: None,
+            sd_tick: None,
+            tasks: Vec::new(),
+            stopping: Vec::new(),
+            append: String::new(),
+            born: Instant::now(),
+        }
+    }
+
+    /// Epoch seconds of an instant (the sim's clock starts at 1.8e9).
+    fn epoch(&self, at: Instant) -> f64 {
+        1.8e9 + at.saturating_duration_since(self.born).as_secs_f64()
+    }
+
+    /// How many scenario steps are due: one per call without timing, else one per elapsed `step`.
+    fn due(timing: Option<Timing>, tick: &mut Option<Instant>) -> u32 {
+        let Some(t) = timing else { return 1 };
+        let now = Instant::now();
+        let last = *tick.get_or_insert(now);
+        let step = t.step.max(Duration::from_millis(1));
+        let n = (now.saturating_duration_since(last).as_nanos() / step.as_nanos()) as u32;
+        *tick = Some(last + step * n);
+        n
+    }
+
+    /// A task's `lastStatus` now.
+    fn task_status(&self, t: &Task) -> &'static str {
+        let timing = self.timing.unwrap_or_default();
+        if let Some((at, ..)) = &t.stop {
+            return if at.elapsed() >= timing.stopping {
+                "STOPPED"
+            } else {
+                "DEPROVISIONING"
+            };
+        }
+        let age = t.created.elapsed();
+        if age < timing.provisioning {
+            "PROVISIONING"
+        } else if age < timing.provisioning + timing.pending {
+            "PENDING"
+        } else {
+            "RUNNING"
+        }
+    }
+
+    fn task_json(&self, t: &Task) -> Value {
+        let timing = self.timing.unwrap_or_default();
+        let status = self.task_status(t);
+        let mut v = json!({
+            "taskArn": t.arn, "taskDefinitionArn": t.td, "clusterArn": self.cluster_arn(),
+            "group": format!("service:{}", self.seed.service), "startedBy": t.dep,
+            "launchType": "FARGATE", "lastStatus": status,
+            "desiredStatus": if t.stop.is_some() { "STOPPED" } else { "RUNNING" },
+            "createdAt": t.created_at,
+            "containers": [{"name": "backend", "lastStatus": status}]
+        });
+        let started = t.created + timing.provisioning + timing.pending;
+        if started <= Instant::now() {
+            v["pullStartedAt"] = json!(self.epoch(t.created + timing.provisioning));
+            v["startedAt"] = json!(self.epoch(started));
+        }
+        if let Some((at, at_epoch, reason, code)) = &t.stop {
+            v["stoppingAt"] = json!(at_epoch);
+            v["stoppedReason"] = json!(reason);
+            v["stopCode"] = json!(code);
+            if status == "STOPPED" {
+                v["stoppedAt"] = json!(self.epoch(*at + timing.stopping));
+                v["executionStoppedAt"] = json!(self.epoch(*at + timing.stopping));
+            }
+        }
+        v
+    }
+
+    /// Start `n` tasks of deployment `dep` (with timing).
+    fn start_tasks(&mut self, dep: &str, td: &str, n: i32) {
+        for _ in 0..n.max(0) {
+            let now = Instant::now();
+            self.tasks.push(Task {
+                arn: format!(
+                    "arn:aws:ecs:{REGION}:{ACCOUNT}:task/{}/r{:031}",
+                    self.seed.cluster,
+                    self.tasks.len() + 1
+                ),
+                td: td.to_string(),
+                dep: dep.to_string(),
+                created: now,
+                created_at: self.epoch(now),
+                stop: None,
+            });
+        }
+    }
+
+    /// Request the stop of every live task of the deployments other than `keep` (with timing): the
+    /// scheduler scales the replaced deployments in.
+    fn scale_in_except(&mut self, keep: &str) {
+        let now = Instant::now();
+        let at = self.epoch(now);
+        for t in self.tasks.iter_mut() {
+            if t.dep != keep && t.stop.is_none() {
+                t.stop = Some((
+                    now,
+                    at,
+                    format!("Scaling activity initiated by (deployment {keep})"),
+                    "ServiceSchedulerInitiated".into(),
+                ));
+            }
+        }
+    }
+
+    /// Stopping tasks whose time is up become STOPPED (with timing).
+    fn refresh_stopping(&mut self) {
+        let Some(timing) = self.timing else { return };
+        let due: Vec<(usize, Instant)> = self
+            .stopping
+            .iter()
+            .filter(|(_, at)| at.elapsed() >= timing.stopping)
+            .copied()
+            .collect();
+        self.stopping
+            .retain(|(_, at)| at.elapsed() < timing.stopping);
+        for (i, at) in due {
+            let stopped_at = self.epoch(at + timing.stopping);
+            if let Some(t) = self.stopped.get_mut(i) {
+                t["lastStatus"] = json!("STOPPED");
+                t["stoppedAt"] = json!(stopped_at);
+                t["executionStoppedAt"] = json!(stopped_at);
+            }
         }
     }
 
@@ -375,6 +566,7 @@ impl State {
     fn event(&mut self, msg: String) {
         self.seq += 1;
         let t = self.now();
+        let msg = format!("{msg}{}", self.append);
         self.events.insert(0, (format!("ev-{}", self.seq), t, msg));
     }
 
@@ -417,9 +609,10 @@ impl State {
             .deps
             .iter()
             .map(|d| {
+                let (running, pending) = self.counts(d);
                 json!({"id": d.id, "status": d.status, "taskDefinition": d.td, "desiredCount": d.desired,
-                       "pendingCount": if d.rollout == "IN_PROGRESS" { d.desired - d.running } else { 0 },
-                       "runningCount": d.running, "failedTasks": d.failed, "createdAt": d.created,
+                       "pendingCount": pending,
+                       "runningCount": running, "failedTasks": d.failed, "createdAt": d.created,
                        "updatedAt": d.created, "launchType": "FARGATE", "rolloutState": d.rollout,
                        "rolloutStateReason": d.reason})
             })
@@ -458,6 +651,39 @@ impl State {
         })
     }
 
+    /// A deployment's running and pending task counts: from its tasks with timing (the ones it started;
+    /// the first deployment's are all running), else from its script.
+    fn counts(&self, d: &Dep) -> (i32, i32) {
+        let pending = if d.rollout == "IN_PROGRESS" {
+            d.desired - d.running
+        } else {
+            0
+        };
+        if self.timing.is_none() || !self.tasks.iter().any(|t| t.dep == d.id) {
+            return (d.running, pending);
+        }
+        let mut running = 0;
+        let mut pending = 0;
+        for t in self.tasks.iter().filter(|t| t.dep == d.id) {
+            match self.task_status(t) {
+                "RUNNING" => running += 1,
+                "PROVISIONING" | "PENDING" => pending += 1,
+                _ => {}
+            }
+        }
+        (running, pending)
+    }
+
+    /// Whether every task deployment `id` started is RUNNING (always true without timing).
+    fn tasks_running(&self, id: &str) -> bool {
+        self.timing.is_none()
+            || self
+                .tasks
+                .iter()
+                .filter(|t| t.dep == id)
+                .all(|t| self.task_status(t) == "RUNNING")
+    }
+
     /// One poll's worth of progress for every deployment in progress.
     fn advance(&mut self) {
         let service = self.seed.service.clone();
@@ -474,7 +700,7 @@ impl State {
                 | Scenario::BlueGreen { after, .. }
                 | Scenario::BlueGreenRollbackFails { after }
                 | Scenario::BlueGreenLagging { after, .. } => {
-                    if d.polls >= after {
+                    if d.polls >= after && self.tasks_running(&d.id) {
                         self.deps[i].rollout = "COMPLETED".into();
                         self.deps[i].running = d.desired;
                         self.deps[i].reason = format!("ECS deployment {} completed.", d.id);
@@ -487,6 +713,9 @@ impl State {
                         self.deps.retain(|x| x.status == "PRIMARY");
                         if let Some(times) = self.seed.task_times {
                             self.timeline(&d, &old, times);
+                        }
+                        if self.timing.is_some() {
+                            self.scale_in_except(&d.id);
                         }
                         self.event(format!("(service {service}) has reached a steady state."));
                         return;
@@ -640,13 +869,45 @@ impl State {
             self.seed.cluster,
             EcsSim::stopped_task_id(self.stopped.len() as u64 + 1)
         );
-        self.stopped.push(reason.task_json(&arn, td));
+        let mut task = reason.task_json(&arn, td);
+        if !self.append.is_empty() {
+            let r = format!(
+                "{}{}",
+                task["stoppedReason"].as_str().unwrap_or(""),
+                self.append
+            );
+            task["stoppedReason"] = json!(r);
+            let c = format!(
+                "{}{}",
+                task["containers"][0]["reason"].as_str().unwrap_or(""),
+                self.append
+            );
+            task["containers"][0]["reason"] = json!(c);
+        }
+        let now = Instant::now();
+        let at = self.epoch(now);
+        task["stoppingAt"] = json!(at);
+        task["createdAt"] = json!(at - 30.0);
+        task["group"] = json!(format!("service:{}", self.seed.service));
+        if self.timing.is_some() {
+            // Stop requested: STOPPED once `stopping` has passed.
+            task["lastStatus"] = json!("DEPROVISIONING");
+            self.stopping.push((self.stopped.len(), now));
+        } else {
+            task["stoppedAt"] = json!(at);
+        }
+        self.stopped.push(task);
     }
 
     fn advance_sd(&mut self, sd: usize) {
         let s = &mut self.sds[sd];
         // ECS's rollback takes its time: requested, in progress, then its end.
         match s.status.as_str() {
+            "STOP_REQUESTED" => {
+                s.status = "STOPPED".into();
+                s.reason = "Service deployment stopped: a newer deployment replaced it".into();
+                return;
+            }
             "ROLLBACK_REQUESTED" => {
                 s.status = "ROLLBACK_IN_PROGRESS".into();
                 return;
@@ -699,6 +960,7 @@ fn handle(st: &mut State, op: &str, body: &Value) -> (u16, Value) {
         let c = body["cluster"].as_str().unwrap_or("default");
         c == st.seed.cluster || c == st.cluster_arn()
     };
+    st.refresh_stopping();
     match op {
         "DescribeServices" => {
             if st.foreign_after.is_some_and(|n| st.describes >= n) {
@@ -729,7 +991,9 @@ fn handle(st: &mut State, op: &str, body: &Value) -> (u16, Value) {
                     return error("ThrottlingException", "Rate exceeded");
                 }
                 if st.strategy() == "ROLLING" {
-                    st.advance();
+                    for _ in 0..State::due(st.timing, &mut st.tick) {
+                        st.advance();
+                    }
                 }
                 st.sd_lag = st.sd_lag.saturating_sub(1);
             }
@@ -826,6 +1090,12 @@ fn handle(st: &mut State, op: &str, body: &Value) -> (u16, Value) {
             st.updates += 1;
             let script = if st.updates == 1 {
                 st.scenario.clone()
+            } else if st.timing.is_some() && st.strategy() == "BLUE_GREEN" {
+                // With timing, a later update of a blue/green service is a service deployment too.
+                Scenario::BlueGreen {
+                    after: 2,
+                    rollback: false,
+                }
             } else {
                 Scenario::Succeed { after: 2 }
             };
@@ -851,7 +1121,19 @@ fn handle(st: &mut State, op: &str, body: &Value) -> (u16, Value) {
                     created,
                 },
             );
-            st.td = arn;
+            st.td = arn.clone();
+            if st.timing.is_some() {
+                let desired = st.desired;
+                st.start_tasks(&id, &arn, desired);
+                st.tick = Some(Instant::now());
+                st.sd_tick = Some(Instant::now());
+                // A newer update supersedes a service deployment still under way.
+                for sd in st.sds.iter_mut() {
+                    if sd.status == "PENDING" || sd.status == "IN_PROGRESS" {
+                        sd.status = "STOP_REQUESTED".into();
+                    }
+                }
+            }
             let bg = match script {
                 Scenario::BlueGreen { after, rollback } => Some((after, rollback, false, 0)),
                 Scenario::BlueGreenRollbackFails { after } => Some((after, true, true, 0)),
@@ -879,7 +1161,8 @@ fn handle(st: &mut State, op: &str, body: &Value) -> (u16, Value) {
             (200, json!({"service": st.service_json()}))
         }
         "ListTasks" => {
-            let arns: Vec<Value> = if body["desiredStatus"] == "STOPPED" {
+            let stopped = body["desiredStatus"] == "STOPPED";
+            let mut arns: Vec<Value> = if stopped {
                 st.stopped
                     .iter()
                     .rev()
@@ -888,6 +1171,12 @@ fn handle(st: &mut State, op: &str, body: &Value) -> (u16, Value) {
             } else {
                 st.running.iter().map(|t| t["taskArn"].clone()).collect()
             };
+            arns.extend(
+                st.tasks
+                    .iter()
+                    .filter(|t| t.stop.is_some() == stopped)
+                    .map(|t| json!(t.arn)),
+            );
             (200, json!({"taskArns": arns}))
         }
         "DescribeTasks" => {
@@ -895,13 +1184,19 @@ fn handle(st: &mut State, op: &str, body: &Value) -> (u16, Value) {
                 .as_array()
                 .map(|a| a.iter().filter_map(Value::as_str).collect())
                 .unwrap_or_default();
-            let tasks: Vec<Value> = st
+            let mut tasks: Vec<Value> = st
                 .stopped
                 .iter()
                 .chain(st.running.iter())
                 .filter(|t| wanted.contains(&t["taskArn"].as_str().unwrap_or("")))
                 .cloned()
                 .collect();
+            tasks.extend(
+                st.tasks
+                    .iter()
+                    .filter(|t| wanted.contains(&t.arn.as_str()))
+                    .map(|t| st.task_json(t)),
+            );
             (200, json!({"tasks": tasks, "failures": []}))
         }
         "ListTaskDefinitions" => {
@@ -973,9 +1268,12 @@ fn handle(st: &mut State, op: &str, body: &Value) -> (u16, Value) {
                 })
                 .unwrap_or_default();
             let mut out = Vec::new();
+            let steps = State::due(st.timing, &mut st.sd_tick);
             for i in 0..st.sds.len() {
                 if wanted.contains(&st.sds[i].arn) {
-                    st.advance_sd(i);
+                    for _ in 0..steps {
+                        st.advance_sd(i);
+                    }
                     let s = &st.sds[i];
                     out.push(json!({"serviceDeploymentArn": s.arn, "serviceArn": st.service_arn(), "clusterArn": st.cluster_arn(),
                         "status": s.status, "statusReason": s.reason, "lifecycleStage": s.stage, "createdAt": s.created}));
@@ -1110,6 +1408,54 @@ impl EcsSim {
     /// DescribeServices calls.
     pub fn change_service_after(&self, describes: u32) {
         self.state.lock().unwrap().foreign_after = Some(describes);
+    }
+
+    /// Progress with the clock instead of per poll, and model the tasks (see the module doc). Call it
+    /// before the run; without it the scenarios advance one step per poll, as before.
+    pub fn set_timing(&self, timing: Timing) {
+        let mut st = self.state.lock().unwrap();
+        st.timing = Some(timing);
+        // The tasks of the deployment the service runs, RUNNING since before the run.
+        if st.tasks.is_empty() {
+            let (id, td, n) = match st.deps.first() {
+                Some(d) => (d.id.clone(), d.td.clone(), d.running),
+                None => return,
+            };
+            st.start_tasks(&id, &td, n);
+            let back = timing.provisioning + timing.pending + Duration::from_secs(60);
+            let born = st.born;
+            for t in st.tasks.iter_mut() {
+                t.created = t.created.checked_sub(back).unwrap_or(born);
+                t.created_at -= back.as_secs_f64();
+            }
+        }
+    }
+
+    /// Append `text` to every later service event message and stopped-task reason (the task's and its
+    /// container's), e.g. hostile text that must never reach the log raw.
+    pub fn append_text(&self, text: &str) {
+        self.state.lock().unwrap().append = text.to_string();
+    }
+
+    /// Every task the simulator shows now (started by deployments with timing, and stopped ones), as
+    /// `DescribeTasks` would.
+    pub fn tasks(&self) -> Vec<Value> {
+        let mut st = self.state.lock().unwrap();
+        st.refresh_stopping();
+        let mut out: Vec<Value> = st.tasks.iter().map(|t| st.task_json(t)).collect();
+        out.extend(st.stopped.iter().cloned());
+        out
+    }
+
+    /// The status of every service deployment, oldest first.
+    pub fn service_deployment_statuses(&self) -> Vec<String> {
+        self.state
+            .lock()
+            .unwrap()
+            .sds
+            .iter()
+            .map(|s| s.status.clone())
+            .collect()
     }
 
     /// The task definition the service runs now.

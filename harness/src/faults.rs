@@ -62,6 +62,9 @@ pub struct FaultPlan {
     /// the request's smaller `n`) after `last`, and a `Link: <...>; rel="next"` header while more remain.
     /// Debian's docker-registry (2.8) answers every tag at once.
     pub tag_page: Option<usize>,
+    /// `(from, to)`: replaced in every forwarded response body, e.g. to show a listing a key no
+    /// emulator can store (moto refuses keys with a line break).
+    pub rewrite: Vec<(String, String)>,
 }
 
 impl Default for FaultPlan {
@@ -76,6 +79,7 @@ impl Default for FaultPlan {
             seed: 7,
             record_bodies: false,
             tag_page: None,
+            rewrite: Vec::new(),
         }
     }
 }
@@ -292,6 +296,7 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<
     call.status = Some(status.as_u16());
     let mut out = Response::builder().status(status);
     let origin = st.origin.lock().unwrap().clone();
+    let rewriting = !st.plan.rewrite.is_empty();
     let paged = st
         .plan
         .tag_page
@@ -299,7 +304,9 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<
     for (name, value) in resp.headers() {
         match name.as_str() {
             "connection" | "transfer-encoding" => {}
-            "content-length" | "link" if paged.is_some() => {}
+            // A rewritten or paged body has a length of its own.
+            "content-length" if rewriting || paged.is_some() => {}
+            "link" if paged.is_some() => {}
             "location" => {
                 let v = value.to_str().unwrap_or("").replace(&st.upstream, &origin);
                 out = out.header(name, v);
@@ -313,6 +320,23 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<
             st.calls.lock().unwrap().push(call);
             return Err(Dropped);
         }
+    };
+    let bytes = match std::str::from_utf8(&bytes) {
+        Ok(text)
+            if rewriting
+                && st
+                    .plan
+                    .rewrite
+                    .iter()
+                    .any(|(f, _)| text.contains(f.as_str())) =>
+        {
+            let mut text = text.to_string();
+            for (from, to) in &st.plan.rewrite {
+                text = text.replace(from.as_str(), to);
+            }
+            Bytes::from(text)
+        }
+        _ => bytes,
     };
     let bytes = match paged {
         Some(page) => {
@@ -687,9 +711,11 @@ pub fn iam_action(op: &str) -> Option<String> {
         "registry:GET tags" => "ecr:ListImages",
         "s3:ListObjectsV2" | "s3:ListObjects" | "s3:HeadBucket" => "s3:ListBucket",
         "s3:HeadObject" => "s3:GetObject",
-        "s3:CreateMultipartUpload" | "s3:UploadPart" | "s3:CompleteMultipartUpload" => {
-            "s3:PutObject"
-        }
+        // `CopyObject` is authorised by `s3:GetObject` on the source and `s3:PutObject` on the target.
+        "s3:CreateMultipartUpload"
+        | "s3:UploadPart"
+        | "s3:CompleteMultipartUpload"
+        | "s3:CopyObject" => "s3:PutObject",
         "s3:DeleteObjects" => "s3:DeleteObject",
         other => other,
     };

@@ -877,6 +877,7 @@ pub mod cw_sim;
 pub mod ecs_sim;
 pub mod elb_sim;
 pub mod faults;
+pub mod pipeline;
 pub mod registry;
 pub mod secrets;
 pub mod seed;

@@ -64,6 +64,39 @@ impl LocalRegistry {
         layout.digest
     }
 
+    /// An image pushed to `repo` here and put into moto's ECR repository of the same name (which must
+    /// exist) under the same digest and tag, as one `docker push` to ECR gives both: a deploy resolving
+    /// the tag through the ECR API and a promotion reading the registry then see one digest.
+    pub fn push_image_known_to_ecr(
+        &self,
+        moto: &crate::Moto,
+        repo: &str,
+        tag: &str,
+        layers: usize,
+        size: usize,
+    ) -> String {
+        let digest = self.push_random_image(repo, tag, layers, size);
+        let out = Command::new("skopeo")
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(format!("docker://{}/{repo}:{tag}", self.host))
+            .output()
+            .expect("run skopeo");
+        assert!(out.status.success(), "skopeo inspect failed");
+        let manifest = String::from_utf8(out.stdout).expect("manifest is UTF-8");
+        crate::seed::rt().block_on(async {
+            let ecr = aws_sdk_ecr::Client::new(&moto.sdk_config().await);
+            ecr.put_image()
+                .repository_name(repo)
+                .image_manifest(manifest)
+                .image_digest(&digest)
+                .image_tag(tag)
+                .send()
+                .await
+                .expect("put the image into moto's ECR");
+        });
+        digest
+    }
+
     /// Generate a two-platform OCI index (each child with `layers` layers) and push it whole.
     pub fn push_random_index(&self, repo: &str, tag: &str, layers: usize, size: usize) -> Layout {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use globset::{Glob, GlobMatcher, GlobSet, GlobSetBuilder};
 
+use super::command::Command;
 use super::error::{invalid, Error};
 use super::schema::CacheRule;
 use super::sources::{pick, Sources};
@@ -14,8 +15,9 @@ use crate::steps::frontend::values::Values;
 /// The frontend (S3) part of an environment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Frontend {
-    /// The build folder (absolute, inside the workspace).
-    pub dir: PathBuf,
+    /// The build folder (absolute, inside the workspace); `None` in a promotion or a rollback, which
+    /// sync from a release artifact.
+    pub dir: Option<PathBuf>,
     /// The workspace: the build folder, once its links are resolved, must still be inside it.
     pub workspace: PathBuf,
     pub bucket: String,
@@ -31,6 +33,9 @@ pub struct Frontend {
     pub cloudfront_distribution_id: Option<String>,
     /// Placeholder substitutions: the environment's `api-url` and `frontend.values`.
     pub values: Values,
+    /// Publish the build as a release artifact on deploy, and sync a promotion from the source's
+    /// artifact (`frontend.artifact`, default true).
+    pub artifact: bool,
 }
 
 /// The key glob errors are reported under, for `exclude` and `cache-control` alike.
@@ -127,7 +132,7 @@ impl PartialEq for CacheRules {
 
 /// Build [`Frontend`] from the `frontend*` inputs and the `frontend:` section: `None` when turned off or
 /// not configured; a bucket without a folder (or the reverse) is an error.
-pub(super) fn build(src: &Sources) -> Result<Option<Frontend>, Error> {
+pub(super) fn build(src: &Sources, command: Command) -> Result<Option<Frontend>, Error> {
     let inputs = src.inputs;
     let frontend_file = src.env.frontend.clone().unwrap_or_default();
     let frontend_on = inputs
@@ -137,12 +142,15 @@ pub(super) fn build(src: &Sources) -> Result<Option<Frontend>, Error> {
         .transpose()?;
     let bucket = pick(&inputs.frontend_bucket, &frontend_file.bucket);
     let dir = pick(&inputs.frontend_dir, &frontend_file.dir);
+    let artifact = frontend_file.artifact.unwrap_or(true);
+    // A promotion (and a rollback) syncs a release artifact: no build folder needed.
+    let from_artifact = artifact && command != Command::Deploy;
     let (bucket, dir) = match (frontend_on, bucket, dir) {
         (Some(false), _, _) => return Ok(None),
         (_, None, None) if frontend_on.is_none() => return Ok(None),
         (_, None, _) => return Err(src.missing("frontend-bucket")),
-        (_, Some(_), None) => return Err(src.missing("frontend-dir")),
-        (_, Some(bucket), Some(dir)) => (bucket, dir),
+        (_, Some(_), None) if !from_artifact => return Err(src.missing("frontend-dir")),
+        (_, Some(bucket), dir) => (bucket, dir),
     };
     let prefix = pick(&inputs.frontend_prefix, &frontend_file.prefix)
         .map(|p| p.trim_matches('/').to_string())
@@ -158,7 +166,9 @@ pub(super) fn build(src: &Sources) -> Result<Option<Frontend>, Error> {
     let values = Values::new(src.env.api_url.as_deref(), &frontend_file.values)
         .map_err(|e| invalid("frontend.values", format!("{e}; {}", e.hint())))?;
     Ok(Some(Frontend {
-        dir: inside_workspace("frontend-dir", &src.ctx.workspace, &dir)?,
+        dir: dir
+            .map(|d| inside_workspace("frontend-dir", &src.ctx.workspace, &d))
+            .transpose()?,
         workspace: src.ctx.workspace.clone(),
         bucket,
         prefix,
@@ -173,6 +183,7 @@ pub(super) fn build(src: &Sources) -> Result<Option<Frontend>, Error> {
             &frontend_file.cloudfront_distribution_id,
         ),
         values,
+        artifact,
     }))
 }
 

@@ -196,7 +196,7 @@ pub fn build(inputs: &Inputs, file: &FileConfig, ctx: &Context) -> Result<Config
         env.smoke.as_ref().and_then(|s| s.watch_signals.as_ref()),
         smoke.watch,
     )?;
-    let frontend = frontend::build(&src)?;
+    let frontend = frontend::build(&src, command)?;
     let promote = match command {
         Command::Promote => Some(promote::build(&src, &region)?),
         Command::Deploy | Command::Rollback => None,
@@ -307,6 +307,40 @@ environments:
     }
 
     #[test]
+    fn a_promotion_needs_no_frontend_folder_unless_it_builds_its_own() {
+        let file = |extra: &str| {
+            parse_file(
+                "f.yml",
+                &format!("{SAMPLE}    frontend: {{ bucket: prod-cloudshop-frontend-746669238399{extra} }}\n"),
+            )
+            .unwrap()
+        };
+        let promote = inputs(&[
+            ("ENVIRONMENT", "prod"),
+            ("COMMAND", "promote"),
+            ("IMAGE-TAG", "0123456789abcdef0123456789abcdef01234567"),
+        ]);
+        let f = build(&promote, &file(""), &ctx())
+            .unwrap()
+            .frontend
+            .unwrap();
+        assert_eq!((f.dir, f.artifact), (None, true));
+        let rollback = inputs(&[("ENVIRONMENT", "prod"), ("COMMAND", "rollback")]);
+        assert!(build(&rollback, &file(""), &ctx())
+            .unwrap()
+            .frontend
+            .is_some());
+        // A deploy syncs a folder; so does a promotion of an environment that builds its own.
+        let deploy = inputs(&[("ENVIRONMENT", "prod")]);
+        let err = build(&deploy, &file(""), &ctx()).unwrap_err().to_string();
+        assert!(err.contains("frontend-dir"), "{err}");
+        let err = build(&promote, &file(", artifact: false"), &ctx())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("frontend-dir"), "{err}");
+    }
+
+    #[test]
     fn stage_from_file_with_defaults() {
         let c = build_sample(&[("ENVIRONMENT", "stage")]).unwrap();
         assert_eq!(c.command, Command::Deploy);
@@ -323,7 +357,10 @@ environments:
         assert_eq!(c.auth.duration, Duration::from_secs(3600));
         assert_eq!(c.auth.audience, "sts.amazonaws.com");
         let f = c.frontend.unwrap();
-        assert_eq!(f.dir, PathBuf::from("/github/workspace/frontend/build"));
+        assert_eq!(
+            f.dir,
+            Some(PathBuf::from("/github/workspace/frontend/build"))
+        );
         assert!(f.delete);
         assert_eq!(c.smoke.checks.len(), 2);
         assert_eq!(

@@ -88,6 +88,8 @@ pub struct FrontendFile {
     /// `KEY: value` substituted for `__CLOUDSHOP_KEY__` in the build's text files at sync time.
     #[serde(default)]
     pub values: std::collections::BTreeMap<String, String>,
+    /// Publish the build as an artifact on deploy and promote from it (default true).
+    pub artifact: Option<bool>,
 }
 
 /// A Cache-Control rule as written.

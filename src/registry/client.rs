@@ -66,6 +66,9 @@ impl Default for Options {
     }
 }
 
+/// Attempts of a small request (manifests, HEADs, tag lists, upload sessions), the first included.
+const SMALL_ATTEMPTS: u32 = 5;
+
 /// One registry: a base URL and its credentials.
 #[derive(Clone)]
 pub struct Registry {
@@ -75,6 +78,8 @@ pub struct Registry {
     stall_timeout: Duration,
     min_throughput: u64,
     pub(super) tag_page: usize,
+    /// Base delay between attempts of a small request.
+    backoff: Duration,
     /// `Basic <token>`; never printed (see the `Debug` impl).
     authorization: Option<String>,
 }
@@ -120,6 +125,7 @@ impl Registry {
             stall_timeout: options.stall_timeout,
             min_throughput: options.min_throughput.max(1),
             tag_page: options.tag_page.max(1),
+            backoff: options.backoff,
             authorization: basic_token.map(|t| format!("Basic {t}")),
         })
     }
@@ -149,6 +155,41 @@ impl Registry {
         self.streaming(method, url).timeout(self.request_timeout)
     }
 
+    /// Send a small request (no streamed body), retried like the AWS calls: a transport failure, 429 or
+    /// a 5xx gets another attempt (up to [`SMALL_ATTEMPTS`], jittered exponential backoff from the
+    /// options' `backoff`); the last reply or error is the caller's. Every such request is idempotent
+    /// or, for an upload session, harmless to repeat (an unused session expires).
+    async fn send(
+        &self,
+        rb: reqwest::RequestBuilder,
+        verb: &'static str,
+        object: &str,
+    ) -> Result<reqwest::Response, Error> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let last = attempt >= SMALL_ATTEMPTS;
+            let Some(this) = (if last { None } else { rb.try_clone() }) else {
+                return rb.send().await.map_err(|e| transport(verb, object, e));
+            };
+            match this.send().await {
+                Ok(r)
+                    if !(r.status() == StatusCode::TOO_MANY_REQUESTS
+                        || r.status().is_server_error()) =>
+                {
+                    return Ok(r)
+                }
+                Ok(r) => tracing::debug!(
+                    status = r.status().as_u16(),
+                    attempt,
+                    "{verb} {object}: retrying"
+                ),
+                Err(e) => tracing::debug!(attempt, error = %e, "{verb} {object}: retrying"),
+            }
+            tokio::time::sleep(crate::aws::jittered(self.backoff, attempt)).await;
+        }
+    }
+
     /// A request without a whole-request timeout (blob bodies); callers bound it another way. The token
     /// goes only to the registry's own origin: an upload `Location` elsewhere gets none (and reqwest drops
     /// it on a redirect to another host, e.g. ECR's blob GETs to S3; [`redirect_policy`] covers the rest).
@@ -176,11 +217,12 @@ impl Registry {
         }
         let url = self.url(&format!("/v2/{repo}/manifests/{reference}"))?;
         let resp = self
-            .request(method, url)
-            .header(ACCEPT, accept_all())
-            .send()
-            .await
-            .map_err(|e| transport(verb, &object, e))?;
+            .send(
+                self.request(method, url).header(ACCEPT, accept_all()),
+                verb,
+                &object,
+            )
+            .await?;
         Ok((object, resp))
     }
 
@@ -259,12 +301,14 @@ impl Registry {
         let object = format!("{repo}:{reference}");
         let url = self.url(&format!("/v2/{repo}/manifests/{reference}"))?;
         let resp = self
-            .request(Method::PUT, url)
-            .header(CONTENT_TYPE, &manifest.media_type)
-            .body(manifest.bytes.clone())
-            .send()
-            .await
-            .map_err(|e| transport("put manifest", &object, e))?;
+            .send(
+                self.request(Method::PUT, url)
+                    .header(CONTENT_TYPE, &manifest.media_type)
+                    .body(manifest.bytes.clone()),
+                "put manifest",
+                &object,
+            )
+            .await?;
         if !resp.status().is_success() {
             return Err(status_error("put manifest", &object, resp).await);
         }
@@ -288,10 +332,8 @@ impl Registry {
         url: url::Url,
     ) -> Result<Option<(Vec<String>, Option<String>)>, Error> {
         let mut resp = self
-            .request(Method::GET, url)
-            .send()
-            .await
-            .map_err(|e| transport("list tags of", repo, e))?;
+            .send(self.request(Method::GET, url), "list tags of", repo)
+            .await?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -323,10 +365,8 @@ impl Registry {
         checked_digest(&object, digest)?;
         let url = self.url(&format!("/v2/{repo}/blobs/{digest}"))?;
         let resp = self
-            .request(Method::HEAD, url)
-            .send()
-            .await
-            .map_err(|e| transport("check blob", &object, e))?;
+            .send(self.request(Method::HEAD, url), "check blob", &object)
+            .await?;
         match resp.status() {
             StatusCode::NOT_FOUND => Ok(false),
             s if s.is_success() => Ok(true),
@@ -396,11 +436,12 @@ impl Registry {
             .append_pair("mount", digest)
             .append_pair("from", from);
         let resp = self
-            .request(Method::POST, url)
-            .header(CONTENT_LENGTH, 0)
-            .send()
-            .await
-            .map_err(|e| transport("mount blob", &object, e))?;
+            .send(
+                self.request(Method::POST, url).header(CONTENT_LENGTH, 0),
+                "mount blob",
+                &object,
+            )
+            .await?;
         match resp.status() {
             StatusCode::CREATED => Ok(Mount::Mounted),
             StatusCode::ACCEPTED => Ok(Mount::Upload(self.location(
@@ -419,11 +460,12 @@ impl Registry {
         checked_digest(&object, digest)?;
         let url = self.url(&format!("/v2/{repo}/blobs/uploads/"))?;
         let resp = self
-            .request(Method::POST, url)
-            .header(CONTENT_LENGTH, 0)
-            .send()
-            .await
-            .map_err(|e| transport("start upload of", &object, e))?;
+            .send(
+                self.request(Method::POST, url).header(CONTENT_LENGTH, 0),
+                "start upload of",
+                &object,
+            )
+            .await?;
         if resp.status() != StatusCode::ACCEPTED {
             return Err(status_error("start upload of", &object, resp).await);
         }
@@ -782,6 +824,49 @@ mod tests {
         let err = reg.list_tags("evil", 100).await.unwrap_err().to_string();
         assert!(err.contains("another origin"), "{err}");
         assert!(other_seen.lock().unwrap().is_empty());
+    }
+
+    /// A small request that meets a 503, a 429 and a dropped connection is tried again, and a registry
+    /// that keeps failing gets [`SMALL_ATTEMPTS`] requests, then the error.
+    #[tokio::test]
+    async fn small_requests_are_retried_to_their_bound() {
+        use std::sync::atomic::AtomicUsize;
+        let digest = format!("sha256:{}", "b".repeat(64));
+        let n = Arc::new(AtomicUsize::new(0));
+        let (count, d) = (n.clone(), digest.clone());
+        let (base, seen) = serve("127.0.0.1", move |_, path: &str| {
+            if path.contains("/always/") {
+                return reply(500, &[], "{}");
+            }
+            match count.fetch_add(1, Ordering::SeqCst) {
+                0 => reply(503, &[], "{}"),
+                1 => reply(429, &[], "{}"),
+                _ => reply(200, &[("docker-content-digest", d.clone())], ""),
+            }
+        })
+        .await;
+        let options = Options {
+            backoff: Duration::from_millis(1),
+            ..Options::default()
+        };
+        let reg = Registry::new(base.clone(), Some(TOKEN), &options).unwrap();
+        assert_eq!(
+            reg.manifest_digest("app", "v1").await.unwrap().as_deref(),
+            Some(digest.as_str())
+        );
+        assert_eq!(seen.lock().unwrap().len(), 3);
+        let err = reg.manifest_digest("always", "v1").await.unwrap_err();
+        assert!(matches!(err, Error::Status { status: 500, .. }), "{err}");
+        assert_eq!(seen.lock().unwrap().len(), 3 + SMALL_ATTEMPTS as usize);
+        // A registry that is not there at all: the transport error after the same bound.
+        let gone = Registry::new(
+            url::Url::parse("http://127.0.0.1:9").unwrap(),
+            None,
+            &options,
+        )
+        .unwrap();
+        let err = gone.blob_exists("app", &digest).await.unwrap_err();
+        assert!(matches!(err, Error::Transport { .. }), "{err}");
     }
 
     #[test]

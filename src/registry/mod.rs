@@ -8,7 +8,8 @@
 //! (one registry over HTTP: auth, requests, blob and manifest I/O), `copy` (the copy engine: blobs in
 //! parallel, index children first, tags last, read back), [`archive`] (an OCI layout or `docker save`
 //! tarball as a source), [`artifact`] (the frontend build and the verification marker as OCI
-//! artifacts), `objects` (small blobs and artifact manifests in and out).
+//! artifacts), `objects` (small blobs and artifact manifests in and out), `push` (an artifact built in
+//! memory pushed under a tag; one artifact layer read whole).
 //!
 //! APIs: the OCI distribution spec over HTTPS (`/v2/<repo>/manifests/<ref>`, `/v2/<repo>/blobs/<digest>`,
 //! `/v2/<repo>/blobs/uploads/`, `/v2/<repo>/tags/list`), authenticated with the basic token of ECR
@@ -23,6 +24,7 @@ mod gzip;
 mod http;
 mod manifest;
 mod objects;
+mod push;
 
 pub use client::{Options, Registry};
 pub use copy::{copy_image, CopyStats, Source, Target};
@@ -31,3 +33,4 @@ pub use manifest::{
     is_digest, sha256_digest, Manifest, ACCEPTED, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX,
     OCI_MANIFEST,
 };
+pub use push::{artifact_manifest, push_artifact, read_layer};

@@ -1,32 +1,43 @@
 //! Frontend sync: the React build to the S3 website bucket, compared by content, HTML entry points last,
-//! stale objects deleted after, optional CloudFront invalidation.
+//! the previous release's stale objects deleted only once the release is final, optional CloudFront
+//! invalidation; the previous release put back whole on a rollback.
 //!
-//! [`prepare`] is read-only: it walks the build folder, lists the bucket and decides what to upload and
-//! delete; a missing bucket or a denied read fails there, before any write. [`apply`] then uploads new
-//! and changed assets (concurrently, large files multipart, streamed from disk), then the HTML pages,
-//! then the root `index.html`, and only then deletes stale objects and records the sync state, so a
-//! visitor never gets a page whose assets are missing, even when the run dies half-way.
+//! [`prepare`] is read-only: it walks the build folder (or, [`prepare_from`], a release artifact unpacked
+//! by `artifact`), lists the bucket and decides what to upload and delete and how to undo it; a missing
+//! bucket or a denied read fails there, before any write. [`apply`] then copies aside every object it
+//! will overwrite, uploads new and changed assets (concurrently, large files multipart, streamed from
+//! disk), then the HTML pages, then the root `index.html`, and records the sync state, so a visitor never
+//! gets a page whose assets are missing, even when the run dies half-way. Nothing is deleted there:
+//! [`finalize`] deletes the stale objects after the watch; [`restore`] puts the previous release back.
 //!
 //! The step writes only its own [`SyncReport`] and its phases on the run's [`Timeline`]. Layout:
 //! - `local`: walk and hash the build folder, Content-Type and Cache-Control per file (no AWS).
 //! - `plan`: every decision (upload and why, skip, HEAD, delete, order, next state), pure.
-//! - `state`: the model of the sync state object that spares a `HeadObject` per unchanged file.
-//! - `s3`: listing, HEAD, uploads, deletes, the state object, and the one classifier of S3 errors.
+//! - `undo`: what a rollback copies back and deletes, decided before the first write, pure.
+//! - `state`: the model of the sync state object that spares a `HeadObject` per unchanged file and names
+//!   the live and the previous release.
+//! - `s3`: listing, HEAD, uploads, copies, deletes, the state object, and the one classifier of S3 errors.
 //! - `cloudfront`: the distribution check and the invalidation.
+//! - `release`: the end of a release: [`finalize`] or [`restore`].
+//! - [`artifact`]: the build as a release artifact in ECR (publish, promote, restore from it).
 //! - `report`: the `frontend-*` outputs and the summary section.
 //! - `error`: the errors every stage shares, with their hints.
 //!
-//! AWS APIs: S3 `ListObjectsV2`, `GetObject`, `HeadObject`, `PutObject`, `CreateMultipartUpload`, `UploadPart`,
-//! `CompleteMultipartUpload`, `AbortMultipartUpload`, `DeleteObjects`; CloudFront `GetDistribution`,
-//! `CreateInvalidation`.
+//! AWS APIs: S3 `ListObjectsV2`, `GetObject`, `HeadObject`, `PutObject`, `CopyObject`,
+//! `CreateMultipartUpload`, `UploadPart`, `CompleteMultipartUpload`, `AbortMultipartUpload`,
+//! `DeleteObjects`; CloudFront `GetDistribution`, `CreateInvalidation`; the registry through `artifact`.
 
+pub mod artifact;
 mod cloudfront;
 mod error;
 mod local;
 mod plan;
+mod release;
 mod report;
 mod s3;
 mod state;
+mod throttle;
+mod undo;
 pub mod values;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -44,7 +55,11 @@ use plan::Verdict;
 pub use error::Error;
 pub use local::LocalFile;
 pub use plan::{Reason, SyncPlan, Upload};
+pub use release::{finalize, restore, Synced};
+
 pub use report::{Action, Change, Stage, SyncReport};
+pub use state::Release;
+pub use undo::Undo;
 
 /// Uploads (and HEAD requests) in flight at once.
 const CONCURRENCY: usize = 16;
@@ -53,6 +68,12 @@ const CONCURRENCY: usize = 16;
 #[derive(Debug)]
 pub struct Prepared {
     pub plan: SyncPlan,
+    /// How to take the sync back, decided from the listing before any write.
+    undo: Undo,
+    /// The build's files as built (placeholders intact), by relative path: what an artifact packs.
+    pub(crate) built: Vec<(String, std::path::PathBuf)>,
+    /// The release being synced, once its artifact is known (recorded in the sync state).
+    pub release: Option<Release>,
     /// When `prepare` started: the report's time covers the whole sync.
     started: Instant,
     /// The substituted copies of text files, read by the uploads; removed when the sync is done.
@@ -69,24 +90,41 @@ pub async fn prepare(
     sr: &mut SyncReport,
     timeline: &mut Timeline,
 ) -> Result<Prepared, Error> {
+    let Some(dir) = cfg.dir.clone() else {
+        return Err(Error::NoFolder);
+    };
+    prepare_from(clients, cfg, &dir, &cfg.workspace, dry_run, sr, timeline).await
+}
+
+/// [`prepare`] with the files taken from `dir`, whose links must stay inside `root` (the workspace, or
+/// the folder an artifact was unpacked into).
+pub async fn prepare_from(
+    clients: &Clients,
+    cfg: &Frontend,
+    dir: &std::path::Path,
+    root: &std::path::Path,
+    dry_run: bool,
+    sr: &mut SyncReport,
+    timeline: &mut Timeline,
+) -> Result<Prepared, Error> {
     let started = Instant::now();
     let _group = commands::group("Frontend: plan the sync");
     let exclude = cfg.exclude.set().clone();
     let rules = CacheRules::new(&cfg.cache_rules);
 
     // The local side: walk (blocking I/O) and hash, a few files at a time.
-    let (dir, workspace) = (cfg.dir.clone(), cfg.workspace.clone());
+    let (walk_dir, workspace) = (dir.to_path_buf(), root.to_path_buf());
     let walk_exclude = exclude.clone();
     let (found, excluded) =
-        tokio::task::spawn_blocking(move || local::walk(&dir, &workspace, &walk_exclude))
+        tokio::task::spawn_blocking(move || local::walk(&walk_dir, &workspace, &walk_exclude))
             .await
             .map_err(|e| Error::Dir {
-                dir: cfg.dir.clone(),
+                dir: dir.to_path_buf(),
                 message: e.to_string(),
             })??;
     if found.is_empty() {
         return Err(Error::EmptyBuild {
-            dir: cfg.dir.clone(),
+            dir: dir.to_path_buf(),
         });
     }
     // Placeholders -> the environment's values, in copies: hashes and uploads are of the substituted
@@ -99,12 +137,13 @@ pub async fn prepare(
             message: e.to_string(),
         })?;
     let (dest, values) = (staging.path().to_path_buf(), cfg.values.clone());
-    let pairs: Vec<(String, std::path::PathBuf)> =
+    let built: Vec<(String, std::path::PathBuf)> =
         found.into_iter().map(|f| (f.rel, f.path)).collect();
+    let pairs = built.clone();
     let staged = tokio::task::spawn_blocking(move || values::stage(pairs, &dest, &values))
         .await
         .map_err(|e| Error::Dir {
-            dir: cfg.dir.clone(),
+            dir: dir.to_path_buf(),
             message: e.to_string(),
         })??;
     if staged.replacements > 0 {
@@ -136,7 +175,7 @@ pub async fn prepare(
         s3::list(&clients.s3, &cfg.bucket, &cfg.prefix),
         s3::read_state(&clients.s3, &cfg.bucket, &state_key)
     )?;
-    if let Some(f) = files.iter().find(|f| f.rel == state::STATE_NAME) {
+    if let Some(f) = files.iter().find(|f| f.rel.starts_with(state::STATE_DIR)) {
         return Err(Error::Reserved {
             path: f.path.clone(),
         });
@@ -160,6 +199,12 @@ pub async fn prepare(
         |rel| exclude.is_match(rel),
     )
     .await?;
+    let undo = undo::plan(
+        plan.uploads().map(|u| u.key.as_str()),
+        &remote,
+        &cfg.prefix,
+        &plan.state_key,
+    );
 
     let mut planned = SyncReport {
         bucket: cfg.bucket.clone(),
@@ -196,6 +241,9 @@ pub async fn prepare(
     timeline.record("frontend plan", started, Outcome::Ok);
     Ok(Prepared {
         plan,
+        undo,
+        built,
+        release: None,
         started,
         _staging: staging,
     })
@@ -244,30 +292,37 @@ async fn decide(
     Ok(SyncPlan::new(uploads, deletes, known, old_state, state_key))
 }
 
-/// Upload assets, then HTML pages, then the root `index.html`; then delete stale objects; then
-/// invalidate CloudFront when configured. `sr` (as `prepare` left it) then counts what was actually
-/// done, also on failure; the phase `frontend sync` goes into `timeline` either way.
+/// Keep the objects the sync overwrites (server-side copies under `.cloudshop-deploy/previous/`), upload
+/// assets, then HTML pages, then the root `index.html`, record the sync state, and invalidate CloudFront
+/// when configured. Nothing is deleted here: the stale objects of the previous release stay until
+/// [`finalize`] (after the watch), or are left as they were by [`restore`]. `sr` (as `prepare` left it)
+/// then counts what was actually done, also on failure; the phase `frontend sync` goes into `timeline`
+/// either way.
 pub async fn apply(
     clients: &Clients,
     cfg: &Frontend,
     prepared: Prepared,
     sr: &mut SyncReport,
     timeline: &mut Timeline,
-) -> Result<(), Error> {
+) -> Result<Synced, Failed> {
     let phase = Instant::now();
     let _group = commands::group("Frontend: sync");
     // `staging` lives until the uploads that read it are done.
     let Prepared {
         plan,
+        undo,
+        release,
         started,
         _staging: staging,
+        ..
     } = prepared;
     sr.bucket = cfg.bucket.clone();
     sr.prefix = cfg.prefix.clone();
     sr.unchanged = plan.unchanged;
     sr.reset_counts();
     sr.stage = Stage::Syncing;
-    let result = sync(clients, cfg, &plan, sr).await;
+    let mut progress = release::Progress::default();
+    let result = sync(clients, cfg, &plan, &undo, release, sr, &mut progress).await;
     sr.stage = if result.is_ok() {
         Stage::Done
     } else {
@@ -276,7 +331,6 @@ pub async fn apply(
     sr.seconds = started.elapsed().as_secs_f64();
     tracing::info!(
         uploaded = sr.uploaded,
-        deleted = sr.deleted,
         unchanged = sr.unchanged,
         bytes = sr.bytes,
         seconds = sr.seconds,
@@ -285,43 +339,62 @@ pub async fn apply(
     );
     timeline.record("frontend sync", phase, Outcome::of(&result));
     drop(staging);
-    result
+    let synced = Synced::new(undo, plan.deletes, progress);
+    match result {
+        Ok(()) => Ok(synced),
+        Err(error) => Err(Failed { error, synced }),
+    }
 }
 
+/// A sync that failed part-way, with what [`restore`] needs to take back what it wrote.
+#[derive(Debug)]
+pub struct Failed {
+    pub error: Error,
+    pub synced: Synced,
+}
+
+impl From<Failed> for Error {
+    fn from(f: Failed) -> Error {
+        f.error
+    }
+}
+
+/// The writes of [`apply`], with how far they got in `progress`.
 async fn sync(
     clients: &Clients,
     cfg: &Frontend,
     plan: &SyncPlan,
+    undo: &Undo,
+    release: Option<Release>,
     sr: &mut SyncReport,
+    progress: &mut release::Progress,
 ) -> Result<(), Error> {
+    // The previous bytes first, so a rollback can put every overwritten object back.
+    futures::stream::iter(&undo.backups)
+        .map(|(key, backup)| s3::copy(&clients.s3, &cfg.bucket, key, backup))
+        .buffer_unordered(CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await?;
+    progress.writing = true;
     // Each phase completes before the next starts: no page goes up before all its assets are in place.
     let mut written = BTreeMap::new();
     for phase in plan.phases() {
         upload_all(clients, &cfg.bucket, phase, sr, &mut written).await?;
     }
-    s3::delete_all(&clients.s3, &cfg.bucket, &plan.deletes, |key| {
-        sr.deleted(key)
-    })
-    .await?;
-    save_state(clients, cfg, plan, &written).await;
+    sr.artifact = release.as_ref().map(|r| r.artifact.clone());
+    progress.state_written = save_state(clients, cfg, plan, undo, release, &written).await;
     if let Some(id) = &cfg.cloudfront_distribution_id {
         let paths = cloudfront::invalidation_paths(
             plan.uploads().map(|u| u.file.rel.as_str()),
-            plan.deletes
-                .iter()
-                .map(|k| k.strip_prefix(&cfg.prefix).unwrap_or(k)),
+            std::iter::empty(),
         );
-        if !paths.is_empty() {
-            let inv = cloudfront::invalidate(&clients.cloudfront, id, &paths).await?;
-            tracing::info!(distribution = %id, invalidation = %inv, paths = ?paths, "CloudFront invalidation created");
-            sr.invalidation_id = Some(inv);
-            sr.invalidated_paths = paths;
-        }
+        release::invalidate(clients, id, paths, sr).await?;
     }
     Ok(())
 }
 
-/// Upload one phase, [`CONCURRENCY`] files at a time, recording the ETag S3 gave each write.
+/// Upload one phase, at most [`CONCURRENCY`] files at a time (fewer while S3 throttles, see
+/// `throttle`), recording the ETag S3 gave each write.
 async fn upload_all<'a>(
     clients: &Clients,
     bucket: &str,
@@ -329,9 +402,13 @@ async fn upload_all<'a>(
     sr: &mut SyncReport,
     written: &mut BTreeMap<String, (String, &'a Upload)>,
 ) -> Result<(), Error> {
+    let limiter = throttle::Limiter::new(CONCURRENCY, throttle::FLOOR);
+    let s3 = &limiter.client(&clients.s3);
+    let limiter = &limiter;
     let mut done = futures::stream::iter(uploads)
         .map(|up| async move {
-            s3::put(&clients.s3, bucket, up)
+            limiter
+                .run(s3::put(s3, bucket, up))
                 .await
                 .map(|etag| (etag, up))
         })
@@ -347,29 +424,54 @@ async fn upload_all<'a>(
         );
         sr.uploaded(&up.key, up.reason, up.file.size);
     }
+    if limiter.cuts() > 0 {
+        tracing::info!(
+            cuts = limiter.cuts(),
+            in_flight = limiter.limit(),
+            "uploads slowed down for S3 throttling"
+        );
+    }
     Ok(())
 }
 
-/// Record what this run left in the bucket (see [`state`]), when it differs from what was there. The
-/// entries come from a fresh listing, so they hold the ETag and LastModified S3 gave each write.
+/// Record what this run left in the bucket (see [`state`]) and the release it serves, when that differs
+/// from what was recorded; the previous state object is copied aside first, so a rollback can put it
+/// back. The entries come from a fresh listing, so they hold the ETag and LastModified S3 gave each
+/// write. Returns whether the state object was written.
 async fn save_state(
     clients: &Clients,
     cfg: &Frontend,
     plan: &SyncPlan,
+    undo: &Undo,
+    release: Option<Release>,
     written: &BTreeMap<String, (String, &Upload)>,
-) {
-    let objects = if written.is_empty() && plan.deletes.is_empty() {
+) -> bool {
+    let objects = if written.is_empty() {
         plan::vouched(&plan.known)
     } else {
         match s3::list(&clients.s3, &cfg.bucket, &cfg.prefix).await {
             Ok(listing) => plan::next_state(&plan.known, written, &listing),
             Err(e) => {
                 tracing::warn!("could not list the bucket to record the sync state: {e}");
-                return;
+                return false;
             }
         }
     };
-    if !state::same(plan.old_state.as_ref(), &objects) {
-        s3::write_state(&clients.s3, &cfg.bucket, &plan.state_key, objects).await;
+    let (live, previous) = state::releases(plan.old_state.as_ref(), release);
+    let new = state::SyncState {
+        live,
+        previous,
+        ..state::new(objects)
+    };
+    if state::same(plan.old_state.as_ref(), &new) {
+        return false;
     }
+    if let Some(backup) = &undo.state_backup {
+        if let Err(e) = s3::copy(&clients.s3, &cfg.bucket, &plan.state_key, backup).await {
+            tracing::warn!("could not keep the previous sync state ({e}); it is not rewritten");
+            return false;
+        }
+    }
+    s3::write_state(&clients.s3, &cfg.bucket, &plan.state_key, &new).await;
+    true
 }

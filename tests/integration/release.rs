@@ -119,25 +119,8 @@ impl World {
     /// An image in the stage registry repository, also known to ECR (moto) under the same digest, as one
     /// `docker push` to ECR gives both.
     fn build(&self, sha: &str) -> String {
-        let digest = self.reg.push_random_image(&self.stage, sha, 1, 4096);
-        let out = std::process::Command::new("skopeo")
-            .args(["inspect", "--raw", "--tls-verify=false"])
-            .arg(format!("docker://{}/{}:{sha}", self.reg.host, self.stage))
-            .output()
-            .unwrap();
-        let manifest = String::from_utf8(out.stdout).unwrap();
-        rt().block_on(async {
-            let ecr = aws_sdk_ecr::Client::new(&self.moto.sdk_config().await);
-            ecr.put_image()
-                .repository_name(&self.stage)
-                .image_manifest(manifest)
-                .image_digest(&digest)
-                .image_tag(sha)
-                .send()
-                .await
-                .unwrap();
-        });
-        digest
+        self.reg
+            .push_image_known_to_ecr(&self.moto, &self.stage, sha, 1, 4096)
     }
 
     fn config(&self) -> String {

@@ -1008,6 +1008,9 @@ fn iam_action(service: &str, op: &str) -> String {
         ("s3", "head_object") => s3("GetObject"),
         ("s3", "list_objects_v2") => s3("ListBucket"),
         ("s3", "delete_objects") => s3("DeleteObject"),
+        // A copy within the bucket: `s3:GetObject` on the source (granted with the reads) and
+        // `s3:PutObject` on the target.
+        ("s3", "copy_object") => s3("PutObject"),
         ("s3", "create_multipart_upload" | "upload_part" | "complete_multipart_upload") => {
             s3("PutObject")
         }

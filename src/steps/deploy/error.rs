@@ -9,8 +9,8 @@ use super::wait::diagnosis::Diagnosis;
 /// Errors of the backend deploy.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// An AWS call failed.
-    #[error("failed to {verb} `{object}`: {detail}")]
+    /// An AWS call failed (after the SDK's retries); the message names the API operation.
+    #[error("failed to {verb} `{object}`{}: {detail}", api_of(verb))]
     Aws {
         /// What was being done (`describe service`).
         verb: &'static str,
@@ -103,6 +103,22 @@ pub enum Error {
     DigestGone { repository: String, digest: String },
     #[error("invalid `revision` `{0}`: expected a task definition ARN, `family:revision` or a revision number")]
     BadRevision(String),
+}
+
+/// ` (ecs:Operation)` for the verbs of [`Error::Aws`], so an error names the API call that failed (what
+/// to look up in CloudTrail or grant in IAM).
+fn api_of(verb: &str) -> &'static str {
+    match verb {
+        "describe task definition" => " (ecs:DescribeTaskDefinition)",
+        "register task definition" => " (ecs:RegisterTaskDefinition)",
+        "watch service" | "describe service" => " (ecs:DescribeServices)",
+        "describe service deployment" => " (ecs:DescribeServiceDeployments)",
+        "list task definitions" => " (ecs:ListTaskDefinitions)",
+        "update service" => " (ecs:UpdateService)",
+        "list tasks" => " (ecs:ListTasks)",
+        "describe tasks" => " (ecs:DescribeTasks)",
+        _ => "",
+    }
 }
 
 /// The diagnosis for the error message; its hints go to the hint line instead.
@@ -220,5 +236,36 @@ mod tests {
             "rollout of `td:2` on service `s` did not finish within 1m"
         );
         assert!(e.hint().contains("job summary"));
+    }
+
+    /// Every verb the deploy's AWS calls use names its API operation in the message.
+    #[test]
+    fn an_aws_error_names_its_operation() {
+        let e = Error::aws(
+            "update service",
+            "stage-backend-blue",
+            "ServerException: boom".into(),
+            "h",
+        );
+        assert_eq!(
+            e.to_string(),
+            "failed to update service `stage-backend-blue` (ecs:UpdateService): ServerException: boom"
+        );
+        let src = [
+            include_str!("service.rs"),
+            include_str!("task_def.rs"),
+            include_str!("rollback.rs"),
+            include_str!("wait/probe.rs"),
+        ]
+        .concat();
+        let verbs: Vec<&str> = src
+            .split("Error::aws(")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').nth(1))
+            .collect();
+        assert!(verbs.len() >= 8, "{verbs:?}");
+        for verb in verbs {
+            assert!(!api_of(verb).is_empty(), "`{verb}` names no operation");
+        }
     }
 }

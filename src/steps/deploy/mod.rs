@@ -260,23 +260,45 @@ pub async fn apply(
         });
     }
     let new_arn = match &prepared.register_body {
-        Some(body) => {
-            let arn = task_def::register(&clients.ecs, body).await?;
-            tracing::info!("registered {arn}");
-            arn
-        }
+        Some(body) => match task_def::register(&clients.ecs, body).await {
+            Ok(arn) => {
+                tracing::info!("registered {arn}");
+                arn
+            }
+            Err(e) => {
+                // Nothing was registered: the service runs what it ran.
+                section.task_definition_arn = Some(prepared.live_arn.clone());
+                return Err(e);
+            }
+        },
         None => prepared.live_arn.clone(),
     };
-    section.task_definition_arn = Some(new_arn.clone());
     let changed = new_arn != prepared.live_arn;
-    let deployment_id = service::update(
+    let deployment_id = match service::update(
         &clients.ecs,
         cfg,
         &new_arn,
         b.desired_count,
         b.force_new_deployment,
     )
-    .await?;
+    .await
+    {
+        Ok(id) => id,
+        Err(e) => {
+            // The service is where it was unless the update got through after all: say what it runs.
+            section.task_definition_arn = Some(
+                match service::describe(&clients.ecs, &b.cluster, &b.service).await {
+                    Ok(svc) => svc
+                        .task_definition()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| prepared.live_arn.clone()),
+                    Err(_) => prepared.live_arn.clone(),
+                },
+            );
+            return Err(e);
+        }
+    };
+    section.task_definition_arn = Some(new_arn.clone());
     tracing::info!(
         "updated service {} to {} (deployment {})",
         b.service,

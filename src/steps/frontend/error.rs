@@ -58,6 +58,34 @@ pub enum Error {
     /// A build file has the name of the sync state object.
     #[error("failed to upload `{}`: its name is reserved for the sync state (`{}`)", path.display(), state::STATE_NAME)]
     Reserved { path: PathBuf },
+    /// A deploy has a frontend bucket but no build folder.
+    #[error("failed to sync the frontend: no `frontend-dir` (and no artifact to sync from)")]
+    NoFolder,
+    /// The frontend artifact of a release is not in the repository.
+    #[error("failed to find the frontend artifact `{repo}:{tag}`: the registry does not have it")]
+    ArtifactMissing {
+        repo: String,
+        tag: String,
+        /// The environment that should have published it.
+        environment: String,
+    },
+    /// The commit's frontend was published before with other files, and the tag cannot move.
+    #[error("failed to publish the frontend as `{repo}:{tag}`: the tag already holds {existing} (this build is {wanted}) and the repository's tags are immutable")]
+    ArtifactImmutable {
+        repo: String,
+        tag: String,
+        existing: String,
+        wanted: String,
+    },
+    /// Packing, reading or unpacking the artifact.
+    #[error(transparent)]
+    Artifact(#[from] crate::registry::artifact::Error),
+    /// Registry traffic of the artifact.
+    #[error(transparent)]
+    Registry(#[from] crate::registry::Error),
+    /// Finding the repository or its token.
+    #[error(transparent)]
+    Image(#[from] crate::steps::image::Error),
     /// The CloudFront distribution does not exist.
     #[error(
         "failed to read `{id}`: NoSuchDistribution: the CloudFront distribution does not exist"
@@ -89,6 +117,14 @@ impl crate::error::Diagnose for Error {
             Error::Reserved { .. } => "exclude it with `frontend-exclude` or rename it".into(),
             Error::Values(e) => e.hint(),
             Error::NoSuchDistribution { .. } => "fix `cloudfront-distribution-id` (the ID, e.g. `E2QWRUHAPOMQZL`, not the domain name)".into(),
+            Error::NoFolder => "build the frontend and set `frontend-dir` (or `frontend.dir`) to the output folder".into(),
+            Error::ArtifactMissing { environment, tag, .. } => format!(
+                "deploy this commit to `{environment}` first: a deploy with `frontend-dir` publishes the build as `{tag}`; an environment that builds its own frontend sets `frontend.artifact: false` and `frontend.dir`"
+            ),
+            Error::ArtifactImmutable { .. } => "an earlier run published this commit's frontend with a different build: deploy the build that was published (re-run that run), or make the build reproducible; `frontend.artifact: false` deploys without publishing".into(),
+            Error::Artifact(e) => e.hint(),
+            Error::Registry(e) => crate::error::Diagnose::hint(e),
+            Error::Image(e) => crate::error::Diagnose::hint(e),
         }
     }
 

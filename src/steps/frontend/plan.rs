@@ -202,7 +202,8 @@ pub fn vouched(known: &BTreeMap<String, Entry>) -> BTreeMap<String, Entry> {
         .collect()
 }
 
-/// Stale objects: listed under the prefix, not a build file, not excluded, not the state object.
+/// Stale objects: listed under the prefix, not a build file, not excluded, not the action's bookkeeping
+/// (the state object, the backups of a sync).
 /// `excluded` is matched against the key without the prefix, as the build's paths are.
 pub fn stale(
     remote: &BTreeMap<String, Listed>,
@@ -214,6 +215,7 @@ pub fn stale(
     remote
         .keys()
         .filter(|k| k.as_str() != state_key && !local_keys.contains(*k))
+        .filter(|k| !super::undo::is_bookkeeping(prefix, k))
         .filter(|k| !excluded(k.strip_prefix(prefix).unwrap_or(k)))
         .cloned()
         .collect()
@@ -393,6 +395,7 @@ mod tests {
                 .iter()
                 .map(|(k, e)| (k.to_string(), e.clone()))
                 .collect(),
+            ..SyncState::default()
         }
     }
 

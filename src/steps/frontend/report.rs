@@ -112,6 +112,12 @@ pub struct SyncReport {
     /// The CloudFront invalidation, when one was created.
     pub invalidation_id: Option<String>,
     pub invalidated_paths: Vec<String>,
+    /// The frontend artifact (manifest digest) the bucket was synced from, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<String>,
+    /// Objects put back (or removed) when the release was rolled back; `None` when it was not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restored: Option<usize>,
 }
 
 impl SyncReport {
@@ -192,6 +198,9 @@ impl Section for SyncReport {
         out.push(("frontend-deleted".into(), del.to_string()));
         out.push(("frontend-unchanged".into(), self.unchanged.to_string()));
         out.push(("frontend-bytes".into(), bytes.to_string()));
+        if let Some(digest) = &self.artifact {
+            out.push(("frontend-digest".into(), digest.clone()));
+        }
     }
 
     fn summary(&self, md: &mut String) {
@@ -236,6 +245,19 @@ impl Section for SyncReport {
                 );
             }
             md.push_str("\n</details>\n\n");
+        }
+        if let Some(digest) = &self.artifact {
+            let _ = writeln!(
+                md,
+                "Synced from the frontend artifact {}.\n",
+                md_code(digest)
+            );
+        }
+        if let Some(n) = self.restored {
+            let _ = writeln!(
+                md,
+                "Rolled back: the previous release's files are back ({n} objects put back or removed).\n"
+            );
         }
         if let Some(id) = &self.invalidation_id {
             let _ = writeln!(

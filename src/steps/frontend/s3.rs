@@ -18,7 +18,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::error::Error;
 use super::plan::{Head, Upload};
-use super::state::{self, Entry, Listed, SyncState};
+use super::state::{self, Listed, SyncState};
 use crate::aws::describe;
 use crate::github::commands;
 
@@ -339,6 +339,37 @@ pub(super) async fn delete_all(
     Ok(())
 }
 
+/// Server-side copy of `from` to `to` in one bucket, bytes and headers as they are (`CopyObject` with
+/// the metadata copied: needs `s3:GetObject` on the source and `s3:PutObject` on the target).
+pub(super) async fn copy(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    from: &str,
+    to: &str,
+) -> Result<(), Error> {
+    // The copy source is URL-encoded, `/` kept.
+    const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'/')
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    let source = format!(
+        "{bucket}/{}",
+        percent_encoding::utf8_percent_encode(from, KEEP)
+    );
+    s3.copy_object()
+        .bucket(bucket)
+        .key(to)
+        .copy_source(source)
+        .metadata_directive(aws_sdk_s3::types::MetadataDirective::Copy)
+        .send()
+        .await
+        .map_err(|e| object_error("copy", bucket, from, &e))?;
+    tracing::info!("copied {from} -> {to}");
+    Ok(())
+}
+
 /// Read the sync state object; `None` when there is none (first run) or it cannot be used.
 pub(super) async fn read_state(
     s3: &aws_sdk_s3::Client,
@@ -397,9 +428,8 @@ pub(super) async fn write_state(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
     key: &str,
-    objects: BTreeMap<String, Entry>,
+    state: &SyncState,
 ) {
-    let state = state::new(objects);
     let body = match serde_json::to_vec(&state) {
         Ok(b) => b,
         Err(e) => {

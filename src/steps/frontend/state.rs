@@ -17,6 +17,9 @@ use serde::{Deserialize, Serialize};
 /// The state object's name, relative to the prefix. Reserved: never uploaded from the build, never
 /// deleted as stale.
 pub const STATE_NAME: &str = ".cloudshop-deploy/sync-state.json";
+/// The folder of the action's bookkeeping (the state, the backups of a sync), relative to the prefix:
+/// never uploaded from the build, never deleted as stale.
+pub const STATE_DIR: &str = ".cloudshop-deploy/";
 
 /// What the bucket listed for an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,22 +57,56 @@ impl Entry {
     }
 }
 
-/// The state: key -> entry.
+/// A release of the site: the frontend artifact it was synced from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    /// The artifact's manifest digest (`sha256:...`) in the environment's ECR repository.
+    pub artifact: String,
+    /// The image tag (git SHA) it was built with.
+    pub tag: String,
+}
+
+/// The state: key -> entry, and which release is live (and which was before it), so a rollback can
+/// find the previous release's artifact.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncState {
     /// Format version.
     pub version: u32,
     /// By full key.
     pub objects: BTreeMap<String, Entry>,
+    /// The release the bucket serves; `None` when it was synced from a folder with no artifact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<Release>,
+    /// The release served before `live`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<Release>,
 }
 
 const VERSION: u32 = 1;
 
-/// The state of `objects`, in the current format.
+/// The state of `objects`, in the current format, with no release recorded.
 pub fn new(objects: BTreeMap<String, Entry>) -> SyncState {
     SyncState {
         version: VERSION,
         objects,
+        live: None,
+        previous: None,
+    }
+}
+
+/// The releases after syncing `live` over a bucket whose state was `old`: the old live release
+/// becomes the previous one, unless the same release is synced again (a re-run), which keeps both.
+pub fn releases(
+    old: Option<&SyncState>,
+    live: Option<Release>,
+) -> (Option<Release>, Option<Release>) {
+    let old_live = old.and_then(|s| s.live.clone());
+    let old_previous = old.and_then(|s| s.previous.clone());
+    match (&live, &old_live) {
+        (Some(new), Some(was)) if new.artifact == was.artifact => (live, old_previous),
+        // Synced from a folder: the release is unknown, the one it replaced is still the previous.
+        (None, None) => (None, old_previous),
+        _ => (live, old_live),
     }
 }
 
@@ -92,9 +129,9 @@ pub fn decode(key: &str, bytes: &[u8]) -> Option<SyncState> {
     }
 }
 
-/// Is this state the same as `objects` (so writing it would change nothing)?
-pub fn same(old: Option<&SyncState>, objects: &BTreeMap<String, Entry>) -> bool {
-    old.is_some_and(|s| s.version == VERSION && &s.objects == objects)
+/// Is this state the same as `new` (so writing it would change nothing)?
+pub fn same(old: Option<&SyncState>, new: &SyncState) -> bool {
+    old.is_some_and(|s| s == new)
 }
 
 #[cfg(test)]
@@ -118,15 +155,55 @@ mod tests {
         let bytes = serde_json::to_vec(&new(objects())).unwrap();
         let back = decode("k", &bytes).unwrap();
         assert_eq!(back.objects, objects());
-        assert!(same(Some(&back), &objects()));
-        assert!(!same(Some(&back), &BTreeMap::new()));
-        assert!(!same(None, &objects()));
+        assert!(same(Some(&back), &new(objects())));
+        assert!(!same(Some(&back), &new(BTreeMap::new())));
+        assert!(!same(None, &new(objects())));
         let future = serde_json::to_vec(&SyncState {
             version: VERSION + 1,
             objects: objects(),
+            ..SyncState::default()
         })
         .unwrap();
         assert_eq!(decode("k", &future), None);
         assert_eq!(decode("k", b"not json"), None);
+    }
+
+    fn release(n: u8) -> Release {
+        Release {
+            artifact: format!("sha256:{}", format!("{n:x}").repeat(64)),
+            tag: format!("sha{n}"),
+        }
+    }
+
+    #[test]
+    fn the_live_release_becomes_the_previous_one() {
+        let old = SyncState {
+            live: Some(release(1)),
+            previous: Some(release(0)),
+            ..new(objects())
+        };
+        // A new release: 1 is now the previous one.
+        assert_eq!(
+            releases(Some(&old), Some(release(2))),
+            (Some(release(2)), Some(release(1)))
+        );
+        // The same release again (a re-run) keeps the previous one.
+        assert_eq!(
+            releases(Some(&old), Some(release(1))),
+            (Some(release(1)), Some(release(0)))
+        );
+        // A sync from a folder: no live release, the one it replaced is the previous.
+        assert_eq!(releases(Some(&old), None), (None, Some(release(1))));
+        let unknown = SyncState {
+            previous: Some(release(1)),
+            ..new(objects())
+        };
+        assert_eq!(releases(Some(&unknown), None), (None, Some(release(1))));
+        assert_eq!(releases(None, Some(release(3))), (Some(release(3)), None));
+        // A state without releases (an older run) still parses.
+        let bytes = serde_json::to_vec(&new(objects())).unwrap();
+        assert!(!String::from_utf8_lossy(&bytes).contains("live"));
+        let with = serde_json::to_vec(&old).unwrap();
+        assert_eq!(decode("k", &with), Some(old));
     }
 }

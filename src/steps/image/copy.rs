@@ -137,6 +137,42 @@ async fn registry_for(
     Ok(Registry::new(base, token.as_deref(), options)?)
 }
 
+/// A registry client for the environment's own repository, or (`source`) for the source repository of a
+/// promotion (in its own region), with the repository as ECR describes it. Read-only:
+/// `DescribeRepositories`, `GetAuthorizationToken`.
+pub async fn open_repository(
+    clients: &Clients,
+    cfg: &Config,
+    source: bool,
+) -> Result<(Repository, Registry), Error> {
+    let options = registry::Options::default();
+    let override_url = cfg.backend.registry_url.as_ref();
+    let promote = cfg.promote.as_ref().filter(|_| source);
+    let Some(promote) = promote else {
+        let role = match cfg.command {
+            Command::Promote => Role::Target,
+            Command::Deploy | Command::Rollback => Role::Deploy,
+        };
+        let repo = resolve::lookup(&clients.ecr, &cfg.backend.repository, None, role).await?;
+        let reg = registry_for(&clients.ecr, &repo, override_url, &options).await?;
+        return Ok((repo, reg));
+    };
+    let (registry_id, uri_region, name) = resolve::split_repository(&promote.source_repository);
+    let region = uri_region.unwrap_or_else(|| promote.source_region.clone());
+    let ecr = if region == cfg.region {
+        clients.ecr.clone()
+    } else {
+        aws_sdk_ecr::Client::from_conf(
+            aws_sdk_ecr::config::Builder::from(&clients.sdk)
+                .region(aws_types::region::Region::new(region))
+                .build(),
+        )
+    };
+    let repo = resolve::lookup(&ecr, &name, registry_id.as_deref(), Role::Source).await?;
+    let reg = registry_for(&ecr, &repo, override_url, &options).await?;
+    Ok((repo, reg))
+}
+
 /// The image tag and extra tags, in order, without repeats.
 fn target_tags(cfg: &Config) -> Result<Vec<String>, Error> {
     let tag = cfg

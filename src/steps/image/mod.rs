@@ -17,7 +17,8 @@ mod resolve;
 mod tag;
 
 pub use copy::{
-    add_extra_tags, copy, repository_registry, resolve_source, Copied, Side, SourceImage,
+    add_extra_tags, copy, open_repository, repository_registry, resolve_source, Copied, Side,
+    SourceImage,
 };
 pub use error::{Error, Role};
 pub use report::{Mode, PromoteReport};

@@ -27,7 +27,21 @@ pub enum Choice {
 }
 
 impl Choice {
-    /// The revision to roll back to.
+    /// The frontend release recorded with the chosen release (its artifact), when its marker names one.
+    pub fn frontend(&self) -> Option<crate::steps::frontend::Release> {
+        match self {
+            Choice::Verified(v) => {
+                v.frontend
+                    .as_ref()
+                    .map(|artifact| crate::steps::frontend::Release {
+                        artifact: artifact.clone(),
+                        tag: v.sha.clone(),
+                    })
+            }
+            Choice::Completed { .. } => None,
+        }
+    }
+
     /// For the summary (Markdown).
     pub fn describe(&self) -> String {
         match self {
