@@ -117,6 +117,8 @@ fn api_of(verb: &str) -> &'static str {
         "update service" => " (ecs:UpdateService)",
         "list tasks" => " (ecs:ListTasks)",
         "describe tasks" => " (ecs:DescribeTasks)",
+        "list service deployments of" => " (ecs:ListServiceDeployments)",
+        "describe the service revision of" => " (ecs:DescribeServiceRevisions)",
         _ => "",
     }
 }
