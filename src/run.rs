@@ -258,12 +258,11 @@ fn settle_smoke(cfg: &Config, report: &mut Report) {
         .as_ref()
         .is_none_or(|s| *s == SmokeReport::default())
     {
-        let reason = if cfg.dry_run {
-            "dry run"
+        report.smoke = Some(if cfg.dry_run {
+            smoke::dry_run(&cfg.smoke)
         } else {
-            "not reached: the run ended before the smoke tests"
-        };
-        report.smoke = Some(smoke::SmokeReport::skipped(reason));
+            smoke::SmokeReport::skipped("not reached: the run ended before the smoke tests")
+        });
     }
 }
 
@@ -461,11 +460,21 @@ async fn deploy_pipeline(
         };
         let signals =
             signals::Signals::start(clients, cfg, &deployed.task_definition, deploy_started).await;
+        // The signals section after every round: a run cancelled mid-watch still reports them.
+        report.signals = Some(signals.report());
+        let slot = std::sync::Mutex::new(&mut report.signals);
+        let (sig, slot_ref) = (&signals, &slot);
         let section = report.smoke.get_or_insert_with(SmokeReport::default);
         let watched = smoke::watch_with(
             &cfg.smoke,
             probe,
-            || signals.round(),
+            move || async move {
+                let bad = sig.round().await;
+                if let Ok(mut s) = slot_ref.lock() {
+                    **s = Some(sig.report());
+                }
+                bad
+            },
             section,
             &mut report.phases,
         )

@@ -7,7 +7,8 @@
 //! the product and its new `id`, `GET /products/{id}` reads it, `DELETE /products/{id}` answers 204, and
 //! `GET /products` lists the seed (Laptop, Mouse, Keyboard) then the created ones. [`Mode::FailWrites`]
 //! answers 500 to every POST (a read-only database user); [`Mode::StaleList`] leaves created products
-//! out of the list (a write that does not show up).
+//! out of the list (a write that does not show up); [`Mode::FailDeletes`] answers 500 to every DELETE
+//! (a cleanup that fails).
 //!
 //! Two ways to run it:
 //! - [`App::start`] serves on a runtime thread of its own, like the other servers of the harness: for
@@ -57,6 +58,8 @@ pub enum Mode {
     FailWrites,
     /// `GET /products` lists only the seed, not the created products; everything else is healthy.
     StaleList,
+    /// `DELETE` answers 500 (and deletes nothing); everything else is healthy: a cleanup that fails.
+    FailDeletes,
 }
 
 /// One request the app received.
@@ -258,6 +261,7 @@ async fn handle(
             return (StatusCode::INTERNAL_SERVER_ERROR, dump.join("\n")).into_response();
         }
         Mode::FailWrites if method == Method::POST => return failure(500),
+        Mode::FailDeletes if method == Method::DELETE => return failure(500),
         _ => {}
     }
     let origin = headers.get(header::ORIGIN).cloned();

@@ -62,6 +62,10 @@ pub struct FaultPlan {
     pub max_in_a_row: usize,
     /// Keep each response body in the record (to learn secrets the services handed out).
     pub record_bodies: bool,
+    /// Page a registry's tag lists as the OCI distribution spec (and ECR) do: at most this many tags (or
+    /// the request's smaller `n`) after `last`, and a `Link: <...>; rel="next"` header while more remain.
+    /// Debian's docker-registry (2.8) answers every tag at once.
+    pub tag_page: Option<usize>,
     /// `(from, to)`: replaced in every forwarded response body, e.g. to show a listing a key no
     /// emulator can store (moto refuses keys with a line break).
     pub rewrite: Vec<(String, String)>,
@@ -79,6 +83,7 @@ impl Default for FaultPlan {
             seed: 7,
             max_in_a_row: 0,
             record_bodies: false,
+            tag_page: None,
             rewrite: Vec::new(),
         }
     }
@@ -300,11 +305,16 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<
     let mut out = Response::builder().status(status);
     let origin = st.origin.lock().unwrap().clone();
     let rewriting = !st.plan.rewrite.is_empty();
+    let paged = st
+        .plan
+        .tag_page
+        .filter(|_| op == "registry:GET tags" && status.is_success());
     for (name, value) in resp.headers() {
         match name.as_str() {
             "connection" | "transfer-encoding" => {}
-            // A rewritten body has a length of its own.
-            "content-length" if rewriting => {}
+            // A rewritten or paged body has a length of its own.
+            "content-length" if rewriting || paged.is_some() => {}
+            "link" if paged.is_some() => {}
             "location" => {
                 let v = value.to_str().unwrap_or("").replace(&st.upstream, &origin);
                 out = out.header(name, v);
@@ -336,11 +346,53 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<
         }
         _ => bytes,
     };
+    let bytes = match paged {
+        Some(page) => {
+            let (body, next) = tag_page(&bytes, &path, &query, page);
+            if let Some(next) = next {
+                out = out.header("link", format!("<{next}>; rel=\"next\""));
+            }
+            body
+        }
+        None => bytes,
+    };
     if st.plan.record_bodies {
         call.response = Some(bytes.clone());
     }
     st.calls.lock().unwrap().push(call);
     out.body(Full::new(bytes)).map_err(|_| Dropped)
+}
+
+/// One page of a full tag list (`{"name", "tags"}`): the tags after the query's `last`, at most `n`
+/// (bounded by `page`), and the next page's relative URL while more remain.
+fn tag_page(full: &Bytes, path: &str, query: &str, page: usize) -> (Bytes, Option<String>) {
+    let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(full) else {
+        return (full.clone(), None);
+    };
+    let q: BTreeMap<String, String> = reqwest::Url::parse(&format!("http://x/?{query}"))
+        .map(|u| u.query_pairs().into_owned().collect())
+        .unwrap_or_default();
+    let n = q
+        .get("n")
+        .and_then(|n| n.parse::<usize>().ok())
+        .map_or(page, |n| n.min(page))
+        .max(1);
+    let mut tags: Vec<String> = v["tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.as_str().map(str::to_string))
+        .filter(|t| q.get("last").is_none_or(|last| t > last))
+        .collect();
+    tags.sort();
+    let more = tags.len() > n;
+    tags.truncate(n);
+    let next = match tags.last() {
+        Some(last) if more => Some(format!("{path}?n={n}&last={last}")),
+        _ => None,
+    };
+    v["tags"] = serde_json::json!(tags);
+    (Bytes::from(v.to_string()), next)
 }
 
 fn choose(st: &State, op: &str, path: &str) -> Option<Fault> {

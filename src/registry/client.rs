@@ -46,6 +46,8 @@ pub struct Options {
     pub backoff: Duration,
     /// Try a cross-repository mount when source and target are one registry.
     pub mount: bool,
+    /// Tags asked for per page of a tag listing (`n`); the listing follows the registry's `Link` pages.
+    pub tag_page: usize,
 }
 
 impl Default for Options {
@@ -59,6 +61,7 @@ impl Default for Options {
             attempts: 3,
             backoff: Duration::from_millis(500),
             mount: true,
+            tag_page: 1000,
         }
     }
 }
@@ -74,6 +77,7 @@ pub struct Registry {
     request_timeout: Duration,
     stall_timeout: Duration,
     min_throughput: u64,
+    pub(super) tag_page: usize,
     /// Base delay between attempts of a small request.
     backoff: Duration,
     /// `Basic <token>`; never printed (see the `Debug` impl).
@@ -120,6 +124,7 @@ impl Registry {
             request_timeout: options.request_timeout,
             stall_timeout: options.stall_timeout,
             min_throughput: options.min_throughput.max(1),
+            tag_page: options.tag_page.max(1),
             backoff: options.backoff,
             authorization: basic_token.map(|t| format!("Basic {t}")),
         })
@@ -138,7 +143,7 @@ impl Registry {
         }
     }
 
-    fn url(&self, path: &str) -> Result<url::Url, Error> {
+    pub(super) fn url(&self, path: &str) -> Result<url::Url, Error> {
         self.base.join(path).map_err(|e| Error::Manifest {
             object: path.to_string(),
             message: format!("not a valid registry path: {e}"),
@@ -324,19 +329,23 @@ impl Registry {
         Ok(())
     }
 
-    /// Tags of a repository (one page of up to `limit`); empty when the repository is unknown.
-    pub(crate) async fn list_tags(&self, repo: &str, limit: usize) -> Result<Vec<String>, Error> {
-        let mut url = self.url(&format!("/v2/{repo}/tags/list"))?;
-        url.query_pairs_mut().append_pair("n", &limit.to_string());
+    /// One page of a tag listing at `url` (a `/v2/<repo>/tags/list` URL of this registry) and the next
+    /// page's URL from the `Link: <...>; rel="next"` header, if any; `None` when the repository is unknown.
+    pub(super) async fn tags_page(
+        &self,
+        repo: &str,
+        url: url::Url,
+    ) -> Result<Option<(Vec<String>, Option<String>)>, Error> {
         let mut resp = self
             .send(self.request(Method::GET, url), "list tags of", repo)
             .await?;
         if resp.status() == StatusCode::NOT_FOUND {
-            return Ok(Vec::new());
+            return Ok(None);
         }
         if !resp.status().is_success() {
             return Err(status_error("list tags of", repo, resp).await);
         }
+        let next = super::http::next_link(resp.headers());
         let body = read_bounded(&mut resp, MAX_TAG_LIST, "list tags of", repo).await?;
         let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| Error::Status {
             verb: "list tags of",
@@ -345,13 +354,14 @@ impl Registry {
             code: "-".into(),
             message: format!("the tag list is not JSON: {e}"),
         })?;
-        Ok(v.get("tags")
+        let tags = v
+            .get("tags")
             .and_then(|t| t.as_array())
             .into_iter()
             .flatten()
             .filter_map(|t| t.as_str().map(str::to_string))
-            .take(limit)
-            .collect())
+            .collect();
+        Ok(Some((tags, next)))
     }
 
     /// Is the blob in the repository?
@@ -779,6 +789,46 @@ mod tests {
             } => assert!(message.len() <= 200, "{message}"),
             e => panic!("{e}"),
         }
+    }
+
+    /// A tag list's next page is followed on the registry's origin (relative or absolute), with the
+    /// token; a next page on another origin is refused and never requested.
+    #[tokio::test]
+    async fn tag_pages_are_followed_only_on_the_registry_origin() {
+        let (other, other_seen) = serve("127.0.0.1", |_, _: &str| {
+            reply(200, &[], r#"{"tags":["stolen"]}"#)
+        })
+        .await;
+        let elsewhere = format!("{}v2/app/tags/list?n=2&last=b", other);
+        let page = |tags: &'static str, next: Option<String>| {
+            let mut h = Vec::new();
+            if let Some(n) = next {
+                h.push(("link", format!("<{n}>; rel=\"next\"")));
+            }
+            reply(200, &h, tags)
+        };
+        let elsewhere2 = elsewhere.clone();
+        let (base, seen) = serve("127.0.0.1", move |_, path: &str| match path {
+            "/v2/app/tags/list" => page(r#"{"tags":["a","b"]}"#, Some("/v2/app/p2".into())),
+            "/v2/app/p2" => page(r#"{"tags":["c","d"]}"#, Some("/v2/app/p3".into())),
+            "/v2/app/p3" => page(r#"{"tags":["e"]}"#, None),
+            "/v2/evil/tags/list" => page(r#"{"tags":["x"]}"#, Some(elsewhere2.clone())),
+            _ => reply(404, &[], ""),
+        })
+        .await;
+        let reg = registry(&base);
+        assert_eq!(
+            reg.list_tags("app", 100).await.unwrap(),
+            ["a", "b", "c", "d", "e"]
+        );
+        // The limit stops the listing early.
+        assert_eq!(reg.list_tags("app", 3).await.unwrap(), ["a", "b", "c"]);
+        let log = seen.lock().unwrap().clone();
+        assert!(log.iter().all(|(_, _, auth)| *auth), "{log:?}");
+        assert_eq!(log.len(), 3 + 2, "{log:?}");
+        let err = reg.list_tags("evil", 100).await.unwrap_err().to_string();
+        assert!(err.contains("another origin"), "{err}");
+        assert!(other_seen.lock().unwrap().is_empty());
     }
 
     /// A small request that meets a 503, a 429 and a dropped connection is tried again, and a registry

@@ -85,6 +85,25 @@ pub(super) async fn error_body(mut resp: reqwest::Response) -> Vec<u8> {
 }
 
 /// Same scheme, host and port: where the registry's credentials may go.
+/// The target of a `Link: <URL>; rel="next"` header (the OCI distribution tag list's next page), as
+/// written (often relative to the request).
+pub(super) fn next_link(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(reqwest::header::LINK)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|link| {
+            let (target, params) = link.trim().split_once(';')?;
+            let is_next = params.split(';').any(|p| {
+                let p = p.trim().replace(' ', "");
+                p == "rel=\"next\"" || p == "rel=next"
+            });
+            let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+            is_next.then(|| target.to_string())
+        })
+}
+
 pub(super) fn same_origin(a: &url::Url, b: &url::Url) -> bool {
     a.scheme() == b.scheme()
         && a.host_str() == b.host_str()

@@ -3,7 +3,7 @@
 //! manifest already in the repository. What [`super::artifact`] builds travels through these.
 //!
 //! APIs: OCI distribution `/v2/<repo>/blobs/<digest>` (HEAD, GET), `/v2/<repo>/blobs/uploads/` (POST,
-//! PATCH, PUT), `/v2/<repo>/manifests/<ref>` (PUT).
+//! PATCH, PUT), `/v2/<repo>/manifests/<ref>` (PUT), `/v2/<repo>/tags/list` (GET).
 
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
@@ -12,10 +12,57 @@ use super::artifact::Blob;
 use super::client::{Registry, SMALL_ATTEMPTS};
 use super::copy::retryable;
 use super::error::Error;
-use super::http::checked_digest;
+use super::http::{checked_digest, same_origin};
 use super::manifest::Manifest;
 
+/// Pages of a tag listing followed at most.
+pub const MAX_TAG_PAGES: usize = 50;
+
 impl Registry {
+    /// Tags of a repository, at most `limit`, following the registry's pages (at most [`MAX_TAG_PAGES`]);
+    /// empty when the repository is unknown. A next page on another origin is refused: the token goes
+    /// only to the registry's own.
+    pub(crate) async fn list_tags(&self, repo: &str, limit: usize) -> Result<Vec<String>, Error> {
+        let mut url = self.url(&format!("/v2/{repo}/tags/list"))?;
+        url.query_pairs_mut()
+            .append_pair("n", &self.tag_page.min(limit).max(1).to_string());
+        let mut out = Vec::new();
+        for page in 1..=MAX_TAG_PAGES {
+            let Some((tags, next)) = self.tags_page(repo, url.clone()).await? else {
+                break;
+            };
+            out.extend(tags);
+            let Some(next) = next.filter(|_| out.len() < limit) else {
+                break;
+            };
+            let refused = |message: String| Error::Status {
+                verb: "list tags of",
+                object: repo.to_string(),
+                status: 200,
+                code: "-".into(),
+                message,
+            };
+            let next_url = url
+                .join(&next)
+                .map_err(|e| refused(format!("the next page `{next}` is not a URL: {e}")))?;
+            if !same_origin(&next_url, &url) {
+                return Err(refused(format!(
+                    "refused the next page on another origin (`{}`)",
+                    next_url.origin().ascii_serialization()
+                )));
+            }
+            if page == MAX_TAG_PAGES {
+                tracing::warn!(
+                    "the tag list of `{repo}` has more than {MAX_TAG_PAGES} pages: read the first {}",
+                    out.len()
+                );
+            }
+            url = next_url;
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+
     /// Push a blob held in memory unless the repository has it. Returns whether bytes were sent. A
     /// failed upload (a dropped connection, throttling, a 5xx) is tried again in a fresh session, up to
     /// [`SMALL_ATTEMPTS`] times: the bytes are at hand, and a session left unused expires.

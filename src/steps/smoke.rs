@@ -34,7 +34,7 @@ use url::Url;
 
 pub use check::MAX_REDIRECTS;
 pub use redact::{display_url, Redactor};
-pub use report::{BadRound, SmokeReport, SmokeStatus, WatchReport, WatchStat};
+pub use report::{BadRound, SmokeReport, SmokeStatus, WatchReport, WatchStat, WritePlan};
 pub use result::{Attempt, CheckResult, SequenceResult, StepOutcome, StepResult};
 pub use sequence::CONNECT_ATTEMPTS;
 
@@ -252,6 +252,14 @@ pub fn skip(cfg: &Smoke, section: &mut SmokeReport) {
     *section = SmokeReport::skipped(reason);
 }
 
+/// A dry run's smoke section: skipped, with the write sequences a deploy would run (or skip).
+pub fn dry_run(cfg: &Smoke) -> SmokeReport {
+    SmokeReport {
+        planned_writes: WritePlan::of(cfg),
+        ..SmokeReport::skipped("dry run")
+    }
+}
+
 /// Run the API checks (and the CORS check) within `cfg.timeout`; `Err` when any failed.
 pub async fn run(
     cfg: &Smoke,
@@ -344,12 +352,15 @@ async fn writes(
             sequence: r.name.clone(),
             step: step.map(|s| s.name.clone()).unwrap_or_default(),
             got: step.map(|s| s.got.clone()).unwrap_or_default(),
-            cleanup: match r.cleanup_steps {
-                0 => "none configured".into(),
-                n => format!(
-                    "ran {} of {n} step{}",
+            cleanup: match (r.cleanup_steps, r.left_behind_text()) {
+                (0, _) => "none configured".into(),
+                (n, left) => format!(
+                    "ran {} of {n} step{}{}",
                     r.cleanup_ran,
-                    if n == 1 { "" } else { "s" }
+                    if n == 1 { "" } else { "s" },
+                    left.map_or(String::new(), |l| format!(
+                        ", and it FAILED: left behind: {l}"
+                    ))
                 ),
             },
         }

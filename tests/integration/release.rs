@@ -428,12 +428,52 @@ fn rollback_renders_a_revision_when_the_verified_one_is_gone() {
         rev(4)
     );
     w.stage_sim.deregister(&rev(3));
+    // Every call recorded on the wire (AWS, ECS, registry), to hold against the documented policy.
+    let aws = FaultProxy::start(&w.moto.endpoint, FaultPlan::none());
+    let ecs = FaultProxy::start(&w.stage_sim.endpoint, FaultPlan::none());
+    let reg = FaultProxy::start(&w.reg.url, FaultPlan::none());
     let res = w
         .action("stage", &shas[1])
+        .env("AWS_ENDPOINT_URL", &aws.endpoint)
+        .env("AWS_ENDPOINT_URL_ECS", &ecs.endpoint)
+        .input("registry-url", &reg.endpoint)
         .input("command", "rollback")
         .run_within(Duration::from_secs(120));
     assert_eq!(res.output("status"), "rolled-back", "{}", res.dump());
     assert_eq!(res.output("task-definition-arn"), rev(5), "{}", res.dump());
+    // Every check before the first write: the registration, then the service update (after the
+    // last look at the service), and no revision read after the registration.
+    let ecs_ops = ecs.ops();
+    let writes: Vec<&String> = ecs_ops
+        .iter()
+        .filter(|o| common::faults::is_mutating(o))
+        .collect();
+    assert_eq!(
+        writes,
+        ["ecs:RegisterTaskDefinition", "ecs:UpdateService"],
+        "{ecs_ops:?}"
+    );
+    let registered = ecs_ops
+        .iter()
+        .position(|o| o == "ecs:RegisterTaskDefinition");
+    assert!(
+        !ecs_ops[registered.unwrap()..].contains(&"ecs:DescribeTaskDefinition".to_string()),
+        "{ecs_ops:?}"
+    );
+    let called: std::collections::BTreeSet<String> = aws
+        .ops()
+        .into_iter()
+        .chain(ecs_ops)
+        .chain(reg.ops())
+        .filter_map(|op| common::faults::iam_action(&op))
+        .collect();
+    assert!(called.contains("ecr:DescribeImages"), "{called:?}");
+    let granted = common::policy_actions("rollback-stage.json");
+    let missing: Vec<&String> = called.difference(&granted).collect();
+    assert!(
+        missing.is_empty(),
+        "the rollback calls what rollback-stage.json does not grant: {missing:?}"
+    );
     assert_eq!(w.stage_sim.service_task_definition(), rev(5));
     let td = w.stage_sim.task_definition(&rev(5)).unwrap();
     assert_eq!(
@@ -483,4 +523,102 @@ fn a_marker_the_registry_refuses_is_a_warning_after_a_good_deploy() {
     assert!(reg.ops().iter().any(|o| o == "registry:PUT manifest"));
     assert_eq!(marker(&w.reg, &w.stage, "stage", SHA_A), None);
     assert_eq!(w.ecr_digest("stage-latest").as_deref(), Some(a.as_str()));
+}
+
+/// The verified release's revision was deregistered and its image deleted from the repository since: the
+/// rollback's preflight refuses with one clear error before any change (no revision registered, the
+/// service not updated), and the service keeps running what it ran.
+#[test]
+fn a_rollback_to_an_image_no_longer_in_the_repository_changes_nothing() {
+    let w = world();
+    let shas: Vec<String> = (8..=9).map(|n| format!("{n:0>40}")).collect();
+    let digests: Vec<String> = shas.iter().map(|s| w.build(s)).collect();
+    assert_eq!(
+        w.deploy_stage(&shas[0], true).output("task-definition-arn"),
+        rev(3)
+    );
+    assert_eq!(
+        w.deploy_stage(&shas[1], true).output("task-definition-arn"),
+        rev(4)
+    );
+    w.stage_sim.deregister(&rev(3));
+    rt().block_on(async {
+        let ecr = aws_sdk_ecr::Client::new(&w.moto.sdk_config().await);
+        ecr.batch_delete_image()
+            .repository_name(&w.stage)
+            .image_ids(
+                aws_sdk_ecr::types::ImageIdentifier::builder()
+                    .image_digest(&digests[0])
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    });
+    let writes_before = w.stage_sim.mutating_calls().len();
+    let res = w
+        .action("stage", &shas[1])
+        .input("command", "rollback")
+        .run_within(Duration::from_secs(120));
+    assert_ne!(res.code, 0, "{}", res.dump());
+    assert_eq!(
+        w.stage_sim.mutating_calls()[writes_before..],
+        [] as [String; 0],
+        "{}",
+        res.dump()
+    );
+    assert_eq!(w.stage_sim.service_task_definition(), rev(4));
+    let errors: Vec<&str> = res
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("::error"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", res.dump());
+    assert!(
+        errors[0].contains(&digests[0]) && errors[0].contains("no longer in the repository"),
+        "{}",
+        res.dump()
+    );
+}
+
+/// The rollback target's markers are read from every page of the registry's tag list: docker-registry's
+/// 7 markers (6 of `stage`, one of `prod`), paged 2 at a time (the fault proxy pages them as ECR and the
+/// OCI distribution spec do; Debian's docker-registry 2.8 does not), each next page followed through
+/// its `Link` header: all of `stage`'s markers are found.
+#[test]
+fn markers_are_listed_across_the_tag_list_pages() {
+    let w = world();
+    let shas: Vec<String> = (1..=6).map(|n| format!("{n:0>40}")).collect();
+    let digest = format!("sha256:{}", "c".repeat(64));
+    for s in &shas {
+        mark_verified(&w.reg, &w.stage, "stage", s, &digest);
+    }
+    mark_verified(&w.reg, &w.stage, "prod", &shas[0], &digest);
+    let plan = FaultPlan {
+        tag_page: Some(2),
+        ..FaultPlan::none()
+    };
+    let proxy = FaultProxy::start(&w.reg.url, plan);
+    let found = rt().block_on(async {
+        let options = Options {
+            tag_page: 2,
+            ..Options::default()
+        };
+        let registry =
+            Registry::new(url::Url::parse(&proxy.endpoint).unwrap(), None, &options).unwrap();
+        let store = Store {
+            registry,
+            repo: w.stage.clone(),
+        };
+        store.list("stage").await.unwrap()
+    });
+    let mut got: Vec<String> = found.into_iter().map(|v| v.sha).collect();
+    got.sort();
+    assert_eq!(got, shas);
+    let pages = proxy
+        .ops()
+        .iter()
+        .filter(|o| *o == "registry:GET tags")
+        .count();
+    assert_eq!(pages, 4, "{:?}", proxy.ops());
 }

@@ -417,3 +417,59 @@ fn the_deploy_time_breakdown_advises_a_shorter_deregistration_delay() {
         .contains("Turned off (`smoke.watch-signals.enabled: false`)."));
     assert!(e.cw.calls().is_empty());
 }
+
+/// SIGTERM mid-watch: the run stops with `status=cancelled`, and the summary still has the watch signals
+/// read in the rounds before the signal (the section is kept after every round, not only at the end).
+#[test]
+fn a_run_cancelled_mid_watch_keeps_the_signals_read_so_far() {
+    let e = env(false);
+    put_minute(&e, before(&e), 1000.0, 2.0, &CALM);
+    put_minute(&e, e.now, 300.0, 1.0, &CALM);
+    let a = action(&e, "").file(
+        ".github/cloudshop-deploy.yml",
+        &config(&e, "").replace("watch: 2s", "watch: 10m"),
+    );
+    let mut running = a.start();
+    // The window before, then at least two rounds.
+    let reads = || {
+        e.cw.calls()
+            .iter()
+            .filter(|c| c.contains("GetMetricData"))
+            .count()
+    };
+    let mut tries = 0;
+    while reads() < 3 {
+        assert!(
+            !running.exited() && tries < 3000,
+            "the watch never read the signals\n{}",
+            running.finish().dump()
+        );
+        tries += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &running.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let exited = running.wait_within(Duration::from_secs(5));
+    let res = running.finish();
+    assert!(exited, "still running 5 s after SIGTERM\n{}", res.dump());
+    assert_eq!(res.output("status"), "cancelled", "{}", res.dump());
+    for shown in [
+        "#### 📈 Watch signals",
+        "Each round compared with the 10m before the deploy",
+        "| 5xx rate | 0.2% (2 of 1000) |",
+    ] {
+        assert!(res.summary.contains(shown), "{shown}\n{}", res.summary);
+    }
+    // "0 of N rounds regressed.": the rounds read before the signal, at least the two waited for.
+    let rounds: u32 = res
+        .summary
+        .split(" rounds regressed")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(rounds >= 2, "{}", res.summary);
+}

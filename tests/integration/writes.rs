@@ -205,6 +205,47 @@ async fn a_later_failure_still_runs_the_cleanup() {
     });
 }
 
+/// Every step passes but the cleanup's DELETE answers 500: the sequence and the smoke tests fail, and
+/// the error and the summary say the cleanup failed and name what was left (the created product's
+/// request and this run's `{unique}`, which its name carries), never the step's body or headers.
+#[tokio::test(start_paused = true)]
+async fn a_failed_cleanup_fails_the_sequence_and_names_what_was_left() {
+    let app = App::start_local().await;
+    app.set_mode(Mode::FailDeletes);
+    let cfg = compiled("stage", &app.base_url(), "");
+    let mut report = Report::default();
+    let err = run(&cfg, &mut report).await.unwrap_err().to_string();
+    let left = app.products();
+    assert_eq!(left.len(), 1, "{left:?}");
+    let id = left[0].id;
+    let unique = left[0].name().trim_start_matches("smoke-").to_string();
+    assert!(err.contains("failed at step `delete`"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cleanup: ran 1 of 1 step, and it FAILED: left behind: DELETE /products/{id}"
+        )) && err.contains(&unique),
+        "{err}"
+    );
+    use StepOutcome::*;
+    assert_eq!(
+        outcomes(&report),
+        vec![Passed, Passed, Passed, Failed, NotRun]
+    );
+    let s = report.smoke.as_ref().unwrap();
+    assert_eq!(s.status, SmokeStatus::Failed);
+    assert_eq!(
+        s.sequences[0].left_behind,
+        [format!("DELETE /products/{id}")]
+    );
+    let md = summary(&report);
+    assert!(
+        md.contains(&format!(
+            "⚠️ **Cleanup failed**: left behind: `DELETE /products/{id}` (this run's `{{unique}}` is `{unique}`)"
+        )),
+        "{md}"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn production_and_write_false_skip_the_sequences_with_a_line() {
     let app = App::start_local().await;
@@ -306,6 +347,11 @@ fn env() -> Env {
 }
 
 fn deploy(e: &Env) -> RunResult {
+    action(e).run_within(Duration::from_secs(120))
+}
+
+/// The deploy of `deploy`, not yet run.
+fn action(e: &Env) -> Action {
     let cfg = file(
         "stage",
         &e.app.base_url(),
@@ -324,7 +370,6 @@ fn deploy(e: &Env) -> RunResult {
         .input("environment", "stage")
         .input("poll-interval", "30ms")
         .input("wait-timeout", "30s")
-        .run_within(Duration::from_secs(120))
 }
 
 #[test]
@@ -389,4 +434,78 @@ fn a_deploy_whose_write_does_not_show_up_is_rolled_back_after_cleanup() {
         "{}",
         res.summary
     );
+}
+
+/// Through the binary: the cleanup's DELETE fails after every other step passed; the deploy is rolled
+/// back, the one error line and the summary name the product left behind.
+#[test]
+fn a_deploy_whose_cleanup_fails_is_rolled_back_and_names_what_was_left() {
+    let e = env();
+    e.app.set_mode(Mode::FailDeletes);
+    let res = deploy(&e);
+    assert_eq!(res.output("status"), "rolled-back", "{}", res.dump());
+    assert_eq!(res.output("smoke-status"), "failed");
+    assert_eq!(e.sim.service_task_definition(), REV2);
+    let left = e.app.products();
+    assert_eq!(left.len(), 1, "{left:?}");
+    let request = format!("DELETE /products/{}", left[0].id);
+    assert_eq!(res.error_lines().len(), 1, "{}", res.dump());
+    assert!(
+        res.error_lines()[0].contains(&format!("FAILED: left behind: {request}")),
+        "{}",
+        res.dump()
+    );
+    assert!(
+        res.summary
+            .contains(&format!("**Cleanup failed**: left behind: `{request}`")),
+        "{}",
+        res.summary
+    );
+    let report: serde_json::Value = serde_json::from_str(res.output("smoke-report")).unwrap();
+    assert_eq!(
+        report["sequences"][0]["left_behind"][0], request,
+        "{report}"
+    );
+}
+
+/// A dry run lists the write sequences a deploy would run, with their step counts and whether
+/// `smoke.write` lets them run here, and sends none of them.
+#[test]
+fn a_dry_run_lists_the_write_sequences_it_would_run() {
+    let e = env();
+    let res = action(&e)
+        .input("dry-run", "true")
+        .run_within(Duration::from_secs(120));
+    assert_eq!(res.code, 0, "{}", res.dump());
+    assert_eq!(res.output("status"), "planned", "{}", res.dump());
+    assert!(
+        res.summary.contains(
+            "Write sequences (dry run: none sent; `smoke.write` is on here: a deploy would run them \
+             after the checks):\n\n- `product-crud`: 5 steps, 1 cleanup\n"
+        ),
+        "{}",
+        res.summary
+    );
+    let report: serde_json::Value = serde_json::from_str(res.output("smoke-report")).unwrap();
+    let plan = &report["planned_sequences"];
+    assert_eq!(plan["write"], true, "{report}");
+    assert_eq!(plan["sequences"][0]["name"], "product-crud", "{report}");
+    assert_eq!(plan["sequences"][0]["steps"], 5, "{report}");
+    assert_eq!(e.app.requests(), 0, "a dry run sent a request");
+}
+
+/// In production (`smoke.write` off by default) the plan says a deploy would skip them, and why.
+#[test]
+fn a_dry_runs_plan_says_when_writes_are_off() {
+    let cfg = compiled("production", "http://127.0.0.1:9", "");
+    let s = smoke::dry_run(&cfg);
+    let mut md = String::new();
+    s.summary(&mut md);
+    assert!(
+        md.contains("Write sequences (dry run: none sent; a deploy would skip them: ")
+            && md.contains("is a production environment")
+            && md.contains("- `product-crud`: 5 steps, 1 cleanup"),
+        "{md}"
+    );
+    assert!(!s.planned_writes.as_ref().unwrap().write);
 }

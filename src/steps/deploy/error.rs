@@ -98,6 +98,9 @@ pub enum Error {
     /// `command: rollback` found nothing to go back to.
     #[error("failed to find a revision of `{family}` before `{current}`")]
     NoPreviousRevision { family: String, current: String },
+    /// `command: rollback`: the release to go back to names an image the repository no longer has.
+    #[error("the image `{repository}@{digest}` of the release to roll back to is no longer in the repository, so this rollback changed nothing")]
+    DigestGone { repository: String, digest: String },
     #[error("invalid `revision` `{0}`: expected a task definition ARN, `family:revision` or a revision number")]
     BadRevision(String),
 }
@@ -110,12 +113,11 @@ fn api_of(verb: &str) -> &'static str {
         "register task definition" => " (ecs:RegisterTaskDefinition)",
         "watch service" | "describe service" => " (ecs:DescribeServices)",
         "describe service deployment" => " (ecs:DescribeServiceDeployments)",
-        "list task definitions" => " (ecs:ListTaskDefinitions)",
         "update service" => " (ecs:UpdateService)",
         "list tasks" => " (ecs:ListTasks)",
-        "list service deployments of" => " (ecs:ListServiceDeployments)",
-        "describe service revisions of" => " (ecs:DescribeServiceRevisions)",
         "describe tasks" => " (ecs:DescribeTasks)",
+        "list service deployments of" => " (ecs:ListServiceDeployments)",
+        "describe the service revision of" => " (ecs:DescribeServiceRevisions)",
         _ => "",
     }
 }
@@ -164,6 +166,7 @@ impl crate::error::Diagnose for Error {
             Error::NotOurs { .. } => "check which deploy changed the service; to go back anyway, run `command: rollback` with `revision`".into(),
             Error::RollbackFailed { .. } => "the service may be down: check it in the ECS console and deploy a known-good revision (`command: rollback` with `revision`)".into(),
             Error::NoPreviousRevision { .. } => "give the revision to go back to with `revision` (ARN, `family:revision` or a number)".into(),
+            Error::DigestGone { .. } => "push that image again (or restore it), or give the revision to go back to with `revision`".into(),
             Error::BadRevision(_) => "write `revision` as `arn:aws:ecs:...:task-definition/family:12`, `family:12` or `12`".into(),
         }
     }
@@ -191,7 +194,9 @@ impl crate::error::Diagnose for Error {
             Error::Timeout { .. } => troubleshooting!("rollout-timeout"),
             Error::Superseded { .. } | Error::NotOurs { .. } => troubleshooting!("superseded"),
             Error::RollbackFailed { .. } => troubleshooting!("rollback-failed"),
-            Error::NoPreviousRevision { .. } | Error::BadRevision { .. } => {
+            Error::NoPreviousRevision { .. }
+            | Error::BadRevision { .. }
+            | Error::DigestGone { .. } => {
                 troubleshooting!("no-previous-revision")
             }
         }

@@ -30,7 +30,7 @@ pub use error::Error;
 pub use report::{BackendOutcome, BackendReport};
 pub use rollback::{
     last_completed_revision, revision_for, revision_ref, rollback, rollback_command, running,
-    Running,
+    RollbackTo, Running,
 };
 pub use service::{health as service_health, Deployed};
 

@@ -7,6 +7,7 @@
 //! APIs: ECS `DescribeServices`, `UpdateService`, `DescribeTaskDefinition`, `ListServiceDeployments`,
 //! `DescribeServiceRevisions`, and the rollout watch's calls (see `wait`).
 
+use serde_json::Value;
 use tokio::time::Instant;
 
 use super::error::Error;
@@ -169,30 +170,52 @@ pub async fn running(clients: &Clients, cfg: &Config) -> Result<Running, Error> 
     })
 }
 
-/// The revision to run `digest` again: `recorded` when ECS still has it ACTIVE, else (the revision was
-/// deregistered) a new one rendered from the live revision with the image swapped to
-/// `REPOSITORY_URI@digest` and registered (in a dry run, nothing is registered and `recorded` is named).
+/// Where `command: rollback` goes when no `revision` is given, decided without changing anything.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RollbackTo {
+    /// An existing revision (ARN or `family:revision`).
+    Revision(String),
+    /// The release's revision was deregistered: this body (rendered from `template`, the revision the
+    /// service ran when it was read, with the image swapped to `image`) is registered only after the
+    /// rollback's preflight passed.
+    Render {
+        body: Value,
+        template: String,
+        image: String,
+    },
+}
+
+/// Where to run `digest` again, read-only: `recorded` when ECS still has it ACTIVE, else (the revision was
+/// deregistered) a new revision to render from the live one with the image swapped to
+/// `REPOSITORY_URI@digest` (registered by [`rollback_command`] after its preflight). Refused when the
+/// repository no longer has `digest`.
 pub async fn revision_for(
     clients: &Clients,
     cfg: &Config,
     recorded: Option<&str>,
     digest: &str,
-) -> Result<String, Error> {
+) -> Result<RollbackTo, Error> {
+    let b = &cfg.backend;
+    let repo = crate::steps::image::repository(&clients.ecr, &b.repository).await?;
+    if !crate::steps::image::has_digest(&clients.ecr, &repo, digest).await? {
+        return Err(Error::DigestGone {
+            repository: repo.name.clone(),
+            digest: digest.to_string(),
+        });
+    }
     if let Some(r) = recorded {
         match task_def::describe(&clients.ecs, r).await {
             Ok(live)
                 if live.definition.get("status").and_then(|s| s.as_str()) == Some("ACTIVE") =>
             {
-                return Ok(live.arn().to_string())
+                return Ok(RollbackTo::Revision(live.arn().to_string()))
             }
-            Ok(_) if cfg.dry_run => return Ok(r.to_string()),
             _ => tracing::warn!(
-                "the revision {} that ran {digest} is gone: rendering a new one for that digest",
+                "the revision {} that ran {digest} is gone: a new one will be rendered for that digest",
                 short(r)
             ),
         }
     }
-    let b = &cfg.backend;
     let svc = service::describe(&clients.ecs, &b.cluster, &b.service).await?;
     let current = svc.task_definition().unwrap_or_default().to_string();
     let live = task_def::describe(&clients.ecs, &current).await?;
@@ -208,23 +231,14 @@ pub async fn revision_for(
                 available,
             },
         })?;
-    let repo = crate::steps::image::repository(&clients.ecr, &b.repository).await?;
+    let image = format!("{}@{digest}", repo.uri);
     let mut rendered = task_def::strip(&live.definition);
-    task_def::swap_images(
-        &mut rendered,
-        &containers,
-        &format!("{}@{digest}", repo.uri),
-    );
-    if cfg.dry_run {
-        return Ok(current);
-    }
-    let arn = task_def::register(
-        &clients.ecs,
-        &task_def::register_body(&rendered, &live.tags),
-    )
-    .await?;
-    tracing::info!("registered {arn} for {digest}");
-    Ok(arn)
+    task_def::swap_images(&mut rendered, &containers, &image);
+    Ok(RollbackTo::Render {
+        body: task_def::register_body(&rendered, &live.tags),
+        template: live.arn().to_string(),
+        image,
+    })
 }
 
 /// Deployments of the service's history read at most when looking for the last completed one.
@@ -302,12 +316,13 @@ pub async fn last_completed_revision(
 }
 
 /// `command: rollback`: go back to the given `revision`, else to `default_to` (the release chosen by the
-/// caller: the newest verified one, or the last completed deployment), and watch it. The section's
+/// caller: the newest verified one, or the last completed deployment), and watch it. Every check comes
+/// first; a revision to render is registered only then, just before the service update. The section's
 /// outcome says `no change`, `planned (dry run)` or `rolled back`.
 pub async fn rollback_command(
     clients: &Clients,
     cfg: &Config,
-    default_to: Option<String>,
+    default_to: Option<RollbackTo>,
     section: &mut BackendReport,
     timeline: &mut Timeline,
 ) -> Result<(), Error> {
@@ -320,37 +335,68 @@ pub async fn rollback_command(
     let svc = service::describe(&clients.ecs, &b.cluster, &b.service).await?;
     let current = svc.task_definition().unwrap_or_default().to_string();
     section.previous_task_definition_arn = Some(current.clone());
-    let wanted = match &b.revision {
-        Some(r) => revision_ref(r, &current)?,
-        None => default_to.ok_or_else(|| Error::NoPreviousRevision {
-            family: short(&current)
-                .rsplit_once(':')
-                .map(|(f, _)| f.to_string())
-                .unwrap_or_default(),
-            current: short(&current).to_string(),
-        })?,
+    let wanted = match (&b.revision, default_to) {
+        (Some(r), _) => RollbackTo::Revision(revision_ref(r, &current)?),
+        (None, Some(to)) => to,
+        (None, None) => {
+            return Err(Error::NoPreviousRevision {
+                family: short(&current)
+                    .rsplit_once(':')
+                    .map(|(f, _)| f.to_string())
+                    .unwrap_or_default(),
+                current: short(&current).to_string(),
+            })
+        }
     };
-    // Resolve to a full ARN (and prove it exists) before changing anything.
-    let to = task_def::describe(&clients.ecs, &wanted)
-        .await?
-        .arn()
-        .to_string();
-    let target = service::target_of(&svc, cfg, &to)?;
+    // `Ok`: an existing revision; `Err`: the body to register and its image.
+    let dest: Result<String, (Value, String)> = match wanted {
+        // Resolve to a full ARN (and prove it exists) before changing anything.
+        RollbackTo::Revision(r) => Ok(task_def::describe(&clients.ecs, &r)
+            .await?
+            .arn()
+            .to_string()),
+        RollbackTo::Render {
+            body,
+            template,
+            image,
+        } => {
+            // Rendered from what the service ran when it was read: it must still run that.
+            if template != current {
+                return Err(Error::NotOurs {
+                    service: b.service.clone(),
+                    runs: short(&current).to_string(),
+                    expected: short(&template).to_string(),
+                });
+            }
+            Err((body, image))
+        }
+    };
+    let to = dest.as_ref().ok().cloned();
+    let target = service::target_of(&svc, cfg, to.as_deref().unwrap_or_default())?;
     section.strategy = Some(target.strategy);
-    section.task_definition_arn = Some(to.clone());
-    let plan = format!(
+    section.task_definition_arn = to.clone();
+    let mut plan = Vec::new();
+    if let Err((_, image)) = &dest {
+        plan.push(format!(
+            "register a new revision of {} with image `{image}` (the release's revision was deregistered)",
+            short(&current).rsplit_once(':').map_or("", |(f, _)| f)
+        ));
+    }
+    plan.push(format!(
         "update service `{}` in `{}` (taskDefinition: {} -> {})",
         b.service,
         b.cluster,
         short(&current),
-        short(&to)
-    );
-    tracing::info!("plan: {plan}");
-    section.plan = vec![plan];
+        to.as_deref().map_or("the new revision", short)
+    ));
+    for p in &plan {
+        tracing::info!("plan: {p}");
+    }
+    section.plan = plan;
     timeline.record("rollback preflight", started, Outcome::Ok);
     group.end();
-    if to == current {
-        tracing::info!("the service already runs {}", short(&to));
+    if to.as_deref() == Some(current.as_str()) {
+        tracing::info!("the service already runs {}", short(&current));
         section.outcome = BackendOutcome::NoChange;
         return Ok(());
     }
@@ -359,6 +405,15 @@ pub async fn rollback_command(
         return Ok(());
     }
     let _group = commands::group("Rollback");
+    let to = match dest {
+        Ok(to) => to,
+        Err((body, image)) => {
+            let arn = task_def::register(&clients.ecs, &body).await?;
+            tracing::info!("registered {arn} for {image}");
+            section.task_definition_arn = Some(arn.clone());
+            arn
+        }
+    };
     roll_back_to(
         clients,
         cfg,

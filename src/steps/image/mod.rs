@@ -22,7 +22,9 @@ pub use copy::{
 };
 pub use error::{Error, Role};
 pub use report::{Mode, PromoteReport};
-pub use resolve::{check_tags_free, repository, resolve, Mutability, Repository, Resolved};
+pub use resolve::{
+    check_tags_free, has_digest, repository, resolve, Mutability, Repository, Resolved,
+};
 pub use tag::add_tags;
 
 /// An ECR client that answers from `rules` and sends nothing over the network.

@@ -221,6 +221,39 @@ pub(super) async fn digest_of(
     }
 }
 
+/// Whether the repository still has the image `digest` (read-only: `DescribeImages` by digest).
+pub async fn has_digest(
+    ecr: &aws_sdk_ecr::Client,
+    repo: &Repository,
+    digest: &str,
+) -> Result<bool, Error> {
+    let res = ecr
+        .describe_images()
+        .repository_name(&repo.name)
+        .set_registry_id(repo.owner())
+        .image_ids(ImageIdentifier::builder().image_digest(digest).build())
+        .send()
+        .await;
+    match res {
+        Ok(out) => Ok(out
+            .image_details()
+            .iter()
+            .any(|d| d.image_digest() == Some(digest))),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_image_not_found_exception()) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(Error::Aws {
+            verb: "describe image",
+            object: format!("{}@{digest}", repo.name),
+            detail: crate::aws::describe(&e),
+            hint: "check that the role may call `ecr:DescribeImages` on the repository",
+        }),
+    }
+}
+
 /// Find the image by tag (full SHA, then short SHA), or use `expected_digest` (an image a promotion or an
 /// archive push brings in later). A missing image is an error that lists the newest tags of the
 /// repository.

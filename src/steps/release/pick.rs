@@ -63,20 +63,21 @@ impl Choice {
     }
 }
 
-/// The revision to go back to for `choice`: the one recorded (rendered anew for the digest when ECS no
-/// longer has it), or the completed deployment's.
+/// Where to go back to for `choice`, read-only: the revision recorded (or one to render anew for the
+/// digest when ECS no longer has it; the rollback registers it after its preflight), or the completed
+/// deployment's. A verified release whose image left the repository is refused.
 pub async fn revision_of(
     clients: &Clients,
     cfg: &Config,
     choice: &Choice,
-) -> Result<String, Error> {
+) -> Result<deploy::RollbackTo, Error> {
     match choice {
         Choice::Verified(v) => {
             Ok(deploy::revision_for(clients, cfg, v.task_definition.as_deref(), &v.digest).await?)
         }
         Choice::Completed {
             task_definition, ..
-        } => Ok(task_definition.clone()),
+        } => Ok(deploy::RollbackTo::Revision(task_definition.clone())),
     }
 }
 

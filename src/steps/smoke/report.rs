@@ -102,6 +102,73 @@ pub struct SmokeReport {
     pub sequences: Vec<SequenceResult>,
     /// Why configured write sequences did not run.
     pub sequences_skipped: Option<String>,
+    /// A dry run: the write sequences a deploy would run (or skip), none sent.
+    pub planned_writes: Option<WritePlan>,
+}
+
+/// The write sequences of a dry run's plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct WritePlan {
+    /// `smoke.write` lets them run in this environment (and the smoke tests are on).
+    pub write: bool,
+    /// Why a deploy would skip them, when it would.
+    pub skipped: Option<String>,
+    /// Each configured sequence: its name, its step count and its cleanup steps.
+    pub sequences: Vec<(String, u32, u32)>,
+}
+
+impl WritePlan {
+    /// The plan for `cfg`; `None` when no sequence is configured.
+    pub fn of(cfg: &crate::config::Smoke) -> Option<WritePlan> {
+        let w = &cfg.writes;
+        if w.sequences.is_empty() {
+            return None;
+        }
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let skipped = if !cfg.enabled {
+            Some("the smoke tests are off".to_string())
+        } else if cfg.base_url.is_none() {
+            Some("no URL to test".to_string())
+        } else if !w.enabled {
+            Some(w.disabled_reason.clone().unwrap_or_default())
+        } else {
+            None
+        };
+        Some(WritePlan {
+            write: skipped.is_none(),
+            skipped,
+            sequences: w
+                .sequences
+                .iter()
+                .map(|s| {
+                    (
+                        s.name.clone(),
+                        count(s.steps.len()),
+                        count(s.steps.iter().filter(|st| st.cleanup).count()),
+                    )
+                })
+                .collect(),
+        })
+    }
+
+    fn summary(&self, md: &mut String) {
+        let when = match &self.skipped {
+            None => {
+                "`smoke.write` is on here: a deploy would run them after the checks".to_string()
+            }
+            Some(why) => format!("a deploy would skip them: {}", md_escape(why)),
+        };
+        let _ = writeln!(md, "Write sequences (dry run: none sent; {when}):\n");
+        for (name, steps, cleanup) in &self.sequences {
+            let _ = writeln!(
+                md,
+                "- {}: {steps} step{}, {cleanup} cleanup",
+                md_code(name),
+                if *steps == 1 { "" } else { "s" }
+            );
+        }
+        md.push('\n');
+    }
 }
 
 impl SmokeReport {
@@ -150,6 +217,15 @@ impl SmokeReport {
         }
         if let Some(r) = &self.sequences_skipped {
             v["sequences_skipped"] = r.clone().into();
+        }
+        if let Some(p) = &self.planned_writes {
+            v["planned_sequences"] = serde_json::json!({
+                "write": p.write,
+                "skipped": p.skipped,
+                "sequences": p.sequences.iter().map(|(name, steps, cleanup)| serde_json::json!({
+                    "name": name, "steps": steps, "cleanup_steps": cleanup,
+                })).collect::<Vec<_>>(),
+            });
         }
         if let Some(w) = &self.watch {
             v["watch"] = serde_json::json!({
@@ -250,6 +326,17 @@ fn sequences(md: &mut String, r: &SmokeReport) {
             (n, ran) => format!("cleanup ran {ran} of {n} (a step that needs a value never captured has nothing to clean up)"),
         };
         let _ = writeln!(md, "\n{cleanup}.\n");
+        if !s.left_behind.is_empty() {
+            let left: Vec<String> = s.left_behind.iter().map(|l| md_code(l)).collect();
+            let unique = s.unique.as_ref().map_or(String::new(), |u| {
+                format!(" (this run's `{{unique}}` is {})", md_code(u))
+            });
+            let _ = writeln!(
+                md,
+                "⚠️ **Cleanup failed**: left behind: {}{unique}. Delete it by hand.\n",
+                left.join(", ")
+            );
+        }
     }
 }
 
@@ -268,6 +355,9 @@ impl crate::report::section::Section for SmokeReport {
         let _ = writeln!(md, "### {icon} Smoke tests: {}\n", self.status.as_str());
         if let Some(r) = &self.skipped_reason {
             let _ = writeln!(md, "Skipped: {}.\n", md_escape(r));
+            if let Some(p) = &self.planned_writes {
+                p.summary(md);
+            }
             return;
         }
         let mut all: Vec<&CheckResult> = self.checks.iter().chain(self.website.as_ref()).collect();

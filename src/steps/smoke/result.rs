@@ -78,6 +78,13 @@ pub struct SequenceResult {
     pub cleanup_steps: u32,
     /// Cleanup steps that ran (passed or failed).
     pub cleanup_ran: u32,
+    /// The requests of the cleanup steps that failed, filled (`DELETE /products/4`, secrets redacted):
+    /// what the sequence left behind, to delete by hand.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub left_behind: Vec<String>,
+    /// This run's `{unique}` value (the created names contain it), when something was left behind.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unique: Option<String>,
     pub steps: Vec<StepResult>,
 }
 
@@ -88,14 +95,30 @@ impl SequenceResult {
     }
 
     pub(super) fn compact(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "name": self.name,
             "passed": self.passed,
             "steps": self.steps.len(),
             "failed_step": self.failed_step().map(|s| s.name.clone()),
             "cleanup_steps": self.cleanup_steps,
             "cleanup_ran": self.cleanup_ran,
-        })
+        });
+        if !self.left_behind.is_empty() {
+            v["left_behind"] = self.left_behind.clone().into();
+        }
+        v
+    }
+
+    /// The failed cleanup in words (`DELETE /products/4`, this run's `{unique}`), if any.
+    pub fn left_behind_text(&self) -> Option<String> {
+        if self.left_behind.is_empty() {
+            return None;
+        }
+        let mut t = self.left_behind.join(", ");
+        if let Some(u) = &self.unique {
+            t.push_str(&format!(" (this run's {{unique}} is {u})"));
+        }
+        Some(t)
     }
 }
 

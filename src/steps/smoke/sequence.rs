@@ -81,6 +81,7 @@ async fn run_one(
     let mut values = builtins(&cfg.writes);
     let mut failed = false;
     let mut steps = Vec::new();
+    let mut left_behind = Vec::new();
     for step in &seq.steps {
         let mut r = StepResult {
             name: step_name(step),
@@ -116,6 +117,9 @@ async fn run_one(
                 r.outcome = StepOutcome::Failed;
                 r.got = redact.apply(&why);
                 failed = true;
+                if step.cleanup {
+                    left_behind.push(format!("{} {}", r.method, r.path));
+                }
                 steps.push(r);
                 continue;
             }
@@ -150,6 +154,10 @@ async fn run_one(
         } else {
             tracing::warn!(sequence = %seq.name, step = %r.name, expected = %r.expected, got = %r.got, "step failed");
             failed = true;
+            if step.cleanup {
+                // The filled request names what is left (the created id); a secret stays masked.
+                left_behind.push(format!("{} {}", r.method, redact.apply(check.url.path())));
+            }
         }
         steps.push(r);
     }
@@ -165,6 +173,10 @@ async fn run_one(
                 .count(),
         )
         .unwrap_or(u32::MAX),
+        unique: (!left_behind.is_empty())
+            .then(|| values.get("unique").cloned())
+            .flatten(),
+        left_behind,
         steps,
     }
 }
