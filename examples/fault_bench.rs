@@ -10,6 +10,9 @@
 //! - 20% of S3 requests answered `SlowDown` (503) only;
 //! - 20% of S3 requests answered `InternalError` (500) only.
 //!
+//! Every setting lets a request target fail at most twice in a row (`max_in_a_row`): a transient fault
+//! passes by the third try, so the figures measure the cost of faults, not the odds of a streak.
+//!
 //! ```sh
 //! cargo build --bin cloudshop-deploy && cargo run -q --example fault_bench
 //! ```
@@ -42,6 +45,7 @@ fn s3_only(kind: Fault, u: Upstream, run: usize) -> FaultPlan {
         kinds: vec![kind],
         only: vec!["s3:".into()],
         seed: seed(u, run),
+        max_in_a_row: 2,
         ..FaultPlan::default()
     }
 }
@@ -53,6 +57,7 @@ fn plan(setting: &str, u: Upstream, run: usize) -> FaultPlan {
         "20% 500/throttle/reset" => FaultPlan {
             rate: 0.2,
             seed: seed(u, run),
+            max_in_a_row: 2,
             ..FaultPlan::default()
         },
         "20% S3 SlowDown only" => s3_only(Fault::Throttle, u, run),

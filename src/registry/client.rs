@@ -59,7 +59,7 @@ impl Default for Options {
             min_throughput: 256 * 1024,
             concurrency: 4,
             attempts: 3,
-            backoff: Duration::from_millis(500),
+            backoff: Duration::from_millis(100),
             mount: true,
             tag_page: 1000,
         }
