@@ -137,6 +137,28 @@ async fn registry_for(
     Ok(Registry::new(base, token.as_deref(), options)?)
 }
 
+/// A promotion's source side: the ECR client for the source region, and the source repository as ECR
+/// describes it. Read-only: `DescribeRepositories`.
+async fn source_repository(
+    clients: &Clients,
+    cfg: &Config,
+    promote: &crate::config::Promote,
+) -> Result<(aws_sdk_ecr::Client, Repository, String), Error> {
+    let (registry_id, uri_region, name) = resolve::split_repository(&promote.source_repository);
+    let region = uri_region.unwrap_or_else(|| promote.source_region.clone());
+    let ecr = if region == cfg.region {
+        clients.ecr.clone()
+    } else {
+        aws_sdk_ecr::Client::from_conf(
+            aws_sdk_ecr::config::Builder::from(&clients.sdk)
+                .region(aws_types::region::Region::new(region.clone()))
+                .build(),
+        )
+    };
+    let repo = resolve::lookup(&ecr, &name, registry_id.as_deref(), Role::Source).await?;
+    Ok((ecr, repo, region))
+}
+
 /// A registry client for the environment's own repository, or (`source`) for the source repository of a
 /// promotion (in its own region), with the repository as ECR describes it. Read-only:
 /// `DescribeRepositories`, `GetAuthorizationToken`.
@@ -157,18 +179,7 @@ pub async fn open_repository(
         let reg = registry_for(&clients.ecr, &repo, override_url, &options).await?;
         return Ok((repo, reg));
     };
-    let (registry_id, uri_region, name) = resolve::split_repository(&promote.source_repository);
-    let region = uri_region.unwrap_or_else(|| promote.source_region.clone());
-    let ecr = if region == cfg.region {
-        clients.ecr.clone()
-    } else {
-        aws_sdk_ecr::Client::from_conf(
-            aws_sdk_ecr::config::Builder::from(&clients.sdk)
-                .region(aws_types::region::Region::new(region))
-                .build(),
-        )
-    };
-    let repo = resolve::lookup(&ecr, &name, registry_id.as_deref(), Role::Source).await?;
+    let (ecr, repo, _) = source_repository(clients, cfg, promote).await?;
     let reg = registry_for(&ecr, &repo, override_url, &options).await?;
     Ok((repo, reg))
 }
@@ -254,18 +265,7 @@ async fn resolve(clients: &Clients, cfg: &Config) -> Result<SourceImage, Error> 
         .promote
         .as_ref()
         .ok_or(Error::NoSource("no source environment"))?;
-    let (registry_id, uri_region, name) = resolve::split_repository(&promote.source_repository);
-    let source_region = uri_region.unwrap_or_else(|| promote.source_region.clone());
-    let source_ecr = if source_region == cfg.region {
-        clients.ecr.clone()
-    } else {
-        aws_sdk_ecr::Client::from_conf(
-            aws_sdk_ecr::config::Builder::from(&clients.sdk)
-                .region(aws_types::region::Region::new(source_region.clone()))
-                .build(),
-        )
-    };
-    let source = resolve::lookup(&source_ecr, &name, registry_id.as_deref(), Role::Source).await?;
+    let (source_ecr, source, source_region) = source_repository(clients, cfg, promote).await?;
 
     if source.uri == target.uri && source_region == cfg.region {
         return resolve_retag(&clients.ecr, source, target, tags, options).await;
@@ -406,36 +406,10 @@ pub async fn repository_registry(
     cfg: &Config,
     side: Side,
 ) -> Result<(Registry, String), Error> {
-    let options = registry::Options::default();
-    let override_url = cfg.backend.registry_url.as_ref();
-    let (ecr, repo) = match side {
-        Side::Own => {
-            let repo =
-                resolve::lookup(&clients.ecr, &cfg.backend.repository, None, Role::Deploy).await?;
-            (clients.ecr.clone(), repo)
-        }
-        Side::Source => {
-            let promote = cfg
-                .promote
-                .as_ref()
-                .ok_or(Error::NoSource("no source environment"))?;
-            let (registry_id, uri_region, name) =
-                resolve::split_repository(&promote.source_repository);
-            let region = uri_region.unwrap_or_else(|| promote.source_region.clone());
-            let ecr = if region == cfg.region {
-                clients.ecr.clone()
-            } else {
-                aws_sdk_ecr::Client::from_conf(
-                    aws_sdk_ecr::config::Builder::from(&clients.sdk)
-                        .region(aws_types::region::Region::new(region))
-                        .build(),
-                )
-            };
-            let repo = resolve::lookup(&ecr, &name, registry_id.as_deref(), Role::Source).await?;
-            (ecr, repo)
-        }
-    };
-    let reg = registry_for(&ecr, &repo, override_url, &options).await?;
+    if side == Side::Source && cfg.promote.is_none() {
+        return Err(Error::NoSource("no source environment"));
+    }
+    let (repo, reg) = open_repository(clients, cfg, side == Side::Source).await?;
     Ok((reg, repo.name))
 }
 
