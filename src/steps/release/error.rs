@@ -13,6 +13,8 @@ pub enum Error {
         source_env: String,
         /// What the marker lookup found (none, another digest, no registry).
         reason: String,
+        /// No registry could be addressed to read markers from (an emulator without `registry-url`).
+        no_registry: bool,
     },
     /// No `image-tag` to name the release by.
     #[error("no `image-tag`: a release is named by its image tag (the git SHA)")]
@@ -31,6 +33,11 @@ pub enum Error {
 impl crate::error::Diagnose for Error {
     fn hint(&self) -> String {
         match self {
+            Error::Unverified {
+                no_registry: true, ..
+            } => "set the `registry-url` input to the registry that holds the repositories (the markers \
+                  live there), or set `allow-unverified: true` to promote without the check"
+                .into(),
             Error::Unverified { sha, source_env, .. } => format!(
                 "deploy `{sha}` to `{source_env}` and let it pass (rollout, smoke tests, watch), then promote \
                  it again; or set `allow-unverified: true` to promote it anyway"
@@ -53,5 +60,27 @@ impl crate::error::Diagnose for Error {
             Error::Deploy(e) => crate::error::Diagnose::anchor(e),
             Error::NoTag => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Diagnose;
+
+    #[test]
+    fn an_unverified_promotion_says_how_to_fix_it_for_its_cause() {
+        let unverified = |no_registry| Error::Unverified {
+            sha: "abc".into(),
+            source_env: "stage".into(),
+            reason: "r".into(),
+            no_registry,
+        };
+        assert!(unverified(false)
+            .hint()
+            .starts_with("deploy `abc` to `stage`"));
+        let hint = unverified(true).hint();
+        assert!(hint.contains("`registry-url`"), "{hint}");
+        assert!(hint.contains("allow-unverified"), "{hint}");
     }
 }

@@ -63,7 +63,9 @@ pub async fn check_source(
     let sha = cfg.backend.image_tag.clone().ok_or(Error::NoTag)?;
     let source_env = &promote.source_environment;
     let tag = verified_tag(source_env, &sha);
-    let found = match store(clients, cfg, settings, image::Side::Source).await {
+    let store = store(clients, cfg, settings, image::Side::Source).await;
+    let no_registry = matches!(store, Ok(None));
+    let found = match store {
         Ok(Some(s)) => s.read(&tag).await.map_err(|e| e.to_string()),
         Ok(None) => Err(NO_REGISTRY.to_string()),
         Err(e) => Err(e.to_string()),
@@ -105,6 +107,7 @@ pub async fn check_source(
         sha,
         source_env: source_env.clone(),
         reason: problem,
+        no_registry,
     })
 }
 
