@@ -458,8 +458,7 @@ async fn deploy_pipeline(
                 .await
                 .map_err(Error::from)
         };
-        let signals =
-            signals::Signals::start(clients, cfg, &deployed.task_definition, deploy_started).await;
+        let signals = signals::Signals::start(clients, cfg, &deployed, deploy_started).await;
         // The signals section after every round: a run cancelled mid-watch still reports them.
         report.signals = Some(signals.report());
         let slot = std::sync::Mutex::new(&mut report.signals);

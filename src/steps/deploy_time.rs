@@ -237,11 +237,7 @@ pub async fn measure(
         .filter_map(|t| secs(t.stopped_at()).or(secs(t.stopping_at())))
         .filter(|t| *t >= start)
         .collect();
-    let target_group = svc
-        .load_balancers()
-        .iter()
-        .find_map(|lb| lb.target_group_arn().map(str::to_string));
-    let deregistration_delay = match target_group {
+    let deregistration_delay = match deployed.target_groups.first() {
         Some(arn) => clients
             .elb
             .describe_target_group_attributes()

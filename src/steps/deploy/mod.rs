@@ -256,6 +256,8 @@ pub async fn apply(
             previous_task_definition: prepared.live_arn.clone(),
             task_definition: prepared.live_arn,
             image_digest: prepared.image.digest.clone(),
+            definition: prepared.rendered,
+            target_groups: prepared.target_groups,
             reported_stops: Mutex::default(),
         });
     }
@@ -313,6 +315,8 @@ pub async fn apply(
         previous_task_definition: prepared.live_arn.clone(),
         task_definition: new_arn.clone(),
         image_digest: prepared.image.digest.clone(),
+        definition: prepared.rendered.clone(),
+        target_groups: prepared.target_groups.clone(),
         reported_stops: Mutex::default(),
     };
     if b.wait_timeout.is_zero() {

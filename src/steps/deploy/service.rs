@@ -25,6 +25,10 @@ pub struct Deployed {
     pub task_definition: String,
     /// The image digest it runs (the one deployed).
     pub image_digest: String,
+    /// The definition the new tasks run (where their logs go) and the service's target groups, as the
+    /// preflight read them.
+    pub definition: serde_json::Value,
+    pub target_groups: Vec<String>,
     /// Stopped tasks already reported by [`health`].
     pub(super) reported_stops: Mutex<HashSet<String>>,
 }

@@ -25,6 +25,7 @@ pub use report::{Round, SignalsReport};
 
 use crate::config::{Config, WatchSignals};
 use crate::github::commands;
+use crate::steps::deploy::Deployed;
 use crate::steps::Clients;
 use compare::Metrics;
 
@@ -80,12 +81,13 @@ fn warn(text: &str) {
 }
 
 impl<'a> Signals<'a> {
-    /// Find the target group and the log group of the service running `task_definition`, and read the
-    /// window before `deploy_started`. Never fails: what cannot be read is a warning and a note.
+    /// Take the target group and the log group of what the deploy put live (both read by its preflight),
+    /// and read the window before `deploy_started`. Never fails: what cannot be read is a warning and a
+    /// note.
     pub async fn start(
         clients: &'a Clients,
         cfg: &Config,
-        task_definition: &str,
+        deployed: &Deployed,
         deploy_started: SystemTime,
     ) -> Signals<'a> {
         let limits = cfg.signals.clone();
@@ -116,38 +118,14 @@ impl<'a> Signals<'a> {
         let b = &cfg.backend;
 
         // The load balancer's metrics.
-        let target_groups = match clients
-            .ecs
-            .describe_services()
-            .cluster(&b.cluster)
-            .services(&b.service)
-            .send()
-            .await
-        {
-            Ok(out) => out
-                .services()
-                .first()
-                .map(|svc| {
-                    svc.load_balancers()
-                        .iter()
-                        .filter_map(|lb| lb.target_group_arn().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            Err(e) => {
-                r.notes.push(
-                    ReadError::of(&e, "ecs:DescribeServices").warning("load balancer metrics"),
-                );
-                Vec::new()
-            }
-        };
-        if target_groups.is_empty() && r.notes.is_empty() {
+        let target_groups = &deployed.target_groups;
+        if target_groups.is_empty() {
             r.notes.push(format!(
                 "no load balancer metrics: service `{}` has no target group",
                 b.service
             ));
         } else if !target_groups.is_empty() {
-            match bounded(metrics::find(&clients.elb, &target_groups)).await {
+            match bounded(metrics::find(&clients.elb, target_groups)).await {
                 Ok(Some(d)) => {
                     match bounded(metrics::read(&clients.cloudwatch, &d, before.0, before.1)).await {
                         Ok(m) => {
@@ -168,34 +146,29 @@ impl<'a> Signals<'a> {
         }
 
         // The error lines.
-        match crate::steps::deploy::task_def::describe(&clients.ecs, task_definition).await {
-            Ok(live) => match loglines::log_group(&live.definition, &b.containers) {
-                Ok(group) => {
-                    match bounded(loglines::count(
-                        &clients.logs,
-                        &group,
-                        &s.limits.error_pattern,
-                        before.0,
-                        before.1,
-                    ))
-                    .await
-                    {
-                        Ok(n) => {
-                            s.before_lines = Some(n);
-                            r.before_error_lines = Some(n);
-                            r.log_group = Some(group.clone());
-                            s.log_group = Some(group);
-                        }
-                        Err(e) => r.notes.push(e.warning("error lines")),
+        match loglines::log_group(&deployed.definition, &b.containers) {
+            Ok(group) => {
+                match bounded(loglines::count(
+                    &clients.logs,
+                    &group,
+                    &s.limits.error_pattern,
+                    before.0,
+                    before.1,
+                ))
+                .await
+                {
+                    Ok(n) => {
+                        s.before_lines = Some(n);
+                        r.before_error_lines = Some(n);
+                        r.log_group = Some(group.clone());
+                        s.log_group = Some(group);
                     }
+                    Err(e) => r.notes.push(e.warning("error lines")),
                 }
-                Err(why) => r.notes.push(format!(
-                    "no error-line count: {why} (the watch counts lines in the `awslogs` group)"
-                )),
-            },
-            Err(e) => r
-                .notes
-                .push(format!("the watch goes on without the error lines: {e}")),
+            }
+            Err(why) => r.notes.push(format!(
+                "no error-line count: {why} (the watch counts lines in the `awslogs` group)"
+            )),
         }
         for n in &r.notes {
             warn(n);
