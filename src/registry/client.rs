@@ -297,7 +297,7 @@ impl Registry {
     }
 
     /// PUT a manifest under a tag or its digest; checks the digest the registry computed.
-    pub(super) async fn put_manifest(
+    pub async fn put_manifest(
         &self,
         repo: &str,
         reference: &str,

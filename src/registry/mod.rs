@@ -8,7 +8,7 @@
 //! (one registry over HTTP: auth, requests, blob and manifest I/O), `copy` (the copy engine: blobs in
 //! parallel, index children first, tags last, read back), [`archive`] (an OCI layout or `docker save`
 //! tarball as a source), [`artifact`] (the frontend build and the verification marker as OCI
-//! artifacts), `objects` (small blobs and artifact manifests in and out), `push` (an artifact built in
+//! artifacts), `objects` (small blobs in and out, tag lists across pages), `push` (an artifact built in
 //! memory pushed under a tag; one artifact layer read whole).
 //!
 //! APIs: the OCI distribution spec over HTTPS (`/v2/<repo>/manifests/<ref>`, `/v2/<repo>/blobs/<digest>`,

@@ -1,6 +1,6 @@
-//! Small objects through the registry client: push a blob held in memory (a marker's config), put an
-//! artifact manifest under a tag, read a small blob back within a byte bound, and point another tag at a
-//! manifest already in the repository. What [`super::artifact`] builds travels through these.
+//! Small objects through the registry client: push a blob held in memory (a marker's config), read a
+//! small blob back within a byte bound, and list a repository's tags across pages. What
+//! [`super::artifact`] builds travels through these (its manifests through `Registry::put_manifest`).
 //!
 //! APIs: OCI distribution `/v2/<repo>/blobs/<digest>` (HEAD, GET), `/v2/<repo>/blobs/uploads/` (POST,
 //! PATCH, PUT), `/v2/<repo>/manifests/<ref>` (PUT), `/v2/<repo>/tags/list` (GET).
@@ -13,7 +13,6 @@ use super::client::{Registry, SMALL_ATTEMPTS};
 use super::copy::retryable;
 use super::error::Error;
 use super::http::{checked_digest, same_origin};
-use super::manifest::Manifest;
 
 /// Pages of a tag listing followed at most.
 pub const MAX_TAG_PAGES: usize = 50;
@@ -89,24 +88,6 @@ impl Registry {
                 Err(e) => return Err(e),
             }
         }
-    }
-
-    /// Put manifest bytes (an artifact built by [`super::artifact::manifest`]) under `tag`.
-    pub async fn put_manifest_bytes(
-        &self,
-        repo: &str,
-        tag: &str,
-        bytes: Bytes,
-        media_type: &str,
-    ) -> Result<String, Error> {
-        let manifest = Manifest::from_bytes(bytes, media_type)?;
-        self.put_manifest(repo, tag, &manifest).await?;
-        Ok(manifest.digest)
-    }
-
-    /// Point `tag` at `manifest` (already in the repository, or whose blobs are).
-    pub async fn put_tag(&self, repo: &str, tag: &str, manifest: &Manifest) -> Result<(), Error> {
-        self.put_manifest(repo, tag, manifest).await
     }
 
     /// A small blob, whole: at most `max` bytes, checked against its digest. A read that fails on the

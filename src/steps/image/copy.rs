@@ -471,7 +471,7 @@ pub async fn add_extra_tags(clients: &Clients, source: &SourceImage) -> Result<V
                 let how = match reg.manifest_digest(repo, tag).await? {
                     Some(d) if d == plan.top.digest => "already there",
                     _ => {
-                        reg.put_tag(repo, tag, &plan.top).await?;
+                        reg.put_manifest(repo, tag, &plan.top).await?;
                         "added"
                     }
                 };

@@ -59,8 +59,9 @@ impl Store {
                 ("com.cloudshop.verified.digest", &v.digest),
             ],
         );
+        let manifest = registry::artifact_manifest(bytes)?;
         self.registry
-            .put_manifest_bytes(&self.repo, &tag, bytes, registry::OCI_MANIFEST)
+            .put_manifest(&self.repo, &tag, &manifest)
             .await?;
         Ok(Written::New)
     }
