@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use cloudshop_deploy::steps::deploy::wait::{self, Pace, Probe, Tick};
+use cloudshop_deploy::steps::deploy::rollout::{self, Pace, Probe, Tick};
 use cloudshop_deploy::steps::deploy::Error;
 use tokio::time::Instant;
 
@@ -79,7 +79,7 @@ impl Probe for Scripted {
 
 async fn adaptive(done: f64, signal: bool) -> (f64, u32) {
     let mut p = Scripted::new(done, signal);
-    let w = wait::watch(&mut p, Duration::from_secs(3), Duration::from_secs(1800))
+    let w = rollout::poll(&mut p, Duration::from_secs(3), Duration::from_secs(1800))
         .await
         .expect("scripted probe never fails");
     (w.outcome.unwrap_or(f64::NAN), p.calls)

@@ -10,14 +10,18 @@
 //! - [`aws`]: the HTTPS client, `SdkConfig`, OIDC role credentials, error helpers.
 //! - [`shutdown`]: SIGTERM/SIGINT handlers the run races its pipeline against, and the panic hook that
 //!   writes the last report snapshot before the process aborts.
-//! - [`run`]: the pipeline: load, connect, dispatch the command, write outputs and summary; the one
-//!   place that turns the steps' outcomes into the run's [`report::Status`].
+//! - [`run`]: load, connect, dispatch the command, write outputs and summary; the one place that turns
+//!   the steps' outcomes into the run's [`report::Status`].
+//! - [`gates`]: a deploy or promotion as an ordered list of gates (preflight, image, frontend artifact,
+//!   task definition, service update, rollout, smoke checks, frontend sync, website check, watch,
+//!   finalize, marker), run by one loop that records each and, on a failure, undoes what was done
+//!   through the one rollback decision (`gates::undo`).
 //! - [`steps`]: async functions over SDK clients, each returning its own typed outcome and report
 //!   section and recording into the run's timeline:
-//!   - `steps/deploy/`: `mod.rs` (prepare, apply), `task_def` (the JSON definition), `service`
-//!     (DescribeServices, UpdateService, health), `rollback` (after a failure and `command: rollback`),
-//!     `wait/` (`poller`: pacing and the watch loop; `probe`: rolling and blue/green probes and verdicts;
-//!     `diagnosis`: stopped tasks and fixes), `watch` (one watch as the step records it), `report` (the
+//!   - `steps/deploy/`: `mod.rs` (prepare, register, update, rollout), `task_def` (the JSON
+//!     definition), `service` (DescribeServices, UpdateService, health), `rollback` (after a failure and
+//!     `command: rollback`), `rollout/` (the rollout wait: `poller`: pacing and the poll loop; `probe`:
+//!     rolling and blue/green probes and verdicts; `diagnosis`: stopped tasks and fixes), `report` (the
 //!     backend section and its typed outcome), `error` (errors and hints).
 //!   - `steps/image/`: the ECR image for every command: `resolve` (tags to digests), `tag` (re-tag by
 //!     putting the manifest back), `copy` (promotion and archive push), `report` (the promotion's
@@ -55,6 +59,7 @@ macro_rules! troubleshooting {
 pub mod aws;
 pub mod config;
 pub mod error;
+pub mod gates;
 pub mod github;
 pub mod inputs;
 pub mod registry;

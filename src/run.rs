@@ -23,7 +23,7 @@ use crate::inputs::Inputs;
 use crate::report::{Report, Status};
 use crate::steps::deploy::{BackendOutcome, BackendReport};
 use crate::steps::smoke::SmokeReport;
-use crate::steps::{deploy, deploy_time, frontend, image, release, signals, smoke, Clients};
+use crate::steps::{deploy, frontend, release, smoke, Clients};
 
 /// Run the action with the given environment variables; print outputs, summary and errors; return the
 /// process exit code.
@@ -74,6 +74,7 @@ where
             report.cancelled_by = Some(signal.to_string());
             Status::Cancelled
         }
+        None if !report.rollback_problems.is_empty() => Status::Failed,
         None => status(report.backend.as_ref().map(|b| &b.outcome), result.is_ok()),
     });
     if let Err(e) = &result {
@@ -277,7 +278,12 @@ async fn execute(
     let settings = release::Settings::new(ctx, env);
     match cfg.command {
         Command::Deploy | Command::Promote => {
-            deploy_pipeline(&clients, cfg, &settings, report).await
+            let cx = crate::gates::Cx {
+                clients: &clients,
+                cfg,
+                settings: &settings,
+            };
+            crate::gates::run(&cx, report).await
         }
         Command::Rollback => {
             // By default, the newest verified release other than the running one.
@@ -319,224 +325,6 @@ async fn execute(
             Ok(())
         }
     }
-}
-
-/// Deploy (or promote then deploy): every read-only check first, then the changes, in an order where a
-/// failure leaves the old version serving.
-async fn deploy_pipeline(
-    clients: &Clients,
-    cfg: &Config,
-    settings: &release::Settings,
-    report: &mut Report,
-) -> Result<(), Error> {
-    // 1. Preflight: nothing below changes anything.
-    let source = if cfg.command == Command::Promote || cfg.image_archive.is_some() {
-        let source = image::resolve_source(clients, cfg, &mut report.phases).await?;
-        report.promote = Some(source.report());
-        // A promotion takes only what passed the source environment.
-        let section = report.release.get_or_insert_with(Default::default);
-        release::check_source(
-            clients,
-            cfg,
-            settings,
-            &source.digest,
-            section,
-            &mut report.phases,
-        )
-        .await?;
-        crate::shutdown::snapshot(report);
-        Some(source)
-    } else {
-        None
-    };
-    let prepared = deploy::prepare(
-        clients,
-        cfg,
-        source.as_ref().map(|s| s.digest.as_str()),
-        report.backend.get_or_insert_with(BackendReport::default),
-        &mut report.phases,
-    )
-    .await?;
-    crate::shutdown::snapshot(report);
-    let mut frontend_plan = match &cfg.frontend {
-        Some(f) => {
-            let mut sr = frontend::SyncReport::default();
-            let plan =
-                frontend::artifact::prepare(clients, cfg, f, &mut sr, &mut report.phases).await?;
-            report.frontend = Some(sr);
-            Some(plan)
-        }
-        None => None,
-    };
-    crate::shutdown::snapshot(report);
-    if cfg.dry_run {
-        return Ok(());
-    }
-
-    // 2. The image into the target repository (promotion or archive).
-    if let Some(source) = &source {
-        let copied = image::copy(clients, source, &mut report.phases).await?;
-        if let Some(p) = &mut report.promote {
-            p.record(copied);
-        }
-    }
-
-    // The frontend artifact beside it (published by a deploy, copied by a promotion).
-    if let Some((prepared, artifact)) = &mut frontend_plan {
-        let sr = report.frontend.get_or_insert_with(Default::default);
-        frontend::artifact::publish(artifact, prepared, sr, &mut report.phases).await?;
-    }
-
-    // 3. The backend: new revision, rollout watched to the end, rolled back on failure.
-    let deploy_started = std::time::SystemTime::now();
-    let deployed = deploy::apply(
-        clients,
-        cfg,
-        prepared,
-        report.backend.get_or_insert_with(BackendReport::default),
-        &mut report.phases,
-    )
-    .await?;
-    crate::shutdown::snapshot(report);
-
-    // 4. Smoke tests: a new version that does not answer is rolled back.
-    let smoke_on = cfg.smoke.enabled && cfg.smoke.base_url.is_some();
-    if smoke_on {
-        let section = report.smoke.get_or_insert_with(SmokeReport::default);
-        if let Err(e) = smoke::run(&cfg.smoke, section, &mut report.phases).await {
-            roll_back_after(clients, cfg, &deployed, "smoke tests failed", None, report).await?;
-            return Err(e.into());
-        }
-    } else {
-        smoke::skip(
-            &cfg.smoke,
-            report.smoke.get_or_insert_with(SmokeReport::default),
-        );
-    }
-
-    // Where the rollout's time went (read-only, best effort), with how fast the app answered.
-    let answer_ms = report
-        .smoke
-        .as_ref()
-        .and_then(|s| s.checks.iter().map(|c| c.latency().0).max());
-    report.deploy_time = deploy_time::measure(clients, cfg, &deployed, answer_ms).await;
-
-    crate::shutdown::snapshot(report);
-
-    // 5. The frontend, only once the API it calls is known good. Nothing of the previous release is
-    // deleted until the release is final (step 7); a rollback puts the previous release back.
-    let mut synced = None;
-    if let (Some(f), Some((plan, artifact))) = (&cfg.frontend, frontend_plan) {
-        let sr = report.frontend.get_or_insert_with(Default::default);
-        let applied = frontend::apply(clients, f, plan, sr, &mut report.phases).await;
-        drop(artifact);
-        match applied {
-            Ok(s) => synced = Some(s),
-            Err(failed) => {
-                let reason = "the frontend sync failed";
-                roll_back_after(clients, cfg, &deployed, reason, Some(failed.synced), report)
-                    .await?;
-                return Err(failed.error.into());
-            }
-        }
-        if cfg.smoke.enabled && cfg.smoke.frontend_check && cfg.smoke.website_url.is_some() {
-            let section = report.smoke.get_or_insert_with(SmokeReport::default);
-            if let Err(e) = smoke::check_frontend(&cfg.smoke, section, &mut report.phases).await {
-                let reason = "the website check failed";
-                roll_back_after(clients, cfg, &deployed, reason, synced, report).await?;
-                return Err(e.into());
-            }
-        }
-    }
-
-    crate::shutdown::snapshot(report);
-
-    // 6. The watch: keep checking for a while; a sustained failure rolls back.
-    if smoke_on && !cfg.smoke.watch.is_zero() {
-        let probe = || async {
-            deploy::service_health(clients, cfg, &deployed)
-                .await
-                .map_err(Error::from)
-        };
-        let signals = signals::Signals::start(clients, cfg, &deployed, deploy_started).await;
-        // The signals section after every round: a run cancelled mid-watch still reports them.
-        report.signals = Some(signals.report());
-        let slot = std::sync::Mutex::new(&mut report.signals);
-        let (sig, slot_ref) = (&signals, &slot);
-        let section = report.smoke.get_or_insert_with(SmokeReport::default);
-        let watched = smoke::watch_with(
-            &cfg.smoke,
-            probe,
-            move || async move {
-                let bad = sig.round().await;
-                if let Ok(mut s) = slot_ref.lock() {
-                    **s = Some(sig.report());
-                }
-                bad
-            },
-            section,
-            &mut report.phases,
-        )
-        .await;
-        report.signals = Some(signals.report());
-        if let Err(e) = watched {
-            let reason = "the post-deploy watch saw a sustained failure";
-            roll_back_after(clients, cfg, &deployed, reason, synced, report).await?;
-            return Err(e.into());
-        }
-    }
-
-    // 7. The release is final: the previous release's stale files go; then record the verified
-    // release and move the extra tags.
-    if let (Some(f), Some(synced)) = (&cfg.frontend, synced) {
-        let sr = report.frontend.get_or_insert_with(Default::default);
-        frontend::finalize(clients, f, synced, sr, &mut report.phases).await?;
-    }
-    let watched = matches!(
-        report.backend.as_ref().map(|b| &b.outcome),
-        Some(BackendOutcome::Deployed { watched: true } | BackendOutcome::NoChange)
-    );
-    let frontend_digest = report.frontend.as_ref().and_then(|f| f.artifact.clone());
-    let passed = release::Passed {
-        digest: &deployed.image_digest,
-        task_definition: &deployed.task_definition,
-        watched,
-        smoke_passed: smoke_on,
-        source: source.as_ref(),
-        frontend_digest: frontend_digest.as_deref(),
-    };
-    let section = report.release.get_or_insert_with(Default::default);
-    release::settle(clients, cfg, settings, passed, section, &mut report.phases).await;
-    Ok(())
-}
-
-/// Roll back after a failure found past the rollout (smoke tests, website check, watch), when enabled:
-/// the site first (when this run synced it: the previous release's files, byte for byte), then the
-/// backend (when this run changed it). The caller returns the original error; the backend's outcome
-/// says it rolled back.
-async fn roll_back_after(
-    clients: &Clients,
-    cfg: &Config,
-    deployed: &deploy::Deployed,
-    reason: &str,
-    synced: Option<frontend::Synced>,
-    report: &mut Report,
-) -> Result<(), Error> {
-    if !cfg.backend.rollback_on_failure {
-        return Ok(());
-    }
-    let site = match (&cfg.frontend, synced) {
-        (Some(f), Some(synced)) => {
-            let sr = report.frontend.get_or_insert_with(Default::default);
-            frontend::restore(clients, f, synced, sr, &mut report.phases).await
-        }
-        _ => Ok(()),
-    };
-    if deployed.changed {
-        let backend = report.backend.get_or_insert_with(BackendReport::default);
-        deploy::rollback(clients, cfg, deployed, reason, backend, &mut report.phases).await?;
-    }
-    Ok(site?)
 }
 
 /// Exit code for a run result.

@@ -124,6 +124,11 @@ pub enum Scenario {
     Succeed { after: u32 },
     /// Tasks fail; after `after` polls the circuit breaker marks it FAILED and rolls back by itself.
     CircuitBreaker { after: u32 },
+    /// Like [`Scenario::CircuitBreaker`], but the failed deployment is gone from the service's list by
+    /// the next poll (visible for less than one poll interval), and the service's configuration does not
+    /// show the breaker's rollback flag: only the new PRIMARY deployment of the previous revision and the
+    /// events ("deployment failed", "rolling back") tell that ECS went back.
+    CircuitBreakerGone { after: u32 },
     /// Tasks stop with `reason`; after `after` polls the deployment is FAILED (no automatic rollback).
     TasksFail { reason: StopReason, after: u32 },
     /// IN_PROGRESS forever.
@@ -731,6 +736,42 @@ impl State {
                             "(service {service}) has started 1 tasks: (task t{}).",
                             self.seq
                         ));
+                    }
+                }
+                Scenario::CircuitBreakerGone { after } => {
+                    self.stop_task(&d.td, StopReason::CannotPull);
+                    self.deps[i].failed += 1;
+                    if d.polls >= after {
+                        let previous = self
+                            .deps
+                            .iter()
+                            .find(|x| x.id != d.id)
+                            .map(|x| x.td.clone())
+                            .unwrap_or_default();
+                        let rollback_id = format!("ecs-svc/{}", 2000 + self.seq);
+                        self.deps.clear();
+                        self.deps.push(Dep {
+                            id: rollback_id.clone(),
+                            status: "PRIMARY".into(),
+                            td: previous.clone(),
+                            rollout: "IN_PROGRESS".into(),
+                            reason: "ECS deployment circuit breaker: rolling back to the previous deployment.".into(),
+                            running: 0,
+                            desired: d.desired,
+                            failed: 0,
+                            polls: 0,
+                            script: Scenario::Succeed { after: 1 },
+                            created: self.clock,
+                        });
+                        self.td = previous;
+                        self.event(format!(
+                            "(service {service}) (deployment {}) deployment failed: tasks failed to start.",
+                            d.id
+                        ));
+                        self.event(format!(
+                            "(service {service}) rolling back to deployment {rollback_id}."
+                        ));
+                        return;
                     }
                 }
                 Scenario::CircuitBreaker { after } => {

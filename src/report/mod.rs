@@ -68,6 +68,12 @@ pub struct Report {
     pub signals: Option<crate::steps::signals::SignalsReport>,
     pub frontend: Option<crate::steps::frontend::SyncReport>,
     pub release: Option<crate::steps::release::ReleaseReport>,
+    /// The release's gates as they ended, in order.
+    #[serde(skip)]
+    pub gates: Vec<crate::gates::record::GateRecord>,
+    /// What a rollback after a failure could not do (the failure itself is `error`).
+    #[serde(skip)]
+    pub rollback_problems: Vec<String>,
     /// The error, when the run failed: message and hint.
     pub error: Option<(String, String)>,
     /// The signal that cancelled the run.

@@ -172,6 +172,28 @@ fn circuit_breaker_rollback_is_reported_not_fought() {
     );
 }
 
+/// A circuit breaker that went back within one poll interval: by the next poll the run's own deployment
+/// is gone and a PRIMARY deployment of the previous revision runs, with ECS's "deployment failed" and
+/// "rolling back" events. That is ECS's rollback (status, `::error::` and diagnosis), never "superseded".
+#[test]
+fn a_circuit_breaker_rollback_faster_than_a_poll_is_not_reported_as_superseded() {
+    let moto = Moto::shared();
+    seed_ecr(&moto, &[SHA], false);
+    let sim = EcsSim::start(Scenario::CircuitBreakerGone { after: 2 });
+    let res = run(action(&moto, &sim));
+    assert_ne!(res.code, 0, "{}", res.dump());
+    assert_eq!(res.output("status"), "rolled-back", "{}", res.dump());
+    assert_eq!(sim.count("UpdateService"), 1, "{:?}", sim.calls());
+    assert_eq!(sim.service_task_definition(), REV2);
+    let err = res.error_lines().join("\n");
+    assert!(!err.contains("superseded"), "{}", res.dump());
+    assert!(err.contains("ECS rolled it back"), "{}", res.dump());
+    assert!(err.contains("tasks failed to start"), "{}", res.dump());
+    // The failed tasks' stop reasons are in the annotation, not only in the summary.
+    assert!(err.contains("CannotPullContainerError"), "{}", res.dump());
+    assert!(res.summary.contains("#### Diagnosis"), "{}", res.summary);
+}
+
 #[test]
 fn failed_tasks_are_diagnosed_and_rolled_back() {
     let moto = Moto::shared();

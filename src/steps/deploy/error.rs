@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::wait::diagnosis::Diagnosis;
+use super::rollout::diagnosis::Diagnosis;
 
 /// Errors of the backend deploy.
 #[derive(Debug, thiserror::Error)]
@@ -256,7 +256,7 @@ mod tests {
             include_str!("service.rs"),
             include_str!("task_def.rs"),
             include_str!("rollback.rs"),
-            include_str!("wait/probe.rs"),
+            include_str!("rollout/probe.rs"),
         ]
         .concat();
         let verbs: Vec<&str> = src

@@ -1,12 +1,13 @@
 //! The backend deploy: resolve the image by git SHA in ECR, render a new task-definition revision from
-//! the live one, update the service, watch the rollout to its end, roll back on failure.
+//! the live one, update the service, wait for the rollout to end; the rollback is the caller's decision
+//! (see `crate::gates::undo`).
 //!
-//! [`prepare`] is read-only (the preflight and the plan); [`apply`] makes the changes. Each writes only
-//! its own [`BackendReport`] and the run's [`Timeline`]; the run derives its status from the report's
-//! [`BackendOutcome`]. The image is found and tagged by [`image`]. Sub-modules: [`task_def`] (the raw JSON definition), `service`
-//! (the ECS service calls and [`Deployed`]), [`wait`] (the rollout watch and its diagnosis), `watch`
-//! (one watch as the step records it), `rollback`, `report` (the summary section), `error` (errors
-//! and their hints).
+//! [`prepare`] is read-only (the preflight and the plan); [`register`], [`update`] and [`rollout`] make
+//! the changes, one gate each. Each writes only its own [`BackendReport`] and the run's [`Timeline`]; the
+//! run derives its status from the report's [`BackendOutcome`]. The image is found and tagged by
+//! [`image`]. Sub-modules: [`task_def`] (the raw JSON definition), `service` (the ECS service calls and
+//! [`Deployed`]), [`rollout`] (the rollout wait and its diagnosis), `rollback`, `report` (the summary
+//! section), `error` (errors and their hints).
 //!
 //! APIs: ECR (see [`image`]); ECS `DescribeServices`, `DescribeTaskDefinition`, `RegisterTaskDefinition`,
 //! `UpdateService`, `ListTasks`, `DescribeTasks`, `ListServiceDeployments`,
@@ -15,10 +16,9 @@
 mod error;
 mod report;
 mod rollback;
+pub mod rollout;
 mod service;
 pub mod task_def;
-pub mod wait;
-mod watch;
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -27,7 +27,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 pub use error::Error;
-pub use report::{BackendOutcome, BackendReport};
+pub use report::{BackendOutcome, BackendReport, UpdateSent};
 pub use rollback::{
     last_completed_revision, revision_for, revision_ref, rollback, rollback_command, running,
     RollbackTo, Running,
@@ -44,7 +44,7 @@ use report::short;
 pub fn short_arn(arn: &str) -> &str {
     short(arn)
 }
-use watch::{watch_rollout, Failure};
+use rollout::Failure;
 
 /// What the preflight found (all read-only): the image, the service, its current task definition, the
 /// plan of what will change. Nothing has been changed when this exists.
@@ -59,7 +59,7 @@ pub struct Prepared {
     target_groups: Vec<String>,
     grace_period: Option<i32>,
     update: bool,
-    target: wait::Target,
+    target: rollout::Target,
     seen_events: HashSet<String>,
 }
 
@@ -96,6 +96,81 @@ async fn prepare_inner(
     r: &mut BackendReport,
 ) -> Result<Prepared, Error> {
     let b = &cfg.backend;
+    let img = resolve_image(clients, cfg, expected_digest, r).await?;
+    let svc = service::describe(&clients.ecs, &b.cluster, &b.service).await?;
+    let live_arn = svc.task_definition().unwrap_or_default().to_string();
+    let target = service::target_of(&svc, cfg, &live_arn)?;
+    if svc.deployments().len() > 1 {
+        tracing::warn!(
+            "service `{}` has {} deployments in progress: another deploy may be running (use a `concurrency:` group per environment)",
+            b.service,
+            svc.deployments().len()
+        );
+    }
+    let (live, source) = read_definitions(clients, cfg, &live_arn).await?;
+    // A file without tags keeps the live revision's tags (Terraform's `managed-by` and the like).
+    let tags = if source.tags.is_empty() {
+        &live.tags
+    } else {
+        &source.tags
+    };
+    let rendered = render(cfg, &source.definition, &live_arn, &img.uri)?;
+    let changes = task_def::diff(&task_def::strip(&live.definition), &rendered);
+    let desired_changes = b.desired_count.is_some_and(|d| d != svc.desired_count());
+    let register = !changes.is_empty();
+    let update = register || desired_changes || b.force_new_deployment;
+    let plan = plan_lines(
+        cfg,
+        &PlanFacts {
+            rendered: &rendered,
+            live_arn: &live_arn,
+            changes: &changes,
+            register,
+            update,
+            desired_from: desired_changes.then(|| svc.desired_count()),
+            digest: &img.digest,
+        },
+    );
+    for line in &plan {
+        tracing::info!("plan: {line}");
+    }
+    r.previous_task_definition_arn = Some(live_arn.clone());
+    r.strategy = Some(target.strategy);
+    r.plan = plan;
+    r.outcome = if cfg.dry_run {
+        BackendOutcome::Planned
+    } else {
+        BackendOutcome::Ready
+    };
+    if !update {
+        r.task_definition_arn = Some(live_arn.clone());
+    }
+    Ok(Prepared {
+        register_body: register.then(|| task_def::register_body(&rendered, tags)),
+        image: img,
+        rendered,
+        update,
+        target,
+        seen_events: service::event_ids(&svc),
+        target_groups: svc
+            .load_balancers()
+            .iter()
+            .filter_map(|lb| lb.target_group_arn().map(str::to_string))
+            .collect(),
+        grace_period: svc.health_check_grace_period_seconds(),
+        live_arn,
+    })
+}
+
+/// The image by tag (or the digest a promotion will copy), recorded in the section; for a plain deploy,
+/// the extra tags must be free for it.
+async fn resolve_image(
+    clients: &Clients,
+    cfg: &Config,
+    expected_digest: Option<&str>,
+    r: &mut BackendReport,
+) -> Result<image::Resolved, Error> {
+    let b = &cfg.backend;
     let repo = image::repository(&clients.ecr, &b.repository).await?;
     let img = image::resolve(&clients.ecr, &repo, b.image_tag.as_deref(), expected_digest).await?;
     tracing::info!(
@@ -109,185 +184,193 @@ async fn prepare_inner(
     if expected_digest.is_none() {
         image::check_tags_free(&clients.ecr, &repo, &img.digest, &b.extra_tags).await?;
     }
+    Ok(img)
+}
 
-    let svc = service::describe(&clients.ecs, &b.cluster, &b.service).await?;
-    let live_arn = svc.task_definition().unwrap_or_default().to_string();
-    let target = service::target_of(&svc, cfg, &live_arn)?;
-    if svc.deployments().len() > 1 {
-        tracing::warn!(
-            "service `{}` has {} deployments in progress: another deploy may be running (use a `concurrency:` group per environment)",
-            b.service,
-            svc.deployments().len()
-        );
-    }
-    let live = task_def::describe(&clients.ecs, &live_arn).await?;
-    let source = match &b.task_definition_file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| Error::TaskDefFile {
-                path: path.display().to_string(),
-                message: e.to_string(),
-            })?;
-            task_def::from_file_text(&text).map_err(|message| Error::TaskDefFile {
-                path: path.display().to_string(),
-                message,
-            })?
-        }
-        None => live.clone(),
+/// The live revision, and the definition the new one starts from: the task-definition file when one is
+/// given, else the live revision.
+async fn read_definitions(
+    clients: &Clients,
+    cfg: &Config,
+    live_arn: &str,
+) -> Result<(task_def::Live, task_def::Live), Error> {
+    let live = task_def::describe(&clients.ecs, live_arn).await?;
+    let Some(path) = &cfg.backend.task_definition_file else {
+        return Ok((live.clone(), live));
     };
-    // A file without tags keeps the live revision's tags (Terraform's `managed-by` and the like).
-    let tags = if source.tags.is_empty() {
-        &live.tags
-    } else {
-        &source.tags
+    let file_error = |message: String| Error::TaskDefFile {
+        path: path.display().to_string(),
+        message,
     };
+    let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
+    let source = task_def::from_file_text(&text).map_err(file_error)?;
+    Ok((live, source))
+}
+
+/// The definition stripped of read-only keys, with the image swapped into the chosen containers.
+fn render(cfg: &Config, source: &Value, live_arn: &str, uri: &str) -> Result<Value, Error> {
     let containers =
-        task_def::choose_containers(&source.definition, &b.containers).map_err(|e| match e {
+        task_def::choose_containers(source, &cfg.backend.containers).map_err(|e| match e {
             task_def::SwapError::Unknown { name, available } => Error::ContainerNotFound {
                 name,
-                task_definition: short(&live_arn).to_string(),
+                task_definition: short(live_arn).to_string(),
                 available,
             },
             task_def::SwapError::Ambiguous(available) => Error::AmbiguousContainer {
-                task_definition: short(&live_arn).to_string(),
+                task_definition: short(live_arn).to_string(),
                 available,
             },
         })?;
-    let live_stripped = task_def::strip(&live.definition);
-    let mut rendered = task_def::strip(&source.definition);
-    task_def::swap_images(&mut rendered, &containers, &img.uri);
-    let changes = task_def::diff(&live_stripped, &rendered);
+    let mut rendered = task_def::strip(source);
+    task_def::swap_images(&mut rendered, &containers, uri);
+    Ok(rendered)
+}
 
-    let desired_changes = b.desired_count.is_some_and(|d| d != svc.desired_count());
-    let register = !changes.is_empty();
-    let update = register || desired_changes || b.force_new_deployment;
+/// What the plan lines say.
+struct PlanFacts<'a> {
+    rendered: &'a Value,
+    live_arn: &'a str,
+    changes: &'a [task_def::Change],
+    register: bool,
+    update: bool,
+    /// The service's desired count, when the run changes it.
+    desired_from: Option<i32>,
+    digest: &'a str,
+}
+
+/// The plan, one line per change: the new revision and its differences, the service update.
+fn plan_lines(cfg: &Config, f: &PlanFacts<'_>) -> Vec<String> {
+    let b = &cfg.backend;
     let mut plan: Vec<String> = Vec::new();
-    if register {
+    if f.register {
         plan.push(format!(
             "register a new revision of `{}` from `{}`:",
-            task_def::family(&rendered).unwrap_or("?"),
+            task_def::family(f.rendered).unwrap_or("?"),
             if b.task_definition_file.is_some() {
                 "the task-definition file"
             } else {
-                short(&live_arn)
+                short(f.live_arn)
             }
         ));
-        plan.extend(changes.iter().map(ToString::to_string));
+        plan.extend(f.changes.iter().map(ToString::to_string));
     }
-    if update {
-        let mut what = vec![format!(
-            "taskDefinition: {}",
-            if register {
-                "the new revision".to_string()
-            } else {
-                short(&live_arn).to_string()
-            }
-        )];
-        if let Some(d) = b.desired_count.filter(|_| desired_changes) {
-            what.push(format!("desiredCount: {} -> {d}", svc.desired_count()));
-        }
-        if b.force_new_deployment {
-            what.push("forceNewDeployment: true".into());
-        }
-        plan.push(format!(
-            "update service `{}` in `{}` ({})",
-            b.service,
-            b.cluster,
-            what.join(", ")
-        ));
-    } else {
+    if !f.update {
         plan.push(format!(
             "no change: `{}` already runs {}",
-            short(&live_arn),
-            img.digest
+            short(f.live_arn),
+            f.digest
         ));
+        return plan;
     }
-    for line in &plan {
-        tracing::info!("plan: {line}");
+    let mut what = vec![format!(
+        "taskDefinition: {}",
+        if f.register {
+            "the new revision".to_string()
+        } else {
+            short(f.live_arn).to_string()
+        }
+    )];
+    if let (Some(from), Some(d)) = (f.desired_from, b.desired_count) {
+        what.push(format!("desiredCount: {from} -> {d}"));
     }
-    let seen_events = service::event_ids(&svc);
-    r.previous_task_definition_arn = Some(live_arn.clone());
-    r.strategy = Some(target.strategy);
-    r.plan = plan;
-    r.outcome = if cfg.dry_run {
-        BackendOutcome::Planned
-    } else {
-        BackendOutcome::Ready
-    };
-    if !update {
-        r.task_definition_arn = Some(live_arn.clone());
+    if b.force_new_deployment {
+        what.push("forceNewDeployment: true".into());
     }
-    Ok(Prepared {
-        image: img,
-        live_arn,
-        register_body: register.then(|| task_def::register_body(&rendered, tags)),
-        rendered,
-        update,
-        target,
-        seen_events,
-        target_groups: svc
-            .load_balancers()
-            .iter()
-            .filter_map(|lb| lb.target_group_arn().map(str::to_string))
-            .collect(),
-        grace_period: svc.health_check_grace_period_seconds(),
-    })
+    plan.push(format!(
+        "update service `{}` in `{}` ({})",
+        b.service,
+        b.cluster,
+        what.join(", ")
+    ));
+    plan
 }
 
 // ---------------------------------------------------------------- apply
 
-/// Apply the plan: register the revision, update the service, wait; on a failed rollout roll
-/// back (when enabled). The section's outcome says how it ended (deployed, no change, rolled back, ...).
-pub async fn apply(
+/// How a rollout this run started ended badly, with what the rollback decision needs to know.
+#[derive(Debug)]
+pub struct RolloutFailed {
+    pub error: Error,
+    /// ECS already went back (circuit breaker, blue/green): nothing for this run to roll back.
+    pub ecs_rolled_back: bool,
+    /// Leave the service alone: another deployment took over, or ECS's own rollback failed.
+    pub hands_off: bool,
+}
+
+impl From<Error> for RolloutFailed {
+    fn from(error: Error) -> Self {
+        RolloutFailed {
+            error,
+            ecs_rolled_back: false,
+            hands_off: false,
+        }
+    }
+}
+
+/// The service already runs what the plan asks for: nothing is registered or updated.
+pub fn unchanged(
+    prepared: &Prepared,
+    section: &mut BackendReport,
+    timeline: &mut Timeline,
+) -> Deployed {
+    tracing::info!("no change: the service already runs this image");
+    section.outcome = BackendOutcome::NoChange;
+    timeline.record("backend deploy", Instant::now(), Outcome::NoChange);
+    prepared.deployed(prepared.live_arn.clone())
+}
+
+/// Register the new task-definition revision when the plan has one; its ARN (the live one when the
+/// definition did not change).
+pub async fn register(
+    clients: &Clients,
+    prepared: &Prepared,
+    section: &mut BackendReport,
+) -> Result<String, Error> {
+    let Some(body) = &prepared.register_body else {
+        return Ok(prepared.live_arn.clone());
+    };
+    let _group = commands::group("Backend deploy: register");
+    match task_def::register(&clients.ecs, body).await {
+        Ok(arn) => {
+            tracing::info!("registered {arn}");
+            Ok(arn)
+        }
+        Err(e) => {
+            // Nothing was registered: the service runs what it ran.
+            section.task_definition_arn = Some(prepared.live_arn.clone());
+            Err(e)
+        }
+    }
+}
+
+/// Point the service at `new_arn` (`UpdateService`). `started`: when the register gate began, so the
+/// phase `register and update` spans both.
+pub async fn update(
     clients: &Clients,
     cfg: &Config,
-    prepared: Prepared,
+    prepared: &Prepared,
+    new_arn: &str,
+    started: Instant,
     section: &mut BackendReport,
     timeline: &mut Timeline,
 ) -> Result<Deployed, Error> {
     let b = &cfg.backend;
-    let started = Instant::now();
-    let group = commands::group("Backend deploy");
-    if !prepared.update {
-        tracing::info!("no change: the service already runs this image");
-        section.outcome = BackendOutcome::NoChange;
-        timeline.record("backend deploy", started, Outcome::NoChange);
-        return Ok(Deployed {
-            changed: false,
-            previous_task_definition: prepared.live_arn.clone(),
-            task_definition: prepared.live_arn,
-            image_digest: prepared.image.digest.clone(),
-            definition: prepared.rendered,
-            target_groups: prepared.target_groups,
-            reported_stops: Mutex::default(),
-        });
-    }
-    let new_arn = match &prepared.register_body {
-        Some(body) => match task_def::register(&clients.ecs, body).await {
-            Ok(arn) => {
-                tracing::info!("registered {arn}");
-                arn
-            }
-            Err(e) => {
-                // Nothing was registered: the service runs what it ran.
-                section.task_definition_arn = Some(prepared.live_arn.clone());
-                return Err(e);
-            }
-        },
-        None => prepared.live_arn.clone(),
-    };
-    let changed = new_arn != prepared.live_arn;
-    let deployment_id = match service::update(
+    let _group = commands::group("Backend deploy: update the service");
+    section.update = UpdateSent::InFlight;
+    section.update_to = Some(new_arn.to_string());
+    let sent = service::update(
         &clients.ecs,
         cfg,
-        &new_arn,
+        new_arn,
         b.desired_count,
         b.force_new_deployment,
     )
-    .await
-    {
+    .await;
+    let deployment_id = match sent {
         Ok(id) => id,
         Err(e) => {
             // The service is where it was unless the update got through after all: say what it runs.
+            section.update = UpdateSent::Unknown;
             section.task_definition_arn = Some(
                 match service::describe(&clients.ecs, &b.cluster, &b.service).await {
                     Ok(svc) => svc
@@ -300,51 +383,128 @@ pub async fn apply(
             return Err(e);
         }
     };
-    section.task_definition_arn = Some(new_arn.clone());
+    section.update = UpdateSent::Answered;
+    section.task_definition_arn = Some(new_arn.to_string());
     tracing::info!(
         "updated service {} to {} (deployment {})",
         b.service,
-        short(&new_arn),
+        short(new_arn),
         deployment_id.as_deref().unwrap_or("?")
     );
-    section.deployment_id = deployment_id.clone();
+    section.deployment_id = deployment_id;
     timeline.record("register and update", started, Outcome::Ok);
-    group.end();
-    let deployed = Deployed {
-        changed,
-        previous_task_definition: prepared.live_arn.clone(),
-        task_definition: new_arn.clone(),
-        image_digest: prepared.image.digest.clone(),
-        definition: prepared.rendered.clone(),
-        target_groups: prepared.target_groups.clone(),
-        reported_stops: Mutex::default(),
-    };
     if b.wait_timeout.is_zero() {
         tracing::info!("`wait-timeout: 0`: not waiting for the rollout");
         section.outcome = BackendOutcome::Deployed { watched: false };
-        return Ok(deployed);
     }
+    Ok(prepared.deployed(new_arn.to_string()))
+}
+
+/// Watch the rollout `update` started to its end; on a failure, diagnose it (the failed tasks' logs and
+/// stop reasons, the target groups' health) into the section. The rollback is the caller's decision.
+pub async fn rollout(
+    clients: &Clients,
+    cfg: &Config,
+    prepared: &Prepared,
+    deployed: &Deployed,
+    section: &mut BackendReport,
+    timeline: &mut Timeline,
+) -> Result<(), RolloutFailed> {
+    let b = &cfg.backend;
+    let new_arn = &deployed.task_definition;
     let mut target = prepared.target.clone();
     target.task_definition = new_arn.clone();
-    target.deployment_id = deployment_id;
-    let failure = match watch_rollout(
+    target.deployment_id = section.deployment_id.clone();
+    let watched = rollout::wait(
         clients,
         cfg,
-        target.clone(),
+        target,
         prepared.seen_events.clone(),
         section,
         timeline,
         "rollout",
     )
-    .await?
-    {
-        Ok(()) => {
+    .await;
+    let failure = match watched {
+        Ok(Ok(())) => {
             section.outcome = BackendOutcome::Deployed { watched: true };
-            return Ok(deployed);
+            return Ok(());
         }
-        Err(f) => f,
+        Ok(Err(f)) => f,
+        // The watch itself could not go on (ECS kept failing): the new revision may be live.
+        Err(e) => return Err(e.into()),
     };
-    let logs = wait::diagnosis::LogContext {
+    let diagnosis = diagnose_failure(clients, cfg, prepared, new_arn).await;
+    section.diagnosis = diagnosis.clone();
+    let diagnosis = Box::new(diagnosis);
+    let service = b.service.clone();
+    let task_definition = short(new_arn).to_string();
+    let (error, ecs_rolled_back, hands_off) = match failure {
+        Failure::ByEcs(reason) => {
+            section.outcome = BackendOutcome::RolledBackByEcs;
+            section.rolled_back_to = Some(prepared.live_arn.clone());
+            let e = Error::RolledBackByEcs {
+                service,
+                task_definition,
+                reason,
+                diagnosis,
+            };
+            (e, true, false)
+        }
+        Failure::EcsRollbackFailed(reason) => {
+            // Never `rolled-back`, and no rollback of our own on top of ECS's failed one.
+            section.outcome = BackendOutcome::Failed { rolled_back: false };
+            let reason = format!("ECS's rollback failed and the service may be down: {reason}");
+            let e = Error::RolloutFailed {
+                service,
+                task_definition,
+                reason,
+                diagnosis,
+            };
+            (e, false, true)
+        }
+        Failure::Superseded(reason) => {
+            section.outcome = BackendOutcome::Superseded;
+            (Error::Superseded { service, reason }, false, true)
+        }
+        Failure::Failed(reason) => {
+            let e = Error::RolloutFailed {
+                service,
+                task_definition,
+                reason,
+                diagnosis,
+            };
+            (e, false, false)
+        }
+        Failure::Timeout => {
+            let after = b.wait_timeout;
+            let e = Error::Timeout {
+                service,
+                task_definition,
+                after,
+                diagnosis,
+            };
+            (e, false, false)
+        }
+    };
+    Err(RolloutFailed {
+        error,
+        ecs_rolled_back,
+        hands_off,
+    })
+}
+
+/// Why the new revision's tasks failed: their stop reasons and log lines, then the target groups'
+/// health, with the load balancer's fixes after the causes the app's own logs show and before the
+/// generic ones of the stop reasons.
+async fn diagnose_failure(
+    clients: &Clients,
+    cfg: &Config,
+    prepared: &Prepared,
+    new_arn: &str,
+) -> rollout::Diagnosis {
+    let b = &cfg.backend;
+    let logs = rollout::diagnosis::LogContext {
         client: &clients.logs,
         task_definition: &prepared.rendered,
         lines: b.diagnosis_log_lines,
@@ -352,18 +512,13 @@ pub async fn apply(
             &prepared.rendered,
         )),
     };
-    let diagnosis =
-        wait::diagnose(&clients.ecs, &b.cluster, &b.service, &new_arn, Some(&logs)).await;
+    let mut diagnosis =
+        rollout::diagnose(&clients.ecs, &b.cluster, &b.service, new_arn, Some(&logs)).await;
     let lb = crate::steps::lb::health(&clients.elb, &prepared.target_groups, prepared.grace_period)
         .await;
-    let mut diagnosis = diagnosis;
     diagnosis.lines.extend(lb.lines());
-    // After the causes the app's own logs show, before the generic ones of the stop reasons.
-    let mut at = 0;
-    for t in &diagnosis.logs {
-        at += t.causes.len();
-    }
-    let at = at.min(diagnosis.hints.len());
+    let from_logs: usize = diagnosis.logs.iter().map(|t| t.causes.len()).sum();
+    let at = from_logs.min(diagnosis.hints.len());
     for (i, h) in lb.hints().into_iter().enumerate() {
         if !diagnosis.hints.contains(&h) {
             diagnosis
@@ -374,63 +529,53 @@ pub async fn apply(
     for l in diagnosis.display_lines() {
         tracing::error!("{l}");
     }
-    section.diagnosis = diagnosis.clone();
-    let err = match failure {
-        Failure::ByEcs(reason) => {
-            section.outcome = BackendOutcome::RolledBackByEcs;
-            section.rolled_back_to = Some(prepared.live_arn.clone());
-            return Err(Error::RolledBackByEcs {
-                service: b.service.clone(),
-                task_definition: short(&new_arn).to_string(),
-                reason,
-                diagnosis: Box::new(diagnosis),
-            });
-        }
-        Failure::EcsRollbackFailed(reason) => {
-            // Never `rolled-back`, and no rollback of our own on top of ECS's failed one.
-            section.outcome = BackendOutcome::Failed { rolled_back: false };
-            return Err(Error::RolloutFailed {
-                service: b.service.clone(),
-                task_definition: short(&new_arn).to_string(),
-                reason: format!("ECS's rollback failed and the service may be down: {reason}"),
-                diagnosis: Box::new(diagnosis),
-            });
-        }
-        Failure::Superseded(reason) => {
-            section.outcome = BackendOutcome::Superseded;
-            return Err(Error::Superseded {
-                service: b.service.clone(),
-                reason,
-            });
-        }
-        Failure::Failed(reason) => Error::RolloutFailed {
-            service: b.service.clone(),
-            task_definition: short(&new_arn).to_string(),
-            reason,
-            diagnosis: Box::new(diagnosis),
-        },
-        Failure::Timeout => Error::Timeout {
-            service: b.service.clone(),
-            task_definition: short(&new_arn).to_string(),
-            after: b.wait_timeout,
-            diagnosis: Box::new(diagnosis),
-        },
-    };
-    let rolled_back = b.rollback_on_failure && changed;
-    if rolled_back {
-        let cause = err.to_string();
-        rollback::roll_back_to(
-            clients,
-            cfg,
-            &new_arn,
-            &prepared.live_arn,
-            &prepared.target,
-            &cause,
-            section,
-            timeline,
-        )
-        .await?;
+    diagnosis
+}
+
+/// Roll back after the rollout this run started failed: to the revision the service ran before, with
+/// the rollout's target (no second read of the service).
+pub async fn roll_back_rollout(
+    clients: &Clients,
+    cfg: &Config,
+    prepared: &Prepared,
+    deployed: &Deployed,
+    cause: &str,
+    section: &mut BackendReport,
+    timeline: &mut Timeline,
+) -> Result<(), Error> {
+    rollback::roll_back_to(
+        clients,
+        cfg,
+        &deployed.task_definition,
+        &prepared.live_arn,
+        &prepared.target,
+        cause,
+        section,
+        timeline,
+    )
+    .await
+}
+
+impl Prepared {
+    /// Whether the plan changes the service at all.
+    pub fn changes_service(&self) -> bool {
+        self.update
     }
-    section.outcome = BackendOutcome::Failed { rolled_back };
-    Err(err)
+
+    /// The image digest the service will run.
+    pub fn digest(&self) -> &str {
+        &self.image.digest
+    }
+
+    fn deployed(&self, task_definition: String) -> Deployed {
+        Deployed {
+            changed: task_definition != self.live_arn,
+            previous_task_definition: self.live_arn.clone(),
+            task_definition,
+            image_digest: self.image.digest.clone(),
+            definition: self.rendered.clone(),
+            target_groups: self.target_groups.clone(),
+            reported_stops: Mutex::default(),
+        }
+    }
 }

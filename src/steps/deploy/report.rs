@@ -7,8 +7,8 @@ use std::fmt::{self, Write as _};
 
 use serde::{Serialize, Serializer};
 
-use super::wait::diagnosis::Diagnosis;
-use super::wait::probe::Strategy;
+use super::rollout::diagnosis::Diagnosis;
+use super::rollout::probe::Strategy;
 use crate::report::section::{html_text, md_code, md_escape, Section};
 
 /// Where the backend step got to, and how it ended; the run's status is derived from it.
@@ -73,6 +73,19 @@ impl Serialize for BackendOutcome {
     }
 }
 
+/// Whether `UpdateService` was sent, as far as this run knows: a cancel reports it exactly.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UpdateSent {
+    #[default]
+    NotSent,
+    /// Sent; its answer had not arrived.
+    InFlight,
+    /// Answered.
+    Answered,
+    /// It failed; whether it took effect is not known.
+    Unknown,
+}
+
 /// Outcome of the backend deploy, for outputs and the summary.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct BackendReport {
@@ -107,6 +120,11 @@ pub struct BackendReport {
     pub rolled_back_to: Option<String>,
     /// ECS calls made by the rollout watch.
     pub watch_calls: u32,
+    #[serde(skip)]
+    pub update: UpdateSent,
+    /// The revision `UpdateService` was asked to run.
+    #[serde(skip)]
+    pub update_to: Option<String>,
 }
 
 impl BackendReport {
@@ -128,7 +146,22 @@ impl BackendReport {
                     .unwrap_or_else(|| "none".into())
             ),
             (BackendOutcome::Started | BackendOutcome::Preflight | BackendOutcome::Ready, None) => {
-                "unchanged: no update had been sent".into()
+                let revision = self.update_to.as_deref().map(short).unwrap_or(revision);
+                match self.update {
+                    UpdateSent::NotSent => "unchanged: no update had been sent".into(),
+                    UpdateSent::InFlight => format!(
+                        "`UpdateService` to `{}` was sent; its answer did not arrive: the service may be rolling it out (check its deployments, then re-run or `command: rollback`)",
+                        md_escape(revision)
+                    ),
+                    UpdateSent::Answered => format!(
+                        "`UpdateService` to `{}` was answered, but no deployment of it was identified: the service may be rolling it out (check its deployments)",
+                        md_escape(revision)
+                    ),
+                    UpdateSent::Unknown => format!(
+                        "`UpdateService` to `{}` failed; whether it took effect is unknown (check the service)",
+                        md_escape(revision)
+                    ),
+                }
             }
             (outcome, _) => format!("{outcome} (`{}`)", md_escape(revision)),
         }

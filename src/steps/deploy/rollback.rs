@@ -5,17 +5,17 @@
 //! verified release) or given as `revision`.
 //!
 //! APIs: ECS `DescribeServices`, `UpdateService`, `DescribeTaskDefinition`, `ListServiceDeployments`,
-//! `DescribeServiceRevisions`, and the rollout watch's calls (see `wait`).
+//! `DescribeServiceRevisions`, and the rollout wait's calls (see `rollout`).
 
 use serde_json::Value;
 use tokio::time::Instant;
 
 use super::error::Error;
 use super::report::{short, BackendOutcome, BackendReport};
+use super::rollout::probe::Target;
+use super::rollout::{self, Failure};
 use super::service::{self, Deployed};
 use super::task_def;
-use super::wait::probe::Target;
-use super::watch::{watch_rollout, Failure};
 use crate::config::Config;
 use crate::github::commands;
 use crate::report::section::{Outcome, Timeline};
@@ -67,7 +67,7 @@ pub(super) async fn roll_back_to(
     t.task_definition = to.to_string();
     t.deployment_id = id;
     t.previous_service_deployment = previous_sd;
-    match watch_rollout(clients, cfg, t, seen, section, timeline, "rollback rollout").await? {
+    match rollout::wait(clients, cfg, t, seen, section, timeline, "rollback rollout").await? {
         Ok(()) => {
             tracing::info!("rolled back to {}", short(to));
             Ok(())
@@ -335,60 +335,12 @@ pub async fn rollback_command(
     let svc = service::describe(&clients.ecs, &b.cluster, &b.service).await?;
     let current = svc.task_definition().unwrap_or_default().to_string();
     section.previous_task_definition_arn = Some(current.clone());
-    let wanted = match (&b.revision, default_to) {
-        (Some(r), _) => RollbackTo::Revision(revision_ref(r, &current)?),
-        (None, Some(to)) => to,
-        (None, None) => {
-            return Err(Error::NoPreviousRevision {
-                family: short(&current)
-                    .rsplit_once(':')
-                    .map(|(f, _)| f.to_string())
-                    .unwrap_or_default(),
-                current: short(&current).to_string(),
-            })
-        }
-    };
-    // `Ok`: an existing revision; `Err`: the body to register and its image.
-    let dest: Result<String, (Value, String)> = match wanted {
-        // Resolve to a full ARN (and prove it exists) before changing anything.
-        RollbackTo::Revision(r) => Ok(task_def::describe(&clients.ecs, &r)
-            .await?
-            .arn()
-            .to_string()),
-        RollbackTo::Render {
-            body,
-            template,
-            image,
-        } => {
-            // Rendered from what the service ran when it was read: it must still run that.
-            if template != current {
-                return Err(Error::NotOurs {
-                    service: b.service.clone(),
-                    runs: short(&current).to_string(),
-                    expected: short(&template).to_string(),
-                });
-            }
-            Err((body, image))
-        }
-    };
+    let dest = destination(clients, cfg, default_to, &current).await?;
     let to = dest.as_ref().ok().cloned();
     let target = service::target_of(&svc, cfg, to.as_deref().unwrap_or_default())?;
     section.strategy = Some(target.strategy);
     section.task_definition_arn = to.clone();
-    let mut plan = Vec::new();
-    if let Err((_, image)) = &dest {
-        plan.push(format!(
-            "register a new revision of {} with image `{image}` (the release's revision was deregistered)",
-            short(&current).rsplit_once(':').map_or("", |(f, _)| f)
-        ));
-    }
-    plan.push(format!(
-        "update service `{}` in `{}` (taskDefinition: {} -> {})",
-        b.service,
-        b.cluster,
-        short(&current),
-        to.as_deref().map_or("the new revision", short)
-    ));
+    let plan = rollback_plan(cfg, &current, to.as_deref(), &dest);
     for p in &plan {
         tracing::info!("plan: {p}");
     }
@@ -427,6 +379,76 @@ pub async fn rollback_command(
     .await?;
     section.outcome = BackendOutcome::RolledBack;
     Ok(())
+}
+
+/// Where a rollback goes: `Ok` an existing revision (its full ARN, proven to exist), `Err` the body to
+/// register and its image (the release's revision was deregistered).
+type Destination = Result<String, (Value, String)>;
+
+/// The destination of `command: rollback`: `revision` when given, else the caller's default; checked
+/// before anything changes.
+async fn destination(
+    clients: &Clients,
+    cfg: &Config,
+    default_to: Option<RollbackTo>,
+    current: &str,
+) -> Result<Destination, Error> {
+    let b = &cfg.backend;
+    let wanted = match (&b.revision, default_to) {
+        (Some(r), _) => RollbackTo::Revision(revision_ref(r, current)?),
+        (None, Some(to)) => to,
+        (None, None) => {
+            return Err(Error::NoPreviousRevision {
+                family: short(current)
+                    .rsplit_once(':')
+                    .map(|(f, _)| f.to_string())
+                    .unwrap_or_default(),
+                current: short(current).to_string(),
+            })
+        }
+    };
+    match wanted {
+        // Resolve to a full ARN (and prove it exists) before changing anything.
+        RollbackTo::Revision(r) => Ok(Ok(task_def::describe(&clients.ecs, &r)
+            .await?
+            .arn()
+            .to_string())),
+        RollbackTo::Render {
+            body,
+            template,
+            image,
+        } => {
+            // Rendered from what the service ran when it was read: it must still run that.
+            if template != current {
+                return Err(Error::NotOurs {
+                    service: b.service.clone(),
+                    runs: short(current).to_string(),
+                    expected: short(&template).to_string(),
+                });
+            }
+            Ok(Err((body, image)))
+        }
+    }
+}
+
+/// The rollback's plan lines.
+fn rollback_plan(cfg: &Config, current: &str, to: Option<&str>, dest: &Destination) -> Vec<String> {
+    let b = &cfg.backend;
+    let mut plan = Vec::new();
+    if let Err((_, image)) = dest {
+        plan.push(format!(
+            "register a new revision of {} with image `{image}` (the release's revision was deregistered)",
+            short(current).rsplit_once(':').map_or("", |(f, _)| f)
+        ));
+    }
+    plan.push(format!(
+        "update service `{}` in `{}` (taskDefinition: {} -> {})",
+        b.service,
+        b.cluster,
+        short(current),
+        to.map_or("the new revision", short)
+    ));
+    plan
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 use super::error::Error;
-use super::wait::probe::{Strategy, Target};
+use super::rollout::probe::{Strategy, Target};
 use crate::config::Config;
 use crate::steps::smoke::ServiceHealth;
 use crate::steps::Clients;
@@ -93,6 +93,7 @@ pub(super) fn target_of(svc: &Service, cfg: &Config, td: &str) -> Result<Target,
         task_definition: td.to_string(),
         deployment_id: None,
         previous_service_deployment: svc.current_service_deployment().map(str::to_string),
+        replaced: svc.task_definition().map(str::to_string),
         strategy,
     })
 }

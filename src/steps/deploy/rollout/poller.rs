@@ -126,7 +126,7 @@ pub fn deadline_after(start: Instant, d: Duration) -> Instant {
 
 /// Poll `probe` on the adaptive schedule until it is done or `timeout` passes (a last poll is made at
 /// the deadline, so a rollout that completes just in time is not reported as a timeout).
-pub async fn watch<P: Probe>(
+pub async fn poll<P: Probe>(
     probe: &mut P,
     base: Duration,
     timeout: Duration,
@@ -219,7 +219,7 @@ mod tests {
     async fn detects_completion_fast_within_budget() {
         let base = Duration::from_secs(3);
         let mut p = scripted(45, 60);
-        let w = watch(&mut p, base, Duration::from_secs(600)).await.unwrap();
+        let w = poll(&mut p, base, Duration::from_secs(600)).await.unwrap();
         let lag = w.outcome.unwrap();
         assert!(lag <= Duration::from_secs(1), "lag {lag:?}");
         let elapsed = p.seen_done.unwrap().as_secs_f64();
@@ -241,7 +241,7 @@ mod tests {
             let mut p = scripted(0, 0);
             p.running_at = done;
             p.done_at = done;
-            let w = watch(&mut p, base, Duration::from_secs(600)).await.unwrap();
+            let w = poll(&mut p, base, Duration::from_secs(600)).await.unwrap();
             let lag = w.outcome.unwrap();
             assert!(lag <= base, "completion at {done:?} noticed {lag:?} late");
             let elapsed = p.seen_done.unwrap().as_secs_f64();
@@ -293,7 +293,7 @@ mod tests {
             start: Instant::now(),
             starts: Vec::new(),
         };
-        watch(&mut p, Duration::from_secs(3), Duration::from_secs(600))
+        poll(&mut p, Duration::from_secs(3), Duration::from_secs(600))
             .await
             .unwrap();
         for w in p.starts.windows(2) {
@@ -305,7 +305,7 @@ mod tests {
     async fn times_out_with_a_last_poll_at_the_deadline() {
         let mut p = scripted(10_000, 10_000);
         let start = Instant::now();
-        let w = watch(&mut p, Duration::from_secs(3), Duration::from_secs(30))
+        let w = poll(&mut p, Duration::from_secs(3), Duration::from_secs(30))
             .await
             .unwrap();
         assert!(w.outcome.is_none());
@@ -327,7 +327,7 @@ mod tests {
         let start = Instant::now();
         let w = tokio::time::timeout(
             Duration::from_secs(3600),
-            watch(&mut Hung, Duration::from_secs(3), Duration::from_secs(30)),
+            poll(&mut Hung, Duration::from_secs(3), Duration::from_secs(30)),
         )
         .await
         .expect("the watch outlived its timeout")
@@ -373,7 +373,7 @@ mod tests {
     async fn throttled_start_still_completes() {
         let mut p = scripted(45, 60);
         p.throttle_first = 4;
-        let w = watch(&mut p, Duration::from_secs(3), Duration::from_secs(600))
+        let w = poll(&mut p, Duration::from_secs(3), Duration::from_secs(600))
             .await
             .unwrap();
         assert!(w.outcome.is_some());

@@ -85,6 +85,49 @@ pub fn evaluate(
     td: &str,
     cb_rollback: bool,
 ) -> Verdict {
+    evaluate_with(deployments, id, td, cb_rollback, &Seen::default())
+}
+
+/// What the watch knows beyond the deployments list: the revision the update replaced and what the
+/// service's events said. A PRIMARY deployment of the replaced revision, while the events say ours
+/// failed or ECS is rolling back, is ECS's rollback, also when our deployment is already gone from the
+/// list (a circuit breaker that went back within one poll interval): never "superseded".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Seen {
+    /// The revision the service ran before the update.
+    pub replaced: Option<String>,
+    /// The last event saying a deployment failed (its text: the reason), or that ECS is rolling back.
+    pub rollback_event: Option<String>,
+}
+
+impl Seen {
+    /// Note an event line: ECS's "deployment failed" and "rolling back" messages.
+    pub fn note(&mut self, event: &str) {
+        let lower = event.to_ascii_lowercase();
+        // "deployment failed: <why>" says why; "rolling back" only that ECS went back.
+        if lower.contains("deployment failed")
+            || (lower.contains("rolling back") && self.rollback_event.is_none())
+        {
+            self.rollback_event = Some(event.to_string());
+        }
+    }
+
+    /// `p` is ECS going back to the revision the update replaced.
+    fn is_ecs_rollback(&self, p: &DeploymentView, td: &str) -> bool {
+        p.task_definition != td
+            && self.rollback_event.is_some()
+            && self.replaced.as_deref() == Some(p.task_definition.as_str())
+    }
+}
+
+/// [`evaluate`], with what the watch saw on the way.
+pub fn evaluate_with(
+    deployments: &[DeploymentView],
+    id: Option<&str>,
+    td: &str,
+    cb_rollback: bool,
+    seen: &Seen,
+) -> Verdict {
     let ours = deployments
         .iter()
         .find(|d| id.is_some_and(|i| i == d.id))
@@ -95,10 +138,12 @@ pub fn evaluate(
         });
     let primary = deployments.iter().find(|d| d.status == "PRIMARY");
     let other_primary = primary.filter(|p| ours.is_none_or(|o| o.id != p.id));
+    let event_reason = || seen.rollback_event.clone();
     let Some(ours) = ours else {
         return match other_primary {
-            Some(p) if p.task_definition != td && cb_rollback => {
-                rollback_of(p, "the deployment is gone".to_string())
+            Some(p) if (p.task_definition != td && cb_rollback) || seen.is_ecs_rollback(p, td) => {
+                let reason = event_reason().unwrap_or_else(|| "the deployment is gone".to_string());
+                rollback_of(p, reason)
             }
             Some(p) => Verdict::Superseded(format!(
                 "deployment `{}` of `{}` replaced it",
@@ -119,6 +164,11 @@ pub fn evaluate(
             _ if cb_rollback => Verdict::Pending { hot: false },
             _ => Verdict::Failed(reason()),
         };
+    }
+    if let Some(p) = other_primary.filter(|p| seen.is_ecs_rollback(p, td)) {
+        // Ours is not FAILED yet: ECS's event says why it went back.
+        let reason = event_reason().or_else(|| ours.rollout_reason.clone());
+        return rollback_of(p, reason.unwrap_or_else(|| "no reason given".to_string()));
     }
     if let Some(p) = other_primary {
         return Verdict::Superseded(format!(
@@ -187,6 +237,9 @@ pub struct Target {
     pub deployment_id: Option<String>,
     /// The service's `currentServiceDeployment` before the update: never the one this run watches.
     pub previous_service_deployment: Option<String>,
+    /// The revision the service ran before this rollout (when known): a new PRIMARY deployment of it,
+    /// with ECS's rollback events, is ECS going back.
+    pub replaced: Option<String>,
     pub strategy: Strategy,
 }
 
@@ -299,6 +352,9 @@ impl<'a> ServiceReader<'a> {
 pub struct RollingProbe<'a> {
     reader: ServiceReader<'a>,
     cb_rollback: bool,
+    seen: Seen,
+    /// How many of the reader's events `seen` has noted.
+    noted: usize,
     /// Running, pending, failed and rollout state of our deployment at the last poll.
     last: Option<(i32, i32, i32, String)>,
 }
@@ -308,6 +364,11 @@ impl<'a> RollingProbe<'a> {
     pub fn new(ecs: &'a aws_sdk_ecs::Client, target: Target, seen: HashSet<String>) -> Self {
         RollingProbe {
             cb_rollback: target.strategy == Strategy::RollingWithRollback,
+            seen: Seen {
+                replaced: target.replaced.clone(),
+                rollback_event: None,
+            },
+            noted: 0,
             reader: ServiceReader::new(ecs, target, seen),
             last: None,
         }
@@ -321,14 +382,19 @@ impl Probe for RollingProbe<'_> {
         let Some((svc, fresh)) = self.reader.read().await? else {
             return Ok(Tick::Pending(Pace::Throttled));
         };
+        for line in self.reader.events.get(self.noted..).unwrap_or_default() {
+            self.seen.note(line);
+        }
+        self.noted = self.reader.events.len();
         let target = &self.reader.target;
         let views: Vec<DeploymentView> =
             svc.deployments().iter().map(DeploymentView::from).collect();
-        let verdict = evaluate(
+        let verdict = evaluate_with(
             &views,
             target.deployment_id.as_deref(),
             &target.task_definition,
             self.cb_rollback,
+            &self.seen,
         );
         let ours = views
             .iter()
@@ -544,6 +610,57 @@ mod tests {
             pending: 0,
             failed: 0,
         }
+    }
+
+    /// A circuit breaker that went back within one poll: by the next poll our deployment is gone (or
+    /// still IN_PROGRESS beside the new PRIMARY), the PRIMARY runs the revision we replaced, and the
+    /// events said the deployment failed. That is ECS's rollback, never "superseded", whether or not the
+    /// service's configuration showed the breaker's rollback flag.
+    #[test]
+    fn a_fast_circuit_breaker_rollback_is_ecs_rollback_not_a_superseding_deploy() {
+        let new = "td:2";
+        let seen = Seen {
+            replaced: Some("td:1".into()),
+            rollback_event: Some("(deployment a) deployment failed: tasks failed to start.".into()),
+        };
+        let gone = vec![d("b", "PRIMARY", "td:1", Some("COMPLETED"), 2, 2)];
+        let beside = vec![
+            d("b", "PRIMARY", "td:1", Some("COMPLETED"), 2, 2),
+            d("a", "ACTIVE", new, Some("IN_PROGRESS"), 0, 2),
+        ];
+        for cb in [true, false] {
+            for deps in [&gone, &beside] {
+                let v = evaluate_with(deps, Some("a"), new, cb, &seen);
+                assert!(
+                    matches!(&v, Verdict::RolledBackByEcs(r) if r.contains("tasks failed to start")),
+                    "cb={cb} {deps:?}: {v:?}"
+                );
+            }
+        }
+        // In progress: watched to its end, still not "superseded".
+        let rolling = vec![d("b", "PRIMARY", "td:1", Some("IN_PROGRESS"), 1, 2)];
+        assert_eq!(
+            evaluate_with(&rolling, Some("a"), new, false, &seen),
+            Verdict::Pending { hot: false }
+        );
+        // Without ECS's events, another revision taking over is someone else's deploy.
+        let quiet = Seen {
+            replaced: Some("td:1".into()),
+            rollback_event: None,
+        };
+        assert!(matches!(
+            evaluate_with(&beside, Some("a"), new, false, &quiet),
+            Verdict::Superseded(_)
+        ));
+        // A third revision is never ECS's rollback.
+        let third = vec![
+            d("c", "PRIMARY", "td:3", Some("IN_PROGRESS"), 0, 2),
+            d("a", "ACTIVE", new, Some("IN_PROGRESS"), 0, 2),
+        ];
+        assert!(matches!(
+            evaluate_with(&third, Some("a"), new, true, &seen),
+            Verdict::Superseded(_)
+        ));
     }
 
     #[test]

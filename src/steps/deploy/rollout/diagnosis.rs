@@ -109,34 +109,46 @@ pub async fn diagnose(
                 task_logs.extend(read_task_logs(ctx, t).await);
             }
         }
-        let mut line = format!(
-            "stopped task: {}",
-            t.stopped_reason().unwrap_or("no reason given")
-        );
-        if let Some(code) = t.stop_code() {
-            line.push_str(&format!(" ({})", code.as_str()));
-        }
-        for c in t.containers() {
-            let mut parts = Vec::new();
-            if let Some(code) = c.exit_code() {
-                parts.push(format!("exit code {code}"));
-            }
-            if let Some(r) = c.reason() {
-                parts.push(r.to_string());
-            }
-            if !parts.is_empty() {
-                line.push_str(&format!(
-                    "; container `{}`: {}",
-                    c.name().unwrap_or("?"),
-                    parts.join(": ")
-                ));
-            }
-        }
+        let line = stopped_line(t);
         match lines.iter_mut().find(|(l, _)| *l == line) {
             Some((_, n)) => *n += 1,
             None => lines.push((line, 1)),
         }
     }
+    summarize(task_logs, lines)
+}
+
+/// One stopped task as a line: its reason and stop code, each container's exit code and reason.
+fn stopped_line(t: &aws_sdk_ecs::types::Task) -> String {
+    let mut line = format!(
+        "stopped task: {}",
+        t.stopped_reason().unwrap_or("no reason given")
+    );
+    if let Some(code) = t.stop_code() {
+        line.push_str(&format!(" ({})", code.as_str()));
+    }
+    for c in t.containers() {
+        let mut parts = Vec::new();
+        if let Some(code) = c.exit_code() {
+            parts.push(format!("exit code {code}"));
+        }
+        if let Some(r) = c.reason() {
+            parts.push(r.to_string());
+        }
+        if !parts.is_empty() {
+            line.push_str(&format!(
+                "; container `{}`: {}",
+                c.name().unwrap_or("?"),
+                parts.join(": ")
+            ));
+        }
+    }
+    line
+}
+
+/// The diagnosis: the causes the tasks' own logs show first, then the stop reasons (counted) with the
+/// fix each suggests.
+fn summarize(task_logs: Vec<crate::steps::logs::TaskLogs>, lines: Vec<(String, u32)>) -> Diagnosis {
     let mut out = Diagnosis::default();
     for cause in task_logs.iter().flat_map(|t| t.causes.iter()) {
         let h = format!("{}: {}", cause.what, cause.fix);
