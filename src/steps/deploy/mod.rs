@@ -348,14 +348,18 @@ pub async fn apply(
         client: &clients.logs,
         task_definition: &prepared.rendered,
         lines: b.diagnosis_log_lines,
-        masker: crate::steps::logs::Masker::new(crate::steps::logs::secret_values(
+        masker: crate::steps::masking::Masker::new(crate::steps::masking::secret_values(
             &prepared.rendered,
         )),
     };
     let diagnosis =
         wait::diagnose(&clients.ecs, &b.cluster, &b.service, &new_arn, Some(&logs)).await;
-    let lb = crate::steps::lb::health(&clients.elb, &prepared.target_groups, prepared.grace_period)
-        .await;
+    let lb = crate::steps::target_health::health(
+        &clients.elb,
+        &prepared.target_groups,
+        prepared.grace_period,
+    )
+    .await;
     let mut diagnosis = diagnosis;
     diagnosis.lines.extend(lb.lines());
     // After the causes the app's own logs show, before the generic ones of the stop reasons.
