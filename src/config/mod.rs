@@ -155,7 +155,7 @@ pub fn parse_file(name: &str, text: &str) -> Result<FileConfig, Error> {
     if text.trim().is_empty() {
         return Ok(FileConfig::default());
     }
-    serde_yaml::from_str(text).map_err(|e| Error::File {
+    yaml_serde::from_str(text).map_err(|e| Error::File {
         path: name.to_string(),
         message: e.to_string(),
     })

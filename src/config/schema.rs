@@ -1,4 +1,4 @@
-//! The environments file as written: serde types that refuse unknown keys (serde_yaml names the line),
+//! The environments file as written: serde types that refuse unknown keys (the parser names the line),
 //! holding raw strings. Nothing here is validated beyond its YAML type; the builders turn these into
 //! the compiled `Config`. No AWS API.
 

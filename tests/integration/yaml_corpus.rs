@@ -168,7 +168,7 @@ fn the_bad_input_corpus_parses_to_the_same_configs_and_errors() {
     let mut out = String::new();
     for p in &paths {
         let text = std::fs::read_to_string(p).unwrap();
-        let case: Case = serde_yaml::from_str(&text).unwrap();
+        let case: Case = yaml_serde::from_str(&text).unwrap();
         out.push_str(&describe(
             &rel(p),
             case.environments.as_deref(),
