@@ -98,7 +98,6 @@ pub struct FrontendFile {
 pub struct CacheRule {
     /// Glob over the path relative to the build folder (`static/**`, `*.html`).
     pub glob: String,
-    /// The Cache-Control value.
     pub value: String,
 }
 
@@ -192,7 +191,6 @@ impl StepFile {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(untagged)]
 pub enum CorsFile {
-    /// On/off.
     Enabled(bool),
     /// The origin to test with.
     Origin(String),
