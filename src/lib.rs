@@ -31,10 +31,12 @@
 //!     `redact`: secrets out of URLs and headers).
 //!   - `steps/signals/`: what the post-deploy watch reads besides its checks (`compare`: the pure limits;
 //!     `metrics`: the target group's CloudWatch metrics; `loglines`: error lines in the log group;
-//!     `read`: why a signal could not be read; `report`: the section).
+//!     `unreadable`: why a signal could not be read; `report`: the section).
 //!   - `steps/deploy_time`: where a finished rollout's time went (tasks' timestamps, service events),
 //!     with what could make it faster.
-//!   - `steps/logs`, `steps/lb`: a failed rollout's task logs and target health.
+//!   - a failed rollout's diagnosis: `steps/task_logs` (the stopped tasks' last log lines),
+//!     `steps/masking` (credentials out of those lines), `steps/known_causes` (what the lines and exit
+//!     codes say went wrong, with the fix), `steps/target_health` (the target groups' health and checks).
 //!   - `steps/frontend`: the S3 sync (`plan`: the pure decision of uploads and deletes; `undo`: the pure
 //!     decision of a rollback; `local`: the build folder; `state`: the sync state object and the live
 //!     release; `s3`, `cloudfront`: the I/O; `release`: finalize or restore a release; `artifact`: the

@@ -300,7 +300,7 @@ pub(crate) fn serve_on_own_thread(app: axum::Router) -> (u16, tokio::runtime::Ru
 /// The names declared under `section` (`inputs` or `outputs`) of action.yml.
 pub fn action_yml_keys(section: &str) -> std::collections::BTreeSet<String> {
     let text = std::fs::read_to_string(repo_root().join("action.yml")).expect("read action.yml");
-    let v: serde_yaml::Value = serde_yaml::from_str(&text).expect("parse action.yml");
+    let v: yaml_serde::Value = yaml_serde::from_str(&text).expect("parse action.yml");
     v[section]
         .as_mapping()
         .expect("a mapping")

@@ -213,7 +213,7 @@ mod tests {
     use super::*;
 
     fn check(yaml: &str) -> Result<CheckSpec, String> {
-        let file: CheckFile = serde_yaml::from_str(yaml).map_err(|e| e.to_string())?;
+        let file: CheckFile = yaml_serde::from_str(yaml).map_err(|e| e.to_string())?;
         CheckSpec::try_from(file).map_err(|e| e.to_string())
     }
 
@@ -233,7 +233,7 @@ mod tests {
             vec![(HeaderName::from_static("content-type"), "json".to_string())]
         );
         // The same check read straight as a `CheckSpec`.
-        let direct: CheckSpec = serde_yaml::from_str(
+        let direct: CheckSpec = yaml_serde::from_str(
             "{ path: /health, method: HEAD, max-latency: 1s, headers: { X-Api-Key: s3cr3t }, expect-headers: { content-type: json } }",
         )
         .unwrap();
@@ -285,7 +285,7 @@ mod tests {
     #[test]
     fn default_checks_are_what_an_empty_config_would_compile_to() {
         let yaml = "[{ name: health, path: /health, status: 200 }, { name: products, path: /products, status: 200, json: { array: true } }]";
-        let compiled: Vec<CheckSpec> = serde_yaml::from_str(yaml).unwrap();
+        let compiled: Vec<CheckSpec> = yaml_serde::from_str(yaml).unwrap();
         assert_eq!(compiled, default_checks());
     }
 }

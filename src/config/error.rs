@@ -8,7 +8,7 @@ pub enum Error {
     #[error("invalid environments file `{path}`: {message}")]
     File {
         path: String,
-        /// serde_yaml's message (it carries the line and column).
+        /// The YAML parser's message (it carries the line and column).
         message: String,
     },
     /// A file named by `config` is missing.

@@ -71,7 +71,6 @@ impl ExcludeGlobs {
         &self.patterns
     }
 
-    /// The compiled set.
     pub fn set(&self) -> &GlobSet {
         &self.set
     }

@@ -5,7 +5,6 @@
 
 use serde_json::Value;
 
-/// One segment of a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
     Key(String),

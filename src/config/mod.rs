@@ -150,12 +150,13 @@ fn read_bounded(path: &Path, workspace: &Path) -> Result<String, ReadError> {
         .map_err(|e| ReadError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
 }
 
-/// Parse environments-file text.
+/// Parse environments-file text: blank text is an empty config; an error carries the parser's line and
+/// column.
 pub fn parse_file(name: &str, text: &str) -> Result<FileConfig, Error> {
     if text.trim().is_empty() {
         return Ok(FileConfig::default());
     }
-    serde_yaml::from_str(text).map_err(|e| Error::File {
+    yaml_serde::from_str(text).map_err(|e| Error::File {
         path: name.to_string(),
         message: e.to_string(),
     })

@@ -1,4 +1,4 @@
-//! The environments file as written: serde types that refuse unknown keys (serde_yaml names the line),
+//! The environments file as written: serde types that refuse unknown keys (the parser names the line),
 //! holding raw strings. Nothing here is validated beyond its YAML type; the builders turn these into
 //! the compiled `Config`. No AWS API.
 
@@ -98,7 +98,6 @@ pub struct FrontendFile {
 pub struct CacheRule {
     /// Glob over the path relative to the build folder (`static/**`, `*.html`).
     pub glob: String,
-    /// The Cache-Control value.
     pub value: String,
 }
 
@@ -192,7 +191,6 @@ impl StepFile {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(untagged)]
 pub enum CorsFile {
-    /// On/off.
     Enabled(bool),
     /// The origin to test with.
     Origin(String),

@@ -278,7 +278,7 @@ sequences:
 "#;
 
     fn writes(yaml: &str, env: &str, gh: Option<&str>) -> Result<Writes, String> {
-        let file: SmokeFile = serde_yaml::from_str(yaml).map_err(|e| e.to_string())?;
+        let file: SmokeFile = yaml_serde::from_str(yaml).map_err(|e| e.to_string())?;
         build(&file, env, gh, Some("7"), None).map_err(|e| e.to_string())
     }
 
@@ -364,7 +364,7 @@ sequences:
         // A write in a plain check points at the sequences.
         let err = writes("{}", "stage", None).map(|_| ()).and_then(|_| {
             let f: super::super::schema::CheckFile =
-                serde_yaml::from_str("{ method: POST, path: /p }").unwrap();
+                yaml_serde::from_str("{ method: POST, path: /p }").unwrap();
             CheckSpec::try_from(f)
                 .map(|_| ())
                 .map_err(|e| e.to_string())

@@ -159,7 +159,7 @@ mod tests {
     use super::*;
 
     fn parse(yaml: &str) -> Result<WatchSignals, String> {
-        let f: WatchSignalsFile = serde_yaml::from_str(yaml).map_err(|e| e.to_string())?;
+        let f: WatchSignalsFile = yaml_serde::from_str(yaml).map_err(|e| e.to_string())?;
         build(Some(&f), Duration::from_secs(600)).map_err(|e| e.to_string())
     }
 

@@ -85,11 +85,7 @@ impl crate::error::Diagnose for Error {
 pub enum ArchiveError {
     /// Reading failed.
     #[error("failed to read image archive `{path}`: {message}")]
-    Io {
-        path: String,
-        /// The I/O error.
-        message: String,
-    },
+    Io { path: String, message: String },
     /// Not an OCI layout or docker-save archive, or an inconsistent one.
     #[error("failed to read image archive `{path}`: {message}")]
     Format {

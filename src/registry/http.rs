@@ -84,7 +84,6 @@ pub(super) async fn error_body(mut resp: reqwest::Response) -> Vec<u8> {
     body
 }
 
-/// Same scheme, host and port: where the registry's credentials may go.
 /// The target of a `Link: <URL>; rel="next"` header (the OCI distribution tag list's next page), as
 /// written (often relative to the request).
 pub(super) fn next_link(headers: &HeaderMap) -> Option<String> {
@@ -104,6 +103,7 @@ pub(super) fn next_link(headers: &HeaderMap) -> Option<String> {
         })
 }
 
+/// Same scheme, host and port: where the registry's credentials may go.
 pub(super) fn same_origin(a: &url::Url, b: &url::Url) -> bool {
     a.scheme() == b.scheme()
         && a.host_str() == b.host_str()

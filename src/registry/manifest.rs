@@ -9,11 +9,8 @@ use sha2::{Digest as _, Sha256};
 
 use super::error::Error;
 
-/// OCI image index.
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-/// OCI image manifest.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-/// Docker manifest list.
 pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 /// Docker image manifest, schema 2.
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
@@ -21,7 +18,6 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 /// `acceptedMediaTypes` of ECR `BatchGetImage`, so the manifest comes back as stored (no conversion).
 pub const ACCEPTED: [&str; 4] = [OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST];
 
-/// `sha256:<hex>` of some bytes.
 /// `sha256:` and 64 lowercase hex digits: the only digest form this crate puts into a URL, a path or an
 /// image URI (anything else from a registry, ECR or an archive could walk a path or forge a URL).
 pub fn is_digest(s: &str) -> bool {
@@ -30,6 +26,7 @@ pub fn is_digest(s: &str) -> bool {
     })
 }
 
+/// `sha256:<hex>` of some bytes.
 pub fn sha256_digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }

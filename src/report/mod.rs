@@ -80,7 +80,7 @@ pub struct Report {
     pub cancelled_by: Option<String>,
     /// The environment's website URL (for a workflow's `environment.url`).
     pub website_url: Option<String>,
-    /// The environment's API URL.
+    /// The environment's API URL (the `api-url` output).
     pub api_url: Option<String>,
 }
 
@@ -95,7 +95,7 @@ impl Report {
         }
     }
 
-    /// Record a finished phase.
+    /// Record a finished phase in the timeline, timed from `started`.
     pub fn phase(&mut self, name: &str, started: tokio::time::Instant, outcome: Outcome) {
         self.phases.record(name, started, outcome);
     }

@@ -8,11 +8,13 @@ pub mod deploy;
 pub mod deploy_time;
 pub mod frontend;
 pub mod image;
-pub mod lb;
-pub mod logs;
+pub mod known_causes;
+pub mod masking;
 pub mod release;
 pub mod signals;
 pub mod smoke;
+pub mod target_health;
+pub mod task_logs;
 
 use aws_types::SdkConfig;
 

@@ -3,12 +3,12 @@
 
 use std::collections::BTreeSet;
 
-fn action() -> serde_yaml::Value {
+fn action() -> yaml_serde::Value {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/action.yml")).unwrap();
-    serde_yaml::from_str(&text).unwrap()
+    yaml_serde::from_str(&text).unwrap()
 }
 
-fn keys(v: &serde_yaml::Value, section: &str) -> BTreeSet<String> {
+fn keys(v: &yaml_serde::Value, section: &str) -> BTreeSet<String> {
     v[section]
         .as_mapping()
         .unwrap()

@@ -190,7 +190,7 @@ fn every_bad_input_fails_once_with_a_hint_and_changes_nothing() {
             .to_string_lossy()
             .to_string();
         let text = std::fs::read_to_string(path).expect("read case");
-        let case: Case = match serde_yaml::from_str(&text) {
+        let case: Case = match yaml_serde::from_str(&text) {
             Ok(c) => c,
             Err(e) => {
                 failures.push(format!("{name}: bad case file: {e}\n"));

@@ -24,3 +24,4 @@ mod signals;
 mod smoke;
 mod workflows;
 mod writes;
+mod yaml_corpus;

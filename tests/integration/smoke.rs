@@ -142,13 +142,13 @@ async fn configured_checks_names_docs_and_a_path_prefix() {
     // A base URL with a trailing slash and a path prefix must not lose or double the slash.
     cfg.base_url = Some(Url::parse(&format!("{}/", app.base_url())).unwrap());
     cfg.cors_origin = None;
-    let products: CheckSpec = serde_yaml::from_str(
+    let products: CheckSpec = yaml_serde::from_str(
         "{ name: catalogue, path: /products, json: { array: true, non-empty: true, contains-names: [Laptop, Mouse, Keyboard] }, expect-headers: { content-type: application/json } }",
     )
     .unwrap();
     let docs: CheckSpec =
-        serde_yaml::from_str("{ path: /docs, body-contains: Swagger UI, method: GET }").unwrap();
-    let head: CheckSpec = serde_yaml::from_str("{ path: /health, method: HEAD }").unwrap();
+        yaml_serde::from_str("{ path: /docs, body-contains: Swagger UI, method: GET }").unwrap();
+    let head: CheckSpec = yaml_serde::from_str("{ path: /health, method: HEAD }").unwrap();
     cfg.checks = vec![products, docs, head];
     let mut report = Report::default();
     run(&cfg, &mut report).await.unwrap();
@@ -378,7 +378,7 @@ async fn missing_or_wrong_cors_headers_fail_with_a_cors_hint() {
 async fn redirect_loops_are_cut_off() {
     let app = App::start_local().await;
     let mut cfg = cfg(&app);
-    cfg.checks = vec![serde_yaml::from_str("{ name: loop, path: /loop }").unwrap()];
+    cfg.checks = vec![yaml_serde::from_str("{ name: loop, path: /loop }").unwrap()];
     cfg.cors_origin = None;
     cfg.timeout = Duration::ZERO;
     let mut report = Report::default();
@@ -393,7 +393,7 @@ async fn redirect_loops_are_cut_off() {
 async fn configured_headers_never_follow_a_redirect_to_another_host() {
     let app = App::start_local().await;
     let mut cfg = cfg(&app);
-    cfg.checks = vec![serde_yaml::from_str(
+    cfg.checks = vec![yaml_serde::from_str(
         "{ name: away, path: /away, headers: { X-Api-Key: hdr-s3cr3t } }",
     )
     .unwrap()];
@@ -817,7 +817,7 @@ async fn redirector(ip: &str, to: Option<String>) -> (Url, Keys) {
 fn one_check(base: &Url, yaml: &str) -> Smoke {
     Smoke {
         base_url: Some(base.clone()),
-        checks: vec![serde_yaml::from_str(yaml).unwrap()],
+        checks: vec![yaml_serde::from_str(yaml).unwrap()],
         cors_origin: None,
         website_url: None,
         frontend_check: false,

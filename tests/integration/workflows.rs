@@ -19,7 +19,7 @@ use harness as common;
 
 use std::path::{Path, PathBuf};
 
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 /// Environments-file keys the workflows and docs already use but the config parser does not know yet;
 /// they are stripped before validating examples. Empty this list once the keys are implemented.
@@ -43,7 +43,7 @@ fn load(path: &Path) -> Workflow {
     let text = std::fs::read_to_string(path).unwrap();
     Workflow {
         path: path.strip_prefix(root()).unwrap().display().to_string(),
-        doc: serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+        doc: yaml_serde::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
     }
 }
 
@@ -502,7 +502,7 @@ fn broken(path: &str, edit: impl Fn(&str) -> String, rule: Rule) -> Vec<String> 
     assert_ne!(changed, text, "the edit must change {path}");
     let wf = Workflow {
         path: path.into(),
-        doc: serde_yaml::from_str(&changed).unwrap(),
+        doc: yaml_serde::from_str(&changed).unwrap(),
     };
     rule(&wf)
 }
@@ -824,7 +824,7 @@ fn every_yaml_and_json_block_in_the_docs_parses() {
         let text = std::fs::read_to_string(&path).unwrap();
         let name = path.strip_prefix(root()).unwrap().display().to_string();
         for b in blocks(&text, "yaml") {
-            let v: Value = serde_yaml::from_str(b).unwrap_or_else(|e| panic!("{name}: {e}\n{b}"));
+            let v: Value = yaml_serde::from_str(b).unwrap_or_else(|e| panic!("{name}: {e}\n{b}"));
             yaml += 1;
             // A whole environments file validates as the binary would read it.
             if v.get("environments").is_some() {
@@ -1164,7 +1164,7 @@ fn the_release_image_stage_follows_the_container_action_rules() {
         "the release stage copies from dist/"
     );
     let release = workflow(".github/workflows/release.yml");
-    let text = serde_yaml::to_string(&release.doc).unwrap();
+    let text = yaml_serde::to_string(&release.doc).unwrap();
     assert!(text.contains("target: release"));
     assert!(text.contains("platforms: linux/amd64,linux/arm64"));
     assert!(text.contains("org.opencontainers.image.source="));
@@ -1231,7 +1231,7 @@ fn the_examples_use_cloudshops_real_names() {
         .into_iter()
         .find(|b| b.starts_with("region:"))
         .expect("the environments-file example");
-    let v: Value = serde_yaml::from_str(file).unwrap();
+    let v: Value = yaml_serde::from_str(file).unwrap();
     let expected = [
         (
             "stage",

@@ -410,7 +410,6 @@ pub async fn rollout(
     section: &mut BackendReport,
     timeline: &mut Timeline,
 ) -> Result<(), RolloutFailed> {
-    let b = &cfg.backend;
     let new_arn = &deployed.task_definition;
     let mut target = prepared.target.clone();
     target.task_definition = new_arn.clone();
@@ -436,13 +435,32 @@ pub async fn rollout(
     };
     let diagnosis = diagnose_failure(clients, cfg, prepared, new_arn).await;
     section.diagnosis = diagnosis.clone();
-    let diagnosis = Box::new(diagnosis);
-    let service = b.service.clone();
+    Err(failed_rollout(
+        failure,
+        cfg,
+        new_arn,
+        &prepared.live_arn,
+        Box::new(diagnosis),
+        section,
+    ))
+}
+
+/// The error of a failed rollout, and whether ECS already went back or the service is not ours to
+/// touch; the section's outcome says how it ended where that is final.
+fn failed_rollout(
+    failure: Failure,
+    cfg: &Config,
+    new_arn: &str,
+    live_arn: &str,
+    diagnosis: Box<rollout::Diagnosis>,
+    section: &mut BackendReport,
+) -> RolloutFailed {
+    let service = cfg.backend.service.clone();
     let task_definition = short(new_arn).to_string();
     let (error, ecs_rolled_back, hands_off) = match failure {
         Failure::ByEcs(reason) => {
             section.outcome = BackendOutcome::RolledBackByEcs;
-            section.rolled_back_to = Some(prepared.live_arn.clone());
+            section.rolled_back_to = Some(live_arn.to_string());
             let e = Error::RolledBackByEcs {
                 service,
                 task_definition,
@@ -477,7 +495,7 @@ pub async fn rollout(
             (e, false, false)
         }
         Failure::Timeout => {
-            let after = b.wait_timeout;
+            let after = cfg.backend.wait_timeout;
             let e = Error::Timeout {
                 service,
                 task_definition,
@@ -487,11 +505,11 @@ pub async fn rollout(
             (e, false, false)
         }
     };
-    Err(RolloutFailed {
+    RolloutFailed {
         error,
         ecs_rolled_back,
         hands_off,
-    })
+    }
 }
 
 /// Why the new revision's tasks failed: their stop reasons and log lines, then the target groups'
@@ -508,14 +526,18 @@ async fn diagnose_failure(
         client: &clients.logs,
         task_definition: &prepared.rendered,
         lines: b.diagnosis_log_lines,
-        masker: crate::steps::logs::Masker::new(crate::steps::logs::secret_values(
+        masker: crate::steps::masking::Masker::new(crate::steps::masking::secret_values(
             &prepared.rendered,
         )),
     };
     let mut diagnosis =
         rollout::diagnose(&clients.ecs, &b.cluster, &b.service, new_arn, Some(&logs)).await;
-    let lb = crate::steps::lb::health(&clients.elb, &prepared.target_groups, prepared.grace_period)
-        .await;
+    let lb = crate::steps::target_health::health(
+        &clients.elb,
+        &prepared.target_groups,
+        prepared.grace_period,
+    )
+    .await;
     diagnosis.lines.extend(lb.lines());
     let from_logs: usize = diagnosis.logs.iter().map(|t| t.causes.len()).sum();
     let at = from_logs.min(diagnosis.hints.len());

@@ -36,7 +36,7 @@ impl Mode {
 pub struct PromoteReport {
     pub mode: Mode,
     pub source_image_uri: String,
-    /// The target repository.
+    /// The target repository's URI (`REGISTRY/REPO`), where the image was copied to.
     pub target_uri: String,
     /// The digest (same in source and target).
     pub digest: String,

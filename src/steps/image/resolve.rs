@@ -99,7 +99,7 @@ impl Repository {
     }
 }
 
-/// The image found.
+/// The image a tag or digest resolved to in one repository.
 #[derive(Debug, Clone, Serialize)]
 pub struct Resolved {
     /// The tag that matched (the full or the short SHA); `None` when the digest was given.

@@ -9,7 +9,6 @@ pub enum Error {
     #[error("refusing to promote `{sha}`: {reason}")]
     Unverified {
         sha: String,
-        /// The source environment.
         source_env: String,
         /// What the marker lookup found (none, another digest, no registry).
         reason: String,

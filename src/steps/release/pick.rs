@@ -14,7 +14,7 @@ use crate::registry::artifact::Verification;
 use crate::report::section::{md_code, md_escape};
 use crate::steps::{deploy, image, Clients};
 
-/// The release chosen.
+/// The release a `command: rollback` goes back to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Choice {
     /// The newest verified release other than the running one.

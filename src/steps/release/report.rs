@@ -19,7 +19,8 @@ pub enum SourceCheck {
     Overridden(String),
 }
 
-/// The release section.
+/// What the run did about releases: the source's verification, the marker, the extra tags, a
+/// rollback's choice.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ReleaseReport {
     /// A promotion: the source environment's verification.

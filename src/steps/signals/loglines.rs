@@ -7,8 +7,8 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 
-use super::read::ReadError;
-use crate::steps::logs::{logging_of, Logging};
+use super::unreadable::ReadError;
+use crate::steps::task_logs::{logging_of, Logging};
 
 /// Pages read per window: a service that logs more errors than this is in trouble either way, and the
 /// count is then a lower bound.

@@ -10,7 +10,7 @@ use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
 use serde::Serialize;
 
 use super::compare::Metrics;
-use super::read::ReadError;
+use super::unreadable::ReadError;
 
 const NAMESPACE: &str = "AWS/ApplicationELB";
 

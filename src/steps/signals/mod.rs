@@ -14,14 +14,14 @@
 pub mod compare;
 mod loglines;
 pub mod metrics;
-mod read;
 mod report;
+mod unreadable;
 
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-pub use read::ReadError;
 pub use report::{Round, SignalsReport};
+pub use unreadable::ReadError;
 
 use crate::config::{Config, WatchSignals};
 use crate::github::commands;

@@ -46,7 +46,8 @@ pub struct Round {
     pub regressions: Vec<String>,
 }
 
-/// The watch signals of one run.
+/// The signals section: the windows compared, each round's readings and verdict, and the signals left
+/// out.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct SignalsReport {
     pub enabled: bool,

@@ -1,7 +1,7 @@
 //! Why a rollout failed: the stopped tasks of the new revision with their reasons and container exit
 //! codes, their containers' last log lines, and the likely fix for each known cause.
 //!
-//! APIs: ECS `ListTasks`, `DescribeTasks`; CloudWatch Logs `GetLogEvents` (see [`crate::steps::logs`]).
+//! APIs: ECS `ListTasks`, `DescribeTasks`; CloudWatch Logs `GetLogEvents` (see [`crate::steps::task_logs`]).
 
 use aws_sdk_ecs::types::DesiredStatus;
 use serde::Serialize;
@@ -22,7 +22,7 @@ pub struct LogContext<'a> {
     pub task_definition: &'a serde_json::Value,
     /// Last lines per task; 0 reads none.
     pub lines: u32,
-    pub masker: crate::steps::logs::Masker,
+    pub masker: crate::steps::masking::Masker,
 }
 
 /// What the stopped tasks say: one line per distinct stop reason, and the fixes for the known ones.
@@ -33,7 +33,7 @@ pub struct Diagnosis {
     /// One fix per known cause, each once: causes shown by the logs first, then by the stop reasons.
     pub hints: Vec<String>,
     /// The last log lines of the first stopped tasks' containers.
-    pub logs: Vec<crate::steps::logs::TaskLogs>,
+    pub logs: Vec<crate::steps::task_logs::TaskLogs>,
 }
 
 impl Diagnosis {
@@ -148,7 +148,10 @@ fn stopped_line(t: &aws_sdk_ecs::types::Task) -> String {
 
 /// The diagnosis: the causes the tasks' own logs show first, then the stop reasons (counted) with the
 /// fix each suggests.
-fn summarize(task_logs: Vec<crate::steps::logs::TaskLogs>, lines: Vec<(String, u32)>) -> Diagnosis {
+fn summarize(
+    task_logs: Vec<crate::steps::task_logs::TaskLogs>,
+    lines: Vec<(String, u32)>,
+) -> Diagnosis {
     let mut out = Diagnosis::default();
     for cause in task_logs.iter().flat_map(|t| t.causes.iter()) {
         let h = format!("{}: {}", cause.what, cause.fix);
@@ -177,7 +180,7 @@ fn summarize(task_logs: Vec<crate::steps::logs::TaskLogs>, lines: Vec<(String, u
 async fn read_task_logs(
     ctx: &LogContext<'_>,
     task: &aws_sdk_ecs::types::Task,
-) -> Vec<crate::steps::logs::TaskLogs> {
+) -> Vec<crate::steps::task_logs::TaskLogs> {
     let Some(arn) = task.task_arn() else {
         return Vec::new();
     };
@@ -199,10 +202,10 @@ async fn read_task_logs(
     let mut out = Vec::new();
     for c in chosen {
         let name = c.name().unwrap_or("?");
-        let logging = crate::steps::logs::logging_of(ctx.task_definition, name);
+        let logging = crate::steps::task_logs::logging_of(ctx.task_definition, name);
         let limit = i32::try_from(ctx.lines).unwrap_or(i32::MAX);
         out.push(
-            crate::steps::logs::task_logs(
+            crate::steps::task_logs::task_logs(
                 ctx.client,
                 &logging,
                 name,
