@@ -164,6 +164,9 @@ environments:
     smoke: {{ enabled: false }}
   prod:
     promote-from: stage
+    # Stage has no smoke tests here (the release under faults is about the writes): promote what
+    # passed its rollout.
+    promote: {{ require: [rollout] }}
     cluster: prod-cluster
     service: prod-backend
     container: backend

@@ -16,6 +16,8 @@ pub struct Promote {
     pub source_role: Option<String>,
     /// `allow-unverified`: promote a digest the source environment has not verified (with a warning).
     pub allow_unverified: bool,
+    /// `promote.require`: the gates the source release must have passed there.
+    pub require: Vec<String>,
 }
 
 /// Build [`Promote`] for `command: promote`: the source is `source-environment`, else `promote-from`.
@@ -49,8 +51,10 @@ pub(super) fn build(src: &Sources, region: &str) -> Result<Promote, Error> {
         .map(|v| parse_bool("allow-unverified", v))
         .transpose()?
         .unwrap_or(false);
+    let require = required_gates(src)?;
     Ok(Promote {
         allow_unverified,
+        require,
         source_repository: source.ecr_repository.clone().ok_or(Error::Missing {
             key: "ecr-repository",
             environment: source_name.clone(),
@@ -59,4 +63,27 @@ pub(super) fn build(src: &Sources, region: &str) -> Result<Promote, Error> {
         source_region,
         source_role: source.role_to_assume,
     })
+}
+
+/// `promote.require` of the target environment, checked against the gates a marker records.
+fn required_gates(src: &Sources) -> Result<Vec<String>, Error> {
+    let known = crate::steps::release::recorded_gates();
+    let Some(list) = src.env.promote.as_ref().and_then(|p| p.require.clone()) else {
+        return Ok(crate::steps::release::DEFAULT_REQUIRED
+            .iter()
+            .map(|s| s.to_string())
+            .collect());
+    };
+    for g in &list {
+        if !known.contains(&g.as_str()) {
+            return Err(invalid(
+                "promote.require",
+                &format!(
+                    "`{g}` is not a gate a release records (one of: {})",
+                    known.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(list)
 }

@@ -59,6 +59,16 @@ pub struct EnvironmentFile {
     pub frontend: Option<FrontendFile>,
     pub smoke: Option<SmokeFile>,
     pub diagnosis: Option<DiagnosisFile>,
+    /// What a promotion into this environment requires of the source release.
+    pub promote: Option<PromoteFile>,
+}
+
+/// `promote:` of the environment promoted into.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct PromoteFile {
+    /// The gates the source release must have passed (default: rollout and smoke).
+    pub require: Option<Vec<String>>,
 }
 
 /// What a failed rollout shows of the failing tasks.

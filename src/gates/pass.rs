@@ -181,6 +181,16 @@ async fn rollout(cx: &Cx<'_>, rel: &mut Release, report: &mut Report) -> Passed 
     }
 }
 
+/// How a gate that needs the smoke checks ends when they are off: switched off (`smoke.enabled:
+/// false`), or not configured (no API URL).
+fn smoke_off(cx: &Cx<'_>) -> GateOutcome {
+    if cx.cfg.smoke.enabled {
+        GateOutcome::NotConfigured
+    } else {
+        GateOutcome::Skipped("the smoke tests are switched off".into())
+    }
+}
+
 /// Whether smoke checks run in this release.
 fn smoke_on(cx: &Cx<'_>) -> bool {
     cx.cfg.smoke.enabled && cx.cfg.smoke.base_url.is_some()
@@ -192,7 +202,7 @@ async fn smoke_checks(cx: &Cx<'_>, report: &mut Report) -> Passed {
     let section = report.smoke.get_or_insert_with(SmokeReport::default);
     if !smoke_on(cx) {
         smoke::skip(&cx.cfg.smoke, section);
-        return Ok(GateOutcome::NotConfigured);
+        return Ok(smoke_off(cx));
     }
     smoke::run(&cx.cfg.smoke, section, &mut report.phases)
         .await
@@ -251,7 +261,10 @@ async fn website_check(cx: &Cx<'_>, rel: &Release, report: &mut Report) -> Passe
 /// Keep checking for a while, with the app's signals; a sustained failure rolls back.
 async fn watch(cx: &Cx<'_>, rel: &Release, report: &mut Report) -> Passed {
     let (clients, cfg) = (cx.clients, cx.cfg);
-    if !smoke_on(cx) || cfg.smoke.watch.is_zero() {
+    if !smoke_on(cx) {
+        return Ok(smoke_off(cx));
+    }
+    if cfg.smoke.watch.is_zero() {
         return Ok(GateOutcome::NotConfigured);
     }
     let Some(deployed) = &rel.deployed else {
@@ -320,6 +333,7 @@ async fn marker(cx: &Cx<'_>, rel: &Release, report: &mut Report) -> Passed {
         smoke_passed: smoke_on(cx),
         source: rel.source.as_ref(),
         frontend_digest: frontend_digest.as_deref(),
+        gates: recorded_gates(report),
     };
     let section = report.release.get_or_insert_with(Default::default);
     release::settle(
@@ -343,4 +357,44 @@ impl crate::error::Diagnose for NotReached {
     fn hint(&self) -> String {
         "this is a bug in cloudshop-deploy: please report it with the log".into()
     }
+}
+
+/// The gates the marker records, each `passed`, `skipped` or `not-configured`, from the gate records
+/// and the sections of what ran within them (write sequences, the watch's signals).
+fn recorded_gates(report: &Report) -> std::collections::BTreeMap<String, String> {
+    let of = |name: &str| {
+        report
+            .gates
+            .iter()
+            .find(|g| g.name == name)
+            .map_or("not-configured", |g| g.outcome.word())
+    };
+    let unchanged = matches!(
+        report.backend.as_ref().map(|b| &b.outcome),
+        Some(deploy::BackendOutcome::NoChange)
+    );
+    // An unchanged service already ran this release stably: its rollout passed before.
+    let rollout = if unchanged { "passed" } else { of("rollout") };
+    let smoke = report.smoke.as_ref();
+    let writes = match smoke {
+        Some(s) if !s.sequences.is_empty() => "passed",
+        Some(s) if s.sequences_skipped.is_some() => "skipped",
+        _ => "not-configured",
+    };
+    let signals = match &report.signals {
+        Some(s) if s.enabled && s.notes.is_empty() && s.round_count > 0 => "passed",
+        Some(s) if s.enabled => "skipped",
+        _ => "not-configured",
+    };
+    [
+        ("rollout", rollout),
+        ("smoke", of("smoke checks")),
+        ("writes", writes),
+        ("website", of("website check")),
+        ("watch", of("watch")),
+        ("signals", signals),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
 }

@@ -23,3 +23,15 @@ pub struct GateRecord {
     pub name: &'static str,
     pub outcome: GateOutcome,
 }
+
+impl GateOutcome {
+    /// The word the marker records.
+    pub fn word(&self) -> &'static str {
+        match self {
+            GateOutcome::Passed => "passed",
+            GateOutcome::Failed => "failed",
+            GateOutcome::Skipped(_) => "skipped",
+            GateOutcome::NotConfigured => "not-configured",
+        }
+    }
+}

@@ -264,6 +264,26 @@ pub struct Verification {
     pub verified_at: String,
     /// `passed`, or `skipped` when the environment has no smoke tests.
     pub smoke: String,
+    /// Each gate of the release (`rollout`, `smoke`, `writes`, `website`, `watch`, `signals`) as
+    /// `passed`, `skipped` or `not-configured`; empty in markers written before gates were recorded.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub gates: std::collections::BTreeMap<String, String>,
+}
+
+/// The gates a promotion can require of the source release, as the marker names them.
+pub const RECORDED_GATES: &[&str] = &["rollout", "smoke", "writes", "website", "watch", "signals"];
+
+impl Verification {
+    /// How gate `name` ended on the source environment; a marker from before gates were recorded knows
+    /// the rollout (a marker is only written after a watched rollout) and the smoke tests.
+    pub fn gate(&self, name: &str) -> &str {
+        match (self.gates.get(name), name) {
+            (Some(v), _) => v,
+            (None, "rollout") => "passed",
+            (None, "smoke") => &self.smoke,
+            (None, _) => "not recorded",
+        }
+    }
 }
 
 impl Verification {
@@ -472,6 +492,7 @@ mod tests {
             run_url: Some("https://github.com/acme/cloudshop/actions/runs/1".into()),
             verified_at: "2026-11-26T12:00:00Z".into(),
             smoke: "passed".into(),
+            gates: Default::default(),
         };
         assert_eq!(Verification::from_blob(&v.blob().bytes).unwrap(), v);
         assert_eq!(

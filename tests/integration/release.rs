@@ -67,6 +67,7 @@ pub fn mark_verified(reg: &LocalRegistry, repo: &str, env: &str, sha: &str, dige
                 run_url: Some(RUN_URL.into()),
                 verified_at: "2026-11-26T12:00:00.000Z".into(),
                 smoke: "passed".into(),
+                gates: Default::default(),
             })
             .await
             .unwrap();
@@ -621,4 +622,123 @@ fn markers_are_listed_across_the_tag_list_pages() {
         .filter(|o| *o == "registry:GET tags")
         .count();
     assert_eq!(pages, 4, "{:?}", proxy.ops());
+}
+
+/// "Verified" means tested: a stage release whose smoke tests were switched off still gets its marker,
+/// which records each gate, but prod refuses it by default (rollout and smoke required) with one
+/// `::error::` naming the gate and no write anywhere; `promote.require` can ask for more (the watch),
+/// and `allow-unverified: true` overrides with a warning.
+#[test]
+fn a_release_whose_stage_smoke_tests_were_off_is_not_promoted_as_verified() {
+    let w = world();
+    let a = w.build(SHA_A);
+    w.app.set_mode(Mode::Healthy);
+    let res = w
+        .action("stage", SHA_A)
+        .input("smoke-tests", "false")
+        .run_within(Duration::from_secs(120));
+    assert_eq!(res.output("status"), "deployed", "{}", res.dump());
+    let m = marker(&w.reg, &w.stage, "stage", SHA_A).expect("the marker is written");
+    assert_eq!(m.digest, a);
+    assert_eq!(m.gate("rollout"), "passed", "{m:?}");
+    assert_eq!(m.gate("smoke"), "skipped", "{m:?}");
+    assert_eq!(m.gate("watch"), "skipped", "{m:?}");
+
+    let aws = FaultProxy::start(&w.moto.endpoint, FaultPlan::none());
+    let ecs = FaultProxy::start(&w.prod_sim.endpoint, FaultPlan::none());
+    let reg = FaultProxy::start(&w.reg.url, FaultPlan::none());
+    let res = w
+        .action("prod", SHA_A)
+        .env("AWS_ENDPOINT_URL", &aws.endpoint)
+        .env("AWS_ENDPOINT_URL_ECS", &ecs.endpoint)
+        .input("command", "promote")
+        .input("registry-url", &reg.endpoint)
+        .run_within(Duration::from_secs(120));
+    assert_ne!(res.code, 0, "{}", res.dump());
+    assert_eq!(res.output("status"), "failed");
+    let errors = res.error_lines();
+    assert_eq!(errors.len(), 1, "{}", res.dump());
+    assert!(
+        errors[0].contains(&format!("refusing to promote `{SHA_A}`"))
+            && errors[0].contains("requires (smoke)")
+            && errors[0].contains("smoke: skipped"),
+        "{}",
+        errors[0]
+    );
+    for (name, proxy) in [("ECR/S3", &aws), ("ECS", &ecs), ("registry", &reg)] {
+        assert!(
+            proxy.mutating_calls().is_empty(),
+            "{name}: {:?}",
+            proxy.mutating_calls()
+        );
+    }
+    assert!(w.prod_sim.mutating_calls().is_empty());
+
+    // An unknown gate in `promote.require` is a config error before anything is read.
+    let bad = w.config().replace(
+        "    promote-from: stage\n",
+        "    promote-from: stage\n    promote: { require: [rollout, smok] }\n",
+    );
+    let res = w
+        .action("prod", SHA_A)
+        .file(".github/cloudshop-deploy.yml", &bad)
+        .input("command", "promote")
+        .run_within(Duration::from_secs(60));
+    let errors = res.error_lines();
+    assert_eq!(errors.len(), 1, "{}", res.dump());
+    assert!(
+        errors[0].contains("promote.require") && errors[0].contains("`smok`"),
+        "{}",
+        errors[0]
+    );
+    assert!(w.prod_sim.mutating_calls().is_empty());
+
+    // Overridden: promoted, with a warning that says what was missing.
+    let res = w
+        .action("prod", SHA_A)
+        .input("command", "promote")
+        .input("allow-unverified", "true")
+        .run_within(Duration::from_secs(120));
+    assert_eq!(res.output("status"), "deployed", "{}", res.dump());
+    assert!(
+        res.stdout.contains("::warning") && res.stdout.contains("smoke: skipped"),
+        "{}",
+        res.dump()
+    );
+}
+
+/// A release that passed its rollout and smoke tests on stage is promoted by default, and refused when
+/// prod requires a gate stage does not run (the watch: stage has no `watch`).
+#[test]
+fn promote_require_asks_for_the_gates_prod_needs() {
+    let w = world();
+    w.build(SHA_A);
+    assert_eq!(w.deploy_stage(SHA_A, true).output("status"), "deployed");
+    let m = marker(&w.reg, &w.stage, "stage", SHA_A).expect("the marker is written");
+    assert_eq!(m.gate("smoke"), "passed", "{m:?}");
+    assert_eq!(m.gate("watch"), "not-configured", "{m:?}");
+    let strict = w.config().replace(
+        "    promote-from: stage\n",
+        "    promote-from: stage\n    promote: { require: [rollout, smoke, watch] }\n",
+    );
+    let res = w
+        .action("prod", SHA_A)
+        .file(".github/cloudshop-deploy.yml", &strict)
+        .input("command", "promote")
+        .run_within(Duration::from_secs(120));
+    assert_eq!(res.output("status"), "failed", "{}", res.dump());
+    let errors = res.error_lines();
+    assert_eq!(errors.len(), 1, "{}", res.dump());
+    assert!(
+        errors[0].contains("requires (watch)") && errors[0].contains("watch: not-configured"),
+        "{}",
+        errors[0]
+    );
+    assert!(w.prod_sim.mutating_calls().is_empty());
+    // The default (rollout, smoke) promotes it.
+    let res = w
+        .action("prod", SHA_A)
+        .input("command", "promote")
+        .run_within(Duration::from_secs(120));
+    assert_eq!(res.output("status"), "deployed", "{}", res.dump());
 }

@@ -15,6 +15,15 @@ pub enum Error {
         /// No registry could be addressed to read markers from (an emulator without `registry-url`).
         no_registry: bool,
     },
+    /// The release passed the source environment, but not every gate the target requires.
+    #[error("refusing to promote `{sha}`: {reason}")]
+    GatesMissing {
+        sha: String,
+        source_env: String,
+        /// The required gates the marker does not record as passed.
+        missing: Vec<String>,
+        reason: String,
+    },
     /// No `image-tag` to name the release by.
     #[error("no `image-tag`: a release is named by its image tag (the git SHA)")]
     NoTag,
@@ -41,6 +50,20 @@ impl crate::error::Diagnose for Error {
                 "deploy `{sha}` to `{source_env}` and let it pass (rollout, smoke tests, watch), then promote \
                  it again; or set `allow-unverified: true` to promote it anyway"
             ),
+            Error::GatesMissing {
+                sha,
+                source_env,
+                missing,
+                ..
+            } => format!(
+                "turn on {} for `{source_env}` and deploy `{sha}` there again, or lower this environment's \
+                 `promote.require`; or set `allow-unverified: true` to promote it anyway",
+                missing
+                    .iter()
+                    .map(|g| format!("`{g}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             Error::NoTag => "set `image-tag` to the git SHA of the release".into(),
             Error::NoRollbackTarget { .. } => {
                 "pass `revision:` (a number, `family:revision` or an ARN) to pick the revision yourself"
@@ -53,7 +76,9 @@ impl crate::error::Diagnose for Error {
 
     fn anchor(&self) -> Option<&'static str> {
         match self {
-            Error::Unverified { .. } => troubleshooting!("promotion-refused-unverified"),
+            Error::Unverified { .. } | Error::GatesMissing { .. } => {
+                troubleshooting!("promotion-refused-unverified")
+            }
             Error::NoRollbackTarget { .. } => troubleshooting!("no-release-to-roll-back-to"),
             Error::Image(e) => crate::error::Diagnose::anchor(e),
             Error::Deploy(e) => crate::error::Diagnose::anchor(e),

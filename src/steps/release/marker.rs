@@ -139,6 +139,7 @@ mod tests {
             run_url: None,
             verified_at: "2026-11-26T12:00:00.000Z".into(),
             smoke: "passed".into(),
+            gates: Default::default(),
         };
         let config = v.blob();
         let (bytes, _) = artifact::manifest(VERIFICATION_ARTIFACT, &config, &[&Blob::empty()], &[]);

@@ -33,11 +33,19 @@ pub use pick::{pick, revision_of, Choice};
 pub use report::{ReleaseReport, SourceCheck};
 pub use settings::{store, Settings};
 
+/// The gates a promotion requires of the source release unless the target environment says otherwise.
+pub const DEFAULT_REQUIRED: &[&str] = &["rollout", "smoke"];
+
+/// The names a promotion can require, for the config's validation.
+pub fn recorded_gates() -> &'static [&'static str] {
+    RECORDED_GATES
+}
+
 use settings::NO_REGISTRY;
 
 use crate::config::{Command, Config};
 use crate::github::commands;
-use crate::registry::artifact::{verified_tag, Verification};
+use crate::registry::artifact::{verified_tag, Verification, RECORDED_GATES};
 use crate::report::section::{Outcome, Timeline};
 use crate::steps::{image, Clients};
 
@@ -70,7 +78,21 @@ pub async fn check_source(
         Ok(None) => Err(NO_REGISTRY.to_string()),
         Err(e) => Err(e.to_string()),
     };
+    let mut missing_gates = Vec::new();
     let problem = match found {
+        Ok(Some(v)) if v.digest == digest && !passed_required(&v, &promote.require).is_empty() => {
+            missing_gates = passed_required(&v, &promote.require);
+            let recorded: Vec<String> = missing_gates
+                .iter()
+                .map(|g| format!("{g}: {}", v.gate(g)))
+                .collect();
+            format!(
+                "`{sha}` passed `{source_env}` without the gates this environment requires ({}): the \
+                 marker `{tag}` records {}",
+                missing_gates.join(", "),
+                recorded.join(", ")
+            )
+        }
         Ok(Some(v)) if v.digest == digest => {
             tracing::info!(
                 "`{sha}` ({digest}) passed `{source_env}` at {} in {}",
@@ -103,12 +125,29 @@ pub async fn check_source(
         return Ok(());
     }
     timeline.record("release check", started, Outcome::Failed);
+    if !missing_gates.is_empty() {
+        return Err(Error::GatesMissing {
+            sha,
+            source_env: source_env.clone(),
+            missing: missing_gates,
+            reason: problem,
+        });
+    }
     Err(Error::Unverified {
         sha,
         source_env: source_env.clone(),
         reason: problem,
         no_registry,
     })
+}
+
+/// The gates of `required` that the marker does not record as passed.
+fn passed_required(v: &Verification, required: &[String]) -> Vec<String> {
+    required
+        .iter()
+        .filter(|g| v.gate(g) != "passed")
+        .cloned()
+        .collect()
 }
 
 /// What the run deployed, for [`settle`].
@@ -126,6 +165,8 @@ pub struct Passed<'a> {
     pub source: Option<&'a image::SourceImage>,
     /// The frontend artifact digest deployed with the image (pushed or promoted), when known.
     pub frontend_digest: Option<&'a str>,
+    /// Each recorded gate (see [`RECORDED_GATES`]) as `passed`, `skipped` or `not-configured`.
+    pub gates: std::collections::BTreeMap<String, String>,
 }
 
 /// After a run that passed everything: write the marker, then move the extra tags. Failures are
@@ -223,6 +264,7 @@ async fn record(
             "skipped"
         }
         .into(),
+        gates: passed.gates.clone(),
     };
     let written = store.write(&v).await.map_err(|e| e.to_string())?;
     Ok(Some((verified_tag(&cfg.environment, &sha), written)))

@@ -160,6 +160,7 @@ mod tests {
             run_url: None,
             verified_at: at.into(),
             smoke: "passed".into(),
+            gates: Default::default(),
         }
     }
 

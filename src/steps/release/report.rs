@@ -118,6 +118,7 @@ mod tests {
             run_url: Some("https://github.com/acme/cloudshop/actions/runs/42".into()),
             verified_at: "2026-11-26T12:00:00.000Z".into(),
             smoke: "passed".into(),
+            gates: Default::default(),
         }
     }
 
