@@ -23,7 +23,7 @@ use crate::inputs::Inputs;
 use crate::report::{Report, Status};
 use crate::steps::deploy::{BackendOutcome, BackendReport};
 use crate::steps::smoke::SmokeReport;
-use crate::steps::{deploy, deploy_time, frontend, image, release, signals, smoke, Clients};
+use crate::steps::{deploy, deploy_time, frontend, image, release, signals, smoke, watch, Clients};
 
 /// Run the action with the given environment variables; print outputs, summary and errors; return the
 /// process exit code.
@@ -464,7 +464,7 @@ async fn deploy_pipeline(
         let slot = std::sync::Mutex::new(&mut report.signals);
         let (sig, slot_ref) = (&signals, &slot);
         let section = report.smoke.get_or_insert_with(SmokeReport::default);
-        let watched = smoke::watch_with(
+        let watched = watch::run(
             &cfg.smoke,
             probe,
             move || async move {

@@ -13,6 +13,7 @@ pub mod logs;
 pub mod release;
 pub mod signals;
 pub mod smoke;
+pub mod watch;
 
 use aws_types::SdkConfig;
 
