@@ -158,6 +158,16 @@ impl Section for BackendReport {
     }
 
     fn summary(&self, md: &mut String) {
+        self.write_table(md);
+        self.write_plan(md);
+        self.write_diagnosis(md);
+        self.write_events(md);
+    }
+}
+
+impl BackendReport {
+    /// The facts: service, image, revisions, deployment, strategy, tags, rollback, outcome.
+    fn write_table(&self, md: &mut String) {
         let _ = writeln!(md, "### Backend (ECS)\n\n| | |\n|---|---|");
         let _ = writeln!(
             md,
@@ -209,6 +219,10 @@ impl Section for BackendReport {
             "| outcome | {} |\n",
             md_escape(&self.outcome.to_string())
         );
+    }
+
+    /// The task-definition diff, fenced so no line can close the fence.
+    fn write_plan(&self, md: &mut String) {
         if !self.plan.is_empty() {
             let _ = writeln!(md, "#### Plan\n\n```diff");
             for l in &self.plan {
@@ -216,6 +230,10 @@ impl Section for BackendReport {
             }
             let _ = writeln!(md, "```\n");
         }
+    }
+
+    /// Why a failed rollout failed, and each stopped task's last log lines.
+    fn write_diagnosis(&self, md: &mut String) {
         if !self.diagnosis.is_empty() {
             let _ = writeln!(md, "#### Diagnosis\n");
             for l in self.diagnosis.display_lines() {
@@ -248,6 +266,10 @@ impl Section for BackendReport {
                 let _ = writeln!(md, "\n</details>\n");
             }
         }
+    }
+
+    /// The service's latest events, newest first.
+    fn write_events(&self, md: &mut String) {
         if !self.events.is_empty() {
             let _ = writeln!(
                 md,
