@@ -48,7 +48,7 @@ pub struct Part {
     pub seconds: f64,
 }
 
-/// The section.
+/// Where the rollout's time went, part by part, with advice: the report section.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct DeployTimeReport {
     pub total_seconds: f64,

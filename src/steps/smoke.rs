@@ -51,7 +51,6 @@ pub enum Error {
     /// A check cannot be sent (config validation should have caught it).
     #[error("failed to prepare smoke check `{name}`: {message}")]
     Invalid {
-        /// Check name.
         name: String,
         /// What is wrong (names no secret).
         message: String,

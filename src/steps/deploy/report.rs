@@ -78,7 +78,6 @@ impl Serialize for BackendOutcome {
 pub struct BackendReport {
     pub cluster: String,
     pub service: String,
-    /// The ECR repository.
     pub repository: String,
     /// The tag found (or asked for, when a digest was given).
     pub image_tag: Option<String>,
@@ -97,7 +96,7 @@ pub struct BackendReport {
     pub outcome: BackendOutcome,
     /// The plan: task-definition changes and the service update.
     pub plan: Vec<String>,
-    /// Extra tags added.
+    /// Tags added besides the image tag.
     pub extra_tags: Vec<String>,
     /// Why the rollout failed: stopped tasks, reasons, fixes.
     pub diagnosis: Diagnosis,

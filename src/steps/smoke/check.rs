@@ -44,17 +44,15 @@ pub enum Kind {
 pub struct Check {
     /// Display name.
     pub name: String,
-    /// HTTP method.
     pub method: Method,
     /// The URL requested (may carry userinfo: reqwest sends it as basic auth).
     pub url: Url,
     /// The URL as printed.
     pub display_url: String,
-    /// Request headers.
+    /// Request headers, values marked sensitive.
     pub headers: HeaderMap,
     /// Accepted statuses (empty: any 2xx).
     pub statuses: Vec<u16>,
-    /// JSON expectations.
     pub json: Option<JsonExpect>,
     /// Text the body must contain.
     pub body_contains: Option<String>,

@@ -58,7 +58,7 @@ pub struct BadRound {
     pub seen: String,
 }
 
-/// The post-deploy watch.
+/// What the post-deploy watch saw (its rounds are run by `steps::watch`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct WatchReport {
     /// Planned length, seconds.
