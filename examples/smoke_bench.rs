@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use cloudshop_deploy::config::{default_checks, Smoke};
 use cloudshop_deploy::report::Report;
-use cloudshop_deploy::steps::smoke;
+use cloudshop_deploy::steps::{smoke, watch};
 
 fn cfg(base: &str) -> Smoke {
     Smoke {
@@ -138,15 +138,16 @@ async fn main() {
     let before = app.requests();
     let t = Instant::now();
     let mut report = Report::default();
-    smoke::watch(
+    watch::run(
         &c,
         || async {
-            Ok(smoke::ServiceHealth {
+            Ok(watch::ServiceHealth {
                 running: 2,
                 desired: 2,
                 new_stopped: Vec::new(),
             })
         },
+        || async { Vec::new() },
         report.smoke.get_or_insert_with(Default::default),
         &mut report.phases,
     )

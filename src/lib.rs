@@ -26,9 +26,13 @@
 //!   - `steps/image/`: the ECR image for every command: `resolve` (tags to digests), `tag` (re-tag by
 //!     putting the manifest back), `copy` (promotion and archive push), `report` (the promotion's
 //!     section), `error`.
-//!   - `steps/smoke`: the HTTP checks, the website check, the post-deploy watch (`check`: requests and
-//!     judgement; `result`: what the requests got; `report`: the smoke section; `schedule`: timing;
-//!     `redact`: secrets out of URLs and headers).
+//!   - `steps/smoke`: the HTTP checks (a smoke round sends each once), the write sequences, the website
+//!     check (`check`: requests and judgement; `result`: what the requests got; `report`: the smoke
+//!     section, the watch's table included; `schedule`: retry timing; `redact`: secrets out of URLs and
+//!     headers).
+//!   - `steps/watch/`: the post-deploy watch: smoke rounds, the service and the signals, read together
+//!     every interval until the window ends or bad rounds in a row are sustained (`rounds`: the pure
+//!     timing and streak rules).
 //!   - `steps/signals/`: what the post-deploy watch reads besides its checks (`compare`: the pure limits;
 //!     `metrics`: the target group's CloudWatch metrics; `loglines`: error lines in the log group;
 //!     `unreadable`: why a signal could not be read; `report`: the section).

@@ -43,12 +43,12 @@ pub struct Backend {
     pub diagnosis_log_lines: u32,
 }
 
-/// Build [`Backend`]; what is required depends on `command` (`rollback` needs no image or repository).
 /// Last log lines shown per stopped task, unless the environments file says otherwise.
 const DEFAULT_LOG_LINES: u32 = 50;
 /// What `GetLogEvents` returns in one call at most is 10,000; a failure needs far fewer.
 const MAX_LOG_LINES: u32 = 1000;
 
+/// Build [`Backend`]; what is required depends on `command` (`rollback` needs no image or repository).
 pub(super) fn build(src: &Sources, command: Command) -> Result<Backend, Error> {
     let (inputs, env) = (src.inputs, src.env);
     let cluster = pick(&inputs.cluster, &env.cluster).ok_or_else(|| src.missing("cluster"))?;
@@ -61,24 +61,8 @@ pub(super) fn build(src: &Sources, command: Command) -> Result<Backend, Error> {
             .map(OneOrMany::to_vec)
             .unwrap_or_default(),
     };
-    let repository = pick(&inputs.ecr_repository, &env.ecr_repository);
-    let image_tag = match command {
-        Command::Rollback => inputs.image_tag.clone(),
-        Command::Promote => Some(inputs.image_tag.clone().ok_or_else(|| {
-            invalid("image-tag", "`command: promote` needs the `image-tag` to promote (the git SHA tag tested on the source environment)")
-        })?),
-        Command::Deploy => Some(
-            inputs
-                .image_tag
-                .clone()
-                .or_else(|| src.ctx.sha.clone())
-                .ok_or_else(|| invalid("image-tag", "no `image-tag` input and no `GITHUB_SHA` to default to"))?,
-        ),
-    };
-    if let Some(tag) = &image_tag {
-        validate_tag("image-tag", tag)?;
-    }
-    let repository = match (command, repository) {
+    let image_tag = image_tag(src, command)?;
+    let repository = match (command, pick(&inputs.ecr_repository, &env.ecr_repository)) {
         (Command::Rollback, r) => r.unwrap_or_default(),
         (_, Some(r)) => r,
         (_, None) => return Err(src.missing("ecr-repository")),
@@ -96,33 +80,8 @@ pub(super) fn build(src: &Sources, command: Command) -> Result<Backend, Error> {
         .as_deref()
         .map(|p| inside_workspace("task-definition", &src.ctx.workspace, p))
         .transpose()?;
-    let desired_count = match &inputs.desired_count {
-        Some(v) => Some(
-            v.trim()
-                .parse::<i32>()
-                .ok()
-                .filter(|n| *n >= 0)
-                .ok_or_else(|| {
-                    invalid("desired-count", format!("`{v}` is not a whole number >= 0"))
-                })?,
-        ),
-        None => env.desired_count,
-    };
-    let wait_timeout = match inputs
-        .wait_timeout
-        .as_deref()
-        .or(env.wait_timeout.as_deref())
-    {
-        Some(v) => parse_duration("wait-timeout", v)?,
-        None => Duration::from_secs(30 * 60),
-    };
-    let poll_interval = match &inputs.poll_interval {
-        Some(v) => parse_duration("poll-interval", v)?,
-        None => Duration::from_secs(3),
-    };
-    if poll_interval.is_zero() {
-        return Err(invalid("poll-interval", "must be greater than zero"));
-    }
+    let desired_count = desired_count(src)?;
+    let (wait_timeout, poll_interval) = rollout_timing(src)?;
     let rollback_on_failure = match &inputs.rollback_on_failure {
         Some(v) => parse_bool("rollback-on-failure", v)?,
         None => env.rollback_on_failure.unwrap_or(true),
@@ -133,19 +92,7 @@ pub(super) fn build(src: &Sources, command: Command) -> Result<Backend, Error> {
         .map(|v| parse_bool("force-new-deployment", v))
         .transpose()?
         .unwrap_or(false);
-    // The ECR token goes wherever this points, so only the workflow itself may set it (a changed
-    // environments file, or one read from a pull request, must not redirect the credentials).
-    if env.registry_url.is_some() {
-        return Err(invalid(
-            "registry-url",
-            "it cannot be set in the environments file; set the `registry-url` input in the workflow instead",
-        ));
-    }
-    let registry_url = inputs
-        .registry_url
-        .as_deref()
-        .map(parse_registry_url)
-        .transpose()?;
+    let registry_url = registry_url(src)?;
     Ok(Backend {
         cluster,
         service,
@@ -161,17 +108,97 @@ pub(super) fn build(src: &Sources, command: Command) -> Result<Backend, Error> {
         rollback_on_failure,
         revision: inputs.revision.clone(),
         registry_url,
-        diagnosis_log_lines: match env.diagnosis.as_ref().and_then(|d| d.log_lines) {
-            Some(n) if n > MAX_LOG_LINES => {
-                return Err(invalid(
-                    "diagnosis.log-lines",
-                    format!("{n} is more than {MAX_LOG_LINES}"),
-                ))
-            }
-            Some(n) => n,
-            None => DEFAULT_LOG_LINES,
-        },
+        diagnosis_log_lines: log_lines(src)?,
     })
+}
+
+/// The tag to deploy: a promotion must name it, a deploy defaults to `GITHUB_SHA`, a rollback needs
+/// none.
+fn image_tag(src: &Sources, command: Command) -> Result<Option<String>, Error> {
+    let inputs = src.inputs;
+    let image_tag = match command {
+        Command::Rollback => inputs.image_tag.clone(),
+        Command::Promote => Some(inputs.image_tag.clone().ok_or_else(|| {
+            invalid("image-tag", "`command: promote` needs the `image-tag` to promote (the git SHA tag tested on the source environment)")
+        })?),
+        Command::Deploy => Some(
+            inputs
+                .image_tag
+                .clone()
+                .or_else(|| src.ctx.sha.clone())
+                .ok_or_else(|| invalid("image-tag", "no `image-tag` input and no `GITHUB_SHA` to default to"))?,
+        ),
+    };
+    if let Some(tag) = &image_tag {
+        validate_tag("image-tag", tag)?;
+    }
+    Ok(image_tag)
+}
+
+/// The new desired count: a whole number >= 0, from the input or the environment.
+fn desired_count(src: &Sources) -> Result<Option<i32>, Error> {
+    Ok(match &src.inputs.desired_count {
+        Some(v) => Some(
+            v.trim()
+                .parse::<i32>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| {
+                    invalid("desired-count", format!("`{v}` is not a whole number >= 0"))
+                })?,
+        ),
+        None => src.env.desired_count,
+    })
+}
+
+/// The rollout's budget (default 30 minutes) and base poll interval (default 3 s, never zero).
+fn rollout_timing(src: &Sources) -> Result<(Duration, Duration), Error> {
+    let wait_timeout = match src
+        .inputs
+        .wait_timeout
+        .as_deref()
+        .or(src.env.wait_timeout.as_deref())
+    {
+        Some(v) => parse_duration("wait-timeout", v)?,
+        None => Duration::from_secs(30 * 60),
+    };
+    let poll_interval = match &src.inputs.poll_interval {
+        Some(v) => parse_duration("poll-interval", v)?,
+        None => Duration::from_secs(3),
+    };
+    if poll_interval.is_zero() {
+        return Err(invalid("poll-interval", "must be greater than zero"));
+    }
+    Ok((wait_timeout, poll_interval))
+}
+
+/// The registry override, from the workflow only.
+fn registry_url(src: &Sources) -> Result<Option<url::Url>, Error> {
+    // The ECR token goes wherever this points, so only the workflow itself may set it (a changed
+    // environments file, or one read from a pull request, must not redirect the credentials).
+    if src.env.registry_url.is_some() {
+        return Err(invalid(
+            "registry-url",
+            "it cannot be set in the environments file; set the `registry-url` input in the workflow instead",
+        ));
+    }
+    src.inputs
+        .registry_url
+        .as_deref()
+        .map(parse_registry_url)
+        .transpose()
+}
+
+/// Log lines read per stopped task of a failed rollout, at most [`MAX_LOG_LINES`].
+fn log_lines(src: &Sources) -> Result<u32, Error> {
+    match src.env.diagnosis.as_ref().and_then(|d| d.log_lines) {
+        Some(n) if n > MAX_LOG_LINES => Err(invalid(
+            "diagnosis.log-lines",
+            format!("{n} is more than {MAX_LOG_LINES}"),
+        )),
+        Some(n) => Ok(n),
+        None => Ok(DEFAULT_LOG_LINES),
+    }
 }
 
 /// A registry base URL: `https://`, or `http://` to a loopback host only (a local test registry), without

@@ -50,8 +50,45 @@ impl TryFrom<CheckFile> for CheckSpec {
 }
 
 /// Compile a check reported under `key`; `writes` also allows POST, PUT, PATCH and DELETE (the steps of
-/// a write sequence).
+/// a write sequence). The errors come in the order a reader fixes them: method, latency, path, headers,
+/// expectations.
 pub(super) fn compile(c: CheckFile, key: &'static str, writes: bool) -> Result<CheckSpec, Error> {
+    let method = method(&c, key, writes)?;
+    let max_latency = c
+        .max_latency
+        .as_deref()
+        .map(|l| {
+            let at = if key == CHECKS {
+                "smoke.checks.max-latency"
+            } else {
+                key
+            };
+            parse_duration(at, l)
+        })
+        .transpose()?;
+    check_path(&c.path, key)?;
+    let headers = request_headers(&c, key)?;
+    let expect_headers = c
+        .expect_headers
+        .iter()
+        .map(|(name, text)| Ok((header_name(name, &c.path, key)?, text.clone())))
+        .collect::<Result<Vec<_>, Error>>()?;
+    check_expectations(&c, &method, key)?;
+    Ok(CheckSpec {
+        name: c.name,
+        method,
+        path: c.path,
+        status: c.status,
+        json: c.json,
+        body_contains: c.body_contains,
+        expect_headers,
+        max_latency,
+        headers,
+    })
+}
+
+/// The method: a read, or with `writes` also a write; a write outside a sequence says where it belongs.
+fn method(c: &CheckFile, key: &'static str, writes: bool) -> Result<Method, Error> {
     let method = match c.method.to_ascii_uppercase().as_str() {
         "GET" => Method::GET,
         "HEAD" => Method::HEAD,
@@ -88,48 +125,38 @@ pub(super) fn compile(c: CheckFile, key: &'static str, writes: bool) -> Result<C
             ))
         }
     };
-    let max_latency = c
-        .max_latency
-        .as_deref()
-        .map(|l| {
-            let at = if key == CHECKS {
-                "smoke.checks.max-latency"
-            } else {
-                key
-            };
-            parse_duration(at, l)
-        })
-        .transpose()?;
-    if !c.path.starts_with('/') {
-        return Err(invalid(
-            key,
-            format!("path `{}` must start with `/`", c.path),
-        ));
+    Ok(method)
+}
+
+/// A path joins the base URL as written: it starts with `/` and holds no space or control character.
+fn check_path(path: &str, key: &'static str) -> Result<(), Error> {
+    if !path.starts_with('/') {
+        return Err(invalid(key, format!("path `{path}` must start with `/`")));
     }
-    if c.path
-        .chars()
-        .any(|ch| ch.is_whitespace() || ch.is_control())
-    {
+    if path.chars().any(|ch| ch.is_whitespace() || ch.is_control()) {
         return Err(invalid(
             key,
             format!(
                 "path `{}` contains a space or a control character",
-                c.path.escape_debug()
+                path.escape_debug()
             ),
         ));
     }
-    let header_name = |name: &str| {
-        HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-            invalid(
-                key,
-                format!("`{name}` of `{}` is not a header name", c.path),
-            )
-        })
-    };
+    Ok(())
+}
+
+/// `name` as a header name, or an error naming the check's `path`.
+fn header_name(name: &str, path: &str, key: &'static str) -> Result<HeaderName, Error> {
+    HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| invalid(key, format!("`{name}` of `{path}` is not a header name")))
+}
+
+/// The request headers, every value marked sensitive: a value is a secret as far as we know, so no
+/// error echoes it.
+fn request_headers(c: &CheckFile, key: &'static str) -> Result<HeaderMap, Error> {
     let mut headers = HeaderMap::new();
     for (name, value) in &c.headers {
-        let hname = header_name(name)?;
-        // The value is a secret as far as we know: never echo it.
+        let hname = header_name(name, &c.path, key)?;
         let mut value = HeaderValue::from_str(value).map_err(|_| {
             invalid(
                 key,
@@ -142,11 +169,11 @@ pub(super) fn compile(c: CheckFile, key: &'static str, writes: bool) -> Result<C
         value.set_sensitive(true);
         headers.insert(hname, value);
     }
-    let expect_headers = c
-        .expect_headers
-        .iter()
-        .map(|(name, text)| Ok((header_name(name)?, text.clone())))
-        .collect::<Result<Vec<_>, Error>>()?;
+    Ok(headers)
+}
+
+/// Expectations a reply can meet: HTTP statuses, and no body expectation on a `HEAD`.
+fn check_expectations(c: &CheckFile, method: &Method, key: &'static str) -> Result<(), Error> {
     if let Some(bad) = c
         .status
         .as_ref()
@@ -160,7 +187,7 @@ pub(super) fn compile(c: CheckFile, key: &'static str, writes: bool) -> Result<C
             ),
         ));
     }
-    if method == Method::HEAD && (c.json.is_some() || c.body_contains.is_some()) {
+    if *method == Method::HEAD && (c.json.is_some() || c.body_contains.is_some()) {
         return Err(invalid(
             key,
             format!(
@@ -169,17 +196,7 @@ pub(super) fn compile(c: CheckFile, key: &'static str, writes: bool) -> Result<C
             ),
         ));
     }
-    Ok(CheckSpec {
-        name: c.name,
-        method,
-        path: c.path,
-        status: c.status,
-        json: c.json,
-        body_contains: c.body_contains,
-        expect_headers,
-        max_latency,
-        headers,
-    })
+    Ok(())
 }
 
 /// The checks used when an environment configures none.

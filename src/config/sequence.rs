@@ -112,6 +112,7 @@ fn is_name(name: &str) -> bool {
         && c.all(|ch| ch == '_' || ch.is_ascii_alphanumeric())
 }
 
+/// Compile one sequence: a usable name, at least one step, each step's placeholders known by then.
 fn sequence(file: &SequenceFile) -> Result<Sequence, Error> {
     if !is_name(&file.name.replace('-', "_")) {
         return Err(invalid(
@@ -159,6 +160,25 @@ fn step(s: &StepFile, known: &mut Vec<String>) -> Result<Step, Error> {
             ),
         ));
     }
+    check_placeholders(s, known)?;
+    if !s.capture.is_empty() && check.method == Method::HEAD {
+        return Err(invalid(
+            KEY,
+            format!("`HEAD {}` has no body to capture from: use GET", s.path),
+        ));
+    }
+    let capture = captures(s, known)?;
+    Ok(Step {
+        check,
+        body: s.body.clone(),
+        capture,
+        cleanup: s.cleanup,
+    })
+}
+
+/// Every placeholder in a text filled at run time (path, header values, body, expectations) is a
+/// built-in or captured by an earlier step.
+fn check_placeholders(s: &StepFile, known: &[String]) -> Result<(), Error> {
     // Every text that is filled at run time, with where it is, for the error.
     let mut texts: Vec<(&str, &str)> = vec![("path", s.path.as_str())];
     texts.extend(s.headers.values().map(|v| ("headers", v.as_str())));
@@ -203,12 +223,11 @@ fn step(s: &StepFile, known: &mut Vec<String>) -> Result<Step, Error> {
             ));
         }
     }
-    if !s.capture.is_empty() && check.method == Method::HEAD {
-        return Err(invalid(
-            KEY,
-            format!("`HEAD {}` has no body to capture from: use GET", s.path),
-        ));
-    }
+    Ok(())
+}
+
+/// The step's captures, compiled; each name joins `known` for the steps after it.
+fn captures(s: &StepFile, known: &mut Vec<String>) -> Result<Vec<(String, JsonPath)>, Error> {
     let mut capture = Vec::new();
     for (name, path) in &s.capture {
         if !is_name(name) {
@@ -237,12 +256,7 @@ fn step(s: &StepFile, known: &mut Vec<String>) -> Result<Step, Error> {
             known.push(name.clone());
         }
     }
-    Ok(Step {
-        check,
-        body: s.body.clone(),
-        capture,
-        cleanup: s.cleanup,
-    })
+    Ok(capture)
 }
 
 #[cfg(test)]

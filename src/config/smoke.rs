@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::check::{default_checks, CheckSpec};
 use super::error::{invalid, Error};
-use super::schema::CorsFile;
+use super::schema::{CorsFile, SmokeFile};
 use super::sequence::Writes;
 use super::sources::Sources;
 use super::validate::{parse_bool, parse_duration, validate_url};
@@ -63,35 +63,13 @@ pub(super) fn build(src: &Sources) -> Result<Smoke, Error> {
         .or_else(|| env.website_url.clone())
         .map(|u| validate_url("website-url", &u))
         .transpose()?;
-    let cors_origin = match &smoke_file.cors {
-        Some(CorsFile::Enabled(false)) => None,
-        // An origin is scheme://host[:port]: a path or a stray character is the user's slip, and
-        // finding it now beats a failed check (and a rollback) after the deploy.
-        Some(CorsFile::Origin(o)) => Some(
-            validate_url("smoke.cors", o)?
-                .origin()
-                .ascii_serialization(),
-        ),
-        _ => website_url
-            .as_ref()
-            .map(|u| u.origin().ascii_serialization()),
-    };
+    let cors_origin = cors_origin(&smoke_file, website_url.as_ref())?;
     let checks = match smoke_file.checks.clone() {
         Some(files) => files
             .into_iter()
             .map(CheckSpec::try_from)
             .collect::<Result<Vec<_>, _>>()?,
         None => default_checks(),
-    };
-    let dur = |key: &'static str,
-               input: &Option<String>,
-               file_value: &Option<String>,
-               default: u64|
-     -> Result<Duration, Error> {
-        match input.as_deref().or(file_value.as_deref()) {
-            Some(v) => parse_duration(key, v),
-            None => Ok(Duration::from_secs(default)),
-        }
     };
     let smoke = Smoke {
         enabled,
@@ -100,21 +78,21 @@ pub(super) fn build(src: &Sources) -> Result<Smoke, Error> {
         cors_origin,
         frontend_check: smoke_file.frontend_check.unwrap_or(true),
         website_url,
-        timeout: dur(
+        timeout: duration(
             "smoke-timeout",
             &inputs.smoke_timeout,
             &smoke_file.timeout,
             120,
         )?,
-        request_timeout: dur(
+        request_timeout: duration(
             "smoke.request-timeout",
             &None,
             &smoke_file.request_timeout,
             10,
         )?,
-        retry_interval: dur("smoke.retry-interval", &None, &smoke_file.retry_interval, 1)?,
-        watch: dur("watch", &inputs.watch, &smoke_file.watch, 0)?,
-        watch_interval: dur(
+        retry_interval: duration("smoke.retry-interval", &None, &smoke_file.retry_interval, 1)?,
+        watch: duration("watch", &inputs.watch, &smoke_file.watch, 0)?,
+        watch_interval: duration(
             "smoke.watch-interval",
             &None,
             &smoke_file.watch_interval,
@@ -129,6 +107,40 @@ pub(super) fn build(src: &Sources) -> Result<Smoke, Error> {
             src.ctx.run_attempt.as_deref(),
         )?,
     };
+    check_intervals(&smoke)?;
+    Ok(smoke)
+}
+
+/// The origin of the CORS check: as configured, none for `cors: false`, else the website's.
+fn cors_origin(file: &SmokeFile, website_url: Option<&url::Url>) -> Result<Option<String>, Error> {
+    Ok(match &file.cors {
+        Some(CorsFile::Enabled(false)) => None,
+        // An origin is scheme://host[:port]: a path or a stray character is the user's slip, and
+        // finding it now beats a failed check (and a rollback) after the deploy.
+        Some(CorsFile::Origin(o)) => Some(
+            validate_url("smoke.cors", o)?
+                .origin()
+                .ascii_serialization(),
+        ),
+        _ => website_url.map(|u| u.origin().ascii_serialization()),
+    })
+}
+
+/// A duration from the input, else the file's value, else `default` seconds.
+fn duration(
+    key: &'static str,
+    input: &Option<String>,
+    file_value: &Option<String>,
+    default: u64,
+) -> Result<Duration, Error> {
+    match input.as_deref().or(file_value.as_deref()) {
+        Some(v) => parse_duration(key, v),
+        None => Ok(Duration::from_secs(default)),
+    }
+}
+
+/// Zero intervals would spin: a watch needs rounds apart, and every request needs a timeout.
+fn check_intervals(smoke: &Smoke) -> Result<(), Error> {
     if !smoke.watch.is_zero() && smoke.watch_interval.is_zero() {
         return Err(invalid(
             "smoke.watch-interval",
@@ -141,5 +153,5 @@ pub(super) fn build(src: &Sources) -> Result<Smoke, Error> {
             "must be greater than zero",
         ));
     }
-    Ok(smoke)
+    Ok(())
 }

@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::report::Report;
 use crate::steps::deploy::{self, BackendReport};
 use crate::steps::smoke::{self, SmokeReport};
-use crate::steps::{deploy_time, frontend, image, release, signals};
+use crate::steps::{deploy_time, frontend, image, release, signals, watch};
 
 type Passed = Result<GateOutcome, Failure>;
 
@@ -283,7 +283,7 @@ async fn watch(cx: &Cx<'_>, rel: &Release, report: &mut Report) -> Passed {
     report.signals = Some(signals.report());
     let slot = std::cell::RefCell::new(&mut report.signals);
     let section = report.smoke.get_or_insert_with(SmokeReport::default);
-    let watched = smoke::watch_with(
+    let watched = watch::run(
         &cfg.smoke,
         probe,
         || async {

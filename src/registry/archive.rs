@@ -381,7 +381,45 @@ impl Archive {
         Ok(m)
     }
 
+    /// A `docker save` tarball: the image tagged `tag` (or the only one), its layers gzipped where
+    /// they are plain tars, under a Docker manifest built here.
     fn open_docker(files: Files, tag: &str) -> Result<Archive, Error> {
+        let chosen = Self::docker_image(&files, tag)?;
+        let mut blobs = HashMap::new();
+        let config_name = chosen
+            .get("Config")
+            .and_then(|c| c.as_str())
+            .ok_or_else(|| files.format("`manifest.json` has no `Config`"))?;
+        let config_loc = files
+            .loc(config_name)
+            .ok_or_else(|| files.format(format!("`{config_name}` is missing")))?;
+        let config = files.read_small(config_name)?;
+        let config_digest = sha256_digest(&config);
+        blobs.insert(config_digest.clone(), config_loc);
+        let (layers, scratch) = Self::docker_layers(&files, &chosen, &mut blobs)?;
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": DOCKER_MANIFEST,
+            "config": { "mediaType": DOCKER_CONFIG, "size": config.len(), "digest": config_digest },
+            "layers": layers,
+        });
+        let bytes =
+            serde_json::to_vec_pretty(&manifest).map_err(|e| files.format(e.to_string()))?;
+        let top = Manifest::from_bytes(Bytes::from(bytes), DOCKER_MANIFEST)
+            .map_err(|e| files.format(e.to_string()))?;
+        let mut built = HashMap::new();
+        built.insert(top.digest.clone(), top.clone());
+        Ok(Archive {
+            path: files.root,
+            blobs,
+            built,
+            top,
+            _scratch: scratch,
+        })
+    }
+
+    /// The entry of `manifest.json` tagged `tag`, or the only entry.
+    fn docker_image(files: &Files, tag: &str) -> Result<serde_json::Value, Error> {
         let list: serde_json::Value =
             serde_json::from_slice(&files.read_small("manifest.json")?)
                 .map_err(|e| files.format(format!("`manifest.json` is not JSON: {e}")))?;
@@ -398,27 +436,23 @@ impl Archive {
             .iter()
             .filter(|d| tags_of(d).iter().any(|t| t.ends_with(&format!(":{tag}"))))
             .collect();
-        let chosen = match (named.as_slice(), list.as_slice()) {
-            ([one], _) => *one,
-            ([], [only]) => only,
-            _ => {
-                return Err(files.format(format!(
-                    "`manifest.json` has {} images and none is tagged `{tag}`",
-                    list.len()
-                )))
-            }
-        };
-        let mut blobs = HashMap::new();
-        let config_name = chosen
-            .get("Config")
-            .and_then(|c| c.as_str())
-            .ok_or_else(|| files.format("`manifest.json` has no `Config`"))?;
-        let config_loc = files
-            .loc(config_name)
-            .ok_or_else(|| files.format(format!("`{config_name}` is missing")))?;
-        let config = files.read_small(config_name)?;
-        let config_digest = sha256_digest(&config);
-        blobs.insert(config_digest.clone(), config_loc);
+        match (named.as_slice(), list.as_slice()) {
+            ([one], _) => Ok((*one).clone()),
+            ([], [only]) => Ok(only.clone()),
+            _ => Err(files.format(format!(
+                "`manifest.json` has {} images and none is tagged `{tag}`",
+                list.len()
+            ))),
+        }
+    }
+
+    /// The layers of the `chosen` image as manifest descriptors, each gzipped (into a scratch folder,
+    /// returned to live as long as the archive) unless it already is; every layer joins `blobs`.
+    fn docker_layers(
+        files: &Files,
+        chosen: &serde_json::Value,
+        blobs: &mut HashMap<String, Loc>,
+    ) -> Result<(Vec<serde_json::Value>, Option<tempfile::TempDir>), Error> {
         let mut layers = Vec::new();
         let mut scratch: Option<tempfile::TempDir> = None;
         let mut compressed: HashMap<String, (String, u64, Loc)> = HashMap::new();
@@ -444,7 +478,7 @@ impl Archive {
                 None => {
                     let dir = match &scratch {
                         Some(d) => d,
-                        None => scratch.insert(scratch_dir(&files)?),
+                        None => scratch.insert(scratch_dir(files)?),
                     };
                     let dest = dir.path().join(format!("layer-{}.tar.gz", layers.len()));
                     let (digest, size) = files.gzip_to(&loc, &dest)?;
@@ -460,25 +494,7 @@ impl Archive {
             }));
             blobs.insert(digest, loc);
         }
-        let manifest = serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": DOCKER_MANIFEST,
-            "config": { "mediaType": DOCKER_CONFIG, "size": config.len(), "digest": config_digest },
-            "layers": layers,
-        });
-        let bytes =
-            serde_json::to_vec_pretty(&manifest).map_err(|e| files.format(e.to_string()))?;
-        let top = Manifest::from_bytes(Bytes::from(bytes), DOCKER_MANIFEST)
-            .map_err(|e| files.format(e.to_string()))?;
-        let mut built = HashMap::new();
-        built.insert(top.digest.clone(), top.clone());
-        Ok(Archive {
-            path: files.root,
-            blobs,
-            built,
-            top,
-            _scratch: scratch,
-        })
+        Ok((layers, scratch))
     }
 
     /// Is the top an image whose layers include an uncompressed tar?

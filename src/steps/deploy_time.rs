@@ -48,7 +48,7 @@ pub struct Part {
     pub seconds: f64,
 }
 
-/// The section.
+/// Where the rollout's time went, part by part, with advice: the report section.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct DeployTimeReport {
     pub total_seconds: f64,
@@ -202,19 +202,50 @@ pub async fn measure(
         .iter()
         .find(|d| d.task_definition() == Some(deployed.task_definition.as_str()))?;
     let start = secs(dep.created_at())?;
-    let after = |t: Option<f64>| t.is_some_and(|t| t >= start);
-    let event = |needles: &[&str]| {
-        svc.events()
-            .iter()
-            .filter(|e| after(secs(e.created_at())))
-            .filter(|e| {
-                e.message()
-                    .is_some_and(|m| needles.iter().any(|n| m.contains(n)))
-            })
-            .filter_map(|e| secs(e.created_at()))
-            .reduce(f64::min)
+    let new = new_task_times(clients, cfg, deployed).await;
+    if new.is_empty() {
+        return None;
+    }
+    let old_stopped = tasks(clients, cfg, DesiredStatus::Stopped)
+        .await
+        .iter()
+        .filter(|t| t.task_definition_arn() == Some(deployed.previous_task_definition.as_str()))
+        .filter_map(|t| secs(t.stopped_at()).or(secs(t.stopping_at())))
+        .filter(|t| *t >= start)
+        .collect();
+    let facts = Facts {
+        start,
+        new,
+        old_stopped,
+        draining_at: first_event(&svc, start, &["begun draining", "deregistered"]),
+        steady_at: first_event(&svc, start, &["reached a steady state"]),
+        deregistration_delay: deregistration_delay(clients, deployed).await,
+        grace_period: svc.health_check_grace_period_seconds().map(f64::from),
+        request_ms,
     };
-    let new: Vec<_> = tasks(clients, cfg, DesiredStatus::Running)
+    let r = breakdown(&facts)?;
+    for a in &r.advice {
+        tracing::info!("deploy time: {a}");
+    }
+    Some(r)
+}
+
+/// When the first of the service's events since `start` saying any of `needles` came.
+fn first_event(svc: &aws_sdk_ecs::types::Service, start: f64, needles: &[&str]) -> Option<f64> {
+    svc.events()
+        .iter()
+        .filter(|e| secs(e.created_at()).is_some_and(|t| t >= start))
+        .filter(|e| {
+            e.message()
+                .is_some_and(|m| needles.iter().any(|n| m.contains(n)))
+        })
+        .filter_map(|e| secs(e.created_at()))
+        .reduce(f64::min)
+}
+
+/// The timestamps of the running tasks of the new revision.
+async fn new_task_times(clients: &Clients, cfg: &Config, deployed: &Deployed) -> Vec<TaskTimes> {
+    tasks(clients, cfg, DesiredStatus::Running)
         .await
         .iter()
         .filter(|t| t.task_definition_arn() == Some(deployed.task_definition.as_str()))
@@ -226,48 +257,23 @@ pub async fn measure(
                 secs(t.started_at()),
             ))
         })
-        .collect();
-    if new.is_empty() {
-        return None;
-    }
-    let old_stopped = tasks(clients, cfg, DesiredStatus::Stopped)
+        .collect()
+}
+
+/// The first target group's `deregistration_delay.timeout_seconds`, when it can be read.
+async fn deregistration_delay(clients: &Clients, deployed: &Deployed) -> Option<f64> {
+    let arn = deployed.target_groups.first()?;
+    let out = clients
+        .elb
+        .describe_target_group_attributes()
+        .target_group_arn(arn)
+        .send()
         .await
+        .ok()?;
+    out.attributes()
         .iter()
-        .filter(|t| t.task_definition_arn() == Some(deployed.previous_task_definition.as_str()))
-        .filter_map(|t| secs(t.stopped_at()).or(secs(t.stopping_at())))
-        .filter(|t| *t >= start)
-        .collect();
-    let deregistration_delay = match deployed.target_groups.first() {
-        Some(arn) => clients
-            .elb
-            .describe_target_group_attributes()
-            .target_group_arn(arn)
-            .send()
-            .await
-            .ok()
-            .and_then(|out| {
-                out.attributes()
-                    .iter()
-                    .find(|a| a.key() == Some("deregistration_delay.timeout_seconds"))
-                    .and_then(|a| a.value()?.parse::<f64>().ok())
-            }),
-        None => None,
-    };
-    let facts = Facts {
-        start,
-        new,
-        old_stopped,
-        draining_at: event(&["begun draining", "deregistered"]),
-        steady_at: event(&["reached a steady state"]),
-        deregistration_delay,
-        grace_period: svc.health_check_grace_period_seconds().map(f64::from),
-        request_ms,
-    };
-    let r = breakdown(&facts)?;
-    for a in &r.advice {
-        tracing::info!("deploy time: {a}");
-    }
-    Some(r)
+        .find(|a| a.key() == Some("deregistration_delay.timeout_seconds"))
+        .and_then(|a| a.value()?.parse::<f64>().ok())
 }
 
 impl Section for DeployTimeReport {

@@ -15,6 +15,7 @@ pub mod signals;
 pub mod smoke;
 pub mod target_health;
 pub mod task_logs;
+pub mod watch;
 
 use aws_types::SdkConfig;
 

@@ -1,8 +1,8 @@
-//! Smoke tests: prove the deployed API answers (`/health`, `/products`, CORS), check the
-//! website after the frontend sync, and watch the service for a while after the deploy.
+//! Smoke tests: prove the deployed API answers (`/health`, `/products`, CORS) and check the website
+//! after the frontend sync. The post-deploy watch (`steps::watch`) sends the same API checks, one
+//! smoke round at a time, through [`Api`].
 //!
-//! APIs: plain HTTP(S) to the app (reqwest, rustls with embedded roots); the ECS service is read only
-//! through the caller's `probe` (the deploy step's `DescribeServices`/`DescribeTasks`).
+//! APIs: plain HTTP(S) to the app (reqwest, rustls with embedded roots).
 //!
 //! - [`run`]: every check concurrently, each retried with jittered backoff until it passes or
 //!   `smoke-timeout` is spent. Each attempt is cut off after `smoke.request-timeout`, and no attempt starts
@@ -10,8 +10,6 @@
 //!   Then, where `smoke.write` allows, the write sequences (`sequence`): steps in order, each sent once,
 //!   cleanup steps also after a failure.
 //! - [`check_frontend`]: the website answers 200 with HTML (same retry rules).
-//! - [`watch`]: for `watch`, every `smoke.watch-interval`, one attempt per check plus one `probe`; as many
-//!   bad rounds in a row as `smoke.watch-failures` is a sustained failure.
 //!
 //! Each function writes only its own [`SmokeReport`] and the run's [`Timeline`].
 //!
@@ -26,15 +24,13 @@ mod result;
 pub mod schedule;
 mod sequence;
 
-use std::future::Future;
-
-use serde::Serialize;
 use tokio::time::Instant;
 use url::Url;
 
 pub use check::MAX_REDIRECTS;
 pub use redact::{display_url, Redactor};
 pub use report::{BadRound, SmokeReport, SmokeStatus, WatchReport, WatchStat, WritePlan};
+pub(crate) use result::p50_max;
 pub use result::{Attempt, CheckResult, SequenceResult, StepOutcome, StepResult};
 pub use sequence::CONNECT_ATTEMPTS;
 
@@ -46,9 +42,6 @@ use check::Check;
 /// The path the CORS preflight is sent for: the frontend's first call.
 const CORS_PATH: &str = "/products";
 
-/// Bad watch rounds kept in the report.
-const BAD_ROUNDS_KEPT: usize = 20;
-
 /// Errors of the smoke tests.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -58,7 +51,6 @@ pub enum Error {
     /// A check cannot be sent (config validation should have caught it).
     #[error("failed to prepare smoke check `{name}`: {message}")]
     Invalid {
-        /// Check name.
         name: String,
         /// What is wrong (names no secret).
         message: String,
@@ -105,20 +97,6 @@ pub enum Error {
         /// `ran 1 of 1 step` / `none configured`.
         cleanup: String,
     },
-    /// The watch saw a sustained failure.
-    #[error("failed to keep `{url}` healthy after the deploy: {streak} bad watch rounds in a row (round {round} of {rounds}): {seen}")]
-    Watch {
-        /// Base URL (no userinfo).
-        url: String,
-        /// Consecutive bad rounds.
-        streak: u32,
-        /// Round where it became sustained.
-        round: u32,
-        /// Rounds planned.
-        rounds: u32,
-        /// What the bad rounds saw.
-        seen: String,
-    },
 }
 
 impl crate::error::Diagnose for Error {
@@ -136,7 +114,6 @@ impl crate::error::Diagnose for Error {
             Error::Checks { .. } => "the new version does not answer as expected: the job summary lists every attempt; read the service's logs (or fix `smoke.checks` if a check is wrong, or raise `smoke-timeout` if it starts slowly)".into(),
             Error::Website { .. } => "check the bucket's static website hosting (index document) and that `index.html` was uploaded with `Content-Type: text/html`".into(),
             Error::Sequence { .. } => "the new version answers reads but not this write: look for a database user without INSERT/UPDATE/DELETE rights, a migration that did not run, or a full disk in the service's logs; the summary lists each step (fix the sequence under `smoke.sequences` if a step is wrong)".into(),
-            Error::Watch { .. } => "the new version failed after it went live: read the watch table in the job summary and the service's stopped-task reasons (raise `smoke.watch-failures` if the checks are flaky)".into(),
         }
     }
 
@@ -223,6 +200,41 @@ fn api_checks(cfg: &Smoke, base: &Url) -> Result<Vec<Check>, Error> {
     Ok(checks)
 }
 
+/// The API checks ready to send: the base URL, the compiled checks (the CORS preflight last), the
+/// client, and the redactor of every secret the config holds (already masked in the log).
+pub(crate) struct Api {
+    pub(crate) base: Url,
+    pub(crate) checks: Vec<Check>,
+    pub(crate) client: reqwest::Client,
+    pub(crate) redact: Redactor,
+}
+
+impl Api {
+    /// Mask the secrets first, then compile the checks and build the client.
+    pub(crate) fn prepare(cfg: &Smoke) -> Result<Api, Error> {
+        let redact = protect(cfg);
+        let base = cfg.base_url.clone().ok_or(Error::NoUrl)?;
+        let checks = api_checks(cfg, &base)?;
+        let client = client(cfg)?;
+        Ok(Api {
+            base,
+            checks,
+            client,
+            redact,
+        })
+    }
+
+    /// A smoke round: one attempt per check (no retries), all at the same time, in check order.
+    pub(crate) async fn round(&self, request_timeout: std::time::Duration) -> Vec<Attempt> {
+        futures::future::join_all(
+            self.checks
+                .iter()
+                .map(|c| check::attempt(&self.client, c, request_timeout, &self.redact)),
+        )
+        .await
+    }
+}
+
 /// The phase outcome of a step that found `err`.
 fn outcome(err: &Option<Error>) -> Outcome {
     if err.is_some() {
@@ -268,10 +280,13 @@ pub async fn run(
 ) -> Result<(), Error> {
     let started = Instant::now();
     let _group = commands::group("Smoke tests");
-    let redact = protect(cfg);
-    let base = cfg.base_url.as_ref().ok_or(Error::NoUrl)?;
-    let checks = api_checks(cfg, base)?;
-    let client = client(cfg)?;
+    let Api {
+        base,
+        checks,
+        client,
+        redact,
+    } = Api::prepare(cfg)?;
+    let base = &base;
     let deadline = deadline_after(started, cfg.timeout);
     tracing::info!(
         url = %display_url(base),
@@ -406,183 +421,6 @@ pub async fn check_frontend(
     err.map_or(Ok(()), Err)
 }
 
-/// The service as one watch round reads it (through the caller's probe).
-#[derive(Debug, Clone, Serialize)]
-pub struct ServiceHealth {
-    pub running: i32,
-    pub desired: i32,
-    /// Tasks of the new revision that stopped since the last read, with their reasons.
-    pub new_stopped: Vec<String>,
-}
-
-/// The service as a round saw it: a bad sign in words, or `None` when it looks fine. New stopped tasks
-/// are bad; so is no task running when some are desired. Fewer running than desired alone is not: ECS
-/// replaces tasks and autoscaling adds them, and both take longer than a few rounds.
-fn service_problem(h: &ServiceHealth) -> Option<String> {
-    let mut bad = Vec::new();
-    if h.desired > 0 && h.running == 0 {
-        bad.push(format!("{}/{} running", h.running, h.desired));
-    }
-    if !h.new_stopped.is_empty() {
-        bad.push(format!("stopped: {}", h.new_stopped.join(", ")));
-    }
-    (!bad.is_empty()).then(|| bad.join(", "))
-}
-
-/// Keep running the checks and reading the service (through `probe`) for `cfg.watch`; `Err` on a
-/// sustained failure (`cfg.watch_failures` bad rounds in a row). A round makes one attempt per check
-/// (no retries) and one `probe` call, at the same time.
-pub async fn watch<F, Fut>(
-    cfg: &Smoke,
-    probe: F,
-    section: &mut SmokeReport,
-    timeline: &mut Timeline,
-) -> Result<(), Error>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<ServiceHealth, crate::error::Error>>,
-{
-    watch_with(cfg, probe, || async { Vec::new() }, section, timeline).await
-}
-
-/// [`watch`], where each round also weighs what `signals` says (at the same time as the checks and the
-/// probe): each text it returns is a regression that makes the round bad.
-pub async fn watch_with<F, Fut, G, GFut>(
-    cfg: &Smoke,
-    mut probe: F,
-    mut signals: G,
-    section: &mut SmokeReport,
-    timeline: &mut Timeline,
-) -> Result<(), Error>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<ServiceHealth, crate::error::Error>>,
-    G: FnMut() -> GFut,
-    GFut: Future<Output = Vec<String>>,
-{
-    let started = Instant::now();
-    let _group = commands::group("Post-deploy watch");
-    let redact = protect(cfg);
-    let base = cfg.base_url.as_ref().ok_or(Error::NoUrl)?;
-    let checks = api_checks(cfg, base)?;
-    let client = client(cfg)?;
-    let planned = schedule::watch_rounds(cfg.watch, cfg.watch_interval);
-    tracing::info!(
-        duration = %humantime::format_duration(cfg.watch),
-        interval = %humantime::format_duration(cfg.watch_interval),
-        rounds = planned,
-        "watching the new version"
-    );
-    let mut w = WatchReport {
-        duration_seconds: cfg.watch.as_secs(),
-        interval_seconds: cfg.watch_interval.as_secs(),
-        failures_allowed: cfg.watch_failures,
-        rounds_planned: planned,
-        passed: true,
-        ..WatchReport::default()
-    };
-    let mut latencies: Vec<Vec<u64>> = vec![Vec::new(); checks.len()];
-    let mut failures: Vec<u32> = vec![0; checks.len()];
-    let mut streak = 0;
-    let mut recent: Vec<String> = Vec::new();
-    let mut err = None;
-    for k in 1..=planned {
-        tokio::time::sleep_until(schedule::round_due(
-            started,
-            k,
-            cfg.watch,
-            cfg.watch_interval,
-        ))
-        .await;
-        let at = started.elapsed().as_secs();
-        let round = futures::future::join_all(
-            checks
-                .iter()
-                .map(|c| check::attempt(&client, c, cfg.request_timeout, &redact)),
-        );
-        let (attempts, health, regressions) = tokio::join!(round, probe(), signals());
-        w.rounds = k;
-        let mut seen = Vec::new();
-        for (i, (c, a)) in checks.iter().zip(&attempts).enumerate() {
-            latencies[i].push(a.latency_ms);
-            if !a.passed {
-                failures[i] += 1;
-                seen.push(format!("{}: {}", c.name, a.got));
-            }
-        }
-        match &health {
-            Ok(h) => {
-                w.service = Some(format!("{}/{} running", h.running, h.desired));
-                if let Some(p) = service_problem(h) {
-                    seen.push(format!("service: {}", redact.apply(&p)));
-                }
-            }
-            Err(e) => {
-                w.probe_errors += 1;
-                tracing::warn!(round = k, "could not read the service: {e}");
-            }
-        }
-        seen.extend(regressions.iter().map(|r| redact.apply(r)));
-        let bad = !seen.is_empty();
-        let sustained;
-        (streak, sustained) = schedule::next_streak(streak, bad, cfg.watch_failures);
-        w.max_consecutive = w.max_consecutive.max(streak);
-        if bad {
-            let seen = seen.join("; ");
-            tracing::warn!(round = k, streak, "bad round: {seen}");
-            w.bad_rounds += 1;
-            w.bad.push(BadRound {
-                round: k,
-                at_seconds: at,
-                seen: seen.clone(),
-            });
-            if w.bad.len() > BAD_ROUNDS_KEPT {
-                w.bad.remove(0);
-            }
-            recent.push(format!("round {k}: {seen}"));
-        } else {
-            recent.clear();
-            tracing::debug!(round = k, "good round");
-        }
-        if sustained {
-            w.passed = false;
-            err = Some(Error::Watch {
-                url: display_url(base),
-                streak,
-                round: k,
-                rounds: planned,
-                seen: recent.join(" | "),
-            });
-            break;
-        }
-    }
-    w.checks = checks
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let (p50, max) = result::p50_max(latencies[i].iter().copied());
-            WatchStat {
-                name: c.name.clone(),
-                requests: u32::try_from(latencies[i].len()).unwrap_or(u32::MAX),
-                failed: failures[i],
-                p50_ms: p50,
-                max_ms: max,
-            }
-        })
-        .collect();
-    tracing::info!(
-        rounds = w.rounds,
-        bad = w.bad_rounds,
-        passed = w.passed,
-        "watch finished"
-    );
-    section.base_url.get_or_insert_with(|| display_url(base));
-    section.watch = Some(w);
-    section.settle();
-    timeline.record("watch", started, outcome(&err));
-    err.map_or(Ok(()), Err)
-}
-
 /// `started + timeout`; config caps the timeout at a day, and a clock that cannot add it waits a day.
 fn deadline_after(started: Instant, timeout: std::time::Duration) -> Instant {
     started
@@ -640,25 +478,5 @@ mod tests {
             assert!(out.contains(&line), "{s} not masked:\n{out}");
         }
         assert_eq!(r.apply("x pa$s hdr-s3cr3t"), "x *** ***");
-    }
-
-    #[test]
-    fn service_problems() {
-        let h = |running, desired, stopped: &[&str]| ServiceHealth {
-            running,
-            desired,
-            new_stopped: stopped.iter().map(|s| s.to_string()).collect(),
-        };
-        assert_eq!(service_problem(&h(2, 2, &[])), None);
-        assert_eq!(service_problem(&h(1, 2, &[])), None);
-        assert_eq!(service_problem(&h(0, 0, &[])), None);
-        assert_eq!(
-            service_problem(&h(0, 2, &[])).as_deref(),
-            Some("0/2 running")
-        );
-        assert_eq!(
-            service_problem(&h(1, 2, &["Essential container in task exited"])).as_deref(),
-            Some("stopped: Essential container in task exited")
-        );
     }
 }

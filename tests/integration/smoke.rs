@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use cloudshop_deploy::config::{default_checks, CheckSpec, JsonExpect, Smoke};
 use cloudshop_deploy::report::{Report, Section};
-use cloudshop_deploy::steps::smoke::{self, Error, ServiceHealth, SmokeReport, SmokeStatus};
+use cloudshop_deploy::steps::smoke::{self, Error, SmokeReport, SmokeStatus};
+use cloudshop_deploy::steps::watch::{self, ServiceHealth};
 use common::app::{App, Mode};
 use tokio::time::Instant;
 use url::Url;
@@ -49,15 +50,17 @@ async fn check_frontend(cfg: &Smoke, report: &mut Report) -> Result<(), Error> {
     smoke::check_frontend(cfg, smoke.get_or_insert_with(SmokeReport::default), phases).await
 }
 
-async fn watch<F, Fut>(cfg: &Smoke, probe: F, report: &mut Report) -> Result<(), Error>
+/// The post-deploy watch with no signals to weigh.
+async fn watch<F, Fut>(cfg: &Smoke, probe: F, report: &mut Report) -> Result<(), watch::Error>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<ServiceHealth, cloudshop_deploy::Error>>,
 {
     let Report { smoke, phases, .. } = report;
-    smoke::watch(
+    watch::run(
         cfg,
         probe,
+        || async { Vec::new() },
         smoke.get_or_insert_with(SmokeReport::default),
         phases,
     )
@@ -576,7 +579,7 @@ async fn a_sustained_failure_during_the_watch_is_an_error() {
         .await
         .unwrap_err();
     match &err {
-        Error::Watch {
+        watch::Error::Sustained {
             streak,
             round,
             rounds,
@@ -690,7 +693,10 @@ async fn a_hung_app_during_the_watch_is_bounded_per_round() {
     let err = watch(&cfg, || async { Ok(healthy(2)) }, &mut report)
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Watch { round: 3, .. }), "{err}");
+    assert!(
+        matches!(err, watch::Error::Sustained { round: 3, .. }),
+        "{err}"
+    );
     // Round 3 is due at 45 s and lasts one request timeout.
     assert_eq!(started.elapsed(), secs(45) + cfg.request_timeout);
     let w = smoke_of(&report).watch.clone().unwrap();
@@ -709,7 +715,7 @@ async fn regressions_the_signals_report_count_as_bad_rounds() {
     let calls = std::cell::Cell::new(0u32);
     let mut report = Report::default();
     let Report { smoke, phases, .. } = &mut report;
-    let err = smoke::watch_with(
+    let err = watch::run(
         &cfg,
         || async { Ok(healthy(2)) },
         || {
@@ -733,7 +739,7 @@ async fn regressions_the_signals_report_count_as_bad_rounds() {
     .await
     .unwrap_err();
     match &err {
-        Error::Watch {
+        watch::Error::Sustained {
             streak,
             round,
             seen,

@@ -91,7 +91,6 @@ pub enum UpdateSent {
 pub struct BackendReport {
     pub cluster: String,
     pub service: String,
-    /// The ECR repository.
     pub repository: String,
     /// The tag found (or asked for, when a digest was given).
     pub image_tag: Option<String>,
@@ -110,7 +109,7 @@ pub struct BackendReport {
     pub outcome: BackendOutcome,
     /// The plan: task-definition changes and the service update.
     pub plan: Vec<String>,
-    /// Extra tags added.
+    /// Tags added besides the image tag.
     pub extra_tags: Vec<String>,
     /// Why the rollout failed: stopped tasks, reasons, fixes.
     pub diagnosis: Diagnosis,
@@ -191,6 +190,16 @@ impl Section for BackendReport {
     }
 
     fn summary(&self, md: &mut String) {
+        self.write_table(md);
+        self.write_plan(md);
+        self.write_diagnosis(md);
+        self.write_events(md);
+    }
+}
+
+impl BackendReport {
+    /// The facts: service, image, revisions, deployment, strategy, tags, rollback, outcome.
+    fn write_table(&self, md: &mut String) {
         let _ = writeln!(md, "### Backend (ECS)\n\n| | |\n|---|---|");
         let _ = writeln!(
             md,
@@ -242,6 +251,10 @@ impl Section for BackendReport {
             "| outcome | {} |\n",
             md_escape(&self.outcome.to_string())
         );
+    }
+
+    /// The task-definition diff, fenced so no line can close the fence.
+    fn write_plan(&self, md: &mut String) {
         if !self.plan.is_empty() {
             let _ = writeln!(md, "#### Plan\n\n```diff");
             for l in &self.plan {
@@ -249,6 +262,10 @@ impl Section for BackendReport {
             }
             let _ = writeln!(md, "```\n");
         }
+    }
+
+    /// Why a failed rollout failed, and each stopped task's last log lines.
+    fn write_diagnosis(&self, md: &mut String) {
         if !self.diagnosis.is_empty() {
             let _ = writeln!(md, "#### Diagnosis\n");
             for l in self.diagnosis.display_lines() {
@@ -281,6 +298,10 @@ impl Section for BackendReport {
                 let _ = writeln!(md, "\n</details>\n");
             }
         }
+    }
+
+    /// The service's latest events, newest first.
+    fn write_events(&self, md: &mut String) {
         if !self.events.is_empty() {
             let _ = writeln!(
                 md,

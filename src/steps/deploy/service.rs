@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use super::error::Error;
 use super::rollout::probe::{Strategy, Target};
 use crate::config::Config;
-use crate::steps::smoke::ServiceHealth;
+use crate::steps::watch::ServiceHealth;
 use crate::steps::Clients;
 
 /// What `apply` did: enough to roll back and to watch the service afterwards.

@@ -216,46 +216,16 @@ pub async fn resolve_source(
     Ok(source)
 }
 
+/// The image to promote or push and how: from an archive, by re-tagging within one repository, or by
+/// copying between registries.
 async fn resolve(clients: &Clients, cfg: &Config) -> Result<SourceImage, Error> {
     let tags = target_tags(cfg)?;
-    let tag = tags[0].clone();
     let options = registry::Options::default();
-    let override_url = cfg.backend.registry_url.clone();
     let target = resolve::lookup(&clients.ecr, &cfg.backend.repository, None, Role::Target).await?;
 
     // An archive from the workspace (a deploy that pushes its own image, or a promotion of an archive).
     if let Some(path) = &cfg.image_archive {
-        let (p, t) = (path.clone(), tag.clone());
-        let archive = tokio::task::spawn_blocking(move || Archive::open(&p, &t))
-            .await
-            .map_err(|e| {
-                Error::Registry(registry::Error::Manifest {
-                    object: path.display().to_string(),
-                    message: format!("reading the archive stopped: {e}"),
-                })
-            })?
-            .map_err(registry::Error::from)?;
-        let top = archive.top().clone();
-        let target_reg =
-            registry_for(&clients.ecr, &target, override_url.as_ref(), &options).await?;
-        let target_t = Target {
-            registry: target_reg,
-            repo: target.name.clone(),
-        };
-        check_immutable_registry(&target_t, &tags, &top.digest, &target.mutability).await?;
-        return Ok(SourceImage {
-            digest: top.digest.clone(),
-            uri: path.display().to_string(),
-            target_uri: target_uri(&target_t, &target.uri, override_url.is_some()),
-            tags,
-            options,
-            mode: Mode::Archive,
-            plan: Plan::Copy(Box::new(CopyPlan {
-                source: Source::Archive(Arc::new(archive)),
-                target: target_t,
-                top,
-            })),
-        });
+        return resolve_archive(clients, cfg, path, target, tags).await;
     }
 
     if cfg.command != Command::Promote {
@@ -270,8 +240,57 @@ async fn resolve(clients: &Clients, cfg: &Config) -> Result<SourceImage, Error> 
     if source.uri == target.uri && source_region == cfg.region {
         return resolve_retag(&clients.ecr, source, target, tags, options).await;
     }
+    resolve_copy(clients, cfg, (&source_ecr, source), target, tags).await
+}
 
-    let source_reg = registry_for(&source_ecr, &source, override_url.as_ref(), &options).await?;
+/// The archive at `path`, opened off the async threads, to push to `target`.
+async fn resolve_archive(
+    clients: &Clients,
+    cfg: &Config,
+    path: &std::path::Path,
+    target: Repository,
+    tags: Vec<String>,
+) -> Result<SourceImage, Error> {
+    let (p, t) = (path.to_path_buf(), tags[0].clone());
+    let archive = tokio::task::spawn_blocking(move || Archive::open(&p, &t))
+        .await
+        .map_err(|e| {
+            Error::Registry(registry::Error::Manifest {
+                object: path.display().to_string(),
+                message: format!("reading the archive stopped: {e}"),
+            })
+        })?
+        .map_err(registry::Error::from)?;
+    let top = archive.top().clone();
+    let options = registry::Options::default();
+    let target_t = push_target(clients, cfg, &target, &tags, &top.digest, &options).await?;
+    Ok(SourceImage {
+        digest: top.digest.clone(),
+        uri: path.display().to_string(),
+        target_uri: target_uri(&target_t, &target.uri, cfg.backend.registry_url.is_some()),
+        tags,
+        options,
+        mode: Mode::Archive,
+        plan: Plan::Copy(Box::new(CopyPlan {
+            source: Source::Archive(Arc::new(archive)),
+            target: target_t,
+            top,
+        })),
+    })
+}
+
+/// The tag in the `source` repository (read through its ECR client), to copy to `target`.
+async fn resolve_copy(
+    clients: &Clients,
+    cfg: &Config,
+    (source_ecr, source): (&aws_sdk_ecr::Client, Repository),
+    target: Repository,
+    tags: Vec<String>,
+) -> Result<SourceImage, Error> {
+    let tag = tags[0].clone();
+    let options = registry::Options::default();
+    let override_url = cfg.backend.registry_url.as_ref();
+    let source_reg = registry_for(source_ecr, &source, override_url, &options).await?;
     let Some(top) = source_reg.get_manifest(&source.name, &tag).await? else {
         // Through a `registry-url` the registry holds the images; otherwise ECR knows the push dates.
         let newest = if override_url.is_some() {
@@ -280,7 +299,7 @@ async fn resolve(clients: &Clients, cfg: &Config) -> Result<SourceImage, Error> 
                 .await
                 .unwrap_or_default()
         } else {
-            resolve::newest_tags(&source_ecr, &source).await
+            resolve::newest_tags(source_ecr, &source).await
         };
         return Err(Error::ImageNotFound {
             repo: source.uri.clone(),
@@ -289,12 +308,7 @@ async fn resolve(clients: &Clients, cfg: &Config) -> Result<SourceImage, Error> 
             role: Role::Source,
         });
     };
-    let target_reg = registry_for(&clients.ecr, &target, override_url.as_ref(), &options).await?;
-    let target_t = Target {
-        registry: target_reg,
-        repo: target.name.clone(),
-    };
-    check_immutable_registry(&target_t, &tags, &top.digest, &target.mutability).await?;
+    let target_t = push_target(clients, cfg, &target, &tags, &top.digest, &options).await?;
     Ok(SourceImage {
         digest: top.digest.clone(),
         uri: format!("{}@{}", source.uri, top.digest),
@@ -311,6 +325,26 @@ async fn resolve(clients: &Clients, cfg: &Config) -> Result<SourceImage, Error> 
             top,
         })),
     })
+}
+
+/// The `target` repository as a registry to push to, once no immutable tag in it would have to move
+/// from `digest`.
+async fn push_target(
+    clients: &Clients,
+    cfg: &Config,
+    target: &Repository,
+    tags: &[String],
+    digest: &str,
+    options: &registry::Options,
+) -> Result<Target, Error> {
+    let override_url = cfg.backend.registry_url.as_ref();
+    let registry = registry_for(&clients.ecr, target, override_url, options).await?;
+    let t = Target {
+        registry,
+        repo: target.name.clone(),
+    };
+    check_immutable_registry(&t, tags, digest, &target.mutability).await?;
+    Ok(t)
 }
 
 fn target_uri(target: &Target, ecr_uri: &str, overridden: bool) -> String {

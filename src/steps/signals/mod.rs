@@ -8,8 +8,8 @@
 //! `::warning::` and is left out: the watch goes on with what it has. This step writes only its own
 //! [`SignalsReport`].
 //!
-//! APIs: ECS `DescribeServices`, `DescribeTaskDefinition`; ELBv2 `DescribeTargetGroups`; CloudWatch
-//! `GetMetricData`; CloudWatch Logs `FilterLogEvents`.
+//! APIs: ELBv2 `DescribeTargetGroups`; CloudWatch `GetMetricData`; CloudWatch Logs `FilterLogEvents`
+//! (the service's target groups and task definition come from the deploy's preflight).
 
 pub mod compare;
 mod loglines;
@@ -115,57 +115,15 @@ impl<'a> Signals<'a> {
             return s;
         }
         let (before, _) = windows(deploy_started, s.limits.baseline, SystemTime::now());
-        let b = &cfg.backend;
-
-        // The load balancer's metrics.
-        let target_groups = &deployed.target_groups;
-        if target_groups.is_empty() {
-            r.notes.push(format!(
-                "no load balancer metrics: service `{}` has no target group",
-                b.service
-            ));
-        } else if !target_groups.is_empty() {
-            match bounded(metrics::find(&clients.elb, target_groups)).await {
-                Ok(Some(d)) => {
-                    match bounded(metrics::read(&clients.cloudwatch, &d, before.0, before.1)).await {
-                        Ok(m) => {
-                            s.before = Some(m);
-                            r.target_group = Some(d.target_group.clone());
-                            r.before = Some(m);
-                            s.dims = Some(d);
-                        }
-                        Err(e) => r.notes.push(e.warning("load balancer metrics")),
-                    }
-                }
-                Ok(None) => r.notes.push(
-                    "no load balancer metrics: the service's target group is behind no load balancer"
-                        .into(),
-                ),
-                Err(e) => r.notes.push(e.warning("load balancer metrics")),
-            }
-        }
-
-        // The error lines.
-        match loglines::log_group(&deployed.definition, &b.containers) {
-            Ok(group) => {
-                match bounded(loglines::count(
-                    &clients.logs,
-                    &group,
-                    &s.limits.error_pattern,
-                    before.0,
-                    before.1,
-                ))
-                .await
-                {
-                    Ok(n) => {
-                        s.before_lines = Some(n);
-                        r.before_error_lines = Some(n);
-                        r.log_group = Some(group.clone());
-                        s.log_group = Some(group);
-                    }
-                    Err(e) => r.notes.push(e.warning("error lines")),
-                }
-            }
+        s.read_metrics_before(
+            &deployed.target_groups,
+            &cfg.backend.service,
+            before,
+            &mut r,
+        )
+        .await;
+        match loglines::log_group(&deployed.definition, &cfg.backend.containers) {
+            Ok(group) => s.read_lines_before(group, before, &mut r).await,
             Err(why) => r.notes.push(format!(
                 "no error-line count: {why} (the watch counts lines in the `awslogs` group)"
             )),
@@ -183,6 +141,75 @@ impl<'a> Signals<'a> {
         s
     }
 
+    /// The load balancer's metrics in the window `before` the deploy, through the service's target
+    /// group; what cannot be read is a note in `r`.
+    async fn read_metrics_before(
+        &mut self,
+        target_groups: &[String],
+        service: &str,
+        before: (SystemTime, SystemTime),
+        r: &mut SignalsReport,
+    ) {
+        if target_groups.is_empty() {
+            r.notes.push(format!(
+                "no load balancer metrics: service `{service}` has no target group"
+            ));
+            return;
+        }
+        match bounded(metrics::find(&self.clients.elb, target_groups)).await {
+            Ok(Some(d)) => {
+                match bounded(metrics::read(
+                    &self.clients.cloudwatch,
+                    &d,
+                    before.0,
+                    before.1,
+                ))
+                .await
+                {
+                    Ok(m) => {
+                        self.before = Some(m);
+                        r.target_group = Some(d.target_group.clone());
+                        r.before = Some(m);
+                        self.dims = Some(d);
+                    }
+                    Err(e) => r.notes.push(e.warning("load balancer metrics")),
+                }
+            }
+            Ok(None) => r.notes.push(
+                "no load balancer metrics: the service's target group is behind no load balancer"
+                    .into(),
+            ),
+            Err(e) => r.notes.push(e.warning("load balancer metrics")),
+        }
+    }
+
+    /// The error lines of `group` in the window `before` the deploy; what cannot be read is a note in
+    /// `r`.
+    async fn read_lines_before(
+        &mut self,
+        group: String,
+        before: (SystemTime, SystemTime),
+        r: &mut SignalsReport,
+    ) {
+        let counted = bounded(loglines::count(
+            &self.clients.logs,
+            &group,
+            &self.limits.error_pattern,
+            before.0,
+            before.1,
+        ))
+        .await;
+        match counted {
+            Ok(n) => {
+                self.before_lines = Some(n);
+                r.before_error_lines = Some(n);
+                r.log_group = Some(group.clone());
+                self.log_group = Some(group);
+            }
+            Err(e) => r.notes.push(e.warning("error lines")),
+        }
+    }
+
     /// Whether any signal is read at all.
     pub fn active(&self) -> bool {
         self.dims.is_some() || self.log_group.is_some()
@@ -196,30 +223,7 @@ impl<'a> Signals<'a> {
         }
         let now = SystemTime::now();
         let (before, after) = windows(self.deploy_started, self.limits.baseline, now);
-        let metrics = async {
-            match &self.dims {
-                Some(d) => Some(
-                    bounded(metrics::read(&self.clients.cloudwatch, d, after.0, after.1)).await,
-                ),
-                None => None,
-            }
-        };
-        let lines = async {
-            match &self.log_group {
-                Some(g) => Some(
-                    bounded(loglines::count(
-                        &self.clients.logs,
-                        g,
-                        &self.limits.error_pattern,
-                        after.0,
-                        now,
-                    ))
-                    .await,
-                ),
-                None => None,
-            }
-        };
-        let (m, l) = tokio::join!(metrics, lines);
+        let (m, l) = tokio::join!(self.read_metrics(after), self.read_lines(after.0, now));
         let mut bad = Vec::new();
         let mut round = Round {
             at_seconds: now
@@ -265,10 +269,44 @@ impl<'a> Signals<'a> {
             tracing::warn!("{n}");
         }
         round.regressions = bad.clone();
+        self.record(round, notes);
+        bad
+    }
+
+    /// The load balancer's metrics in the window `after` the deploy, when there are any to read.
+    async fn read_metrics(
+        &self,
+        after: (SystemTime, SystemTime),
+    ) -> Option<Result<Metrics, ReadError>> {
+        let d = self.dims.as_ref()?;
+        Some(bounded(metrics::read(&self.clients.cloudwatch, d, after.0, after.1)).await)
+    }
+
+    /// The error lines from `since` to `now`, when there is a log group to read.
+    async fn read_lines(
+        &self,
+        since: SystemTime,
+        now: SystemTime,
+    ) -> Option<Result<u64, ReadError>> {
+        let g = self.log_group.as_ref()?;
+        Some(
+            bounded(loglines::count(
+                &self.clients.logs,
+                g,
+                &self.limits.error_pattern,
+                since,
+                now,
+            ))
+            .await,
+        )
+    }
+
+    /// Number `round` and keep it (the latest [`ROUNDS_KEPT`]), with the notes not kept yet.
+    fn record(&self, mut round: Round, notes: Vec<String>) {
         if let Ok(mut r) = self.state.lock() {
             r.round_count += 1;
             round.round = r.round_count;
-            if !bad.is_empty() {
+            if !round.regressions.is_empty() {
                 r.bad_rounds += 1;
             }
             r.rounds.push(round);
@@ -281,7 +319,6 @@ impl<'a> Signals<'a> {
                 }
             }
         }
-        bad
     }
 
     /// The section as the rounds left it.

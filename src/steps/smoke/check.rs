@@ -44,17 +44,15 @@ pub enum Kind {
 pub struct Check {
     /// Display name.
     pub name: String,
-    /// HTTP method.
     pub method: Method,
     /// The URL requested (may carry userinfo: reqwest sends it as basic auth).
     pub url: Url,
     /// The URL as printed.
     pub display_url: String,
-    /// Request headers.
+    /// Request headers, values marked sensitive.
     pub headers: HeaderMap,
     /// Accepted statuses (empty: any 2xx).
     pub statuses: Vec<u16>,
-    /// JSON expectations.
     pub json: Option<JsonExpect>,
     /// Text the body must contain.
     pub body_contains: Option<String>,
@@ -271,6 +269,21 @@ pub fn evaluate(
     body: &[u8],
     latency: Duration,
 ) -> (bool, String) {
+    match judge(check, status, headers, body, latency) {
+        Ok(got) => (true, got),
+        Err(got) => (false, got),
+    }
+}
+
+/// The rules in the order a reader wants the first broken one: status, the kind's own rule, expected
+/// headers, JSON, body text, latency. `Ok` says what a passing reply got; `Err` what broke.
+fn judge(
+    check: &Check,
+    status: u16,
+    headers: &HeaderMap,
+    body: &[u8],
+    latency: Duration,
+) -> Result<String, String> {
     let status_ok = if check.statuses.is_empty() {
         (200..300).contains(&status)
     } else {
@@ -278,30 +291,57 @@ pub fn evaluate(
     };
     if !status_ok {
         let ex = excerpt(body);
-        return if ex.is_empty() {
-            (false, status.to_string())
+        return Err(if ex.is_empty() {
+            status.to_string()
         } else {
-            (false, format!("{status}: {ex}"))
-        };
+            format!("{status}: {ex}")
+        });
     }
     let mut got = vec![status.to_string()];
-    match &check.kind {
-        Kind::Api => {}
+    got.extend(judge_kind(&check.kind, status, headers)?);
+    for (name, want) in &check.expect_headers {
+        let Some(v) = headers.get(name) else {
+            return Err(format!("{status}, no `{name}` header"));
+        };
+        let v = String::from_utf8_lossy(v.as_bytes());
+        if !v.to_ascii_lowercase().contains(&want.to_ascii_lowercase()) {
+            return Err(format!("{status}, `{name}: {v}`"));
+        }
+    }
+    if let Some(j) = &check.json {
+        got.push(judge_json(j, status, body)?);
+    }
+    if let Some(text) = &check.body_contains {
+        if !String::from_utf8_lossy(body).contains(text.as_str()) {
+            return Err(format!("{status}, body lacks `{text}`: {}", excerpt(body)));
+        }
+    }
+    if let Some(limit) = check.max_latency {
+        if latency > limit {
+            return Err(format!(
+                "{status} in {} (limit {})",
+                fmt_latency(latency),
+                humantime::format_duration(limit)
+            ));
+        }
+    }
+    Ok(got.join(", "))
+}
+
+/// The CORS preflight's allowed origin, or the website's HTML content type; nothing for an API check.
+fn judge_kind(kind: &Kind, status: u16, headers: &HeaderMap) -> Result<Option<String>, String> {
+    match kind {
+        Kind::Api => Ok(None),
         Kind::Cors(origin) => {
             match headers
                 .get(reqwest::header::ACCESS_CONTROL_ALLOW_ORIGIN)
                 .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_string())
             {
-                None => return (false, format!("{status}, no Access-Control-Allow-Origin")),
+                None => Err(format!("{status}, no Access-Control-Allow-Origin")),
                 Some(v) if v == "*" || v.trim_end_matches('/') == origin => {
-                    got.push(format!("Access-Control-Allow-Origin `{v}`"));
+                    Ok(Some(format!("Access-Control-Allow-Origin `{v}`")))
                 }
-                Some(v) => {
-                    return (
-                        false,
-                        format!("{status}, Access-Control-Allow-Origin `{v}`"),
-                    )
-                }
+                Some(v) => Err(format!("{status}, Access-Control-Allow-Origin `{v}`")),
             }
         }
         Kind::Website => {
@@ -315,84 +355,53 @@ pub fn evaluate(
                 } else {
                     &ct
                 };
-                return (false, format!("{status}, {shown}"));
+                return Err(format!("{status}, {shown}"));
             }
-            got.push("HTML".into());
+            Ok(Some("HTML".into()))
         }
     }
-    for (name, want) in &check.expect_headers {
-        match headers.get(name) {
-            None => return (false, format!("{status}, no `{name}` header")),
-            Some(v) => {
-                let v = String::from_utf8_lossy(v.as_bytes());
-                if !v.to_ascii_lowercase().contains(&want.to_ascii_lowercase()) {
-                    return (false, format!("{status}, `{name}: {v}`"));
-                }
-            }
+}
+
+/// The JSON expectations: an array, not empty, holding objects with the given names. `Ok` is the
+/// body's shape in words.
+fn judge_json(j: &JsonExpect, status: u16, body: &[u8]) -> Result<String, String> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|_| format!("{status}, not JSON: {}", excerpt(body)))?;
+    let shape = describe_json(&v);
+    if j.array && !v.is_array() {
+        return Err(format!("{status}, {shape} (expected an array)"));
+    }
+    let len = match &v {
+        Value::Array(a) => a.len(),
+        Value::Object(o) => o.len(),
+        _ => 0,
+    };
+    if j.non_empty && len == 0 {
+        return Err(format!("{status}, empty {shape}"));
+    }
+    if !j.contains_names.is_empty() {
+        let names: Vec<&str> = v
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|o| o.get("name").and_then(Value::as_str))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let missing: Vec<&str> = j
+            .contains_names
+            .iter()
+            .map(String::as_str)
+            .filter(|n| !names.contains(n))
+            .collect();
+        if !missing.is_empty() {
+            return Err(format!(
+                "{status}, {shape} without name {}",
+                missing.join(", ")
+            ));
         }
     }
-    if let Some(j) = &check.json {
-        let v: Value = match serde_json::from_slice(body) {
-            Ok(v) => v,
-            Err(_) => return (false, format!("{status}, not JSON: {}", excerpt(body))),
-        };
-        let shape = describe_json(&v);
-        if j.array && !v.is_array() {
-            return (false, format!("{status}, {shape} (expected an array)"));
-        }
-        let len = match &v {
-            Value::Array(a) => a.len(),
-            Value::Object(o) => o.len(),
-            _ => 0,
-        };
-        if j.non_empty && len == 0 {
-            return (false, format!("{status}, empty {shape}"));
-        }
-        if !j.contains_names.is_empty() {
-            let names: Vec<&str> = v
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|o| o.get("name").and_then(Value::as_str))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let missing: Vec<&str> = j
-                .contains_names
-                .iter()
-                .map(String::as_str)
-                .filter(|n| !names.contains(n))
-                .collect();
-            if !missing.is_empty() {
-                return (
-                    false,
-                    format!("{status}, {shape} without name {}", missing.join(", ")),
-                );
-            }
-        }
-        got.push(shape);
-    }
-    if let Some(text) = &check.body_contains {
-        if !String::from_utf8_lossy(body).contains(text.as_str()) {
-            return (
-                false,
-                format!("{status}, body lacks `{text}`: {}", excerpt(body)),
-            );
-        }
-    }
-    if let Some(limit) = check.max_latency {
-        if latency > limit {
-            return (
-                false,
-                format!(
-                    "{status} in {} (limit {})",
-                    fmt_latency(latency),
-                    humantime::format_duration(limit)
-                ),
-            );
-        }
-    }
-    (true, got.join(", "))
+    Ok(shape)
 }
 
 /// A transport error in words, without the URL (it may carry userinfo) and with its causes.

@@ -58,7 +58,7 @@ pub struct BadRound {
     pub seen: String,
 }
 
-/// The post-deploy watch.
+/// What the post-deploy watch saw (its rounds are run by `steps::watch`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct WatchReport {
     /// Planned length, seconds.
@@ -360,73 +360,85 @@ impl crate::report::section::Section for SmokeReport {
             }
             return;
         }
-        let mut all: Vec<&CheckResult> = self.checks.iter().chain(self.website.as_ref()).collect();
-        // Failures first; otherwise the configured order.
-        all.sort_by_key(|c| c.passed);
-        if !all.is_empty() {
-            md.push_str("| | check | URL | expected | got | attempts | p50 | max |\n");
-            md.push_str("|---|---|---|---|---|---:|---:|---:|\n");
-            for c in &all {
-                row(md, c);
-            }
-            md.push('\n');
-            for c in all.iter().filter(|c| !c.passed) {
-                attempts_detail(md, c);
-            }
-        }
+        checks_table(md, self);
         sequences(md, self);
         if let Some(w) = &self.watch {
-            let _ = writeln!(
-                md,
-                "#### {} Post-deploy watch: {}\n\n{} of {} rounds every {} s; {} bad, at most {} in a row (limit {}){}{}.\n",
-                if w.passed { "✅" } else { "❌" },
-                if w.passed { "passed" } else { "failed" },
-                w.rounds,
-                w.rounds_planned,
-                w.interval_seconds,
-                w.bad_rounds,
-                w.max_consecutive,
-                w.failures_allowed,
-                w.service
-                    .as_ref()
-                    .map(|s| format!("; service last seen {}", md_escape(s)))
-                    .unwrap_or_default(),
-                if w.probe_errors > 0 {
-                    format!("; the service could not be read in {} rounds", w.probe_errors)
-                } else {
-                    String::new()
-                },
-            );
-            if !w.checks.is_empty() {
-                md.push_str(
-                    "| check | requests | failed | p50 | max |\n|---|---:|---:|---:|---:|\n",
+            w.summary(md);
+        }
+    }
+}
+
+/// The checks and the website check, failures first, then each failure's attempts.
+fn checks_table(md: &mut String, r: &SmokeReport) {
+    let mut all: Vec<&CheckResult> = r.checks.iter().chain(r.website.as_ref()).collect();
+    // Failures first; otherwise the configured order.
+    all.sort_by_key(|c| c.passed);
+    if all.is_empty() {
+        return;
+    }
+    md.push_str("| | check | URL | expected | got | attempts | p50 | max |\n");
+    md.push_str("|---|---|---|---|---|---:|---:|---:|\n");
+    for c in &all {
+        row(md, c);
+    }
+    md.push('\n');
+    for c in all.iter().filter(|c| !c.passed) {
+        attempts_detail(md, c);
+    }
+}
+
+impl WatchReport {
+    /// The watch's heading and verdict line, each check's figures, and the bad rounds.
+    fn summary(&self, md: &mut String) {
+        let w = self;
+        let _ = writeln!(
+            md,
+            "#### {} Post-deploy watch: {}\n\n{} of {} rounds every {} s; {} bad, at most {} in a row (limit {}){}{}.\n",
+            if w.passed { "✅" } else { "❌" },
+            if w.passed { "passed" } else { "failed" },
+            w.rounds,
+            w.rounds_planned,
+            w.interval_seconds,
+            w.bad_rounds,
+            w.max_consecutive,
+            w.failures_allowed,
+            w.service
+                .as_ref()
+                .map(|s| format!("; service last seen {}", md_escape(s)))
+                .unwrap_or_default(),
+            if w.probe_errors > 0 {
+                format!("; the service could not be read in {} rounds", w.probe_errors)
+            } else {
+                String::new()
+            },
+        );
+        if !w.checks.is_empty() {
+            md.push_str("| check | requests | failed | p50 | max |\n|---|---:|---:|---:|---:|\n");
+            for s in &w.checks {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {} |",
+                    md_escape(&s.name),
+                    s.requests,
+                    s.failed,
+                    ms(s.p50_ms),
+                    ms(s.max_ms)
                 );
-                for s in &w.checks {
-                    let _ = writeln!(
-                        md,
-                        "| {} | {} | {} | {} | {} |",
-                        md_escape(&s.name),
-                        s.requests,
-                        s.failed,
-                        ms(s.p50_ms),
-                        ms(s.max_ms)
-                    );
-                }
-                md.push('\n');
             }
-            if !w.bad.is_empty() {
-                md.push_str("| bad round | at | seen |\n|---:|---:|---|\n");
-                for b in &w.bad {
-                    let _ = writeln!(
-                        md,
-                        "| {} | {} s | {} |",
-                        b.round,
-                        b.at_seconds,
-                        md_escape(&b.seen)
-                    );
-                }
-                md.push('\n');
+            md.push('\n');
+        }
+        if !w.bad.is_empty() {
+            md.push_str("| bad round | at | seen |\n|---:|---:|---|\n");
+            for b in &w.bad {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} s | {} |",
+                    b.round,
+                    b.at_seconds,
+                    md_escape(&b.seen)
+                );
             }
+            md.push('\n');
         }
     }
 }

@@ -70,6 +70,7 @@ fn step_name(step: &Step) -> String {
         .unwrap_or_else(|| format!("{} {}", step.check.method, step.check.path))
 }
 
+/// Run one sequence: its steps in order, only the cleanup steps after a failure.
 async fn run_one(
     cfg: &Smoke,
     seq: &Sequence,
@@ -78,11 +79,39 @@ async fn run_one(
     redact: &mut Redactor,
 ) -> SequenceResult {
     let _group = commands::group(&format!("Write sequence {}", seq.name));
-    let mut values = builtins(&cfg.writes);
-    let mut failed = false;
+    let mut run = SequenceRun {
+        cfg,
+        sequence: &seq.name,
+        base,
+        client,
+        redact,
+        values: builtins(&cfg.writes),
+        failed: false,
+        left_behind: Vec::new(),
+    };
     let mut steps = Vec::new();
-    let mut left_behind = Vec::new();
     for step in &seq.steps {
+        steps.push(run.step(step).await);
+    }
+    run.finish(steps)
+}
+
+/// One sequence as it runs: where it sends, the values filled into later steps, whether a step failed,
+/// and what a failed cleanup step left behind.
+struct SequenceRun<'a> {
+    cfg: &'a Smoke,
+    sequence: &'a str,
+    base: &'a Url,
+    client: &'a reqwest::Client,
+    redact: &'a mut Redactor,
+    values: BTreeMap<String, String>,
+    failed: bool,
+    left_behind: Vec<String>,
+}
+
+impl SequenceRun<'_> {
+    /// Run `step` unless an earlier step failed and it is no cleanup step; fill it, send it, judge it.
+    async fn step(&mut self, step: &Step) -> StepResult {
         let mut r = StepResult {
             name: step_name(step),
             method: step.check.method.to_string(),
@@ -91,7 +120,7 @@ async fn run_one(
             outcome: StepOutcome::NotRun,
             status: None,
             // The expectation with placeholders unfilled: no captured value in the report.
-            expected: Check::api(base, &step.check)
+            expected: Check::api(self.base, &step.check)
                 .map(|c| c.expected)
                 .unwrap_or_default(),
             got: String::new(),
@@ -99,32 +128,33 @@ async fn run_one(
             attempts: 0,
             latency_ms: 0,
         };
-        if failed && !step.cleanup {
+        if self.failed && !step.cleanup {
             r.got = "not run: an earlier step failed".into();
-            steps.push(r);
-            continue;
+            return r;
         }
-        let check = match prepare(step, base, &values, redact) {
-            Ok(c) => c,
+        match prepare(step, self.base, &self.values, self.redact) {
+            Ok(check) => self.send(step, &check, r).await,
             Err(Prepare::Missing(name)) => {
                 // Only after a failure: config checked that an earlier step captures every name.
                 r.got = format!("not run: `{{{name}}}` was never captured");
-                failed = true;
-                steps.push(r);
-                continue;
+                self.failed = true;
+                r
             }
             Err(Prepare::Bad(why)) => {
                 r.outcome = StepOutcome::Failed;
-                r.got = redact.apply(&why);
-                failed = true;
+                r.got = self.redact.apply(&why);
+                self.failed = true;
                 if step.cleanup {
-                    left_behind.push(format!("{} {}", r.method, r.path));
+                    self.left_behind.push(format!("{} {}", r.method, r.path));
                 }
-                steps.push(r);
-                continue;
+                r
             }
-        };
-        let (attempt, body, attempts) = send(cfg, client, &check, redact).await;
+        }
+    }
+
+    /// Send the filled `check`, judge the reply and take the step's captures from it.
+    async fn send(&mut self, step: &Step, check: &Check, mut r: StepResult) -> StepResult {
+        let (attempt, body, attempts) = send(self.cfg, self.client, check, self.redact).await;
         r.status = attempt.status;
         r.latency_ms = attempt.latency_ms;
         r.attempts = attempts;
@@ -135,12 +165,12 @@ async fn run_one(
                 Ok(got) => {
                     for (name, value) in got {
                         r.captured.push(name.clone());
-                        values.insert(name, value);
+                        self.values.insert(name, value);
                     }
                 }
                 Err(why) => {
                     passed = false;
-                    r.got = redact.apply(&format!("{}, {why}", r.got));
+                    r.got = self.redact.apply(&format!("{}, {why}", r.got));
                 }
             }
         }
@@ -150,34 +180,39 @@ async fn run_one(
             StepOutcome::Failed
         };
         if passed {
-            tracing::info!(sequence = %seq.name, step = %r.name, got = %r.got, "step passed");
+            tracing::info!(sequence = %self.sequence, step = %r.name, got = %r.got, "step passed");
         } else {
-            tracing::warn!(sequence = %seq.name, step = %r.name, expected = %r.expected, got = %r.got, "step failed");
-            failed = true;
+            tracing::warn!(sequence = %self.sequence, step = %r.name, expected = %r.expected, got = %r.got, "step failed");
+            self.failed = true;
             if step.cleanup {
                 // The filled request names what is left (the created id); a secret stays masked.
-                left_behind.push(format!("{} {}", r.method, redact.apply(check.url.path())));
+                let path = self.redact.apply(check.url.path());
+                self.left_behind.push(format!("{} {path}", r.method));
             }
         }
-        steps.push(r);
+        r
     }
-    let cleanup: Vec<&StepResult> = steps.iter().filter(|s| s.cleanup).collect();
-    SequenceResult {
-        name: seq.name.clone(),
-        passed: !failed,
-        cleanup_steps: u32::try_from(cleanup.len()).unwrap_or(u32::MAX),
-        cleanup_ran: u32::try_from(
-            cleanup
-                .iter()
-                .filter(|s| s.outcome != StepOutcome::NotRun)
-                .count(),
-        )
-        .unwrap_or(u32::MAX),
-        unique: (!left_behind.is_empty())
-            .then(|| values.get("unique").cloned())
-            .flatten(),
-        left_behind,
-        steps,
+
+    /// The sequence's result: passed when no step failed; the cleanup steps counted.
+    fn finish(self, steps: Vec<StepResult>) -> SequenceResult {
+        let cleanup: Vec<&StepResult> = steps.iter().filter(|s| s.cleanup).collect();
+        SequenceResult {
+            name: self.sequence.to_string(),
+            passed: !self.failed,
+            cleanup_steps: u32::try_from(cleanup.len()).unwrap_or(u32::MAX),
+            cleanup_ran: u32::try_from(
+                cleanup
+                    .iter()
+                    .filter(|s| s.outcome != StepOutcome::NotRun)
+                    .count(),
+            )
+            .unwrap_or(u32::MAX),
+            unique: (!self.left_behind.is_empty())
+                .then(|| self.values.get("unique").cloned())
+                .flatten(),
+            left_behind: self.left_behind,
+            steps,
+        }
     }
 }
 
