@@ -25,6 +25,7 @@ use super::http::{
     transport, MAX_MANIFEST, MAX_TAG_LIST,
 };
 use super::manifest::Manifest;
+use crate::retry;
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -155,43 +156,53 @@ impl Registry {
         self.streaming(method, url).timeout(self.request_timeout)
     }
 
-    /// The base delay between attempts of a request.
-    pub(super) fn backoff(&self) -> Duration {
-        self.backoff
+    /// The policy of one small request, and of one in-memory blob pushed or read whole: [`SMALL_ATTEMPTS`]
+    /// attempts, doubling from the options' `backoff`.
+    pub(super) fn small_policy(&self) -> retry::Policy {
+        retry::Policy::new(SMALL_ATTEMPTS, self.backoff)
     }
 
-    /// Send a small request (no streamed body), retried like the AWS calls: a transport failure, 429 or
-    /// a 5xx gets another attempt (up to [`SMALL_ATTEMPTS`], jittered exponential backoff from the
-    /// options' `backoff`); the last reply or error is the caller's. Every such request is idempotent
-    /// or, for an upload session, harmless to repeat (an unused session expires).
+    /// Send a small request (no streamed body) under [`Registry::small_policy`]: a transport failure, 429
+    /// or a 5xx gets another attempt (after the reply's `Retry-After` when it gives one); the last reply
+    /// or error is the caller's. Every such request is idempotent (manifests, HEADs, tag pages); the
+    /// requests of a blob transfer (mount, session, upload) are sent once, the transfer being retried
+    /// as a whole, and so is this one when a retried operation sends it.
     async fn send(
         &self,
         rb: reqwest::RequestBuilder,
         verb: &'static str,
         object: &str,
     ) -> Result<reqwest::Response, Error> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let last = attempt >= SMALL_ATTEMPTS;
-            let Some(this) = (if last { None } else { rb.try_clone() }) else {
-                return rb.send().await.map_err(|e| transport(verb, object, e));
-            };
-            match this.send().await {
-                Ok(r)
-                    if !(r.status() == StatusCode::TOO_MANY_REQUESTS
-                        || r.status().is_server_error()) =>
-                {
-                    return Ok(r)
+        if rb.try_clone().is_none() {
+            // A body that cannot be sent twice gets one attempt.
+            return rb.send().await.map_err(|e| transport(verb, object, e));
+        }
+        let what = format!("{verb} `{object}`");
+        let sent = retry::run(self.small_policy(), &what, |_| {
+            let this = rb.try_clone();
+            async move {
+                let Some(this) = this else {
+                    return retry::Outcome::Final(Failed::Unsendable);
+                };
+                match this.send().await {
+                    Ok(r) if is_transient(r.status()) => match retry_after(r.headers()) {
+                        Some(after) => retry::Outcome::TransientAfter(Failed::Reply(r), after),
+                        None => retry::Outcome::Transient(Failed::Reply(r)),
+                    },
+                    Ok(r) => retry::Outcome::Done(r),
+                    Err(e) => retry::Outcome::Transient(Failed::Transport(e)),
                 }
-                Ok(r) => tracing::debug!(
-                    status = r.status().as_u16(),
-                    attempt,
-                    "{verb} {object}: retrying"
-                ),
-                Err(e) => tracing::debug!(attempt, error = %e, "{verb} {object}: retrying"),
             }
-            tokio::time::sleep(crate::aws::jittered(self.backoff, attempt)).await;
+        })
+        .await;
+        match sent {
+            Ok(r) | Err(Failed::Reply(r)) => Ok(r),
+            Err(Failed::Transport(e)) => Err(transport(verb, object, e)),
+            Err(e @ Failed::Unsendable) => Err(Error::Transport {
+                verb,
+                object: object.to_string(),
+                message: e.to_string(),
+            }),
         }
     }
 
@@ -432,7 +443,8 @@ impl Registry {
         })
     }
 
-    /// Ask the registry to mount a blob from another repository of the same registry.
+    /// Ask the registry to mount a blob from another repository of the same registry. One attempt: a
+    /// mount opens a blob transfer, and the transfer is what is retried, as a whole.
     pub(super) async fn mount(&self, repo: &str, digest: &str, from: &str) -> Result<Mount, Error> {
         let object = format!("{repo}@{digest}");
         checked_digest(&object, digest)?;
@@ -441,12 +453,11 @@ impl Registry {
             .append_pair("mount", digest)
             .append_pair("from", from);
         let resp = self
-            .send(
-                self.request(Method::POST, url).header(CONTENT_LENGTH, 0),
-                "mount blob",
-                &object,
-            )
-            .await?;
+            .request(Method::POST, url)
+            .header(CONTENT_LENGTH, 0)
+            .send()
+            .await
+            .map_err(|e| transport("mount blob", &object, e))?;
         match resp.status() {
             StatusCode::CREATED => Ok(Mount::Mounted),
             StatusCode::ACCEPTED => Ok(Mount::Upload(self.location(
@@ -459,18 +470,18 @@ impl Registry {
         }
     }
 
-    /// Open an upload session.
+    /// Open an upload session. One attempt: the transfer it opens is what is retried, as a whole, in a
+    /// fresh session.
     pub(super) async fn start_upload(&self, repo: &str, digest: &str) -> Result<url::Url, Error> {
         let object = format!("{repo}@{digest}");
         checked_digest(&object, digest)?;
         let url = self.url(&format!("/v2/{repo}/blobs/uploads/"))?;
         let resp = self
-            .send(
-                self.request(Method::POST, url).header(CONTENT_LENGTH, 0),
-                "start upload of",
-                &object,
-            )
-            .await?;
+            .request(Method::POST, url)
+            .header(CONTENT_LENGTH, 0)
+            .send()
+            .await
+            .map_err(|e| transport("start upload of", &object, e))?;
         if resp.status() != StatusCode::ACCEPTED {
             return Err(status_error("start upload of", &object, resp).await);
         }
@@ -540,6 +551,39 @@ impl Registry {
         }
         Ok(sent.load(Ordering::Relaxed))
     }
+}
+
+/// Why an attempt of a small request did not give the caller its reply.
+enum Failed {
+    /// A reply worth another attempt (429, 5xx); the caller gets the last one.
+    Reply(reqwest::Response),
+    Transport(reqwest::Error),
+    /// The request could not be copied for another attempt (never for the small requests' bodies).
+    Unsendable,
+}
+
+impl fmt::Display for Failed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failed::Reply(r) => write!(f, "HTTP {}", r.status()),
+            Failed::Transport(e) => write!(f, "{e}"),
+            Failed::Unsendable => f.write_str("the request cannot be repeated"),
+        }
+    }
+}
+
+/// Throttling and server errors pass; anything else is the answer.
+fn is_transient(status: StatusCode) -> bool {
+    status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+}
+
+/// A `Retry-After` in seconds (registries send seconds, not dates; a date is ignored).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    header(headers, "retry-after")?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
 }
 
 /// End a byte stream with a `TimedOut` error when the next piece takes longer than `stall`.
