@@ -456,6 +456,39 @@ mod tests {
         assert_eq!(rule.num_calls(), 1, "access denied is not retried");
     }
 
+    /// STS answering 500 every time: exactly the settings' attempts reach it (the client's own retries
+    /// are off, so they do not multiply), then the error names the role.
+    #[tokio::test]
+    async fn a_failing_sts_gets_exactly_the_role_attempts() {
+        let body = r#"<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Receiver</Type><Code>InternalFailure</Code><Message>boom</Message></Error><RequestId>r</RequestId></ErrorResponse>"#;
+        let rule = mock!(aws_sdk_sts::Client::assume_role_with_web_identity)
+            .match_requests(|_| true)
+            .then_http_response(move || {
+                HttpResponse::new(StatusCode::try_from(500).unwrap(), SdkBody::from(body))
+            });
+        let retrying = aws_sdk_sts::Client::from_conf(
+            mock_client!(aws_sdk_sts, RuleMode::MatchAny, [&rule])
+                .config()
+                .to_builder()
+                .retry_config(
+                    aws_sdk_sts::config::retry::RetryConfig::standard()
+                        .with_max_attempts(3)
+                        .with_initial_backoff(Duration::from_millis(1)),
+                )
+                .build(),
+        );
+        let (p, tokens) = provider(retrying).await;
+        let err = p.credentials().await.unwrap_err();
+        assert!(matches!(err, Error::Sts { .. }), "{err}");
+        assert!(err.to_string().contains("InternalFailure"), "{err}");
+        assert_eq!(
+            rule.num_calls(),
+            4,
+            "the role's 4 attempts, one request each"
+        );
+        assert_eq!(tokens.load(Ordering::SeqCst), 1, "the token was not stale");
+    }
+
     #[test]
     fn session_names_follow_sts_rules() {
         assert_eq!(

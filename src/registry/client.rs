@@ -918,6 +918,65 @@ mod tests {
         assert!(matches!(err, Error::Transport { .. }), "{err}");
     }
 
+    /// Retries never nest: a blob push whose upload session keeps failing opens exactly
+    /// [`SMALL_ATTEMPTS`] sessions (the session's POST is not retried inside the push's retries, which
+    /// made 25), and one whose upload keeps failing sends one PATCH per session.
+    #[tokio::test]
+    async fn a_failing_blob_push_costs_one_session_per_attempt() {
+        let blob = crate::registry::artifact::Blob::new(
+            Bytes::from_static(b"marker config"),
+            "application/json",
+        );
+        let count = |seen: &Seen, method: &str| {
+            seen.lock()
+                .unwrap()
+                .iter()
+                .filter(|(m, _, _)| m == method)
+                .count()
+        };
+        let options = Options {
+            backoff: Duration::from_millis(1),
+            ..Options::default()
+        };
+        let (base, seen) = serve("127.0.0.1", |_, path: &str| match path {
+            p if p.ends_with("/blobs/uploads/") => reply(500, &[], "{}"),
+            _ => reply(404, &[], ""),
+        })
+        .await;
+        let reg = Registry::new(base, Some(TOKEN), &options).unwrap();
+        let err = reg.push_blob("app", &blob).await.unwrap_err();
+        assert!(matches!(err, Error::Status { status: 500, .. }), "{err}");
+        assert_eq!(count(&seen, "POST"), SMALL_ATTEMPTS as usize);
+        assert_eq!(count(&seen, "HEAD"), 1, "the presence check is made once");
+
+        let (base, seen) = serve("127.0.0.1", |_, path: &str| match path {
+            p if p.ends_with("/blobs/uploads/") => {
+                reply(202, &[("location", "/v2/app/blobs/uploads/s1".into())], "")
+            }
+            p if p.ends_with("/uploads/s1") => reply(503, &[], "{}"),
+            _ => reply(404, &[], ""),
+        })
+        .await;
+        let reg = Registry::new(base, Some(TOKEN), &options).unwrap();
+        let err = reg.push_blob("app", &blob).await.unwrap_err();
+        assert!(matches!(err, Error::Status { status: 503, .. }), "{err}");
+        assert_eq!(count(&seen, "POST"), SMALL_ATTEMPTS as usize);
+        assert_eq!(count(&seen, "PATCH"), SMALL_ATTEMPTS as usize);
+    }
+
+    #[test]
+    fn a_retry_after_is_read_in_seconds() {
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert("retry-after", " 3 ".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+        h.insert(
+            "retry-after",
+            "Wed, 21 Oct 2026 07:28:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&h), None);
+    }
+
     #[test]
     fn debug_never_shows_the_token() {
         let r = Registry::new(
