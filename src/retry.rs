@@ -19,6 +19,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use rand::Rng;
+use tracing::Level;
 
 /// The longest wait between two attempts unless a policy says otherwise.
 pub const MAX_DELAY: Duration = Duration::from_secs(30);
@@ -40,8 +41,9 @@ pub struct Policy {
     /// Equal jitter: each delay is drawn from `[d/2, d]` rather than exactly `d`, so clients that failed
     /// together do not come back together.
     pub jitter: bool,
-    /// Retries are worth a warning in the log (a blob copy, the role); otherwise they are debug lines.
-    pub warn: bool,
+    /// The level of the log line of each retry: `DEBUG` unless the caller says a retry is news (a blob
+    /// copy and the role warn, a write sequence's step informs).
+    pub log: Level,
 }
 
 impl Policy {
@@ -52,7 +54,7 @@ impl Policy {
             base,
             max: MAX_DELAY,
             jitter: true,
-            warn: false,
+            log: Level::DEBUG,
         }
     }
 
@@ -69,9 +71,9 @@ impl Policy {
         }
     }
 
-    /// The same policy, its retries logged as warnings.
-    pub const fn warn_on_retry(self) -> Policy {
-        Policy { warn: true, ..self }
+    /// The same policy, its retries logged at `log`.
+    pub const fn log_retries_at(self, log: Level) -> Policy {
+        Policy { log, ..self }
     }
 
     /// The delay bound after `failed` failed attempts (1-based): `base * 2^(failed-1)`, at most `max`.
@@ -156,20 +158,27 @@ where
             Some(d) => d.max(policy.delay(attempt)).min(policy.max),
             None => policy.delay(attempt),
         };
-        if policy.warn {
-            tracing::warn!(
+        match policy.log {
+            Level::WARN | Level::ERROR => {
+                tracing::warn!(
+                    attempt,
+                    attempts,
+                    ?delay,
+                    "{what} failed; retrying: {error}"
+                )
+            }
+            Level::INFO => tracing::info!(
                 attempt,
                 attempts,
                 ?delay,
                 "{what} failed; retrying: {error}"
-            );
-        } else {
-            tracing::debug!(
+            ),
+            _ => tracing::debug!(
                 attempt,
                 attempts,
                 ?delay,
                 "{what} failed; retrying: {error}"
-            );
+            ),
         }
         tokio::time::sleep(delay).await;
         attempt += 1;

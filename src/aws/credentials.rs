@@ -153,7 +153,7 @@ impl OidcRoleProvider {
         let s = &self.inner.settings;
         // The first token has its own retries; later ones are fetched inside an attempt.
         let token = std::sync::Mutex::new(Some(self.inner.tokens.fetch().await?));
-        let policy = retry::Policy::new(s.attempts, s.backoff).warn_on_retry();
+        let policy = retry::Policy::new(s.attempts, s.backoff).log_retries_at(tracing::Level::WARN);
         retry::run(policy, "AssumeRoleWithWebIdentity", |_| async {
             let held = token.lock().ok().and_then(|t| t.clone());
             let current = match held {

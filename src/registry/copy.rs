@@ -206,7 +206,8 @@ async fn copy_blob(
     if reg.blob_exists(repo, &blob.digest).await? {
         return Ok(BlobOutcome::Present);
     }
-    let policy = retry::Policy::new(options.attempts, options.backoff).warn_on_retry();
+    let policy =
+        retry::Policy::new(options.attempts, options.backoff).log_retries_at(tracing::Level::WARN);
     let what = format!("blob copy `{repo}@{}`", blob.digest);
     retry::run(policy, &what, |_| async {
         retry::Outcome::classify(
