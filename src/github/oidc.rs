@@ -5,6 +5,11 @@
 //! `environment` claim must equal it, or the token is refused before any AWS call: a job without the
 //! protected environment (and so without its approval) cannot deploy to it, even if the role's trust
 //! policy were too broad. The claim is read, not verified: STS verifies the signature.
+//!
+//! A transport failure, a 429 or 5xx, or an unreadable reply is asked again under [`crate::retry`]
+//! (the source's `attempts` and `backoff`); inside a role assumption's retried attempt, once.
+//!
+//! APIs: the Actions runtime's OIDC token endpoint.
 
 use std::time::Duration;
 
