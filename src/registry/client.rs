@@ -162,33 +162,28 @@ impl Registry {
         retry::Policy::new(SMALL_ATTEMPTS, self.backoff)
     }
 
-    /// Send a small request (no streamed body) under [`Registry::small_policy`]: a transport failure, 429
-    /// or a 5xx gets another attempt (after the reply's `Retry-After` when it gives one); the last reply
-    /// or error is the caller's. Every such request is idempotent (manifests, HEADs, tag pages); the
-    /// requests of a blob transfer (mount, session, upload) are sent once, the transfer being retried
-    /// as a whole, and so is this one when a retried operation sends it.
+    /// Send a small request, built anew for each attempt by `build`, under [`Registry::small_policy`]: a
+    /// transport failure, 429 or a 5xx gets another attempt (after the reply's `Retry-After` when it
+    /// gives one); the last reply or error is the caller's. Every such request is idempotent (manifests,
+    /// HEADs, tag pages); the requests of a blob transfer are sent once, the transfer being retried as a
+    /// whole, and so is this one when a retried operation sends it.
     async fn send(
         &self,
-        rb: reqwest::RequestBuilder,
+        build: impl Fn() -> reqwest::RequestBuilder,
         verb: &'static str,
         object: &str,
     ) -> Result<reqwest::Response, Error> {
-        if rb.try_clone().is_none() {
-            // A body that cannot be sent twice gets one attempt.
-            return rb.send().await.map_err(|e| transport(verb, object, e));
-        }
-        let what = format!("{verb} `{object}`");
-        let sent = retry::run(self.small_policy(), &what, |_| {
-            let this = rb.try_clone();
+        let sent = retry::run(self.small_policy(), &format!("{verb} `{object}`"), |_| {
+            let request = build();
             async move {
-                let Some(this) = this else {
-                    return retry::Outcome::Final(Failed::Unsendable);
-                };
-                match this.send().await {
-                    Ok(r) if is_transient(r.status()) => match retry_after(r.headers()) {
-                        Some(after) => retry::Outcome::TransientAfter(Failed::Reply(r), after),
-                        None => retry::Outcome::Transient(Failed::Reply(r)),
-                    },
+                match request.send().await {
+                    // Throttling and server errors pass; anything else is the answer.
+                    Ok(r) if r.status() == 429 || r.status().is_server_error() => {
+                        match retry_after(r.headers()) {
+                            Some(after) => retry::Outcome::TransientAfter(Failed::Reply(r), after),
+                            None => retry::Outcome::Transient(Failed::Reply(r)),
+                        }
+                    }
                     Ok(r) => retry::Outcome::Done(r),
                     Err(e) => retry::Outcome::Transient(Failed::Transport(e)),
                 }
@@ -198,11 +193,6 @@ impl Registry {
         match sent {
             Ok(r) | Err(Failed::Reply(r)) => Ok(r),
             Err(Failed::Transport(e)) => Err(transport(verb, object, e)),
-            Err(e @ Failed::Unsendable) => Err(Error::Transport {
-                verb,
-                object: object.to_string(),
-                message: e.to_string(),
-            }),
         }
     }
 
@@ -234,7 +224,10 @@ impl Registry {
         let url = self.url(&format!("/v2/{repo}/manifests/{reference}"))?;
         let resp = self
             .send(
-                self.request(method, url).header(ACCEPT, accept_all()),
+                || {
+                    self.request(method.clone(), url.clone())
+                        .header(ACCEPT, accept_all())
+                },
                 verb,
                 &object,
             )
@@ -318,9 +311,11 @@ impl Registry {
         let url = self.url(&format!("/v2/{repo}/manifests/{reference}"))?;
         let resp = self
             .send(
-                self.request(Method::PUT, url)
-                    .header(CONTENT_TYPE, &manifest.media_type)
-                    .body(manifest.bytes.clone()),
+                || {
+                    self.request(Method::PUT, url.clone())
+                        .header(CONTENT_TYPE, &manifest.media_type)
+                        .body(manifest.bytes.clone())
+                },
                 "put manifest",
                 &object,
             )
@@ -348,7 +343,11 @@ impl Registry {
         url: url::Url,
     ) -> Result<Option<(Vec<String>, Option<String>)>, Error> {
         let mut resp = self
-            .send(self.request(Method::GET, url), "list tags of", repo)
+            .send(
+                || self.request(Method::GET, url.clone()),
+                "list tags of",
+                repo,
+            )
             .await?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(None);
@@ -381,7 +380,11 @@ impl Registry {
         checked_digest(&object, digest)?;
         let url = self.url(&format!("/v2/{repo}/blobs/{digest}"))?;
         let resp = self
-            .send(self.request(Method::HEAD, url), "check blob", &object)
+            .send(
+                || self.request(Method::HEAD, url.clone()),
+                "check blob",
+                &object,
+            )
             .await?;
         match resp.status() {
             StatusCode::NOT_FOUND => Ok(false),
@@ -554,27 +557,13 @@ impl Registry {
 }
 
 /// Why an attempt of a small request did not give the caller its reply.
+#[derive(Debug, thiserror::Error)]
 enum Failed {
     /// A reply worth another attempt (429, 5xx); the caller gets the last one.
+    #[error("HTTP {}", .0.status())]
     Reply(reqwest::Response),
+    #[error(transparent)]
     Transport(reqwest::Error),
-    /// The request could not be copied for another attempt (never for the small requests' bodies).
-    Unsendable,
-}
-
-impl fmt::Display for Failed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Failed::Reply(r) => write!(f, "HTTP {}", r.status()),
-            Failed::Transport(e) => write!(f, "{e}"),
-            Failed::Unsendable => f.write_str("the request cannot be repeated"),
-        }
-    }
-}
-
-/// Throttling and server errors pass; anything else is the answer.
-fn is_transient(status: StatusCode) -> bool {
-    status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
 }
 
 /// A `Retry-After` in seconds (registries send seconds, not dates; a date is ignored).
