@@ -45,6 +45,8 @@
 //!     decision of a rollback; `local`: the build folder; `state`: the sync state object and the live
 //!     release; `s3`, `cloudfront`: the I/O; `release`: finalize or restore a release; `artifact`: the
 //!     build as a release artifact in ECR; `report`, `error`).
+//! - [`retry`]: the one retry policy (attempts, backoff, jitter) every hand-made retry goes through;
+//!   a retried operation inside another tries once. A leaf.
 //! - [`registry`]: an OCI distribution client, the image copy (promotion, archive push) and artifacts
 //!   (the frontend build, pushed and read whole).
 //! - [`report`]: one [`report::Report`] -> step outputs and the job summary; `report/section` is the
@@ -70,6 +72,7 @@ pub mod github;
 pub mod inputs;
 pub mod registry;
 pub mod report;
+pub mod retry;
 pub mod run;
 pub mod shutdown;
 pub mod steps;

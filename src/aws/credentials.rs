@@ -12,6 +12,7 @@ use aws_credential_types::Credentials;
 use aws_sdk_sts::operation::assume_role_with_web_identity::AssumeRoleWithWebIdentityError;
 
 use crate::github::{commands, oidc};
+use crate::retry::{self, Outcome};
 
 /// Errors while getting credentials.
 #[derive(Debug, thiserror::Error)]
@@ -78,9 +79,9 @@ pub struct RoleSettings {
     pub session_name: String,
     /// Requested session length.
     pub duration: Duration,
-    /// Attempts for transient STS failures.
+    /// Attempts for transient STS failures (the first included; the STS client itself tries once).
     pub attempts: u32,
-    /// First retry delay.
+    /// First retry delay; doubles each attempt (jittered, at most 30 s).
     pub backoff: Duration,
     /// Refresh this long before expiry.
     pub refresh_margin: Duration,
@@ -101,15 +102,21 @@ struct Inner {
 }
 
 impl OidcRoleProvider {
-    /// `sts` must be a client with no credentials (the call is unsigned).
+    /// `sts` must be a client with no credentials (the call is unsigned). Its own retries are turned
+    /// off: [`RoleSettings`] bound the attempts, and retries never wrap retries.
     pub fn new(
         sts: aws_sdk_sts::Client,
         tokens: oidc::TokenSource,
         settings: RoleSettings,
     ) -> Self {
+        let once = sts
+            .config()
+            .to_builder()
+            .retry_config(aws_sdk_sts::config::retry::RetryConfig::disabled())
+            .build();
         OidcRoleProvider {
             inner: Arc::new(Inner {
-                sts,
+                sts: aws_sdk_sts::Client::from_conf(once),
                 tokens,
                 settings,
                 cache: tokio::sync::Mutex::new(None),
@@ -138,79 +145,118 @@ impl OidcRoleProvider {
         Ok(creds)
     }
 
+    /// Assume the role under the settings' `attempts` and `backoff`. An IdP that could not be reached,
+    /// throttling, a 5xx or no reply at all is tried again; a token STS calls invalid or expired is
+    /// replaced before the next attempt (the replacement is one request: it is part of the attempt);
+    /// access denied and any other refusal are final.
     async fn assume(&self) -> Result<Credentials, Error> {
         let s = &self.inner.settings;
-        let attempts = s.attempts.max(1);
-        let mut token = self.inner.tokens.fetch().await?;
-        let mut last = String::new();
-        for attempt in 1..=attempts {
-            let result = self
-                .inner
-                .sts
-                .assume_role_with_web_identity()
-                .role_arn(&s.role_arn)
-                .role_session_name(&s.session_name)
-                .web_identity_token(token.secret())
-                .duration_seconds(s.duration.as_secs().min(i32::MAX as u64) as i32)
-                .send()
-                .await;
-            match result {
-                Ok(out) => {
-                    let c = out.credentials.ok_or_else(|| Error::Sts {
-                        role: s.role_arn.clone(),
-                        message: "the reply carried no credentials".into(),
-                    })?;
-                    // Mask before anything else touches them.
-                    commands::mask(&c.access_key_id);
-                    commands::mask(&c.secret_access_key);
-                    commands::mask(&c.session_token);
-                    let expiry = SystemTime::try_from(c.expiration).ok();
-                    return Ok(Credentials::new(
-                        c.access_key_id,
-                        c.secret_access_key,
-                        Some(c.session_token),
-                        expiry,
-                        "cloudshop-deploy-oidc",
-                    ));
-                }
-                Err(err) => {
-                    last = crate::aws::describe(&err);
-                    let retry = match err.as_service_error() {
-                        Some(AssumeRoleWithWebIdentityError::IdpCommunicationErrorException(_)) => {
-                            true
+        // The first token has its own retries; later ones are fetched inside an attempt.
+        let token = std::sync::Mutex::new(Some(self.inner.tokens.fetch().await?));
+        let policy = retry::Policy::new(s.attempts, s.backoff).log_retries_at(tracing::Level::WARN);
+        retry::run(policy, "AssumeRoleWithWebIdentity", |_| async {
+            let held = token.lock().ok().and_then(|t| t.clone());
+            let current = match held {
+                Some(t) => t,
+                None => match self.inner.tokens.fetch().await {
+                    Ok(t) => {
+                        if let Ok(mut slot) = token.lock() {
+                            *slot = Some(t.clone());
                         }
-                        Some(
-                            AssumeRoleWithWebIdentityError::InvalidIdentityTokenException(_)
-                            | AssumeRoleWithWebIdentityError::ExpiredTokenException(_),
-                        ) => {
-                            // The token is used up or stale: a new one, then try again.
-                            token = self.inner.tokens.fetch().await?;
-                            true
-                        }
-                        _ if crate::aws::code(&err) == Some("AccessDenied") => {
-                            return Err(Error::AccessDenied {
-                                role: s.role_arn.clone(),
-                                subject: token.subject().unwrap_or_else(|| "<unreadable>".into()),
-                            });
-                        }
-                        _ => crate::aws::is_throttling(&err) || err.as_service_error().is_none(),
-                    };
-                    if !retry || attempt == attempts {
-                        break;
+                        t
                     }
-                    tracing::warn!(
-                        attempt,
-                        "AssumeRoleWithWebIdentity failed, retrying: {last}"
-                    );
-                    tokio::time::sleep(crate::aws::jittered(s.backoff, attempt)).await;
+                    Err(e @ oidc::Error::Request { .. }) => return Outcome::Transient(e.into()),
+                    Err(e) => return Outcome::Final(e.into()),
+                },
+            };
+            match self.assume_once(&current).await {
+                Ok(c) => Outcome::Done(c),
+                Err(Refused::Stale(e)) => {
+                    if let Ok(mut slot) = token.lock() {
+                        *slot = None;
+                    }
+                    Outcome::Transient(e)
                 }
+                Err(Refused::Transient(e)) => Outcome::Transient(e),
+                Err(Refused::Final(e)) => Outcome::Final(e),
             }
-        }
-        Err(Error::Sts {
-            role: s.role_arn.clone(),
-            message: last,
         })
+        .await
     }
+
+    /// One `AssumeRoleWithWebIdentity` with `token`; the credentials masked before anything else sees
+    /// them.
+    async fn assume_once(&self, token: &oidc::IdToken) -> Result<Credentials, Refused> {
+        let s = &self.inner.settings;
+        let sts_error = |message: String| Error::Sts {
+            role: s.role_arn.clone(),
+            message,
+        };
+        let result = self
+            .inner
+            .sts
+            .assume_role_with_web_identity()
+            .role_arn(&s.role_arn)
+            .role_session_name(&s.session_name)
+            .web_identity_token(token.secret())
+            .duration_seconds(s.duration.as_secs().min(i32::MAX as u64) as i32)
+            .send()
+            .await;
+        let out = match result {
+            Ok(out) => out,
+            Err(err) => {
+                let e = sts_error(crate::aws::describe(&err));
+                return Err(match err.as_service_error() {
+                    Some(AssumeRoleWithWebIdentityError::IdpCommunicationErrorException(_)) => {
+                        Refused::Transient(e)
+                    }
+                    Some(
+                        AssumeRoleWithWebIdentityError::InvalidIdentityTokenException(_)
+                        | AssumeRoleWithWebIdentityError::ExpiredTokenException(_),
+                    ) => Refused::Stale(e),
+                    _ if crate::aws::code(&err) == Some("AccessDenied") => {
+                        Refused::Final(Error::AccessDenied {
+                            role: s.role_arn.clone(),
+                            subject: token.subject().unwrap_or_else(|| "<unreadable>".into()),
+                        })
+                    }
+                    _ if crate::aws::is_throttling(&err)
+                        || err.as_service_error().is_none()
+                        || err
+                            .raw_response()
+                            .is_some_and(|r| r.status().is_server_error()) =>
+                    {
+                        Refused::Transient(e)
+                    }
+                    _ => Refused::Final(e),
+                });
+            }
+        };
+        let c = out
+            .credentials
+            .ok_or_else(|| Refused::Final(sts_error("the reply carried no credentials".into())))?;
+        // Mask before anything else touches them.
+        commands::mask(&c.access_key_id);
+        commands::mask(&c.secret_access_key);
+        commands::mask(&c.session_token);
+        let expiry = SystemTime::try_from(c.expiration).ok();
+        Ok(Credentials::new(
+            c.access_key_id,
+            c.secret_access_key,
+            Some(c.session_token),
+            expiry,
+            "cloudshop-deploy-oidc",
+        ))
+    }
+}
+
+/// How an `AssumeRoleWithWebIdentity` attempt failed.
+enum Refused {
+    /// Worth another attempt with the same token.
+    Transient(Error),
+    /// Worth another attempt with a new token.
+    Stale(Error),
+    Final(Error),
 }
 
 impl ProvideCredentials for OidcRoleProvider {
@@ -408,6 +454,39 @@ mod tests {
         );
         assert!(err.hint().contains("trust policy"), "{}", err.hint());
         assert_eq!(rule.num_calls(), 1, "access denied is not retried");
+    }
+
+    /// STS answering 500 every time: exactly the settings' attempts reach it (the client's own retries
+    /// are off, so they do not multiply), then the error names the role.
+    #[tokio::test]
+    async fn a_failing_sts_gets_exactly_the_role_attempts() {
+        let body = r#"<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Receiver</Type><Code>InternalFailure</Code><Message>boom</Message></Error><RequestId>r</RequestId></ErrorResponse>"#;
+        let rule = mock!(aws_sdk_sts::Client::assume_role_with_web_identity)
+            .match_requests(|_| true)
+            .then_http_response(move || {
+                HttpResponse::new(StatusCode::try_from(500).unwrap(), SdkBody::from(body))
+            });
+        let retrying = aws_sdk_sts::Client::from_conf(
+            mock_client!(aws_sdk_sts, RuleMode::MatchAny, [&rule])
+                .config()
+                .to_builder()
+                .retry_config(
+                    aws_sdk_sts::config::retry::RetryConfig::standard()
+                        .with_max_attempts(3)
+                        .with_initial_backoff(Duration::from_millis(1)),
+                )
+                .build(),
+        );
+        let (p, tokens) = provider(retrying).await;
+        let err = p.credentials().await.unwrap_err();
+        assert!(matches!(err, Error::Sts { .. }), "{err}");
+        assert!(err.to_string().contains("InternalFailure"), "{err}");
+        assert_eq!(
+            rule.num_calls(),
+            4,
+            "the role's 4 attempts, one request each"
+        );
+        assert_eq!(tokens.load(Ordering::SeqCst), 1, "the token was not stale");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! AWS plumbing shared by every step: the HTTPS client (rustls on ring, with the Mozilla roots embedded so
-//! the binary works in an image with no CA bundle), the `SdkConfig` every client is built from, backoff
-//! helpers, and the formatting of SDK errors for the Actions log.
+//! the binary works in an image with no CA bundle), the `SdkConfig` every client is built from (the SDK's own retry
+//! mode), and the formatting of SDK errors for the Actions log.
 //!
 //! APIs: none directly; see `credentials` for STS.
 
@@ -16,7 +16,6 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_types::region::Region;
 use aws_types::SdkConfig;
 use base64::Engine;
-use rand::Rng;
 
 /// The embedded root certificates as one PEM bundle (from `webpki-root-certs`).
 fn embedded_roots_pem() -> Vec<u8> {
@@ -135,17 +134,6 @@ async fn sdk_config_with(
     loader.load().await
 }
 
-/// Exponential backoff with equal jitter: a random delay in `[base*2^(n-1)/2, base*2^(n-1)]`, capped at 30 s.
-pub fn jittered(base: Duration, attempt: u32) -> Duration {
-    let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(10));
-    let capped = exp.min(Duration::from_secs(30));
-    let millis = capped.as_millis() as u64;
-    if millis < 2 {
-        return capped;
-    }
-    Duration::from_millis(rand::rng().random_range(millis / 2..=millis))
-}
-
 /// "`<code>`: `<message>`" for an SDK error, with the service's own code and message when it sent them.
 pub fn describe<E, R>(err: &aws_smithy_runtime_api::client::result::SdkError<E, R>) -> String
 where
@@ -200,18 +188,6 @@ mod tests {
     fn roots_are_embedded() {
         let pem = String::from_utf8(embedded_roots_pem()).unwrap();
         assert!(pem.matches("BEGIN CERTIFICATE").count() > 100);
-    }
-
-    #[test]
-    fn jitter_stays_in_bounds() {
-        for attempt in 1..15 {
-            let d = jittered(Duration::from_millis(500), attempt);
-            assert!(d <= Duration::from_secs(30));
-            let full = Duration::from_millis(500)
-                .saturating_mul(1 << (attempt - 1).min(10))
-                .min(Duration::from_secs(30));
-            assert!(d >= full / 2, "{d:?} < {:?}", full / 2);
-        }
     }
 
     /// An endpoint that accepts connections and never answers: the call ends in a timeout error within

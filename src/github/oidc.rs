@@ -5,6 +5,11 @@
 //! `environment` claim must equal it, or the token is refused before any AWS call: a job without the
 //! protected environment (and so without its approval) cannot deploy to it, even if the role's trust
 //! policy were too broad. The claim is read, not verified: STS verifies the signature.
+//!
+//! A transport failure, a 429 or 5xx, or an unreadable reply is asked again under [`crate::retry`]
+//! (the source's `attempts` and `backoff`); inside a role assumption's retried attempt, once.
+//!
+//! APIs: the Actions runtime's OIDC token endpoint.
 
 use std::time::Duration;
 
@@ -12,6 +17,7 @@ use base64::Engine;
 use serde::Deserialize;
 
 use super::commands;
+use crate::retry::Outcome;
 
 /// Errors of the OIDC token request.
 #[derive(Debug, thiserror::Error)]
@@ -117,9 +123,9 @@ pub struct TokenSource {
     pub audience: String,
     /// HTTP client.
     pub http: reqwest::Client,
-    /// Attempts before giving up.
+    /// Attempts before giving up (the first included).
     pub attempts: u32,
-    /// First retry delay; doubles each attempt.
+    /// First retry delay; doubles each attempt (jittered, at most 30 s).
     pub backoff: Duration,
     /// The `environment` claim every token must carry (`github-environment`); `None`: no check.
     pub required_environment: Option<String>,
@@ -135,7 +141,8 @@ impl std::fmt::Debug for TokenSource {
 }
 
 impl TokenSource {
-    /// Fetch a new token, retrying transient failures with jittered backoff.
+    /// Fetch a new token, retrying transient failures (see `fetch_any`); inside another retried
+    /// operation (a role assumption that needs a new token), one attempt.
     pub async fn fetch(&self) -> Result<IdToken, Error> {
         let token = self.fetch_any().await?;
         if let Some(expected) = &self.required_environment {
@@ -150,27 +157,26 @@ impl TokenSource {
         Ok(token)
     }
 
+    /// Any token the endpoint gives, under the source's `attempts` and `backoff`: a transport failure,
+    /// a 429 or 5xx, or an unreadable reply is asked again; another 4xx or an oversized reply is final.
     async fn fetch_any(&self) -> Result<IdToken, Error> {
         let url = token_url(&self.request_url, &self.audience)?;
-        let mut last = String::new();
-        let attempts = self.attempts.max(1);
-        for attempt in 1..=attempts {
-            match self.fetch_once(url.clone()).await {
-                Ok(token) => return Ok(token),
-                Err((msg, retryable)) => {
-                    last = msg;
-                    if !retryable || attempt == attempts {
-                        return Err(Error::Request {
-                            attempts: attempt,
-                            last,
-                        });
-                    }
-                    tracing::debug!(attempt, "OIDC token request failed, retrying: {last}");
-                    tokio::time::sleep(crate::aws::jittered(self.backoff, attempt)).await;
+        let policy = crate::retry::Policy::new(self.attempts, self.backoff);
+        crate::retry::run(policy, "the OIDC token request", |attempt| {
+            let url = url.clone();
+            async move {
+                let failed = |last| Error::Request {
+                    attempts: attempt,
+                    last,
+                };
+                match self.fetch_once(url).await {
+                    Ok(token) => Outcome::Done(token),
+                    Err((last, true)) => Outcome::Transient(failed(last)),
+                    Err((last, false)) => Outcome::Final(failed(last)),
                 }
             }
-        }
-        Err(Error::Request { attempts, last })
+        })
+        .await
     }
 
     async fn fetch_once(&self, url: url::Url) -> Result<IdToken, (String, bool)> {

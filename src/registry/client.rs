@@ -25,6 +25,7 @@ use super::http::{
     transport, MAX_MANIFEST, MAX_TAG_LIST,
 };
 use super::manifest::Manifest;
+use crate::retry;
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -155,43 +156,43 @@ impl Registry {
         self.streaming(method, url).timeout(self.request_timeout)
     }
 
-    /// The base delay between attempts of a request.
-    pub(super) fn backoff(&self) -> Duration {
-        self.backoff
+    /// The policy of one small request, and of one in-memory blob pushed or read whole: [`SMALL_ATTEMPTS`]
+    /// attempts, doubling from the options' `backoff`.
+    pub(super) fn small_policy(&self) -> retry::Policy {
+        retry::Policy::new(SMALL_ATTEMPTS, self.backoff)
     }
 
-    /// Send a small request (no streamed body), retried like the AWS calls: a transport failure, 429 or
-    /// a 5xx gets another attempt (up to [`SMALL_ATTEMPTS`], jittered exponential backoff from the
-    /// options' `backoff`); the last reply or error is the caller's. Every such request is idempotent
-    /// or, for an upload session, harmless to repeat (an unused session expires).
+    /// Send a small request, built anew for each attempt by `build`, under [`Registry::small_policy`]: a
+    /// transport failure, 429 or a 5xx gets another attempt (after the reply's `Retry-After` when it
+    /// gives one); the last reply or error is the caller's. Every such request is idempotent (manifests,
+    /// HEADs, tag pages); the requests of a blob transfer are sent once, the transfer being retried as a
+    /// whole, and so is this one when a retried operation sends it.
     async fn send(
         &self,
-        rb: reqwest::RequestBuilder,
+        build: impl Fn() -> reqwest::RequestBuilder,
         verb: &'static str,
         object: &str,
     ) -> Result<reqwest::Response, Error> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let last = attempt >= SMALL_ATTEMPTS;
-            let Some(this) = (if last { None } else { rb.try_clone() }) else {
-                return rb.send().await.map_err(|e| transport(verb, object, e));
-            };
-            match this.send().await {
-                Ok(r)
-                    if !(r.status() == StatusCode::TOO_MANY_REQUESTS
-                        || r.status().is_server_error()) =>
-                {
-                    return Ok(r)
+        let sent = retry::run(self.small_policy(), &format!("{verb} `{object}`"), |_| {
+            let request = build();
+            async move {
+                match request.send().await {
+                    // Throttling and server errors pass; anything else is the answer.
+                    Ok(r) if r.status() == 429 || r.status().is_server_error() => {
+                        match retry_after(r.headers()) {
+                            Some(after) => retry::Outcome::TransientAfter(Failed::Reply(r), after),
+                            None => retry::Outcome::Transient(Failed::Reply(r)),
+                        }
+                    }
+                    Ok(r) => retry::Outcome::Done(r),
+                    Err(e) => retry::Outcome::Transient(Failed::Transport(e)),
                 }
-                Ok(r) => tracing::debug!(
-                    status = r.status().as_u16(),
-                    attempt,
-                    "{verb} {object}: retrying"
-                ),
-                Err(e) => tracing::debug!(attempt, error = %e, "{verb} {object}: retrying"),
             }
-            tokio::time::sleep(crate::aws::jittered(self.backoff, attempt)).await;
+        })
+        .await;
+        match sent {
+            Ok(r) | Err(Failed::Reply(r)) => Ok(r),
+            Err(Failed::Transport(e)) => Err(transport(verb, object, e)),
         }
     }
 
@@ -223,7 +224,10 @@ impl Registry {
         let url = self.url(&format!("/v2/{repo}/manifests/{reference}"))?;
         let resp = self
             .send(
-                self.request(method, url).header(ACCEPT, accept_all()),
+                || {
+                    self.request(method.clone(), url.clone())
+                        .header(ACCEPT, accept_all())
+                },
                 verb,
                 &object,
             )
@@ -307,9 +311,11 @@ impl Registry {
         let url = self.url(&format!("/v2/{repo}/manifests/{reference}"))?;
         let resp = self
             .send(
-                self.request(Method::PUT, url)
-                    .header(CONTENT_TYPE, &manifest.media_type)
-                    .body(manifest.bytes.clone()),
+                || {
+                    self.request(Method::PUT, url.clone())
+                        .header(CONTENT_TYPE, &manifest.media_type)
+                        .body(manifest.bytes.clone())
+                },
                 "put manifest",
                 &object,
             )
@@ -337,7 +343,11 @@ impl Registry {
         url: url::Url,
     ) -> Result<Option<(Vec<String>, Option<String>)>, Error> {
         let mut resp = self
-            .send(self.request(Method::GET, url), "list tags of", repo)
+            .send(
+                || self.request(Method::GET, url.clone()),
+                "list tags of",
+                repo,
+            )
             .await?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(None);
@@ -370,7 +380,11 @@ impl Registry {
         checked_digest(&object, digest)?;
         let url = self.url(&format!("/v2/{repo}/blobs/{digest}"))?;
         let resp = self
-            .send(self.request(Method::HEAD, url), "check blob", &object)
+            .send(
+                || self.request(Method::HEAD, url.clone()),
+                "check blob",
+                &object,
+            )
             .await?;
         match resp.status() {
             StatusCode::NOT_FOUND => Ok(false),
@@ -432,7 +446,8 @@ impl Registry {
         })
     }
 
-    /// Ask the registry to mount a blob from another repository of the same registry.
+    /// Ask the registry to mount a blob from another repository of the same registry. One attempt: a
+    /// mount opens a blob transfer, and the transfer is what is retried, as a whole.
     pub(super) async fn mount(&self, repo: &str, digest: &str, from: &str) -> Result<Mount, Error> {
         let object = format!("{repo}@{digest}");
         checked_digest(&object, digest)?;
@@ -441,12 +456,11 @@ impl Registry {
             .append_pair("mount", digest)
             .append_pair("from", from);
         let resp = self
-            .send(
-                self.request(Method::POST, url).header(CONTENT_LENGTH, 0),
-                "mount blob",
-                &object,
-            )
-            .await?;
+            .request(Method::POST, url)
+            .header(CONTENT_LENGTH, 0)
+            .send()
+            .await
+            .map_err(|e| transport("mount blob", &object, e))?;
         match resp.status() {
             StatusCode::CREATED => Ok(Mount::Mounted),
             StatusCode::ACCEPTED => Ok(Mount::Upload(self.location(
@@ -459,18 +473,18 @@ impl Registry {
         }
     }
 
-    /// Open an upload session.
+    /// Open an upload session. One attempt: the transfer it opens is what is retried, as a whole, in a
+    /// fresh session.
     pub(super) async fn start_upload(&self, repo: &str, digest: &str) -> Result<url::Url, Error> {
         let object = format!("{repo}@{digest}");
         checked_digest(&object, digest)?;
         let url = self.url(&format!("/v2/{repo}/blobs/uploads/"))?;
         let resp = self
-            .send(
-                self.request(Method::POST, url).header(CONTENT_LENGTH, 0),
-                "start upload of",
-                &object,
-            )
-            .await?;
+            .request(Method::POST, url)
+            .header(CONTENT_LENGTH, 0)
+            .send()
+            .await
+            .map_err(|e| transport("start upload of", &object, e))?;
         if resp.status() != StatusCode::ACCEPTED {
             return Err(status_error("start upload of", &object, resp).await);
         }
@@ -540,6 +554,25 @@ impl Registry {
         }
         Ok(sent.load(Ordering::Relaxed))
     }
+}
+
+/// Why an attempt of a small request did not give the caller its reply.
+#[derive(Debug, thiserror::Error)]
+enum Failed {
+    /// A reply worth another attempt (429, 5xx); the caller gets the last one.
+    #[error("HTTP {}", .0.status())]
+    Reply(reqwest::Response),
+    #[error(transparent)]
+    Transport(reqwest::Error),
+}
+
+/// A `Retry-After` in seconds (registries send seconds, not dates; a date is ignored).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    header(headers, "retry-after")?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
 }
 
 /// End a byte stream with a `TimedOut` error when the next piece takes longer than `stall`.
@@ -872,6 +905,65 @@ mod tests {
         .unwrap();
         let err = gone.blob_exists("app", &digest).await.unwrap_err();
         assert!(matches!(err, Error::Transport { .. }), "{err}");
+    }
+
+    /// Retries never nest: a blob push whose upload session keeps failing opens exactly
+    /// [`SMALL_ATTEMPTS`] sessions (the session's POST is not retried inside the push's retries, which
+    /// made 25), and one whose upload keeps failing sends one PATCH per session.
+    #[tokio::test]
+    async fn a_failing_blob_push_costs_one_session_per_attempt() {
+        let blob = crate::registry::artifact::Blob::new(
+            Bytes::from_static(b"marker config"),
+            "application/json",
+        );
+        let count = |seen: &Seen, method: &str| {
+            seen.lock()
+                .unwrap()
+                .iter()
+                .filter(|(m, _, _)| m == method)
+                .count()
+        };
+        let options = Options {
+            backoff: Duration::from_millis(1),
+            ..Options::default()
+        };
+        let (base, seen) = serve("127.0.0.1", |_, path: &str| match path {
+            p if p.ends_with("/blobs/uploads/") => reply(500, &[], "{}"),
+            _ => reply(404, &[], ""),
+        })
+        .await;
+        let reg = Registry::new(base, Some(TOKEN), &options).unwrap();
+        let err = reg.push_blob("app", &blob).await.unwrap_err();
+        assert!(matches!(err, Error::Status { status: 500, .. }), "{err}");
+        assert_eq!(count(&seen, "POST"), SMALL_ATTEMPTS as usize);
+        assert_eq!(count(&seen, "HEAD"), 1, "the presence check is made once");
+
+        let (base, seen) = serve("127.0.0.1", |_, path: &str| match path {
+            p if p.ends_with("/blobs/uploads/") => {
+                reply(202, &[("location", "/v2/app/blobs/uploads/s1".into())], "")
+            }
+            p if p.ends_with("/uploads/s1") => reply(503, &[], "{}"),
+            _ => reply(404, &[], ""),
+        })
+        .await;
+        let reg = Registry::new(base, Some(TOKEN), &options).unwrap();
+        let err = reg.push_blob("app", &blob).await.unwrap_err();
+        assert!(matches!(err, Error::Status { status: 503, .. }), "{err}");
+        assert_eq!(count(&seen, "POST"), SMALL_ATTEMPTS as usize);
+        assert_eq!(count(&seen, "PATCH"), SMALL_ATTEMPTS as usize);
+    }
+
+    #[test]
+    fn a_retry_after_is_read_in_seconds() {
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert("retry-after", " 3 ".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+        h.insert(
+            "retry-after",
+            "Wed, 21 Oct 2026 07:28:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&h), None);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use super::archive;
 use super::client::{Mount, Options, Registry};
 use super::error::Error;
 use super::manifest::{Descriptor, Manifest, Parsed};
+use crate::retry;
 
 /// A child manifest of an index is an image; deeper nesting is not something images do.
 const MAX_DEPTH: usize = 2;
@@ -192,7 +193,9 @@ fn copy_tree<'a>(
     })
 }
 
-/// Bring one blob into the target: present, mounted, or streamed (retried with a fresh session).
+/// Bring one blob into the target: present, mounted, or streamed. A failed transfer is tried again as a
+/// whole (a new mount or session, the source read again) under the options' `attempts` and `backoff`;
+/// its requests are sent once inside it.
 async fn copy_blob(
     source: &Source,
     target: &Target,
@@ -203,39 +206,45 @@ async fn copy_blob(
     if reg.blob_exists(repo, &blob.digest).await? {
         return Ok(BlobOutcome::Present);
     }
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let result = async {
-            let session = match source {
-                Source::Registry {
-                    registry,
-                    repo: from,
-                } if options.mount && registry.base() == reg.base() && from != repo => {
-                    match reg.mount(repo, &blob.digest, from).await? {
-                        Mount::Mounted => return Ok(BlobOutcome::Mounted),
-                        Mount::Upload(location) => location,
-                    }
-                }
-                _ => reg.start_upload(repo, &blob.digest).await?,
-            };
-            let body = source.blob(&blob.digest, blob.size).await?;
-            let n = reg
-                .upload(session, repo, &blob.digest, blob.size, body)
-                .await?;
-            tracing::debug!(digest = %blob.digest, bytes = n, "blob copied");
-            Ok(BlobOutcome::Copied(n))
-        }
-        .await;
-        match result {
-            Ok(o) => return Ok(o),
-            Err(e) if attempt < options.attempts.max(1) && retryable(&e) => {
-                tracing::warn!(digest = %blob.digest, attempt, error = %e, "blob copy failed; retrying");
-                tokio::time::sleep(crate::aws::jittered(options.backoff, attempt)).await;
+    let policy =
+        retry::Policy::new(options.attempts, options.backoff).log_retries_at(tracing::Level::WARN);
+    let what = format!("blob copy `{repo}@{}`", blob.digest);
+    retry::run(policy, &what, |_| async {
+        retry::Outcome::classify(
+            transfer_blob(source, target, &blob, options).await,
+            retryable,
+        )
+    })
+    .await
+}
+
+/// One transfer of a blob the target lacks: a mount when source and target are one registry, else a
+/// session that streams the source's bytes.
+async fn transfer_blob(
+    source: &Source,
+    target: &Target,
+    blob: &Descriptor,
+    options: &Options,
+) -> Result<BlobOutcome, Error> {
+    let (reg, repo) = (&target.registry, target.repo.as_str());
+    let session = match source {
+        Source::Registry {
+            registry,
+            repo: from,
+        } if options.mount && registry.base() == reg.base() && from != repo => {
+            match reg.mount(repo, &blob.digest, from).await? {
+                Mount::Mounted => return Ok(BlobOutcome::Mounted),
+                Mount::Upload(location) => location,
             }
-            Err(e) => return Err(e),
         }
-    }
+        _ => reg.start_upload(repo, &blob.digest).await?,
+    };
+    let body = source.blob(&blob.digest, blob.size).await?;
+    let n = reg
+        .upload(session, repo, &blob.digest, blob.size, body)
+        .await?;
+    tracing::debug!(digest = %blob.digest, bytes = n, "blob copied");
+    Ok(BlobOutcome::Copied(n))
 }
 
 /// Worth another attempt: transport failures, throttling and server errors.

@@ -9,10 +9,11 @@ use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 
 use super::artifact::Blob;
-use super::client::{Registry, SMALL_ATTEMPTS};
+use super::client::Registry;
 use super::copy::retryable;
 use super::error::Error;
 use super::http::{checked_digest, same_origin};
+use crate::retry::{self, Outcome};
 
 /// Pages of a tag listing followed at most.
 pub const MAX_TAG_PAGES: usize = 50;
@@ -63,49 +64,43 @@ impl Registry {
     }
 
     /// Push a blob held in memory unless the repository has it. Returns whether bytes were sent. A
-    /// failed upload (a dropped connection, throttling, a 5xx) is tried again in a fresh session, up to
-    /// [`SMALL_ATTEMPTS`] times: the bytes are at hand, and a session left unused expires.
+    /// failed upload (a dropped connection, throttling, a 5xx) is tried again as a whole, in a fresh
+    /// session, under [`Registry::small_policy`]: the bytes are at hand, and a session left unused
+    /// expires. The session's requests are not retried on their own inside it, so a blob costs at most
+    /// [`SMALL_ATTEMPTS`](super::client::SMALL_ATTEMPTS) sessions.
     pub async fn push_blob(&self, repo: &str, blob: &Blob) -> Result<bool, Error> {
         if self.blob_exists(repo, &blob.digest).await? {
             return Ok(false);
         }
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let result = async {
-                let location = self.start_upload(repo, &blob.digest).await?;
-                let body = stream::iter([Ok(blob.bytes.clone())]).boxed();
-                self.upload(location, repo, &blob.digest, blob.bytes.len() as u64, body)
-                    .await
-            }
-            .await;
-            match result {
-                Ok(_) => return Ok(true),
-                Err(e) if attempt < SMALL_ATTEMPTS && retryable(&e) => {
-                    tracing::debug!(digest = %blob.digest, attempt, error = %e, "blob upload failed; retrying");
-                    tokio::time::sleep(crate::aws::jittered(self.backoff(), attempt)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let what = format!("blob upload `{repo}@{}`", blob.digest);
+        retry::run(self.small_policy(), &what, |_| async {
+            Outcome::classify(self.push_blob_once(repo, blob).await, retryable)
+        })
+        .await?;
+        Ok(true)
+    }
+
+    /// One upload session for an in-memory blob: open, send, close.
+    async fn push_blob_once(&self, repo: &str, blob: &Blob) -> Result<u64, Error> {
+        let location = self.start_upload(repo, &blob.digest).await?;
+        let body = stream::iter([Ok(blob.bytes.clone())]).boxed();
+        self.upload(location, repo, &blob.digest, blob.bytes.len() as u64, body)
+            .await
     }
 
     /// A small blob, whole: at most `max` bytes, checked against its digest. A read that fails on the
-    /// way (a dropped connection, throttling, a 5xx) is started again, up to [`SMALL_ATTEMPTS`] times.
+    /// way (a dropped connection, throttling, a 5xx) is started again under [`Registry::small_policy`].
     pub async fn read_blob(&self, repo: &str, digest: &str, max: usize) -> Result<Bytes, Error> {
         let object = format!("{repo}@{digest}");
         checked_digest(&object, digest)?;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.read_blob_once(repo, digest, &object, max).await {
-                Err(e) if attempt < SMALL_ATTEMPTS && retryable(&e) => {
-                    tracing::debug!(%object, attempt, error = %e, "blob read failed; retrying");
-                    tokio::time::sleep(crate::aws::jittered(self.backoff(), attempt)).await;
-                }
-                result => return result,
-            }
-        }
+        let what = format!("blob read `{object}`");
+        retry::run(self.small_policy(), &what, |_| async {
+            Outcome::classify(
+                self.read_blob_once(repo, digest, &object, max).await,
+                retryable,
+            )
+        })
+        .await
     }
 
     async fn read_blob_once(

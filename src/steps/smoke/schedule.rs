@@ -1,5 +1,5 @@
 //! When to try again, and when to stop: the pure timing rules of the smoke step, apart from the I/O so
-//! they can be tested as plain functions.
+//! they can be tested as plain functions. The backoff between attempts is the retry policy's.
 //!
 //! The bound the step promises: an attempt starts only while the budget lasts, and every attempt is
 //! itself cut off after one request timeout, so the checks end at most one request timeout after
@@ -10,9 +10,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// How long to wait before the attempt after `attempts_done` failed ones, or `None` when the budget
-/// (ending at `deadline`) is spent. The delay is jittered exponential backoff from `base`, shortened so
-/// that the next attempt still starts at the deadline at the latest: the last chance is never skipped
-/// because a long backoff happened to overshoot.
+/// (ending at `deadline`) is spent. The delay is the binary's one backoff ([`crate::retry::Policy`] from
+/// `base`), shortened so that the next attempt still starts at the deadline at the latest: the last
+/// chance is never skipped because a long backoff happened to overshoot. The checks are bounded by
+/// their time budget, not by a count, and every attempt is kept for the report, so they schedule their
+/// own attempts rather than going through `retry::run`.
 pub fn retry_delay(
     attempts_done: u32,
     now: Instant,
@@ -22,7 +24,7 @@ pub fn retry_delay(
     if now >= deadline {
         return None;
     }
-    let backoff = crate::aws::jittered(base, attempts_done.max(1));
+    let backoff = crate::retry::Policy::new(u32::MAX, base).delay(attempts_done.max(1));
     Some(backoff.min(deadline - now))
 }
 

@@ -4,7 +4,7 @@
 //!
 //! Retries: a write sent twice may create twice, so a step is sent once. The only exception is a
 //! connection that could not be made (no byte of the request left the runner): that attempt is repeated
-//! up to [`CONNECT_ATTEMPTS`] times with the checks' backoff. A timeout or a reply of any status is final.
+//! up to [`CONNECT_ATTEMPTS`] times through [`crate::retry`], the checks' interval doubling. A timeout or a reply of any status is final.
 //!
 //! Secrets: the report keeps paths and expectations as configured (`/products/{id}`) and the names of
 //! captured values, never the values; a header value filled from a capture is masked before it is sent.
@@ -12,7 +12,7 @@
 //! APIs: plain HTTP(S) to the app (reqwest).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::header::HeaderValue;
@@ -24,6 +24,7 @@ use super::redact::Redactor;
 use super::result::{SequenceResult, StepOutcome, StepResult};
 use crate::config::{fill, fill_json, Sequence, Smoke, Step, Writes};
 use crate::github::commands;
+use crate::retry;
 
 /// Requests a step makes at most when its connection cannot be made.
 pub const CONNECT_ATTEMPTS: u32 = 3;
@@ -269,26 +270,41 @@ fn prepare(
     Ok(check)
 }
 
-/// Send a step: once, or again only while the connection could not be made.
+/// Send a step: once, or again only while the connection could not be made (up to
+/// [`CONNECT_ATTEMPTS`], the checks' `retry-interval` doubling, unjittered). Returns the requests made.
 async fn send(
     cfg: &Smoke,
     client: &reqwest::Client,
     check: &Check,
     redact: &Redactor,
 ) -> (super::result::Attempt, Option<Vec<u8>>, u32) {
-    let mut n = 0;
-    loop {
-        n += 1;
-        let ex = check::exchange(client, check, cfg.request_timeout, redact).await;
-        if !ex.not_connected || n >= CONNECT_ATTEMPTS {
-            return (ex.attempt, ex.body, n);
+    let policy = retry::Policy::new(CONNECT_ATTEMPTS, cfg.retry_interval)
+        .without_jitter()
+        .log_retries_at(tracing::Level::INFO);
+    let made = AtomicU32::new(0);
+    let what = format!("step `{}`", check.name);
+    let ex = retry::run(policy, &what, |n| {
+        made.store(n, Ordering::Relaxed);
+        async {
+            let ex = check::exchange(client, check, cfg.request_timeout, redact).await;
+            if ex.not_connected {
+                retry::Outcome::Transient(NotConnected(ex))
+            } else {
+                retry::Outcome::Done(ex)
+            }
         }
-        let delay = cfg
-            .retry_interval
-            .saturating_mul(1 << (n - 1))
-            .min(Duration::from_secs(30));
-        tracing::info!(step = %check.name, "could not connect; nothing was sent, trying again");
-        tokio::time::sleep(delay).await;
+    })
+    .await
+    .unwrap_or_else(|NotConnected(ex)| ex);
+    (ex.attempt, ex.body, made.load(Ordering::Relaxed))
+}
+
+/// An exchange whose connection could not be made: nothing was sent, so it may be sent again.
+struct NotConnected(check::Exchange);
+
+impl std::fmt::Display for NotConnected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("could not connect; nothing was sent")
     }
 }
 
