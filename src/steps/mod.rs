@@ -10,6 +10,7 @@ pub mod frontend;
 pub mod image;
 pub mod lb;
 pub mod logs;
+pub mod migrate;
 pub mod release;
 pub mod signals;
 pub mod smoke;
