@@ -101,6 +101,13 @@ pub enum Error {
     /// `command: rollback`: the release to go back to names an image the repository no longer has.
     #[error("the image `{repository}@{digest}` of the release to roll back to is no longer in the repository, so this rollback changed nothing")]
     DigestGone { repository: String, digest: String },
+    /// The migration gate failed (before the service update); its own message, hint and section.
+    #[error("{message}")]
+    Migration {
+        message: String,
+        hint: String,
+        anchor: Option<&'static str>,
+    },
     #[error("invalid `revision` `{0}`: expected a task definition ARN, `family:revision` or a revision number")]
     BadRevision(String),
 }
@@ -167,6 +174,7 @@ impl crate::error::Diagnose for Error {
             Error::RollbackFailed { .. } => "the service may be down: check it in the ECS console and deploy a known-good revision (`command: rollback` with `revision`)".into(),
             Error::NoPreviousRevision { .. } => "give the revision to go back to with `revision` (ARN, `family:revision` or a number)".into(),
             Error::DigestGone { .. } => "push that image again (or restore it), or give the revision to go back to with `revision`".into(),
+            Error::Migration { hint, .. } => hint.clone(),
             Error::BadRevision(_) => "write `revision` as `arn:aws:ecs:...:task-definition/family:12`, `family:12` or `12`".into(),
         }
     }
@@ -194,6 +202,7 @@ impl crate::error::Diagnose for Error {
             Error::Timeout { .. } => troubleshooting!("rollout-timeout"),
             Error::Superseded { .. } | Error::NotOurs { .. } => troubleshooting!("superseded"),
             Error::RollbackFailed { .. } => troubleshooting!("rollback-failed"),
+            Error::Migration { anchor, .. } => *anchor,
             Error::NoPreviousRevision { .. }
             | Error::BadRevision { .. }
             | Error::DigestGone { .. } => {

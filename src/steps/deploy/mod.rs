@@ -37,7 +37,7 @@ pub use service::{health as service_health, Deployed};
 use crate::config::Config;
 use crate::github::commands;
 use crate::report::section::{Outcome, Timeline};
-use crate::steps::{image, Clients};
+use crate::steps::{image, migrate, Clients};
 use report::short;
 
 /// `family:revision` of a task-definition ARN.
@@ -61,6 +61,18 @@ pub struct Prepared {
     update: bool,
     target: wait::Target,
     seen_events: HashSet<String>,
+    /// How the service runs its tasks, and the containers whose image is swapped: what a migration
+    /// task copies.
+    network: migrate::ServiceNetwork,
+    containers: Vec<String>,
+}
+
+impl Prepared {
+    /// What the migration's preflight reads: the service's network, the definition the new tasks run,
+    /// the deployed containers.
+    pub fn migration_inputs(&self) -> (&migrate::ServiceNetwork, &Value, &[String]) {
+        (&self.network, &self.rendered, &self.containers)
+    }
 }
 
 // ---------------------------------------------------------------- prepare
@@ -230,17 +242,21 @@ async fn prepare_inner(
             .filter_map(|lb| lb.target_group_arn().map(str::to_string))
             .collect(),
         grace_period: svc.health_check_grace_period_seconds(),
+        network: migrate::ServiceNetwork::of(&svc),
+        containers,
     })
 }
 
 // ---------------------------------------------------------------- apply
 
-/// Apply the plan: register the revision, update the service, wait; on a failed rollout roll
-/// back (when enabled). The section's outcome says how it ended (deployed, no change, rolled back, ...).
+/// Apply the plan: register the revision, run the migration (when planned) with it, update the
+/// service, wait; on a failed rollout roll back (when enabled). The section's outcome says how it
+/// ended (deployed, no change, rolled back, ...).
 pub async fn apply(
     clients: &Clients,
     cfg: &Config,
     prepared: Prepared,
+    migration: Option<(&migrate::MigratePlan, &mut migrate::MigrationReport)>,
     section: &mut BackendReport,
     timeline: &mut Timeline,
 ) -> Result<Deployed, Error> {
@@ -276,6 +292,19 @@ pub async fn apply(
         None => prepared.live_arn.clone(),
     };
     let changed = new_arn != prepared.live_arn;
+    // MIGRATION GATE: a failed migration stops here, before the service update; the new revision is
+    // left unused and the service runs what it ran.
+    if let Some((plan, report)) = migration {
+        if let Err(e) = migrate::run(clients, plan, &new_arn, report, timeline).await {
+            section.task_definition_arn = Some(prepared.live_arn.clone());
+            section.outcome = BackendOutcome::Failed { rolled_back: false };
+            return Err(Error::Migration {
+                message: e.to_string(),
+                hint: crate::error::Diagnose::hint(&e),
+                anchor: crate::error::Diagnose::anchor(&e),
+            });
+        }
+    }
     let deployment_id = match service::update(
         &clients.ecs,
         cfg,
