@@ -418,3 +418,58 @@ fn the_quick_start_and_the_sample_file_show_the_migration() {
         );
     }
 }
+
+/// A promotion runs prod's migration with prod's new revision, which names the promoted digest in prod's
+/// repository, before prod's service update.
+#[test]
+fn a_promotion_runs_prods_migration_with_the_promoted_digest() {
+    use common::pipeline::{Release, SHA as RELEASE_SHA};
+    let r = Release::new("migrate", 2);
+    let deploy = r
+        .deploy_action(&r.moto.endpoint, &r.stage.endpoint, &r.registry.url)
+        .run_within(Duration::from_secs(120));
+    assert_eq!(deploy.output("status"), "deployed", "{}", deploy.dump());
+    assert_eq!(r.stage.count("RunTask"), 0, "stage has no `migrate:`");
+    let config = r.config().replace(
+        "    frontend: { bucket: ",
+        "    migrate: { command: [alembic, upgrade, head] }\n    frontend: { bucket: ",
+    );
+    // Only prod's entry gains it (stage's frontend has a `dir`, prod's has none).
+    let config = config.replacen(
+        "    migrate: { command: [alembic, upgrade, head] }\n    frontend: { bucket: ",
+        "    frontend: { bucket: ",
+        1,
+    );
+    assert_eq!(config.matches("migrate:").count(), 1, "{config}");
+    let res = r
+        .promote_action(&r.moto.endpoint, &r.prod.endpoint, &r.registry.url)
+        .file(".github/cloudshop-deploy.yml", &config)
+        .run_within(Duration::from_secs(120));
+    assert_eq!(res.output("status"), "deployed", "{}", res.dump());
+    let calls = r.prod.calls();
+    let run_task = position(&calls, "RunTask").expect("prod's migration ran");
+    assert!(
+        run_task < position(&calls, "UpdateService").expect("updated"),
+        "{calls:?}"
+    );
+    let body = &r.prod.bodies("RunTask")[0];
+    assert_eq!(body["cluster"], "prod-cluster");
+    assert_eq!(body["taskDefinition"], REV3);
+    let td = r.prod.task_definition(REV3).unwrap();
+    assert_eq!(
+        td["containerDefinitions"][0]["image"],
+        format!(
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/{}@{}",
+            r.prod_repo,
+            res.output("promoted-digest")
+        )
+        .as_str()
+    );
+    let tags = body["tags"].as_array().expect("tags");
+    assert!(
+        tags.iter()
+            .any(|t| t["key"] == "cloudshop-deploy:sha" && t["value"] == RELEASE_SHA),
+        "{tags:?}"
+    );
+    assert_eq!(res.output("migration-exit-code"), "0");
+}
