@@ -110,12 +110,7 @@ pub async fn run(
     section.duration_seconds = Some(started.elapsed().as_secs_f64());
     match &result {
         Ok(()) => section.outcome = MigrationOutcome::Succeeded,
-        Err(e) => {
-            section.outcome = MigrationOutcome::Failed(e.to_string());
-            for l in &section.last_lines {
-                tracing::error!("migration: {l}");
-            }
-        }
+        Err(e) => section.outcome = MigrationOutcome::Failed(e.to_string()),
     }
     timeline.record("migration", started, Outcome::of(&result));
     result

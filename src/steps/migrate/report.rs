@@ -143,3 +143,63 @@ impl Section for MigrationReport {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_migration_shows_its_task_its_fix_and_its_last_lines() {
+        let r = MigrationReport {
+            cluster: "stage-cluster".into(),
+            container: "backend".into(),
+            command: vec!["alembic".into(), "upgrade".into(), "head".into()],
+            task_definition_arn: Some(
+                "arn:aws:ecs:us-east-1:1:task-definition/cloudshop-backend:3".into(),
+            ),
+            network: vec!["subnets subnet-1".into(), "launch type FARGATE".into()],
+            outcome: MigrationOutcome::Failed("exit 1".into()),
+            task_arn: Some("arn:aws:ecs:us-east-1:1:task/stage-cluster/abc".into()),
+            exit_code: Some(1),
+            stopped_reason: Some("Essential container in task exited".into()),
+            duration_seconds: Some(12.34),
+            stopped_by_run: None,
+            last_lines: vec!["ok".into(), "boom ~~~ `x`".into()],
+            lines_read: 40,
+            causes: vec![Cause {
+                what: "w".into(),
+                fix: "f".into(),
+            }],
+        };
+        let mut md = String::new();
+        r.summary(&mut md);
+        assert_eq!(
+            md,
+            "### Migration\n\n| | |\n|---|---|\n\
+             | command | `alembic upgrade head` |\n\
+             | cluster / container | `stage-cluster` / `backend` |\n\
+             | revision | `cloudshop-backend:3` |\n\
+             | network | subnets subnet-1, launch type FARGATE |\n\
+             | outcome | failed: exit 1 |\n\
+             | task | `arn:aws:ecs:us-east-1:1:task/stage-cluster/abc` |\n\
+             | exit code | 1 |\n\
+             | duration | 12.3 s |\n\
+             | stop reason | Essential container in task exited |\n\n\
+             - w: f\n\n\
+             <details><summary>Last log lines (2 of 40)</summary>\n\n~~~~text\nok\nboom ~ ~ ~ `x`\n~~~~\n\n</details>\n\n"
+        );
+        let mut out = Vec::new();
+        r.outputs(&mut out);
+        assert_eq!(
+            out,
+            vec![
+                ("migration-exit-code".to_string(), "1".to_string()),
+                (
+                    "migration-task-arn".to_string(),
+                    "arn:aws:ecs:us-east-1:1:task/stage-cluster/abc".to_string()
+                ),
+            ]
+        );
+        assert_eq!(r.running_task(), None);
+    }
+}
