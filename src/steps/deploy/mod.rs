@@ -262,7 +262,7 @@ pub async fn apply(
 ) -> Result<Deployed, Error> {
     let b = &cfg.backend;
     let started = Instant::now();
-    let group = commands::group("Backend deploy");
+    let mut group = commands::group("Backend deploy");
     if !prepared.update {
         tracing::info!("no change: the service already runs this image");
         section.outcome = BackendOutcome::NoChange;
@@ -295,7 +295,11 @@ pub async fn apply(
     // MIGRATION GATE: a failed migration stops here, before the service update; the new revision is
     // left unused and the service runs what it ran.
     if let Some((plan, report)) = migration {
-        if let Err(e) = migrate::run(clients, plan, &new_arn, report, timeline).await {
+        // The runner does not nest groups: the migration's lines get their own.
+        group.end();
+        let result = migrate::run(clients, plan, &new_arn, report, timeline).await;
+        group = commands::group("Backend deploy");
+        if let Err(e) = result {
             section.task_definition_arn = Some(prepared.live_arn.clone());
             section.outcome = BackendOutcome::Failed { rolled_back: false };
             return Err(Error::Migration {
