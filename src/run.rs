@@ -370,8 +370,15 @@ async fn deploy_pipeline(
     )
     .await?;
     // MIGRATION PREFLIGHT: the container and the network checked, the task planned (a dry run shows it).
-    let (network, definition, containers) = prepared.migration_inputs();
-    let migration = migrate::prepare(cfg, network, definition, containers, &mut report.migration)?;
+    let (network, definition, containers, update) = prepared.migration_inputs();
+    let migration = migrate::prepare(
+        cfg,
+        network,
+        definition,
+        containers,
+        update,
+        &mut report.migration,
+    )?;
     crate::shutdown::snapshot(report);
     let mut frontend_plan = match &cfg.frontend {
         Some(f) => {

@@ -473,3 +473,30 @@ fn a_promotion_runs_prods_migration_with_the_promoted_digest() {
     );
     assert_eq!(res.output("migration-exit-code"), "0");
 }
+
+/// The service already runs the image: no change, and no migration.
+#[test]
+fn no_change_runs_no_migration() {
+    let moto = Moto::shared();
+    let digest = common::seed::seed_ecr(&moto, &moto.name(REPO), &[SHA], false);
+    let image = format!(
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/{}@{digest}",
+        moto.name(REPO)
+    );
+    let w = World {
+        sim: EcsSim::start_with(
+            Seed {
+                containers: vec![("backend".into(), image)],
+                ..Seed::default()
+            },
+            Scenario::Succeed { after: 1 },
+        ),
+        moto,
+        digest,
+        group: String::new(),
+    };
+    let res = run(w.action(MIGRATE));
+    assert_eq!(res.output("status"), "no-change", "{}", res.dump());
+    assert!(w.sim.mutating_calls().is_empty(), "{:?}", w.sim.calls());
+    assert!(!res.summary.contains("### Migration"), "{}", res.summary);
+}

@@ -69,9 +69,9 @@ pub struct Prepared {
 
 impl Prepared {
     /// What the migration's preflight reads: the service's network, the definition the new tasks run,
-    /// the deployed containers.
-    pub fn migration_inputs(&self) -> (&migrate::ServiceNetwork, &Value, &[String]) {
-        (&self.network, &self.rendered, &self.containers)
+    /// the deployed containers, and whether the service will be updated (else no migration runs).
+    pub fn migration_inputs(&self) -> (&migrate::ServiceNetwork, &Value, &[String], bool) {
+        (&self.network, &self.rendered, &self.containers, self.update)
     }
 }
 

@@ -34,12 +34,15 @@ use crate::steps::Clients;
 
 /// The preflight of the migration, pure: `None` without `migrate:` (or for `rollback`). `definition`
 /// is the task definition the deploy will register (or reuse), `deployed` its containers whose image
-/// the deploy swaps (the default container). Fills `section` with the plan, also for a dry run.
+/// the deploy swaps (the default container). Fills `section` with the plan, also for a dry run. Without
+/// an `update` of the service (it already runs the image) the input is checked and nothing is planned:
+/// the migration ran with that image before.
 pub fn prepare(
     cfg: &Config,
     service: &ServiceNetwork,
     definition: &Value,
     deployed: &[String],
+    update: bool,
     section: &mut Option<MigrationReport>,
 ) -> Result<Option<MigratePlan>, Error> {
     let Some(m) = &cfg.migrate else {
@@ -74,6 +77,10 @@ pub fn prepare(
         run_tag: cfg.auth.session_name.clone(),
         sha_tag: cfg.backend.image_tag.clone().unwrap_or_default(),
     };
+    if !update {
+        tracing::info!("plan: no migration: the service already runs this image");
+        return Ok(None);
+    }
     let network = plan.service.describe();
     tracing::info!(
         "plan: run migration `{}` in container `{}` on cluster `{}` with the new revision of `{family}` ({}), before the service update, within {}",
