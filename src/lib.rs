@@ -36,6 +36,10 @@
 //!   - `steps/signals/`: what the post-deploy watch reads besides its checks (`compare`: the pure limits;
 //!     `metrics`: the target group's CloudWatch metrics; `loglines`: error lines in the log group;
 //!     `unreadable`: why a signal could not be read; `report`: the section).
+//!   - `steps/migrate/`: the migration gate between the new revision's registration and the service
+//!     update (`plan`: the preflight's pure decisions; `task`: RunTask, DescribeTasks, StopTask and the
+//!     streamed log lines; `report`: the section and outputs; `error`: errors and the causes in the
+//!     migration's lines).
 //!   - `steps/deploy_time`: where a finished rollout's time went (tasks' timestamps, service events),
 //!     with what could make it faster.
 //!   - a failed rollout's diagnosis: `steps/task_logs` (the stopped tasks' last log lines),

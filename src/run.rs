@@ -23,7 +23,7 @@ use crate::inputs::Inputs;
 use crate::report::{Report, Status};
 use crate::steps::deploy::{BackendOutcome, BackendReport};
 use crate::steps::smoke::SmokeReport;
-use crate::steps::{deploy, frontend, release, smoke, Clients};
+use crate::steps::{deploy, frontend, migrate, release, smoke, Clients};
 
 /// Run the action with the given environment variables; print outputs, summary and errors; return the
 /// process exit code.
@@ -50,6 +50,8 @@ where
 
     let mut report = Report::default();
     let mut cancelled_by = None;
+    // The run's clients outlive a cancelled pipeline, so the cancel can stop what it left running.
+    let clients_slot = std::sync::OnceLock::new();
     let result = match load(&env, &ctx) {
         Ok(cfg) => {
             report = Report::new(cfg.command.as_str(), &cfg.environment, cfg.dry_run);
@@ -57,12 +59,18 @@ where
             report.api_url = cfg.api_url.as_ref().map(url::Url::to_string);
             crate::shutdown::snapshot(&report);
             let result = tokio::select! {
-                result = execute(&cfg, &ctx, &env, &mut report) => result,
+                result = execute(&cfg, &ctx, &env, &clients_slot, &mut report) => result,
                 signal = cancel => {
                     cancelled_by = Some(signal);
                     Err(Cancelled(signal).into())
                 }
             };
+            // CANCEL UNDO: a migration task the dropped pipeline left running is stopped.
+            if let (Some(signal), Some(clients), Some(m)) =
+                (cancelled_by, clients_slot.get(), report.migration.as_mut())
+            {
+                migrate::stop_on_cancel(clients, m, signal).await;
+            }
             settle_smoke(&cfg, &mut report);
             result
         }
@@ -271,9 +279,11 @@ async fn execute(
     cfg: &Config,
     ctx: &Context,
     env: &BTreeMap<String, String>,
+    clients_slot: &std::sync::OnceLock<Clients>,
     report: &mut Report,
 ) -> Result<(), Error> {
     let clients = connect(cfg, ctx, env, report).await?;
+    let _ = clients_slot.set(clients.clone());
     crate::shutdown::snapshot(report);
     let settings = release::Settings::new(ctx, env);
     match cfg.command {

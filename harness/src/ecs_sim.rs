@@ -17,12 +17,16 @@
 //! Public API: [`EcsSim::start`] / [`EcsSim::start_with`] -> `endpoint`, [`EcsSim::calls`],
 //! [`EcsSim::mutating_calls`], [`EcsSim::service_task_definition`], [`EcsSim::task_definition`];
 //! [`EcsSim::set_timing`], [`EcsSim::append_text`], [`EcsSim::tasks`],
-//! [`EcsSim::service_deployment_statuses`].
+//! [`EcsSim::service_deployment_statuses`]; one-off tasks (`RunTask`, `StopTask`) in `run_task`, scripted
+//! with [`EcsSim::set_one_off`].
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+
+mod run_task;
+pub use run_task::{one_off_task_id, OneOff};
 
 /// Why the simulated tasks stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,6 +172,8 @@ pub struct Seed {
     /// How long each part of a successful rollout takes (seconds): with it, a completed deployment leaves
     /// RUNNING tasks with their timestamps, the old tasks stopped after draining, and the events of it.
     pub task_times: Option<TaskTimes>,
+    /// The service's `awsvpc` subnets and security groups (`None`: no network configuration).
+    pub network: Option<(Vec<String>, Vec<String>)>,
 }
 
 /// The parts of a simulated rollout, in seconds.
@@ -198,6 +204,10 @@ impl Default for Seed {
             log_group: None,
             target_group: None,
             task_times: None,
+            network: Some((
+                vec!["subnet-0a1".into(), "subnet-0b2".into()],
+                vec!["sg-0c3".into()],
+            )),
         }
     }
 }
@@ -284,6 +294,8 @@ struct State {
     append: String,
     /// The sim's epoch start, for `createdAt`/`startedAt`/`stoppingAt`/`stoppedAt` of modelled tasks.
     born: Instant,
+    /// Tasks started by `RunTask`.
+    one_offs: run_task::OneOffs,
 }
 
 fn td_arn(family: &str, rev: u32) -> String {
@@ -415,6 +427,7 @@ impl State {
             stopping: Vec::new(),
             append: String::new(),
             born: Instant::now(),
+            one_offs: run_task::OneOffs::default(),
         }
     }
 
@@ -640,7 +653,12 @@ impl State {
             .len()
             .saturating_sub(if self.sd_lag > 0 { 1 } else { 0 });
         let current = self.sds[..shown].last().map(|s| s.arn.clone());
+        let network = self.seed.network.as_ref().map(|(subnets, groups)| {
+            json!({"awsvpcConfiguration": {"subnets": subnets, "securityGroups": groups,
+                   "assignPublicIp": "DISABLED"}})
+        });
         json!({
+            "networkConfiguration": network, "platformVersion": "LATEST",
             "currentServiceDeployment": current,
             "loadBalancers": load_balancers, "healthCheckGracePeriodSeconds": 0,
             "serviceArn": self.service_arn(), "serviceName": self.seed.service, "clusterArn": self.cluster_arn(),
@@ -1238,7 +1256,23 @@ fn handle(st: &mut State, op: &str, body: &Value) -> (u16, Value) {
                     .filter(|t| wanted.contains(&t.arn.as_str()))
                     .map(|t| st.task_json(t)),
             );
+            let cluster = st.cluster_arn();
+            tasks.extend(st.one_offs.describe(&wanted, &cluster));
             (200, json!({"tasks": tasks, "failures": []}))
+        }
+        "RunTask" => {
+            if !cluster_ok(st) {
+                return error("ClusterNotFoundException", "Cluster not found.");
+            }
+            let td = st
+                .find_td(body["taskDefinition"].as_str().unwrap_or(""))
+                .cloned();
+            let cluster = st.cluster_arn();
+            st.one_offs.run_task(body, td.as_ref(), &cluster)
+        }
+        "StopTask" => {
+            let cluster = st.cluster_arn();
+            st.one_offs.stop(body, &cluster)
         }
         "ListTaskDefinitions" => {
             let prefix = body["familyPrefix"].as_str().unwrap_or("");
@@ -1443,6 +1477,11 @@ impl EcsSim {
     /// How many times `op` was called.
     pub fn count(&self, op: &str) -> usize {
         self.calls().iter().filter(|c| *c == op).count()
+    }
+
+    /// How the tasks `RunTask` starts go (default: exit 0 after two polls).
+    pub fn set_one_off(&self, script: OneOff) {
+        self.state.lock().unwrap().one_offs.script = script;
     }
 
     /// Another deploy (outside the action) points the service at revision 1 after `describes`

@@ -8,7 +8,7 @@
 //! Layout: `schema` is the file as written, `validate` the single-value parsers, `error` the error type,
 //! `sources` what every builder reads, `template` and `jsonpath` the placeholders and captures of
 //! write sequences, `command` the `command` input, and one builder per part (`auth`,
-//! `backend`, `check`, `smoke`, `sequence`, `frontend`, `promote`), each next to the type it builds; [`build`] runs them in
+//! `backend`, `check`, `smoke`, `sequence`, `frontend`, `promote`, `migrate`), each next to the type it builds; [`build`] runs them in
 //! order. The parts import the leaves, never this module.
 
 mod auth;
@@ -18,6 +18,7 @@ mod command;
 mod error;
 mod frontend;
 mod jsonpath;
+mod migrate;
 mod promote;
 mod schema;
 mod sequence;
@@ -40,6 +41,7 @@ pub use command::Command;
 pub use error::Error;
 pub use frontend::{CacheRules, ExcludeGlobs, Frontend};
 pub use jsonpath::JsonPath;
+pub use migrate::{Migrate, MigrateFile};
 pub use promote::Promote;
 pub use schema::{
     CacheRule, CheckFile, CorsFile, EnvironmentFile, FileConfig, FrontendFile, JsonExpect,
@@ -76,6 +78,8 @@ pub struct Config {
     pub frontend: Option<Frontend>,
     /// Source of a promotion.
     pub promote: Option<Promote>,
+    /// The migration task run before the service update (never for `rollback`).
+    pub migrate: Option<Migrate>,
     /// An OCI layout / docker-save tarball to push before deploying.
     pub image_archive: Option<PathBuf>,
     /// Where users reach the frontend (the `website-url` output): `website-url`, else the S3 website
@@ -202,6 +206,7 @@ pub fn build(inputs: &Inputs, file: &FileConfig, ctx: &Context) -> Result<Config
         Command::Promote => Some(promote::build(&src, &region)?),
         Command::Deploy | Command::Rollback => None,
     };
+    let migrate = migrate::build(env.migrate.as_ref(), command)?;
     let image_archive = inputs
         .image_archive
         .as_deref()
@@ -231,6 +236,7 @@ pub fn build(inputs: &Inputs, file: &FileConfig, ctx: &Context) -> Result<Config
         signals,
         frontend,
         promote,
+        migrate,
         image_archive,
         website_url,
         api_url,

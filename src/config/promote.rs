@@ -67,18 +67,15 @@ pub(super) fn build(src: &Sources, region: &str) -> Result<Promote, Error> {
 
 /// `promote.require` of the target environment, checked against the gates a marker records.
 fn required_gates(src: &Sources) -> Result<Vec<String>, Error> {
-    let known = crate::steps::release::recorded_gates();
+    use crate::registry::artifact::{DEFAULT_REQUIRED, RECORDED_GATES as known};
     let Some(list) = src.env.promote.as_ref().and_then(|p| p.require.clone()) else {
-        return Ok(crate::steps::release::DEFAULT_REQUIRED
-            .iter()
-            .map(|s| s.to_string())
-            .collect());
+        return Ok(DEFAULT_REQUIRED.iter().map(|s| s.to_string()).collect());
     };
     for g in &list {
         if !known.contains(&g.as_str()) {
             return Err(invalid(
                 "promote.require",
-                &format!(
+                format!(
                     "`{g}` is not a gate a release records (one of: {})",
                     known.join(", ")
                 ),

@@ -59,6 +59,8 @@ pub struct EnvironmentFile {
     pub frontend: Option<FrontendFile>,
     pub smoke: Option<SmokeFile>,
     pub diagnosis: Option<DiagnosisFile>,
+    /// A one-off task run with the new revision before the service update.
+    pub migrate: Option<super::migrate::MigrateFile>,
     /// What a promotion into this environment requires of the source release.
     pub promote: Option<PromoteFile>,
 }

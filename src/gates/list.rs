@@ -21,6 +21,7 @@ pub enum Kind {
     Image,
     FrontendArtifact,
     Register,
+    Migration,
     ServiceUpdate,
     Rollout,
     SmokeChecks,
@@ -73,6 +74,13 @@ pub const RELEASE: &[Gate] = &[
         name: "task definition",
         needs: "a change to the task definition",
         undo: "nothing: the new revision is left unused",
+        read_only: false,
+    },
+    Gate {
+        kind: Kind::Migration,
+        name: "migration",
+        needs: "a `migrate` step and a service update",
+        undo: "nothing: migrations are expand/contract, so the previous release runs on the new schema",
         read_only: false,
     },
     Gate {
@@ -147,6 +155,7 @@ pub struct Release {
     pub(crate) prepared: Option<deploy::Prepared>,
     pub(crate) frontend: Option<(frontend::Prepared, frontend::artifact::Plan)>,
     pub(crate) registered: Option<String>,
+    pub(crate) migration: Option<crate::steps::migrate::MigratePlan>,
     /// When the register gate began: the phase `register and update` spans both gates.
     pub(crate) update_started: Option<tokio::time::Instant>,
     pub(crate) deployed: Option<deploy::Deployed>,
@@ -181,6 +190,9 @@ mod tests {
         // The service changes only after the image and the frontend artifact exist; the site only after
         // the API it calls passed its checks; the marker last.
         assert!(at(Kind::Image) < at(Kind::ServiceUpdate));
+        // The migration runs with the registered revision, before any task of it serves.
+        assert!(at(Kind::Register) < at(Kind::Migration));
+        assert!(at(Kind::Migration) < at(Kind::ServiceUpdate));
         assert!(at(Kind::FrontendArtifact) < at(Kind::ServiceUpdate));
         assert!(at(Kind::SmokeChecks) < at(Kind::FrontendSync));
         assert!(at(Kind::Watch) < at(Kind::Finalize));

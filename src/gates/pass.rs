@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::report::Report;
 use crate::steps::deploy::{self, BackendReport};
 use crate::steps::smoke::{self, SmokeReport};
-use crate::steps::{deploy_time, frontend, image, release, signals, watch};
+use crate::steps::{deploy_time, frontend, image, migrate, release, signals, watch};
 
 type Passed = Result<GateOutcome, Failure>;
 
@@ -29,6 +29,7 @@ pub(super) async fn pass(
         Kind::Image => copy_image(cx, rel, report).await,
         Kind::FrontendArtifact => publish_artifact(rel, report).await,
         Kind::Register => register(cx, rel, report).await,
+        Kind::Migration => migrate(cx, rel, report).await,
         Kind::ServiceUpdate => update_service(cx, rel, report).await,
         Kind::Rollout => rollout(cx, rel, report).await,
         Kind::SmokeChecks => smoke_checks(cx, report).await,
@@ -69,6 +70,18 @@ async fn preflight(cx: &Cx<'_>, rel: &mut Release, report: &mut Report) -> Passe
     let prepared = deploy::prepare(clients, cfg, expected, section, &mut report.phases)
         .await
         .map_err(Failure::before_service)?;
+    // The migration's preflight: its container and the service's network checked, the task planned
+    // (a dry run shows it).
+    let (network, definition, containers, update) = prepared.migration_inputs();
+    rel.migration = migrate::prepare(
+        cfg,
+        network,
+        definition,
+        containers,
+        update,
+        &mut report.migration,
+    )
+    .map_err(Failure::before_service)?;
     rel.prepared = Some(prepared);
     crate::shutdown::snapshot(report);
     if let Some(f) = &cfg.frontend {
@@ -129,6 +142,24 @@ async fn register(cx: &Cx<'_>, rel: &mut Release, report: &mut Report) -> Passed
         .await
         .map_err(Failure::before_service)?;
     rel.registered = Some(arn);
+    Ok(GateOutcome::Passed)
+}
+
+/// The migration task with the registered revision (the exact digest the service will run), before
+/// any task of it serves; a failure stops the release with the old version serving.
+async fn migrate(cx: &Cx<'_>, rel: &Release, report: &mut Report) -> Passed {
+    let (Some(plan), Some(arn)) = (&rel.migration, &rel.registered) else {
+        return Ok(GateOutcome::NotConfigured);
+    };
+    let Some(section) = report.migration.as_mut() else {
+        return Ok(GateOutcome::NotConfigured);
+    };
+    if let Err(e) = migrate::run(cx.clients, plan, arn, section, &mut report.phases).await {
+        let backend = report.backend.get_or_insert_with(BackendReport::default);
+        backend.task_definition_arn = backend.previous_task_definition_arn.clone();
+        backend.outcome = deploy::BackendOutcome::Failed { rolled_back: false };
+        return Err(Failure::before_service(e));
+    }
     Ok(GateOutcome::Passed)
 }
 

@@ -270,6 +270,9 @@ pub struct Verification {
     pub gates: std::collections::BTreeMap<String, String>,
 }
 
+/// The gates a promotion requires of the source release unless the target environment says otherwise.
+pub const DEFAULT_REQUIRED: &[&str] = &["rollout", "smoke"];
+
 /// The gates a promotion can require of the source release, as the marker names them.
 pub const RECORDED_GATES: &[&str] = &["rollout", "smoke", "writes", "website", "watch", "signals"];
 

@@ -60,6 +60,8 @@ pub struct Report {
     /// Timed phases, in the order they ended.
     pub phases: Timeline,
     pub backend: Option<crate::steps::deploy::BackendReport>,
+    /// The migration task run before the service update.
+    pub migration: Option<crate::steps::migrate::MigrationReport>,
     pub promote: Option<crate::steps::image::PromoteReport>,
     /// Where the rollout's time went.
     pub deploy_time: Option<crate::steps::deploy_time::DeployTimeReport>,
@@ -115,6 +117,16 @@ impl Report {
                 b.left_behind()
             );
         }
+        if let Some(m) = &self.migration {
+            if let (Some(arn), Some(why)) = (&m.task_arn, &m.stopped_by_run) {
+                let _ = writeln!(
+                    md,
+                    "- migration task {}: stopped (`StopTask`: {})",
+                    md_code(arn),
+                    md_escape(why)
+                );
+            }
+        }
         if let Some(f) = &self.frontend {
             let _ = writeln!(
                 md,
@@ -136,6 +148,9 @@ impl Report {
         }
         if let Some(b) = &self.backend {
             v.push(b);
+        }
+        if let Some(m) = &self.migration {
+            v.push(m);
         }
         if let Some(t) = &self.deploy_time {
             v.push(t);

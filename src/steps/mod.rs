@@ -10,6 +10,7 @@ pub mod frontend;
 pub mod image;
 pub mod known_causes;
 pub mod masking;
+pub mod migrate;
 pub mod release;
 pub mod signals;
 pub mod smoke;

@@ -16,6 +16,7 @@ mod frontend_release;
 mod hardening;
 mod hostile_text;
 mod layout;
+mod migrate;
 mod pipeline;
 mod promote;
 mod promote_e2e;

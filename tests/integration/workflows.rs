@@ -1030,8 +1030,8 @@ fn iam_action(service: &str, op: &str) -> String {
 }
 
 /// What is authorised without an SDK call of the same name: the OCI registry traffic of image pushes and
-/// promotions (ECR authorises blob and upload requests with these actions), and passing the task roles
-/// that a new task-definition revision names.
+/// promotions (ECR authorises blob and upload requests with these actions), passing the task roles
+/// that a new task-definition revision names, and tagging the migration task `RunTask` creates tagged.
 const REGISTRY_AND_IMPLIED: &[&str] = &[
     "ecr:BatchCheckLayerAvailability",
     "ecr:InitiateLayerUpload",
@@ -1040,6 +1040,7 @@ const REGISTRY_AND_IMPLIED: &[&str] = &[
     "ecr:GetDownloadUrlForLayer",
     "ecr:ListImages",
     "iam:PassRole",
+    "ecs:TagResource",
 ];
 
 #[test]

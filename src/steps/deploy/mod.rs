@@ -37,7 +37,7 @@ pub use service::{health as service_health, Deployed};
 use crate::config::Config;
 use crate::github::commands;
 use crate::report::section::{Outcome, Timeline};
-use crate::steps::{image, Clients};
+use crate::steps::{image, migrate, Clients};
 use report::short;
 
 /// `family:revision` of a task-definition ARN.
@@ -61,6 +61,18 @@ pub struct Prepared {
     update: bool,
     target: rollout::Target,
     seen_events: HashSet<String>,
+    /// How the service runs its tasks, and the containers whose image is swapped: what a migration
+    /// task copies.
+    network: migrate::ServiceNetwork,
+    containers: Vec<String>,
+}
+
+impl Prepared {
+    /// What the migration's preflight reads: the service's network, the definition the new tasks run,
+    /// the deployed containers, and whether the service will be updated (else no migration runs).
+    pub fn migration_inputs(&self) -> (&migrate::ServiceNetwork, &Value, &[String], bool) {
+        (&self.network, &self.rendered, &self.containers, self.update)
+    }
 }
 
 // ---------------------------------------------------------------- prepare
@@ -114,7 +126,7 @@ async fn prepare_inner(
     } else {
         &source.tags
     };
-    let rendered = render(cfg, &source.definition, &live_arn, &img.uri)?;
+    let (rendered, containers) = render(cfg, &source.definition, &live_arn, &img.uri)?;
     let changes = task_def::diff(&task_def::strip(&live.definition), &rendered);
     let desired_changes = b.desired_count.is_some_and(|d| d != svc.desired_count());
     let register = !changes.is_empty();
@@ -158,6 +170,8 @@ async fn prepare_inner(
             .filter_map(|lb| lb.target_group_arn().map(str::to_string))
             .collect(),
         grace_period: svc.health_check_grace_period_seconds(),
+        network: migrate::ServiceNetwork::of(&svc),
+        containers,
         live_arn,
     })
 }
@@ -207,8 +221,14 @@ async fn read_definitions(
     Ok((live, source))
 }
 
-/// The definition stripped of read-only keys, with the image swapped into the chosen containers.
-fn render(cfg: &Config, source: &Value, live_arn: &str, uri: &str) -> Result<Value, Error> {
+/// The definition stripped of read-only keys, with the image swapped into the chosen containers (also
+/// returned: the deployed containers).
+fn render(
+    cfg: &Config,
+    source: &Value,
+    live_arn: &str,
+    uri: &str,
+) -> Result<(Value, Vec<String>), Error> {
     let containers =
         task_def::choose_containers(source, &cfg.backend.containers).map_err(|e| match e {
             task_def::SwapError::Unknown { name, available } => Error::ContainerNotFound {
@@ -223,7 +243,7 @@ fn render(cfg: &Config, source: &Value, live_arn: &str, uri: &str) -> Result<Val
         })?;
     let mut rendered = task_def::strip(source);
     task_def::swap_images(&mut rendered, &containers, uri);
-    Ok(rendered)
+    Ok((rendered, containers))
 }
 
 /// What the plan lines say.

@@ -33,19 +33,11 @@ pub use pick::{pick, revision_of, Choice};
 pub use report::{ReleaseReport, SourceCheck};
 pub use settings::{store, Settings};
 
-/// The gates a promotion requires of the source release unless the target environment says otherwise.
-pub const DEFAULT_REQUIRED: &[&str] = &["rollout", "smoke"];
-
-/// The names a promotion can require, for the config's validation.
-pub fn recorded_gates() -> &'static [&'static str] {
-    RECORDED_GATES
-}
-
 use settings::NO_REGISTRY;
 
 use crate::config::{Command, Config};
 use crate::github::commands;
-use crate::registry::artifact::{verified_tag, Verification, RECORDED_GATES};
+use crate::registry::artifact::{verified_tag, Verification};
 use crate::report::section::{Outcome, Timeline};
 use crate::steps::{image, Clients};
 
@@ -78,42 +70,20 @@ pub async fn check_source(
         Ok(None) => Err(NO_REGISTRY.to_string()),
         Err(e) => Err(e.to_string()),
     };
-    let mut missing_gates = Vec::new();
-    let problem = match found {
-        Ok(Some(v)) if v.digest == digest && !passed_required(&v, &promote.require).is_empty() => {
-            missing_gates = passed_required(&v, &promote.require);
-            let recorded: Vec<String> = missing_gates
-                .iter()
-                .map(|g| format!("{g}: {}", v.gate(g)))
-                .collect();
-            format!(
-                "`{sha}` passed `{source_env}` without the gates this environment requires ({}): the \
-                 marker `{tag}` records {}",
-                missing_gates.join(", "),
-                recorded.join(", ")
-            )
-        }
-        Ok(Some(v)) if v.digest == digest => {
-            tracing::info!(
-                "`{sha}` ({digest}) passed `{source_env}` at {} in {}",
-                v.verified_at,
-                v.run_url.as_deref().unwrap_or("an unnamed run")
-            );
-            section.source = Some(SourceCheck::Verified(Box::new(v)));
-            timeline.record("release check", started, Outcome::Ok);
-            return Ok(());
-        }
-        Ok(Some(v)) => format!(
-            "the marker `{tag}` of `{source_env}` names {}, not the digest to promote ({digest}): the tag \
-             was pushed again after that release passed",
-            v.digest
-        ),
-        Ok(None) => format!(
-            "`{source_env}` has no marker `{tag}`: this digest ({digest}) never passed `{source_env}` (its \
-             deploy failed or was rolled back, or it was never deployed there)"
-        ),
-        Err(e) => format!("the marker `{tag}` of `{source_env}` could not be read: {e}"),
-    };
+    let (problem, missing_gates) =
+        match judge(found, digest, &sha, source_env, &tag, &promote.require) {
+            Ok(v) => {
+                tracing::info!(
+                    "`{sha}` ({digest}) passed `{source_env}` at {} in {}",
+                    v.verified_at,
+                    v.run_url.as_deref().unwrap_or("an unnamed run")
+                );
+                section.source = Some(SourceCheck::Verified(Box::new(v)));
+                timeline.record("release check", started, Outcome::Ok);
+                return Ok(());
+            }
+            Err(refused) => refused,
+        };
     if promote.allow_unverified {
         commands::emit(
             commands::Level::Warning,
@@ -141,6 +111,59 @@ pub async fn check_source(
     })
 }
 
+/// The source environment's marker for the release: `Ok` when it names `digest` and records every
+/// required gate as passed; else why not, and the required gates it does not record as passed.
+fn judge(
+    found: Result<Option<Verification>, String>,
+    digest: &str,
+    sha: &str,
+    source_env: &str,
+    tag: &str,
+    required: &[String],
+) -> Result<Verification, (String, Vec<String>)> {
+    let v = match found {
+        Ok(Some(v)) if v.digest == digest => v,
+        Ok(Some(v)) => {
+            return Err((
+                format!(
+                    "the marker `{tag}` of `{source_env}` names {}, not the digest to promote \
+                     ({digest}): the tag was pushed again after that release passed",
+                    v.digest
+                ),
+                Vec::new(),
+            ))
+        }
+        Ok(None) => {
+            return Err((
+                format!(
+                    "`{source_env}` has no marker `{tag}`: this digest ({digest}) never passed \
+                     `{source_env}` (its deploy failed or was rolled back, or it was never deployed there)"
+                ),
+                Vec::new(),
+            ))
+        }
+        Err(e) => {
+            let why = format!("the marker `{tag}` of `{source_env}` could not be read: {e}");
+            return Err((why, Vec::new()));
+        }
+    };
+    let missing = passed_required(&v, required);
+    if missing.is_empty() {
+        return Ok(v);
+    }
+    let recorded: Vec<String> = missing
+        .iter()
+        .map(|g| format!("{g}: {}", v.gate(g)))
+        .collect();
+    let why = format!(
+        "`{sha}` passed `{source_env}` without the gates this environment requires ({}): the marker \
+         `{tag}` records {}",
+        missing.join(", "),
+        recorded.join(", ")
+    );
+    Err((why, missing))
+}
+
 /// The gates of `required` that the marker does not record as passed.
 fn passed_required(v: &Verification, required: &[String]) -> Vec<String> {
     required
@@ -165,7 +188,7 @@ pub struct Passed<'a> {
     pub source: Option<&'a image::SourceImage>,
     /// The frontend artifact digest deployed with the image (pushed or promoted), when known.
     pub frontend_digest: Option<&'a str>,
-    /// Each recorded gate (see [`RECORDED_GATES`]) as `passed`, `skipped` or `not-configured`.
+    /// Each recorded gate (see `registry::artifact::RECORDED_GATES`) as `passed`, `skipped` or `not-configured`.
     pub gates: std::collections::BTreeMap<String, String>,
 }
 

@@ -15,6 +15,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::steps::deploy::error::Error;
+/// The error a [`Probe`] may end a watch with, by a name other steps that poll can use.
+pub use crate::steps::deploy::error::Error as PollError;
 
 /// Tokens the bucket holds at most: how many fast polls a backoff can pay for. Only a throttling
 /// backoff (or a late answer) banks tokens: any other pace polls at least once per base interval, which
