@@ -10,6 +10,7 @@
 //! - [`aws`]: the HTTPS client, `SdkConfig`, OIDC role credentials, error helpers.
 //! - [`shutdown`]: SIGTERM/SIGINT handlers the run races its pipeline against, and the panic hook that
 //!   writes the last report snapshot before the process aborts.
+//! - [`interrupt`]: a signal during a rollback asks it to stop at its next step (a leaf).
 //! - [`run`]: load, connect, dispatch the command, write outputs and summary; the one place that turns
 //!   the steps' outcomes into the run's [`report::Status`].
 //! - [`gates`]: a deploy or promotion as an ordered list of gates (preflight, image, frontend artifact,
@@ -74,6 +75,7 @@ pub mod error;
 pub mod gates;
 pub mod github;
 pub mod inputs;
+pub mod interrupt;
 pub mod registry;
 pub mod report;
 pub mod retry;

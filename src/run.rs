@@ -58,11 +58,21 @@ where
             report.website_url = cfg.website_url.as_ref().map(url::Url::to_string);
             report.api_url = cfg.api_url.as_ref().map(url::Url::to_string);
             crate::shutdown::snapshot(&report);
-            let result = tokio::select! {
-                result = execute(&cfg, &ctx, &env, &clients_slot, &mut report) => result,
-                signal = cancel => {
-                    cancelled_by = Some(signal);
-                    Err(Cancelled(signal).into())
+            let result = {
+                let pipeline = execute(&cfg, &ctx, &env, &clients_slot, &mut report);
+                tokio::pin!(pipeline);
+                tokio::select! {
+                    result = &mut pipeline => result,
+                    signal = cancel => {
+                        cancelled_by = Some(signal);
+                        if crate::interrupt::is_rolling_back() {
+                            // Let the rollback's in-flight request finish; it stops at its next step.
+                            crate::interrupt::request_stop();
+                            let grace = crate::interrupt::ROLLBACK_GRACE;
+                            let _ = tokio::time::timeout(grace, &mut pipeline).await;
+                        }
+                        Err(Cancelled(signal).into())
+                    }
                 }
             };
             // CANCEL UNDO: a migration task the dropped pipeline left running is stopped.

@@ -7,6 +7,11 @@
 //! after every upload, so a stop never leaves a site that serves a missing file), and the report as the
 //! steps left it is written with `status=cancelled`.
 //!
+//! A signal during a rollback is different: dropping it could leave `UpdateService` to the previous
+//! revision unsent while the run says nothing. The run then asks the rollback to stop at its next step
+//! (`interrupt::request_stop`) and gives the in-flight request up to `interrupt::ROLLBACK_GRACE`; the
+//! rollback records how far it got ("rollback interrupted after ...") with the command that finishes it.
+//!
 //! A panic cannot unwind (`panic = "abort"`): the hook from [`install_panic_hook`] writes the last
 //! [`snapshot`] of the report with `status=failed` and the panic message before the process aborts.
 //!

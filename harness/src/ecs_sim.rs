@@ -275,6 +275,8 @@ struct State {
     seq: u32,
     /// DescribeServices calls left during which a new service deployment is not shown yet.
     sd_lag: u32,
+    /// How updates after the first go (default: complete after two polls).
+    later: Option<Scenario>,
     /// After this many DescribeServices, another deploy points the service at revision 1.
     foreign_after: Option<u32>,
     describes: u32,
@@ -404,6 +406,7 @@ impl State {
             clock: 1.8e9,
             seq: 0,
             sd_lag: 0,
+            later: None,
             foreign_after: None,
             describes: 0,
             history: vec![
@@ -1155,6 +1158,8 @@ fn handle(st: &mut State, op: &str, body: &Value) -> (u16, Value) {
                     after: 2,
                     rollback: false,
                 }
+            } else if let Some(later) = st.later.clone() {
+                later
             } else {
                 Scenario::Succeed { after: 2 }
             };
@@ -1488,6 +1493,11 @@ impl EcsSim {
     /// DescribeServices calls.
     pub fn change_service_after(&self, describes: u32) {
         self.state.lock().unwrap().foreign_after = Some(describes);
+    }
+
+    /// Updates after the first (the rollbacks) follow `scenario` instead of completing after two polls.
+    pub fn set_later_updates(&self, scenario: Scenario) {
+        self.state.lock().unwrap().later = Some(scenario);
     }
 
     /// Progress with the clock instead of per poll, and model the tasks (see the module doc). Call it

@@ -95,7 +95,12 @@ pub async fn after(cx: &Cx<'_>, failure: Failure, rel: &mut Release, report: &mu
     let mut problems: Vec<Error> = Vec::new();
     let mut service_back = false;
     if let Decision::Undo { roll_back_service } = decision {
+        let _rolling_back = crate::interrupt::rolling_back();
         while let Some(undo) = rel.done.pop() {
+            if crate::interrupt::stop_requested() {
+                interrupted_before(undo, rel, report);
+                continue;
+            }
             let undone = match undo {
                 Undo::Site => restore_site(cx, rel, report).await,
                 Undo::Service if roll_back_service => {
@@ -129,6 +134,28 @@ pub async fn after(cx: &Cx<'_>, failure: Failure, rel: &mut Release, report: &mu
         problems,
     }
     .into()
+}
+
+/// A signal stopped the rollback before it undid `undo`: say what was left as it was.
+fn interrupted_before(undo: Undo, rel: &Release, report: &mut Report) {
+    let note = match undo {
+        Undo::Service => {
+            let revision = rel
+                .deployed
+                .as_ref()
+                .map_or("?", |d| deploy::short_arn(&d.task_definition));
+            format!(
+                "rollback interrupted before `UpdateService`: the service still runs `{revision}`; \
+                 finish it with `command: rollback`"
+            )
+        }
+        Undo::Site => {
+            "rollback interrupted before the site was restored: the bucket still holds the \
+                       new release; finish it with `command: rollback`"
+                .to_string()
+        }
+    };
+    report.rollback_interrupted.push(note);
 }
 
 async fn restore_site(cx: &Cx<'_>, rel: &mut Release, report: &mut Report) -> Result<(), Error> {

@@ -73,6 +73,9 @@ pub struct Report {
     /// The release's gates as they ended, in order.
     #[serde(skip)]
     pub gates: Vec<crate::gates::record::GateRecord>,
+    /// Where a signal stopped a rollback, and how to finish it.
+    #[serde(skip)]
+    pub rollback_interrupted: Vec<String>,
     /// What a rollback after a failure could not do (the failure itself is `error`).
     #[serde(skip)]
     pub rollback_problems: Vec<String>,
@@ -134,6 +137,10 @@ impl Report {
                 md_escape(&f.bucket),
                 f.left_behind()
             );
+        }
+        for note in &self.rollback_interrupted {
+            // Our own text around revision names: Markdown as written.
+            let _ = writeln!(md, "- {note}");
         }
         if self.backend.is_none() && self.frontend.is_none() {
             let _ = writeln!(md, "- nothing: no step had started");

@@ -223,3 +223,44 @@ environments:
     });
     assert!(stale.is_ok(), "the stale object was deleted");
 }
+
+/// SIGTERM while the run rolls back (its rollout timed out; the rollback's own rollout never ends): the
+/// run does not drop the rollback mid-request. `UpdateService` to the previous revision was sent, and the
+/// summary says the rollback was interrupted after it, with the command that finishes it; the run still
+/// exits within 5 s.
+#[test]
+fn sigterm_during_a_rollback_says_where_it_stopped() {
+    let moto = Moto::shared();
+    let sim = EcsSim::start(Scenario::NeverEnds);
+    sim.set_later_updates(Scenario::NeverEnds);
+    let action = action(&moto, &sim).input("wait-timeout", "1s");
+    let mut running = action.start();
+    let mut tries = 0;
+    while sim.count("UpdateService") < 2 {
+        assert!(
+            !running.exited() && tries < 1500,
+            "the rollback never started\n{}",
+            running.finish().dump()
+        );
+        tries += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &running.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let exited = running.wait_within(Duration::from_secs(5));
+    let res = running.finish();
+    assert!(exited, "still running 5 s after SIGTERM\n{}", res.dump());
+    assert_eq!(res.output("status"), "cancelled", "{}", res.dump());
+    assert!(
+        res.summary.contains(
+            "rollback interrupted after `UpdateService` to `cloudshop-backend:2` was sent"
+        ) && res.summary.contains("`command: rollback`"),
+        "{}",
+        res.summary
+    );
+    // The rollback's update went out exactly once; nothing after the signal.
+    assert_eq!(sim.count("UpdateService"), 2, "{:?}", sim.calls());
+}

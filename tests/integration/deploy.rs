@@ -791,3 +791,38 @@ fn failed_health_checks_show_the_target_groups_view() {
     let calls = elb.calls.lock().unwrap().clone();
     assert_eq!(calls, ["DescribeTargetGroups", "DescribeTargetHealth"]);
 }
+
+/// The rollout wait itself fails (ECS throttles `DescribeServices` past the wait's bound) after the
+/// service was pointed at the new revision: that goes through the same rollback decision as a failed
+/// rollout, so the service is put back on the revision it ran, and the throttling stays the headline.
+#[test]
+fn a_rollout_wait_that_errors_still_rolls_back() {
+    use common::faults::{Fault, FaultPlan, FaultProxy};
+    let moto = Moto::shared();
+    seed_ecr(&moto, &[SHA], false);
+    let sim = EcsSim::start(Scenario::NeverEnds);
+    // Call 1 is the preflight's; the next eight are the rollout's polls, throttled in a row.
+    let ecs = FaultProxy::start(
+        &sim.endpoint,
+        FaultPlan {
+            nth: (2..=9)
+                .map(|n| ("ecs:DescribeServices".to_string(), n, Fault::Throttle))
+                .collect(),
+            ..FaultPlan::none()
+        },
+    );
+    let res = run(action(&moto, &sim).env("AWS_ENDPOINT_URL_ECS", &ecs.endpoint));
+    assert_ne!(res.code, 0, "{}", res.dump());
+    assert_eq!(res.output("status"), "rolled-back", "{}", res.dump());
+    assert_eq!(res.output("rolled-back"), "true", "{}", res.dump());
+    assert_eq!(sim.count("UpdateService"), 2, "{:?}", sim.calls());
+    assert_eq!(sim.service_task_definition(), REV2);
+    let errors = res.error_lines();
+    assert_eq!(errors.len(), 1, "{}", res.dump());
+    assert!(
+        errors[0].contains("failed to watch service `stage-backend`")
+            && errors[0].contains("Throttl"),
+        "{}",
+        errors[0]
+    );
+}

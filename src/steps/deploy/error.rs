@@ -101,6 +101,9 @@ pub enum Error {
     /// `command: rollback`: the release to go back to names an image the repository no longer has.
     #[error("the image `{repository}@{digest}` of the release to roll back to is no longer in the repository, so this rollback changed nothing")]
     DigestGone { repository: String, digest: String },
+    /// A signal stopped a rollback (what it left is in the section).
+    #[error("the rollback of service `{service}` to `{target}` was interrupted by a signal")]
+    RollbackInterrupted { service: String, target: String },
     #[error("invalid `revision` `{0}`: expected a task definition ARN, `family:revision` or a revision number")]
     BadRevision(String),
 }
@@ -164,6 +167,7 @@ impl crate::error::Diagnose for Error {
             }
             Error::Superseded { .. } => "another deploy ran at the same time; use a `concurrency:` group per environment in the workflow".into(),
             Error::NotOurs { .. } => "check which deploy changed the service; to go back anyway, run `command: rollback` with `revision`".into(),
+            Error::RollbackInterrupted { target, .. } => format!("check the service, then finish the rollback with `command: rollback` and `revision: {target}`"),
             Error::RollbackFailed { .. } => "the service may be down: check it in the ECS console and deploy a known-good revision (`command: rollback` with `revision`)".into(),
             Error::NoPreviousRevision { .. } => "give the revision to go back to with `revision` (ARN, `family:revision` or a number)".into(),
             Error::DigestGone { .. } => "push that image again (or restore it), or give the revision to go back to with `revision`".into(),
@@ -193,7 +197,9 @@ impl crate::error::Diagnose for Error {
             Error::RolledBackByEcs { .. } => troubleshooting!("rolled-back-by-ecs"),
             Error::Timeout { .. } => troubleshooting!("rollout-timeout"),
             Error::Superseded { .. } | Error::NotOurs { .. } => troubleshooting!("superseded"),
-            Error::RollbackFailed { .. } => troubleshooting!("rollback-failed"),
+            Error::RollbackFailed { .. } | Error::RollbackInterrupted { .. } => {
+                troubleshooting!("rollback-failed")
+            }
             Error::NoPreviousRevision { .. }
             | Error::BadRevision { .. }
             | Error::DigestGone { .. } => {

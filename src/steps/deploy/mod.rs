@@ -14,6 +14,7 @@
 //! `DescribeServiceDeployments`.
 
 mod error;
+mod plan;
 mod report;
 mod rollback;
 pub mod rollout;
@@ -38,6 +39,7 @@ use crate::config::Config;
 use crate::github::commands;
 use crate::report::section::{Outcome, Timeline};
 use crate::steps::{image, migrate, Clients};
+use plan::{plan_lines, render, PlanFacts};
 use report::short;
 
 /// `family:revision` of a task-definition ARN.
@@ -219,90 +221,6 @@ async fn read_definitions(
     let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
     let source = task_def::from_file_text(&text).map_err(file_error)?;
     Ok((live, source))
-}
-
-/// The definition stripped of read-only keys, with the image swapped into the chosen containers (also
-/// returned: the deployed containers).
-fn render(
-    cfg: &Config,
-    source: &Value,
-    live_arn: &str,
-    uri: &str,
-) -> Result<(Value, Vec<String>), Error> {
-    let containers =
-        task_def::choose_containers(source, &cfg.backend.containers).map_err(|e| match e {
-            task_def::SwapError::Unknown { name, available } => Error::ContainerNotFound {
-                name,
-                task_definition: short(live_arn).to_string(),
-                available,
-            },
-            task_def::SwapError::Ambiguous(available) => Error::AmbiguousContainer {
-                task_definition: short(live_arn).to_string(),
-                available,
-            },
-        })?;
-    let mut rendered = task_def::strip(source);
-    task_def::swap_images(&mut rendered, &containers, uri);
-    Ok((rendered, containers))
-}
-
-/// What the plan lines say.
-struct PlanFacts<'a> {
-    rendered: &'a Value,
-    live_arn: &'a str,
-    changes: &'a [task_def::Change],
-    register: bool,
-    update: bool,
-    /// The service's desired count, when the run changes it.
-    desired_from: Option<i32>,
-    digest: &'a str,
-}
-
-/// The plan, one line per change: the new revision and its differences, the service update.
-fn plan_lines(cfg: &Config, f: &PlanFacts<'_>) -> Vec<String> {
-    let b = &cfg.backend;
-    let mut plan: Vec<String> = Vec::new();
-    if f.register {
-        plan.push(format!(
-            "register a new revision of `{}` from `{}`:",
-            task_def::family(f.rendered).unwrap_or("?"),
-            if b.task_definition_file.is_some() {
-                "the task-definition file"
-            } else {
-                short(f.live_arn)
-            }
-        ));
-        plan.extend(f.changes.iter().map(ToString::to_string));
-    }
-    if !f.update {
-        plan.push(format!(
-            "no change: `{}` already runs {}",
-            short(f.live_arn),
-            f.digest
-        ));
-        return plan;
-    }
-    let mut what = vec![format!(
-        "taskDefinition: {}",
-        if f.register {
-            "the new revision".to_string()
-        } else {
-            short(f.live_arn).to_string()
-        }
-    )];
-    if let (Some(from), Some(d)) = (f.desired_from, b.desired_count) {
-        what.push(format!("desiredCount: {from} -> {d}"));
-    }
-    if b.force_new_deployment {
-        what.push("forceNewDeployment: true".into());
-    }
-    plan.push(format!(
-        "update service `{}` in `{}` ({})",
-        b.service,
-        b.cluster,
-        what.join(", ")
-    ));
-    plan
 }
 
 // ---------------------------------------------------------------- apply

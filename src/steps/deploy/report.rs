@@ -121,6 +121,9 @@ pub struct BackendReport {
     pub watch_calls: u32,
     #[serde(skip)]
     pub update: UpdateSent,
+    /// Where a signal stopped this run's rollback, and how to finish it.
+    #[serde(skip)]
+    pub rollback_interrupted: Option<String>,
     /// The revision `UpdateService` was asked to run.
     #[serde(skip)]
     pub update_to: Option<String>,
@@ -129,6 +132,10 @@ pub struct BackendReport {
 impl BackendReport {
     /// One line on the state of the service as last seen, for a cancelled run.
     pub fn left_behind(&self) -> String {
+        // Our own text around revision names (letters, digits, `-` and `_`): Markdown as written.
+        if let Some(note) = &self.rollback_interrupted {
+            return note.clone();
+        }
         let revision = self
             .task_definition_arn
             .as_deref()

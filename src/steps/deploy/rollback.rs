@@ -55,11 +55,35 @@ pub(super) async fn roll_back_to(
             expected: short(from).to_string(),
         });
     }
+    let interrupted = |section: &mut BackendReport, at: String| {
+        section.rollback_interrupted = Some(format!(
+            "rollback interrupted {at}; finish it with `command: rollback` (revision `{}`)",
+            short(to)
+        ));
+        Error::RollbackInterrupted {
+            service: b.service.clone(),
+            target: short(to).to_string(),
+        }
+    };
+    if crate::interrupt::stop_requested() {
+        let at = format!(
+            "before `UpdateService`: the service still runs `{}`",
+            short(from)
+        );
+        return Err(interrupted(section, at));
+    }
     let id = service::update(&clients.ecs, cfg, to, None, false)
         .await
         .map_err(|e| failed(e.to_string()))?;
     timeline.record("rollback update", started, Outcome::Ok);
     section.rolled_back_to = Some(to.to_string());
+    let sent = format!(
+        "after `UpdateService` to `{}` was sent: ECS carries the rollback on",
+        short(to)
+    );
+    if crate::interrupt::stop_requested() {
+        return Err(interrupted(section, sent));
+    }
     if b.wait_timeout.is_zero() {
         return Ok(());
     }
@@ -67,7 +91,15 @@ pub(super) async fn roll_back_to(
     t.task_definition = to.to_string();
     t.deployment_id = id;
     t.previous_service_deployment = previous_sd;
-    match rollout::wait(clients, cfg, t, seen, section, timeline, "rollback rollout").await? {
+    // A signal stops the wait (read-only) at once; the update above is what mattered.
+    let waited = tokio::select! {
+        w = rollout::wait(clients, cfg, t, seen, section, timeline, "rollback rollout") => Some(w),
+        () = crate::interrupt::stop() => None,
+    };
+    let Some(waited) = waited else {
+        return Err(interrupted(section, sent));
+    };
+    match waited? {
         Ok(()) => {
             tracing::info!("rolled back to {}", short(to));
             Ok(())
