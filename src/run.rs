@@ -60,6 +60,8 @@ where
                 result = execute(&cfg, &ctx, &env, &mut report) => result,
                 signal = cancel => {
                     cancelled_by = Some(signal);
+                    // The dropped pipeline's multipart uploads: their aborts are on their way.
+                    frontend::settle_aborts(frontend::ABORT_WAIT).await;
                     Err(Cancelled(signal).into())
                 }
             };
@@ -490,7 +492,7 @@ async fn deploy_pipeline(
     // release and move the extra tags.
     if let (Some(f), Some(synced)) = (&cfg.frontend, synced) {
         let sr = report.frontend.get_or_insert_with(Default::default);
-        frontend::finalize(clients, f, synced, sr, &mut report.phases).await?;
+        frontend::finalize(clients, f, synced, sr, &mut report.phases).await;
     }
     let watched = matches!(
         report.backend.as_ref().map(|b| &b.outcome),

@@ -341,5 +341,6 @@ pub async fn restore_release(
     let mut prepared = prepare_from(clients, f, &dir, &dir, false, sr, timeline).await?;
     prepared.release = Some(release.clone());
     let synced = apply(clients, f, prepared, sr, timeline).await?;
-    finalize(clients, f, synced, sr, timeline).await
+    finalize(clients, f, synced, sr, timeline).await;
+    Ok(())
 }

@@ -3,10 +3,12 @@
 //! stale objects in batches, and read and write the sync state object. Every failed request becomes an
 //! [`Error`] through one classifier.
 //!
-//! AWS APIs: S3 `ListObjectsV2`, `HeadObject`, `GetObject`, `PutObject`, `CreateMultipartUpload`,
-//! `UploadPart`, `CompleteMultipartUpload`, `AbortMultipartUpload`, `DeleteObjects`.
+//! AWS APIs: S3 `ListObjectsV2`, `HeadObject`, `GetObject`, `PutObject`, `CopyObject`,
+//! `CreateMultipartUpload`, `UploadPart`, `CompleteMultipartUpload`, `AbortMultipartUpload`,
+//! `DeleteObjects`.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
@@ -17,10 +19,10 @@ use base64::Engine;
 use futures::{StreamExt, TryStreamExt};
 
 use super::error::Error;
+use super::pending::{self, Pending};
 use super::plan::{Head, Upload};
 use super::state::{self, Listed, SyncState};
 use crate::aws::describe;
-use crate::github::commands;
 
 /// Files larger than this are uploaded in parts.
 const MULTIPART_THRESHOLD: u64 = 16 * 1024 * 1024;
@@ -184,6 +186,7 @@ fn part_size(size: u64) -> u64 {
     PART_SIZE.max(size.div_ceil(10_000))
 }
 
+/// One file in parts; the upload is aborted on every way out but success (see [`OpenUpload`]).
 async fn put_multipart(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
@@ -206,9 +209,41 @@ async fn put_multipart(
             detail: "CreateMultipartUpload returned no UploadId".into(),
         });
     };
+    let open = OpenUpload::new(s3, bucket, &up.key, upload_id);
+    let completed = match upload_parts(s3, bucket, up, upload_id).await {
+        Ok(parts) => s3
+            .complete_multipart_upload()
+            .bucket(bucket)
+            .key(&up.key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map(|out| etag_of(out.e_tag()))
+            .map_err(|e| object_error("upload", bucket, &up.key, &e)),
+        Err(e) => Err(e),
+    };
+    match &completed {
+        Ok(_) => open.completed(),
+        Err(_) => open.abort().await,
+    }
+    completed
+}
+
+/// Every part of `up`, [`PART_CONCURRENCY`] at a time, streamed from disk.
+async fn upload_parts(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    up: &Upload,
+    upload_id: &str,
+) -> Result<Vec<CompletedPart>, Error> {
     let part = part_size(up.file.size);
     let count = up.file.size.div_ceil(part);
-    let parts = futures::stream::iter(0..count)
+    futures::stream::iter(0..count)
         .map(|i| async move {
             let offset = i * part;
             let len = part.min(up.file.size - offset);
@@ -242,36 +277,125 @@ async fn put_multipart(
             )
         })
         .buffered(PART_CONCURRENCY)
-        .try_collect::<Vec<_>>()
-        .await;
-    let completed = match parts {
-        Ok(parts) => s3
-            .complete_multipart_upload()
-            .bucket(bucket)
-            .key(&up.key)
-            .upload_id(upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            )
-            .send()
-            .await
-            .map(|out| etag_of(out.e_tag()))
-            .map_err(|e| object_error("upload", bucket, &up.key, &e)),
-        Err(e) => Err(e),
-    };
-    if completed.is_err() {
-        // Parts of an abandoned upload are billed until aborted.
-        let _ = s3
-            .abort_multipart_upload()
-            .bucket(bucket)
-            .key(&up.key)
-            .upload_id(upload_id)
-            .send()
-            .await;
+        .try_collect()
+        .await
+}
+
+/// Multipart uploads begun and not yet completed or aborted, `upload id -> s3://bucket/key`: what a
+/// panic leaves open (see [`open_uploads`]).
+static OPEN: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
+/// Aborts sent for uploads whose future was dropped, awaited by [`settle_aborts`].
+static ABORTS: Mutex<Vec<tokio::task::JoinHandle<()>>> = Mutex::new(Vec::new());
+
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic elsewhere aborts the process (see `shutdown`), so a poisoned lock still holds good data.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A multipart upload S3 has begun. Its parts are billed until it is completed or aborted, so it is
+/// aborted on every way out but success: its own error ([`OpenUpload::abort`]), and a drop, which is
+/// how a sibling upload's failure (the stream of uploads is dropped) and a cancel (the run's future
+/// is dropped) reach it: the drop sends the abort on the runtime, and [`settle_aborts`] waits for it.
+struct OpenUpload {
+    s3: aws_sdk_s3::Client,
+    bucket: String,
+    key: String,
+    id: String,
+    open: bool,
+}
+
+impl OpenUpload {
+    fn new(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, id: &str) -> OpenUpload {
+        locked(&OPEN).insert(id.to_string(), format!("s3://{bucket}/{key}"));
+        OpenUpload {
+            s3: s3.clone(),
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            id: id.to_string(),
+            open: true,
+        }
     }
-    completed
+
+    fn completed(mut self) {
+        self.open = false;
+        locked(&OPEN).remove(&self.id);
+    }
+
+    async fn abort(mut self) {
+        self.open = false;
+        locked(&OPEN).remove(&self.id);
+        abort(self.request()).await;
+    }
+
+    fn request(
+        &self,
+    ) -> aws_sdk_s3::operation::abort_multipart_upload::builders::AbortMultipartUploadFluentBuilder
+    {
+        self.s3
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(&self.id)
+    }
+}
+
+impl Drop for OpenUpload {
+    fn drop(&mut self) {
+        if !self.open {
+            return;
+        }
+        locked(&OPEN).remove(&self.id);
+        // Outside a runtime (it is shutting down) nothing can be sent; the panic hook names the rest.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let task = rt.spawn(abort(self.request()));
+            locked(&ABORTS).push(task);
+        }
+    }
+}
+
+async fn abort(
+    req: aws_sdk_s3::operation::abort_multipart_upload::builders::AbortMultipartUploadFluentBuilder,
+) {
+    let what = format!(
+        "s3://{}/{}",
+        req.get_bucket().as_deref().unwrap_or_default(),
+        req.get_key().as_deref().unwrap_or_default()
+    );
+    match req.send().await {
+        Ok(_) => tracing::info!("multipart upload of {what} aborted"),
+        Err(e) => tracing::warn!(
+            "could not abort the multipart upload of {what} ({}); its parts are billed until a lifecycle rule removes them",
+            describe(&e)
+        ),
+    }
+}
+
+/// Wait, at most `limit`, for the aborts of uploads that were dropped (a sibling failed, the run was
+/// cancelled).
+pub async fn settle_aborts(limit: std::time::Duration) {
+    let tasks = std::mem::take(&mut *locked(&ABORTS));
+    if tasks.is_empty() {
+        return;
+    }
+    tracing::info!(
+        uploads = tasks.len(),
+        "aborting unfinished multipart uploads"
+    );
+    if tokio::time::timeout(limit, futures::future::join_all(tasks))
+        .await
+        .is_err()
+    {
+        tracing::warn!("multipart aborts still in flight after {limit:?}");
+    }
+}
+
+/// The multipart uploads still open (`s3://bucket/key` and upload id), for a panic report: a panic
+/// aborts the process before any request could be sent.
+pub fn open_uploads() -> Vec<(String, String)> {
+    locked(&OPEN)
+        .iter()
+        .map(|(id, object)| (object.clone(), id.clone()))
+        .collect()
 }
 
 /// Delete keys in batches (`DeleteObjects`), calling `deleted` for each key S3 removed; a key S3
@@ -370,6 +494,75 @@ pub(super) async fn copy(
     Ok(())
 }
 
+/// [`copy`] from a backup back to its key, for a restore's journal: a backup that is gone was copied
+/// back and deleted by an earlier attempt (a backup goes only after its copy), so there is nothing to do.
+pub(super) async fn copy_back(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    from: &str,
+    to: &str,
+) -> Result<(), Error> {
+    match head(s3, bucket, from).await? {
+        Some(_) => copy(s3, bucket, from, to).await,
+        None => {
+            tracing::info!("{from} is gone: {to} was put back before");
+            Ok(())
+        }
+    }
+}
+
+/// Read the journal of an unfinished restore or cleanup; `None` when there is none (or not one of ours).
+pub(super) async fn read_pending(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<Pending>, Error> {
+    let out = match s3.get_object().bucket(bucket).key(key).send().await {
+        Ok(o) => o,
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+        // A missing bucket is reported, once and clearly, by the listing that runs alongside.
+        Err(e) if crate::aws::code(&e) == Some("NoSuchBucket") => return Ok(None),
+        Err(e) => return Err(object_error("read", bucket, key, &e)),
+    };
+    match read_capped(out.body, MAX_STATE).await {
+        Ok(Some(bytes)) => Ok(pending::decode(key, &bytes)),
+        Ok(None) => {
+            tracing::warn!("the journal `{key}` is larger than {MAX_STATE} bytes; ignoring it");
+            Ok(None)
+        }
+        Err(e) => Err(Error::Aws {
+            verb: "read",
+            object: format!("s3://{bucket}/{key}"),
+            detail: e.to_string(),
+        }),
+    }
+}
+
+/// Write the journal of a restore or cleanup before it starts.
+pub(super) async fn write_pending(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    pending: &Pending,
+) -> Result<(), Error> {
+    let body = serde_json::to_vec(pending).map_err(|e| Error::Aws {
+        verb: "encode",
+        object: format!("s3://{bucket}/{key}"),
+        detail: e.to_string(),
+    })?;
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(body))
+        .content_type("application/json")
+        .cache_control("no-store")
+        .send()
+        .await
+        .map_err(|e| object_error("upload", bucket, key, &e))?;
+    tracing::info!("{} recorded in `{key}`", pending.describe());
+    Ok(())
+}
+
 /// Read the sync state object; `None` when there is none (first run) or it cannot be used.
 pub(super) async fn read_state(
     s3: &aws_sdk_s3::Client,
@@ -422,41 +615,37 @@ async fn read_capped(
     Ok(Some(out))
 }
 
-/// Write the sync state object. A failure is only a warning: the sync is done, the next run checks with
-/// HEAD.
+/// Write the sync state object. It is the ledger a later rollback reads (which release is live, which
+/// came before), so a failure is an error: the caller fails the sync rather than go on as if it were
+/// saved.
 pub(super) async fn write_state(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
     key: &str,
     state: &SyncState,
-) {
-    let body = match serde_json::to_vec(&state) {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::warn!("could not encode the sync state: {e}");
-            return;
-        }
-    };
-    let res = s3
-        .put_object()
+) -> Result<(), Error> {
+    let body = serde_json::to_vec(&state).map_err(|e| Error::Aws {
+        verb: "encode",
+        object: format!("s3://{bucket}/{key}"),
+        detail: e.to_string(),
+    })?;
+    s3.put_object()
         .bucket(bucket)
         .key(key)
         .body(ByteStream::from(body))
         .content_type("application/json")
         .cache_control("no-store")
         .send()
-        .await;
-    match res {
-        Ok(_) => tracing::info!(objects = state.objects.len(), "sync state written to `{key}`"),
-        Err(e) => commands::emit(
-            commands::Level::Warning,
-            None,
-            &format!(
-                "failed to write the sync state `s3://{bucket}/{key}`: {}; the next run compares with HeadObject instead",
-                describe(&e)
-            ),
-        ),
-    }
+        .await
+        .map_err(|e| Error::State {
+            object: format!("s3://{bucket}/{key}"),
+            detail: describe(&e),
+        })?;
+    tracing::info!(
+        objects = state.objects.len(),
+        "sync state written to `{key}`"
+    );
+    Ok(())
 }
 
 #[cfg(test)]
