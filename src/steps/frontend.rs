@@ -18,6 +18,7 @@
 //! - `state`: the model of the sync state object that spares a `HeadObject` per unchanged file and names
 //!   the live and the previous release.
 //! - `s3`: listing, HEAD, uploads, copies, deletes, the state object, and the one classifier of S3 errors.
+//! - `multipart`: large files in parts, each upload aborted on every way out but success.
 //! - `cloudfront`: the distribution check and the invalidation.
 //! - `release`: the end of a release: [`finalize`] or [`restore`].
 //! - [`artifact`]: the build as a release artifact in ECR (publish, promote, restore from it).
@@ -32,6 +33,7 @@ pub mod artifact;
 mod cloudfront;
 mod error;
 mod local;
+mod multipart;
 mod pending;
 mod plan;
 mod release;
@@ -56,9 +58,9 @@ use plan::Verdict;
 
 pub use error::Error;
 pub use local::LocalFile;
+pub use multipart::{open_uploads, settle_aborts};
 pub use plan::{Reason, SyncPlan, Upload};
 pub use release::{finalize, restore, Synced};
-pub use s3::{open_uploads, settle_aborts};
 
 pub use report::{Action, Change, Stage, SyncReport};
 pub use state::Release;
@@ -509,7 +511,7 @@ async fn upload_all<'a>(
     let mut done = futures::stream::iter(uploads)
         .map(|up| async move {
             limiter
-                .run(s3::put(s3, bucket, up))
+                .run(put(s3, bucket, up))
                 .await
                 .map(|etag| (etag, up))
         })
@@ -521,7 +523,7 @@ async fn upload_all<'a>(
                 // The siblings still in flight are dropped with the stream: their multipart uploads
                 // are aborted before the error goes on (to a restore that lists the bucket).
                 drop(done);
-                s3::settle_aborts(ABORT_WAIT).await;
+                multipart::settle_aborts(ABORT_WAIT).await;
                 return Err(e);
             }
         };
@@ -542,6 +544,16 @@ async fn upload_all<'a>(
         );
     }
     Ok(())
+}
+
+/// Upload one file: one `PutObject`, or in parts above [`multipart::THRESHOLD`]. Returns the ETag S3
+/// gave it (without quotes).
+async fn put(s3: &aws_sdk_s3::Client, bucket: &str, up: &Upload) -> Result<String, Error> {
+    if up.file.size > multipart::THRESHOLD {
+        multipart::put(s3, bucket, up).await
+    } else {
+        s3::put(s3, bucket, up).await
+    }
 }
 
 /// Record what this run left in the bucket (see [`state`]) and the release it serves, when that differs

@@ -1,22 +1,19 @@
 //! The S3 side of the frontend sync: list the objects under the prefix, HEAD the ones the listing does
-//! not settle, upload files streamed from disk (one request, or in parts above a threshold), delete
-//! stale objects in batches, and read and write the sync state object. Every failed request becomes an
-//! [`Error`] through one classifier.
+//! not settle, upload files streamed from disk (one request; `multipart` has the uploads in parts),
+//! delete stale objects in batches, and read and write the sync state object. Every failed request
+//! becomes an [`Error`] through one classifier.
 //!
 //! AWS APIs: S3 `ListObjectsV2`, `HeadObject`, `GetObject`, `PutObject`, `CopyObject`,
-//! `CreateMultipartUpload`, `UploadPart`, `CompleteMultipartUpload`, `AbortMultipartUpload`,
 //! `DeleteObjects`.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 
-use aws_sdk_s3::primitives::{ByteStream, Length};
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use base64::Engine;
-use futures::{StreamExt, TryStreamExt};
 
 use super::error::Error;
 use super::pending::{self, Pending};
@@ -24,16 +21,10 @@ use super::plan::{Head, Upload};
 use super::state::{self, Listed, SyncState};
 use crate::aws::describe;
 
-/// Files larger than this are uploaded in parts.
-const MULTIPART_THRESHOLD: u64 = 16 * 1024 * 1024;
-/// Size of one part (S3 allows at most 10,000 parts; the size grows for larger files).
-const PART_SIZE: u64 = 8 * 1024 * 1024;
-/// Parts of one file in flight at once.
-const PART_CONCURRENCY: usize = 4;
 /// `DeleteObjects` takes at most this many keys.
 const DELETE_BATCH: usize = 1000;
 /// The metadata key (`x-amz-meta-sha256`) holding the SHA-256 of the object's bytes.
-const SHA256_META: &str = "sha256";
+pub(super) const SHA256_META: &str = "sha256";
 /// The most of the sync state object read: a state of 100,000 objects is about 12 MiB; anything larger
 /// is not ours, and reading it whole could exhaust the runner's memory.
 const MAX_STATE: usize = 16 * 1024 * 1024;
@@ -144,16 +135,13 @@ pub(super) async fn head(
     }
 }
 
-/// Upload one file, streamed from disk: one `PutObject`, or a multipart upload above the threshold.
+/// Upload one file in one `PutObject`, streamed from disk (larger ones go through `multipart`).
 /// Returns the ETag S3 gave it (without quotes).
 pub(super) async fn put(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
     up: &Upload,
 ) -> Result<String, Error> {
-    if up.file.size > MULTIPART_THRESHOLD {
-        return put_multipart(s3, bucket, up).await;
-    }
     let body = ByteStream::from_path(&up.file.path)
         .await
         .map_err(|e| Error::Walk {
@@ -177,225 +165,8 @@ pub(super) async fn put(
     Ok(etag_of(out.e_tag()))
 }
 
-fn etag_of(tag: Option<&str>) -> String {
+pub(super) fn etag_of(tag: Option<&str>) -> String {
     tag.unwrap_or_default().trim_matches('"').to_string()
-}
-
-/// The part size for a file: [`PART_SIZE`], grown so no file needs more than 10,000 parts.
-fn part_size(size: u64) -> u64 {
-    PART_SIZE.max(size.div_ceil(10_000))
-}
-
-/// One file in parts; the upload is aborted on every way out but success (see [`OpenUpload`]).
-async fn put_multipart(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    up: &Upload,
-) -> Result<String, Error> {
-    let created = s3
-        .create_multipart_upload()
-        .bucket(bucket)
-        .key(&up.key)
-        .content_type(&up.content_type)
-        .cache_control(&up.cache_control)
-        .metadata(SHA256_META, &up.file.sha256)
-        .send()
-        .await
-        .map_err(|e| object_error("upload", bucket, &up.key, &e))?;
-    let Some(upload_id) = created.upload_id() else {
-        return Err(Error::Aws {
-            verb: "upload",
-            object: format!("s3://{bucket}/{}", up.key),
-            detail: "CreateMultipartUpload returned no UploadId".into(),
-        });
-    };
-    let open = OpenUpload::new(s3, bucket, &up.key, upload_id);
-    let completed = match upload_parts(s3, bucket, up, upload_id).await {
-        Ok(parts) => s3
-            .complete_multipart_upload()
-            .bucket(bucket)
-            .key(&up.key)
-            .upload_id(upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            )
-            .send()
-            .await
-            .map(|out| etag_of(out.e_tag()))
-            .map_err(|e| object_error("upload", bucket, &up.key, &e)),
-        Err(e) => Err(e),
-    };
-    match &completed {
-        Ok(_) => open.completed(),
-        Err(_) => open.abort().await,
-    }
-    completed
-}
-
-/// Every part of `up`, [`PART_CONCURRENCY`] at a time, streamed from disk.
-async fn upload_parts(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    up: &Upload,
-    upload_id: &str,
-) -> Result<Vec<CompletedPart>, Error> {
-    let part = part_size(up.file.size);
-    let count = up.file.size.div_ceil(part);
-    futures::stream::iter(0..count)
-        .map(|i| async move {
-            let offset = i * part;
-            let len = part.min(up.file.size - offset);
-            let body = ByteStream::read_from()
-                .path(&up.file.path)
-                .offset(offset)
-                .length(Length::Exact(len))
-                .build()
-                .await
-                .map_err(|e| Error::Walk {
-                    path: up.file.path.clone(),
-                    message: e.to_string(),
-                })?;
-            let number = (i + 1) as i32;
-            let out = s3
-                .upload_part()
-                .bucket(bucket)
-                .key(&up.key)
-                .upload_id(upload_id)
-                .part_number(number)
-                .content_length(len as i64)
-                .body(body)
-                .send()
-                .await
-                .map_err(|e| object_error("upload", bucket, &up.key, &e))?;
-            Ok::<_, Error>(
-                CompletedPart::builder()
-                    .part_number(number)
-                    .set_e_tag(out.e_tag().map(str::to_string))
-                    .build(),
-            )
-        })
-        .buffered(PART_CONCURRENCY)
-        .try_collect()
-        .await
-}
-
-/// Multipart uploads begun and not yet completed or aborted, `upload id -> s3://bucket/key`: what a
-/// panic leaves open (see [`open_uploads`]).
-static OPEN: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
-/// Aborts sent for uploads whose future was dropped, awaited by [`settle_aborts`].
-static ABORTS: Mutex<Vec<tokio::task::JoinHandle<()>>> = Mutex::new(Vec::new());
-
-fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic elsewhere aborts the process (see `shutdown`), so a poisoned lock still holds good data.
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// A multipart upload S3 has begun. Its parts are billed until it is completed or aborted, so it is
-/// aborted on every way out but success: its own error ([`OpenUpload::abort`]), and a drop, which is
-/// how a sibling upload's failure (the stream of uploads is dropped) and a cancel (the run's future
-/// is dropped) reach it: the drop sends the abort on the runtime, and [`settle_aborts`] waits for it.
-struct OpenUpload {
-    s3: aws_sdk_s3::Client,
-    bucket: String,
-    key: String,
-    id: String,
-    open: bool,
-}
-
-impl OpenUpload {
-    fn new(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, id: &str) -> OpenUpload {
-        locked(&OPEN).insert(id.to_string(), format!("s3://{bucket}/{key}"));
-        OpenUpload {
-            s3: s3.clone(),
-            bucket: bucket.to_string(),
-            key: key.to_string(),
-            id: id.to_string(),
-            open: true,
-        }
-    }
-
-    fn completed(mut self) {
-        self.open = false;
-        locked(&OPEN).remove(&self.id);
-    }
-
-    async fn abort(mut self) {
-        self.open = false;
-        locked(&OPEN).remove(&self.id);
-        abort(self.request()).await;
-    }
-
-    fn request(
-        &self,
-    ) -> aws_sdk_s3::operation::abort_multipart_upload::builders::AbortMultipartUploadFluentBuilder
-    {
-        self.s3
-            .abort_multipart_upload()
-            .bucket(&self.bucket)
-            .key(&self.key)
-            .upload_id(&self.id)
-    }
-}
-
-impl Drop for OpenUpload {
-    fn drop(&mut self) {
-        if !self.open {
-            return;
-        }
-        locked(&OPEN).remove(&self.id);
-        // Outside a runtime (it is shutting down) nothing can be sent; the panic hook names the rest.
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            let task = rt.spawn(abort(self.request()));
-            locked(&ABORTS).push(task);
-        }
-    }
-}
-
-async fn abort(
-    req: aws_sdk_s3::operation::abort_multipart_upload::builders::AbortMultipartUploadFluentBuilder,
-) {
-    let what = format!(
-        "s3://{}/{}",
-        req.get_bucket().as_deref().unwrap_or_default(),
-        req.get_key().as_deref().unwrap_or_default()
-    );
-    match req.send().await {
-        Ok(_) => tracing::info!("multipart upload of {what} aborted"),
-        Err(e) => tracing::warn!(
-            "could not abort the multipart upload of {what} ({}); its parts are billed until a lifecycle rule removes them",
-            describe(&e)
-        ),
-    }
-}
-
-/// Wait, at most `limit`, for the aborts of uploads that were dropped (a sibling failed, the run was
-/// cancelled).
-pub async fn settle_aborts(limit: std::time::Duration) {
-    let tasks = std::mem::take(&mut *locked(&ABORTS));
-    if tasks.is_empty() {
-        return;
-    }
-    tracing::info!(
-        uploads = tasks.len(),
-        "aborting unfinished multipart uploads"
-    );
-    if tokio::time::timeout(limit, futures::future::join_all(tasks))
-        .await
-        .is_err()
-    {
-        tracing::warn!("multipart aborts still in flight after {limit:?}");
-    }
-}
-
-/// The multipart uploads still open (`s3://bucket/key` and upload id), for a panic report: a panic
-/// aborts the process before any request could be sent.
-pub fn open_uploads() -> Vec<(String, String)> {
-    locked(&OPEN)
-        .iter()
-        .map(|(id, object)| (object.clone(), id.clone()))
-        .collect()
 }
 
 /// Delete keys in batches (`DeleteObjects`), calling `deleted` for each key S3 removed; a key S3
@@ -658,12 +429,6 @@ mod tests {
         assert_eq!(read_capped(small, 1000).await.unwrap().unwrap().len(), 1000);
         let big = ByteStream::from(vec![b'{'; 1001]);
         assert!(read_capped(big, 1000).await.unwrap().is_none());
-    }
-
-    #[test]
-    fn part_size_grows_for_huge_files() {
-        assert_eq!(part_size(20 << 20), PART_SIZE);
-        assert!(part_size(200 << 30).div_ceil(1) * 10_000 >= 200 << 30);
     }
 
     #[test]
