@@ -48,12 +48,13 @@
 //!     codes say went wrong, with the fix), `steps/target_health` (the target groups' health and checks).
 //!   - `steps/frontend`: the S3 sync (`plan`: the pure decision of uploads and deletes; `undo`: the pure
 //!     decision of a rollback; `local`: the build folder; `state`: the sync state object and the live
-//!     release; `s3`, `cloudfront`: the I/O; `release`: finalize or restore a release; `artifact`: the
+//!     release; `pending`: the journal of a restore, finished by the next run; `s3`, `multipart`,
+//!     `cloudfront`: the I/O; `release`: finalize or restore a release; `artifact`: the
 //!     build as a release artifact in ECR; `report`, `error`).
 //! - [`retry`]: the one retry policy (attempts, backoff, jitter) every hand-made retry goes through;
 //!   a retried operation inside another tries once. A leaf.
 //! - [`registry`]: an OCI distribution client, the image copy (promotion, archive push) and artifacts
-//!   (the frontend build, pushed and read whole).
+//!   (the frontend build, streamed to and from disk).
 //! - [`report`]: one [`report::Report`] -> step outputs and the job summary; `report/section` is the
 //!   leaf every step shares (the `Section` trait, Markdown escaping, the timed phases), importing nothing
 //!   from the crate.

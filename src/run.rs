@@ -75,7 +75,11 @@ where
                     }
                 }
             };
-            // CANCEL UNDO: a migration task the dropped pipeline left running is stopped.
+            if cancelled_by.is_some() {
+                // The dropped pipeline's multipart uploads: their aborts are on their way.
+                frontend::settle_aborts(frontend::ABORT_WAIT).await;
+            }
+            // A migration task the dropped pipeline left running is stopped.
             if let (Some(signal), Some(clients), Some(m)) =
                 (cancelled_by, clients_slot.get(), report.migration.as_mut())
             {

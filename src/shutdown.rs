@@ -72,6 +72,17 @@ pub fn install_panic_hook() {
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
         write_panic_report(&format!("{message}{place}"), &mut std::io::stdout());
+        // No request can be sent from here: name the multipart uploads left open, with the fix.
+        for (object, id) in crate::steps::frontend::open_uploads() {
+            crate::github::commands::emit(
+                crate::github::commands::Level::Warning,
+                Some("cloudshop-deploy"),
+                &format!(
+                    "the multipart upload `{id}` of `{object}` was left open by the panic: abort it with \
+                     `aws s3api abort-multipart-upload` (its parts are billed until then)"
+                ),
+            );
+        }
         default(info);
         std::process::abort();
     }));

@@ -102,7 +102,10 @@ pub async fn after(cx: &Cx<'_>, failure: Failure, rel: &mut Release, report: &mu
                 continue;
             }
             let undone = match undo {
-                Undo::Site => restore_site(cx, rel, report).await,
+                Undo::Site => {
+                    problems.extend(restore_site(cx, rel, report).await);
+                    Ok(())
+                }
                 Undo::Service if roll_back_service => {
                     let r = roll_back_service_after(cx, stage, &error, rel, report).await;
                     service_back = r.is_ok();
@@ -158,14 +161,19 @@ fn interrupted_before(undo: Undo, rel: &Release, report: &mut Report) {
     report.rollback_interrupted.push(note);
 }
 
-async fn restore_site(cx: &Cx<'_>, rel: &mut Release, report: &mut Report) -> Result<(), Error> {
+/// Put the previous site back; every object it could not restore is a problem of its own.
+async fn restore_site(cx: &Cx<'_>, rel: &mut Release, report: &mut Report) -> Vec<Error> {
     let (Some(f), Some(synced)) = (&cx.cfg.frontend, rel.synced.take()) else {
-        return Ok(());
+        return Vec::new();
     };
     let sr = report.frontend.get_or_insert_with(Default::default);
-    frontend::restore(cx.clients, f, synced, sr, &mut report.phases)
-        .await
-        .map_err(Error::from)
+    match frontend::restore(cx.clients, f, synced, sr, &mut report.phases).await {
+        Ok(()) => Vec::new(),
+        Err(frontend::Error::Restore { errors, .. }) if !errors.is_empty() => {
+            errors.into_iter().map(Error::from).collect()
+        }
+        Err(e) => vec![e.into()],
+    }
 }
 
 async fn roll_back_service_after(

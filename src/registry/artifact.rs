@@ -16,6 +16,8 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use sha2::{Digest, Sha256};
+
 use super::manifest::{sha256_digest, OCI_MANIFEST};
 
 /// `artifactType` of a packed frontend build.
@@ -73,13 +75,18 @@ impl Error {
     }
 }
 
-/// A blob ready to push: its bytes and descriptor.
+/// A blob ready to push: its bytes (in memory, or in a file for a packed build) and descriptor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Blob {
+    /// The bytes, when held in memory; empty when they are in `file`.
     pub bytes: Bytes,
-    /// `sha256:<hex>` of `bytes`.
+    /// `sha256:<hex>` of the bytes.
     pub digest: String,
     pub media_type: String,
+    /// Where the bytes are when they are not in memory: a packed build, streamed from disk.
+    pub file: Option<PathBuf>,
+    /// Bytes in all.
+    pub size: u64,
 }
 
 impl Blob {
@@ -87,8 +94,10 @@ impl Blob {
         let bytes = bytes.into();
         Blob {
             digest: sha256_digest(&bytes),
+            size: bytes.len() as u64,
             bytes,
             media_type: media_type.to_string(),
+            file: None,
         }
     }
 
@@ -101,16 +110,70 @@ impl Blob {
         json!({
             "mediaType": self.media_type,
             "digest": self.digest,
-            "size": self.bytes.len(),
+            "size": self.size,
         })
     }
 }
 
-/// Pack files (`(relative path, file to read)`) into one deterministic tar+gzip layer.
+/// A writer that hashes and counts what goes through it.
+struct Hashing<W> {
+    inner: W,
+    sha: Sha256,
+    size: u64,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.sha.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Pack files (`(relative path, file to read)`) into one deterministic tar+gzip layer, in memory.
 pub fn pack(files: &[(String, PathBuf)]) -> Result<Blob, Error> {
+    let (bytes, _, _) = pack_into(files, Vec::new())?;
+    Ok(Blob::new(bytes, TAR_GZIP_LAYER))
+}
+
+/// [`pack`] into the file `out`, streamed: memory stays flat whatever the build's size.
+pub fn pack_to(files: &[(String, PathBuf)], out: &Path) -> Result<Blob, Error> {
+    let write = |e: std::io::Error| Error::Write {
+        file: out.display().to_string(),
+        message: e.to_string(),
+    };
+    let file =
+        std::io::BufWriter::with_capacity(64 * 1024, std::fs::File::create(out).map_err(write)?);
+    let (file, digest, size) = pack_into(files, file)?;
+    file.into_inner()
+        .map_err(|e| write(e.into_error()))?
+        .sync_all()
+        .map_err(write)?;
+    Ok(Blob {
+        bytes: Bytes::new(),
+        digest,
+        media_type: TAR_GZIP_LAYER.to_string(),
+        file: Some(out.to_path_buf()),
+        size,
+    })
+}
+
+/// The deterministic tar+gzip of `files` written to `out`, each file streamed from disk; returns `out`
+/// with the layer's digest and size.
+fn pack_into<W: Write>(files: &[(String, PathBuf)], out: W) -> Result<(W, String, u64), Error> {
     let mut sorted: Vec<&(String, PathBuf)> = files.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let hashing = Hashing {
+        inner: out,
+        sha: Sha256::new(),
+        size: 0,
+    };
+    let gz = flate2::write::GzEncoder::new(hashing, flate2::Compression::default());
     let mut tar = tar::Builder::new(gz);
     tar.mode(tar::HeaderMode::Deterministic);
     for (rel, path) in sorted {
@@ -118,26 +181,27 @@ pub fn pack(files: &[(String, PathBuf)]) -> Result<Blob, Error> {
             file: rel.clone(),
             message: e.to_string(),
         };
-        let data = std::fs::read(path).map_err(read)?;
+        let file = std::fs::File::open(path).map_err(read)?;
+        let len = file.metadata().map_err(read)?.len();
         let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
+        header.set_size(len);
         header.set_mode(0o644);
         header.set_mtime(0);
         header.set_uid(0);
         header.set_gid(0);
         header.set_entry_type(tar::EntryType::Regular);
-        tar.append_data(&mut header, rel, data.as_slice())
+        // At most the size the header promised, should the file grow while it is read.
+        tar.append_data(&mut header, rel, file.take(len))
             .map_err(read)?;
     }
-    let gz = tar.into_inner().map_err(|e| Error::Read {
+    let archive = |e: std::io::Error| Error::Read {
         file: "(archive)".into(),
         message: e.to_string(),
-    })?;
-    let bytes = gz.finish().map_err(|e| Error::Read {
-        file: "(archive)".into(),
-        message: e.to_string(),
-    })?;
-    Ok(Blob::new(bytes, TAR_GZIP_LAYER))
+    };
+    let gz = tar.into_inner().map_err(archive)?;
+    let hashing = gz.finish().map_err(archive)?;
+    let digest = format!("sha256:{}", hex::encode(hashing.sha.finalize()));
+    Ok((hashing.inner, digest, hashing.size))
 }
 
 /// Is this a relative path of normal components only (no `..`, no root, no prefix)?
@@ -149,6 +213,23 @@ fn plain_relative(p: &Path) -> bool {
 /// the files written, sorted. Links, devices and paths leaving `dest` are refused before anything of
 /// theirs is written.
 pub fn unpack(layer: &[u8], dest: &Path, limits: Limits) -> Result<Vec<String>, Error> {
+    unpack_from(layer, dest, limits)
+}
+
+/// [`unpack`] a layer kept in the file `layer`, streamed: memory stays flat whatever its size.
+pub fn unpack_file(layer: &Path, dest: &Path, limits: Limits) -> Result<Vec<String>, Error> {
+    let file = std::fs::File::open(layer).map_err(|e| Error::Read {
+        file: layer.display().to_string(),
+        message: e.to_string(),
+    })?;
+    unpack_from(
+        std::io::BufReader::with_capacity(64 * 1024, file),
+        dest,
+        limits,
+    )
+}
+
+fn unpack_from(layer: impl Read, dest: &Path, limits: Limits) -> Result<Vec<String>, Error> {
     let gz = flate2::read::GzDecoder::new(layer);
     let mut archive = tar::Archive::new(gz);
     let mut written = Vec::new();
@@ -345,6 +426,31 @@ mod tests {
                 (rel.to_string(), p)
             })
             .collect()
+    }
+
+    #[test]
+    fn packing_to_a_file_gives_the_same_layer_and_unpacks_from_it() {
+        let src = tempfile::tempdir().unwrap();
+        let list = files(
+            src.path(),
+            &[("index.html", b"<html></html>"), ("a/b.js", &[7u8; 70_000])],
+        );
+        let memory = pack(&list).unwrap();
+        let out = src.path().join("layer.tar.gz");
+        let file = pack_to(&list, &out).unwrap();
+        assert_eq!((&file.digest, file.size), (&memory.digest, memory.size));
+        assert!(file.bytes.is_empty() && file.file.as_deref() == Some(out.as_path()));
+        assert_eq!(std::fs::read(&out).unwrap(), memory.bytes);
+        let dest = tempfile::tempdir().unwrap();
+        let written = unpack_file(&out, dest.path(), Limits::default()).unwrap();
+        assert_eq!(
+            written,
+            vec!["a/b.js".to_string(), "index.html".to_string()]
+        );
+        assert_eq!(
+            std::fs::read(dest.path().join("a/b.js")).unwrap(),
+            [7u8; 70_000]
+        );
     }
 
     #[test]

@@ -33,4 +33,4 @@ pub use manifest::{
     is_digest, sha256_digest, Manifest, ACCEPTED, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX,
     OCI_MANIFEST,
 };
-pub use push::{artifact_manifest, push_artifact, read_layer};
+pub use push::{artifact_manifest, push_artifact, read_layer, read_layer_to};

@@ -1,15 +1,22 @@
-//! Artifacts in and out of a repository: push a small artifact built in memory (its blobs, then its
-//! manifest under a tag, read back), and read one artifact's layer whole (bounded, digest checked).
+//! Artifacts in and out of a repository: push an artifact (its blobs, a packed build streamed from its
+//! file, then its manifest under a tag, read back), and read one artifact's layer, whole or streamed
+//! into a file (bounded, digest checked).
 //!
 //! APIs: through [`Registry`] only.
 
+use std::path::Path;
+
 use bytes::Bytes;
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
 
 use super::artifact::Blob;
 use super::client::Registry;
-use super::copy::{CopyStats, Target};
+use super::copy::{retryable, CopyStats, Target};
 use super::error::Error;
 use super::manifest::{Manifest, Parsed, OCI_MANIFEST};
+use crate::retry::{self, Outcome};
 
 /// An artifact's manifest from the bytes [`super::artifact::manifest`] made.
 pub fn artifact_manifest(bytes: Bytes) -> Result<Manifest, Error> {
@@ -33,9 +40,13 @@ pub async fn push_artifact(
         return Ok(stats);
     }
     for blob in blobs {
-        if reg.push_blob(repo, blob).await? {
+        let sent = match &blob.file {
+            Some(path) => push_file_blob(reg, repo, blob, path).await?,
+            None => reg.push_blob(repo, blob).await?,
+        };
+        if sent {
             stats.blobs_copied += 1;
-            stats.bytes_copied += blob.bytes.len() as u64;
+            stats.bytes_copied += blob.size;
         } else {
             stats.blobs_skipped += 1;
         }
@@ -63,6 +74,17 @@ pub async fn read_layer(
     media_type: &str,
     limit: u64,
 ) -> Result<Bytes, Error> {
+    let digest = layer_of(repo, manifest, media_type, limit)?;
+    registry.read_blob(repo, &digest, limit as usize).await
+}
+
+/// The digest of the one layer of media type `media_type`, refused when larger than `limit`.
+fn layer_of(
+    repo: &str,
+    manifest: &Manifest,
+    media_type: &str,
+    limit: u64,
+) -> Result<String, Error> {
     let Parsed::Image(blobs) = manifest.parse()? else {
         return Err(Error::Manifest {
             object: manifest.digest.clone(),
@@ -76,16 +98,128 @@ pub async fn read_layer(
             object: manifest.digest.clone(),
             message: format!("no `{media_type}` layer"),
         })?;
-    let object = format!("{repo}@{}", layer.digest);
     if layer.size > limit {
         return Err(Error::TooLarge {
             verb: "get blob",
-            object,
+            object: format!("{repo}@{}", layer.digest),
             limit: limit as usize,
         });
     }
+    Ok(layer.digest)
+}
+
+// ---- Streamed to and from disk: a packed build of any size in flat memory. Each attempt starts again
+// ---- from the file, under the registry's small-request policy.
+
+/// [`read_layer`] streamed into the file `dest` (created or truncated): at most `limit` bytes, and
+/// exactly the bytes its digest names. A read that fails on the way is started again under
+/// [`Registry::small_policy`].
+pub async fn read_layer_to(
+    registry: &Registry,
+    repo: &str,
+    manifest: &Manifest,
+    media_type: &str,
+    limit: u64,
+    dest: &Path,
+) -> Result<(), Error> {
+    let digest = layer_of(repo, manifest, media_type, limit)?;
+    let object = format!("{repo}@{digest}");
+    let what = format!("layer read `{object}`");
+    retry::run(registry.small_policy(), &what, |_| async {
+        Outcome::classify(
+            read_once_to(registry, repo, &digest, &object, limit, dest).await,
+            retryable,
+        )
+    })
+    .await
+}
+
+async fn read_once_to(
+    registry: &Registry,
+    repo: &str,
+    digest: &str,
+    object: &str,
+    limit: u64,
+    dest: &Path,
+) -> Result<(), Error> {
+    let io = |e: std::io::Error| Error::Transport {
+        verb: "write blob to",
+        object: dest.display().to_string(),
+        message: e.to_string(),
+    };
+    let mut body = registry.get_blob(repo, digest).await?;
+    let mut out = tokio::io::BufWriter::new(tokio::fs::File::create(dest).await.map_err(io)?);
+    let (mut sha, mut size) = (Sha256::new(), 0u64);
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| Error::Transport {
+            verb: "get blob",
+            object: object.to_string(),
+            message: e.to_string(),
+        })?;
+        size += chunk.len() as u64;
+        if size > limit {
+            return Err(Error::TooLarge {
+                verb: "get blob",
+                object: object.to_string(),
+                limit: limit as usize,
+            });
+        }
+        sha.update(&chunk);
+        out.write_all(&chunk).await.map_err(io)?;
+    }
+    out.flush().await.map_err(io)?;
+    let actual = format!("sha256:{}", hex::encode(sha.finalize()));
+    if actual != digest {
+        return Err(Error::DigestMismatch {
+            object: object.to_string(),
+            expected: digest.to_string(),
+            actual,
+        });
+    }
+    Ok(())
+}
+
+/// Push a blob kept in the file `path` unless the repository has it, streamed from disk (64 KiB at a
+/// time). Returns whether bytes were sent. A failed upload is tried again in a fresh session, reading
+/// the file again, under [`Registry::small_policy`].
+async fn push_file_blob(
+    registry: &Registry,
+    repo: &str,
+    blob: &Blob,
+    path: &Path,
+) -> Result<bool, Error> {
+    if registry.blob_exists(repo, &blob.digest).await? {
+        return Ok(false);
+    }
+    let what = format!("blob upload `{repo}@{}`", blob.digest);
+    retry::run(registry.small_policy(), &what, |_| async {
+        Outcome::classify(
+            push_file_blob_once(registry, repo, blob, path).await,
+            retryable,
+        )
+    })
+    .await?;
+    Ok(true)
+}
+
+/// One upload session reading the file from its start: open, send, close.
+async fn push_file_blob_once(
+    registry: &Registry,
+    repo: &str,
+    blob: &Blob,
+    path: &Path,
+) -> Result<u64, Error> {
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| Error::Transport {
+            verb: "read blob from",
+            object: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+    let body = tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024).boxed();
+    let location = registry.start_upload(repo, &blob.digest).await?;
     registry
-        .read_blob(repo, &layer.digest, limit as usize)
+        .upload(location, repo, &blob.digest, blob.size, body)
         .await
 }
 

@@ -14,9 +14,11 @@
 //! - `local`: walk and hash the build folder, Content-Type and Cache-Control per file (no AWS).
 //! - `plan`: every decision (upload and why, skip, HEAD, delete, order, next state), pure.
 //! - `undo`: what a rollback copies back and deletes, decided before the first write, pure.
+//! - `pending`: the journal of a restore or cleanup, finished by the next run when one stops half-way.
 //! - `state`: the model of the sync state object that spares a `HeadObject` per unchanged file and names
 //!   the live and the previous release.
 //! - `s3`: listing, HEAD, uploads, copies, deletes, the state object, and the one classifier of S3 errors.
+//! - `multipart`: large files in parts, each upload aborted on every way out but success.
 //! - `cloudfront`: the distribution check and the invalidation.
 //! - `release`: the end of a release: [`finalize`] or [`restore`].
 //! - [`artifact`]: the build as a release artifact in ECR (publish, promote, restore from it).
@@ -31,6 +33,8 @@ pub mod artifact;
 mod cloudfront;
 mod error;
 mod local;
+mod multipart;
+mod pending;
 mod plan;
 mod release;
 mod report;
@@ -54,6 +58,7 @@ use plan::Verdict;
 
 pub use error::Error;
 pub use local::LocalFile;
+pub use multipart::{open_uploads, settle_aborts};
 pub use plan::{Reason, SyncPlan, Upload};
 pub use release::{finalize, restore, Synced};
 
@@ -63,6 +68,8 @@ pub use undo::Undo;
 
 /// Uploads (and HEAD requests) in flight at once.
 const CONCURRENCY: usize = 16;
+/// How long the aborts of dropped multipart uploads are waited for (a cancel must exit within 5 s).
+pub const ABORT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What [`prepare`] decided, for [`apply`].
 #[derive(Debug)]
@@ -76,6 +83,10 @@ pub struct Prepared {
     pub release: Option<Release>,
     /// When `prepare` started: the report's time covers the whole sync.
     started: Instant,
+    /// What an earlier run's restore or cleanup left, finished before this sync's first write.
+    left: Option<pending::Pending>,
+    /// Every build file as it should be in the bucket: planned again once `left` is finished.
+    wanted: Vec<Upload>,
     /// The substituted copies of text files, read by the uploads; removed when the sync is done.
     _staging: tempfile::TempDir,
 }
@@ -109,26 +120,92 @@ pub async fn prepare_from(
 ) -> Result<Prepared, Error> {
     let started = Instant::now();
     let _group = commands::group("Frontend: plan the sync");
-    let exclude = cfg.exclude.set().clone();
+    let local = stage_build(cfg, dir, root).await?;
+    // The local side is hashed while the bucket is read.
+    let state_key = format!("{}{}", cfg.prefix, state::STATE_NAME);
+    let pending_key = format!("{}{}", cfg.prefix, pending::PENDING_NAME);
+    let (files, remote, old_state) = tokio::try_join!(
+        hash_all(local.staged),
+        s3::list(&clients.s3, &cfg.bucket, &cfg.prefix),
+        s3::read_state(&clients.s3, &cfg.bucket, &state_key)
+    )?;
+    // The listing shows whether an earlier run left a journal: read it only then.
+    let left = match remote.contains_key(&pending_key) {
+        true => s3::read_pending(&clients.s3, &cfg.bucket, &pending_key).await?,
+        false => None,
+    };
+    if let Some(f) = files.iter().find(|f| f.rel.starts_with(state::STATE_DIR)) {
+        return Err(Error::Reserved {
+            path: f.path.clone(),
+        });
+    }
+    if let Some(id) = &cfg.cloudfront_distribution_id {
+        cloudfront::check_distribution(&clients.cloudfront, id).await?;
+    }
+    let file_count = files.len();
     let rules = CacheRules::new(&cfg.cache_rules);
+    let wanted: Vec<Upload> = files
+        .into_iter()
+        .map(|f| {
+            let (content_type, cache_control) =
+                (local::content_type(&f.rel), rules.for_path(&f.rel));
+            Upload::new(f, &cfg.prefix, content_type, cache_control)
+        })
+        .collect();
+    let (plan, undo) = plan_against(clients, cfg, wanted.clone(), &remote, old_state).await?;
+    if let Some(left) = &left {
+        tracing::info!(
+            "an earlier run left the {} unfinished: the sync finishes it before its first write",
+            left.describe()
+        );
+    }
+    *sr = report_plan(cfg, &plan, dry_run, file_count, local.excluded, started);
+    timeline.record("frontend plan", started, Outcome::Ok);
+    Ok(Prepared {
+        plan,
+        undo,
+        built: local.built,
+        release: None,
+        started,
+        left,
+        wanted,
+        _staging: local.staging,
+    })
+}
 
-    // The local side: walk (blocking I/O) and hash, a few files at a time.
+/// The build folder walked and its placeholders substituted (in copies), before any hashing.
+struct Staged {
+    /// The substituted copies to hash and upload.
+    staged: Vec<local::Found>,
+    /// The files as built, by relative path.
+    built: Vec<(String, std::path::PathBuf)>,
+    /// Files skipped by `exclude`.
+    excluded: usize,
+    staging: tempfile::TempDir,
+}
+
+/// Walk the build folder (blocking I/O) and put the environment's values in copies: hashes and uploads
+/// are of the substituted bytes, and a leftover placeholder stops the run here, before any write.
+async fn stage_build(
+    cfg: &Frontend,
+    dir: &std::path::Path,
+    root: &std::path::Path,
+) -> Result<Staged, Error> {
+    let joined = |e: tokio::task::JoinError| Error::Dir {
+        dir: dir.to_path_buf(),
+        message: e.to_string(),
+    };
     let (walk_dir, workspace) = (dir.to_path_buf(), root.to_path_buf());
-    let walk_exclude = exclude.clone();
+    let exclude = cfg.exclude.set().clone();
     let (found, excluded) =
-        tokio::task::spawn_blocking(move || local::walk(&walk_dir, &workspace, &walk_exclude))
+        tokio::task::spawn_blocking(move || local::walk(&walk_dir, &workspace, &exclude))
             .await
-            .map_err(|e| Error::Dir {
-                dir: dir.to_path_buf(),
-                message: e.to_string(),
-            })??;
+            .map_err(joined)??;
     if found.is_empty() {
         return Err(Error::EmptyBuild {
             dir: dir.to_path_buf(),
         });
     }
-    // Placeholders -> the environment's values, in copies: hashes and uploads are of the substituted
-    // bytes, and a leftover placeholder stops the run here, before any write.
     let staging = tempfile::Builder::new()
         .prefix("cloudshop-frontend-")
         .tempdir()
@@ -142,10 +219,7 @@ pub async fn prepare_from(
     let pairs = built.clone();
     let staged = tokio::task::spawn_blocking(move || values::stage(pairs, &dest, &values))
         .await
-        .map_err(|e| Error::Dir {
-            dir: dir.to_path_buf(),
-            message: e.to_string(),
-        })??;
+        .map_err(joined)??;
     if staged.replacements > 0 {
         tracing::info!(
             files = staged.substituted_files,
@@ -153,11 +227,22 @@ pub async fn prepare_from(
             "environment values substituted"
         );
     }
-    let found = staged
+    let staged = staged
         .files
         .into_iter()
-        .map(|(rel, path)| local::Found { rel, path });
-    let hashing = futures::stream::iter(found)
+        .map(|(rel, path)| local::Found { rel, path })
+        .collect();
+    Ok(Staged {
+        staged,
+        built,
+        excluded,
+        staging,
+    })
+}
+
+/// Hash the staged files (blocking I/O), a few at a time.
+async fn hash_all(found: Vec<local::Found>) -> Result<Vec<LocalFile>, Error> {
+    futures::stream::iter(found)
         .map(|f| async move {
             let path = f.path.clone();
             tokio::task::spawn_blocking(move || local::hash_file(&f))
@@ -167,55 +252,51 @@ pub async fn prepare_from(
                     message: e.to_string(),
                 })?
         })
-        .buffered(4);
-    // The remote side, meanwhile.
-    let state_key = format!("{}{}", cfg.prefix, state::STATE_NAME);
-    let (files, remote, old_state) = tokio::try_join!(
-        hashing.try_collect::<Vec<LocalFile>>(),
-        s3::list(&clients.s3, &cfg.bucket, &cfg.prefix),
-        s3::read_state(&clients.s3, &cfg.bucket, &state_key)
-    )?;
-    if let Some(f) = files.iter().find(|f| f.rel.starts_with(state::STATE_DIR)) {
-        return Err(Error::Reserved {
-            path: f.path.clone(),
-        });
-    }
-    if let Some(id) = &cfg.cloudfront_distribution_id {
-        cloudfront::check_distribution(&clients.cloudfront, id).await?;
-    }
+        .buffered(4)
+        .try_collect()
+        .await
+}
 
-    let file_count = files.len();
-    let wanted = files.into_iter().map(|f| {
-        let (content_type, cache_control) = (local::content_type(&f.rel), rules.for_path(&f.rel));
-        Upload::new(f, &cfg.prefix, content_type, cache_control)
-    });
-    let plan = decide(
-        clients,
-        cfg,
-        wanted.collect(),
-        &remote,
-        old_state,
-        state_key,
-        |rel| exclude.is_match(rel),
-    )
-    .await?;
+/// The plan of the uploads `wanted` over the bucket as listed, and its undo.
+async fn plan_against(
+    clients: &Clients,
+    cfg: &Frontend,
+    wanted: Vec<Upload>,
+    remote: &BTreeMap<String, state::Listed>,
+    old_state: Option<state::SyncState>,
+) -> Result<(SyncPlan, Undo), Error> {
+    let state_key = format!("{}{}", cfg.prefix, state::STATE_NAME);
+    let exclude = cfg.exclude.set();
+    let excluded = |rel: &str| exclude.is_match(rel);
+    let plan = decide(clients, cfg, wanted, remote, old_state, state_key, excluded).await?;
     let undo = undo::plan(
         plan.uploads().map(|u| u.key.as_str()),
-        &remote,
+        remote,
         &cfg.prefix,
         &plan.state_key,
     );
+    Ok((plan, undo))
+}
 
+/// The plan's counts as what would change (logged), for the report until `apply` counts what it does.
+fn report_plan(
+    cfg: &Frontend,
+    plan: &SyncPlan,
+    dry_run: bool,
+    files: usize,
+    excluded: usize,
+    started: Instant,
+) -> SyncReport {
     let mut planned = SyncReport {
         bucket: cfg.bucket.clone(),
         prefix: cfg.prefix.clone(),
         dry_run,
-        files: file_count,
+        files,
         excluded,
         unchanged: plan.unchanged,
         ..SyncReport::default()
     };
-    planned.count_plan(&plan);
+    planned.count_plan(plan);
     planned.seconds = started.elapsed().as_secs_f64();
     tracing::info!(
         bucket = %cfg.bucket,
@@ -237,16 +318,25 @@ pub async fn prepare_from(
             planned.changes_total - planned.changes.len()
         );
     }
-    *sr = planned;
-    timeline.record("frontend plan", started, Outcome::Ok);
-    Ok(Prepared {
-        plan,
-        undo,
-        built,
-        release: None,
-        started,
-        _staging: staging,
-    })
+    planned
+}
+
+/// Finish what an earlier run left (see `pending`), then plan `wanted` again over the bucket as that
+/// left it: the first plan was made over the bucket before it.
+async fn resume(
+    clients: &Clients,
+    cfg: &Frontend,
+    left: &pending::Pending,
+    wanted: Vec<Upload>,
+    sr: &mut SyncReport,
+) -> Result<(SyncPlan, Undo), Error> {
+    release::finish_pending(clients, cfg, left, sr).await?;
+    let state_key = format!("{}{}", cfg.prefix, state::STATE_NAME);
+    let (remote, old_state) = tokio::try_join!(
+        s3::list(&clients.s3, &cfg.bucket, &cfg.prefix),
+        s3::read_state(&clients.s3, &cfg.bucket, &state_key)
+    )?;
+    plan_against(clients, cfg, wanted, &remote, old_state).await
 }
 
 /// The plan from the build files (with the keys and headers they should have), the listing and the
@@ -313,9 +403,22 @@ pub async fn apply(
         undo,
         release,
         started,
+        left,
+        wanted,
         _staging: staging,
         ..
     } = prepared;
+    let (plan, undo) = match left {
+        None => (plan, undo),
+        Some(left) => match resume(clients, cfg, &left, wanted, sr).await {
+            Ok(replanned) => replanned,
+            Err(error) => {
+                timeline.record("frontend sync", phase, Outcome::Failed);
+                let synced = Synced::new(Undo::default(), Vec::new(), Default::default());
+                return Err(Failed { error, synced });
+            }
+        },
+    };
     sr.bucket = cfg.bucket.clone();
     sr.prefix = cfg.prefix.clone();
     sr.unchanged = plan.unchanged;
@@ -382,7 +485,7 @@ async fn sync(
         upload_all(clients, &cfg.bucket, phase, sr, &mut written).await?;
     }
     sr.artifact = release.as_ref().map(|r| r.artifact.clone());
-    progress.state_written = save_state(clients, cfg, plan, undo, release, &written).await;
+    save_state(clients, cfg, plan, undo, release, &written, progress).await?;
     if let Some(id) = &cfg.cloudfront_distribution_id {
         let paths = cloudfront::invalidation_paths(
             plan.uploads().map(|u| u.file.rel.as_str()),
@@ -408,13 +511,22 @@ async fn upload_all<'a>(
     let mut done = futures::stream::iter(uploads)
         .map(|up| async move {
             limiter
-                .run(s3::put(s3, bucket, up))
+                .run(put(s3, bucket, up))
                 .await
                 .map(|etag| (etag, up))
         })
         .buffer_unordered(CONCURRENCY);
     while let Some(r) = done.next().await {
-        let (etag, up) = r?;
+        let (etag, up) = match r {
+            Ok(written) => written,
+            Err(e) => {
+                // The siblings still in flight are dropped with the stream: their multipart uploads
+                // are aborted before the error goes on (to a restore that lists the bucket).
+                drop(done);
+                multipart::settle_aborts(ABORT_WAIT).await;
+                return Err(e);
+            }
+        };
         written.insert(up.key.clone(), (etag, up));
         tracing::info!(
             "uploaded {} ({}, {} bytes)",
@@ -434,10 +546,21 @@ async fn upload_all<'a>(
     Ok(())
 }
 
+/// Upload one file: one `PutObject`, or in parts above [`multipart::THRESHOLD`]. Returns the ETag S3
+/// gave it (without quotes).
+async fn put(s3: &aws_sdk_s3::Client, bucket: &str, up: &Upload) -> Result<String, Error> {
+    if up.file.size > multipart::THRESHOLD {
+        multipart::put(s3, bucket, up).await
+    } else {
+        s3::put(s3, bucket, up).await
+    }
+}
+
 /// Record what this run left in the bucket (see [`state`]) and the release it serves, when that differs
 /// from what was recorded; the previous state object is copied aside first, so a rollback can put it
 /// back. The entries come from a fresh listing, so they hold the ETag and LastModified S3 gave each
-/// write. Returns whether the state object was written.
+/// write. The state is the ledger a later rollback reads, so any failure here fails the sync; once the
+/// write is attempted, `progress` says so, and a restore puts the previous state back.
 async fn save_state(
     clients: &Clients,
     cfg: &Frontend,
@@ -445,17 +568,13 @@ async fn save_state(
     undo: &Undo,
     release: Option<Release>,
     written: &BTreeMap<String, (String, &Upload)>,
-) -> bool {
+    progress: &mut release::Progress,
+) -> Result<(), Error> {
     let objects = if written.is_empty() {
         plan::vouched(&plan.known)
     } else {
-        match s3::list(&clients.s3, &cfg.bucket, &cfg.prefix).await {
-            Ok(listing) => plan::next_state(&plan.known, written, &listing),
-            Err(e) => {
-                tracing::warn!("could not list the bucket to record the sync state: {e}");
-                return false;
-            }
-        }
+        let listing = s3::list(&clients.s3, &cfg.bucket, &cfg.prefix).await?;
+        plan::next_state(&plan.known, written, &listing)
     };
     let (live, previous) = state::releases(plan.old_state.as_ref(), release);
     let new = state::SyncState {
@@ -464,14 +583,13 @@ async fn save_state(
         ..state::new(objects)
     };
     if state::same(plan.old_state.as_ref(), &new) {
-        return false;
+        return Ok(());
     }
     if let Some(backup) = &undo.state_backup {
-        if let Err(e) = s3::copy(&clients.s3, &cfg.bucket, &plan.state_key, backup).await {
-            tracing::warn!("could not keep the previous sync state ({e}); it is not rewritten");
-            return false;
-        }
+        s3::copy(&clients.s3, &cfg.bucket, &plan.state_key, backup).await?;
     }
-    s3::write_state(&clients.s3, &cfg.bucket, &plan.state_key, &new).await;
-    true
+    // A write that failed on its answer may still have landed: from here a restore puts the old state
+    // back (or deletes the new one).
+    progress.state_written = true;
+    s3::write_state(&clients.s3, &cfg.bucket, &plan.state_key, &new).await
 }

@@ -339,6 +339,71 @@ fn a_promotion_without_the_frontend_artifact_changes_nothing() {
     assert!(objects(&s.moto, &s.prod_bucket).is_empty());
 }
 
+/// One policy for a release that is live and passed its checks but whose bookkeeping failed: the stale
+/// files of the previous release cannot be deleted, and the run still says `deployed`, warns with what
+/// is left, and records the verified release (before, it failed and skipped the marker).
+#[test]
+fn a_stale_file_delete_that_fails_after_a_good_release_is_a_warning_and_the_marker_is_written() {
+    use common::faults::{Fault, FaultPlan, FaultProxy};
+    let s = stages();
+    s.reg
+        .push_image_known_to_ecr(&s.moto, &s.stage, SHA_B, 2, 64 * 1024);
+    let sim = EcsSim::start(Scenario::Succeed { after: 2 });
+    let deploy = |sha: &str, aws: &str, js: (&str, &str)| {
+        Action::new()
+            .with_moto(&s.moto)
+            .env("AWS_ENDPOINT_URL", aws)
+            .env("AWS_ENDPOINT_URL_ECS", &sim.endpoint)
+            .file(".github/cloudshop-deploy.yml", &stages_config(&s))
+            .file("build/index.html", &INDEX_A.replace("main.a1a1a1.js", js.0))
+            .file(&format!("build/static/js/{}", js.0), js.1)
+            .file("build/static/css/main.c3c3c3.css", CSS)
+            .input("environment", "stage")
+            .input("image-tag", sha)
+            .input("registry-url", &s.reg.url)
+            .input("poll-interval", "30ms")
+            .input("wait-timeout", "30s")
+            .run_within(Duration::from_secs(180))
+    };
+    let a = deploy(SHA_A, &s.moto.endpoint, ("main.a1a1a1.js", JS_A));
+    assert_eq!(a.output("status"), "deployed", "{}", a.dump());
+    // B no longer has A's bundle: deleting it (and B's backups) is refused.
+    let proxy = FaultProxy::start(
+        &s.moto.endpoint,
+        FaultPlan {
+            always: vec![("s3:DeleteObjects".into(), Fault::Denied)],
+            ..FaultPlan::none()
+        },
+    );
+    let b = deploy(
+        SHA_B,
+        &proxy.endpoint,
+        ("main.b2b2b2.js", "console.log('B')"),
+    );
+    assert_eq!(b.code, 0, "{}", b.dump());
+    assert_eq!(b.output("status"), "deployed", "{}", b.dump());
+    assert!(b.error_lines().is_empty(), "{}", b.dump());
+    let warnings: Vec<&str> = b
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("::warning") && l.contains("its cleanup did not finish"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", b.dump());
+    assert!(warnings[0].contains("AccessDenied"), "{}", warnings[0]);
+    assert!(b.summary.contains("Left unfinished"), "{}", b.summary);
+    assert!(
+        crate::release::marker(&s.reg, &s.stage, "stage", SHA_B).is_some(),
+        "the release passed and is marked\n{}",
+        b.dump()
+    );
+    let keys = objects(&s.moto, &s.stage_bucket);
+    assert!(
+        keys.contains_key("static/js/main.a1a1a1.js"),
+        "{:?}",
+        keys.keys()
+    );
+}
+
 // ---------------------------------------------------------------- (b) a rollback after the sync
 
 const REV3: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/cloudshop-backend:3";
@@ -358,6 +423,21 @@ fn a_sync_that_fails_part_way_puts_the_previous_site_back_byte_for_byte() {
     rolled_back_after_the_sync(Check::Sync);
 }
 
+/// The sync state is the ledger a later rollback reads: when it cannot be written, the release does not
+/// count as done and is taken back (before, the run went on and reported `deployed` over a state that
+/// still named the previous release as live).
+#[test]
+fn a_sync_state_that_cannot_be_written_puts_the_previous_site_back() {
+    rolled_back_after_the_sync(Check::State);
+}
+
+/// A restore goes on past an object it cannot copy back, lists it, and leaves its journal in the
+/// bucket; the next run finishes it first (says so) and plans over the bucket as that left it.
+#[test]
+fn a_restore_goes_on_past_a_failed_copy_and_the_next_run_finishes_it() {
+    rolled_back_after_the_sync(Check::Restore);
+}
+
 /// What fails after the sync.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Check {
@@ -367,6 +447,10 @@ enum Check {
     Website,
     /// The sync itself: the root `index.html` cannot be uploaded, after the assets were.
     Sync,
+    /// The sync state cannot be written, after every file was uploaded.
+    State,
+    /// The API fails while watched, and the restore cannot copy `manifest.json` back.
+    Restore,
 }
 
 fn rolled_back_after_the_sync(check: Check) {
@@ -401,7 +485,11 @@ environments:
         api = app.base_url(),
         web = app.website_url(),
         website = check == Check::Website,
-        watch = if check == Check::Watch { "3s" } else { "0s" },
+        watch = if matches!(check, Check::Watch | Check::Restore) {
+            "3s"
+        } else {
+            "0s"
+        },
     );
     let deploy = |sha: &str, aws: Option<&str>, files: &[(&str, &str)]| {
         let mut action = Action::new()
@@ -443,29 +531,34 @@ environments:
     // check fails.
     let smoke_requests = app.requests() - app.requests_to("/") as u64;
     let passing = match check {
-        Check::Watch => 6,
+        Check::Watch | Check::Restore => 6,
         Check::Website => smoke_requests,
-        Check::Sync => 1_000_000,
+        Check::Sync | Check::State => 1_000_000,
     };
     app.set_mode(Mode::FailAfter(app.requests() + passing));
-    // B uploads 4 assets (2 new, 2 overwriting A's), then `index.html`: the 5th `PutObject` and every
-    // retry of it fail.
-    let faults = common::faults::FaultPlan {
-        nth: (5..=12)
-            .map(|n| {
-                (
-                    "s3:PutObject".to_string(),
-                    n,
-                    common::faults::Fault::ServerError,
-                )
-            })
+    use common::faults::Fault;
+    let nth = match check {
+        // B uploads 4 assets (2 new, 2 overwriting A's), then `index.html`: the 5th `PutObject` and
+        // every retry of it fail.
+        Check::Sync => (5..=12)
+            .map(|n| ("s3:PutObject".to_string(), n, Fault::ServerError))
             .collect(),
+        // The 6th `PutObject`, after the 5 files: the state object.
+        Check::State => vec![("s3:PutObject".to_string(), 6, Fault::Denied)],
+        // The sync copies aside `manifest.json`, `robots.txt`, `index.html` and the state; the restore
+        // copies them back in that order: the 5th `CopyObject` is `manifest.json`'s.
+        Check::Restore => vec![("s3:CopyObject".to_string(), 5, Fault::Denied)],
+        Check::Watch | Check::Website => Vec::new(),
+    };
+    let faults = common::faults::FaultPlan {
+        nth,
         ..common::faults::FaultPlan::none()
     };
     let proxy = common::faults::FaultProxy::start(&moto.endpoint, faults);
+    let proxied = matches!(check, Check::Sync | Check::State | Check::Restore);
     let b = deploy(
         SHA_B,
-        (check == Check::Sync).then_some(proxy.endpoint.as_str()),
+        proxied.then_some(proxy.endpoint.as_str()),
         &[
             (
                 "index.html",
@@ -494,6 +587,33 @@ environments:
             assert_eq!(b.output("frontend-uploaded"), "4", "{}", b.dump());
             assert!(b.error_lines()[0].contains("index.html"), "{}", b.dump());
         }
+        Check::State => {
+            assert_eq!(b.output("frontend-uploaded"), "5", "{}", b.dump());
+            assert!(
+                b.error_lines()[0]
+                    .contains("failed to write the sync state `s3://{bucket}/.cloudshop-deploy/sync-state.json`".replace("{bucket}", &bucket).as_str()),
+                "{}",
+                b.dump()
+            );
+        }
+        Check::Restore => {
+            // ECS is back on A's revision.
+            assert_eq!(sim.service_task_definition(), REV3, "{:?}", sim.calls());
+            return restore_left_unfinished(&moto, &bucket, &before, &b, || {
+                app.set_mode(Mode::Healthy);
+                deploy(
+                    SHA_A,
+                    None,
+                    &[
+                        ("index.html", INDEX_A),
+                        ("static/js/main.a1a1a1.js", JS_A),
+                        ("static/css/main.c3c3c3.css", CSS),
+                        ("robots.txt", "User-agent: *\n"),
+                        ("manifest.json", "{\"name\":\"CloudShop\"}"),
+                    ],
+                )
+            });
+        }
     }
     // ECS is back on A's revision.
     assert_eq!(sim.service_task_definition(), REV3, "{:?}", sim.calls());
@@ -521,6 +641,61 @@ environments:
         "{}",
         b.summary
     );
+}
+
+/// B's restore could not copy `manifest.json` back: every other object is A's again, the one left is
+/// listed in the summary, and the journal with the backup it needs stays; `next` (A deployed again)
+/// finishes it first, says so, and then finds nothing to upload.
+fn restore_left_unfinished(
+    moto: &Moto,
+    bucket: &str,
+    before: &Objects,
+    b: &RunResult,
+    next: impl FnOnce() -> RunResult,
+) {
+    const JOURNAL: &str = ".cloudshop-deploy/pending.json";
+    assert_eq!(b.output("status"), "rolled-back", "{}", b.dump());
+    assert!(
+        b.summary.contains("Left unfinished") && b.summary.contains("manifest.json"),
+        "{}",
+        b.summary
+    );
+    let after = objects(moto, bucket);
+    for key in [
+        "index.html",
+        "robots.txt",
+        ".cloudshop-deploy/sync-state.json",
+    ] {
+        assert_eq!(after[key], before[key], "{key} was not put back");
+    }
+    assert_ne!(after["manifest.json"], before["manifest.json"]);
+    assert!(after.contains_key(JOURNAL), "{:?}", after.keys());
+    assert!(after.contains_key(".cloudshop-deploy/previous/manifest.json"));
+    assert!(
+        !after.contains_key("static/js/main.b2b2b2.js"),
+        "created keys go"
+    );
+
+    let c = next();
+    // The backend already runs A again.
+    assert_eq!(c.output("status"), "no-change", "{}", c.dump());
+    assert!(
+        c.stdout.lines().any(|l| l.starts_with("::notice")
+            && l.contains("an earlier run left the restore of the previous release")
+            && l.contains("it is finished first")),
+        "{}",
+        c.dump()
+    );
+    // Planned again once the restore was finished: A's files are all in place.
+    assert_eq!(c.output("frontend-uploaded"), "0", "{}", c.dump());
+    // A's site byte for byte, no journal and no backup left (the state records the copies' new
+    // LastModified).
+    let last = objects(moto, bucket);
+    assert_eq!(
+        last.keys().collect::<Vec<_>>(),
+        before.keys().collect::<Vec<_>>()
+    );
+    assert_eq!(website(last), website(before.clone()));
 }
 
 // ---------------------------------------------------------------- `command: rollback`

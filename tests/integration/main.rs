@@ -12,6 +12,7 @@ mod fault_e2e;
 mod faults;
 mod foundation;
 mod frontend;
+mod frontend_multipart;
 mod frontend_release;
 mod hardening;
 mod hostile_text;

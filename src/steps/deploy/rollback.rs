@@ -7,6 +7,7 @@
 //! APIs: ECS `DescribeServices`, `UpdateService`, `DescribeTaskDefinition`, `ListServiceDeployments`,
 //! `DescribeServiceRevisions`, and the rollout wait's calls (see `rollout`).
 
+use aws_sdk_ecs::types::Service;
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -44,27 +45,10 @@ pub(super) async fn roll_back_to(
         cause: cause.chars().take(300).collect(),
         reason,
     };
-    let svc = service::describe(&clients.ecs, &b.cluster, &b.service).await?;
+    let svc = still_ours(clients, cfg, from).await?;
     let seen = service::event_ids(&svc);
     let previous_sd = svc.current_service_deployment().map(str::to_string);
-    let runs = svc.task_definition().unwrap_or_default();
-    if runs != from {
-        return Err(Error::NotOurs {
-            service: b.service.clone(),
-            runs: short(runs).to_string(),
-            expected: short(from).to_string(),
-        });
-    }
-    let interrupted = |section: &mut BackendReport, at: String| {
-        section.rollback_interrupted = Some(format!(
-            "rollback interrupted {at}; finish it with `command: rollback` (revision `{}`)",
-            short(to)
-        ));
-        Error::RollbackInterrupted {
-            service: b.service.clone(),
-            target: short(to).to_string(),
-        }
-    };
+    let interrupted = |section: &mut BackendReport, at: String| interrupted(section, cfg, to, at);
     if crate::interrupt::stop_requested() {
         let at = format!(
             "before `UpdateService`: the service still runs `{}`",
@@ -99,22 +83,50 @@ pub(super) async fn roll_back_to(
     let Some(waited) = waited else {
         return Err(interrupted(section, sent));
     };
-    match waited? {
+    let reason = match waited? {
         Ok(()) => {
             tracing::info!("rolled back to {}", short(to));
-            Ok(())
+            return Ok(());
         }
-        Err(Failure::Timeout) => Err(failed(format!(
+        Err(Failure::Timeout) => format!(
             "did not finish within {}",
             humantime::format_duration(b.wait_timeout)
-        ))),
+        ),
         Err(
             Failure::Failed(s)
             | Failure::ByEcs(s)
             | Failure::Superseded(s)
             | Failure::EcsRollbackFailed(s),
-        ) => Err(failed(s)),
+        ) => s,
+    };
+    Err(failed(reason))
+}
+
+/// A signal stopped the rollback to `to` at `at`: the section says where, and how to finish it.
+fn interrupted(section: &mut BackendReport, cfg: &Config, to: &str, at: String) -> Error {
+    section.rollback_interrupted = Some(format!(
+        "rollback interrupted {at}; finish it with `command: rollback` (revision `{}`)",
+        short(to)
+    ));
+    Error::RollbackInterrupted {
+        service: cfg.backend.service.clone(),
+        target: short(to).to_string(),
     }
+}
+
+/// The service, when it still runs `from` (this run's revision); else another deploy changed it.
+async fn still_ours(clients: &Clients, cfg: &Config, from: &str) -> Result<Service, Error> {
+    let b = &cfg.backend;
+    let svc = service::describe(&clients.ecs, &b.cluster, &b.service).await?;
+    let runs = svc.task_definition().unwrap_or_default();
+    if runs != from {
+        return Err(Error::NotOurs {
+            service: b.service.clone(),
+            runs: short(runs).to_string(),
+            expected: short(from).to_string(),
+        });
+    }
+    Ok(svc)
 }
 
 /// Roll the service back to the revision it ran before `deployed` (after failed smoke tests or watch).

@@ -48,8 +48,10 @@ pub struct Publish {
     tag: String,
     sha: String,
     config: Blob,
+    /// Its bytes in a file of `_packed`.
     layer: Blob,
     manifest: Manifest,
+    _packed: tempfile::TempDir,
 }
 
 /// Pack the build and check it can go under `tag`: a repository whose tags are immutable keeps what an
@@ -62,8 +64,10 @@ async fn plan_publish(
     tag: String,
     sha: String,
 ) -> Result<Publish, Error> {
-    let files = prepared.built.clone();
-    let layer = tokio::task::spawn_blocking(move || oci::pack(&files))
+    // Packed to disk, so memory does not grow with the build; pushed from there.
+    let packed = temp_dir("cloudshop-packed-")?;
+    let (files, out) = (prepared.built.clone(), packed.path().join("layer.tar.gz"));
+    let layer = tokio::task::spawn_blocking(move || oci::pack_to(&files, &out))
         .await
         .map_err(|e| oci::Error::Damaged(e.to_string()))??;
     let config = Blob::empty();
@@ -87,7 +91,7 @@ async fn plan_publish(
             }
         }
     }
-    tracing::info!(artifact = %manifest.digest, tag = %tag, bytes = layer.bytes.len(), "frontend packed");
+    tracing::info!(artifact = %manifest.digest, tag = %tag, bytes = layer.size, "frontend packed");
     Ok(Publish {
         target: Target {
             registry,
@@ -98,7 +102,22 @@ async fn plan_publish(
         config,
         layer,
         manifest,
+        _packed: packed,
     })
+}
+
+/// A new temporary folder.
+fn temp_dir(prefix: &str) -> Result<tempfile::TempDir, Error> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(|e| {
+            oci::Error::Write {
+                file: std::env::temp_dir().display().to_string(),
+                message: e.to_string(),
+            }
+            .into()
+        })
 }
 
 /// A promotion's artifact copy.
@@ -201,24 +220,23 @@ pub async fn prepare(
     ))
 }
 
-/// Read an artifact's layer and unpack it into a new temporary folder.
+/// Read an artifact's layer into a temporary file and unpack it from there into a new temporary folder:
+/// streamed both ways, so memory does not grow with the build.
 async fn unpack(
     registry: &registry::Registry,
     repo: &str,
     top: &Manifest,
 ) -> Result<tempfile::TempDir, Error> {
-    let layer = registry::read_layer(registry, repo, top, TAR_GZIP_LAYER, MAX_LAYER).await?;
-    let dir = tempfile::Builder::new()
-        .prefix("cloudshop-release-")
-        .tempdir()
-        .map_err(|e| oci::Error::Write {
-            file: std::env::temp_dir().display().to_string(),
-            message: e.to_string(),
-        })?;
+    let packed = temp_dir("cloudshop-layer-")?;
+    let layer = packed.path().join("layer.tar.gz");
+    registry::read_layer_to(registry, repo, top, TAR_GZIP_LAYER, MAX_LAYER, &layer).await?;
+    let dir = temp_dir("cloudshop-release-")?;
     let dest = dir.path().to_path_buf();
-    let files = tokio::task::spawn_blocking(move || oci::unpack(&layer, &dest, Limits::default()))
-        .await
-        .map_err(|e| oci::Error::Damaged(e.to_string()))??;
+    let files =
+        tokio::task::spawn_blocking(move || oci::unpack_file(&layer, &dest, Limits::default()))
+            .await
+            .map_err(|e| oci::Error::Damaged(e.to_string()))??;
+    drop(packed);
     tracing::info!(files = files.len(), "frontend artifact unpacked");
     Ok(dir)
 }
@@ -341,5 +359,6 @@ pub async fn restore_release(
     let mut prepared = prepare_from(clients, f, &dir, &dir, false, sr, timeline).await?;
     prepared.release = Some(release.clone());
     let synced = apply(clients, f, prepared, sr, timeline).await?;
-    finalize(clients, f, synced, sr, timeline).await
+    finalize(clients, f, synced, sr, timeline).await;
+    Ok(())
 }

@@ -52,6 +52,23 @@ pub enum Error {
         /// AWS code and message.
         detail: String,
     },
+    /// The sync state (the ledger a rollback reads) could not be recorded: the sync is not done.
+    #[error("failed to write the sync state `{object}`: {detail}")]
+    State {
+        /// `s3://bucket/key`.
+        object: String,
+        /// AWS code and message.
+        detail: String,
+    },
+    /// A restore (or an earlier run's unfinished restore or cleanup) went on past its failures; every
+    /// one is in `errors`, the journal keeps what is left.
+    #[error("failed to finish the {what}: {} step(s) failed ({}){}", errors.len(), first(errors), more(errors))]
+    Restore {
+        what: &'static str,
+        /// `s3://bucket/<prefix>.cloudshop-deploy/pending.json`.
+        journal: String,
+        errors: Vec<Error>,
+    },
     /// A placeholder is left after substitution, or staging failed.
     #[error(transparent)]
     Values(#[from] super::values::Error),
@@ -93,6 +110,28 @@ pub enum Error {
     NoSuchDistribution { id: String },
 }
 
+fn first(errors: &[Error]) -> String {
+    errors.first().map(Error::to_string).unwrap_or_default()
+}
+
+fn more(errors: &[Error]) -> String {
+    match errors.len() {
+        0 | 1 => String::new(),
+        n => format!(" and {} more, listed in the summary", n - 1),
+    }
+}
+
+impl Error {
+    /// Every problem of a [`Error::Restore`], for the caller to put beneath the failure that caused
+    /// the restore; empty for any other error.
+    pub fn problems(&self) -> &[Error] {
+        match self {
+            Error::Restore { errors, .. } => errors,
+            _ => &[],
+        }
+    }
+}
+
 impl crate::error::Diagnose for Error {
     fn hint(&self) -> String {
         match self {
@@ -114,6 +153,10 @@ impl crate::error::Diagnose for Error {
                 "grant the deploy role s3:ListBucket on the bucket and s3:GetObject, s3:PutObject, s3:DeleteObject on its objects".into()
             }
             Error::Aws { .. } => "the AWS error above says what failed; re-run the job if it was transient".into(),
+            Error::State { .. } => "without its sync state a later `command: rollback` would restore the wrong release, so the sync counts as failed (rolled back with `rollback-on-failure`); check s3:PutObject on `.cloudshop-deploy/` under the prefix and re-run the job".into(),
+            Error::Restore { journal, .. } => format!(
+                "`{journal}` keeps what is left: the next deploy or `command: rollback` finishes it first; fix the cause above and re-run"
+            ),
             Error::Reserved { .. } => "exclude it with `frontend-exclude` or rename it".into(),
             Error::Values(e) => e.hint(),
             Error::NoSuchDistribution { .. } => "fix `cloudfront-distribution-id` (the ID, e.g. `E2QWRUHAPOMQZL`, not the domain name)".into(),
@@ -131,7 +174,9 @@ impl crate::error::Diagnose for Error {
     fn anchor(&self) -> Option<&'static str> {
         match self {
             Error::AccessDenied { .. } => troubleshooting!("access-denied-on-an-aws-operation"),
-            Error::Aws { detail, .. } => crate::error::aws_anchor(detail),
+            Error::Aws { detail, .. } | Error::State { detail, .. } => {
+                crate::error::aws_anchor(detail)
+            }
             Error::NoSuchDistribution { .. } => None,
             _ => troubleshooting!("frontend-bucket-or-folder"),
         }

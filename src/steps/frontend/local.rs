@@ -48,26 +48,7 @@ pub struct Found {
 /// walk with an error before anything is read through it. Returns the files sorted by path, and how many
 /// were excluded.
 pub fn walk(dir: &Path, workspace: &Path, exclude: &GlobSet) -> Result<(Vec<Found>, usize), Error> {
-    let root = dir.canonicalize().map_err(|e| Error::Dir {
-        dir: dir.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    // The config checked the path as written; a link on the way (`build -> /etc`) is caught here.
-    if let Ok(ws) = workspace.canonicalize() {
-        if !root.starts_with(&ws) {
-            return Err(Error::SymlinkEscapes {
-                link: dir.to_path_buf(),
-                target: root,
-                root: ws,
-            });
-        }
-    }
-    if !root.is_dir() {
-        return Err(Error::Dir {
-            dir: dir.to_path_buf(),
-            message: "not a directory".into(),
-        });
-    }
+    let root = resolve_root(dir, workspace)?;
     let mut files = Vec::new();
     let mut excluded = 0usize;
     // `follow_links` descends into linked folders; every link is checked below before its contents are
@@ -76,23 +57,7 @@ pub fn walk(dir: &Path, workspace: &Path, exclude: &GlobSet) -> Result<(Vec<Foun
         .follow_links(true)
         .sort_by_file_name()
     {
-        let entry = entry.map_err(|e| {
-            let path = e
-                .path()
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| root.clone());
-            if let Some(ancestor) = e.loop_ancestor() {
-                Error::Walk {
-                    path,
-                    message: format!("symbolic link loop back to `{}`", ancestor.display()),
-                }
-            } else {
-                Error::Walk {
-                    path,
-                    message: e.to_string(),
-                }
-            }
-        })?;
+        let entry = entry.map_err(|e| walk_error(e, &root))?;
         let path = entry.path();
         let rel_path = path.strip_prefix(&root).unwrap_or(path);
         if rel_path.as_os_str().is_empty() {
@@ -105,17 +70,7 @@ pub fn walk(dir: &Path, workspace: &Path, exclude: &GlobSet) -> Result<(Vec<Foun
         };
         let rel = rel.replace(std::path::MAIN_SEPARATOR, "/");
         if entry.path_is_symlink() {
-            let target = path.canonicalize().map_err(|e| Error::Walk {
-                path: path.to_path_buf(),
-                message: format!("broken symbolic link: {e}"),
-            })?;
-            if !target.starts_with(&root) {
-                return Err(Error::SymlinkEscapes {
-                    link: path.to_path_buf(),
-                    target,
-                    root: root.clone(),
-                });
-            }
+            check_link(path, &root)?;
         }
         let ft = entry.file_type();
         if ft.is_dir() {
@@ -137,6 +92,60 @@ pub fn walk(dir: &Path, workspace: &Path, exclude: &GlobSet) -> Result<(Vec<Foun
         });
     }
     Ok((files, excluded))
+}
+
+/// The build folder, resolved fully: it must be a folder inside the workspace.
+fn resolve_root(dir: &Path, workspace: &Path) -> Result<PathBuf, Error> {
+    let root = dir.canonicalize().map_err(|e| Error::Dir {
+        dir: dir.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    // The config checked the path as written; a link on the way (`build -> /etc`) is caught here.
+    if let Ok(ws) = workspace.canonicalize() {
+        if !root.starts_with(&ws) {
+            return Err(Error::SymlinkEscapes {
+                link: dir.to_path_buf(),
+                target: root,
+                root: ws,
+            });
+        }
+    }
+    if !root.is_dir() {
+        return Err(Error::Dir {
+            dir: dir.to_path_buf(),
+            message: "not a directory".into(),
+        });
+    }
+    Ok(root)
+}
+
+/// A walk error, naming a link loop as one.
+fn walk_error(e: walkdir::Error, root: &Path) -> Error {
+    let path = e
+        .path()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| root.to_path_buf());
+    let message = match e.loop_ancestor() {
+        Some(ancestor) => format!("symbolic link loop back to `{}`", ancestor.display()),
+        None => e.to_string(),
+    };
+    Error::Walk { path, message }
+}
+
+/// A symbolic link is followed only when its target (resolved fully) stays inside `root`.
+fn check_link(path: &Path, root: &Path) -> Result<(), Error> {
+    let target = path.canonicalize().map_err(|e| Error::Walk {
+        path: path.to_path_buf(),
+        message: format!("broken symbolic link: {e}"),
+    })?;
+    if !target.starts_with(root) {
+        return Err(Error::SymlinkEscapes {
+            link: path.to_path_buf(),
+            target,
+            root: root.to_path_buf(),
+        });
+    }
+    Ok(())
 }
 
 /// Hash one file in a single streamed pass (64 KiB at a time, so memory stays flat).

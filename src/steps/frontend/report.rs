@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::plan::{Reason, SyncPlan};
-use crate::report::section::{human_bytes, md_code, Section};
+use crate::report::section::{human_bytes, md_code, md_escape, Section};
 
 /// Changed files listed in the job summary.
 const SUMMARY_CAP: usize = 50;
@@ -118,6 +118,9 @@ pub struct SyncReport {
     /// Objects put back (or removed) when the release was rolled back; `None` when it was not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restored: Option<usize>,
+    /// What a restore or a cleanup could not do (each problem, one line), left for the next run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unfinished: Vec<String>,
 }
 
 impl SyncReport {
@@ -258,6 +261,13 @@ impl Section for SyncReport {
                 md,
                 "Rolled back: the previous release's files are back ({n} objects put back or removed).\n"
             );
+        }
+        if !self.unfinished.is_empty() {
+            md.push_str("Left unfinished (the next run finishes it first):\n\n");
+            for line in &self.unfinished {
+                let _ = writeln!(md, "- {}", md_escape(line));
+            }
+            md.push('\n');
         }
         if let Some(id) = &self.invalidation_id {
             let _ = writeln!(

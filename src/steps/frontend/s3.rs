@@ -1,37 +1,30 @@
 //! The S3 side of the frontend sync: list the objects under the prefix, HEAD the ones the listing does
-//! not settle, upload files streamed from disk (one request, or in parts above a threshold), delete
-//! stale objects in batches, and read and write the sync state object. Every failed request becomes an
-//! [`Error`] through one classifier.
+//! not settle, upload files streamed from disk (one request; `multipart` has the uploads in parts),
+//! delete stale objects in batches, and read and write the sync state object. Every failed request
+//! becomes an [`Error`] through one classifier.
 //!
-//! AWS APIs: S3 `ListObjectsV2`, `HeadObject`, `GetObject`, `PutObject`, `CreateMultipartUpload`,
-//! `UploadPart`, `CompleteMultipartUpload`, `AbortMultipartUpload`, `DeleteObjects`.
+//! AWS APIs: S3 `ListObjectsV2`, `HeadObject`, `GetObject`, `PutObject`, `CopyObject`,
+//! `DeleteObjects`.
 
 use std::collections::BTreeMap;
 
-use aws_sdk_s3::primitives::{ByteStream, Length};
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use base64::Engine;
-use futures::{StreamExt, TryStreamExt};
 
 use super::error::Error;
+use super::pending::{self, Pending};
 use super::plan::{Head, Upload};
 use super::state::{self, Listed, SyncState};
 use crate::aws::describe;
-use crate::github::commands;
 
-/// Files larger than this are uploaded in parts.
-const MULTIPART_THRESHOLD: u64 = 16 * 1024 * 1024;
-/// Size of one part (S3 allows at most 10,000 parts; the size grows for larger files).
-const PART_SIZE: u64 = 8 * 1024 * 1024;
-/// Parts of one file in flight at once.
-const PART_CONCURRENCY: usize = 4;
 /// `DeleteObjects` takes at most this many keys.
 const DELETE_BATCH: usize = 1000;
 /// The metadata key (`x-amz-meta-sha256`) holding the SHA-256 of the object's bytes.
-const SHA256_META: &str = "sha256";
+pub(super) const SHA256_META: &str = "sha256";
 /// The most of the sync state object read: a state of 100,000 objects is about 12 MiB; anything larger
 /// is not ours, and reading it whole could exhaust the runner's memory.
 const MAX_STATE: usize = 16 * 1024 * 1024;
@@ -142,16 +135,13 @@ pub(super) async fn head(
     }
 }
 
-/// Upload one file, streamed from disk: one `PutObject`, or a multipart upload above the threshold.
+/// Upload one file in one `PutObject`, streamed from disk (larger ones go through `multipart`).
 /// Returns the ETag S3 gave it (without quotes).
 pub(super) async fn put(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
     up: &Upload,
 ) -> Result<String, Error> {
-    if up.file.size > MULTIPART_THRESHOLD {
-        return put_multipart(s3, bucket, up).await;
-    }
     let body = ByteStream::from_path(&up.file.path)
         .await
         .map_err(|e| Error::Walk {
@@ -175,103 +165,8 @@ pub(super) async fn put(
     Ok(etag_of(out.e_tag()))
 }
 
-fn etag_of(tag: Option<&str>) -> String {
+pub(super) fn etag_of(tag: Option<&str>) -> String {
     tag.unwrap_or_default().trim_matches('"').to_string()
-}
-
-/// The part size for a file: [`PART_SIZE`], grown so no file needs more than 10,000 parts.
-fn part_size(size: u64) -> u64 {
-    PART_SIZE.max(size.div_ceil(10_000))
-}
-
-async fn put_multipart(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    up: &Upload,
-) -> Result<String, Error> {
-    let created = s3
-        .create_multipart_upload()
-        .bucket(bucket)
-        .key(&up.key)
-        .content_type(&up.content_type)
-        .cache_control(&up.cache_control)
-        .metadata(SHA256_META, &up.file.sha256)
-        .send()
-        .await
-        .map_err(|e| object_error("upload", bucket, &up.key, &e))?;
-    let Some(upload_id) = created.upload_id() else {
-        return Err(Error::Aws {
-            verb: "upload",
-            object: format!("s3://{bucket}/{}", up.key),
-            detail: "CreateMultipartUpload returned no UploadId".into(),
-        });
-    };
-    let part = part_size(up.file.size);
-    let count = up.file.size.div_ceil(part);
-    let parts = futures::stream::iter(0..count)
-        .map(|i| async move {
-            let offset = i * part;
-            let len = part.min(up.file.size - offset);
-            let body = ByteStream::read_from()
-                .path(&up.file.path)
-                .offset(offset)
-                .length(Length::Exact(len))
-                .build()
-                .await
-                .map_err(|e| Error::Walk {
-                    path: up.file.path.clone(),
-                    message: e.to_string(),
-                })?;
-            let number = (i + 1) as i32;
-            let out = s3
-                .upload_part()
-                .bucket(bucket)
-                .key(&up.key)
-                .upload_id(upload_id)
-                .part_number(number)
-                .content_length(len as i64)
-                .body(body)
-                .send()
-                .await
-                .map_err(|e| object_error("upload", bucket, &up.key, &e))?;
-            Ok::<_, Error>(
-                CompletedPart::builder()
-                    .part_number(number)
-                    .set_e_tag(out.e_tag().map(str::to_string))
-                    .build(),
-            )
-        })
-        .buffered(PART_CONCURRENCY)
-        .try_collect::<Vec<_>>()
-        .await;
-    let completed = match parts {
-        Ok(parts) => s3
-            .complete_multipart_upload()
-            .bucket(bucket)
-            .key(&up.key)
-            .upload_id(upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            )
-            .send()
-            .await
-            .map(|out| etag_of(out.e_tag()))
-            .map_err(|e| object_error("upload", bucket, &up.key, &e)),
-        Err(e) => Err(e),
-    };
-    if completed.is_err() {
-        // Parts of an abandoned upload are billed until aborted.
-        let _ = s3
-            .abort_multipart_upload()
-            .bucket(bucket)
-            .key(&up.key)
-            .upload_id(upload_id)
-            .send()
-            .await;
-    }
-    completed
 }
 
 /// Delete keys in batches (`DeleteObjects`), calling `deleted` for each key S3 removed; a key S3
@@ -370,6 +265,75 @@ pub(super) async fn copy(
     Ok(())
 }
 
+/// [`copy`] from a backup back to its key, for a restore's journal: a backup that is gone was copied
+/// back and deleted by an earlier attempt (a backup goes only after its copy), so there is nothing to do.
+pub(super) async fn copy_back(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    from: &str,
+    to: &str,
+) -> Result<(), Error> {
+    match head(s3, bucket, from).await? {
+        Some(_) => copy(s3, bucket, from, to).await,
+        None => {
+            tracing::info!("{from} is gone: {to} was put back before");
+            Ok(())
+        }
+    }
+}
+
+/// Read the journal of an unfinished restore or cleanup; `None` when there is none (or not one of ours).
+pub(super) async fn read_pending(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<Pending>, Error> {
+    let out = match s3.get_object().bucket(bucket).key(key).send().await {
+        Ok(o) => o,
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+        // A missing bucket is reported, once and clearly, by the listing that runs alongside.
+        Err(e) if crate::aws::code(&e) == Some("NoSuchBucket") => return Ok(None),
+        Err(e) => return Err(object_error("read", bucket, key, &e)),
+    };
+    match read_capped(out.body, MAX_STATE).await {
+        Ok(Some(bytes)) => Ok(pending::decode(key, &bytes)),
+        Ok(None) => {
+            tracing::warn!("the journal `{key}` is larger than {MAX_STATE} bytes; ignoring it");
+            Ok(None)
+        }
+        Err(e) => Err(Error::Aws {
+            verb: "read",
+            object: format!("s3://{bucket}/{key}"),
+            detail: e.to_string(),
+        }),
+    }
+}
+
+/// Write the journal of a restore or cleanup before it starts.
+pub(super) async fn write_pending(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    pending: &Pending,
+) -> Result<(), Error> {
+    let body = serde_json::to_vec(pending).map_err(|e| Error::Aws {
+        verb: "encode",
+        object: format!("s3://{bucket}/{key}"),
+        detail: e.to_string(),
+    })?;
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(body))
+        .content_type("application/json")
+        .cache_control("no-store")
+        .send()
+        .await
+        .map_err(|e| object_error("upload", bucket, key, &e))?;
+    tracing::info!("{} recorded in `{key}`", pending.describe());
+    Ok(())
+}
+
 /// Read the sync state object; `None` when there is none (first run) or it cannot be used.
 pub(super) async fn read_state(
     s3: &aws_sdk_s3::Client,
@@ -422,41 +386,37 @@ async fn read_capped(
     Ok(Some(out))
 }
 
-/// Write the sync state object. A failure is only a warning: the sync is done, the next run checks with
-/// HEAD.
+/// Write the sync state object. It is the ledger a later rollback reads (which release is live, which
+/// came before), so a failure is an error: the caller fails the sync rather than go on as if it were
+/// saved.
 pub(super) async fn write_state(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
     key: &str,
     state: &SyncState,
-) {
-    let body = match serde_json::to_vec(&state) {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::warn!("could not encode the sync state: {e}");
-            return;
-        }
-    };
-    let res = s3
-        .put_object()
+) -> Result<(), Error> {
+    let body = serde_json::to_vec(&state).map_err(|e| Error::Aws {
+        verb: "encode",
+        object: format!("s3://{bucket}/{key}"),
+        detail: e.to_string(),
+    })?;
+    s3.put_object()
         .bucket(bucket)
         .key(key)
         .body(ByteStream::from(body))
         .content_type("application/json")
         .cache_control("no-store")
         .send()
-        .await;
-    match res {
-        Ok(_) => tracing::info!(objects = state.objects.len(), "sync state written to `{key}`"),
-        Err(e) => commands::emit(
-            commands::Level::Warning,
-            None,
-            &format!(
-                "failed to write the sync state `s3://{bucket}/{key}`: {}; the next run compares with HeadObject instead",
-                describe(&e)
-            ),
-        ),
-    }
+        .await
+        .map_err(|e| Error::State {
+            object: format!("s3://{bucket}/{key}"),
+            detail: describe(&e),
+        })?;
+    tracing::info!(
+        objects = state.objects.len(),
+        "sync state written to `{key}`"
+    );
+    Ok(())
 }
 
 #[cfg(test)]
@@ -469,12 +429,6 @@ mod tests {
         assert_eq!(read_capped(small, 1000).await.unwrap().unwrap().len(), 1000);
         let big = ByteStream::from(vec![b'{'; 1001]);
         assert!(read_capped(big, 1000).await.unwrap().is_none());
-    }
-
-    #[test]
-    fn part_size_grows_for_huge_files() {
-        assert_eq!(part_size(20 << 20), PART_SIZE);
-        assert!(part_size(200 << 30).div_ceil(1) * 10_000 >= 200 << 30);
     }
 
     #[test]

@@ -12,7 +12,10 @@
 //!
 //! A marker that cannot be written after a good deploy is a warning, not an error: the release is live
 //! and passed, and failing the run would report `failed` for a service that runs the new version; the
-//! only effect is that a promotion of it is refused until it is deployed again, which is the safe side.
+//! only effect is that a promotion of it is refused until it is deployed again, which is the safe side,
+//! and that a later `command: rollback` does not pick it as a verified release. The same policy holds
+//! for every piece of bookkeeping after the release passed (the frontend's stale files too); the sync
+//! state, written before the release counts as done, is part of the release (see `docs/reliability.md`).
 //!
 //! Layout: `marker` (marker I/O), `pick` (the rollback target), `report` (the summary section), `error`.
 //!
@@ -222,7 +225,8 @@ pub async fn settle(
         Err(why) => {
             warn(&format!(
                 "the release passed but was not recorded as verified: {why}; a promotion of it will be \
-                 refused (deploy it again, or promote with `allow-unverified: true`)"
+                 refused (deploy it again, or promote with `allow-unverified: true`), and a later \
+                 `command: rollback` will not pick it as a verified release"
             ));
             section.not_recorded = Some(why);
         }
