@@ -27,26 +27,18 @@ struct Env {
     cw: CwSim,
     app: App,
     log_group: Option<String>,
-    /// When the "after" data is stamped: now, with at least 20 s left in the minute, so that the deploy
-    /// starts in the same minute (the windows meet on the minute the deploy started in).
+    /// When the "after" data is stamped and when the run's clock starts (`test-clock-start`): 5 s into
+    /// the minute before the real one, so the deploy starts in that minute without waiting for one.
     now: SystemTime,
 }
 
-/// Wait (at most 20 s) until a minute has at least 20 s left, so the run's deploy starts in the minute
-/// the "after" data is stamped in.
-fn early_in_a_minute() -> SystemTime {
-    loop {
-        let now = SystemTime::now();
-        let s = now
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            % 60;
-        if s < 40 {
-            return now;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
+/// 5 s into the previous minute: a time the run's clock can start at, whatever the real second is.
+fn start_of_run() -> SystemTime {
+    let secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    SystemTime::UNIX_EPOCH + Duration::from_secs(secs - secs % 60 - 60 + 5)
 }
 
 fn env(with_logs: bool) -> Env {
@@ -66,7 +58,7 @@ fn env(with_logs: bool) -> Env {
         cw: CwSim::start(),
         app: App::start(),
         log_group,
-        now: early_in_a_minute(),
+        now: start_of_run(),
     }
 }
 
@@ -91,6 +83,15 @@ environments:
       watch-failures: 3
       watch-signals: {{ {signals} }}
 "#,
+        signals = [
+            signals,
+            &format!("test-clock-start: '{}'", humantime::format_rfc3339(e.now))
+        ]
+        .iter()
+        .filter(|s| !s.is_empty())
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", "),
         api = e.app.base_url(),
         repo = e.moto.name("stage-cloudshop-backend"),
     )

@@ -114,7 +114,7 @@ impl<'a> Signals<'a> {
             s.state = Mutex::new(r);
             return s;
         }
-        let (before, _) = windows(deploy_started, s.limits.baseline, SystemTime::now());
+        let (before, _) = windows(deploy_started, s.limits.baseline, s.limits.clock.now());
         let b = &cfg.backend;
 
         // The load balancer's metrics.
@@ -194,7 +194,7 @@ impl<'a> Signals<'a> {
         if !self.active() {
             return Vec::new();
         }
-        let now = SystemTime::now();
+        let now = self.limits.clock.now();
         let (before, after) = windows(self.deploy_started, self.limits.baseline, now);
         let metrics = async {
             match &self.dims {
