@@ -112,7 +112,28 @@ fn deploys_a_new_revision_and_waits_for_completion() {
         "{}",
         res.summary
     );
-    assert!(res.summary.contains("rollout"), "{}", res.summary);
+    // The rollout is a phase of its own, timed and ok, and the steady state ends the events shown.
+    let rollout: Vec<&str> = res
+        .summary
+        .lines()
+        .filter(|l| l.starts_with("| rollout | "))
+        .collect();
+    let seconds = rollout
+        .first()
+        .and_then(|l| l.strip_prefix("| rollout | "))
+        .and_then(|l| l.strip_suffix(" s | ok |"))
+        .and_then(|t| t.parse::<f64>().ok());
+    assert!(
+        rollout.len() == 1 && seconds.is_some_and(|s| s < 30.0),
+        "{}",
+        res.summary
+    );
+    assert!(
+        res.summary
+            .contains("<summary>Service events (4)</summary>\n\n- \\(service stage-backend\\) has reached a steady state.\n"),
+        "{}",
+        res.summary
+    );
 }
 
 #[test]

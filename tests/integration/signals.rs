@@ -244,15 +244,30 @@ fn a_watch_at_the_baseline_passes_and_shows_before_and_after() {
     let res = run(action(&e, ""));
     assert_eq!(res.code, 0, "{}", res.dump());
     assert_eq!(res.output("status"), "deployed");
+    eprintln!(
+        "SUMMARY>>>{}<<<\nSMOKE>>>{}<<<",
+        res.summary,
+        res.output("smoke-report")
+    );
     for shown in [
         "#### 📈 Watch signals",
-        "Each round compared with the 5m before the deploy",
-        "0 of ",
         "| 5xx rate | 0.2% (2 of 1000) | 0.3% | 0.3% | > 1.0% and > 2x before |",
         "| p95 response time | 50 ms | 50 ms | 50 ms | > 2x before |",
     ] {
         assert!(res.summary.contains(shown), "{shown}\n{}", res.summary);
     }
+    // Every round of the watch read the signals, and none of them regressed.
+    let w: serde_json::Value = serde_json::from_str(res.output("smoke-report")).unwrap();
+    let rounds = w["watch"]["rounds"].as_u64().unwrap();
+    assert!(rounds >= 5, "{w}");
+    let line = format!(
+        "Each round compared with the 5m before the deploy: target group `targetgroup/stage-backend-blue/0123456789abcdef`. 0 of {rounds} rounds regressed."
+    );
+    assert!(
+        res.summary.lines().any(|l| l == line),
+        "{line}\n{}",
+        res.summary
+    );
     // No log configuration in the task definition: said so, as a warning, not a failure.
     assert!(
         res.stdout.contains("::warning")
