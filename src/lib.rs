@@ -6,6 +6,7 @@
 //!   module's error enum implements next to its definition; a leaf.
 //! - [`inputs`]: `INPUT_*` variables (both spellings) -> raw strings, `""` = unset.
 //! - [`config`]: raw inputs + the YAML environments file -> a validated [`config::Config`] (pure).
+//! - [`clock`]: the run's wall clock, handed to what reads the date (the watch's signal windows).
 //! - [`github`]: workflow commands, the output and summary files, the OIDC token.
 //! - [`aws`]: the HTTPS client, `SdkConfig`, OIDC role credentials, error helpers.
 //! - [`shutdown`]: SIGTERM/SIGINT handlers the run races its pipeline against, and the panic hook that
@@ -71,6 +72,7 @@ macro_rules! troubleshooting {
 }
 
 pub mod aws;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod gates;

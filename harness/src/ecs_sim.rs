@@ -269,6 +269,8 @@ struct State {
     /// Tasks of the current revision (only with `Seed::task_times`).
     running: Vec<Value>,
     calls: Vec<(String, Value)>,
+    /// When each of `calls` arrived.
+    call_times: Vec<Instant>,
     updates: u32,
     throttle_left: u32,
     clock: f64,
@@ -401,6 +403,7 @@ impl State {
             stopped: Vec::new(),
             running: Vec::new(),
             calls: Vec::new(),
+            call_times: Vec::new(),
             updates: 0,
             throttle_left,
             clock: 1.8e9,
@@ -1427,6 +1430,7 @@ impl EcsSim {
                     let (status, reply) = {
                         let mut st = s.lock().unwrap();
                         st.calls.push((op.clone(), body.clone()));
+                        st.call_times.push(Instant::now());
                         let reply = handle(&mut st, &op, &body);
                         st.sync_history();
                         reply
@@ -1468,6 +1472,18 @@ impl EcsSim {
             .iter()
             .filter(|(o, _)| o == op)
             .map(|(_, b)| b.clone())
+            .collect()
+    }
+
+    /// When each call of `op` arrived, in order: with [`EcsSim::set_timing`], a test bounds how often a
+    /// poller called (faster polling must not make a rollout finish sooner, nor pass unnoticed).
+    pub fn call_times(&self, op: &str) -> Vec<Instant> {
+        let st = self.state.lock().unwrap();
+        st.calls
+            .iter()
+            .zip(&st.call_times)
+            .filter(|((o, _), _)| o == op)
+            .map(|(_, t)| *t)
             .collect()
     }
 

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::error::{invalid, Error};
 use super::validate::parse_duration;
+use crate::clock::Clock;
 
 /// CloudWatch Logs' limit on a filter pattern.
 const MAX_PATTERN_CHARS: usize = 1024;
@@ -39,6 +40,10 @@ pub struct WatchSignalsFile {
     pub error_lines_allowance: Option<u32>,
     /// Length of the window before the deploy (humantime; default: the watch's length, at least 5 min).
     pub baseline: Option<String>,
+    /// Test-only, left out in real use: the run's wall clock reads this RFC 3339 time when the config is
+    /// built and runs on at real speed, so a test stamps its metrics in a minute of its choosing
+    /// instead of waiting for the real one.
+    pub test_clock_start: Option<String>,
 }
 
 /// The limits of one watch, compiled.
@@ -54,6 +59,8 @@ pub struct WatchSignals {
     pub error_lines_allowance: u32,
     /// Whole minutes, at least one.
     pub baseline: Duration,
+    /// What the windows are measured by: the system's time, unless a test set `test-clock-start`.
+    pub clock: Clock,
 }
 
 impl WatchSignals {
@@ -68,6 +75,7 @@ impl WatchSignals {
             max_error_lines_factor: 3.0,
             error_lines_allowance: 10,
             baseline: whole_minutes(watch.max(DEFAULT_MIN_BASELINE)),
+            clock: Clock::System,
         }
     }
 }
@@ -86,6 +94,23 @@ fn factor(key: &'static str, v: Option<f64>, default: f64) -> Result<f64, Error>
             format!("{f} is not a factor between 1 and 1000 (2 means twice the baseline)"),
         )),
     }
+}
+
+/// `test-clock-start`, when a test set it.
+fn test_clock(start: Option<&str>) -> Result<Clock, Error> {
+    let Some(v) = start else {
+        return Ok(Clock::System);
+    };
+    humantime::parse_rfc3339_weak(v.trim())
+        .map(Clock::starting_at)
+        .map_err(|e| {
+            invalid(
+                "smoke.watch-signals.test-clock-start",
+                format!(
+                    "`{v}` is not an RFC 3339 time ({e}); this key is for tests only, leave it out"
+                ),
+            )
+        })
 }
 
 /// Build the limits from `smoke.watch-signals` for a watch of `watch`.
@@ -151,6 +176,7 @@ pub(super) fn build(
         )?,
         error_lines_allowance: f.error_lines_allowance.unwrap_or(d.error_lines_allowance),
         baseline,
+        clock: test_clock(f.test_clock_start.as_deref())?,
     })
 }
 
@@ -211,11 +237,23 @@ mod tests {
                 "invalid `smoke.watch-signals.baseline`: `soon` is not a duration",
             ),
             ("{ max-p95: 2 }", "unknown field `max-p95`"),
+            (
+                "{ test-clock-start: tomorrow }",
+                "invalid `smoke.watch-signals.test-clock-start`: `tomorrow` is not an RFC 3339 time",
+            ),
         ];
         for (yaml, want) in cases {
             let err = parse(yaml).unwrap_err();
             assert!(err.contains(want), "{yaml}: `{err}` lacks `{want}`");
         }
+        // Without the test-only key the windows are measured by the system's time.
+        assert_eq!(ok.clock, Clock::System);
+        let at = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_005);
+        let set = parse("{ test-clock-start: '2027-01-15T08:00:05Z' }").unwrap();
+        assert!(
+            matches!(set.clock, Clock::StartingAt { at: a, .. } if a == at),
+            "{set:?}"
+        );
         let long = format!("{{ error-pattern: '{}' }}", "x".repeat(1025));
         assert!(parse(&long).unwrap_err().contains("at most 1024"));
     }

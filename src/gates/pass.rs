@@ -182,7 +182,7 @@ async fn update_service(cx: &Cx<'_>, rel: &mut Release, report: &mut Report) -> 
     )
     .await
     .map_err(Failure::before_service)?;
-    rel.deploy_started = Some(std::time::SystemTime::now());
+    rel.deploy_started = Some(cx.cfg.signals.clock.now());
     rel.deployed = Some(deployed);
     rel.done.push(Undo::Service);
     Ok(GateOutcome::Passed)
@@ -308,7 +308,7 @@ async fn watch(cx: &Cx<'_>, rel: &Release, report: &mut Report) -> Passed {
     };
     let started = rel
         .deploy_started
-        .unwrap_or_else(std::time::SystemTime::now);
+        .unwrap_or_else(|| cfg.signals.clock.now());
     let signals = signals::Signals::start(clients, cfg, deployed, started).await;
     // The signals section after every round: a run cancelled mid-watch still reports them.
     report.signals = Some(signals.report());

@@ -3,7 +3,7 @@
 use harness as common;
 
 use cloudshop_deploy::report::section::md_escape;
-use common::ecs_sim::{EcsSim, Scenario, Seed, StopReason};
+use common::ecs_sim::{EcsSim, Scenario, Seed, StopReason, Timing};
 use common::{Action, Moto, RunResult};
 
 const REPO: &str = "stage-cloudshop-backend";
@@ -51,6 +51,37 @@ fn action(moto: &Moto, sim: &EcsSim) -> Action {
         .input("wait-timeout", "30s")
 }
 
+/// The `poll-interval` of [`action`].
+const POLL: std::time::Duration = std::time::Duration::from_millis(30);
+
+/// The simulator on its own clock: the rollout completes when its time comes, however often it is
+/// polled, so polling faster cannot make a test pass sooner.
+fn clocked(sim: EcsSim) -> EcsSim {
+    sim.set_timing(Timing::default());
+    sim
+}
+
+/// The rollout's polls average at most one per base interval (the poller's promise; one free first
+/// call and one of rounding allowed): on the simulator's clock a poller that calls more often fails here.
+fn assert_paced(sim: &EcsSim, res: &RunResult) {
+    let Some(update) = sim.call_times("UpdateService").first().copied() else {
+        panic!("no UpdateService\n{}", res.dump());
+    };
+    let polls: Vec<std::time::Instant> = sim
+        .call_times("DescribeServices")
+        .into_iter()
+        .filter(|t| *t > update)
+        .collect();
+    let span = polls.last().map(|t| *t - update).unwrap_or_default();
+    let allowed = (span.as_secs_f64() / POLL.as_secs_f64()).floor() as usize + 2;
+    assert!(
+        polls.len() >= 2 && polls.len() <= allowed,
+        "{} DescribeServices in {span:?} after the update (at most {allowed} at one per {POLL:?})\n{}",
+        polls.len(),
+        res.dump()
+    );
+}
+
 fn run(a: Action) -> RunResult {
     a.run_within(std::time::Duration::from_secs(120))
 }
@@ -62,9 +93,10 @@ const REV3: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/cloudshop
 fn deploys_a_new_revision_and_waits_for_completion() {
     let moto = Moto::shared();
     let digest = seed_ecr(&moto, &["older", SHA], false);
-    let sim = EcsSim::start(Scenario::Succeed { after: 4 });
+    let sim = clocked(EcsSim::start(Scenario::Succeed { after: 4 }));
     let res = run(action(&moto, &sim).input("extra-tags", "stage-latest"));
     assert_eq!(res.code, 0, "{}", res.dump());
+    assert_paced(&sim, &res);
     assert_eq!(res.output("status"), "deployed");
     assert_eq!(res.output("rolled-back"), "false");
     let uri = format!("{}@{digest}", repo_uri(&moto));
@@ -112,7 +144,28 @@ fn deploys_a_new_revision_and_waits_for_completion() {
         "{}",
         res.summary
     );
-    assert!(res.summary.contains("rollout"), "{}", res.summary);
+    // The rollout is a phase of its own, timed and ok, and the steady state ends the events shown.
+    let rollout: Vec<&str> = res
+        .summary
+        .lines()
+        .filter(|l| l.starts_with("| rollout | "))
+        .collect();
+    let seconds = rollout
+        .first()
+        .and_then(|l| l.strip_prefix("| rollout | "))
+        .and_then(|l| l.strip_suffix(" s | ok |"))
+        .and_then(|t| t.parse::<f64>().ok());
+    assert!(
+        rollout.len() == 1 && seconds.is_some_and(|s| s < 30.0),
+        "{}",
+        res.summary
+    );
+    assert!(
+        res.summary
+            .contains("<summary>Service events (4)</summary>\n\n- \\(service stage-backend\\) has reached a steady state.\n"),
+        "{}",
+        res.summary
+    );
 }
 
 #[test]
@@ -135,7 +188,7 @@ fn same_image_is_no_change_and_no_mutating_call() {
 fn short_sha_tag_is_found_as_a_fallback() {
     let moto = Moto::shared();
     let digest = seed_ecr(&moto, &["0123456"], false);
-    let sim = EcsSim::start(Scenario::Succeed { after: 2 });
+    let sim = clocked(EcsSim::start(Scenario::Succeed { after: 2 }));
     let res = run(action(&moto, &sim));
     assert_eq!(res.code, 0, "{}", res.dump());
     assert_eq!(res.output("image-digest"), digest);
@@ -408,7 +461,7 @@ fn blue_green_watch_waits_for_its_own_service_deployment() {
 fn rollback_leaves_a_service_another_deploy_changed() {
     let moto = Moto::shared();
     seed_ecr(&moto, &[SHA], false);
-    let sim = EcsSim::start(Scenario::Succeed { after: 1 });
+    let sim = clocked(EcsSim::start(Scenario::Succeed { after: 1 }));
     // The preflight reads revision 2; then another deploy moves the service before the rollback's update.
     // (Two reads: choosing the release to go back to, then the rollback's preflight.)
     sim.change_service_after(2);
@@ -428,7 +481,7 @@ fn rollback_leaves_a_service_another_deploy_changed() {
 fn dry_run_prints_the_plan_and_changes_nothing() {
     let moto = Moto::shared();
     let digest = seed_ecr(&moto, &[SHA], false);
-    let sim = EcsSim::start(Scenario::Succeed { after: 1 });
+    let sim = clocked(EcsSim::start(Scenario::Succeed { after: 1 }));
     let res = run(action(&moto, &sim)
         .input("dry-run", "true")
         .input("desired-count", "3"));
@@ -461,7 +514,7 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
 #[test]
 fn rollback_command_goes_to_the_previous_revision() {
     let moto = Moto::shared();
-    let sim = EcsSim::start(Scenario::Succeed { after: 1 });
+    let sim = clocked(EcsSim::start(Scenario::Succeed { after: 1 }));
     let res = run(action(&moto, &sim).input("command", "rollback"));
     assert_eq!(res.code, 0, "{}", res.dump());
     assert_eq!(res.output("status"), "rolled-back");
@@ -470,7 +523,7 @@ fn rollback_command_goes_to_the_previous_revision() {
     assert_eq!(sim.service_task_definition(), REV2.replace(":2", ":1"));
 
     // A given revision that is the current one: nothing to do.
-    let sim = EcsSim::start(Scenario::Succeed { after: 1 });
+    let sim = clocked(EcsSim::start(Scenario::Succeed { after: 1 }));
     let res = run(action(&moto, &sim)
         .input("command", "rollback")
         .input("revision", "2"));
@@ -496,7 +549,7 @@ fn failed_preflights_change_nothing() {
     let moto = Moto::shared();
     seed_ecr(&moto, &["v1", "v2", "feature-x"], false);
     // Missing image: the newest tags are listed, and ECS is not even asked.
-    let sim = EcsSim::start(Scenario::Succeed { after: 1 });
+    let sim = clocked(EcsSim::start(Scenario::Succeed { after: 1 }));
     assert_preflight_fails(
         &moto,
         &sim,
@@ -539,7 +592,7 @@ fn failed_preflights_change_nothing() {
         action(&moto, &sim).input("image-tag", "v2"),
         "failed to find service `stage-backend` in cluster `stage-cluster`",
     );
-    let sim = EcsSim::start(Scenario::Succeed { after: 1 });
+    let sim = clocked(EcsSim::start(Scenario::Succeed { after: 1 }));
     assert_preflight_fails(
         &moto,
         &sim,
@@ -549,7 +602,7 @@ fn failed_preflights_change_nothing() {
         "container `api` is not in task definition `cloudshop-backend:2` (containers: backend)",
     );
     // Unknown repository.
-    let sim = EcsSim::start(Scenario::Succeed { after: 1 });
+    let sim = clocked(EcsSim::start(Scenario::Succeed { after: 1 }));
     assert_preflight_fails(
         &moto,
         &sim,
@@ -562,7 +615,7 @@ fn failed_preflights_change_nothing() {
 fn immutable_tag_conflict_fails_before_any_change() {
     let moto = Moto::shared();
     seed_ecr(&moto, &["stage-latest", SHA], true);
-    let sim = EcsSim::start(Scenario::Succeed { after: 1 });
+    let sim = clocked(EcsSim::start(Scenario::Succeed { after: 1 }));
     assert_preflight_fails(
         &moto,
         &sim,
@@ -575,7 +628,7 @@ fn immutable_tag_conflict_fails_before_any_change() {
 fn task_definition_file_is_rendered_instead_of_the_live_one() {
     let moto = Moto::shared();
     let digest = seed_ecr(&moto, &[SHA], false);
-    let sim = EcsSim::start(Scenario::Succeed { after: 2 });
+    let sim = clocked(EcsSim::start(Scenario::Succeed { after: 2 }));
     let file = r#"{"family": "cloudshop-backend", "cpu": "512", "memory": "1024",
         "containerDefinitions": [{"name": "backend", "image": "placeholder", "essential": true}]}"#;
     let res = run(action(&moto, &sim)
@@ -601,7 +654,7 @@ fn task_definition_file_is_rendered_instead_of_the_live_one() {
 fn dry_run_plan_never_prints_environment_values() {
     let moto = Moto::shared();
     seed_ecr(&moto, &[SHA], false);
-    let sim = EcsSim::start(Scenario::Succeed { after: 1 });
+    let sim = clocked(EcsSim::start(Scenario::Succeed { after: 1 }));
     let file = r#"{"family": "cloudshop-backend", "cpu": "256", "memory": "512",
         "containerDefinitions": [{"name": "backend", "image": "placeholder", "essential": true,
           "portMappings": [{"containerPort": 8000, "protocol": "tcp"}],
@@ -639,7 +692,7 @@ fn dry_run_plan_never_prints_environment_values() {
 fn failed_smoke_tests_roll_the_service_back() {
     let moto = Moto::shared();
     seed_ecr(&moto, &[SHA], false);
-    let sim = EcsSim::start(Scenario::Succeed { after: 2 });
+    let sim = clocked(EcsSim::start(Scenario::Succeed { after: 2 }));
     // Nothing listens on the API URL: the smoke tests fail, whatever they check.
     let dead = format!("http://127.0.0.1:{}", common::free_port());
     let res = run(action(&moto, &sim)

@@ -78,19 +78,51 @@ fn trace_logging_never_prints_a_credential() {
 }
 
 /// Every line the binary prints on stderr is a log line: none starts a workflow command, also at trace.
+/// The dry run must get through (ECR repository and ECS service there), so the log holds what a whole
+/// run logs, not just the first error's prelude.
 #[test]
 fn no_stderr_line_starts_a_command() {
+    use common::ecs_sim::{EcsSim, Scenario};
     let moto = Moto::shared();
+    let repo = moto.name("stage-cloudshop-backend");
+    common::seed::seed_ecr(&moto, &repo, &[common::pipeline::SHA], false);
+    let sim = EcsSim::start(Scenario::Succeed { after: 1 });
     let oidc = OidcServer::start("repo:acme/cloudshop:environment:stage");
     let res = Action::new()
-        .file(".github/cloudshop-deploy.yml", CONFIG)
+        .file(
+            ".github/cloudshop-deploy.yml",
+            &CONFIG
+                .replace(
+                    "ecr-repository: stage-cloudshop-backend",
+                    &format!("ecr-repository: {repo}"),
+                )
+                .replace("service: stage-backend-blue", "service: stage-backend"),
+        )
         .input("environment", "stage")
         .input("dry-run", "true")
         .env("CLOUDSHOP_DEPLOY_LOG", "trace")
         .env("AWS_ENDPOINT_URL", &moto.endpoint)
+        .env("AWS_ENDPOINT_URL_ECS", &sim.endpoint)
         .env("ACTIONS_ID_TOKEN_REQUEST_URL", &oidc.request_url)
         .env("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "t")
         .run();
+    assert_eq!(res.code, 0, "{}", res.dump());
+    assert_eq!(res.output("status"), "planned", "{}", res.dump());
+    // The lines this is about: the run's own log lines are on stderr, one event per line.
+    let lines: Vec<&str> = res.stderr.lines().map(str::trim).collect();
+    for line in [
+        "INFO AWS credentials work account=123456789012 region=us-east-1",
+        "INFO plan: update service `stage-backend` in `stage-cluster` (taskDefinition: the new revision)",
+    ] {
+        assert!(lines.contains(&line), "{line}\n{}", res.dump());
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("INFO assumed role through GitHub OIDC role=arn:aws:iam::123456789012:role/cloudshop-deploy-stage session=")),
+        "{}",
+        res.dump()
+    );
     for line in res.stderr.lines() {
         assert!(!line.trim_start().starts_with("::"), "{line}");
     }

@@ -99,7 +99,16 @@ fn a_healthy_new_version_is_deployed_and_verified() {
         "{names:?}"
     );
     assert!(e.app.requests_to("/health") >= 1 && e.app.requests_to("/products") >= 1);
-    assert!(res.summary.contains("health"), "{}", res.summary);
+    // The health check's row: what was asked, what was expected, what came back.
+    let row = format!(
+        "| ✅ | health | `GET {}/health` | 200 | 200 | ",
+        e.app.base_url()
+    );
+    assert!(
+        res.summary.lines().any(|l| l.starts_with(&row)),
+        "{row}\n{}",
+        res.summary
+    );
     // The frontend went out after the API was verified, and the website was checked.
     assert_eq!(res.output("frontend-uploaded"), "3", "{}", res.dump());
     assert_eq!(
@@ -186,9 +195,23 @@ fn missing_cors_headers_are_caught_and_rolled_back() {
     e.app.set_mode(Mode::NoCors);
     let res = run(&e, "0");
     assert_eq!(res.output("status"), "rolled-back", "{}", res.dump());
+    // The annotation names the check and what was missing; the summary's row says what was expected.
+    let base = e.app.base_url();
+    let error = format!(
+        "::error title=cloudshop-deploy::failed to verify `{base}/`: 1 of 3 smoke checks failed: cors got 200, no Access-Control-Allow-Origin ("
+    );
+    let errors = res.error_lines();
     assert!(
-        res.summary.to_ascii_lowercase().contains("cors"),
-        "{}",
+        errors.len() == 1 && errors[0].starts_with(&error) && errors[0].ends_with(" attempts)"),
+        "{error}\n{}",
+        res.dump()
+    );
+    let row = format!(
+        "| ❌ | cors | `OPTIONS {base}/products` | 2xx + Access-Control-Allow-Origin \\`{base}\\` or \\`\\*\\` | 200, no Access-Control-Allow-Origin | "
+    );
+    assert!(
+        res.summary.lines().any(|l| l.starts_with(&row)),
+        "{row}\n{}",
         res.summary
     );
     assert_eq!(e.sim.service_task_definition(), REV2);

@@ -360,7 +360,16 @@ fn rollback_goes_to_the_last_release_that_passed() {
     let res = w.deploy_stage(&shas[2], true);
     assert_eq!(res.output("task-definition-arn"), rev(5), "{}", res.dump());
 
-    // Revision 4 (release 9) is still ACTIVE, the highest below the current one: not where we go.
+    // Revision 4 is release 9's (so what follows tests the release it is about), still ACTIVE, the highest
+    // below the current one: not where we go.
+    let image_of = |r: &str| {
+        w.stage_sim.task_definition(r).unwrap()["containerDefinitions"][0]["image"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(image_of(&rev(4)).ends_with(&format!("@{}", digests[1])));
+    let updates_before = w.stage_sim.bodies("UpdateService").len();
     let res = w
         .action("stage", &shas[2])
         .input("command", "rollback")
@@ -383,7 +392,28 @@ fn rollback_goes_to_the_last_release_that_passed() {
         res.summary
     );
     assert_eq!(w.stage_sim.count("ListTaskDefinitions"), 0);
-    let _ = &digests[1];
+    // Release 9 is never what the rollback picks: every service update it sent names 8's revision, the
+    // service runs 8's digest, and 9's digest and commit appear nowhere in what it reports.
+    let updates = w.stage_sim.bodies("UpdateService");
+    let sent: Vec<&str> = updates[updates_before..]
+        .iter()
+        .map(|b| b["taskDefinition"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(sent, [rev(3).as_str()], "{}", res.dump());
+    let running = image_of(&w.stage_sim.service_task_definition());
+    assert!(!running.ends_with(&format!("@{}", digests[1])), "{running}");
+    for never in [&digests[1], &shas[1]] {
+        assert!(
+            !res.summary.contains(never.as_str()),
+            "{never}\n{}",
+            res.summary
+        );
+        assert!(
+            !res.stdout.contains(never.as_str()),
+            "{never}\n{}",
+            res.dump()
+        );
+    }
 }
 
 /// Without a registry to read markers from, `command: rollback` takes the revision of the last completed

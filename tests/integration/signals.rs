@@ -27,26 +27,18 @@ struct Env {
     cw: CwSim,
     app: App,
     log_group: Option<String>,
-    /// When the "after" data is stamped: now, with at least 20 s left in the minute, so that the deploy
-    /// starts in the same minute (the windows meet on the minute the deploy started in).
+    /// When the "after" data is stamped and when the run's clock starts (`test-clock-start`): 5 s into
+    /// the minute before the real one, so the deploy starts in that minute without waiting for one.
     now: SystemTime,
 }
 
-/// Wait (at most 20 s) until a minute has at least 20 s left, so the run's deploy starts in the minute
-/// the "after" data is stamped in.
-fn early_in_a_minute() -> SystemTime {
-    loop {
-        let now = SystemTime::now();
-        let s = now
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            % 60;
-        if s < 40 {
-            return now;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
+/// 5 s into the previous minute: a time the run's clock can start at, whatever the real second is.
+fn start_of_run() -> SystemTime {
+    let secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    SystemTime::UNIX_EPOCH + Duration::from_secs(secs - secs % 60 - 60 + 5)
 }
 
 fn env(with_logs: bool) -> Env {
@@ -66,7 +58,7 @@ fn env(with_logs: bool) -> Env {
         cw: CwSim::start(),
         app: App::start(),
         log_group,
-        now: early_in_a_minute(),
+        now: start_of_run(),
     }
 }
 
@@ -91,6 +83,15 @@ environments:
       watch-failures: 3
       watch-signals: {{ {signals} }}
 "#,
+        signals = [
+            signals,
+            &format!("test-clock-start: '{}'", humantime::format_rfc3339(e.now))
+        ]
+        .iter()
+        .filter(|s| !s.is_empty())
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", "),
         api = e.app.base_url(),
         repo = e.moto.name("stage-cloudshop-backend"),
     )
@@ -243,15 +244,30 @@ fn a_watch_at_the_baseline_passes_and_shows_before_and_after() {
     let res = run(action(&e, ""));
     assert_eq!(res.code, 0, "{}", res.dump());
     assert_eq!(res.output("status"), "deployed");
+    eprintln!(
+        "SUMMARY>>>{}<<<\nSMOKE>>>{}<<<",
+        res.summary,
+        res.output("smoke-report")
+    );
     for shown in [
         "#### 📈 Watch signals",
-        "Each round compared with the 5m before the deploy",
-        "0 of ",
         "| 5xx rate | 0.2% (2 of 1000) | 0.3% | 0.3% | > 1.0% and > 2x before |",
         "| p95 response time | 50 ms | 50 ms | 50 ms | > 2x before |",
     ] {
         assert!(res.summary.contains(shown), "{shown}\n{}", res.summary);
     }
+    // Every round of the watch read the signals, and none of them regressed.
+    let w: serde_json::Value = serde_json::from_str(res.output("smoke-report")).unwrap();
+    let rounds = w["watch"]["rounds"].as_u64().unwrap();
+    assert!(rounds >= 5, "{w}");
+    let line = format!(
+        "Each round compared with the 5m before the deploy: target group `targetgroup/stage-backend-blue/0123456789abcdef`. 0 of {rounds} rounds regressed."
+    );
+    assert!(
+        res.summary.lines().any(|l| l == line),
+        "{line}\n{}",
+        res.summary
+    );
     // No log configuration in the task definition: said so, as a warning, not a failure.
     assert!(
         res.stdout.contains("::warning")

@@ -114,7 +114,7 @@ impl<'a> Signals<'a> {
             s.state = Mutex::new(r);
             return s;
         }
-        let (before, _) = windows(deploy_started, s.limits.baseline, SystemTime::now());
+        let (before, _) = windows(deploy_started, s.limits.baseline, s.limits.clock.now());
         s.read_metrics_before(
             &deployed.target_groups,
             &cfg.backend.service,
@@ -221,7 +221,7 @@ impl<'a> Signals<'a> {
         if !self.active() {
             return Vec::new();
         }
-        let now = SystemTime::now();
+        let now = self.limits.clock.now();
         let (before, after) = windows(self.deploy_started, self.limits.baseline, now);
         let (m, l) = tokio::join!(self.read_metrics(after), self.read_lines(after.0, now));
         let mut bad = Vec::new();
