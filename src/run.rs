@@ -96,7 +96,6 @@ where
             report.cancelled_by = Some(signal.to_string());
             Status::Cancelled
         }
-        None if !report.rollback_problems.is_empty() => Status::Failed,
         None => status(report.backend.as_ref().map(|b| &b.outcome), result.is_ok()),
     });
     if let Err(e) = &result {

@@ -131,7 +131,6 @@ pub async fn after(cx: &Cx<'_>, failure: Failure, rel: &mut Release, report: &mu
     if problems.is_empty() {
         return error;
     }
-    report.rollback_problems = problems.iter().map(ToString::to_string).collect();
     RollbackIncomplete {
         cause: error,
         problems,

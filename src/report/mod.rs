@@ -76,9 +76,6 @@ pub struct Report {
     /// Where a signal stopped a rollback, and how to finish it.
     #[serde(skip)]
     pub rollback_interrupted: Vec<String>,
-    /// What a rollback after a failure could not do (the failure itself is `error`).
-    #[serde(skip)]
-    pub rollback_problems: Vec<String>,
     /// The error, when the run failed: message and hint.
     pub error: Option<(String, String)>,
     /// The signal that cancelled the run.

@@ -264,3 +264,53 @@ fn sigterm_during_a_rollback_says_where_it_stopped() {
     // The rollback's update went out exactly once; nothing after the signal.
     assert_eq!(sim.count("UpdateService"), 2, "{:?}", sim.calls());
 }
+
+/// SIGTERM while `UpdateService` is in flight (its answer never comes): the summary says the update was
+/// sent and its answer did not arrive, never "no update had been sent".
+#[test]
+fn sigterm_while_update_service_is_in_flight_says_it_was_sent() {
+    use common::faults::{Fault, FaultPlan, FaultProxy};
+    let moto = Moto::shared();
+    let sim = EcsSim::start(Scenario::Succeed { after: 2 });
+    let ecs = FaultProxy::start(
+        &sim.endpoint,
+        FaultPlan {
+            always: vec![("ecs:UpdateService".into(), Fault::Stall)],
+            stall: Duration::from_secs(60),
+            ..FaultPlan::none()
+        },
+    );
+    let action = action(&moto, &sim).env("AWS_ENDPOINT_URL_ECS", &ecs.endpoint);
+    let mut running = action.start();
+    let mut tries = 0;
+    while !ecs.ops().iter().any(|o| o == "ecs:UpdateService") {
+        assert!(
+            !running.exited() && tries < 1500,
+            "the update was never sent\n{}",
+            running.finish().dump()
+        );
+        tries += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &running.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let exited = running.wait_within(Duration::from_secs(5));
+    let res = running.finish();
+    assert!(exited, "still running 5 s after SIGTERM\n{}", res.dump());
+    assert_eq!(res.output("status"), "cancelled", "{}", res.dump());
+    assert!(
+        res.summary.contains(
+            "`UpdateService` to `cloudshop-backend:3` was sent; its answer did not arrive"
+        ),
+        "{}",
+        res.summary
+    );
+    assert!(
+        !res.summary.contains("no update had been sent"),
+        "{}",
+        res.summary
+    );
+}
