@@ -799,6 +799,31 @@ impl Running {
         true
     }
 
+    /// Wait (bounded: 60 s) until `ready` says the run got to `what`, send SIGTERM to the action, and
+    /// give it 5 s to exit, as the runner does before it kills a cancelled job's container. Panics when
+    /// the run ends before it got there, or does not exit in time.
+    pub fn sigterm_when(mut self, what: &str, ready: impl Fn() -> bool) -> RunResult {
+        let mut tries = 0;
+        while !ready() {
+            assert!(
+                !self.exited() && tries < 3000,
+                "the run never got to {what}\n{}",
+                self.finish().dump()
+            );
+            tries += 1;
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        let exited = self.wait_within(Duration::from_secs(5));
+        let res = self.finish();
+        assert!(exited, "still running 5 s after SIGTERM\n{}", res.dump());
+        res
+    }
+
     /// Collect what it printed and wrote; a run still going is killed first. Panics when a known
     /// secret value ([`secrets`]) shows up outside its own `::add-mask::` line.
     pub fn finish(mut self) -> RunResult {

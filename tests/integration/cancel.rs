@@ -181,25 +181,9 @@ environments:
         .input("environment", "stage")
         .input("poll-interval", "30ms")
         .input("wait-timeout", "30s");
-    let mut running = action.start();
-    let mut tries = 0;
-    while !proxy.ops().iter().any(|o| o == "s3:PutObject") {
-        assert!(
-            !running.exited() && tries < 3000,
-            "the sync never started\n{}",
-            running.finish().dump()
-        );
-        tries += 1;
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let sent = std::process::Command::new("kill")
-        .args(["-TERM", &running.pid().to_string()])
-        .status()
-        .expect("kill");
-    assert!(sent.success());
-    let exited = running.wait_within(Duration::from_secs(5));
-    let res = running.finish();
-    assert!(exited, "still running 5 s after SIGTERM\n{}", res.dump());
+    let res = action.start().sigterm_when("the sync started", || {
+        proxy.ops().iter().any(|o| o == "s3:PutObject")
+    });
     assert_eq!(res.output("status"), "cancelled", "{}", res.dump());
     assert!(
         res.summary.contains("sync stopped part-way"),
@@ -234,25 +218,9 @@ fn sigterm_during_a_rollback_says_where_it_stopped() {
     let sim = EcsSim::start(Scenario::NeverEnds);
     sim.set_later_updates(Scenario::NeverEnds);
     let action = action(&moto, &sim).input("wait-timeout", "1s");
-    let mut running = action.start();
-    let mut tries = 0;
-    while sim.count("UpdateService") < 2 {
-        assert!(
-            !running.exited() && tries < 1500,
-            "the rollback never started\n{}",
-            running.finish().dump()
-        );
-        tries += 1;
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let sent = std::process::Command::new("kill")
-        .args(["-TERM", &running.pid().to_string()])
-        .status()
-        .expect("kill");
-    assert!(sent.success());
-    let exited = running.wait_within(Duration::from_secs(5));
-    let res = running.finish();
-    assert!(exited, "still running 5 s after SIGTERM\n{}", res.dump());
+    let res = action
+        .start()
+        .sigterm_when("the rollback started", || sim.count("UpdateService") >= 2);
     assert_eq!(res.output("status"), "cancelled", "{}", res.dump());
     assert!(
         res.summary.contains(
@@ -281,25 +249,9 @@ fn sigterm_while_update_service_is_in_flight_says_it_was_sent() {
         },
     );
     let action = action(&moto, &sim).env("AWS_ENDPOINT_URL_ECS", &ecs.endpoint);
-    let mut running = action.start();
-    let mut tries = 0;
-    while !ecs.ops().iter().any(|o| o == "ecs:UpdateService") {
-        assert!(
-            !running.exited() && tries < 1500,
-            "the update was never sent\n{}",
-            running.finish().dump()
-        );
-        tries += 1;
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let sent = std::process::Command::new("kill")
-        .args(["-TERM", &running.pid().to_string()])
-        .status()
-        .expect("kill");
-    assert!(sent.success());
-    let exited = running.wait_within(Duration::from_secs(5));
-    let res = running.finish();
-    assert!(exited, "still running 5 s after SIGTERM\n{}", res.dump());
+    let res = action.start().sigterm_when("the update was sent", || {
+        ecs.ops().iter().any(|o| o == "ecs:UpdateService")
+    });
     assert_eq!(res.output("status"), "cancelled", "{}", res.dump());
     assert!(
         res.summary.contains(

@@ -141,25 +141,9 @@ fn sigterm_during_a_multipart_upload_aborts_it() {
     let moto = Moto::shared();
     let proxy = FaultProxy::start(&moto.endpoint, stalled_parts(Vec::new()));
     let s = setup(&proxy, moto);
-    let mut running = s.action.start();
-    let mut tries = 0;
-    while !proxy.ops().iter().any(|o| o == "s3:UploadPart") {
-        assert!(
-            !running.exited() && tries < 3000,
-            "the upload never started\n{}",
-            running.finish().dump()
-        );
-        tries += 1;
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let sent = std::process::Command::new("kill")
-        .args(["-TERM", &running.pid().to_string()])
-        .status()
-        .expect("kill");
-    assert!(sent.success());
-    let exited = running.wait_within(Duration::from_secs(5));
-    let res = running.finish();
-    assert!(exited, "still running 5 s after SIGTERM\n{}", res.dump());
+    let res = s.action.start().sigterm_when("the upload started", || {
+        proxy.ops().iter().any(|o| o == "s3:UploadPart")
+    });
     assert_eq!(res.output("status"), "cancelled", "{}", res.dump());
     assert_aborted(&s, &proxy, &res);
 }

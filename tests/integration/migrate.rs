@@ -278,25 +278,9 @@ fn a_migration_whose_image_cannot_be_pulled_stops_the_deploy() {
 fn a_cancel_during_the_migration_stops_its_task() {
     let w = world(Seed::default(), OneOff::NeverStops);
     let action = w.action("      command: [alembic, upgrade, head]\n      timeout: 10m");
-    let mut running = action.start();
-    let mut tries = 0;
-    while w.sim.count("DescribeTasks") < 2 {
-        assert!(
-            !running.exited() && tries < 1500,
-            "the migration never started\n{}",
-            running.finish().dump()
-        );
-        tries += 1;
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let sent = std::process::Command::new("kill")
-        .args(["-TERM", &running.pid().to_string()])
-        .status()
-        .expect("kill");
-    assert!(sent.success());
-    let exited = running.wait_within(Duration::from_secs(5));
-    let res = running.finish();
-    assert!(exited, "still running 5 s after SIGTERM\n{}", res.dump());
+    let res = action.start().sigterm_when("the migration started", || {
+        w.sim.count("DescribeTasks") >= 2
+    });
     assert_eq!(res.output("status"), "cancelled", "{}", res.dump());
     assert_eq!(w.sim.count("StopTask"), 1, "{:?}", w.sim.calls());
     assert_eq!(w.sim.count("UpdateService"), 0);

@@ -445,7 +445,6 @@ fn a_run_cancelled_mid_watch_keeps_the_signals_read_so_far() {
         ".github/cloudshop-deploy.yml",
         &config(&e, "").replace("watch: 2s", "watch: 10m"),
     );
-    let mut running = a.start();
     // The window before, then at least two rounds.
     let reads = || {
         e.cw.calls()
@@ -453,24 +452,9 @@ fn a_run_cancelled_mid_watch_keeps_the_signals_read_so_far() {
             .filter(|c| c.contains("GetMetricData"))
             .count()
     };
-    let mut tries = 0;
-    while reads() < 3 {
-        assert!(
-            !running.exited() && tries < 3000,
-            "the watch never read the signals\n{}",
-            running.finish().dump()
-        );
-        tries += 1;
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let sent = std::process::Command::new("kill")
-        .args(["-TERM", &running.pid().to_string()])
-        .status()
-        .expect("kill");
-    assert!(sent.success());
-    let exited = running.wait_within(Duration::from_secs(5));
-    let res = running.finish();
-    assert!(exited, "still running 5 s after SIGTERM\n{}", res.dump());
+    let res = a
+        .start()
+        .sigterm_when("the watch reading the signals", || reads() >= 3);
     assert_eq!(res.output("status"), "cancelled", "{}", res.dump());
     for shown in [
         "#### 📈 Watch signals",
