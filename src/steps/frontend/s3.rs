@@ -282,18 +282,29 @@ pub(super) async fn copy_back(
     }
 }
 
+/// GET one of the action's own small objects (the sync state, the journal); `None` when it is not there.
+async fn get_ours(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<aws_sdk_s3::operation::get_object::GetObjectOutput>, Error> {
+    match s3.get_object().bucket(bucket).key(key).send().await {
+        Ok(o) => Ok(Some(o)),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+        // A missing bucket is reported, once and clearly, by the listing that runs alongside.
+        Err(e) if crate::aws::code(&e) == Some("NoSuchBucket") => Ok(None),
+        Err(e) => Err(object_error("read", bucket, key, &e)),
+    }
+}
+
 /// Read the journal of an unfinished restore or cleanup; `None` when there is none (or not one of ours).
 pub(super) async fn read_pending(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
     key: &str,
 ) -> Result<Option<Pending>, Error> {
-    let out = match s3.get_object().bucket(bucket).key(key).send().await {
-        Ok(o) => o,
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
-        // A missing bucket is reported, once and clearly, by the listing that runs alongside.
-        Err(e) if crate::aws::code(&e) == Some("NoSuchBucket") => return Ok(None),
-        Err(e) => return Err(object_error("read", bucket, key, &e)),
+    let Some(out) = get_ours(s3, bucket, key).await? else {
+        return Ok(None);
     };
     match read_capped(out.body, MAX_STATE).await {
         Ok(Some(bytes)) => Ok(pending::decode(key, &bytes)),
@@ -340,12 +351,8 @@ pub(super) async fn read_state(
     bucket: &str,
     key: &str,
 ) -> Result<Option<SyncState>, Error> {
-    let out = match s3.get_object().bucket(bucket).key(key).send().await {
-        Ok(o) => o,
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
-        // A missing bucket is reported, once and clearly, by the listing that runs alongside.
-        Err(e) if crate::aws::code(&e) == Some("NoSuchBucket") => return Ok(None),
-        Err(e) => return Err(object_error("read", bucket, key, &e)),
+    let Some(out) = get_ours(s3, bucket, key).await? else {
+        return Ok(None);
     };
     if out.content_length().is_some_and(|l| l > MAX_STATE as i64) {
         tracing::warn!(
