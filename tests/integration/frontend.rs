@@ -999,7 +999,7 @@ async fn create_distribution(moto: &Moto) -> String {
         .build()
         .unwrap();
     let config = DistributionConfig::builder()
-        .caller_reference("test")
+        .caller_reference(moto.name("distribution"))
         .comment("cloudshop")
         .enabled(true)
         .origins(
