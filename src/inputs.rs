@@ -53,6 +53,8 @@ pub struct Inputs {
     pub image_archive: Option<String>,
     pub registry_url: Option<String>,
     pub allow_unverified: Option<String>,
+    /// The job's token for GitHub's REST API (the approval gate); masked as soon as it is read.
+    pub github_token: Option<String>,
 }
 
 /// An input value envy could not read into [`Inputs`].

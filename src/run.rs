@@ -147,6 +147,9 @@ pub fn status(backend: Option<&BackendOutcome>, ok: bool) -> Status {
 
 fn load(env: &BTreeMap<String, String>, ctx: &Context) -> Result<Config, Error> {
     let inputs = Inputs::from_env(env.iter())?;
+    if let Some(token) = &inputs.github_token {
+        commands::mask(token);
+    }
     for name in Inputs::unknown(env.iter()) {
         commands::emit(
             commands::Level::Warning,

@@ -902,6 +902,7 @@ pub mod cw_sim;
 pub mod ecs_sim;
 pub mod elb_sim;
 pub mod faults;
+pub mod github_api;
 pub mod pipeline;
 pub mod registry;
 pub mod secrets;

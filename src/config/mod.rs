@@ -42,7 +42,7 @@ pub use error::Error;
 pub use frontend::{CacheRules, ExcludeGlobs, Frontend};
 pub use jsonpath::JsonPath;
 pub use migrate::{Migrate, MigrateFile};
-pub use promote::Promote;
+pub use promote::{is_github_login, Approval, Promote, Token};
 pub use schema::{
     CacheRule, CheckFile, CorsFile, EnvironmentFile, FileConfig, FrontendFile, JsonExpect,
     OneOrMany, SequenceFile, SmokeFile, StepFile,

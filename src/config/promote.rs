@@ -1,5 +1,6 @@
 //! The promotion part: which environment `promote` copies from, and that environment's repository,
-//! region and role, read from the same file. No AWS API.
+//! region and role, read from the same file; and the approval a promotion needs (`promote.*` of the
+//! target environment). No AWS API.
 
 use super::error::{invalid, Error};
 use super::sources::{environment_entry, Sources};
@@ -18,6 +19,32 @@ pub struct Promote {
     pub allow_unverified: bool,
     /// `promote.require`: the gates the source release must have passed there.
     pub require: Vec<String>,
+    pub approval: Approval,
+}
+
+/// The approval a promotion needs, checked against the job's GitHub environment before any write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Approval {
+    /// The GitHub environment the job runs in: `github-environment`, else the environment's name.
+    pub github_environment: String,
+    /// `promote.require-approval`: no required reviewers (and no `approvers` match) refuses.
+    pub require: bool,
+    /// `promote.approvers`: valid GitHub logins, as written.
+    pub approvers: Vec<String>,
+    /// `promote.allow-self-approval`.
+    pub allow_self_approval: bool,
+    /// The `github-token` input (masked at load time).
+    pub token: Option<Token>,
+}
+
+/// A GitHub token: never printed, also not by `Debug`.
+#[derive(Clone, PartialEq)]
+pub struct Token(pub String);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(***)")
+    }
 }
 
 /// Build [`Promote`] for `command: promote`: the source is `source-environment`, else `promote-from`.
@@ -52,9 +79,11 @@ pub(super) fn build(src: &Sources, region: &str) -> Result<Promote, Error> {
         .transpose()?
         .unwrap_or(false);
     let require = required_gates(src)?;
+    let approval = approval(src)?;
     Ok(Promote {
         allow_unverified,
         require,
+        approval,
         source_repository: source.ecr_repository.clone().ok_or(Error::Missing {
             key: "ecr-repository",
             environment: source_name.clone(),
@@ -63,6 +92,40 @@ pub(super) fn build(src: &Sources, region: &str) -> Result<Promote, Error> {
         source_region,
         source_role: source.role_to_assume,
     })
+}
+
+/// `promote.require-approval`, `approvers` and `allow-self-approval` of the target environment; a
+/// login GitHub could not have is refused here, before any call.
+fn approval(src: &Sources) -> Result<Approval, Error> {
+    let file = src.env.promote.clone().unwrap_or_default();
+    let approvers = file.approvers.unwrap_or_default();
+    if let Some(bad) = approvers.iter().find(|l| !is_github_login(l)) {
+        return Err(invalid(
+            "promote.approvers",
+            format!("`{bad}` is not a GitHub login (1-39 letters, digits or single hyphens, not starting or ending with a hyphen)"),
+        ));
+    }
+    Ok(Approval {
+        github_environment: src
+            .env
+            .github_environment
+            .clone()
+            .unwrap_or_else(|| src.environment.to_string()),
+        require: file.require_approval.unwrap_or(false),
+        approvers,
+        allow_self_approval: file.allow_self_approval.unwrap_or(false),
+        token: src.inputs.github_token.clone().map(Token),
+    })
+}
+
+/// GitHub's rule for user names: 1-39 ASCII letters, digits or hyphens, no leading, trailing or double
+/// hyphen.
+pub fn is_github_login(s: &str) -> bool {
+    (1..=39).contains(&s.len())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+        && !s.contains("--")
 }
 
 /// `promote.require` of the target environment, checked against the gates a marker records.
@@ -83,4 +146,30 @@ fn required_gates(src: &Sources) -> Result<Vec<String>, Error> {
         }
     }
     Ok(list)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_github_login;
+
+    #[test]
+    fn github_logins_follow_githubs_rule() {
+        for ok in ["a", "octo-cat", "A1", &"x".repeat(39)] {
+            assert!(is_github_login(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "-a",
+            "a-",
+            "a--b",
+            "a_b",
+            "a.b",
+            "a b",
+            "@a",
+            &"x".repeat(40),
+            "ä",
+        ] {
+            assert!(!is_github_login(bad), "{bad}");
+        }
+    }
 }

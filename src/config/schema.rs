@@ -71,6 +71,13 @@ pub struct EnvironmentFile {
 pub struct PromoteFile {
     /// The gates the source release must have passed (default: rollout and smoke).
     pub require: Option<Vec<String>>,
+    /// Refuse the promotion unless the job's GitHub environment has required reviewers (or the
+    /// `approvers` fallback admits who dispatched it).
+    pub require_approval: Option<bool>,
+    /// GitHub logins that may dispatch a promotion when the environment has no required reviewers.
+    pub approvers: Option<Vec<String>>,
+    /// Let a listed approver promote a commit they wrote (default false).
+    pub allow_self_approval: Option<bool>,
 }
 
 /// What a failed rollout shows of the failing tasks.

@@ -18,6 +18,7 @@ pub enum Undo {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Preflight,
+    Approval,
     Image,
     FrontendArtifact,
     Register,
@@ -52,6 +53,13 @@ pub const RELEASE: &[Gate] = &[
         kind: Kind::Preflight,
         name: "preflight",
         needs: "always: image, service, task definition, frontend build, source release",
+        undo: "nothing: read-only",
+        read_only: true,
+    },
+    Gate {
+        kind: Kind::Approval,
+        name: "approval",
+        needs: "a promotion: reads the job's GitHub environment (and the commit's author for `promote.approvers`)",
         undo: "nothing: read-only",
         read_only: true,
     },
@@ -190,6 +198,9 @@ mod tests {
         // The service changes only after the image and the frontend artifact exist; the site only after
         // the API it calls passed its checks; the marker last.
         assert!(at(Kind::Image) < at(Kind::ServiceUpdate));
+        // A promotion's approval is checked before its first write.
+        assert!(RELEASE[at(Kind::Approval)].read_only);
+        assert!(at(Kind::Approval) < first_write);
         // The migration runs with the registered revision, before any task of it serves.
         assert!(at(Kind::Register) < at(Kind::Migration));
         assert!(at(Kind::Migration) < at(Kind::ServiceUpdate));

@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::report::Report;
 use crate::steps::deploy::{self, BackendReport};
 use crate::steps::smoke::{self, SmokeReport};
-use crate::steps::{deploy_time, frontend, image, migrate, release, signals, watch};
+use crate::steps::{approval, deploy_time, frontend, image, migrate, release, signals, watch};
 
 type Passed = Result<GateOutcome, Failure>;
 
@@ -26,6 +26,7 @@ pub(super) async fn pass(
 ) -> Passed {
     match kind {
         Kind::Preflight => preflight(cx, rel, report).await,
+        Kind::Approval => approval(cx, report).await,
         Kind::Image => copy_image(cx, rel, report).await,
         Kind::FrontendArtifact => publish_artifact(rel, report).await,
         Kind::Register => register(cx, rel, report).await,
@@ -92,6 +93,18 @@ async fn preflight(cx: &Cx<'_>, rel: &mut Release, report: &mut Report) -> Passe
         report.frontend = Some(sr);
         rel.frontend = Some(plan);
     }
+    Ok(GateOutcome::Passed)
+}
+
+/// A promotion's approval, read from the job's GitHub environment before anything is written.
+async fn approval(cx: &Cx<'_>, report: &mut Report) -> Passed {
+    let (Some(promote), Some(sha)) = (&cx.cfg.promote, &cx.cfg.backend.image_tag) else {
+        return Ok(GateOutcome::NotConfigured);
+    };
+    let section = report.approval.get_or_insert_with(Default::default);
+    approval::check(&promote.approval, cx.settings, sha, section)
+        .await
+        .map_err(Failure::before_service)?;
     Ok(GateOutcome::Passed)
 }
 

@@ -1,10 +1,11 @@
 //! Everything that speaks the GitHub Actions runner's language: workflow commands on stdout, the output
-//! and summary files, the OIDC token request, and the run context (`GITHUB_*` variables).
+//! and summary files, the OIDC token request, the REST API reads of the approval gate, and the run context (`GITHUB_*` variables).
 
 pub mod commands;
 pub mod files;
 pub mod log;
 pub mod oidc;
+pub mod rest;
 
 use std::path::PathBuf;
 
@@ -25,6 +26,10 @@ pub struct Context {
     pub workspace: PathBuf,
     /// `GITHUB_ACTIONS=true`.
     pub in_actions: bool,
+    /// `GITHUB_API_URL` (GitHub Enterprise Server has its own).
+    pub api_url: Option<String>,
+    /// Who started the run: `GITHUB_TRIGGERING_ACTOR` (a re-run's actor), else `GITHUB_ACTOR`.
+    pub actor: Option<String>,
     /// `ACTIONS_ID_TOKEN_REQUEST_URL`, present only with `permissions: id-token: write`.
     pub id_token_url: Option<String>,
     /// `ACTIONS_ID_TOKEN_REQUEST_TOKEN`; masked as soon as it is read.
@@ -49,6 +54,8 @@ impl Context {
                 .map(PathBuf::from)
                 .or_else(|| std::env::current_dir().ok())
                 .unwrap_or_else(|| PathBuf::from(".")),
+            api_url: var("GITHUB_API_URL"),
+            actor: var("GITHUB_TRIGGERING_ACTOR").or_else(|| var("GITHUB_ACTOR")),
             in_actions: var("GITHUB_ACTIONS").as_deref() == Some("true"),
             id_token_url: var("ACTIONS_ID_TOKEN_REQUEST_URL"),
             id_token_request_token: request_token,

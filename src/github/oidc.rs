@@ -218,7 +218,7 @@ const MAX_TOKEN_RESPONSE: usize = 64 * 1024;
 
 /// Read a body of at most `cap` bytes piece by piece (a missing `Content-Length` cannot make it read
 /// more); `None` when it is larger.
-async fn read_capped(
+pub(crate) async fn read_capped(
     mut response: reqwest::Response,
     cap: usize,
 ) -> Result<Option<Vec<u8>>, reqwest::Error> {

@@ -63,6 +63,8 @@ pub struct Report {
     /// The migration task run before the service update.
     pub migration: Option<crate::steps::migrate::MigrationReport>,
     pub promote: Option<crate::steps::image::PromoteReport>,
+    /// The approval gate of a promotion: the GitHub environment's rules and the verdict.
+    pub approval: Option<crate::steps::approval::ApprovalReport>,
     /// Where the rollout's time went.
     pub deploy_time: Option<crate::steps::deploy_time::DeployTimeReport>,
     pub smoke: Option<crate::steps::smoke::SmokeReport>,
@@ -149,6 +151,9 @@ impl Report {
         let mut v: Vec<&dyn Section> = Vec::new();
         if let Some(p) = &self.promote {
             v.push(p);
+        }
+        if let Some(a) = &self.approval {
+            v.push(a);
         }
         if let Some(b) = &self.backend {
             v.push(b);

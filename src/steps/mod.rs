@@ -4,6 +4,7 @@
 //!
 //! APIs: see each step.
 
+pub mod approval;
 pub mod deploy;
 pub mod deploy_time;
 pub mod frontend;

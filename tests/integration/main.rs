@@ -3,6 +3,7 @@
 //! app, the ECS simulator, the registry) live in the dev-only `harness` crate.
 
 mod action_metadata;
+mod approval;
 mod cancel;
 mod corpus;
 mod demo;

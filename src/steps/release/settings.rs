@@ -18,6 +18,12 @@ pub struct Settings {
     pub run_url: Option<String>,
     /// The ECR endpoint is overridden (an emulator or a private endpoint).
     pub ecr_overridden: bool,
+    /// `GITHUB_API_URL`, for the approval gate's reads.
+    pub api_url: Option<String>,
+    /// `GITHUB_REPOSITORY` (`owner/name`).
+    pub repository: Option<String>,
+    /// Who dispatched the run (`GITHUB_TRIGGERING_ACTOR`, else `GITHUB_ACTOR`).
+    pub actor: Option<String>,
 }
 
 impl Settings {
@@ -34,6 +40,9 @@ impl Settings {
             ecr_overridden: ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_ECR"]
                 .iter()
                 .any(|k| env.get(*k).is_some_and(|v| !v.is_empty())),
+            api_url: ctx.api_url.clone(),
+            repository: ctx.repository.clone(),
+            actor: ctx.actor.clone(),
         }
     }
 
