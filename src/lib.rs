@@ -7,14 +7,15 @@
 //! - [`inputs`]: `INPUT_*` variables (both spellings) -> raw strings, `""` = unset.
 //! - [`config`]: raw inputs + the YAML environments file -> a validated [`config::Config`] (pure).
 //! - [`clock`]: the run's wall clock, handed to what reads the date (the watch's signal windows).
-//! - [`github`]: workflow commands, the output and summary files, the OIDC token.
+//! - [`github`]: workflow commands, the output and summary files, the OIDC token, and `rest` (the REST
+//!   reads of the approval gate: the job's environment, a commit's author).
 //! - [`aws`]: the HTTPS client, `SdkConfig`, OIDC role credentials, error helpers.
 //! - [`shutdown`]: SIGTERM/SIGINT handlers the run races its pipeline against, and the panic hook that
 //!   writes the last report snapshot before the process aborts.
 //! - [`interrupt`]: a signal during a rollback asks it to stop at its next step (a leaf).
 //! - [`run`]: load, connect, dispatch the command, write outputs and summary; the one place that turns
 //!   the steps' outcomes into the run's [`report::Status`].
-//! - [`gates`]: a deploy or promotion as an ordered list of gates (preflight, image, frontend artifact,
+//! - [`gates`]: a deploy or promotion as an ordered list of gates (preflight, approval, image, frontend artifact,
 //!   task definition, service update, rollout, smoke checks, frontend sync, website check, watch,
 //!   finalize, marker), run by one loop that records each and, on a failure, undoes what was done
 //!   through the one rollback decision (`gates::undo`).
@@ -42,6 +43,8 @@
 //!     update (`plan`: the preflight's pure decisions; `task`: RunTask, DescribeTasks, StopTask and the
 //!     streamed log lines; `report`: the section and outputs; `error`: errors and the causes in the
 //!     migration's lines).
+//!   - `steps/approval`: a promotion's approval gate (the GitHub environment's protection rules, the
+//!     `promote.approvers` fallback, the summary section), read-only and before any write.
 //!   - `steps/deploy_time`: where a finished rollout's time went (tasks' timestamps, service events),
 //!     with what could make it faster.
 //!   - a failed rollout's diagnosis: `steps/task_logs` (the stopped tasks' last log lines),

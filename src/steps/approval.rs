@@ -22,7 +22,7 @@ use crate::steps::release::Settings;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Approval is required but the gate cannot read the environment.
-    #[error("refusing to promote `{sha}`: `promote.require-approval` is true but {why}")]
+    #[error("refusing to promote `{sha}`: its approval must be checked (`promote.require-approval` or `promote.approvers`), but {why}")]
     Unreadable { sha: String, why: String },
     /// The environment has no required reviewers (or does not exist) and no fallback admits the actor.
     #[error("refusing to promote `{sha}`: `promote.require-approval` is true but GitHub environment `{environment}` {state}")]
@@ -83,11 +83,25 @@ pub struct ApprovalReport {
     pub github_environment: String,
     /// The environment as read; `None`: it does not exist, or it was not read (`unread` says why).
     pub environment: Option<Environment>,
-    pub unread: Option<String>,
+    pub unread: Option<Unread>,
     pub actor: Option<String>,
     pub commit_author: Option<String>,
     pub verdict: Option<Verdict>,
 }
+
+/// Why the environment was not read.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Unread {
+    /// No `github-token` or no `GITHUB_REPOSITORY`.
+    NoToken,
+    /// The read failed (the error's text).
+    Failed(String),
+}
+
+/// The reason without a token, as Markdown.
+const NO_TOKEN: &str =
+    "there is no `github-token` (or no `GITHUB_REPOSITORY`) to read the job's GitHub environment with";
 
 /// Has the environment a `required_reviewers` rule with at least one reviewer?
 fn has_reviewers(env: &Environment) -> bool {
@@ -124,10 +138,9 @@ pub async fn check(
         why,
     };
     let Some(api) = api(approval, settings)? else {
-        let why = "there is no `github-token` (or no `GITHUB_REPOSITORY`) to read the job's GitHub environment with".to_string();
-        section.unread = Some(why.clone());
+        section.unread = Some(Unread::NoToken);
         if approval.require || !approval.approvers.is_empty() {
-            return Err(unreadable(why));
+            return Err(unreadable(NO_TOKEN.to_string()));
         }
         section.verdict = Some(Verdict::NotRequired);
         return Ok(Verdict::NotRequired);
@@ -135,12 +148,12 @@ pub async fn check(
     let env = match api.environment(&approval.github_environment).await {
         Ok(env) => env,
         Err(e) if approval.require || !approval.approvers.is_empty() => {
-            section.unread = Some(e.to_string());
+            section.unread = Some(Unread::Failed(e.to_string()));
             return Err(unreadable(e.to_string()));
         }
         Err(e) => {
             tracing::warn!("the approval gate could not read the GitHub environment: {e}");
-            section.unread = Some(e.to_string());
+            section.unread = Some(Unread::Failed(e.to_string()));
             section.verdict = Some(Verdict::NotRequired);
             return Ok(Verdict::NotRequired);
         }
@@ -222,7 +235,8 @@ impl ApprovalReport {
     fn rules(&self, md: &mut String) {
         let Some(env) = &self.environment else {
             let state = match &self.unread {
-                Some(why) => format!("not read: {}", md_escape(why)),
+                Some(Unread::NoToken) => format!("not read: {NO_TOKEN}"),
+                Some(Unread::Failed(why)) => format!("not read: {}", md_escape(why)),
                 None => "does not exist".into(),
             };
             let _ = writeln!(md, "| rules | {state} |");
@@ -301,6 +315,52 @@ mod tests {
             protection_rules: rules,
             deployment_branch_policy: None,
         }
+    }
+
+    fn approval(require: bool, approvers: &[&str]) -> Approval {
+        Approval {
+            github_environment: "production".into(),
+            require,
+            approvers: approvers.iter().map(|s| s.to_string()).collect(),
+            allow_self_approval: false,
+            token: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn without_a_token_a_required_approval_fails_closed() {
+        let settings = Settings {
+            repository: Some("acme/cloudshop".into()),
+            actor: Some("bob".into()),
+            ..Settings::default()
+        };
+        for (require, approvers) in [(true, &[][..]), (false, &["bob"][..])] {
+            let mut section = ApprovalReport::default();
+            let err = check(
+                &approval(require, approvers),
+                &settings,
+                "abc",
+                &mut section,
+            )
+            .await
+            .unwrap_err();
+            assert!(matches!(err, Error::Unreadable { .. }), "{err}");
+            assert!(err.to_string().contains("`github-token`"), "{err}");
+            assert_eq!(section.unread, Some(Unread::NoToken));
+            assert_eq!(section.verdict, None);
+        }
+        let mut section = ApprovalReport::default();
+        let verdict = check(&approval(false, &[]), &settings, "abc", &mut section)
+            .await
+            .unwrap();
+        assert_eq!(verdict, Verdict::NotRequired);
+        let mut md = String::new();
+        section.summary(&mut md);
+        assert!(
+            md.contains("| rules | not read: there is no `github-token`"),
+            "{md}"
+        );
+        assert!(md.contains("| approval | not required"), "{md}");
     }
 
     #[test]
