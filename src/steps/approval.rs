@@ -63,6 +63,13 @@ impl crate::error::Diagnose for Error {
             Error::Rest(e) => crate::error::Diagnose::hint(e),
         }
     }
+
+    fn anchor(&self) -> Option<&'static str> {
+        match self {
+            Error::Rest(_) => None,
+            _ => troubleshooting!("promotion-not-approved"),
+        }
+    }
 }
 
 /// How the promotion is approved.
