@@ -74,17 +74,17 @@ pub fn mark_verified(reg: &LocalRegistry, repo: &str, env: &str, sha: &str, dige
     })
 }
 
-struct World {
-    moto: Moto,
-    stage: String,
-    prod: String,
-    reg: LocalRegistry,
-    stage_sim: EcsSim,
-    prod_sim: EcsSim,
-    app: App,
+pub(crate) struct World {
+    pub(crate) moto: Moto,
+    pub(crate) stage: String,
+    pub(crate) prod: String,
+    pub(crate) reg: LocalRegistry,
+    pub(crate) stage_sim: EcsSim,
+    pub(crate) prod_sim: EcsSim,
+    pub(crate) app: App,
 }
 
-fn world() -> World {
+pub(crate) fn world() -> World {
     let moto = Moto::shared();
     let (stage, prod) = (
         moto.name("stage-cloudshop-backend"),
@@ -119,12 +119,12 @@ fn world() -> World {
 impl World {
     /// An image in the stage registry repository, also known to ECR (moto) under the same digest, as one
     /// `docker push` to ECR gives both.
-    fn build(&self, sha: &str) -> String {
+    pub(crate) fn build(&self, sha: &str) -> String {
         self.reg
             .push_image_known_to_ecr(&self.moto, &self.stage, sha, 1, 4096)
     }
 
-    fn config(&self) -> String {
+    pub(crate) fn config(&self) -> String {
         format!(
             r#"
 region: us-east-1
@@ -151,7 +151,7 @@ environments:
         )
     }
 
-    fn action(&self, environment: &str, sha: &str) -> Action {
+    pub(crate) fn action(&self, environment: &str, sha: &str) -> Action {
         let sim = if environment == "stage" {
             &self.stage_sim
         } else {
@@ -169,7 +169,7 @@ environments:
             .input("wait-timeout", "30s")
     }
 
-    fn deploy_stage(&self, sha: &str, healthy: bool) -> RunResult {
+    pub(crate) fn deploy_stage(&self, sha: &str, healthy: bool) -> RunResult {
         self.app.set_mode(if healthy {
             Mode::Healthy
         } else {

@@ -17,7 +17,8 @@
 //! for every piece of bookkeeping after the release passed (the frontend's stale files too); the sync
 //! state, written before the release counts as done, is part of the release (see `docs/reliability.md`).
 //!
-//! Layout: `marker` (marker I/O), `pick` (the rollback target), `report` (the summary section), `error`.
+//! Layout: `marker` (marker I/O), `pick` (the rollback target), `promotable` (what a promotion
+//! without `image-tag` ships), `report` (the summary section), `error`.
 //!
 //! APIs: ECR `DescribeRepositories`, `GetAuthorizationToken`, `PutImage` (extra tags of a plain deploy
 //! or a retag); the registry API; ECS (see `pick`).
@@ -25,6 +26,7 @@
 mod error;
 mod marker;
 mod pick;
+mod promotable;
 mod report;
 mod settings;
 
@@ -33,6 +35,7 @@ use tokio::time::Instant;
 pub use error::Error;
 pub use marker::{Store, Written};
 pub use pick::{pick, revision_of, Choice};
+pub use promotable::{explain, live_sha, promotable, Promotable};
 pub use report::{ReleaseReport, SourceCheck};
 pub use settings::{store, Settings};
 

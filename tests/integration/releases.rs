@@ -1,0 +1,121 @@
+//! Promotion picks through the real binary: with an empty `image-tag`, `command: promote` ships the
+//! newest release verified on stage that prod does not run yet (never one that failed stage), and says
+//! what prod ran and the compare link; when prod already runs the newest verified release it prints
+//! "nothing to promote", ends `no-change` with exit 0 and makes no mutating call (recorded by fault
+//! proxies on ECR/S3, ECS and the registry). moto, the ECS simulator, docker-registry, the CloudShop API.
+
+use harness as common;
+
+use std::time::Duration;
+
+use common::app::Mode;
+use common::faults::{FaultPlan, FaultProxy};
+
+use super::release::{marker, world};
+
+const SHA_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1";
+const SHA_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb2";
+const SHA_C: &str = "ccccccccccccccccccccccccccccccccccccccc3";
+
+#[test]
+fn an_empty_image_tag_promotes_the_newest_release_that_passed_stage() {
+    let w = world();
+    let a = w.build(SHA_A);
+    let b = w.build(SHA_B);
+    let c = w.build(SHA_C);
+
+    // A passes stage and goes to prod by an empty `image-tag`.
+    assert_eq!(w.deploy_stage(SHA_A, true).output("status"), "deployed");
+    w.app.set_mode(Mode::Healthy);
+    let res = w
+        .action("prod", "")
+        .input("command", "promote")
+        .run_within(Duration::from_secs(120));
+    assert_eq!(res.output("status"), "deployed", "{}", res.dump());
+    assert_eq!(res.output("promoted-digest"), a);
+    assert!(
+        res.summary.contains(&format!(
+            "| promotion | `{SHA_A}` (the live release has no marker) |"
+        )),
+        "{}",
+        res.summary
+    );
+
+    // C passes, then B fails its smoke tests (newer, but never verified): C is what gets promoted.
+    assert_eq!(w.deploy_stage(SHA_C, true).output("status"), "deployed");
+    assert_eq!(w.deploy_stage(SHA_B, false).output("status"), "rolled-back");
+    w.app.set_mode(Mode::Healthy);
+    let res = w
+        .action("prod", "")
+        .input("command", "promote")
+        .run_within(Duration::from_secs(120));
+    assert_eq!(res.output("status"), "deployed", "{}", res.dump());
+    assert_eq!(res.output("promoted-digest"), c);
+    assert_ne!(res.output("promoted-digest"), b);
+    assert!(
+        res.summary.contains(&format!(
+            "| promotion | `{SHA_A}` -> `{SHA_C}` ([compare](https://github.com/acme/cloudshop/compare/{SHA_A}...{SHA_C})) |"
+        )),
+        "{}",
+        res.summary
+    );
+    assert_eq!(marker(&w.reg, &w.prod, "prod", SHA_C).unwrap().digest, c);
+
+    // Prod runs C, the newest verified stage release: nothing to promote, no write anywhere.
+    let aws = FaultProxy::start(&w.moto.endpoint, FaultPlan::none());
+    let ecs = FaultProxy::start(&w.prod_sim.endpoint, FaultPlan::none());
+    let reg = FaultProxy::start(&w.reg.url, FaultPlan::none());
+    let prod_writes = w.prod_sim.mutating_calls().len();
+    let res = w
+        .action("prod", "")
+        .env("AWS_ENDPOINT_URL", &aws.endpoint)
+        .env("AWS_ENDPOINT_URL_ECS", &ecs.endpoint)
+        .input("command", "promote")
+        .input("registry-url", &reg.endpoint)
+        .run_within(Duration::from_secs(120));
+    assert_eq!(res.code, 0, "{}", res.dump());
+    assert_eq!(res.output("status"), "no-change", "{}", res.dump());
+    assert!(res.error_lines().is_empty(), "{}", res.dump());
+    assert!(
+        res.summary.contains(&format!(
+            "| promotion | nothing to promote: `prod` already runs `{SHA_C}`, the newest release verified on the source |"
+        )),
+        "{}",
+        res.summary
+    );
+    assert!(
+        reg.ops().iter().any(|o| o == "registry:GET manifest"),
+        "the markers were read: {:?}",
+        reg.ops()
+    );
+    for (name, proxy) in [("ECR/S3", &aws), ("ECS", &ecs), ("registry", &reg)] {
+        assert!(
+            proxy.mutating_calls().is_empty(),
+            "{name}: {:?}",
+            proxy.mutating_calls()
+        );
+    }
+    assert_eq!(w.prod_sim.mutating_calls().len(), prod_writes);
+}
+
+#[test]
+fn an_empty_image_tag_with_no_verified_stage_release_is_refused_without_writes() {
+    let w = world();
+    w.build(SHA_B);
+    assert_eq!(w.deploy_stage(SHA_B, false).output("status"), "rolled-back");
+    w.app.set_mode(Mode::Healthy);
+    let res = w
+        .action("prod", "")
+        .input("command", "promote")
+        .run_within(Duration::from_secs(120));
+    assert_ne!(res.code, 0, "{}", res.dump());
+    let errors = res.error_lines();
+    assert_eq!(errors.len(), 1, "{}", res.dump());
+    assert!(
+        errors[0].contains("failed to find a verified release of `stage` to promote"),
+        "{}",
+        errors[0]
+    );
+    assert!(w.prod_sim.mutating_calls().is_empty());
+    assert!(!w.reg.repository_exists_on_disk(&w.prod));
+}
