@@ -98,6 +98,8 @@ where
             Status::Cancelled
         }
         None if !report.rollback_problems.is_empty() => Status::Failed,
+        // A listing changes nothing.
+        None if report.releases.is_some() && result.is_ok() => Status::NoChange,
         None => status(report.backend.as_ref().map(|b| &b.outcome), result.is_ok()),
     });
     if let Err(e) = &result {
@@ -318,6 +320,10 @@ async fn execute(
                 settings: &settings,
             };
             crate::gates::run(&cx, report).await
+        }
+        Command::Releases => {
+            report.releases = Some(release::releases(&clients, cfg, &settings).await?);
+            Ok(())
         }
         Command::Rollback => {
             // By default, the newest verified release other than the running one.

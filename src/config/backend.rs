@@ -118,6 +118,7 @@ fn image_tag(src: &Sources, command: Command) -> Result<Option<String>, Error> {
     let image_tag = match command {
         // A promotion without one ships the newest release verified on the source (picked at run time).
         Command::Rollback | Command::Promote => inputs.image_tag.clone(),
+        Command::Releases => None,
         Command::Deploy => Some(
             inputs
                 .image_tag

@@ -204,7 +204,13 @@ pub fn build(inputs: &Inputs, file: &FileConfig, ctx: &Context) -> Result<Config
     let frontend = frontend::build(&src, command)?;
     let promote = match command {
         Command::Promote => Some(promote::build(&src, &region)?),
-        Command::Deploy | Command::Rollback => None,
+        // The source's releases are listed beside this environment's, when it has one.
+        Command::Releases
+            if src.env.promote_from.is_some() || src.inputs.source_environment.is_some() =>
+        {
+            Some(promote::build(&src, &region)?)
+        }
+        Command::Deploy | Command::Rollback | Command::Releases => None,
     };
     let migrate = migrate::build(env.migrate.as_ref(), command)?;
     let image_archive = inputs

@@ -119,3 +119,111 @@ fn an_empty_image_tag_with_no_verified_stage_release_is_refused_without_writes()
     assert!(w.prod_sim.mutating_calls().is_empty());
     assert!(!w.reg.repository_exists_on_disk(&w.prod));
 }
+
+/// `command: releases` after three stage deploys (B failed) and one promotion: stage lists its two
+/// verified releases newest first and runs C; prod runs A; the listing writes nothing anywhere.
+#[test]
+fn releases_lists_what_runs_and_the_verified_releases_without_writing() {
+    let w = world();
+    let a = w.build(SHA_A);
+    w.build(SHA_B);
+    let c = w.build(SHA_C);
+    assert_eq!(w.deploy_stage(SHA_A, true).output("status"), "deployed");
+    assert_eq!(w.deploy_stage(SHA_B, false).output("status"), "rolled-back");
+    assert_eq!(w.deploy_stage(SHA_C, true).output("status"), "deployed");
+    w.app.set_mode(Mode::Healthy);
+    let res = w
+        .action("prod", SHA_A)
+        .input("command", "promote")
+        .run_within(Duration::from_secs(120));
+    assert_eq!(res.output("status"), "deployed", "{}", res.dump());
+
+    let aws = FaultProxy::start(&w.moto.endpoint, FaultPlan::none());
+    let ecs = FaultProxy::start(&w.prod_sim.endpoint, FaultPlan::none());
+    let reg = FaultProxy::start(&w.reg.url, FaultPlan::none());
+    let prod_writes = w.prod_sim.mutating_calls().len();
+    let res = w
+        .action("prod", "")
+        .env("AWS_ENDPOINT_URL", &aws.endpoint)
+        .env("AWS_ENDPOINT_URL_ECS", &ecs.endpoint)
+        .input("command", "releases")
+        .input("registry-url", &reg.endpoint)
+        .run_within(Duration::from_secs(120));
+    assert_eq!(res.code, 0, "{}", res.dump());
+    assert_eq!(res.output("status"), "no-change", "{}", res.dump());
+    let json: serde_json::Value = serde_json::from_str(res.output("releases")).unwrap();
+    let envs = json.as_array().unwrap();
+    assert_eq!(envs.len(), 2, "{json}");
+    let (prod, stage) = (&envs[0], &envs[1]);
+    assert_eq!(prod["environment"], "prod");
+    assert_eq!(prod["running"]["sha"], SHA_A, "{json}");
+    assert_eq!(prod["running"]["digests"], serde_json::json!([a]));
+    assert!(prod["running"]["task-definition"]
+        .as_str()
+        .unwrap()
+        .contains("task-definition/"));
+    let prod_shas: Vec<&str> = prod["verified"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["sha"].as_str().unwrap())
+        .collect();
+    assert_eq!(prod_shas, [SHA_A]);
+    assert_eq!(stage["environment"], "stage");
+    let stage_list: Vec<(&str, &str)> = stage["verified"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["sha"].as_str().unwrap(), v["digest"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        stage_list,
+        [(SHA_C, c.as_str()), (SHA_A, a.as_str())],
+        "newest first, never the failed B: {json}"
+    );
+    assert!(!res.output("releases").contains('\n'));
+    assert!(
+        res.summary.contains("### Releases of `prod`")
+            && res.summary.contains("### Releases of `stage`")
+            && res.summary.contains(&format!(", release `{SHA_A}`")),
+        "{}",
+        res.summary
+    );
+    for (name, proxy) in [("ECR/S3", &aws), ("ECS", &ecs), ("registry", &reg)] {
+        assert!(
+            proxy.mutating_calls().is_empty(),
+            "{name}: {:?}",
+            proxy.mutating_calls()
+        );
+    }
+    assert_eq!(w.prod_sim.mutating_calls().len(), prod_writes);
+    let called: std::collections::BTreeSet<String> = aws
+        .ops()
+        .into_iter()
+        .chain(ecs.ops())
+        .chain(reg.ops())
+        .filter_map(|op| common::faults::iam_action(&op))
+        .collect();
+    assert!(called.contains("ecs:DescribeServices"), "{called:?}");
+    let granted = common::policy_actions("releases-prod.json");
+    let missing: Vec<&String> = called.difference(&granted).collect();
+    assert!(
+        missing.is_empty(),
+        "`releases` calls what releases-prod.json does not grant: {missing:?}"
+    );
+
+    // Stage itself runs C (B was rolled back).
+    let res = w
+        .action("stage", "")
+        .input("command", "releases")
+        .run_within(Duration::from_secs(120));
+    assert_eq!(res.code, 0, "{}", res.dump());
+    let json: serde_json::Value = serde_json::from_str(res.output("releases")).unwrap();
+    assert_eq!(
+        json.as_array().unwrap().len(),
+        1,
+        "stage has no source: {json}"
+    );
+    assert_eq!(json[0]["running"]["sha"], SHA_C, "{json}");
+    assert_eq!(json[0]["running"]["digests"], serde_json::json!([c]));
+}
