@@ -227,3 +227,56 @@ fn releases_lists_what_runs_and_the_verified_releases_without_writing() {
     assert_eq!(json[0]["running"]["sha"], SHA_C, "{json}");
     assert_eq!(json[0]["running"]["digests"], serde_json::json!([c]));
 }
+
+/// With a frontend bucket, `releases` names the site release its sync state records as live.
+#[test]
+fn releases_names_the_site_release_the_sync_state_records() {
+    let w = world();
+    let a = w.build(SHA_A);
+    assert_eq!(w.deploy_stage(SHA_A, true).output("status"), "deployed");
+    let bucket = w.moto.name("stage-frontend");
+    common::seed::create_bucket(&w.moto, &bucket);
+    let artifact = format!("sha256:{}", "f".repeat(64));
+    let state = serde_json::json!({
+        "version": 1,
+        "objects": {},
+        "live": { "artifact": artifact, "tag": SHA_A },
+    });
+    common::seed::rt().block_on(async {
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&w.moto.sdk_config().await)
+                .force_path_style(true)
+                .build(),
+        );
+        s3.put_object()
+            .bucket(&bucket)
+            .key(".cloudshop-deploy/sync-state.json")
+            .body(state.to_string().into_bytes().into())
+            .send()
+            .await
+            .unwrap();
+    });
+    let config = w.config().replacen(
+        "    container: backend\n",
+        &format!("    container: backend\n    frontend: {{ bucket: {bucket} }}\n"),
+        1,
+    );
+    let res = w
+        .action("stage", "")
+        .file(".github/cloudshop-deploy.yml", &config)
+        .input("command", "releases")
+        .run_within(Duration::from_secs(120));
+    assert_eq!(res.code, 0, "{}", res.dump());
+    let json: serde_json::Value = serde_json::from_str(res.output("releases")).unwrap();
+    let live = &json[0]["running"];
+    assert_eq!(live["sha"], SHA_A, "{json}");
+    assert_eq!(live["digests"], serde_json::json!([a]));
+    assert_eq!(live["frontend"], artifact.as_str(), "{json}");
+    assert_eq!(live["frontend-sha"], SHA_A, "{json}");
+    assert!(
+        res.summary
+            .contains(&format!("; the site serves `{SHA_A}` (`{artifact}`)")),
+        "{}",
+        res.summary
+    );
+}

@@ -1,9 +1,10 @@
-//! `command: releases`: what the environment runs now and the verified releases of it and of its
+//! `command: releases`: what the environment runs now (and, with a frontend bucket, the site release
+//! its sync state records) and the verified releases of it and of its
 //! `promote-from` source, newest first, read from the markers. Read-only. Outputs: `releases` (one
 //! line of JSON); the summary gets one table per environment.
 //!
 //! APIs: the registry (markers, see `marker`); ECS `DescribeServices`, `DescribeTaskDefinition` (through
-//! [`crate::steps::deploy`]); ECR `DescribeRepositories`, `GetAuthorizationToken`.
+//! [`crate::steps::deploy`]); S3 `GetObject` (the sync state); ECR `DescribeRepositories`, `GetAuthorizationToken`.
 
 use std::fmt::Write as _;
 
@@ -27,6 +28,12 @@ pub struct Live {
     pub digests: Vec<String>,
     /// The SHA of the verified release with one of those digests, when a marker names it.
     pub sha: Option<String>,
+    /// The frontend artifact digest the bucket serves, from the sync state (with a frontend bucket).
+    pub frontend: Option<String>,
+    /// The SHA that frontend release was built with.
+    pub frontend_sha: Option<String>,
+    /// Why the sync state could not be read.
+    pub frontend_problem: Option<String>,
 }
 
 /// One environment: what runs (read for the named environment only) and its verified releases.
@@ -89,6 +96,13 @@ pub async fn releases(
             .find(|v| running.digests.contains(&v.digest))
             .map(|v| v.sha.clone())
     });
+    let (site, frontend_problem) = match &cfg.frontend {
+        Some(f) => match crate::steps::frontend::artifact::live_release(clients, f).await {
+            Ok(r) => (r, None),
+            Err(e) => (None, Some(e.to_string())),
+        },
+        None => (None, None),
+    };
     let mut out = ReleasesReport::default();
     out.environments.push(env_releases(
         &cfg.environment,
@@ -96,6 +110,9 @@ pub async fn releases(
             task_definition: running.task_definition,
             digests: running.digests,
             sha,
+            frontend: site.as_ref().map(|r| r.artifact.clone()),
+            frontend_sha: site.map(|r| r.tag),
+            frontend_problem,
         }),
         own,
     ));
@@ -135,9 +152,16 @@ impl Section for ReleasesReport {
         for e in &self.environments {
             let _ = writeln!(md, "### Releases of {}\n", md_code(&e.environment));
             if let Some(r) = &e.running {
+                let site = match (&r.frontend, &r.frontend_sha, &r.frontend_problem) {
+                    (Some(d), Some(s), _) => {
+                        format!("; the site serves {} ({})", md_code(s), md_code(d))
+                    }
+                    (_, _, Some(p)) => format!("; the site's sync state: {}", md_escape(p)),
+                    _ => String::new(),
+                };
                 let _ = writeln!(
                     md,
-                    "Runs {} ({}){}.\n",
+                    "Runs {} ({}){}{site}.\n",
                     md_code(deploy::short_arn(&r.task_definition)),
                     md_escape(&r.digests.join(", ")),
                     r.sha
