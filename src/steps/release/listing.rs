@@ -240,4 +240,58 @@ mod tests {
         let shas: Vec<&str> = got.iter().map(|v| v.sha.as_str()).collect();
         assert_eq!(shas, ["c", "b", "a", "bad"]);
     }
+
+    #[test]
+    fn the_summary_shows_what_runs_and_a_table_of_releases_per_environment() {
+        let mut v = m("a1", "2026-11-25T09:00:00.000Z");
+        v.gates.insert("smoke".into(), "passed".into());
+        v.gates.insert("watch".into(), "skipped".into());
+        v.run_url = Some("https://github.com/acme/cloudshop/actions/runs/1".into());
+        let r = ReleasesReport {
+            environments: vec![
+                EnvReleases {
+                    environment: "prod".into(),
+                    running: Some(Live {
+                        task_definition: "arn:aws:ecs:us-east-1:1:task-definition/prod-backend:7"
+                            .into(),
+                        digests: vec!["sha256:a1".into()],
+                        sha: Some("a1".into()),
+                        frontend: None,
+                        frontend_sha: None,
+                        frontend_problem: None,
+                    }),
+                    verified: vec![v],
+                    problem: None,
+                },
+                EnvReleases {
+                    environment: "stage".into(),
+                    running: None,
+                    verified: Vec::new(),
+                    problem: Some("no registry".into()),
+                },
+            ],
+        };
+        let mut md = String::new();
+        r.summary(&mut md);
+        assert_eq!(
+            md,
+            "### Releases of `prod`\n\n\
+             Runs `prod-backend:7` (sha256:a1), release `a1`.\n\n\
+             | SHA | digest | frontend | verified at | gates passed | run |\n|---|---|---|---|---|---|\n\
+             | `a1` | `sha256:a1` | - | 2026-11-25T09:00:00.000Z | smoke | https://github.com/acme/cloudshop/actions/runs/1 |\n\n\
+             ### Releases of `stage`\n\n\
+             ⚠️ the markers could not be read: no registry\n\n"
+        );
+        let mut out = Vec::new();
+        r.outputs(&mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].0, "releases");
+        assert!(!out[0].1.contains('\n'));
+        let back: serde_json::Value = serde_json::from_str(&out[0].1).unwrap();
+        assert_eq!(
+            back[0]["running"]["task-definition"],
+            "arn:aws:ecs:us-east-1:1:task-definition/prod-backend:7"
+        );
+        assert_eq!(back[0]["verified"][0]["sha"], "a1");
+    }
 }
