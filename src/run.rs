@@ -20,6 +20,7 @@ use crate::config::{self, Command, Config};
 use crate::error::{Diagnose, Error};
 use crate::github::{commands, files::Sinks, oidc, Context};
 use crate::inputs::Inputs;
+use crate::report::section::md_escape;
 use crate::report::{Report, Status};
 use crate::steps::deploy::{BackendOutcome, BackendReport};
 use crate::steps::smoke::SmokeReport;
@@ -96,6 +97,8 @@ where
             report.cancelled_by = Some(signal.to_string());
             Status::Cancelled
         }
+        // A listing changes nothing.
+        None if report.releases.is_some() && result.is_ok() => Status::NoChange,
         None => status(report.backend.as_ref().map(|b| &b.outcome), result.is_ok()),
     });
     if let Err(e) = &result {
@@ -304,12 +307,25 @@ async fn execute(
     let settings = release::Settings::new(ctx, env);
     match cfg.command {
         Command::Deploy | Command::Promote => {
+            let picked = match (cfg.command, &cfg.backend.image_tag) {
+                (Command::Promote, None) => {
+                    match promotion_target(&clients, cfg, &settings, report).await? {
+                        Some(picked) => Some(picked),
+                        None => return Ok(()),
+                    }
+                }
+                _ => None,
+            };
             let cx = crate::gates::Cx {
                 clients: &clients,
-                cfg,
+                cfg: picked.as_ref().unwrap_or(cfg),
                 settings: &settings,
             };
             crate::gates::run(&cx, report).await
+        }
+        Command::Releases => {
+            report.releases = Some(release::releases(&clients, cfg, &settings).await?);
+            Ok(())
         }
         Command::Rollback => {
             // By default, the newest verified release other than the running one.
@@ -349,6 +365,63 @@ async fn execute(
                 }
             }
             Ok(())
+        }
+    }
+}
+
+/// A promotion without `image-tag`: the configuration naming the newest release verified on the source
+/// environment, or `None` (the report says "nothing to promote", `status=no-change`) when the target
+/// already runs it. Read-only.
+async fn promotion_target(
+    clients: &Clients,
+    cfg: &Config,
+    settings: &release::Settings,
+    report: &mut Report,
+) -> Result<Option<Config>, Error> {
+    let _group = commands::group("Pick the release to promote");
+    let picked = release::promotable(clients, cfg, settings).await?;
+    let live = release::live_sha(clients, cfg, settings).await;
+    let section = report.release.get_or_insert_with(Default::default);
+    match picked {
+        release::Promotable::NothingNew(v) => {
+            tracing::info!(
+                "nothing to promote: `{}` runs `{}` ({}), the newest verified release",
+                cfg.environment,
+                v.sha,
+                v.digest
+            );
+            section.promotion = Some(format!(
+                "nothing to promote: `{}` already runs `{}`, the newest release verified on the source",
+                md_escape(&cfg.environment),
+                md_escape(&v.sha)
+            ));
+            let b = &cfg.backend;
+            report.backend = Some(BackendReport {
+                cluster: b.cluster.clone(),
+                service: b.service.clone(),
+                repository: b.repository.clone(),
+                image_tag: Some(v.sha.clone()),
+                image_digest: Some(v.digest.clone()),
+                outcome: BackendOutcome::NoChange,
+                ..BackendReport::default()
+            });
+            Ok(None)
+        }
+        release::Promotable::Ship(v) => {
+            tracing::info!(
+                "promoting `{}` ({}), the newest release verified on the source, verified at {}",
+                v.sha,
+                v.digest,
+                v.verified_at
+            );
+            section.promotion = Some(release::explain(
+                live.as_deref(),
+                &v.sha,
+                settings.repo_url.as_deref(),
+            ));
+            let mut picked = cfg.clone();
+            picked.backend.image_tag = Some(v.sha.clone());
+            Ok(Some(picked))
         }
     }
 }

@@ -90,6 +90,12 @@ resource "aws_iam_role_policy" "prod_rollback" {
   policy = file("${path.module}/rollback-prod.json")
 }
 
+resource "aws_iam_role_policy" "prod_releases" {
+  name   = "cloudshop-releases"
+  role   = aws_iam_role.prod.id
+  policy = file("${path.module}/releases-prod.json")
+}
+
 output "role_arns" {
   value = {
     stage = aws_iam_role.stage.arn

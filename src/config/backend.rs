@@ -112,21 +112,24 @@ pub(super) fn build(src: &Sources, command: Command) -> Result<Backend, Error> {
     })
 }
 
-/// The tag to deploy: a promotion must name it, a deploy defaults to `GITHUB_SHA`, a rollback needs
-/// none.
+/// The tag to deploy: a deploy defaults to `GITHUB_SHA`; a rollback needs none, nor does a promotion.
 fn image_tag(src: &Sources, command: Command) -> Result<Option<String>, Error> {
     let inputs = src.inputs;
     let image_tag = match command {
-        Command::Rollback => inputs.image_tag.clone(),
-        Command::Promote => Some(inputs.image_tag.clone().ok_or_else(|| {
-            invalid("image-tag", "`command: promote` needs the `image-tag` to promote (the git SHA tag tested on the source environment)")
-        })?),
+        // A promotion without one ships the newest release verified on the source (picked at run time).
+        Command::Rollback | Command::Promote => inputs.image_tag.clone(),
+        Command::Releases => None,
         Command::Deploy => Some(
             inputs
                 .image_tag
                 .clone()
                 .or_else(|| src.ctx.sha.clone())
-                .ok_or_else(|| invalid("image-tag", "no `image-tag` input and no `GITHUB_SHA` to default to"))?,
+                .ok_or_else(|| {
+                    invalid(
+                        "image-tag",
+                        "no `image-tag` input and no `GITHUB_SHA` to default to",
+                    )
+                })?,
         ),
     };
     if let Some(tag) = &image_tag {

@@ -1,4 +1,4 @@
-//! The `command` input: deploy, promote or rollback. No AWS API.
+//! The `command` input: deploy, promote, rollback or releases. No AWS API.
 
 use serde::Serialize;
 
@@ -14,6 +14,8 @@ pub enum Command {
     Promote,
     /// Point the service back at the previous (or a given) revision.
     Rollback,
+    /// List what runs and the verified releases (read-only).
+    Releases,
 }
 
 impl Command {
@@ -23,6 +25,7 @@ impl Command {
             Command::Deploy => "deploy",
             Command::Promote => "promote",
             Command::Rollback => "rollback",
+            Command::Releases => "releases",
         }
     }
 
@@ -32,9 +35,10 @@ impl Command {
             None | Some("deploy") => Ok(Command::Deploy),
             Some("promote") => Ok(Command::Promote),
             Some("rollback") => Ok(Command::Rollback),
+            Some("releases") => Ok(Command::Releases),
             Some(other) => Err(invalid(
                 "command",
-                format!("`{other}` is not a command (use `deploy`, `promote` or `rollback`)"),
+                format!("`{other}` is not a command (use `deploy`, `promote`, `rollback` or `releases`)"),
             )),
         }
     }

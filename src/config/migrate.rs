@@ -74,7 +74,7 @@ pub(super) fn build(
         ));
     }
     Ok(match command {
-        Command::Rollback => None,
+        Command::Rollback | Command::Releases => None,
         Command::Deploy | Command::Promote => Some(Migrate {
             command: args,
             container,

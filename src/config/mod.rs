@@ -204,7 +204,13 @@ pub fn build(inputs: &Inputs, file: &FileConfig, ctx: &Context) -> Result<Config
     let frontend = frontend::build(&src, command)?;
     let promote = match command {
         Command::Promote => Some(promote::build(&src, &region)?),
-        Command::Deploy | Command::Rollback => None,
+        // The source's releases are listed beside this environment's, when it has one.
+        Command::Releases
+            if src.env.promote_from.is_some() || src.inputs.source_environment.is_some() =>
+        {
+            Some(promote::build(&src, &region)?)
+        }
+        Command::Deploy | Command::Rollback | Command::Releases => None,
     };
     let migrate = migrate::build(env.migrate.as_ref(), command)?;
     let image_archive = inputs
@@ -435,8 +441,10 @@ environments:
         let p = c.promote.unwrap();
         assert_eq!(p.source_environment, "stage");
         assert_eq!(p.source_repository, "stage-cloudshop-backend");
-        let err = build_sample(&[("ENVIRONMENT", "prod"), ("COMMAND", "promote")]).unwrap_err();
-        assert!(err.to_string().contains("image-tag"), "{err}");
+        // Without `image-tag` the run picks the newest release verified on the source.
+        let c = build_sample(&[("ENVIRONMENT", "prod"), ("COMMAND", "promote")]).unwrap();
+        assert_eq!(c.backend.image_tag, None);
+        assert_eq!(c.promote.unwrap().source_environment, "stage");
     }
 
     #[test]

@@ -72,6 +72,8 @@ pub struct Report {
     pub signals: Option<crate::steps::signals::SignalsReport>,
     pub frontend: Option<crate::steps::frontend::SyncReport>,
     pub release: Option<crate::steps::release::ReleaseReport>,
+    /// `command: releases`: what runs and the verified releases.
+    pub releases: Option<crate::steps::release::ReleasesReport>,
     /// The release's gates as they ended, in order.
     #[serde(skip)]
     pub gates: Vec<crate::gates::record::GateRecord>,
@@ -174,6 +176,9 @@ impl Report {
             v.push(f);
         }
         if let Some(r) = &self.release {
+            v.push(r);
+        }
+        if let Some(r) = &self.releases {
             v.push(r);
         }
         v

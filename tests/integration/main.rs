@@ -23,6 +23,7 @@ mod pipeline;
 mod promote;
 mod promote_e2e;
 mod release;
+mod releases;
 mod signals;
 mod smoke;
 mod workflows;

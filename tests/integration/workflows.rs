@@ -1068,6 +1068,7 @@ fn the_policies_grant_exactly_what_the_code_calls() {
         "promote-prod.json",
         "rollback-stage.json",
         "rollback-prod.json",
+        "releases-prod.json",
         "cloudfront-invalidation.json",
     ] {
         granted.extend(common::policy_actions(f));
@@ -1097,6 +1098,12 @@ fn the_policies_grant_exactly_what_the_code_calls() {
         "a rollback reads the verification markers"
     );
     assert!(!rollback.contains("ecs:ListTaskDefinitions"));
+    let releases = common::policy_actions("releases-prod.json");
+    assert!(
+        rollback.is_superset(&releases),
+        "listing releases needs nothing a rollback does not: {:?}",
+        releases.difference(&rollback).collect::<Vec<_>>()
+    );
     assert!(
         !rollback.contains("ecr:PutImage"),
         "a rollback writes no image"

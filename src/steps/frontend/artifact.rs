@@ -8,7 +8,7 @@
 //! endpoint override (an emulator) and no `registry-url` there is none, and a deploy syncs its folder
 //! without publishing (as with `frontend.artifact: false`).
 //!
-//! Read-only in [`prepare`] (`DescribeRepositories`, `GetAuthorizationToken`, manifest and blob GETs);
+//! Read-only in [`prepare`] and [`live_release`] (S3 `GetObject` of the sync state) (`DescribeRepositories`, `GetAuthorizationToken`, manifest and blob GETs);
 //! writes in [`publish`] (blob uploads, manifest PUT: ECR `InitiateLayerUpload`, `UploadLayerPart`,
 //! `CompleteLayerUpload`, `PutImage`, `BatchCheckLayerAvailability`).
 
@@ -361,4 +361,11 @@ pub async fn restore_release(
     let synced = apply(clients, f, prepared, sr, timeline).await?;
     finalize(clients, f, synced, sr, timeline).await;
     Ok(())
+}
+/// The release the bucket serves, as its sync state records it (read-only: S3 `GetObject`); `None`
+/// without a state or a live release in it.
+pub async fn live_release(clients: &Clients, f: &Frontend) -> Result<Option<Release>, Error> {
+    let state_key = format!("{}{}", f.prefix, state::STATE_NAME);
+    let found = s3::read_state(&clients.s3, &f.bucket, &state_key).await?;
+    Ok(found.and_then(|s| s.live))
 }

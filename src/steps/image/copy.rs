@@ -173,7 +173,7 @@ pub async fn open_repository(
     let Some(promote) = promote else {
         let role = match cfg.command {
             Command::Promote => Role::Target,
-            Command::Deploy | Command::Rollback => Role::Deploy,
+            Command::Deploy | Command::Rollback | Command::Releases => Role::Deploy,
         };
         let repo = resolve::lookup(&clients.ecr, &cfg.backend.repository, None, role).await?;
         let reg = registry_for(&clients.ecr, &repo, override_url, &options).await?;

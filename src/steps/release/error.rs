@@ -27,6 +27,9 @@ pub enum Error {
     /// No `image-tag` to name the release by.
     #[error("no `image-tag`: a release is named by its image tag (the git SHA)")]
     NoTag,
+    /// A promotion without `image-tag` found no verified release on the source environment.
+    #[error("failed to find a verified release of `{source_env}` to promote: {reason}")]
+    NothingVerified { source_env: String, reason: String },
     /// `command: rollback` found neither a verified release nor a completed deployment to go back to.
     #[error("failed to find a release of `{environment}` to roll back to: {reason}")]
     NoRollbackTarget { environment: String, reason: String },
@@ -65,6 +68,9 @@ impl crate::error::Diagnose for Error {
                     .join(", ")
             ),
             Error::NoTag => "set `image-tag` to the git SHA of the release".into(),
+            Error::NothingVerified { source_env, .. } => format!(
+                "deploy a release to `{source_env}` and let it pass, or name one with `image-tag`"
+            ),
             Error::NoRollbackTarget { .. } => {
                 "pass `revision:` (a number, `family:revision` or an ARN) to pick the revision yourself"
                     .into()
@@ -83,6 +89,7 @@ impl crate::error::Diagnose for Error {
             Error::Image(e) => crate::error::Diagnose::anchor(e),
             Error::Deploy(e) => crate::error::Diagnose::anchor(e),
             Error::NoTag => None,
+            Error::NothingVerified { .. } => troubleshooting!("promotion-refused-unverified"),
         }
     }
 }

@@ -17,22 +17,27 @@
 //! for every piece of bookkeeping after the release passed (the frontend's stale files too); the sync
 //! state, written before the release counts as done, is part of the release (see `docs/reliability.md`).
 //!
-//! Layout: `marker` (marker I/O), `pick` (the rollback target), `report` (the summary section), `error`.
+//! Layout: `marker` (marker I/O), `pick` (the rollback target), `promotable` (what a promotion
+//! without `image-tag` ships), `listing` (`command: releases`), `report` (the summary section), `error`.
 //!
 //! APIs: ECR `DescribeRepositories`, `GetAuthorizationToken`, `PutImage` (extra tags of a plain deploy
 //! or a retag); the registry API; ECS (see `pick`).
 
 mod error;
+mod listing;
 mod marker;
 mod pick;
+mod promotable;
 mod report;
 mod settings;
 
 use tokio::time::Instant;
 
 pub use error::Error;
+pub use listing::{releases, EnvReleases, Live, ReleasesReport};
 pub use marker::{Store, Written};
 pub use pick::{pick, revision_of, Choice};
+pub use promotable::{explain, live_sha, promotable, Promotable};
 pub use report::{ReleaseReport, SourceCheck};
 pub use settings::{store, Settings};
 

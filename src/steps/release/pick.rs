@@ -82,7 +82,7 @@ pub async fn revision_of(
 }
 
 /// Parse a marker's time; `None` sorts first (oldest).
-fn time_of(v: &Verification) -> Option<std::time::SystemTime> {
+pub(super) fn time_of(v: &Verification) -> Option<std::time::SystemTime> {
     humantime::parse_rfc3339_weak(&v.verified_at).ok()
 }
 

@@ -31,6 +31,9 @@ pub struct ReleaseReport {
     pub not_recorded: Option<String>,
     /// The extra tags moved once the release passed (`tag: added|already there`).
     pub extra_tags: Vec<String>,
+    /// A promotion without `image-tag`: the target's live SHA -> the promoted SHA and the compare link
+    /// (Markdown), or that there was nothing new.
+    pub promotion: Option<String>,
     /// `command: rollback`: the release chosen, in words.
     pub rollback_to: Option<String>,
 }
@@ -71,6 +74,9 @@ impl Section for ReleaseReport {
             return;
         }
         let _ = writeln!(md, "### Release\n\n| | |\n|---|---|");
+        if let Some(p) = &self.promotion {
+            let _ = writeln!(md, "| promotion | {p} |");
+        }
         match &self.source {
             Some(SourceCheck::Verified(v)) => {
                 let _ = writeln!(md, "| verified on | {} |", verified_by(v));

@@ -16,6 +16,8 @@ use crate::steps::{image, Clients};
 pub struct Settings {
     /// `GITHUB_SERVER_URL/GITHUB_REPOSITORY/actions/runs/GITHUB_RUN_ID`.
     pub run_url: Option<String>,
+    /// `GITHUB_SERVER_URL/GITHUB_REPOSITORY`, for compare links between releases.
+    pub repo_url: Option<String>,
     /// The ECR endpoint is overridden (an emulator or a private endpoint).
     pub ecr_overridden: bool,
     /// `GITHUB_API_URL`, for the approval gate's reads.
@@ -29,14 +31,17 @@ pub struct Settings {
 impl Settings {
     /// From the run context and the process environment.
     pub fn new(ctx: &Context, env: &BTreeMap<String, String>) -> Settings {
-        let run_url = match (&ctx.server_url, &ctx.repository, &ctx.run_id) {
-            (Some(s), Some(r), Some(id)) => {
-                Some(format!("{}/{r}/actions/runs/{id}", s.trim_end_matches('/')))
-            }
+        let repo_url = match (&ctx.server_url, &ctx.repository) {
+            (Some(s), Some(r)) => Some(format!("{}/{r}", s.trim_end_matches('/'))),
+            _ => None,
+        };
+        let run_url = match (&repo_url, &ctx.run_id) {
+            (Some(base), Some(id)) => Some(format!("{base}/actions/runs/{id}")),
             _ => None,
         };
         Settings {
             run_url,
+            repo_url,
             ecr_overridden: ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_ECR"]
                 .iter()
                 .any(|k| env.get(*k).is_some_and(|v| !v.is_empty())),
@@ -89,6 +94,10 @@ mod tests {
         assert_eq!(
             s.run_url.as_deref(),
             Some("https://github.com/acme/cloudshop/actions/runs/1234")
+        );
+        assert_eq!(
+            s.repo_url.as_deref(),
+            Some("https://github.com/acme/cloudshop")
         );
         assert!(s.ecr_overridden);
         let none = Settings::new(&Context::from_env(|_| None), &BTreeMap::new());

@@ -1,0 +1,149 @@
+//! What a promotion without an `image-tag` ships: the newest release verified on the source environment,
+//! unless the target already runs it ("nothing to promote"). Read-only; the summary line names the
+//! target's live release, the promoted one and the compare link between their commits.
+//!
+//! APIs: the registry (markers of both environments, see `marker`); ECS `DescribeServices`,
+//! `DescribeTaskDefinition` (what the target runs, through [`crate::steps::deploy`]).
+
+use super::error::Error;
+use super::pick::time_of;
+use super::settings::{store, Settings, NO_REGISTRY};
+use crate::config::Config;
+use crate::registry::artifact::Verification;
+use crate::report::section::md_code;
+use crate::steps::{deploy, image, Clients};
+
+/// The release a promotion without `image-tag` ships, or why there is none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Promotable {
+    /// The newest verified source release; the target runs something else.
+    Ship(Box<Verification>),
+    /// The newest verified source release is already what the target runs.
+    NothingNew(Box<Verification>),
+}
+
+/// The newest marker, and whether the target runs its digest.
+pub(super) fn newest(markers: Vec<Verification>, running: &[String]) -> Option<Promotable> {
+    let v = markers.into_iter().max_by(|a, b| {
+        time_of(a)
+            .cmp(&time_of(b))
+            .then_with(|| a.verified_at.cmp(&b.verified_at))
+    })?;
+    Some(if running.contains(&v.digest) {
+        Promotable::NothingNew(Box::new(v))
+    } else {
+        Promotable::Ship(Box::new(v))
+    })
+}
+
+/// The release to promote when `image-tag` is empty: read the source's markers and what the target
+/// runs. An error when the source has no verified release (nothing can be promoted safely).
+pub async fn promotable(
+    clients: &Clients,
+    cfg: &Config,
+    settings: &Settings,
+) -> Result<Promotable, Error> {
+    let source_env = cfg
+        .promote
+        .as_ref()
+        .map(|p| p.source_environment.clone())
+        .unwrap_or_default();
+    let no_release = |reason: String| Error::NothingVerified {
+        source_env: source_env.clone(),
+        reason,
+    };
+    let markers = match store(clients, cfg, settings, image::Side::Source).await? {
+        Some(s) => s
+            .list(&source_env)
+            .await
+            .map_err(|e| no_release(format!("its markers could not be read: {e}")))?,
+        None => return Err(no_release(NO_REGISTRY.into())),
+    };
+    let running = deploy::running(clients, cfg).await?;
+    newest(markers, &running.digests).ok_or_else(|| no_release("no verification marker".into()))
+}
+
+/// The SHA of the target's live release: its marker whose digest the service runs. Read-only; `None`
+/// when the target has no such marker (or none can be read).
+pub async fn live_sha(clients: &Clients, cfg: &Config, settings: &Settings) -> Option<String> {
+    let running = deploy::running(clients, cfg).await.ok()?;
+    let store = store(clients, cfg, settings, image::Side::Own)
+        .await
+        .ok()??;
+    let markers = store.list(&cfg.environment).await.ok()?;
+    markers
+        .into_iter()
+        .filter(|v| running.digests.contains(&v.digest))
+        .max_by(|a, b| time_of(a).cmp(&time_of(b)))
+        .map(|v| v.sha)
+}
+
+/// The summary's line: the target's live SHA, the promoted SHA and the compare link between them
+/// (`<server>/<repository>/compare/<live>...<promoted>`), Markdown.
+pub fn explain(live: Option<&str>, promoted: &str, repo_url: Option<&str>) -> String {
+    let Some(live) = live else {
+        return format!("{} (the live release has no marker)", md_code(promoted));
+    };
+    match repo_url {
+        Some(base) if live != promoted => format!(
+            "{} -> {} ([compare]({base}/compare/{live}...{promoted}))",
+            md_code(live),
+            md_code(promoted)
+        ),
+        _ => format!("{} -> {}", md_code(live), md_code(promoted)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(sha: &str, digest: char, at: &str) -> Verification {
+        Verification {
+            environment: "stage".into(),
+            digest: format!("sha256:{}", digest.to_string().repeat(64)),
+            sha: sha.into(),
+            frontend: None,
+            task_definition: None,
+            run_url: None,
+            verified_at: at.into(),
+            smoke: "passed".into(),
+            gates: Default::default(),
+        }
+    }
+
+    #[test]
+    fn the_newest_verified_release_unless_the_target_runs_it() {
+        let old = m("old", '1', "2026-11-25T09:00:00.000Z");
+        let new = m("new", '2', "2026-11-26T09:00:00.000Z");
+        let both = || vec![new.clone(), old.clone()];
+        assert_eq!(
+            newest(both(), std::slice::from_ref(&old.digest)),
+            Some(Promotable::Ship(Box::new(new.clone())))
+        );
+        assert_eq!(
+            newest(both(), &[]),
+            Some(Promotable::Ship(Box::new(new.clone())))
+        );
+        // Prod already runs the newest: nothing new, even though an older one is not running.
+        assert_eq!(
+            newest(both(), std::slice::from_ref(&new.digest)),
+            Some(Promotable::NothingNew(Box::new(new.clone())))
+        );
+        assert_eq!(newest(Vec::new(), &[]), None);
+    }
+
+    #[test]
+    fn the_explanation_links_the_commits_between_prod_and_the_promoted_release() {
+        let base = Some("https://github.com/acme/cloudshop");
+        assert_eq!(
+            explain(Some("a1"), "b2", base),
+            "`a1` -> `b2` ([compare](https://github.com/acme/cloudshop/compare/a1...b2))"
+        );
+        assert_eq!(explain(Some("a1"), "b2", None), "`a1` -> `b2`");
+        assert_eq!(
+            explain(None, "b2", base),
+            "`b2` (the live release has no marker)"
+        );
+    }
+}
