@@ -772,21 +772,10 @@ impl State {
                             .find(|x| x.id != d.id)
                             .map(|x| x.td.clone())
                             .unwrap_or_default();
-                        let rollback_id = format!("ecs-svc/{}", 2000 + self.seq);
+                        let rollback = self.ecs_rollback(&previous, d.desired, 1);
+                        let rollback_id = rollback.id.clone();
                         self.deps.clear();
-                        self.deps.push(Dep {
-                            id: rollback_id.clone(),
-                            status: "PRIMARY".into(),
-                            td: previous.clone(),
-                            rollout: "IN_PROGRESS".into(),
-                            reason: "ECS deployment circuit breaker: rolling back to the previous deployment.".into(),
-                            running: 0,
-                            desired: d.desired,
-                            failed: 0,
-                            polls: 0,
-                            script: Scenario::Succeed { after: 1 },
-                            created: self.clock,
-                        });
+                        self.deps.push(rollback);
                         self.td = previous;
                         self.event(format!(
                             "(service {service}) (deployment {}) deployment failed: tasks failed to start.",
@@ -814,19 +803,8 @@ impl State {
                             .map(|x| x.td.clone())
                             .unwrap_or_default();
                         self.deps.retain(|x| x.id == d.id);
-                        self.deps.insert(0, Dep {
-                            id: format!("ecs-svc/{}", 2000 + self.seq),
-                            status: "PRIMARY".into(),
-                            td: previous.clone(),
-                            rollout: "IN_PROGRESS".into(),
-                            reason: "ECS deployment circuit breaker: rolling back to the previous deployment.".into(),
-                            running: 0,
-                            desired: d.desired,
-                            failed: 0,
-                            polls: 0,
-                            script: Scenario::Succeed { after: 2 },
-                            created: self.clock,
-                        });
+                        let rollback = self.ecs_rollback(&previous, d.desired, 2);
+                        self.deps.insert(0, rollback);
                         self.td = previous;
                         self.event(format!(
                             "(service {service}) (deployment {}) deployment failed: {reason}",
@@ -855,6 +833,25 @@ impl State {
                     }
                 }
             }
+        }
+    }
+
+    /// The PRIMARY deployment ECS's circuit breaker starts to go back to `previous`, complete after
+    /// `after` polls.
+    fn ecs_rollback(&self, previous: &str, desired: i32, after: u32) -> Dep {
+        Dep {
+            id: format!("ecs-svc/{}", 2000 + self.seq),
+            status: "PRIMARY".into(),
+            td: previous.to_string(),
+            rollout: "IN_PROGRESS".into(),
+            reason: "ECS deployment circuit breaker: rolling back to the previous deployment."
+                .into(),
+            running: 0,
+            desired,
+            failed: 0,
+            polls: 0,
+            script: Scenario::Succeed { after },
+            created: self.clock,
         }
     }
 

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use aws_sdk_s3::operation::put_object::PutObjectError;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
@@ -320,14 +321,16 @@ pub(super) async fn read_pending(
     }
 }
 
-/// Write the journal of a restore or cleanup before it starts.
-pub(super) async fn write_pending(
+/// PUT one of the action's own small JSON objects (the sync state, the journal), never cached;
+/// `failed` says what a refused upload means to the caller.
+async fn put_ours(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
     key: &str,
-    pending: &Pending,
+    value: &impl serde::Serialize,
+    failed: impl FnOnce(&SdkError<PutObjectError, HttpResponse>) -> Error,
 ) -> Result<(), Error> {
-    let body = serde_json::to_vec(pending).map_err(|e| Error::Aws {
+    let body = serde_json::to_vec(value).map_err(|e| Error::Aws {
         verb: "encode",
         object: format!("s3://{bucket}/{key}"),
         detail: e.to_string(),
@@ -340,7 +343,21 @@ pub(super) async fn write_pending(
         .cache_control("no-store")
         .send()
         .await
-        .map_err(|e| object_error("upload", bucket, key, &e))?;
+        .map(|_| ())
+        .map_err(|e| failed(&e))
+}
+
+/// Write the journal of a restore or cleanup before it starts.
+pub(super) async fn write_pending(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    pending: &Pending,
+) -> Result<(), Error> {
+    put_ours(s3, bucket, key, pending, |e| {
+        object_error("upload", bucket, key, e)
+    })
+    .await?;
     tracing::info!("{} recorded in `{key}`", pending.describe());
     Ok(())
 }
@@ -402,23 +419,11 @@ pub(super) async fn write_state(
     key: &str,
     state: &SyncState,
 ) -> Result<(), Error> {
-    let body = serde_json::to_vec(&state).map_err(|e| Error::Aws {
-        verb: "encode",
+    put_ours(s3, bucket, key, state, |e| Error::State {
         object: format!("s3://{bucket}/{key}"),
-        detail: e.to_string(),
-    })?;
-    s3.put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(ByteStream::from(body))
-        .content_type("application/json")
-        .cache_control("no-store")
-        .send()
-        .await
-        .map_err(|e| Error::State {
-            object: format!("s3://{bucket}/{key}"),
-            detail: describe(&e),
-        })?;
+        detail: describe(e),
+    })
+    .await?;
     tracing::info!(
         objects = state.objects.len(),
         "sync state written to `{key}`"
