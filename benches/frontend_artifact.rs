@@ -19,21 +19,7 @@ use cloudshop_deploy::registry::{
     artifact_manifest, push_artifact, read_layer_to, Options, Registry, Target,
 };
 use common::registry::LocalRegistry;
-
-fn status_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Reset VmHWM to the current RSS (Linux >= 4.0), so the peak measured is the step's.
-fn reset_peak() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
+use common::rss::{reset_peak, status_kib};
 
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0

@@ -10,6 +10,8 @@
 
 use harness as common;
 
+use common::rss::{reset_peak, status_kib};
+
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -135,21 +137,8 @@ fn fresh_copy(src: &Path, dst: &Path) {
     }
 }
 
-/// Reset this process's peak RSS, so the next reading covers only what follows.
-fn reset_peak() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
 fn peak_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
+    status_kib("VmHWM:")
 }
 
 struct Run {

@@ -16,21 +16,7 @@ use std::time::Instant;
 
 use cloudshop_deploy::registry::{copy_image, Options, Registry, Source, Target};
 use common::registry::{write_layout, LocalRegistry};
-
-fn status_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Reset VmHWM to the current RSS (Linux >= 4.0), so the peak measured is the copy's.
-fn reset_peak() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
+use common::rss::{reset_peak, status_kib};
 
 fn main() {
     let layer_mb: usize = std::env::var("BENCH_LAYER_MB")

@@ -905,6 +905,7 @@ pub mod faults;
 pub mod github_api;
 pub mod pipeline;
 pub mod registry;
+pub mod rss;
 pub mod secrets;
 pub mod seed;
 
