@@ -18,7 +18,9 @@
 //! [`EcsSim::mutating_calls`], [`EcsSim::service_task_definition`], [`EcsSim::task_definition`];
 //! [`EcsSim::set_timing`], [`EcsSim::append_text`], [`EcsSim::tasks`],
 //! [`EcsSim::service_deployment_statuses`]; one-off tasks (`RunTask`, `StopTask`) in `run_task`, scripted
-//! with [`EcsSim::set_one_off`].
+//! with [`EcsSim::set_one_off`]. Progressive services (blue/green, linear, canary with PAUSE hooks and
+//! traffic weights, `ContinueServiceDeployment`, `StopServiceDeployment`) are [`Scenario::Progressive`],
+//! modelled in [`progressive`] and observed through [`EcsSim::progress`].
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

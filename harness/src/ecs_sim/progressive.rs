@@ -28,7 +28,7 @@ use serde_json::{json, Value};
 use super::{error, State, ACCOUNT, REGION};
 
 mod plan;
-pub use plan::{HookAction, PauseHook, Plan, Strategy, LOAD_BALANCER};
+pub use plan::{HookAction, PauseHook, Plan, Strategy};
 
 /// A service revision: its ARN, task definition and target group.
 #[derive(Debug, Clone)]

@@ -105,10 +105,6 @@ pub struct Plan {
 // Weights are compared as configured values, never computed ones.
 impl Eq for Plan {}
 
-/// The load balancer both target groups are behind.
-pub const LOAD_BALANCER: &str =
-    "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/stage-alb/50dc6c495c0c9188";
-
 impl Plan {
     /// Blue/green with no bake and no hooks; a minute lasts one second, a stage 50 ms.
     pub fn blue_green() -> Plan {
