@@ -42,8 +42,8 @@
 //!   - `steps/canary/`: the new revision against the old one in the same minutes while it takes a slice
 //!     of production traffic (`groups`: which target group is the new revision's, from the listener
 //!     rules; `read`: both groups' metrics and each revision's error lines, through `signals`; `judge`:
-//!     the pure verdict, a two-proportion test and minimum effects; `report`: the section with its
-//!     charts; `error`).
+//!     the pure verdict, a two-proportion test and minimum effects; `pace`: judged again while the
+//!     traffic is too little, within the step's budget; `report`: the section with its charts; `error`).
 //!   - `steps/migrate/`: the migration gate between the new revision's registration and the service
 //!     update (`plan`: the preflight's pure decisions; `task`: RunTask, DescribeTasks, StopTask and the
 //!     streamed log lines; `report`: the section and outputs; `error`: errors and the causes in the
