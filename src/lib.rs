@@ -75,6 +75,7 @@ macro_rules! troubleshooting {
 }
 
 pub mod aws;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod error;
