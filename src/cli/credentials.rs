@@ -43,6 +43,9 @@ pub async fn provider(
     cfg: &Config,
     profile: Option<&str>,
 ) -> Result<Option<SharedCredentialsProvider>, Error> {
+    if profile.is_none() && cfg.auth.role_to_assume.is_none() {
+        return Ok(None);
+    }
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(cfg.region.clone()))
         .http_client(crate::aws::http_client());
