@@ -24,7 +24,7 @@ pub struct Error {
     message: String,
 }
 
-impl crate::Diagnose for Error {
+impl crate::error::Diagnose for Error {
     fn hint(&self) -> String {
         "the base credentials must be allowed `sts:AssumeRole` on the role and its trust policy must name \
          your principal; sign in with MFA first when it asks for MFA (docs/cli.md)"
