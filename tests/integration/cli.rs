@@ -358,3 +358,64 @@ fn role_to_assume_is_assumed_with_sts_assume_role_and_used() {
         assert!(!printed.contains(&secret), "a credential was printed");
     }
 }
+
+#[test]
+fn profile_names_the_base_credentials_in_the_shared_files() {
+    let moto = Moto::shared();
+    common::seed::seed_ecr(&moto, &moto.name(REPO), &[SHA], false);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join(".github")).unwrap();
+    std::fs::write(
+        dir.path().join(".github/cloudshop-deploy.yml"),
+        config(&moto),
+    )
+    .unwrap();
+    let sim = EcsSim::start(Scenario::Succeed { after: 2 });
+    let mut env = terminal_env(dir.path());
+    let files = dir.path().join("aws-shared");
+    std::fs::write(
+        &files,
+        "[profile oncall]\naws_access_key_id = testing\naws_secret_access_key = testing\n",
+    )
+    .unwrap();
+    env.retain(|(k, _)| !k.starts_with("AWS_CONFIG_FILE"));
+    env.extend(
+        [
+            ("AWS_CONFIG_FILE", files.display().to_string()),
+            ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
+            ("AWS_ENDPOINT_URL_ECS", sim.endpoint.clone()),
+        ]
+        .map(|(k, v)| (k.to_string(), v)),
+    );
+    let args = [
+        "releases",
+        "--environment",
+        "stage",
+        "--sha",
+        SHA,
+        "--output-file",
+    ];
+    let outputs = dir.path().join("outputs");
+    let outputs_arg = outputs.display().to_string();
+    // Without the profile there are no credentials at all.
+    let mut without: Vec<&str> = args.to_vec();
+    without.push(&outputs_arg);
+    let out = cli(dir.path(), &without, &env);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let written = std::fs::read_to_string(&outputs).unwrap();
+    assert!(written.contains("status=failed\n"), "{written}");
+    assert!(!written.contains("aws-account-id="), "{written}");
+    // With it, the run signs with the profile's keys.
+    let mut with = without.clone();
+    with.extend(["--profile", "oncall"]);
+    let out = cli(dir.path(), &with, &env);
+    assert_human(&out);
+    let written = std::fs::read_to_string(&outputs).unwrap();
+    assert!(
+        written.contains("aws-account-id=123456789012\n"),
+        "{written}\n{}",
+        text(&out.stderr)
+    );
+    // The file holds this run's outputs only, not the first run's too.
+    assert_eq!(written.matches("status=").count(), 1, "{written}");
+}
