@@ -26,8 +26,8 @@ pub struct Error {
 
 impl crate::error::Diagnose for Error {
     fn hint(&self) -> String {
-        "the base credentials must be allowed `sts:AssumeRole` on the role and its trust policy must name \
-         your principal; sign in with MFA first when it asks for MFA (docs/cli.md)"
+        "pass the break-glass role with `--role-to-assume` (the environments file's role trusts only \
+         GitHub's OIDC tokens); its trust policy must name your principal, signed in with MFA (docs/cli.md)"
             .into()
     }
 
