@@ -177,7 +177,7 @@ pub const INPUTS: &[InputSpec] = &[
     ),
     input(
         "registry-url",
-        "Registry base URL override (private endpoints, tests); an input only.",
+        "Registry base URL override (private endpoints, tests); never from the environments file.",
     ),
     with_default(
         "allow-unverified",

@@ -419,3 +419,16 @@ fn profile_names_the_base_credentials_in_the_shared_files() {
     // The file holds this run's outputs only, not the first run's too.
     assert_eq!(written.matches("status=").count(), 1, "{written}");
 }
+
+/// What a person sees for `rollback --help`, whole.
+#[test]
+fn rollback_help_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cli(
+        dir.path(),
+        &["rollback", "--help"],
+        &terminal_env(dir.path()),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    insta::assert_snapshot!(text(&out.stdout));
+}
