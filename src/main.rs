@@ -19,6 +19,10 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
         (inv.env, Launch::Local(inv.local))
+    } else if cloudshop_deploy::cli::by_hand(std::env::vars()) {
+        // Typed at a terminal with no subcommand: the action's inputs are absent, so say how to use it.
+        eprintln!("{}", cloudshop_deploy::cli::command().render_help());
+        return ExitCode::from(2);
     } else {
         (std::env::vars().collect(), Launch::Action)
     };

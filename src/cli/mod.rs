@@ -136,6 +136,19 @@ fn subcommand(name: &'static str, about: &'static str) -> Command {
     cmd
 }
 
+/// Whether a run without a subcommand was typed by hand rather than started by a runner: not inside
+/// Actions (`GITHUB_ACTIONS=true`) and no `INPUT_*` variable at all.
+pub fn by_hand(vars: impl IntoIterator<Item = (String, String)>) -> bool {
+    let mut in_actions = false;
+    for (k, v) in vars {
+        if k.starts_with("INPUT_") {
+            return false;
+        }
+        in_actions |= k == "GITHUB_ACTIONS" && v == "true";
+    }
+    !in_actions
+}
+
 /// The whole command line.
 pub fn command() -> Command {
     let mut cmd = Command::new("cloudshop-deploy")
@@ -301,6 +314,19 @@ mod tests {
             env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
             dir.path(),
         )
+    }
+
+    #[test]
+    fn no_subcommand_is_by_hand_only_outside_a_runner_and_without_inputs() {
+        let vars = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert!(by_hand(vars(&[("HOME", "/root")])));
+        assert!(!by_hand(vars(&[("INPUT_ENVIRONMENT", "stage")])));
+        assert!(!by_hand(vars(&[("GITHUB_ACTIONS", "true")])));
+        assert!(by_hand(vars(&[("GITHUB_ACTIONS", "false")])));
     }
 
     #[test]
