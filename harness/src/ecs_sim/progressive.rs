@@ -523,9 +523,14 @@ impl Progress {
             .unwrap_or_default()
     }
 
-    /// The highest production weight the newest deployment's revision ever had.
+    /// The highest production weight the newest deployment's revision ever had (0 before any update).
     pub fn max_new_weight(&self) -> f64 {
-        self.now().sds.last().map(|s| s.max_new).unwrap_or(0.0)
+        self.now()
+            .sds
+            .last()
+            .filter(|s| s.source.is_some())
+            .map(|s| s.max_new)
+            .unwrap_or(0.0)
     }
 
     /// Every `ContinueServiceDeployment` the model accepted: (hookId, action).
