@@ -1,7 +1,6 @@
 //! How much production traffic a bad version takes before it is gone (prints figures, asserts nothing):
 //! a steady load generator against the production listener of a loopback ALB (`harness::alb`) while the
-//! real binary deploys a new version that answers 20% of its requests with a 500 (`Mode::ErrorShare(20)`;
-//! `/health` stays fine, so its tasks pass their health checks). The ALB forwards each request to the old
+//! real binary deploys a bad new version (`/health` stays fine, so its tasks pass their health checks). The ALB forwards each request to the old
 //! or the new app by the current weights. Printed per strategy: the run's status, the production requests
 //! from the start of the deploy to the end of the run (the rollback's end when there is one), how many of
 //! them the bad version served, its share, the 5xx the users got, and how long the bad version had
@@ -13,12 +12,21 @@
 //!   not shrink with the time scale).
 //! - (b) blue/green with the test-traffic gate: a PAUSE at POST_TEST_TRAFFIC_SHIFT; the action runs the
 //!   smoke checks against `smoke.test-url` (the test listener, new revision only) and continues or rolls
-//!   back.
-//! - (c) canary 10% with analysis every minute: needs the canary branch's analysis in the binary.
+//!   back. Needs `smoke.test-url` and the hook handling in the binary.
+//! - (a2) blue/green with no hook, as the action handles it without the gate: smoke checks and the watch
+//!   after all traffic moved.
+//! - (c) canary 10% for ten minutes with the analysis every minute (`canary.interval`), after the
+//!   test-traffic gate. Needs the canary analysis in the binary.
 //!
-//! Time scale: one simulated minute lasts one second (60x): ECS stages of 15 s last 250 ms, the watch
-//! interval of 15 s lasts 250 ms, a 5-minute watch lasts 5 s, the load of 40 requests per second runs at
-//! 40 per real second (2400 per simulated minute).
+//! `progressive_bench a b` runs only those strategies.
+//!
+//! Each strategy runs twice: against a version answering 20% 5xx, and against one whose `/products`
+//! answers 500 (a hard failure the smoke checks see at once).
+//!
+//! Time scale: one simulated minute lasts five seconds (12x): ECS stages of 15 s last 1.25 s, the
+//! 5-minute bake 25 s, the watch interval of 15 s 1.25 s, the 5-minute watch 25 s, a canary analysis
+//! every simulated minute every 5 s. The load is 100 production requests per real second, so 500 per
+//! simulated minute (50 on a 10% canary: the analysis' default minimum per side).
 //!
 //! ```sh
 //! cargo build --bin cloudshop-deploy && cargo run -q --example progressive_bench
@@ -45,13 +53,39 @@ const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 /// The revision the deploy registers (the seed has 1 and 2; the service runs 2).
 const NEW_TD: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/cloudshop-backend:3";
 /// One simulated minute.
-const MINUTE: Duration = Duration::from_secs(1);
-/// Production requests per real second.
-const RATE: u64 = 40;
+const MINUTE: Duration = Duration::from_secs(5);
+/// Production requests per real second (500 per simulated minute: 50 on a 10% canary).
+const RATE: u64 = 100;
+
+/// How the new version is bad.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bad {
+    /// 20% of its answers are 500s (`/health` is fine).
+    Share20,
+    /// `/products` answers 500 (`/health` is fine).
+    ProductsDown,
+}
+
+impl Bad {
+    fn mode(self) -> Mode {
+        match self {
+            Bad::Share20 => Mode::ErrorShare(20),
+            Bad::ProductsDown => Mode::ProductsFail,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Bad::Share20 => "20% 5xx",
+            Bad::ProductsDown => "/products 500",
+        }
+    }
+}
 
 /// What one strategy's run gave.
 struct Row {
     name: &'static str,
+    bad_label: &'static str,
     status: String,
     requests: u64,
     bad: u64,
@@ -105,10 +139,17 @@ impl Drop for Load {
     }
 }
 
-fn config(repo: &str, api: &str, test_url: Option<&str>, watch: &str) -> String {
+fn config(repo: &str, api: &str, test_url: Option<&str>, canary: bool) -> String {
     let test = test_url
         .map(|u| format!("      test-url: {u}\n"))
         .unwrap_or_default();
+    // One analysis per simulated minute; the other limits are the defaults (99%, 50 requests a side).
+    let canary = if canary {
+        format!("    canary:\n      interval: {}ms\n", MINUTE.as_millis())
+    } else {
+        String::new()
+    };
+    let (watch, interval) = (MINUTE * 5, MINUTE / 4);
     format!(
         r#"
 region: us-east-1
@@ -123,11 +164,13 @@ environments:
 {test}      timeout: 2s
       request-timeout: 500ms
       retry-interval: 50ms
-      watch: {watch}
-      watch-interval: 250ms
+      watch: {watch}ms
+      watch-interval: {interval}ms
       watch-failures: 3
       watch-signals: {{ enabled: false }}
-"#
+{canary}"#,
+        watch = watch.as_millis(),
+        interval = interval.as_millis(),
     )
 }
 
@@ -139,7 +182,7 @@ fn action(moto: &Moto, ecs: &EcsSim, cfg: &str) -> Action {
         .input("environment", "stage")
         .input("image-tag", SHA)
         .input("poll-interval", "100ms")
-        .input("wait-timeout", "60s")
+        .input("wait-timeout", "300s")
 }
 
 /// Run `act` under the load on `alb`, and count what the bad version (`bad`) served in production.
@@ -170,6 +213,7 @@ fn measure(name: &'static str, alb: &Alb, bad: &str, act: impl FnOnce() -> RunRe
     }
     Row {
         name,
+        bad_label: "",
         status,
         requests: hits.len() as u64,
         bad: bad_hits.len() as u64,
@@ -181,8 +225,7 @@ fn measure(name: &'static str, alb: &Alb, bad: &str, act: impl FnOnce() -> RunRe
 }
 
 fn rolling(moto: &Moto, old: &App, new: &App) -> Row {
-    let repo = moto.name("bench-a-cloudshop-backend");
-    seed_ecr(moto, &repo, &[SHA], false);
+    let repo = fresh_repo(moto);
     let sim = Arc::new(EcsSim::start(Scenario::Succeed { after: 2 }));
     // Tasks take 45 s to run, old ones 30 s to drain (scaled).
     sim.set_timing(Timing {
@@ -218,10 +261,10 @@ fn rolling(moto: &Moto, old: &App, new: &App) -> Row {
         ],
         None,
     );
-    let cfg = config(&repo, &alb.production_url, None, "5s");
+    let cfg = config(&repo, &alb.production_url, None, false);
     let act = action(moto, &sim, &cfg);
     let mut row = measure("(a) rolling + watch (today)", &alb, "new", || {
-        act.run_within(Duration::from_secs(180))
+        act.run_within(Duration::from_secs(600))
     });
     row.note = format!("service ends on {}", short(&sim.service_task_definition()));
     row
@@ -235,9 +278,9 @@ fn progressive(
     (old, new): (&App, &App),
     plan: Plan,
     gate: bool,
+    canary: bool,
 ) -> Row {
-    let repo = moto.name(&format!("bench-{}-cloudshop-backend", &name[1..2]));
-    seed_ecr(moto, &repo, &[SHA], false);
+    let repo = fresh_repo(moto);
     let sim = EcsSim::start(Scenario::Progressive(plan.clone()));
     let progress = sim.progress().expect("a progressive service");
     let elb = ElbSim::start_with_rules("stage-blue", Vec::new(), progress.clone());
@@ -251,12 +294,12 @@ fn progressive(
         Some(cw.sink()),
     );
     let test_url = gate.then_some(alb.test_url.as_str());
-    let cfg = config(&repo, &alb.production_url, test_url, "5s");
+    let cfg = config(&repo, &alb.production_url, test_url, canary);
     let act = action(moto, &sim, &cfg)
         .env("AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2", &elb.endpoint)
         .env("AWS_ENDPOINT_URL_CLOUDWATCH", &cw.endpoint);
     let mut row = measure(name, &alb, &plan.alternate_group, || {
-        act.run_within(Duration::from_secs(180))
+        act.run_within(Duration::from_secs(600))
     });
     row.note = format!(
         "max production weight {}%, hook actions {:?}, stages {}",
@@ -269,6 +312,15 @@ fn progressive(
         progress.stages_seen().len()
     );
     row
+}
+
+/// A new ECR repository with the image, named uniquely for this run.
+fn fresh_repo(moto: &Moto) -> String {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, Ordering::SeqCst);
+    let repo = moto.name(&format!("bench{n}-cloudshop-backend"));
+    seed_ecr(moto, &repo, &[SHA], false);
+    repo
 }
 
 fn short(td: &str) -> &str {
@@ -289,42 +341,61 @@ fn main() {
     let wanted = |k: &str| only.is_empty() || only.iter().any(|o| o == k);
     let moto = Moto::shared();
     let mut rows = Vec::new();
-    let fresh = || {
-        let (old, new) = (App::start(), App::start());
-        new.set_mode(Mode::ErrorShare(20));
-        (old, new)
-    };
-    if wanted("a") {
-        let (old, new) = fresh();
-        rows.push(rolling(&moto, &old, &new));
-    }
-    // Blue/green as ECS does it today without a gate: 5 minutes' bake, no hook.
+    // ECS's own defaults, scaled: 15 s stages, 5 minutes' bake after all traffic moved.
     let scaled = |plan: Plan| Plan {
         minute: MINUTE,
         stage: MINUTE / 4,
         bake_minutes: 5,
         ..plan
     };
-    if wanted("a2") {
-        let (old, new) = fresh();
-        let plan = scaled(Plan::blue_green());
-        let name = "(a2) blue/green + watch, no hook";
-        rows.push(progressive(name, &moto, (&old, &new), plan, false));
+    let test_pause =
+        |plan: Plan| plan.pause(&["POST_TEST_TRAFFIC_SHIFT"], 60, HookAction::Rollback);
+    for bad in [Bad::Share20, Bad::ProductsDown] {
+        let apps = || {
+            let (old, new) = (App::start(), App::start());
+            new.set_mode(bad.mode());
+            (old, new)
+        };
+        let mut run = |key: &str, f: &dyn Fn(&Moto, (&App, &App)) -> Row| {
+            if wanted(key) {
+                let (old, new) = apps();
+                let mut row = f(&moto, (&old, &new));
+                row.bad_label = bad.label();
+                rows.push(row);
+            }
+        };
+        run("a", &|moto, (old, new)| rolling(moto, old, new));
+        run("a2", &|moto, apps| {
+            let name = "(a2) blue/green + watch, no hook";
+            progressive(name, moto, apps, scaled(Plan::blue_green()), false, false)
+        });
+        run("b", &|moto, apps| {
+            let name = "(b) blue/green + test-traffic gate";
+            let plan = test_pause(scaled(Plan::blue_green()));
+            progressive(name, moto, apps, plan, true, false)
+        });
+        run("c", &|moto, apps| {
+            let name = "(c) canary 10% + analysis/min";
+            // 10% for ten minutes, analysed every minute; the test-traffic gate before it.
+            let plan = test_pause(scaled(Plan::canary(10.0, 10)));
+            progressive(name, moto, apps, plan, true, true)
+        });
     }
-    if wanted("b") {
-        let (old, new) = fresh();
-        let plan = scaled(Plan::blue_green()).pause(
-            &["POST_TEST_TRAFFIC_SHIFT"],
-            60,
-            HookAction::Rollback,
-        );
-        let name = "(b) blue/green + test-traffic gate";
-        rows.push(progressive(name, &moto, (&old, &new), plan, true));
-    }
-    println!("time scale: 1 simulated minute = {MINUTE:?} real; load {RATE} production requests/s; bad version: 20% 5xx");
     println!(
-        "{:<36} {:>12} {:>9} {:>7} {:>7} {:>9} {:>14} {:>7}",
-        "strategy", "status", "requests", "bad", "share", "user 5xx", "exposure (min)", "wall s"
+        "time scale: 1 simulated minute = {MINUTE:?} real; load {RATE} production requests/s ({} per simulated minute)",
+        RATE * MINUTE.as_secs()
+    );
+    println!(
+        "{:<36} {:<14} {:>12} {:>9} {:>7} {:>7} {:>9} {:>14} {:>7}",
+        "strategy",
+        "bad version",
+        "status",
+        "requests",
+        "bad",
+        "share",
+        "user 5xx",
+        "exposure (min)",
+        "wall s"
     );
     for r in &rows {
         let share = if r.requests == 0 {
@@ -333,8 +404,9 @@ fn main() {
             100.0 * r.bad as f64 / r.requests as f64
         };
         println!(
-            "{:<36} {:>12} {:>9} {:>7} {:>6.1}% {:>9} {:>14.1} {:>7.1}  {}",
+            "{:<36} {:<14} {:>12} {:>9} {:>7} {:>6.1}% {:>9} {:>14.1} {:>7.1}  {}",
             r.name,
+            r.bad_label,
             r.status,
             r.requests,
             r.bad,
