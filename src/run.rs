@@ -414,9 +414,17 @@ async fn promotion_target(
                 v.digest,
                 v.verified_at
             );
+            let commits = match live.as_deref() {
+                Some(live) if live != v.sha => {
+                    Some(release::commits_between(cfg, settings, live, &v.sha).await)
+                }
+                _ => None,
+            };
+            let section = report.release.get_or_insert_with(Default::default);
             section.promotion = Some(release::explain(
                 live.as_deref(),
                 &v.sha,
+                commits.as_ref(),
                 settings.repo_url.as_deref(),
             ));
             let mut picked = cfg.clone();

@@ -118,7 +118,7 @@ fn has_reviewers(env: &Environment) -> bool {
 }
 
 /// The REST client of the run, when there is a token and a repository to read.
-fn api(approval: &Approval, settings: &Settings) -> Result<Option<Api>, rest::Error> {
+pub(crate) fn api(approval: &Approval, settings: &Settings) -> Result<Option<Api>, rest::Error> {
     let (Some(token), Some(repository)) = (&approval.token, &settings.repository) else {
         return Ok(None);
     };

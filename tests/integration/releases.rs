@@ -1,6 +1,7 @@
 //! Promotion picks through the real binary: with an empty `image-tag`, `command: promote` ships the
 //! newest release verified on stage that prod does not run yet (never one that failed stage), and says
-//! what prod ran and the compare link; when prod already runs the newest verified release it prints
+//! what prod ran, how many commits GitHub counts between the two (a loopback API) and the compare
+//! link; when prod already runs the newest verified release it prints
 //! "nothing to promote", ends `no-change` with exit 0 and makes no mutating call (recorded by fault
 //! proxies on ECR/S3, ECS and the registry). moto, the ECS simulator, docker-registry, the CloudShop API.
 
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use common::app::Mode;
 use common::faults::{FaultPlan, FaultProxy};
+use common::github_api::{GithubApi, TOKEN};
 
 use super::release::{marker, world};
 
@@ -42,11 +44,16 @@ fn an_empty_image_tag_promotes_the_newest_release_that_passed_stage() {
     );
 
     // C passes, then B fails its smoke tests (newer, but never verified): C is what gets promoted.
+    // GitHub (loopback) counts the commits from A to C in the history A, B, C.
     assert_eq!(w.deploy_stage(SHA_C, true).output("status"), "deployed");
     assert_eq!(w.deploy_stage(SHA_B, false).output("status"), "rolled-back");
     w.app.set_mode(Mode::Healthy);
+    let api = GithubApi::start();
+    api.history(&[SHA_A, SHA_B, SHA_C]);
     let res = w
         .action("prod", "")
+        .env("GITHUB_API_URL", &api.url)
+        .input("github-token", TOKEN)
         .input("command", "promote")
         .run_within(Duration::from_secs(120));
     assert_eq!(res.output("status"), "deployed", "{}", res.dump());
@@ -54,10 +61,16 @@ fn an_empty_image_tag_promotes_the_newest_release_that_passed_stage() {
     assert_ne!(res.output("promoted-digest"), b);
     assert!(
         res.summary.contains(&format!(
-            "| promotion | `{SHA_A}` -> `{SHA_C}` ([compare](https://github.com/acme/cloudshop/compare/{SHA_A}...{SHA_C})) |"
+            "| promotion | `{SHA_A}` -> `{SHA_C}`, 2 new commits ([compare](https://github.com/acme/cloudshop/compare/{SHA_A}...{SHA_C})) |"
         )),
         "{}",
         res.summary
+    );
+    assert!(
+        api.requests()
+            .contains(&format!("/repos/acme/cloudshop/compare/{SHA_A}...{SHA_C}")),
+        "{:?}",
+        api.requests()
     );
     assert_eq!(marker(&w.reg, &w.prod, "prod", SHA_C).unwrap().digest, c);
 

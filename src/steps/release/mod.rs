@@ -37,7 +37,7 @@ pub use error::Error;
 pub use listing::{releases, EnvReleases, Live, ReleasesReport};
 pub use marker::{Store, Written};
 pub use pick::{pick, revision_of, Choice};
-pub use promotable::{explain, live_sha, promotable, Promotable};
+pub use promotable::{commits_between, explain, live_sha, promotable, Commits, Promotable};
 pub use report::{ReleaseReport, SourceCheck};
 pub use settings::{store, Settings};
 
