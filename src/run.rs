@@ -324,7 +324,8 @@ async fn execute(
             crate::gates::run(&cx, report).await
         }
         Command::Releases => {
-            report.releases = Some(release::releases(&clients, cfg, &settings).await?);
+            let others = crate::config::others_from_env(env, ctx);
+            report.releases = Some(release::releases(&clients, cfg, &others, &settings).await?);
             Ok(())
         }
         Command::Rollback => {
