@@ -1178,6 +1178,141 @@ fn the_release_image_stage_follows_the_container_action_rules() {
     assert!(text.contains("org.opencontainers.image.source="));
 }
 
+/// A copy of the action repository's release inputs (action.yml, .github/workflows, scripts/pin-release)
+/// in a fresh git repository, with `edit` applied to each workflow's text.
+fn release_checkout(edit: impl Fn(&str) -> String) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join(".github/workflows")).unwrap();
+    std::fs::create_dir_all(d.join("scripts")).unwrap();
+    std::fs::copy(root().join("action.yml"), d.join("action.yml")).unwrap();
+    std::fs::copy(
+        root().join("scripts/pin-release"),
+        d.join("scripts/pin-release"),
+    )
+    .unwrap();
+    for e in std::fs::read_dir(root().join(".github/workflows")).unwrap() {
+        let p = e.unwrap().path();
+        let text = std::fs::read_to_string(&p).unwrap();
+        std::fs::write(
+            d.join(".github/workflows").join(p.file_name().unwrap()),
+            edit(&text),
+        )
+        .unwrap();
+    }
+    git(d, &["init", "-q"]);
+    git(d, &["add", "-A"]);
+    git(d, &["commit", "-qm", "before the release"]);
+    dir
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .envs([
+            ("GIT_AUTHOR_NAME", "t"),
+            ("GIT_AUTHOR_EMAIL", "t@example.com"),
+            ("GIT_COMMITTER_NAME", "t"),
+            ("GIT_COMMITTER_EMAIL", "t@example.com"),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn pin_release(dir: &Path, image: &str) -> std::process::Output {
+    std::process::Command::new("bash")
+        .arg("scripts/pin-release")
+        .args([image, "1.2.0"])
+        .current_dir(dir)
+        .env("GITHUB_REPOSITORY", "cloudshop/cloudshop-deploy")
+        .envs([
+            ("GIT_AUTHOR_NAME", "t"),
+            ("GIT_AUTHOR_EMAIL", "t@example.com"),
+            ("GIT_COMMITTER_NAME", "t"),
+            ("GIT_COMMITTER_EMAIL", "t@example.com"),
+        ])
+        .output()
+        .unwrap()
+}
+
+/// Pinning: a reusable workflow at a release's tag or SHA runs that release's image. The release job
+/// runs scripts/pin-release, which makes two commits: action.yml runs the image by digest, then every
+/// workflow that calls the action calls it at the first commit's SHA. Checked by running the script on a
+/// copy of the real files: every action step of every reusable workflow names that SHA, and the
+/// action.yml at that SHA names the digest. A call at another ref than `@vN` makes the script refuse.
+#[test]
+fn a_released_reusable_workflow_runs_the_image_of_its_own_release() {
+    let release = std::fs::read_to_string(root().join(".github/workflows/release.yml")).unwrap();
+    assert!(
+        release.contains("scripts/pin-release \"$IMAGE_REF\" \"$VERSION\""),
+        "the release job pins with scripts/pin-release"
+    );
+    let image = format!(
+        "ghcr.io/cloudshop/cloudshop-deploy@sha256:{}",
+        "a".repeat(64)
+    );
+    let dir = release_checkout(|t| t.to_string());
+    let d = dir.path();
+    let out = pin_release(d, &image);
+    assert!(out.status.success(), "{out:?}");
+    let action_sha = git(d, &["rev-parse", "HEAD~1"]);
+    let pinned_action = git(d, &["show", &format!("{action_sha}:action.yml")]);
+    assert!(
+        pinned_action
+            .lines()
+            .any(|l| l == format!("  image: docker://{image}")),
+        "{pinned_action}"
+    );
+    let mut calls = 0;
+    for e in std::fs::read_dir(d.join(".github/workflows")).unwrap() {
+        let w = load_at(&e.unwrap().path());
+        for (name, job) in jobs(&w) {
+            for step in steps(job) {
+                let u = uses(step);
+                if u.starts_with("cloudshop/cloudshop-deploy@") {
+                    calls += 1;
+                    assert_eq!(
+                        u,
+                        format!("cloudshop/cloudshop-deploy@{action_sha}"),
+                        "{name}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(
+        calls >= 3,
+        "deploy, promote and rollback call the action: {calls}"
+    );
+    // The release's own tree: the head commit's action.yml is the pinned one too.
+    assert_eq!(
+        git(d, &["show", "HEAD:action.yml"]),
+        pinned_action,
+        "the second commit leaves action.yml alone"
+    );
+
+    // A call the script cannot rewrite (a branch) stops the release before any commit.
+    let dir = release_checkout(|t| {
+        t.replace(
+            "uses: cloudshop/cloudshop-deploy@v1",
+            "uses: cloudshop/cloudshop-deploy@main",
+        )
+    });
+    let before = git(dir.path(), &["rev-parse", "HEAD"]);
+    let out = pin_release(dir.path(), &image);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("::error::"));
+    assert_eq!(git(dir.path(), &["rev-parse", "HEAD"]), before);
+}
+
+/// A workflow file's YAML, by absolute path.
+fn load_at(path: &Path) -> Value {
+    yaml_serde::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
 /// GitHub's heading anchor: lowercase, punctuation dropped, spaces to hyphens.
 fn slug(heading: &str) -> String {
     heading
