@@ -18,6 +18,7 @@ mod frontend_release;
 mod hardening;
 mod hostile_text;
 mod layout;
+mod lifecycle;
 mod migrate;
 mod pipeline;
 mod promote;
