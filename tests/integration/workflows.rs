@@ -1178,6 +1178,27 @@ fn the_release_image_stage_follows_the_container_action_rules() {
     assert!(text.contains("org.opencontainers.image.source="));
 }
 
+/// The Terraform of docs/iam reads every policy file there (trust included), so "Terraform applies the
+/// JSON files" holds for each one; the branch trust form is the one documented as not used.
+#[test]
+fn the_iam_terraform_reads_every_policy_file() {
+    let tf = std::fs::read_to_string(root().join("docs/iam/main.tf")).unwrap();
+    for e in std::fs::read_dir(root().join("docs/iam")).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().to_string();
+        if !name.ends_with(".json") || name == "trust-branch-main.json" {
+            continue;
+        }
+        assert!(
+            tf.contains(&format!("\"{name}\"")) || tf.contains(&format!("/{name}\"")),
+            "main.tf does not read {name}"
+        );
+    }
+    assert!(
+        !tf.contains("aws_iam_policy_document"),
+        "a policy written in Terraform instead of read from its file"
+    );
+}
+
 /// A copy of the action repository's release inputs (action.yml, .github/workflows, scripts/pin-release)
 /// in a fresh git repository, with `edit` applied to each workflow's text.
 fn release_checkout(edit: impl Fn(&str) -> String) -> tempfile::TempDir {
