@@ -1345,6 +1345,51 @@ fn slug(heading: &str) -> String {
         .collect()
 }
 
+/// The troubleshooting guide's index lists every section (`##` and `###`) once, and nothing else: a
+/// reader who scans the table finds each failure the guide explains.
+#[test]
+fn the_troubleshooting_index_lists_every_section() {
+    use pulldown_cmark::{Event, HeadingLevel, Parser, Tag, TagEnd};
+    let text = std::fs::read_to_string(root().join("docs/troubleshooting.md")).unwrap();
+    let mut headings = Vec::new();
+    let mut current: Option<String> = None;
+    for event in Parser::new(&text) {
+        match event {
+            Event::Start(Tag::Heading { level, .. }) if level != HeadingLevel::H1 => {
+                current = Some(String::new())
+            }
+            Event::Text(t) | Event::Code(t) => {
+                if let Some(h) = current.as_mut() {
+                    h.push_str(&t)
+                }
+            }
+            Event::End(TagEnd::Heading(_)) => headings.extend(current.take().map(|h| slug(&h))),
+            _ => {}
+        }
+    }
+    let index = &text[..text.find("\n## ").unwrap()];
+    let listed: Vec<String> = index
+        .lines()
+        .filter(|l| l.starts_with("| ["))
+        .filter_map(|l| l.split("](#").nth(1))
+        .filter_map(|rest| rest.split(')').next())
+        .map(str::to_string)
+        .collect();
+    let mut sorted_listed = listed.clone();
+    sorted_listed.sort();
+    let missing: Vec<&String> = headings.iter().filter(|h| !listed.contains(h)).collect();
+    let extra: Vec<&String> = listed.iter().filter(|l| !headings.contains(l)).collect();
+    assert!(missing.is_empty(), "sections not in the index: {missing:?}");
+    assert!(extra.is_empty(), "index rows without a section: {extra:?}");
+    sorted_listed.dedup();
+    assert_eq!(sorted_listed.len(), listed.len(), "a section listed twice");
+    assert!(headings.len() > 40, "{headings:?}");
+    let mut unique = headings.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), headings.len(), "two sections with one anchor");
+}
+
 #[test]
 fn links_in_the_docs_resolve_to_files_and_anchors() {
     let mut checked = 0;
