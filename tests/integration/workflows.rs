@@ -1345,6 +1345,30 @@ fn slug(heading: &str) -> String {
         .collect()
 }
 
+/// docs/reliability.md names the tests that hold each guarantee: every `file::test` it names is a test
+/// of that file of tests/integration, so a renamed or deleted test cannot leave a guarantee unbacked.
+#[test]
+fn the_tests_the_reliability_page_names_exist() {
+    let text = std::fs::read_to_string(root().join("docs/reliability.md")).unwrap();
+    let mut named = 0;
+    for code in text.split('`').skip(1).step_by(2) {
+        let Some((file, test)) = code.split_once("::") else {
+            continue;
+        };
+        let path = root().join("tests/integration").join(format!("{file}.rs"));
+        if !path.exists() || test.contains(':') {
+            continue;
+        }
+        let source = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            source.contains(&format!("fn {test}()")),
+            "docs/reliability.md names `{code}`, which tests/integration/{file}.rs does not have"
+        );
+        named += 1;
+    }
+    assert!(named >= 30, "only {named} tests named");
+}
+
 /// The troubleshooting guide's index lists every section (`##` and `###`) once, and nothing else: a
 /// reader who scans the table finds each failure the guide explains.
 #[test]
