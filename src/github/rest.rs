@@ -164,6 +164,18 @@ impl Api {
         })
     }
 
+    /// The run's client: `None` without a token or a repository (`GITHUB_REPOSITORY`) to read.
+    pub fn of_run(
+        api_url: Option<&str>,
+        repository: Option<&str>,
+        token: Option<&str>,
+    ) -> Result<Option<Api>, Error> {
+        let (Some(token), Some(repository)) = (token, repository) else {
+            return Ok(None);
+        };
+        Api::new(api_url, repository, token, Duration::from_secs(30)).map(Some)
+    }
+
     /// The environment `name`, `None` when it does not exist (404).
     pub async fn environment(&self, name: &str) -> Result<Option<Environment>, Error> {
         let path = format!("repos/{}/environments/{}", self.repository, encode(name));

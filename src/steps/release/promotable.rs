@@ -100,7 +100,11 @@ pub async fn commits_between(
     let Some(approval) = cfg.promote.as_ref().map(|p| &p.approval) else {
         return Commits::Unknown("not a promotion".into());
     };
-    let api = match crate::steps::approval::api(approval, settings) {
+    let api = match crate::github::rest::Api::of_run(
+        settings.api_url.as_deref(),
+        settings.repository.as_deref(),
+        approval.token.as_ref().map(|t| t.0.as_str()),
+    ) {
         Ok(Some(api)) => api,
         Ok(None) => return Commits::Unknown("no `github-token` to ask GitHub with".into()),
         Err(e) => return Commits::Unknown(e.to_string()),
