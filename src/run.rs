@@ -314,6 +314,15 @@ async fn execute(
                         None => return Ok(()),
                     }
                 }
+                // A commit named by the dispatcher: the same line, read before the gates.
+                (Command::Promote, Some(tag)) if release::is_commit_sha(tag) => {
+                    let line = release::explanation(&clients, cfg, &settings, tag).await;
+                    report
+                        .release
+                        .get_or_insert_with(Default::default)
+                        .promotion = Some(line);
+                    None
+                }
                 _ => None,
             };
             let cx = crate::gates::Cx {
@@ -381,7 +390,6 @@ async fn promotion_target(
 ) -> Result<Option<Config>, Error> {
     let _group = commands::group("Pick the release to promote");
     let picked = release::promotable(clients, cfg, settings).await?;
-    let live = release::live_sha(clients, cfg, settings).await;
     let section = report.release.get_or_insert_with(Default::default);
     match picked {
         release::Promotable::NothingNew(v) => {
@@ -415,19 +423,11 @@ async fn promotion_target(
                 v.digest,
                 v.verified_at
             );
-            let commits = match live.as_deref() {
-                Some(live) if live != v.sha => {
-                    Some(release::commits_between(cfg, settings, live, &v.sha).await)
-                }
-                _ => None,
-            };
-            let section = report.release.get_or_insert_with(Default::default);
-            section.promotion = Some(release::explain(
-                live.as_deref(),
-                &v.sha,
-                commits.as_ref(),
-                settings.repo_url.as_deref(),
-            ));
+            let line = release::explanation(clients, cfg, settings, &v.sha).await;
+            report
+                .release
+                .get_or_insert_with(Default::default)
+                .promotion = Some(line);
             let mut picked = cfg.clone();
             picked.backend.image_tag = Some(v.sha.clone());
             Ok(Some(picked))

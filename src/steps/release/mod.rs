@@ -39,7 +39,9 @@ pub use error::Error;
 pub use listing::{releases, EnvReleases, Live, ReleasesReport};
 pub use marker::{Store, Written};
 pub use pick::{pick, revision_of, Choice};
-pub use promotable::{commits_between, explain, live_sha, promotable, Commits, Promotable};
+pub use promotable::{
+    commits_between, explain, explanation, is_commit_sha, live_sha, promotable, Commits, Promotable,
+};
 pub use report::{ReleaseReport, SourceCheck};
 pub use settings::{store, Settings};
 

@@ -121,7 +121,37 @@ pub async fn commits_between(
     }
 }
 
-/// "3 commits", "3 commits ahead, 2 behind" (diverged history), Markdown.
+/// The summary line of a promotion of commit `promoted`: the target's live release, the commits
+/// between them and the compare link ([`explain`]). Read-only and best effort: what cannot be read
+/// is said in the line, never an error.
+pub async fn explanation(
+    clients: &Clients,
+    cfg: &Config,
+    settings: &Settings,
+    promoted: &str,
+) -> String {
+    let live = live_sha(clients, cfg, settings).await;
+    let commits = match live.as_deref() {
+        Some(live) if live != promoted => {
+            Some(commits_between(cfg, settings, live, promoted).await)
+        }
+        _ => None,
+    };
+    explain(
+        live.as_deref(),
+        promoted,
+        commits.as_ref(),
+        settings.repo_url.as_deref(),
+    )
+}
+
+/// Is `tag` a full commit SHA (what a compare link can name)?
+pub fn is_commit_sha(tag: &str) -> bool {
+    tag.len() == 40 && tag.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// "3 new commits", or with a diverged history also how many of the live release's are not included;
+/// Markdown.
 fn count(commits: &Commits) -> String {
     let plural = |n: u64| if n == 1 { "commit" } else { "commits" };
     match commits {
@@ -197,6 +227,14 @@ mod tests {
             Some(Promotable::NothingNew(Box::new(new.clone())))
         );
         assert_eq!(newest(Vec::new(), &[]), None);
+    }
+
+    #[test]
+    fn only_a_full_sha_names_a_commit() {
+        assert!(is_commit_sha(&"a1".repeat(20)));
+        assert!(!is_commit_sha("a1b2c3d"));
+        assert!(!is_commit_sha("stage-latest"));
+        assert!(!is_commit_sha(&"g".repeat(40)));
     }
 
     #[test]
