@@ -307,27 +307,14 @@ async fn execute(
     let settings = release::Settings::new(ctx, env);
     match cfg.command {
         Command::Deploy | Command::Promote => {
-            let picked = match (cfg.command, &cfg.backend.image_tag) {
-                (Command::Promote, None) => {
-                    match promotion_target(&clients, cfg, &settings, report).await? {
-                        Some(picked) => Some(picked),
-                        None => return Ok(()),
-                    }
-                }
-                // A commit named by the dispatcher: the same line, read before the gates.
-                (Command::Promote, Some(tag)) if release::is_commit_sha(tag) => {
-                    let line = release::explanation(&clients, cfg, &settings, tag).await;
-                    report
-                        .release
-                        .get_or_insert_with(Default::default)
-                        .promotion = Some(line);
-                    None
-                }
-                _ => None,
+            let picked = match target(&clients, cfg, &settings, report).await? {
+                Target::Nothing => return Ok(()),
+                Target::Own => None,
+                Target::Picked(picked) => Some(picked),
             };
             let cx = crate::gates::Cx {
                 clients: &clients,
-                cfg: picked.as_ref().unwrap_or(cfg),
+                cfg: picked.as_deref().unwrap_or(cfg),
                 settings: &settings,
             };
             crate::gates::run(&cx, report).await
@@ -376,6 +363,43 @@ async fn execute(
             }
             Ok(())
         }
+    }
+}
+
+/// What the gates of a deploy or promotion run with.
+enum Target {
+    /// The run's own configuration.
+    Own,
+    /// A promotion without `image-tag`: the configuration naming the release it picked.
+    Picked(Box<Config>),
+    /// Nothing to promote: the run ends `no-change`.
+    Nothing,
+}
+
+/// A promotion without `image-tag` picks its release; one of a commit SHA gets the same summary line
+/// (prod's live SHA, the commits between, the compare link), read before the gates. Read-only.
+async fn target(
+    clients: &Clients,
+    cfg: &Config,
+    settings: &release::Settings,
+    report: &mut Report,
+) -> Result<Target, Error> {
+    match (cfg.command, &cfg.backend.image_tag) {
+        (Command::Promote, None) => Ok(
+            match promotion_target(clients, cfg, settings, report).await? {
+                Some(picked) => Target::Picked(Box::new(picked)),
+                None => Target::Nothing,
+            },
+        ),
+        (Command::Promote, Some(tag)) if release::is_commit_sha(tag) => {
+            let line = release::explanation(clients, cfg, settings, tag).await;
+            report
+                .release
+                .get_or_insert_with(Default::default)
+                .promotion = Some(line);
+            Ok(Target::Own)
+        }
+        _ => Ok(Target::Own),
     }
 }
 
