@@ -5,6 +5,7 @@
 mod action_metadata;
 mod approval;
 mod cancel;
+mod cli;
 mod corpus;
 mod demo;
 mod deploy;
