@@ -86,6 +86,32 @@ resource "aws_iam_role_policy" "prod_releases" {
   policy = file("${path.module}/releases-prod.json")
 }
 
+# Break glass: the roles a person on call assumes from a laptop when GitHub Actions is down
+# (docs/cli.md): trusted by the on-call SSO permission set or IAM users with MFA, never by GitHub, with
+# the policies the action's roles already have.
+locals {
+  break_glass = {
+    "prod/rollback"  = "rollback-prod.json"
+    "prod/releases"  = "releases-prod.json"
+    "stage/deploy"   = "deploy-stage.json"
+    "stage/rollback" = "rollback-stage.json"
+  }
+}
+
+resource "aws_iam_role" "break_glass" {
+  for_each             = toset(["stage", "prod"])
+  name                 = "cloudshop-break-glass-${each.key}"
+  assume_role_policy   = file("${path.module}/break-glass-trust.json")
+  max_session_duration = 3600
+}
+
+resource "aws_iam_role_policy" "break_glass" {
+  for_each = local.break_glass
+  name     = "cloudshop-${split("/", each.key)[1]}"
+  role     = aws_iam_role.break_glass[split("/", each.key)[0]].id
+  policy   = file("${path.module}/${each.value}")
+}
+
 # Only when an environment sets `cloudfront-distribution-id` (CloudShop's do not): the invalidation of the
 # changed HTML paths.
 variable "cloudfront_environments" {
@@ -103,7 +129,9 @@ resource "aws_iam_role_policy" "cloudfront_invalidation" {
 
 output "role_arns" {
   value = {
-    stage = aws_iam_role.stage.arn
-    prod  = aws_iam_role.prod.arn
+    stage             = aws_iam_role.stage.arn
+    prod              = aws_iam_role.prod.arn
+    break_glass_stage = aws_iam_role.break_glass["stage"].arn
+    break_glass_prod  = aws_iam_role.break_glass["prod"].arn
   }
 }
