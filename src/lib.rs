@@ -13,7 +13,8 @@
 //! - [`config`]: raw inputs + the YAML environments file -> a validated [`config::Config`] (pure).
 //! - [`clock`]: the run's wall clock, handed to what reads the date (the watch's signal windows).
 //! - [`github`]: workflow commands, the output and summary files, the OIDC token, and `rest` (the REST
-//!   reads of the approval gate: the job's environment, a commit's author).
+//!   reads of the approval gate: the job's environment, a commit's author; and of a promotion's summary:
+//!   the commits between the live release and the promoted one).
 //! - [`aws`]: the HTTPS client, `SdkConfig`, OIDC role credentials, error helpers.
 //! - [`shutdown`]: SIGTERM/SIGINT handlers the run races its pipeline against, and the panic hook that
 //!   writes the last report snapshot before the process aborts.

@@ -355,24 +355,21 @@ async fn execute(
     let settings = release::Settings::new(ctx, env);
     match cfg.command {
         Command::Deploy | Command::Promote => {
-            let picked = match (cfg.command, &cfg.backend.image_tag) {
-                (Command::Promote, None) => {
-                    match promotion_target(&clients, cfg, &settings, report).await? {
-                        Some(picked) => Some(picked),
-                        None => return Ok(()),
-                    }
-                }
-                _ => None,
+            let picked = match target(&clients, cfg, &settings, report).await? {
+                Target::Nothing => return Ok(()),
+                Target::Own => None,
+                Target::Picked(picked) => Some(picked),
             };
             let cx = crate::gates::Cx {
                 clients: &clients,
-                cfg: picked.as_ref().unwrap_or(cfg),
+                cfg: picked.as_deref().unwrap_or(cfg),
                 settings: &settings,
             };
             crate::gates::run(&cx, report).await
         }
         Command::Releases => {
-            report.releases = Some(release::releases(&clients, cfg, &settings).await?);
+            let others = crate::config::others_from_env(env, ctx);
+            report.releases = Some(release::releases(&clients, cfg, &others, &settings).await?);
             Ok(())
         }
         Command::Rollback => {
@@ -417,6 +414,43 @@ async fn execute(
     }
 }
 
+/// What the gates of a deploy or promotion run with.
+enum Target {
+    /// The run's own configuration.
+    Own,
+    /// A promotion without `image-tag`: the configuration naming the release it picked.
+    Picked(Box<Config>),
+    /// Nothing to promote: the run ends `no-change`.
+    Nothing,
+}
+
+/// A promotion without `image-tag` picks its release; one of a commit SHA gets the same summary line
+/// (prod's live SHA, the commits between, the compare link), read before the gates. Read-only.
+async fn target(
+    clients: &Clients,
+    cfg: &Config,
+    settings: &release::Settings,
+    report: &mut Report,
+) -> Result<Target, Error> {
+    match (cfg.command, &cfg.backend.image_tag) {
+        (Command::Promote, None) => Ok(
+            match promotion_target(clients, cfg, settings, report).await? {
+                Some(picked) => Target::Picked(Box::new(picked)),
+                None => Target::Nothing,
+            },
+        ),
+        (Command::Promote, Some(tag)) if release::is_commit_sha(tag) => {
+            let line = release::explanation(clients, cfg, settings, tag).await;
+            report
+                .release
+                .get_or_insert_with(Default::default)
+                .promotion = Some(line);
+            Ok(Target::Own)
+        }
+        _ => Ok(Target::Own),
+    }
+}
+
 /// A promotion without `image-tag`: the configuration naming the newest release verified on the source
 /// environment, or `None` (the report says "nothing to promote", `status=no-change`) when the target
 /// already runs it. Read-only.
@@ -428,7 +462,6 @@ async fn promotion_target(
 ) -> Result<Option<Config>, Error> {
     let _group = commands::group("Pick the release to promote");
     let picked = release::promotable(clients, cfg, settings).await?;
-    let live = release::live_sha(clients, cfg, settings).await;
     let section = report.release.get_or_insert_with(Default::default);
     match picked {
         release::Promotable::NothingNew(v) => {
@@ -462,11 +495,11 @@ async fn promotion_target(
                 v.digest,
                 v.verified_at
             );
-            section.promotion = Some(release::explain(
-                live.as_deref(),
-                &v.sha,
-                settings.repo_url.as_deref(),
-            ));
+            let line = release::explanation(clients, cfg, settings, &v.sha).await;
+            report
+                .release
+                .get_or_insert_with(Default::default)
+                .promotion = Some(line);
             let mut picked = cfg.clone();
             picked.backend.image_tag = Some(v.sha.clone());
             Ok(Some(picked))

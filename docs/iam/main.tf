@@ -1,5 +1,6 @@
 # GitHub OIDC -> one AWS role per GitHub environment, with the least-privilege policies of this folder.
-# The JSON files are the single source: Terraform reads them, so the two never disagree.
+# The JSON files are the single source: Terraform reads every one of them (the trust policies too, with
+# the repository of `github_repository`), so the two never disagree.
 #
 #   terraform init && terraform apply -var github_repository=cloudshop/cloudshop
 #
@@ -28,39 +29,28 @@ resource "aws_iam_openid_connect_provider" "github" {
   client_id_list = ["sts.amazonaws.com"]
 }
 
-# The trust policy: only jobs of this repository that run in the named GitHub environment. A job with
+# The trust policies: only jobs of this repository that run in the named GitHub environment. A job with
 # `environment: production` presents `sub` = repo:ORG/REPO:environment:production, whatever the branch.
-data "aws_iam_policy_document" "trust" {
-  for_each = toset(["stage", "production"])
-
-  statement {
-    actions = ["sts:AssumeRoleWithWebIdentity"]
-    principals {
-      type        = "Federated"
-      identifiers = [aws_iam_openid_connect_provider.github.arn]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "token.actions.githubusercontent.com:aud"
-      values   = ["sts.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "token.actions.githubusercontent.com:sub"
-      values   = ["repo:${var.github_repository}:environment:${each.key}"]
-    }
+# The files name CloudShop's repository; another one is substituted here.
+locals {
+  trust = {
+    for env, file_name in { stage = "trust-stage.json", production = "trust-production.json" } :
+    env => replace(file("${path.module}/${file_name}"), "repo:cloudshop/cloudshop:", "repo:${var.github_repository}:")
   }
 }
 
+# The trust files name the provider by its ARN: create it first.
 resource "aws_iam_role" "stage" {
+  depends_on           = [aws_iam_openid_connect_provider.github]
   name                 = "cloudshop-deploy-stage"
-  assume_role_policy   = data.aws_iam_policy_document.trust["stage"].json
+  assume_role_policy   = local.trust["stage"]
   max_session_duration = 3600
 }
 
 resource "aws_iam_role" "prod" {
+  depends_on           = [aws_iam_openid_connect_provider.github]
   name                 = "cloudshop-deploy-prod"
-  assume_role_policy   = data.aws_iam_policy_document.trust["production"].json
+  assume_role_policy   = local.trust["production"]
   max_session_duration = 3600
 }
 
@@ -96,9 +86,52 @@ resource "aws_iam_role_policy" "prod_releases" {
   policy = file("${path.module}/releases-prod.json")
 }
 
+# Break glass: the roles a person on call assumes from a laptop when GitHub Actions is down
+# (docs/cli.md): trusted by the on-call SSO permission set or IAM users with MFA, never by GitHub, with
+# the policies the action's roles already have.
+locals {
+  break_glass = {
+    "prod/rollback"  = "rollback-prod.json"
+    "prod/releases"  = "releases-prod.json"
+    "stage/deploy"   = "deploy-stage.json"
+    "stage/rollback" = "rollback-stage.json"
+  }
+}
+
+resource "aws_iam_role" "break_glass" {
+  for_each             = toset(["stage", "prod"])
+  name                 = "cloudshop-break-glass-${each.key}"
+  assume_role_policy   = file("${path.module}/break-glass-trust.json")
+  max_session_duration = 3600
+}
+
+resource "aws_iam_role_policy" "break_glass" {
+  for_each = local.break_glass
+  name     = "cloudshop-${split("/", each.key)[1]}"
+  role     = aws_iam_role.break_glass[split("/", each.key)[0]].id
+  policy   = file("${path.module}/${each.value}")
+}
+
+# Only when an environment sets `cloudfront-distribution-id` (CloudShop's do not): the invalidation of the
+# changed HTML paths.
+variable "cloudfront_environments" {
+  description = "Roles (stage, prod) whose environment sets cloudfront-distribution-id"
+  type        = set(string)
+  default     = []
+}
+
+resource "aws_iam_role_policy" "cloudfront_invalidation" {
+  for_each = var.cloudfront_environments
+  name     = "cloudshop-cloudfront-invalidation"
+  role     = each.key == "prod" ? aws_iam_role.prod.id : aws_iam_role.stage.id
+  policy   = file("${path.module}/cloudfront-invalidation.json")
+}
+
 output "role_arns" {
   value = {
-    stage = aws_iam_role.stage.arn
-    prod  = aws_iam_role.prod.arn
+    stage             = aws_iam_role.stage.arn
+    prod              = aws_iam_role.prod.arn
+    break_glass_stage = aws_iam_role.break_glass["stage"].arn
+    break_glass_prod  = aws_iam_role.break_glass["prod"].arn
   }
 }

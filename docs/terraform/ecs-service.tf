@@ -27,8 +27,10 @@ resource "aws_ecs_service" "backend" {
   }
 
   lifecycle {
-    # The deploy action owns the running revision (and `desired-count` when it is set in the workflow).
-    ignore_changes = [task_definition]
+    # The deploy action owns the running revision, and `desired_count` when `desired-count` is set in the
+    # environments file (or an autoscaling policy owns it): without it here, `terraform apply` would reset
+    # the count the last deploy or the autoscaler chose.
+    ignore_changes = [task_definition, desired_count]
   }
 }
 

@@ -11,6 +11,11 @@
 //!
 //! `Location` headers naming the upstream are rewritten to the proxy, so a registry's upload sessions stay
 //! behind it too.
+//!
+//! With `routes`, one proxy fronts several upstreams (one ECS simulator per environment behind the one
+//! ECS endpoint a run has): a request whose body names a route's needle (its cluster) goes to that
+//! route's upstream, and a request that names none (`DescribeTaskDefinition` after `DescribeServices`)
+//! to the upstream of the last routed one, as a run reads one environment at a time.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -69,6 +74,8 @@ pub struct FaultPlan {
     /// `(from, to)`: replaced in every forwarded response body, e.g. to show a listing a key no
     /// emulator can store (moto refuses keys with a line break).
     pub rewrite: Vec<(String, String)>,
+    /// `(needle, upstream)`: see the module's routing note.
+    pub routes: Vec<(String, String)>,
 }
 
 impl Default for FaultPlan {
@@ -85,6 +92,7 @@ impl Default for FaultPlan {
             record_bodies: false,
             tag_page: None,
             rewrite: Vec::new(),
+            routes: Vec::new(),
         }
     }
 }
@@ -121,6 +129,8 @@ pub struct Call {
 
 struct State {
     upstream: String,
+    /// The upstream of the last routed request.
+    routed: Mutex<Option<String>>,
     plan: FaultPlan,
     rng: Mutex<rand::rngs::StdRng>,
     counts: Mutex<BTreeMap<String, usize>>,
@@ -150,6 +160,7 @@ impl FaultProxy {
         let endpoint = format!("http://{addr}");
         let state = Arc::new(State {
             upstream: upstream.trim_end_matches('/').to_string(),
+            routed: Mutex::new(None),
             rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(plan.seed)),
             plan,
             counts: Mutex::default(),
@@ -246,6 +257,21 @@ impl std::fmt::Display for Dropped {
 
 impl std::error::Error for Dropped {}
 
+/// The upstream of a request (see the module's routing note).
+fn route(st: &State, body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut last = st.routed.lock().unwrap();
+    if let Some((_, to)) = st
+        .plan
+        .routes
+        .iter()
+        .find(|(n, _)| text.contains(n.as_str()))
+    {
+        *last = Some(to.trim_end_matches('/').to_string());
+    }
+    last.clone().unwrap_or_else(|| st.upstream.clone())
+}
+
 async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Dropped> {
     let (parts, body) = req.into_parts();
     let body = match body.collect().await {
@@ -280,9 +306,10 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<
         }
         None => {}
     }
+    let upstream = route(&st, &body);
     let url = match parts.uri.path_and_query() {
-        Some(pq) => format!("{}{}", st.upstream, pq),
-        None => st.upstream.clone(),
+        Some(pq) => format!("{upstream}{pq}"),
+        None => upstream,
     };
     let mut fwd = st.client.request(parts.method.clone(), &url);
     for (name, value) in &parts.headers {

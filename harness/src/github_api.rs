@@ -1,7 +1,9 @@
 //! A loopback server that answers like GitHub's REST API for what the approval gate reads:
 //! `GET /repos/{owner}/{repo}/environments/{name}` (404 for an unknown environment) and
-//! `GET /repos/{owner}/{repo}/commits/{sha}` (`author` is `null` when no account is set), with the
-//! reply shapes of GitHub's documentation. A request without `Authorization: Bearer <token>` gets 401,
+//! `GET /repos/{owner}/{repo}/commits/{sha}` (`author` is `null` when no account is set), and what a
+//! promotion's summary reads: `GET /repos/{owner}/{repo}/compare/{base}...{head}` over a linear history
+//! (404 for a commit not in it, `per_page` bounding the `commits` list), with the reply shapes of
+//! GitHub's documentation. A request without `Authorization: Bearer <token>` gets 401,
 //! as GitHub's would for a private repository. Every request is recorded.
 //!
 //! The server is stopped when the handle is dropped.
@@ -9,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -23,6 +25,8 @@ pub const TOKEN: &str = "ghs_loopbacktoken0123456789";
 struct Shared {
     environments: BTreeMap<String, Value>,
     authors: BTreeMap<String, Option<String>>,
+    /// Commits, oldest first.
+    history: Vec<String>,
     seen: Vec<String>,
 }
 
@@ -44,6 +48,7 @@ impl GithubApi {
                 get(environment),
             )
             .route("/repos/{owner}/{repo}/commits/{sha}", get(commit))
+            .route("/repos/{owner}/{repo}/compare/{basehead}", get(compare))
             .with_state(shared.clone());
         let (port, rt) = super::serve_on_own_thread(router);
         GithubApi {
@@ -88,6 +93,11 @@ impl GithubApi {
             .unwrap()
             .authors
             .insert(sha.into(), login.map(str::to_string));
+    }
+
+    /// A linear history of commits, oldest first, for compare requests.
+    pub fn history(&self, shas: &[&str]) {
+        self.shared.lock().unwrap().history = shas.iter().map(|s| s.to_string()).collect();
     }
 
     /// Paths requested so far, in order.
@@ -156,4 +166,52 @@ async fn commit(
         .into_response(),
         None => (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({"message": format!("No commit found for SHA: {sha}")}))).into_response(),
     }
+}
+
+async fn compare(
+    State(shared): State<Arc<Mutex<Shared>>>,
+    Path((owner, repo, basehead)): Path<(String, String, String)>,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let mut s = shared.lock().unwrap();
+    s.seen
+        .push(format!("/repos/{owner}/{repo}/compare/{basehead}"));
+    if !authorized(&headers) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"message": "Bad credentials"})),
+        )
+            .into_response();
+    }
+    let Some((base, head)) = basehead.split_once("...") else {
+        return not_found();
+    };
+    let at = |sha: &str| s.history.iter().position(|c| c == sha);
+    let (Some(b), Some(h)) = (at(base), at(head)) else {
+        return not_found();
+    };
+    let (status, ahead, behind) = match h.cmp(&b) {
+        std::cmp::Ordering::Equal => ("identical", 0, 0),
+        std::cmp::Ordering::Greater => ("ahead", h - b, 0),
+        std::cmp::Ordering::Less => ("behind", 0, b - h),
+    };
+    let per_page = query
+        .get("per_page")
+        .and_then(|p| p.parse::<usize>().ok())
+        .unwrap_or(250)
+        .min(250);
+    let commits: Vec<Value> = s.history[b + 1..=h.max(b)]
+        .iter()
+        .take(per_page)
+        .map(|sha| json!({"sha": sha, "commit": {"message": "change"}, "author": null}))
+        .collect();
+    Json(json!({
+        "url": format!("https://api.github.com/repos/{owner}/{repo}/compare/{basehead}"),
+        "html_url": format!("https://github.com/{owner}/{repo}/compare/{basehead}"),
+        "base_commit": {"sha": base}, "merge_base_commit": {"sha": if h < b { head } else { base }},
+        "status": status, "ahead_by": ahead, "behind_by": behind, "total_commits": ahead,
+        "commits": commits, "files": []
+    }))
+    .into_response()
 }

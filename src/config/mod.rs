@@ -261,6 +261,46 @@ fn promote_of(src: &Sources, command: Command, region: &str) -> Result<Option<Pr
     })
 }
 
+/// For `command: releases`: every environment of the file other than the run's, each built as if the
+/// run named it, from the inputs that are not about one environment (`command`, `config`,
+/// `registry-url`). An entry that does not build is that environment's error, not the run's.
+pub fn others(
+    inputs: &Inputs,
+    file: &FileConfig,
+    ctx: &Context,
+) -> Vec<(String, Result<Config, Error>)> {
+    file.environments
+        .keys()
+        .filter(|name| Some(*name) != inputs.environment.as_ref())
+        .map(|name| {
+            let neutral = Inputs {
+                command: inputs.command.clone(),
+                environment: Some(name.clone()),
+                config: inputs.config.clone(),
+                registry_url: inputs.registry_url.clone(),
+                ..Inputs::default()
+            };
+            (name.clone(), build(&neutral, file, ctx))
+        })
+        .collect()
+}
+
+/// [`others`] from the run's variables (the environments file is read again: the run's config keeps
+/// only its own environment). Empty when the inputs or the file cannot be read, which the run's own
+/// load has already reported.
+pub fn others_from_env(
+    vars: &std::collections::BTreeMap<String, String>,
+    ctx: &Context,
+) -> Vec<(String, Result<Config, Error>)> {
+    let Ok(inputs) = Inputs::from_env(vars.iter()) else {
+        return Vec::new();
+    };
+    match load_file(&inputs, &ctx.workspace) {
+        Ok((file, _)) => others(&inputs, &file, ctx),
+        Err(_) => Vec::new(),
+    }
+}
+
 /// The S3 static-website endpoint of `bucket`. The older regions spell it `s3-website-REGION`, the
 /// others `s3-website.REGION` (AWS's "Website endpoints" table).
 pub fn s3_website_endpoint(bucket: &str, region: &str) -> String {

@@ -1,12 +1,13 @@
-//! GitHub's REST API, read-only, for the approval gate: the job's deployment environment (its
-//! protection rules) and the author of a commit, at the runner's `GITHUB_API_URL` (so GitHub Enterprise
-//! Server works too) with the job's token.
+//! GitHub's REST API, read-only: for the approval gate, the job's deployment environment (its
+//! protection rules) and the author of a commit; for a promotion's summary, how many commits lie
+//! between the live release and the promoted one. At the runner's `GITHUB_API_URL` (so GitHub
+//! Enterprise Server works too) with the job's token.
 //!
 //! A transport failure, a 429 or a 5xx is asked again under [`crate::retry`]; another status is final.
 //! A 404 for the environment means the job's environment does not exist: `None`, not an error.
 //!
-//! APIs: GitHub REST `GET /repos/{owner}/{repo}/environments/{name}` and
-//! `GET /repos/{owner}/{repo}/commits/{ref}`.
+//! APIs: GitHub REST `GET /repos/{owner}/{repo}/environments/{name}`,
+//! `GET /repos/{owner}/{repo}/commits/{ref}` and `GET /repos/{owner}/{repo}/compare/{base}...{head}`.
 
 use std::time::Duration;
 
@@ -113,6 +114,17 @@ pub struct BranchPolicy {
     pub custom_branch_policies: bool,
 }
 
+/// How `head` relates to `base` (the fields the promotion summary reads).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct Comparison {
+    /// `ahead`, `behind`, `diverged` or `identical`.
+    pub status: String,
+    /// Commits in `head` that `base` does not have.
+    pub ahead_by: u64,
+    /// Commits in `base` that `head` does not have (a promotion that goes back in history).
+    pub behind_by: u64,
+}
+
 #[derive(Deserialize)]
 struct Commit {
     author: Option<Login>,
@@ -152,6 +164,18 @@ impl Api {
         })
     }
 
+    /// The run's client: `None` without a token or a repository (`GITHUB_REPOSITORY`) to read.
+    pub fn of_run(
+        api_url: Option<&str>,
+        repository: Option<&str>,
+        token: Option<&str>,
+    ) -> Result<Option<Api>, Error> {
+        let (Some(token), Some(repository)) = (token, repository) else {
+            return Ok(None);
+        };
+        Api::new(api_url, repository, token, Duration::from_secs(30)).map(Some)
+    }
+
     /// The environment `name`, `None` when it does not exist (404).
     pub async fn environment(&self, name: &str) -> Result<Option<Environment>, Error> {
         let path = format!("repos/{}/environments/{}", self.repository, encode(name));
@@ -171,6 +195,19 @@ impl Api {
             });
         };
         Ok(commit.author.map(|a| a.login))
+    }
+
+    /// How commit `head` compares with commit `base`; `None` when either is unknown (404). One commit
+    /// per page: the counts come with the first page, the commit list is not needed.
+    pub async fn compare(&self, base: &str, head: &str) -> Result<Option<Comparison>, Error> {
+        let path = format!(
+            "repos/{}/compare/{}...{}?per_page=1",
+            self.repository,
+            encode(base),
+            encode(head)
+        );
+        self.get_json(&path, &format!("compare `{base}...{head}`"))
+            .await
     }
 
     /// `GET base/path` as JSON; `None` on a 404.
@@ -285,5 +322,16 @@ mod tests {
         );
         assert_eq!(r[1].reviewer.as_ref().unwrap().slug.as_deref(), Some("ops"));
         assert!(env.deployment_branch_policy.unwrap().custom_branch_policies);
+    }
+
+    #[test]
+    fn githubs_compare_reply_reads() {
+        let text = r#"{"url":"u","status":"diverged","ahead_by":5,"behind_by":2,"total_commits":5,
+            "commits":[{"sha":"a"}],"files":[]}"#;
+        let c: Comparison = serde_json::from_str(text).unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.ahead_by, c.behind_by),
+            ("diverged", 5, 2)
+        );
     }
 }

@@ -9,7 +9,6 @@
 //! `GET /repos/{owner}/{repo}/commits/{sha}` (see [`crate::github::rest`]).
 
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use serde::Serialize;
 
@@ -119,16 +118,11 @@ fn has_reviewers(env: &Environment) -> bool {
 
 /// The REST client of the run, when there is a token and a repository to read.
 fn api(approval: &Approval, settings: &Settings) -> Result<Option<Api>, rest::Error> {
-    let (Some(token), Some(repository)) = (&approval.token, &settings.repository) else {
-        return Ok(None);
-    };
-    Api::new(
+    Api::of_run(
         settings.api_url.as_deref(),
-        repository,
-        &token.0,
-        Duration::from_secs(30),
+        settings.repository.as_deref(),
+        approval.token.as_ref().map(|t| t.0.as_str()),
     )
-    .map(Some)
 }
 
 /// Check the approval of promoting commit `sha`; record what was read into `section`.

@@ -36,9 +36,24 @@ pub struct Clients {
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub elb: aws_sdk_elasticloadbalancingv2::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
+    /// S3 uses path-style addressing (an emulator's endpoint).
+    pub path_style: bool,
 }
 
 impl Clients {
+    /// The same credentials and endpoints in `region` (a clone when it is already theirs).
+    pub fn in_region(&self, region: &str) -> Clients {
+        if self.sdk.region().map(|r| r.as_ref()) == Some(region) {
+            return self.clone();
+        }
+        let sdk = self
+            .sdk
+            .to_builder()
+            .region(aws_types::region::Region::new(region.to_string()))
+            .build();
+        Clients::new(sdk, self.path_style)
+    }
+
     /// Build every client from `sdk`. `path_style` makes S3 use path-style addressing (for emulators).
     pub fn new(sdk: SdkConfig, path_style: bool) -> Self {
         let s3_conf = aws_sdk_s3::config::Builder::from(&sdk)
@@ -53,6 +68,7 @@ impl Clients {
             logs: aws_sdk_cloudwatchlogs::Client::new(&sdk),
             elb: aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
             cloudwatch: aws_sdk_cloudwatch::Client::new(&sdk),
+            path_style,
             sdk,
         }
     }

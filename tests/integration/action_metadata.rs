@@ -85,28 +85,50 @@ fn readme_documents_every_input_and_output() {
     }
 }
 
-#[test]
-fn readme_examples_are_valid_environments_files() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let blocks: Vec<&str> = readme
-        .split("```yaml\n")
+/// Every ```yaml block of a Markdown file under the repository root.
+fn yaml_blocks(path: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path))
+        .unwrap();
+    text.split("```yaml\n")
         .skip(1)
-        .map(|b| b.split("```").next().unwrap())
-        .collect();
-    let file = blocks
+        .map(|b| b.split("```").next().unwrap().to_string())
+        .collect()
+}
+
+/// CloudShop's environments file is written once, in the quick start; the README and the reference link
+/// to it. It parses, and with the reference's smoke example appended to an environment it validates like
+/// the binary would.
+#[test]
+fn the_one_environments_file_and_the_smoke_example_are_valid() {
+    let whole = |b: &&String| b.starts_with("region:");
+    let mut pages = vec!["README.md".to_string()];
+    for e in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/docs")).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().to_string();
+        if name.ends_with(".md") {
+            pages.push(format!("docs/{name}"));
+        }
+    }
+    let with_file: Vec<&String> = pages
         .iter()
-        .find(|b| b.starts_with("region:"))
-        .expect("the environments-file example");
-    let parsed = cloudshop_deploy::config::parse_file("README", file).unwrap();
+        .filter(|p| yaml_blocks(p).iter().any(|b| whole(&b)))
+        .collect();
+    assert_eq!(
+        with_file,
+        ["docs/quick-start.md"],
+        "one CloudShop environments file, in the quick start"
+    );
+    let quick = yaml_blocks("docs/quick-start.md");
+    let file = quick.iter().find(whole).unwrap();
+    let parsed = cloudshop_deploy::config::parse_file("quick-start", file).unwrap();
     assert_eq!(parsed.environments.len(), 2);
-    let smoke = blocks
+    let reference = yaml_blocks("docs/environments.md");
+    let smoke = reference
         .iter()
         .find(|b| b.trim_start().starts_with("smoke:"))
         .expect("the smoke example");
     let with_smoke = format!("{file}{smoke}").replace("\n  prod:", "\n  prodx:");
     // The snippet is indented for an environment; appended after prod it belongs to prod.
-    let parsed = cloudshop_deploy::config::parse_file("README", &with_smoke).unwrap();
+    let parsed = cloudshop_deploy::config::parse_file("quick-start", &with_smoke).unwrap();
     let checks = parsed.environments["prodx"]
         .smoke
         .as_ref()

@@ -20,6 +20,7 @@ mod frontend_release;
 mod hardening;
 mod hostile_text;
 mod layout;
+mod lifecycle;
 mod migrate;
 mod pipeline;
 mod progressive_sim;

@@ -211,6 +211,19 @@ fn every_call_a_promotion_makes_is_in_its_documented_policy() {
         .input("poll-interval", "30ms")
         .run_within(Duration::from_secs(180));
     assert_eq!(res.output("status"), "deployed", "{}", res.dump());
+    // Without `image-tag` the promotion lists the markers of both repositories to pick the release
+    // (here: the one prod already runs, so nothing to promote).
+    let res = Action::new()
+        .with_moto(&w.moto)
+        .env("AWS_ENDPOINT_URL", &aws.endpoint)
+        .env("AWS_ENDPOINT_URL_ECS", &ecs.endpoint)
+        .file(".github/cloudshop-deploy.yml", &config)
+        .input("command", "promote")
+        .input("environment", "prod")
+        .input("registry-url", &reg.endpoint)
+        .input("poll-interval", "30ms")
+        .run_within(Duration::from_secs(180));
+    assert_eq!(res.output("status"), "no-change", "{}", res.dump());
     let called: std::collections::BTreeSet<String> = aws
         .ops()
         .iter()
@@ -219,7 +232,9 @@ fn every_call_a_promotion_makes_is_in_its_documented_policy() {
         .filter_map(|op| common::faults::iam_action(op))
         .collect();
     assert!(
-        called.contains("ecr:PutImage") && called.contains("ecs:UpdateService"),
+        called.contains("ecr:PutImage")
+            && called.contains("ecs:UpdateService")
+            && called.contains("ecr:ListImages"),
         "the recording saw the promotion: {called:?}"
     );
     let granted = common::policy_actions("promote-prod.json");

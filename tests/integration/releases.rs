@@ -1,6 +1,7 @@
 //! Promotion picks through the real binary: with an empty `image-tag`, `command: promote` ships the
 //! newest release verified on stage that prod does not run yet (never one that failed stage), and says
-//! what prod ran and the compare link; when prod already runs the newest verified release it prints
+//! what prod ran, how many commits GitHub counts between the two (a loopback API) and the compare
+//! link; when prod already runs the newest verified release it prints
 //! "nothing to promote", ends `no-change` with exit 0 and makes no mutating call (recorded by fault
 //! proxies on ECR/S3, ECS and the registry). moto, the ECS simulator, docker-registry, the CloudShop API.
 
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use common::app::Mode;
 use common::faults::{FaultPlan, FaultProxy};
+use common::github_api::{GithubApi, TOKEN};
 
 use super::release::{marker, world};
 
@@ -42,11 +44,16 @@ fn an_empty_image_tag_promotes_the_newest_release_that_passed_stage() {
     );
 
     // C passes, then B fails its smoke tests (newer, but never verified): C is what gets promoted.
+    // GitHub (loopback) counts the commits from A to C in the history A, B, C.
     assert_eq!(w.deploy_stage(SHA_C, true).output("status"), "deployed");
     assert_eq!(w.deploy_stage(SHA_B, false).output("status"), "rolled-back");
     w.app.set_mode(Mode::Healthy);
+    let api = GithubApi::start();
+    api.history(&[SHA_A, SHA_B, SHA_C]);
     let res = w
         .action("prod", "")
+        .env("GITHUB_API_URL", &api.url)
+        .input("github-token", TOKEN)
         .input("command", "promote")
         .run_within(Duration::from_secs(120));
     assert_eq!(res.output("status"), "deployed", "{}", res.dump());
@@ -54,10 +61,16 @@ fn an_empty_image_tag_promotes_the_newest_release_that_passed_stage() {
     assert_ne!(res.output("promoted-digest"), b);
     assert!(
         res.summary.contains(&format!(
-            "| promotion | `{SHA_A}` -> `{SHA_C}` ([compare](https://github.com/acme/cloudshop/compare/{SHA_A}...{SHA_C})) |"
+            "| promotion | `{SHA_A}` -> `{SHA_C}`, 2 new commits ([compare](https://github.com/acme/cloudshop/compare/{SHA_A}...{SHA_C})) |"
         )),
         "{}",
         res.summary
+    );
+    assert!(
+        api.requests()
+            .contains(&format!("/repos/acme/cloudshop/compare/{SHA_A}...{SHA_C}")),
+        "{:?}",
+        api.requests()
     );
     assert_eq!(marker(&w.reg, &w.prod, "prod", SHA_C).unwrap().digest, c);
 
@@ -120,8 +133,10 @@ fn an_empty_image_tag_with_no_verified_stage_release_is_refused_without_writes()
     assert!(!w.reg.repository_exists_on_disk(&w.prod));
 }
 
-/// `command: releases` after three stage deploys (B failed) and one promotion: stage lists its two
-/// verified releases newest first and runs C; prod runs A; the listing writes nothing anywhere.
+/// `command: releases` after three stage deploys (B failed) and one promotion: every environment of the
+/// file is listed, the run's first: stage runs C and lists its two verified releases newest first;
+/// prod runs A; the listing writes nothing anywhere. An environment the run cannot reach is listed
+/// with the reason, not a failed run.
 #[test]
 fn releases_lists_what_runs_and_the_verified_releases_without_writing() {
     let w = world();
@@ -139,9 +154,10 @@ fn releases_lists_what_runs_and_the_verified_releases_without_writing() {
     assert_eq!(res.output("status"), "deployed", "{}", res.dump());
 
     let aws = FaultProxy::start(&w.moto.endpoint, FaultPlan::none());
-    let ecs = FaultProxy::start(&w.prod_sim.endpoint, FaultPlan::none());
+    let ecs = FaultProxy::start(&w.prod_sim.endpoint, both_clusters(&w));
     let reg = FaultProxy::start(&w.reg.url, FaultPlan::none());
     let prod_writes = w.prod_sim.mutating_calls().len();
+    let stage_writes = w.stage_sim.mutating_calls().len();
     let res = w
         .action("prod", "")
         .env("AWS_ENDPOINT_URL", &aws.endpoint)
@@ -170,6 +186,8 @@ fn releases_lists_what_runs_and_the_verified_releases_without_writing() {
         .collect();
     assert_eq!(prod_shas, [SHA_A]);
     assert_eq!(stage["environment"], "stage");
+    assert_eq!(stage["running"]["sha"], SHA_C, "{json}");
+    assert_eq!(stage["running"]["digests"], serde_json::json!([c]));
     let stage_list: Vec<(&str, &str)> = stage["verified"]
         .as_array()
         .unwrap()
@@ -197,6 +215,7 @@ fn releases_lists_what_runs_and_the_verified_releases_without_writing() {
         );
     }
     assert_eq!(w.prod_sim.mutating_calls().len(), prod_writes);
+    assert_eq!(w.stage_sim.mutating_calls().len(), stage_writes);
     let called: std::collections::BTreeSet<String> = aws
         .ops()
         .into_iter()
@@ -212,20 +231,60 @@ fn releases_lists_what_runs_and_the_verified_releases_without_writing() {
         "`releases` calls what releases-prod.json does not grant: {missing:?}"
     );
 
-    // Stage itself runs C (B was rolled back).
+    // Listed from stage: stage first, then every other environment of the file (prod runs A).
+    let ecs = FaultProxy::start(&w.stage_sim.endpoint, both_clusters(&w));
+    let res = w
+        .action("stage", "")
+        .env("AWS_ENDPOINT_URL_ECS", &ecs.endpoint)
+        .input("command", "releases")
+        .run_within(Duration::from_secs(120));
+    assert_eq!(res.code, 0, "{}", res.dump());
+    let json: serde_json::Value = serde_json::from_str(res.output("releases")).unwrap();
+    let names: Vec<&str> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["environment"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["stage", "prod"], "{json}");
+    assert_eq!(json[0]["running"]["sha"], SHA_C, "{json}");
+    assert_eq!(json[0]["running"]["digests"], serde_json::json!([c]));
+    assert_eq!(json[1]["running"]["sha"], SHA_A, "{json}");
+    assert_eq!(json[1]["verified"][0]["sha"], SHA_A, "{json}");
+
+    // Without a way to reach prod's service (the run's ECS endpoint has only stage's cluster), prod is
+    // listed with the reason and its markers; the run still succeeds.
     let res = w
         .action("stage", "")
         .input("command", "releases")
         .run_within(Duration::from_secs(120));
     assert_eq!(res.code, 0, "{}", res.dump());
     let json: serde_json::Value = serde_json::from_str(res.output("releases")).unwrap();
-    assert_eq!(
-        json.as_array().unwrap().len(),
-        1,
-        "stage has no source: {json}"
+    assert_eq!(json[1]["environment"], "prod", "{json}");
+    assert!(json[1]["running"].is_null(), "{json}");
+    assert!(
+        json[1]["running-problem"]
+            .as_str()
+            .is_some_and(|p| p.contains("`prod-cluster`")),
+        "{json}"
     );
-    assert_eq!(json[0]["running"]["sha"], SHA_C, "{json}");
-    assert_eq!(json[0]["running"]["digests"], serde_json::json!([c]));
+    assert_eq!(json[1]["verified"][0]["sha"], SHA_A, "{json}");
+    assert!(
+        res.summary.contains("⚠️ what runs could not be read:"),
+        "{}",
+        res.summary
+    );
+}
+
+/// One ECS endpoint in front of both simulators, routed by cluster.
+fn both_clusters(w: &super::release::World) -> FaultPlan {
+    FaultPlan {
+        routes: vec![
+            ("stage-cluster".into(), w.stage_sim.endpoint.clone()),
+            ("prod-cluster".into(), w.prod_sim.endpoint.clone()),
+        ],
+        ..FaultPlan::none()
+    }
 }
 
 /// With a frontend bucket, `releases` names the site release its sync state records as live.

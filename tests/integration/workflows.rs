@@ -707,7 +707,7 @@ fn a_timeout_shorter_than_the_waits_fails() {
         ".github/workflows/deploy.yml",
         |t| {
             t.replace(
-                "timeout-minutes: 90\n    environment:",
+                "timeout-minutes: 100\n    environment:",
                 "timeout-minutes: 60\n    environment:",
             )
         },
@@ -719,7 +719,7 @@ fn a_timeout_shorter_than_the_waits_fails() {
         |t| t.replace("          watch: 10m\n", "          watch: 40m\n"),
         timeouts_cover_the_waits,
     );
-    expect(p, "timeout-minutes 90 < 112");
+    expect(p, "timeout-minutes 100 < 112");
     let p = broken(
         ".github/workflows/rollback.yml",
         |t| {
@@ -1178,6 +1178,162 @@ fn the_release_image_stage_follows_the_container_action_rules() {
     assert!(text.contains("org.opencontainers.image.source="));
 }
 
+/// The Terraform of docs/iam reads every policy file there (trust included), so "Terraform applies the
+/// JSON files" holds for each one; the branch trust form is the one documented as not used.
+#[test]
+fn the_iam_terraform_reads_every_policy_file() {
+    let tf = std::fs::read_to_string(root().join("docs/iam/main.tf")).unwrap();
+    for e in std::fs::read_dir(root().join("docs/iam")).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().to_string();
+        if !name.ends_with(".json") || name == "trust-branch-main.json" {
+            continue;
+        }
+        assert!(
+            tf.contains(&format!("\"{name}\"")) || tf.contains(&format!("/{name}\"")),
+            "main.tf does not read {name}"
+        );
+    }
+    assert!(
+        !tf.contains("aws_iam_policy_document"),
+        "a policy written in Terraform instead of read from its file"
+    );
+}
+
+/// A copy of the action repository's release inputs (action.yml, .github/workflows, scripts/pin-release)
+/// in a fresh git repository, with `edit` applied to each workflow's text.
+fn release_checkout(edit: impl Fn(&str) -> String) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join(".github/workflows")).unwrap();
+    std::fs::create_dir_all(d.join("scripts")).unwrap();
+    std::fs::copy(root().join("action.yml"), d.join("action.yml")).unwrap();
+    std::fs::copy(
+        root().join("scripts/pin-release"),
+        d.join("scripts/pin-release"),
+    )
+    .unwrap();
+    for e in std::fs::read_dir(root().join(".github/workflows")).unwrap() {
+        let p = e.unwrap().path();
+        let text = std::fs::read_to_string(&p).unwrap();
+        std::fs::write(
+            d.join(".github/workflows").join(p.file_name().unwrap()),
+            edit(&text),
+        )
+        .unwrap();
+    }
+    git(d, &["init", "-q"]);
+    git(d, &["add", "-A"]);
+    git(d, &["commit", "-qm", "before the release"]);
+    dir
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .envs([
+            ("GIT_AUTHOR_NAME", "t"),
+            ("GIT_AUTHOR_EMAIL", "t@example.com"),
+            ("GIT_COMMITTER_NAME", "t"),
+            ("GIT_COMMITTER_EMAIL", "t@example.com"),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn pin_release(dir: &Path, image: &str) -> std::process::Output {
+    std::process::Command::new("bash")
+        .arg("scripts/pin-release")
+        .args([image, "1.2.0"])
+        .current_dir(dir)
+        .env("GITHUB_REPOSITORY", "cloudshop/cloudshop-deploy")
+        .envs([
+            ("GIT_AUTHOR_NAME", "t"),
+            ("GIT_AUTHOR_EMAIL", "t@example.com"),
+            ("GIT_COMMITTER_NAME", "t"),
+            ("GIT_COMMITTER_EMAIL", "t@example.com"),
+        ])
+        .output()
+        .unwrap()
+}
+
+/// Pinning: a reusable workflow at a release's tag or SHA runs that release's image. The release job
+/// runs scripts/pin-release, which makes two commits: action.yml runs the image by digest, then every
+/// workflow that calls the action calls it at the first commit's SHA. Checked by running the script on a
+/// copy of the real files: every action step of every reusable workflow names that SHA, and the
+/// action.yml at that SHA names the digest. A call at another ref than `@vN` makes the script refuse.
+#[test]
+fn a_released_reusable_workflow_runs_the_image_of_its_own_release() {
+    let release = std::fs::read_to_string(root().join(".github/workflows/release.yml")).unwrap();
+    assert!(
+        release.contains("scripts/pin-release \"$IMAGE_REF\" \"$VERSION\""),
+        "the release job pins with scripts/pin-release"
+    );
+    let image = format!(
+        "ghcr.io/cloudshop/cloudshop-deploy@sha256:{}",
+        "a".repeat(64)
+    );
+    let dir = release_checkout(|t| t.to_string());
+    let d = dir.path();
+    let out = pin_release(d, &image);
+    assert!(out.status.success(), "{out:?}");
+    let action_sha = git(d, &["rev-parse", "HEAD~1"]);
+    let pinned_action = git(d, &["show", &format!("{action_sha}:action.yml")]);
+    assert!(
+        pinned_action
+            .lines()
+            .any(|l| l == format!("  image: docker://{image}")),
+        "{pinned_action}"
+    );
+    let mut calls = 0;
+    for e in std::fs::read_dir(d.join(".github/workflows")).unwrap() {
+        let w = load_at(&e.unwrap().path());
+        for (name, job) in jobs(&w) {
+            for step in steps(job) {
+                let u = uses(step);
+                if u.starts_with("cloudshop/cloudshop-deploy@") {
+                    calls += 1;
+                    assert_eq!(
+                        u,
+                        format!("cloudshop/cloudshop-deploy@{action_sha}"),
+                        "{name}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(
+        calls >= 3,
+        "deploy, promote and rollback call the action: {calls}"
+    );
+    // The release's own tree: the head commit's action.yml is the pinned one too.
+    assert_eq!(
+        git(d, &["show", "HEAD:action.yml"]),
+        pinned_action,
+        "the second commit leaves action.yml alone"
+    );
+
+    // A call the script cannot rewrite (a branch) stops the release before any commit.
+    let dir = release_checkout(|t| {
+        t.replace(
+            "uses: cloudshop/cloudshop-deploy@v1",
+            "uses: cloudshop/cloudshop-deploy@main",
+        )
+    });
+    let before = git(dir.path(), &["rev-parse", "HEAD"]);
+    let out = pin_release(dir.path(), &image);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("::error::"));
+    assert_eq!(git(dir.path(), &["rev-parse", "HEAD"]), before);
+}
+
+/// A workflow file's YAML, by absolute path.
+fn load_at(path: &Path) -> Value {
+    yaml_serde::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
 /// GitHub's heading anchor: lowercase, punctuation dropped, spaces to hyphens.
 fn slug(heading: &str) -> String {
     heading
@@ -1187,6 +1343,75 @@ fn slug(heading: &str) -> String {
         .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-' || *c == '_')
         .map(|c| if c == ' ' { '-' } else { c })
         .collect()
+}
+
+/// docs/reliability.md names the tests that hold each guarantee: every `file::test` it names is a test
+/// of that file of tests/integration, so a renamed or deleted test cannot leave a guarantee unbacked.
+#[test]
+fn the_tests_the_reliability_page_names_exist() {
+    let text = std::fs::read_to_string(root().join("docs/reliability.md")).unwrap();
+    let mut named = 0;
+    for code in text.split('`').skip(1).step_by(2) {
+        let Some((file, test)) = code.split_once("::") else {
+            continue;
+        };
+        let path = root().join("tests/integration").join(format!("{file}.rs"));
+        if !path.exists() || test.contains(':') {
+            continue;
+        }
+        let source = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            source.contains(&format!("fn {test}()")),
+            "docs/reliability.md names `{code}`, which tests/integration/{file}.rs does not have"
+        );
+        named += 1;
+    }
+    assert!(named >= 30, "only {named} tests named");
+}
+
+/// The troubleshooting guide's index lists every section (`##` and `###`) once, and nothing else: a
+/// reader who scans the table finds each failure the guide explains.
+#[test]
+fn the_troubleshooting_index_lists_every_section() {
+    use pulldown_cmark::{Event, HeadingLevel, Parser, Tag, TagEnd};
+    let text = std::fs::read_to_string(root().join("docs/troubleshooting.md")).unwrap();
+    let mut headings = Vec::new();
+    let mut current: Option<String> = None;
+    for event in Parser::new(&text) {
+        match event {
+            Event::Start(Tag::Heading { level, .. }) if level != HeadingLevel::H1 => {
+                current = Some(String::new())
+            }
+            Event::Text(t) | Event::Code(t) => {
+                if let Some(h) = current.as_mut() {
+                    h.push_str(&t)
+                }
+            }
+            Event::End(TagEnd::Heading(_)) => headings.extend(current.take().map(|h| slug(&h))),
+            _ => {}
+        }
+    }
+    let index = &text[..text.find("\n## ").unwrap()];
+    let listed: Vec<String> = index
+        .lines()
+        .filter(|l| l.starts_with("| ["))
+        .filter_map(|l| l.split("](#").nth(1))
+        .filter_map(|rest| rest.split(')').next())
+        .map(str::to_string)
+        .collect();
+    let mut sorted_listed = listed.clone();
+    sorted_listed.sort();
+    let missing: Vec<&String> = headings.iter().filter(|h| !listed.contains(h)).collect();
+    let extra: Vec<&String> = listed.iter().filter(|l| !headings.contains(l)).collect();
+    assert!(missing.is_empty(), "sections not in the index: {missing:?}");
+    assert!(extra.is_empty(), "index rows without a section: {extra:?}");
+    sorted_listed.dedup();
+    assert_eq!(sorted_listed.len(), listed.len(), "a section listed twice");
+    assert!(headings.len() > 40, "{headings:?}");
+    let mut unique = headings.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), headings.len(), "two sections with one anchor");
 }
 
 #[test]
@@ -1234,8 +1459,9 @@ fn links_in_the_docs_resolve_to_files_and_anchors() {
 
 #[test]
 fn the_examples_use_cloudshops_real_names() {
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    let file = blocks(&readme, "yaml")
+    // CloudShop's one environments file, in the quick start (the README and the reference link to it).
+    let quick = std::fs::read_to_string(root().join("docs/quick-start.md")).unwrap();
+    let file = blocks(&quick, "yaml")
         .into_iter()
         .find(|b| b.starts_with("region:"))
         .expect("the environments-file example");
@@ -1272,9 +1498,12 @@ fn the_examples_use_cloudshops_real_names() {
         assert!(str_of(&e["role-to-assume"]).starts_with("arn:aws:iam::746669238399:role/"));
     }
     assert_eq!(str_of(&v["region"]), "us-east-1");
+    let reference = std::fs::read_to_string(root().join("docs/environments.md")).unwrap();
     assert!(
-        readme.contains("/ecs/stage/backend-blue") && readme.contains("/ecs/prod/backend-blue")
+        reference.contains("/ecs/stage/backend-blue")
+            && reference.contains("/ecs/prod/backend-blue")
     );
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
     assert!(readme.contains("Linux runners"));
     // Exactly the two set-up commands open the README.
     let first = blocks(&readme, "sh")[0];

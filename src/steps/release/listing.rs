@@ -1,7 +1,12 @@
-//! `command: releases`: what the environment runs now (and, with a frontend bucket, the site release
-//! its sync state records) and the verified releases of it and of its
-//! `promote-from` source, newest first, read from the markers. Read-only. Outputs: `releases` (one
-//! line of JSON); the summary gets one table per environment.
+//! `command: releases`: for the run's environment and then every other environment of the
+//! environments file, what runs now (and, with a frontend bucket, the site release its sync state
+//! records) and the verified releases, newest first, read from the markers; a `promote-from` source
+//! outside the file is listed by its markers. Read-only. Outputs: `releases` (one line of JSON); the
+//! summary gets one table per environment.
+//!
+//! A run has one identity (a GitHub OIDC token names one environment, so it assumes one role): the
+//! other environments are read with the run's credentials, in their own regions. What they deny is
+//! reported for that environment, not as the run's failure; only the run's own environment must read.
 //!
 //! APIs: the registry (markers, see `marker`); ECS `DescribeServices`, `DescribeTaskDefinition` (through
 //! [`crate::steps::deploy`]); S3 `GetObject` (the sync state); ECR `DescribeRepositories`, `GetAuthorizationToken`.
@@ -46,6 +51,9 @@ pub struct EnvReleases {
     pub verified: Vec<Verification>,
     /// Why the markers could not be read (then `verified` is empty).
     pub problem: Option<String>,
+    /// Why what runs could not be read (another environment than the run's: its service, its region,
+    /// the run's credentials may not reach it); then `running` is empty.
+    pub running_problem: Option<String>,
 }
 
 /// The section of `command: releases`.
@@ -83,14 +91,62 @@ async fn markers(
     }
 }
 
-/// Read what the environment runs and the verified releases of it and of its source. Makes no change.
+/// Read what the run's environment runs and the verified releases of it, of every `others`
+/// environment (built from the environments file) and of a source outside the file. Makes no change;
+/// only a failure to read the run's own environment fails the run.
 pub async fn releases(
     clients: &Clients,
     cfg: &Config,
+    others: &[(String, Result<Config, crate::config::Error>)],
     settings: &Settings,
 ) -> Result<ReleasesReport, Error> {
+    let mut out = ReleasesReport::default();
     let running = deploy::running(clients, cfg).await?;
+    out.environments
+        .push(listed(clients, cfg, settings, Ok(running)).await);
+    for (name, built) in others {
+        let entry = match built {
+            Ok(other) => {
+                let clients = clients.in_region(&other.region);
+                let running = deploy::running(&clients, other)
+                    .await
+                    .map_err(|e| e.to_string());
+                listed(&clients, other, settings, running).await
+            }
+            Err(e) => EnvReleases {
+                running_problem: Some(format!("its entry in the environments file: {e}")),
+                ..env_releases(name, None, Ok(Vec::new()))
+            },
+        };
+        out.environments.push(entry);
+    }
+    if let Some(p) = &cfg.promote {
+        let source = &p.source_environment;
+        if !out.environments.iter().any(|e| &e.environment == source) {
+            let found = markers(clients, cfg, settings, image::Side::Source, source).await;
+            out.environments.push(env_releases(source, None, found));
+        }
+    }
+    Ok(out)
+}
+
+/// One environment: what it runs (`running`, already read) and its own verified releases.
+async fn listed(
+    clients: &Clients,
+    cfg: &Config,
+    settings: &Settings,
+    running: Result<deploy::Running, String>,
+) -> EnvReleases {
     let own = markers(clients, cfg, settings, image::Side::Own, &cfg.environment).await;
+    let running = match running {
+        Ok(r) => r,
+        Err(e) => {
+            return EnvReleases {
+                running_problem: Some(e),
+                ..env_releases(&cfg.environment, None, own)
+            }
+        }
+    };
     let sha = own.as_ref().ok().and_then(|m| {
         m.iter()
             .find(|v| running.digests.contains(&v.digest))
@@ -103,8 +159,7 @@ pub async fn releases(
         },
         None => (None, None),
     };
-    let mut out = ReleasesReport::default();
-    out.environments.push(env_releases(
+    env_releases(
         &cfg.environment,
         Some(Live {
             task_definition: running.task_definition,
@@ -115,13 +170,7 @@ pub async fn releases(
             frontend_problem,
         }),
         own,
-    ));
-    if let Some(p) = &cfg.promote {
-        let source = &p.source_environment;
-        let found = markers(clients, cfg, settings, image::Side::Source, source).await;
-        out.environments.push(env_releases(source, None, found));
-    }
-    Ok(out)
+    )
 }
 
 fn env_releases(
@@ -138,6 +187,7 @@ fn env_releases(
         running,
         verified,
         problem,
+        running_problem: None,
     }
 }
 
@@ -169,6 +219,9 @@ impl Section for ReleasesReport {
                         .map(|s| format!(", release {}", md_code(s)))
                         .unwrap_or_default()
                 );
+            }
+            if let Some(p) = &e.running_problem {
+                let _ = writeln!(md, "⚠️ what runs could not be read: {}\n", md_escape(p));
             }
             if let Some(p) = &e.problem {
                 let _ = writeln!(md, "⚠️ the markers could not be read: {}\n", md_escape(p));
@@ -262,12 +315,14 @@ mod tests {
                     }),
                     verified: vec![v],
                     problem: None,
+                    running_problem: None,
                 },
                 EnvReleases {
                     environment: "stage".into(),
                     running: None,
                     verified: Vec::new(),
                     problem: Some("no registry".into()),
+                    running_problem: Some("AccessDeniedException".into()),
                 },
             ],
         };
@@ -280,6 +335,7 @@ mod tests {
              | SHA | digest | frontend | verified at | gates passed | run |\n|---|---|---|---|---|---|\n\
              | `a1` | `sha256:a1` | - | 2026-11-25T09:00:00.000Z | smoke | https://github.com/acme/cloudshop/actions/runs/1 |\n\n\
              ### Releases of `stage`\n\n\
+             ⚠️ what runs could not be read: AccessDeniedException\n\n\
              ⚠️ the markers could not be read: no registry\n\n"
         );
         let mut out = Vec::new();

@@ -18,10 +18,12 @@
 //! state, written before the release counts as done, is part of the release (see `docs/reliability.md`).
 //!
 //! Layout: `marker` (marker I/O), `pick` (the rollback target), `promotable` (what a promotion
-//! without `image-tag` ships), `listing` (`command: releases`), `report` (the summary section), `error`.
+//! without `image-tag` ships, and the commits it adds), `listing` (`command: releases`, every
+//! environment of the file), `report` (the summary section), `error`.
 //!
 //! APIs: ECR `DescribeRepositories`, `GetAuthorizationToken`, `PutImage` (extra tags of a plain deploy
-//! or a retag); the registry API; ECS (see `pick`).
+//! or a retag); the registry API; ECS (see `pick`); S3 `GetObject` (see `listing`); GitHub REST compare
+//! (see `promotable`).
 
 mod error;
 mod listing;
@@ -37,7 +39,9 @@ pub use error::Error;
 pub use listing::{releases, EnvReleases, Live, ReleasesReport};
 pub use marker::{Store, Written};
 pub use pick::{pick, revision_of, Choice};
-pub use promotable::{explain, live_sha, promotable, Promotable};
+pub use promotable::{
+    commits_between, explain, explanation, is_commit_sha, live_sha, promotable, Commits, Promotable,
+};
 pub use report::{ReleaseReport, SourceCheck};
 pub use settings::{store, Settings};
 

@@ -31,8 +31,8 @@ pub struct ReleaseReport {
     pub not_recorded: Option<String>,
     /// The extra tags moved once the release passed (`tag: added|already there`).
     pub extra_tags: Vec<String>,
-    /// A promotion without `image-tag`: the target's live SHA -> the promoted SHA and the compare link
-    /// (Markdown), or that there was nothing new.
+    /// A promotion (of a commit SHA, or without `image-tag`): the target's live SHA -> the promoted SHA,
+    /// the commits between them and the compare link (Markdown), or that there was nothing new.
     pub promotion: Option<String>,
     /// `command: rollback`: the release chosen, in words.
     pub rollback_to: Option<String>,
