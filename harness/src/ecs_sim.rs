@@ -18,14 +18,18 @@
 //! [`EcsSim::mutating_calls`], [`EcsSim::service_task_definition`], [`EcsSim::task_definition`];
 //! [`EcsSim::set_timing`], [`EcsSim::append_text`], [`EcsSim::tasks`],
 //! [`EcsSim::service_deployment_statuses`]; one-off tasks (`RunTask`, `StopTask`) in `run_task`, scripted
-//! with [`EcsSim::set_one_off`].
+//! with [`EcsSim::set_one_off`]. Progressive services (blue/green, linear, canary with PAUSE hooks and
+//! traffic weights, `ContinueServiceDeployment`, `StopServiceDeployment`) are [`Scenario::Progressive`],
+//! modelled in [`progressive`] and observed through [`EcsSim::progress`].
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+pub mod progressive;
 mod run_task;
+pub use progressive::{HookAction, Plan, Progress, RuleWeights};
 pub use run_task::{one_off_task_id, OneOff};
 
 /// Why the simulated tasks stop.
@@ -150,6 +154,9 @@ pub enum Scenario {
     /// service deployment yet (`currentServiceDeployment` and the list still show the previous SUCCESSFUL
     /// one), then SUCCESSFUL after `after` polls.
     BlueGreenLagging { after: u32, lag: u32 },
+    /// Every update is a progressive service deployment (blue/green, linear or canary, PAUSE hooks,
+    /// traffic weights) on the wall clock: see [`progressive`].
+    Progressive(Plan),
 }
 
 /// The initial state.
@@ -223,6 +230,8 @@ const MUTATING: &[&str] = &[
     "DeleteService",
     "StopTask",
     "RunTask",
+    "ContinueServiceDeployment",
+    "StopServiceDeployment",
 ];
 
 #[derive(Debug, Clone)]
@@ -300,6 +309,8 @@ struct State {
     born: Instant,
     /// Tasks started by `RunTask`.
     one_offs: run_task::OneOffs,
+    /// The service deployments of a progressive service.
+    progressive: Option<Progress>,
 }
 
 fn td_arn(family: &str, rev: u32) -> String {
@@ -341,6 +352,12 @@ impl State {
             }));
         }
         let td = td_arn(&seed.family, 2);
+        let progressive = match &scenario {
+            Scenario::Progressive(plan) => Some(Progress(Arc::new(Mutex::new(
+                progressive::Model::new(plan.clone(), &seed.cluster, &seed.service, &td),
+            )))),
+            _ => None,
+        };
         let seed_family = seed.family.clone();
         let tags = vec![(
             td.clone(),
@@ -434,6 +451,7 @@ impl State {
             append: String::new(),
             born: Instant::now(),
             one_offs: run_task::OneOffs::default(),
+            progressive,
         }
     }
 
@@ -620,7 +638,8 @@ impl State {
     }
 
     fn strategy(&self) -> &'static str {
-        match self.scenario {
+        match &self.scenario {
+            Scenario::Progressive(plan) => plan.strategy.name(),
             Scenario::BlueGreen { .. }
             | Scenario::BlueGreenRollbackFails { .. }
             | Scenario::BlueGreenLagging { .. } => "BLUE_GREEN",
@@ -663,7 +682,7 @@ impl State {
             json!({"awsvpcConfiguration": {"subnets": subnets, "securityGroups": groups,
                    "assignPublicIp": "DISABLED"}})
         });
-        json!({
+        let mut svc = json!({
             "networkConfiguration": network, "platformVersion": "LATEST",
             "currentServiceDeployment": current,
             "loadBalancers": load_balancers, "healthCheckGracePeriodSeconds": 0,
@@ -677,7 +696,9 @@ impl State {
             },
             "deploymentController": {"type": "ECS"},
             "deployments": deployments, "events": events, "createdAt": 1.7e9
-        })
+        });
+        self.decorate_service(&mut svc);
+        svc
     }
 
     /// A deployment's running and pending task counts: from its tasks with timing (the ones it started;
@@ -826,7 +847,7 @@ impl State {
                             "ECS deployment circuit breaker: tasks failed to start.".into();
                     }
                 }
-                Scenario::NeverEnds => {}
+                Scenario::NeverEnds | Scenario::Progressive(_) => {}
                 Scenario::DeletedMidway { after } => {
                     if d.polls >= after {
                         self.service_status = "INACTIVE".into();
@@ -1023,6 +1044,10 @@ fn handle(st: &mut State, op: &str, body: &Value) -> (u16, Value) {
         c == st.seed.cluster || c == st.cluster_arn()
     };
     st.refresh_stopping();
+    st.mirror_progressive();
+    if let Some(reply) = st.progressive_op(op, body) {
+        return reply;
+    }
     match op {
         "DescribeServices" => {
             if st.foreign_after.is_some_and(|n| st.describes >= n) {
@@ -1138,6 +1163,9 @@ fn handle(st: &mut State, op: &str, body: &Value) -> (u16, Value) {
             {
                 return error("ServiceNotFoundException", "Service not found.");
             }
+            if let Some(why) = st.progressive_refusal() {
+                return error("InvalidParameterException", &why);
+            }
             let r = body["taskDefinition"].as_str().unwrap_or("");
             let Some(arn) = st
                 .find_td(r)
@@ -1150,7 +1178,7 @@ fn handle(st: &mut State, op: &str, body: &Value) -> (u16, Value) {
                 st.desired = d as i32;
             }
             st.updates += 1;
-            let script = if st.updates == 1 {
+            let script = if st.updates == 1 || st.progressive.is_some() {
                 st.scenario.clone()
             } else if st.timing.is_some() && st.strategy() == "BLUE_GREEN" {
                 // With timing, a later update of a blue/green service is a service deployment too.
@@ -1186,6 +1214,9 @@ fn handle(st: &mut State, op: &str, body: &Value) -> (u16, Value) {
                 },
             );
             st.td = arn.clone();
+            if let Some(p) = &st.progressive {
+                p.0.lock().unwrap().start(&arn, st.desired);
+            }
             if st.timing.is_some() {
                 let desired = st.desired;
                 st.start_tasks(&id, &arn, desired);
@@ -1429,6 +1460,7 @@ impl EcsSim {
                         st.calls.push((op.clone(), body.clone()));
                         st.call_times.push(Instant::now());
                         let reply = handle(&mut st, &op, &body);
+                        st.mirror_progressive();
                         st.sync_history();
                         reply
                     };
@@ -1559,6 +1591,12 @@ impl EcsSim {
             .iter()
             .map(|s| s.status.clone())
             .collect()
+    }
+
+    /// The progressive model of a [`Scenario::Progressive`] service (stages seen, weights, hook
+    /// actions), shared with the ELBv2 simulator and the loopback ALB; `None` for other scenarios.
+    pub fn progress(&self) -> Option<Progress> {
+        self.state.lock().unwrap().progressive.clone()
     }
 
     /// The task definition the service runs now.

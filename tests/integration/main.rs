@@ -20,6 +20,7 @@ mod hostile_text;
 mod layout;
 mod migrate;
 mod pipeline;
+mod progressive_sim;
 mod promote;
 mod promote_e2e;
 mod release;
