@@ -41,6 +41,11 @@
 //!   - `steps/signals/`: what the post-deploy watch reads besides its checks (`compare`: the pure limits;
 //!     `metrics`: the target group's CloudWatch metrics; `loglines`: error lines in the log group;
 //!     `unreadable`: why a signal could not be read; `report`: the section).
+//!   - `steps/canary/`: the new revision against the old one in the same minutes while it takes a slice
+//!     of production traffic (`groups`: which target group is the new revision's, from the listener
+//!     rules; `read`: both groups' metrics and each revision's error lines, through `signals`; `judge`:
+//!     the pure verdict, a two-proportion test and minimum effects; `report`: the section with its
+//!     charts; `error`).
 //!   - `steps/migrate/`: the migration gate between the new revision's registration and the service
 //!     update (`plan`: the preflight's pure decisions; `task`: RunTask, DescribeTasks, StopTask and the
 //!     streamed log lines; `report`: the section and outputs; `error`: errors and the causes in the

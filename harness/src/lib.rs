@@ -281,7 +281,7 @@ impl From<&TestName> for String {
 
 /// Serve `app` on 127.0.0.1 (a free port) from a runtime thread of its own, so tests that block on the
 /// real binary keep it answering. Returns the port and the runtime (drop it to stop the server).
-pub(crate) fn serve_on_own_thread(app: axum::Router) -> (u16, tokio::runtime::Runtime) {
+pub fn serve_on_own_thread(app: axum::Router) -> (u16, tokio::runtime::Runtime) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

@@ -8,11 +8,12 @@
 //! Layout: `schema` is the file as written, `validate` the single-value parsers, `error` the error type,
 //! `sources` what every builder reads, `template` and `jsonpath` the placeholders and captures of
 //! write sequences, `command` the `command` input, and one builder per part (`auth`,
-//! `backend`, `check`, `smoke`, `sequence`, `frontend`, `promote`, `migrate`), each next to the type it builds; [`build`] runs them in
+//! `backend`, `check`, `smoke`, `sequence`, `frontend`, `promote`, `migrate`, `canary`), each next to the type it builds; [`build`] runs them in
 //! order. The parts import the leaves, never this module.
 
 mod auth;
 mod backend;
+mod canary;
 mod check;
 mod command;
 mod error;
@@ -36,6 +37,7 @@ use sources::{environment_entry, Sources};
 
 pub use auth::Auth;
 pub use backend::Backend;
+pub use canary::{Canary, CanaryFile, OnNoData};
 pub use check::{default_checks, CheckSpec};
 pub use command::Command;
 pub use error::Error;
@@ -74,6 +76,9 @@ pub struct Config {
     pub smoke: Smoke,
     /// What the post-deploy watch reads besides the checks (`smoke.watch-signals`).
     pub signals: WatchSignals,
+    /// How the new revision is judged against the old one while it takes a slice of production
+    /// traffic (`canary:`; the defaults without it: the service's strategy decides whether it applies).
+    pub canary: Canary,
     /// S3 frontend, when configured and not turned off.
     pub frontend: Option<Frontend>,
     /// Source of a promotion.
@@ -201,17 +206,9 @@ pub fn build(inputs: &Inputs, file: &FileConfig, ctx: &Context) -> Result<Config
         env.smoke.as_ref().and_then(|s| s.watch_signals.as_ref()),
         smoke.watch,
     )?;
+    let canary = canary::build(env.canary.as_ref())?;
     let frontend = frontend::build(&src, command)?;
-    let promote = match command {
-        Command::Promote => Some(promote::build(&src, &region)?),
-        // The source's releases are listed beside this environment's, when it has one.
-        Command::Releases
-            if src.env.promote_from.is_some() || src.inputs.source_environment.is_some() =>
-        {
-            Some(promote::build(&src, &region)?)
-        }
-        Command::Deploy | Command::Rollback | Command::Releases => None,
-    };
+    let promote = promote_of(&src, command, &region)?;
     let migrate = migrate::build(env.migrate.as_ref(), command)?;
     let image_archive = inputs
         .image_archive
@@ -240,12 +237,27 @@ pub fn build(inputs: &Inputs, file: &FileConfig, ctx: &Context) -> Result<Config
         backend,
         smoke,
         signals,
+        canary,
         frontend,
         promote,
         migrate,
         image_archive,
         website_url,
         api_url,
+    })
+}
+
+/// The source of a promotion, or of the releases listed beside this environment's; `None` otherwise.
+fn promote_of(src: &Sources, command: Command, region: &str) -> Result<Option<Promote>, Error> {
+    Ok(match command {
+        Command::Promote => Some(promote::build(src, region)?),
+        // The source's releases are listed beside this environment's, when it has one.
+        Command::Releases
+            if src.env.promote_from.is_some() || src.inputs.source_environment.is_some() =>
+        {
+            Some(promote::build(src, region)?)
+        }
+        Command::Deploy | Command::Rollback | Command::Releases => None,
     })
 }
 

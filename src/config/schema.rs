@@ -61,6 +61,8 @@ pub struct EnvironmentFile {
     pub diagnosis: Option<DiagnosisFile>,
     /// A one-off task run with the new revision before the service update.
     pub migrate: Option<super::migrate::MigrateFile>,
+    /// How the new revision is judged against the old one during a canary or linear traffic shift.
+    pub canary: Option<super::canary::CanaryFile>,
     /// What a promotion into this environment requires of the source release.
     pub promote: Option<PromoteFile>,
 }

@@ -5,6 +5,7 @@
 //! APIs: see each step.
 
 pub mod approval;
+pub mod canary;
 pub mod deploy;
 pub mod deploy_time;
 pub mod frontend;

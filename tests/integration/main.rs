@@ -4,6 +4,7 @@
 
 mod action_metadata;
 mod approval;
+mod canary;
 mod cancel;
 mod corpus;
 mod demo;

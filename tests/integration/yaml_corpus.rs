@@ -307,7 +307,7 @@ fn parse_errors_keep_their_line_and_column() {
             "environments.stage: unknown field `clustr`, expected one of `region`, `role-to-assume`, \
              `github-environment`, `cluster`, `service`, `container`, `ecr-repository`, `api-url`, \
              `website-url`, `promote-from`, `registry-url`, `wait-timeout`, `rollback-on-failure`, \
-             `desired-count`, `frontend`, `smoke`, `diagnosis`, `migrate`, `promote` at line 4 column 5",
+             `desired-count`, `frontend`, `smoke`, `diagnosis`, `migrate`, `canary`, `promote` at line 4 column 5",
         ),
         (
             "region: us-east-1\nenvironments:\n  stage: [a, b\n",

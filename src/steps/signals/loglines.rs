@@ -59,8 +59,21 @@ pub async fn count(
     start: SystemTime,
     end: SystemTime,
 ) -> Result<u64, ReadError> {
+    count_in(logs, group, None, pattern, start, end).await
+}
+
+/// How many lines of `group` match `pattern` in `[start, end)`, in `streams` only when given (at most
+/// 100 names, `FilterLogEvents`' limit).
+pub async fn count_in(
+    logs: &aws_sdk_cloudwatchlogs::Client,
+    group: &str,
+    streams: Option<&[String]>,
+    pattern: &str,
+    start: SystemTime,
+    end: SystemTime,
+) -> Result<u64, ReadError> {
     let (start, end) = (millis(start), millis(end));
-    if end <= start {
+    if end <= start || streams.is_some_and(<[String]>::is_empty) {
         return Ok(0);
     }
     let mut n = 0u64;
@@ -69,6 +82,7 @@ pub async fn count(
         let out = logs
             .filter_log_events()
             .log_group_name(group)
+            .set_log_stream_names(streams.map(<[String]>::to_vec))
             .filter_pattern(pattern)
             .start_time(start)
             // FilterLogEvents' end is inclusive.

@@ -12,7 +12,7 @@
 //! (the service's target groups and task definition come from the deploy's preflight).
 
 pub mod compare;
-mod loglines;
+pub(crate) mod loglines;
 pub mod metrics;
 mod report;
 mod unreadable;
@@ -37,7 +37,7 @@ const ROUNDS_KEPT: usize = 120;
 const READ_LIMIT: Duration = Duration::from_secs(30);
 
 /// `read`, cut off after [`READ_LIMIT`].
-async fn bounded<T>(
+pub(crate) async fn bounded<T>(
     read: impl std::future::Future<Output = Result<T, ReadError>>,
 ) -> Result<T, ReadError> {
     tokio::time::timeout(READ_LIMIT, read)

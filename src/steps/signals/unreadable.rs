@@ -14,7 +14,7 @@ pub enum ReadError {
 }
 
 impl ReadError {
-    pub(super) fn of<E, R>(e: &SdkError<E, R>, action: &str) -> Self
+    pub(crate) fn of<E, R>(e: &SdkError<E, R>, action: &str) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
         R: std::fmt::Debug + 'static,
