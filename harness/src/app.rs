@@ -60,6 +60,17 @@ pub enum Mode {
     StaleList,
     /// `DELETE` answers 500 (and deletes nothing); everything else is healthy: a cleanup that fails.
     FailDeletes,
+    /// `percent` of the requests (evenly spread by request number) answer 500; `/health` always
+    /// answers, as a bad version that still passes its target group's health check does.
+    ErrorShare(u32),
+    /// `/products` (and `/products/{id}`) answers 500; everything else is healthy.
+    ProductsFail,
+}
+
+/// Whether request `n` is one of the `percent` in every hundred that fail, spread evenly.
+fn in_share(n: u64, percent: u32) -> bool {
+    let p = u64::from(percent.min(100));
+    (n + 1) * p / 100 > n * p / 100
 }
 
 /// One request the app received.
@@ -262,6 +273,8 @@ async fn handle(
         }
         Mode::FailWrites if method == Method::POST => return failure(500),
         Mode::FailDeletes if method == Method::DELETE => return failure(500),
+        Mode::ErrorShare(p) if uri.path() != "/health" && in_share(n, *p) => return failure(500),
+        Mode::ProductsFail if uri.path().starts_with("/products") => return failure(500),
         _ => {}
     }
     let origin = headers.get(header::ORIGIN).cloned();
@@ -434,6 +447,22 @@ impl Drop for App {
                     rt.shutdown_background();
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_share;
+
+    #[test]
+    fn an_error_share_is_exact_over_every_hundred_requests() {
+        for p in [0, 1, 8, 20, 50, 100] {
+            let n = (0..1000).filter(|n| in_share(*n, p)).count();
+            assert_eq!(n, 10 * p as usize, "{p}%");
+            // Spread: never more than one failure above the share in any window of 10.
+            let first_ten = (0..10).filter(|n| in_share(*n, p)).count();
+            assert!(first_ten <= (p as usize).div_ceil(10), "{p}%: {first_ten}");
         }
     }
 }

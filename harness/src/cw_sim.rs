@@ -5,7 +5,9 @@
 //! `pNN` over the raw values of each period, as CloudWatch does for one window.
 //!
 //! Public API: [`CwSim::start`] -> `endpoint` (`AWS_ENDPOINT_URL_CLOUDWATCH`), [`CwSim::client`] to seed
-//! it with the real SDK's `PutMetricData`, [`CwSim::calls`].
+//! it with the real SDK's `PutMetricData`, [`CwSim::sink`] to store datapoints directly (the loopback
+//! ALB's per-target-group metrics), [`CwSim::calls`]. `GetMetricData` matches a metric's dimensions
+//! exactly, as CloudWatch does: a query by `LoadBalancer` alone never sees the per-`TargetGroup` series.
 
 use std::sync::{Arc, Mutex};
 
@@ -192,7 +194,34 @@ fn get_metric_data(points: &Mutex<Vec<Point>>, body: &Value) -> Value {
     map(vec![("MetricDataResults", Value::Array(results))])
 }
 
+/// Stores datapoints into a [`CwSim`] without a request (cheap enough for one per proxied request).
+#[derive(Clone)]
+pub struct MetricSink(Arc<Mutex<Vec<Point>>>);
+
+impl MetricSink {
+    /// One value of `namespace`/`name` with `dims` at `at` (epoch seconds).
+    pub fn put(&self, namespace: &str, name: &str, dims: &[(&str, &str)], at: f64, value: f64) {
+        let mut d: Vec<(String, String)> = dims
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        d.sort();
+        self.0.lock().unwrap().push(Point {
+            namespace: namespace.into(),
+            name: name.into(),
+            dims: d,
+            at,
+            value,
+        });
+    }
+}
+
 impl CwSim {
+    /// A handle that stores datapoints directly.
+    pub fn sink(&self) -> MetricSink {
+        MetricSink(self.points.clone())
+    }
+
     pub fn start() -> CwSim {
         let points: Arc<Mutex<Vec<Point>>> = Arc::default();
         let calls: Arc<Mutex<Vec<String>>> = Arc::default();

@@ -897,6 +897,7 @@ impl RecordingServer {
         self.requests.lock().unwrap().len()
     }
 }
+pub mod alb;
 pub mod app;
 pub mod cw_sim;
 pub mod ecs_sim;

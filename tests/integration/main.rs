@@ -28,6 +28,7 @@ mod release;
 mod releases;
 mod signals;
 mod smoke;
+mod traffic_sim;
 mod workflows;
 mod writes;
 mod yaml_corpus;

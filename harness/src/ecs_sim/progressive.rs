@@ -552,6 +552,11 @@ impl Progress {
             .map(|h| (h.id.clone(), h.status.to_string()))
     }
 
+    /// The newest service deployment's ARN (the service's `currentServiceDeployment`).
+    pub fn deployment_arn(&self) -> Option<String> {
+        self.0.lock().unwrap().current()
+    }
+
     /// The target group the newest deployment's revision serves from (the live one at rest).
     pub fn new_group(&self) -> String {
         let m = self.now();
