@@ -196,7 +196,7 @@ mod tests {
             Action::Continue,
             "the smoke checks passed on test traffic",
             Answered::Expired {
-                after_seconds: 90,
+                after_ms: 90_000,
                 applied: "CONTINUE".into(),
             },
         );

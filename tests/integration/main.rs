@@ -21,6 +21,7 @@ mod hostile_text;
 mod layout;
 mod migrate;
 mod pipeline;
+mod progressive;
 mod progressive_sim;
 mod promote;
 mod promote_e2e;

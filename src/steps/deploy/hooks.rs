@@ -151,7 +151,7 @@ pub enum Answered {
     /// The hook was no longer waiting: its timeout passed and ECS applied its timeout action.
     Expired {
         /// How long the pause had lasted when the action found it expired.
-        after_seconds: u64,
+        after_ms: u64,
         applied: String,
     },
 }
@@ -181,13 +181,13 @@ impl Decision {
                 self.why
             ),
             Answered::Expired {
-                after_seconds,
+                after_ms,
                 applied,
             } => format!(
                 "{} (hook `{}`): the pause expired after {}; ECS applied {applied} (the action's verdict, not sent: {} because {})",
                 p.stage.as_str(),
                 p.hook_id,
-                humantime::format_duration(Duration::from_secs(*after_seconds)),
+                humantime::format_duration(Duration::from_millis(*after_ms)),
                 self.action.as_str(),
                 self.why
             ),
@@ -272,7 +272,7 @@ async fn expired(
 /// timeout), so a hook still awaiting is answered and one that is not has expired.
 fn expiry(still_waiting: bool, pause: &Pause, waited: Duration) -> Option<Answered> {
     (!still_waiting).then(|| Answered::Expired {
-        after_seconds: waited.as_secs(),
+        after_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
         applied: pause
             .timeout_action
             .clone()
@@ -470,7 +470,7 @@ mod tests {
         assert_eq!(
             gone,
             Answered::Expired {
-                after_seconds: 300,
+                after_ms: 300_000,
                 applied: "ROLLBACK".into()
             }
         );

@@ -224,12 +224,9 @@ impl BackendReport {
         for d in &self.pauses {
             let answer = match &d.answered {
                 super::hooks::Answered::Sent => format!("`{}`", d.action.as_str()),
-                super::hooks::Answered::Expired {
-                    after_seconds,
-                    applied,
-                } => format!(
+                super::hooks::Answered::Expired { after_ms, applied } => format!(
                     "expired after {}; ECS applied `{}`",
-                    humantime::format_duration(std::time::Duration::from_secs(*after_seconds)),
+                    humantime::format_duration(std::time::Duration::from_millis(*after_ms)),
                     md_escape(applied)
                 ),
             };
