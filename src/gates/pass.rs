@@ -218,6 +218,14 @@ async fn rollout(cx: &Cx<'_>, rel: &mut Release, report: &mut Report) -> Passed 
     let mut judge = pauses::Judge {
         cx,
         test_traffic: &mut report.test_traffic,
+        canary: &mut report.canary,
+        revisions: (
+            deployed.task_definition.clone(),
+            deployed.previous_task_definition.clone(),
+        ),
+        routing: p.routing().cloned(),
+        groups: None,
+        step_from: None,
     };
     let result = deploy::rollout(
         cx.clients,

@@ -6,13 +6,18 @@
 //!
 //! APIs: ECS `DescribeServiceDeployments`, `ContinueServiceDeployment` (see `deploy::hooks`).
 
+use std::time::SystemTime;
+
 use tokio::time::Instant;
 
 use super::list::Cx;
 use super::record::{GateOutcome, GateRecord};
 use crate::config::Smoke;
 use crate::report::section::Timeline;
-use crate::steps::deploy::hooks::{self, Action, Answered, Decision, Pause, Pauses, Stage};
+use crate::steps::canary::{self, CanaryReport, Groups, StepVerdict, Verdict};
+use crate::steps::deploy::hooks::{
+    self, Action, Answered, Decision, Pause, Pauses, Routing, Stage,
+};
 use crate::steps::deploy::{self, rollout::AtPause};
 use crate::steps::smoke::{self, OnTestTraffic};
 
@@ -20,11 +25,24 @@ use crate::steps::smoke::{self, OnTestTraffic};
 pub const TEST_TRAFFIC: &str = "test traffic";
 pub const CANARY: &str = "canary";
 
+/// Analysis rounds at most per canary step while it has too little traffic to judge: a bound beside
+/// the hook's own expiry.
+const MAX_ROUNDS: u32 = 30;
+
 /// Judges the pauses of the rollout this run started.
 pub(super) struct Judge<'a> {
     pub cx: &'a Cx<'a>,
     /// The section of the checks on test traffic.
     pub test_traffic: &'a mut Option<OnTestTraffic>,
+    /// The canary section: one verdict per judged step.
+    pub canary: &'a mut Option<CanaryReport>,
+    /// The task definitions `(new, old)`.
+    pub revisions: (String, String),
+    pub routing: Option<Routing>,
+    /// The new and old revision's target groups, read at the first judged step.
+    pub groups: Option<Groups>,
+    /// When the traffic step now judged began: the last CONTINUE before a production shift.
+    pub step_from: Option<SystemTime>,
 }
 
 impl AtPause for Judge<'_> {
@@ -36,7 +54,7 @@ impl AtPause for Judge<'_> {
         let started = Instant::now();
         let (action, why, judged) = match pause.stage {
             Stage::PostTestTrafficShift => self.on_test_traffic(timeline).await,
-            Stage::PreProductionTrafficShift => canary_unjudged(),
+            Stage::PreProductionTrafficShift => self.canary_step(pause).await,
         };
         let answered =
             hooks::answer(&self.cx.clients.ecs, pause, action, started.elapsed()).await?;
@@ -88,14 +106,107 @@ fn test_listener(cfg: &Smoke) -> Option<Smoke> {
     })
 }
 
-/// A pause before a production traffic step, with no analysis to judge it: it goes on, and the canary
-/// gate is recorded as skipped (never passed).
-fn canary_unjudged() -> (Action, String, bool) {
-    (
-        Action::Continue,
-        "no canary analysis in this build: the step was not judged".into(),
-        false,
-    )
+impl Judge<'_> {
+    /// The traffic step before `pause`, compared with the old revision over the same minutes; too little
+    /// traffic waits another interval while the hook has time, then `canary.on-no-data` decides.
+    async fn canary_step(&mut self, pause: &Pause) -> (Action, String, bool) {
+        let cfg = self.cx.cfg;
+        let weight = pause.weight.unwrap_or(0.0);
+        let now = cfg.signals.clock.now();
+        let from = self.step_from.replace(now);
+        if weight <= 0.0 {
+            return (
+                Action::Continue,
+                "no production traffic on the new revision yet: nothing to compare".into(),
+                false,
+            );
+        }
+        let interval = cfg.canary.interval;
+        let from = from.unwrap_or_else(|| now - interval);
+        let groups = match self.groups().await {
+            Ok(g) => g,
+            Err(why) => {
+                let verdict = Verdict::NoData(why.clone());
+                let action = match verdict.decision(&cfg.canary, true) {
+                    canary::Decision::Continue => Action::Continue,
+                    _ => Action::Rollback,
+                };
+                return (
+                    action,
+                    format!("canary at {weight}%: no data: {why}"),
+                    false,
+                );
+            }
+        };
+        let revisions = (self.revisions.0.as_str(), self.revisions.1.as_str());
+        let mut round = 0;
+        let step = loop {
+            round += 1;
+            let window = canary::Window {
+                from,
+                to: cfg.signals.clock.now(),
+            };
+            let step =
+                canary::analyse(self.cx.clients, cfg, &groups, revisions, window, weight).await;
+            let over = round >= MAX_ROUNDS
+                || pause
+                    .expires_at
+                    .is_some_and(|at| SystemTime::now() + interval >= at);
+            match step.verdict.decision(&cfg.canary, over) {
+                canary::Decision::Wait => tokio::time::sleep(interval).await,
+                d => break (d, step),
+            }
+        };
+        let (decision, step) = step;
+        let answer = canary_answer(decision, &step, weight);
+        self.canary
+            .get_or_insert_with(Default::default)
+            .steps
+            .push(step);
+        // The next step is judged from when this one's traffic moved.
+        self.step_from = Some(cfg.signals.clock.now());
+        answer
+    }
+
+    /// The new and old target groups, read once from the listener rules.
+    async fn groups(&mut self) -> Result<Groups, String> {
+        if let Some(g) = &self.groups {
+            return Ok(g.clone());
+        }
+        let Some(r) = &self.routing else {
+            return Err("the service has no load balancer with an advanced configuration".into());
+        };
+        let pair = (r.pair.0.as_str(), r.pair.1.as_str());
+        let g = canary::groups(
+            &self.cx.clients.elb,
+            r.test_rule.as_deref(),
+            &r.production_rule,
+            pair,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        self.groups = Some(g.clone());
+        Ok(g)
+    }
+}
+
+/// The answer to a judged canary step and why; judged only when the analysis passed or found a
+/// regression (no data that goes on is not a pass).
+fn canary_answer(
+    decision: canary::Decision,
+    step: &StepVerdict,
+    weight: f64,
+) -> (Action, String, bool) {
+    let why = format!(
+        "canary at {weight}%: {}: {}",
+        step.verdict.label(),
+        step.why
+    );
+    let judged = matches!(step.verdict, Verdict::Pass | Verdict::Regression(_));
+    match decision {
+        canary::Decision::Continue => (Action::Continue, why, judged),
+        canary::Decision::Rollback | canary::Decision::Wait => (Action::Rollback, why, judged),
+    }
 }
 
 /// The records of the two gates for a service whose deployments pause (none for one that does not,
@@ -136,9 +247,18 @@ fn outcome(decisions: &[Decision], stage: Stage) -> GateOutcome {
     {
         return GateOutcome::Skipped(d.line());
     }
-    match at.iter().find(|d| !d.judged) {
-        Some(d) => GateOutcome::Skipped(d.why.clone()),
-        None => GateOutcome::Passed,
+    // A pause before any production traffic has nothing to compare: it neither passes nor skips.
+    let steps: Vec<&&Decision> = at
+        .iter()
+        .filter(|d| stage == Stage::PostTestTrafficShift || d.pause.weight.unwrap_or(0.0) > 0.0)
+        .collect();
+    match (steps.iter().find(|d| !d.judged), steps.first()) {
+        (Some(d), _) => GateOutcome::Skipped(d.why.clone()),
+        (None, Some(_)) => GateOutcome::Passed,
+        (None, None) => GateOutcome::Skipped(
+            "no traffic step was judged: the new revision took no production traffic before a pause"
+                .into(),
+        ),
     }
 }
 
@@ -155,6 +275,7 @@ mod tests {
                 stage,
                 expires_at: None,
                 timeout_action: Some("ROLLBACK".into()),
+                weight: None,
             },
             action,
             why: why.into(),
@@ -209,5 +330,49 @@ mod tests {
             Answered::Sent,
         );
         assert_eq!(words(&[off]), [(TEST_TRAFFIC, "skipped")]);
+    }
+
+    #[test]
+    fn the_canary_gate_passes_only_when_a_step_with_production_traffic_was_judged_good() {
+        let canary = Pauses {
+            test_traffic: false,
+            pre_production: true,
+        };
+        let at = |weight: f64, action: Action, judged: bool| {
+            let mut d = decision(
+                Stage::PreProductionTrafficShift,
+                action,
+                "canary at 10%: pass",
+                Answered::Sent,
+            );
+            d.pause.weight = Some(weight);
+            d.judged = judged;
+            d
+        };
+        let word = |d: &[Decision]| records(canary, d)[0].outcome.word();
+        let first = at(0.0, Action::Continue, false);
+        // Blue/green: one pause, before any production traffic: nothing was judged.
+        assert_eq!(word(&[first.clone()]), "skipped");
+        assert_eq!(
+            word(&[first.clone(), at(10.0, Action::Continue, true)]),
+            "passed"
+        );
+        assert_eq!(
+            word(&[first.clone(), at(10.0, Action::Rollback, true)]),
+            "failed"
+        );
+        // Not enough traffic, continued by `on-no-data: continue`: never a pass.
+        assert_eq!(
+            word(&[first.clone(), at(10.0, Action::Continue, false)]),
+            "skipped"
+        );
+        assert_eq!(
+            word(&[
+                first,
+                at(10.0, Action::Continue, true),
+                at(20.0, Action::Continue, false)
+            ]),
+            "skipped"
+        );
     }
 }

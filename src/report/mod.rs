@@ -71,6 +71,9 @@ pub struct Report {
     /// The checks at a `POST_TEST_TRAFFIC_SHIFT` pause, against the test listener.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub test_traffic: Option<crate::steps::smoke::OnTestTraffic>,
+    /// The canary analysis at the pauses before production traffic steps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canary: Option<crate::steps::canary::CanaryReport>,
     /// What the watch read besides its checks (metrics, error lines).
     pub signals: Option<crate::steps::signals::SignalsReport>,
     pub frontend: Option<crate::steps::frontend::SyncReport>,
@@ -168,6 +171,9 @@ impl Report {
         }
         if let Some(t) = &self.test_traffic {
             v.push(t);
+        }
+        if let Some(c) = &self.canary {
+            v.push(c);
         }
         if let Some(t) = &self.deploy_time {
             v.push(t);

@@ -87,8 +87,32 @@ pub fn check(
     Ok(pauses)
 }
 
+/// How the load balancer reaches the service's two revisions (blue/green, linear, canary): the target
+/// groups (`targetGroupArn`, `alternateTargetGroupArn`) and the listener rules ECS moves traffic with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routing {
+    pub pair: (String, String),
+    pub production_rule: String,
+    pub test_rule: Option<String>,
+}
+
+/// The [`Routing`] of the service's first load balancer with an advanced configuration.
+pub fn routing(svc: &aws_sdk_ecs::types::Service) -> Option<Routing> {
+    svc.load_balancers().iter().find_map(|lb| {
+        let adv = lb.advanced_configuration()?;
+        Some(Routing {
+            pair: (
+                lb.target_group_arn()?.to_string(),
+                adv.alternate_target_group_arn()?.to_string(),
+            ),
+            production_rule: adv.production_listener_rule()?.to_string(),
+            test_rule: adv.test_listener_rule().map(str::to_string),
+        })
+    })
+}
+
 /// A pause the service deployment waits at (`AWAITING_ACTION`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Pause {
     pub service_deployment: String,
     pub hook_id: String,
@@ -98,6 +122,9 @@ pub struct Pause {
     pub expires_at: Option<SystemTime>,
     /// `CONTINUE` or `ROLLBACK`, as ECS names it.
     pub timeout_action: Option<String>,
+    /// The new revision's share of production traffic at the pause, in percent (0 before the first
+    /// production step).
+    pub weight: Option<f64>,
 }
 
 /// The pause `sd` waits at, when `sd` is the deployment `ours` and it waits at a stage the action
@@ -122,6 +149,9 @@ pub fn awaiting(sd: &ServiceDeployment, ours: &str, answered: &[String]) -> Opti
             .expires_at()
             .and_then(|t| SystemTime::try_from(*t).ok()),
         timeout_action: hook.timeout_action().map(|a| a.as_str().to_string()),
+        weight: sd
+            .target_service_revision()
+            .and_then(|r| r.requested_production_traffic_weight()),
     })
 }
 
@@ -157,7 +187,7 @@ pub enum Answered {
 }
 
 /// One pause and what was done at it, for the summary.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Decision {
     pub pause: Pause,
     pub action: Action,
@@ -463,6 +493,7 @@ mod tests {
             stage: Stage::PostTestTrafficShift,
             expires_at: Some(now + Duration::from_secs(60)),
             timeout_action: Some("ROLLBACK".into()),
+            weight: None,
         };
         let waited = Duration::from_secs(300);
         assert_eq!(expiry(true, &pause, waited), None);

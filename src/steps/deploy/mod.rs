@@ -70,6 +70,8 @@ pub struct Prepared {
     containers: Vec<String>,
     /// The stages the service's deployments pause at (checked: the action answers each).
     pauses: hooks::Pauses,
+    /// The target groups and listener rules of a blue/green, linear or canary service.
+    routing: Option<hooks::Routing>,
 }
 
 impl Prepared {
@@ -117,11 +119,8 @@ async fn prepare_inner(
     let svc = service::describe(&clients.ecs, &b.cluster, &b.service).await?;
     let live_arn = svc.task_definition().unwrap_or_default().to_string();
     let target = service::target_of(&svc, cfg, &live_arn)?;
-    let pauses = hooks::check(
-        svc.deployment_configuration(),
-        &b.service,
-        cfg.smoke.test_url.is_some(),
-    )?;
+    let test_url = cfg.smoke.test_url.is_some();
+    let pauses = hooks::check(svc.deployment_configuration(), &b.service, test_url)?;
     if svc.deployments().len() > 1 {
         tracing::warn!(
             "service `{}` has {} deployments in progress: another deploy may be running (use a `concurrency:` group per environment)",
@@ -184,6 +183,7 @@ async fn prepare_inner(
         containers,
         live_arn,
         pauses,
+        routing: hooks::routing(&svc),
     })
 }
 
@@ -558,6 +558,11 @@ impl Prepared {
     /// The stages the service's deployments pause at.
     pub fn pauses(&self) -> hooks::Pauses {
         self.pauses
+    }
+
+    /// The target groups and listener rules of a blue/green, linear or canary service.
+    pub fn routing(&self) -> Option<&hooks::Routing> {
+        self.routing.as_ref()
     }
 
     /// The image digest the service will run.

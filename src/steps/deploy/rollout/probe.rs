@@ -58,7 +58,7 @@ impl From<&aws_sdk_ecs::types::Deployment> for DeploymentView {
 }
 
 /// How a rollout ended (or that it has not).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
     /// Still going; `hot` when all new tasks run and ECS only waits for steady state.
     Pending {
