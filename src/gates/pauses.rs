@@ -352,7 +352,7 @@ mod tests {
         let word = |d: &[Decision]| records(canary, d)[0].outcome.word();
         let first = at(0.0, Action::Continue, false);
         // Blue/green: one pause, before any production traffic: nothing was judged.
-        assert_eq!(word(&[first.clone()]), "skipped");
+        assert_eq!(word(std::slice::from_ref(&first)), "skipped");
         assert_eq!(
             word(&[first.clone(), at(10.0, Action::Continue, true)]),
             "passed"
