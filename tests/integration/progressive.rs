@@ -8,9 +8,14 @@ use harness as common;
 
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use common::alb::Alb;
 use common::app::{App, Mode};
+use common::cw_sim::CwSim;
 use common::ecs_sim::{EcsSim, HookAction, Plan, Scenario};
+use common::elb_sim::ElbSim;
 use common::{Action, Moto, RunResult};
 
 const REPO: &str = "stage-cloudshop-backend";
@@ -265,4 +270,113 @@ fn a_cancel_during_a_pause_answers_rollback_before_exiting() {
         "{}",
         res.dump()
     );
+}
+
+/// Production requests through the ALB as fast as one client goes, until dropped.
+struct Traffic(Arc<AtomicBool>, Option<std::thread::JoinHandle<()>>);
+
+impl Traffic {
+    fn start(url: String) -> Traffic {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let http = reqwest::Client::new();
+                while !flag.load(Ordering::SeqCst) {
+                    let _ = http.get(format!("{url}/products")).send().await;
+                }
+            });
+        });
+        Traffic(stop, Some(handle))
+    }
+}
+
+impl Drop for Traffic {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+        if let Some(h) = self.1.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// A canary (10%, one simulated minute of bake) pausing before each production step, with the new
+/// revision in `mode`, under steady production traffic: how the run ended, the hook answers and the
+/// highest weight the new revision got.
+fn canary_run(moto: &Moto, mode: Mode) -> (RunResult, Vec<String>, f64) {
+    let plan = Plan {
+        minute: Duration::from_millis(200),
+        stage: Duration::from_millis(20),
+        ..Plan::canary(10.0, 1)
+    }
+    .pause(&["PRE_PRODUCTION_TRAFFIC_SHIFT"], 100, HookAction::Rollback);
+    let sim = EcsSim::start(Scenario::Progressive(plan.clone()));
+    let progress = sim.progress().unwrap();
+    let (old, new) = (App::start(), App::start());
+    new.set_mode(mode);
+    let cw = CwSim::start();
+    let alb = Alb::progressive(
+        progress.clone(),
+        vec![
+            (plan.production_group.clone(), old.base_url()),
+            (plan.alternate_group.clone(), new.base_url()),
+        ],
+        Some(cw.sink()),
+    );
+    let elb = ElbSim::start_with_rules("stage-blue", Vec::new(), progress.clone());
+    let s = Stage {
+        sim,
+        alb,
+        _apps: (old, new),
+    };
+    let _traffic = Traffic::start(s.alb.production_url.clone());
+    let a = action(moto, &s, None)
+        .env("AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2", &elb.endpoint)
+        .env("AWS_ENDPOINT_URL_CLOUDWATCH", &cw.endpoint);
+    let config = std::fs::read_to_string(a.workspace_path().join(".github/cloudshop-deploy.yml"))
+        .unwrap()
+        .replace(
+            "    smoke:",
+            "    canary:\n      min-requests: 50\n      interval: 1s\n      p95-ratio: 100\n    smoke:",
+        );
+    let a = a.file(".github/cloudshop-deploy.yml", &config);
+    let res = run(a);
+    let answers = progress
+        .hook_actions()
+        .into_iter()
+        .map(|(_, a)| a)
+        .collect();
+    (res, answers, progress.max_new_weight())
+}
+
+#[test]
+fn a_canary_with_a_higher_5xx_share_is_rolled_back_in_its_first_step_and_a_good_one_continues() {
+    let moto = Moto::shared();
+    seed(&moto);
+    let (res, answers, weight) = canary_run(&moto, Mode::ErrorShare(8));
+    assert_eq!(res.output("status"), "rolled-back", "{}", res.dump());
+    // The first pause (no production traffic yet) goes on; the one after the 10% step rolls back.
+    assert_eq!(answers, ["CONTINUE", "ROLLBACK"], "{}", res.dump());
+    assert_eq!(weight, 10.0, "never past the canary's share");
+    let errors = res.error_lines().join("\n");
+    assert!(
+        errors.contains("rolled back at the `PRE_PRODUCTION_TRAFFIC_SHIFT` pause")
+            && errors.contains("regression: 5xx share"),
+        "{}",
+        res.dump()
+    );
+    assert!(
+        res.summary.contains("### Canary analysis"),
+        "{}",
+        res.summary
+    );
+
+    let (res, answers, weight) = canary_run(&moto, Mode::Healthy);
+    assert_eq!(res.output("status"), "deployed", "{}", res.dump());
+    assert_eq!(answers, ["CONTINUE", "CONTINUE"], "{}", res.dump());
+    assert_eq!(weight, 100.0);
 }
