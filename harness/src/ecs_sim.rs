@@ -29,7 +29,7 @@ use serde_json::{json, Value};
 
 pub mod progressive;
 mod run_task;
-pub use progressive::{HookAction, Plan, Progress, RuleWeights};
+pub use progressive::{DeploymentView, HookAction, Plan, Progress, RuleWeights};
 pub use run_task::{one_off_task_id, OneOff};
 
 /// Why the simulated tasks stop.

@@ -476,6 +476,10 @@ fn stop_rolls_back_an_in_progress_deployment_and_is_refused_after_the_end() {
     });
     assert_eq!(p.max_new_weight(), 50.0);
     assert_eq!(sim.service_task_definition(), OLD_TD);
+    let d = p.deployments();
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].status, "ROLLBACK_SUCCESSFUL");
+    assert_eq!(d[0].task_definition, NEW_TD);
     assert_eq!(
         sim.mutating_calls(),
         [
@@ -656,4 +660,72 @@ fn the_listener_rules_follow_the_service_deployment() {
         assert_eq!(tg.target_group_name(), Some("stage-green"));
         assert_eq!(tg.load_balancer_arns(), [common::elb_sim::LOAD_BALANCER]);
     });
+}
+
+#[test]
+fn a_stop_at_a_pause_ends_the_hook_and_a_newer_update_supersedes_the_deployment() {
+    let plan =
+        fast(Plan::blue_green()).pause(&["POST_TEST_TRAFFIC_SHIFT"], 10, HookAction::Continue);
+    let sim = EcsSim::start(Scenario::Progressive(plan));
+    let ecs = client(&sim);
+    let p = sim.progress().unwrap();
+    rt().block_on(async {
+        let arn = update(&ecs).await;
+        let (hook, _) = paused_at(&ecs, &arn, "POST_TEST_TRAFFIC_SHIFT").await;
+        ecs.stop_service_deployment()
+            .service_deployment_arn(&arn)
+            .stop_type(StopServiceDeploymentStopType::Rollback)
+            .send()
+            .await
+            .unwrap();
+        let sd = describe(&ecs, &arn).await;
+        assert_eq!(
+            sd.lifecycle_hook_details()[0].status(),
+            Some(&DeploymentLifecycleHookStatus::Failed)
+        );
+        let e = ecs
+            .continue_service_deployment()
+            .service_deployment_arn(&arn)
+            .hook_id(&hook)
+            .action(DeploymentLifecycleHookAction::Continue)
+            .send()
+            .await
+            .unwrap_err();
+        assert!(
+            e.as_service_error()
+                .unwrap()
+                .is_invalid_parameter_exception(),
+            "{e:?}"
+        );
+        until(&ecs, &arn, "terminal", terminal).await;
+        // Two more updates: the first is superseded by the second while under way.
+        let second = update(&ecs).await;
+        let third = update(&ecs).await;
+        assert_ne!(second, third);
+        let sd = describe(&ecs, &second).await;
+        assert_eq!(sd.status(), Some(&ServiceDeploymentStatus::Stopped));
+        let listed = ecs
+            .list_service_deployments()
+            .cluster("stage-cluster")
+            .service("stage-backend")
+            .status(ServiceDeploymentStatus::Successful)
+            .send()
+            .await
+            .unwrap();
+        // Only the seeded deployment is SUCCESSFUL so far.
+        assert_eq!(listed.service_deployments().len(), 1);
+        let rev = listed.service_deployments()[0]
+            .target_service_revision_arn()
+            .unwrap()
+            .to_string();
+        let revs = ecs
+            .describe_service_revisions()
+            .service_revision_arns(rev)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(revs.service_revisions()[0].task_definition(), Some(OLD_TD));
+    });
+    let statuses: Vec<String> = p.deployments().into_iter().map(|d| d.status).collect();
+    assert_eq!(statuses[..2], ["ROLLBACK_SUCCESSFUL", "STOPPED"]);
 }

@@ -116,6 +116,17 @@ fn weight_of(list: &[(String, f64)], group: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// One service deployment as a test sees it ([`Progress::deployments`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeploymentView {
+    pub arn: String,
+    pub status: String,
+    /// Its target revision's task definition.
+    pub task_definition: String,
+    pub stages_seen: Vec<String>,
+    pub max_new_weight: f64,
+}
+
 /// The model behind [`Progress`].
 #[derive(Debug)]
 pub(super) struct Model {
@@ -400,6 +411,10 @@ impl Model {
         let at = self.epoch(t);
         let stage = self.plan.stage;
         let sd = &mut self.sds[i];
+        // A stop while a hook awaits action ends the hook too: nothing can continue it any more.
+        if let Some(h) = sd.hook.as_mut().filter(|h| h.status == "AWAITING_ACTION") {
+            h.status = "FAILED";
+        }
         sd.status = "ROLLBACK_REQUESTED";
         sd.reason = format!("Service deployment rolled back: {why}");
         let to = sd
@@ -523,9 +538,31 @@ impl Progress {
             .unwrap_or_default()
     }
 
-    /// The highest production weight the newest deployment's revision ever had.
+    /// The highest production weight the newest deployment's revision ever had (0 before any update).
     pub fn max_new_weight(&self) -> f64 {
-        self.now().sds.last().map(|s| s.max_new).unwrap_or(0.0)
+        self.now()
+            .sds
+            .last()
+            .filter(|s| s.source.is_some())
+            .map(|s| s.max_new)
+            .unwrap_or(0.0)
+    }
+
+    /// Every service deployment started by an update (the seeded previous one left out), oldest first:
+    /// a deploy's own and, after it, e.g. the action's rollback to the previous revision.
+    pub fn deployments(&self) -> Vec<DeploymentView> {
+        let m = self.now();
+        m.sds
+            .iter()
+            .filter(|s| s.source.is_some())
+            .map(|s| DeploymentView {
+                arn: s.arn.clone(),
+                status: s.status.to_string(),
+                task_definition: s.target.td.clone(),
+                stages_seen: s.stages_seen.iter().map(|x| x.to_string()).collect(),
+                max_new_weight: s.max_new,
+            })
+            .collect()
     }
 
     /// Every `ContinueServiceDeployment` the model accepted: (hookId, action).
