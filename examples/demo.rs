@@ -2,12 +2,15 @@
 //!
 //! Starts moto (STS, ECR, S3), one ECS simulator per environment, the miniature CloudShop API (`/health`,
 //! `/products` with Laptop, Mouse, Keyboard, CORS, a website page) and a local OCI registry, all on
-//! loopback. Then runs the real binary twice, as the workflows would:
-//! 1. "Deploy to Stage": push the backend image (an OCI archive, tagged with the git SHA), new
-//!    task-definition revision, rollout watched to the end, smoke tests, frontend sync to S3;
-//!    the frontend build published beside the image as `<sha>-frontend`;
-//! 2. "Promote to Production": the same image and frontend (same digests) copied to the prod repository,
-//!    deployed, and the prod bucket synced from the artifact with prod's API URL (no build in this job).
+//! loopback, with CloudShop's real names (`stage-cluster`, `stage-backend-blue`, `stage-cloudshop-backend`,
+//! `stage-cloudshop-frontend-746669238399`, and the same for prod). Then runs the real binary twice:
+//! 1. "Deploy to Stage" from a terminal, as the command line (`cloudshop-deploy deploy --environment
+//!    stage ...`): push the backend image (an OCI archive, tagged with the git SHA), new task-definition
+//!    revision, rollout watched to the end, smoke tests, frontend sync to S3; the frontend build
+//!    published beside the image as `<sha>-frontend`;
+//! 2. "Promote to Production" as the action, as the workflow would: the same image and frontend (same
+//!    digests) copied to the prod repository, deployed, and the prod bucket synced from the artifact with
+//!    prod's API URL (no build in this job).
 //!
 //! Run it with `scripts/demo` (which builds the binary and sets `CLOUDSHOP_DEPLOY_BIN`).
 //!
@@ -30,27 +33,31 @@ use common::{Action, Moto, RunResult};
 
 const SHA: &str = "c10d5a0e3f7b9d2c4e6a8b0d1f3e5a7c9b1d3f5e";
 
+/// CloudShop's website buckets (bucket names are global, so they carry the account).
+const STAGE_BUCKET: &str = "stage-cloudshop-frontend-746669238399";
+const PROD_BUCKET: &str = "prod-cloudshop-frontend-746669238399";
+
 fn config(app: &App) -> String {
     format!(
         r#"region: us-east-1
 environments:
   stage:
     cluster: stage-cluster
-    service: stage-backend
+    service: stage-backend-blue
     container: backend
     ecr-repository: stage-cloudshop-backend
     api-url: {api}
     website-url: {web}
-    frontend: {{ bucket: stage-cloudshop-frontend, dir: frontend/build }}
+    frontend: {{ bucket: {STAGE_BUCKET}, dir: frontend/build }}
   prod:
     promote-from: stage
     cluster: prod-cluster
-    service: prod-backend
+    service: prod-backend-blue
     container: backend
     ecr-repository: prod-cloudshop-backend
     api-url: {api}
     website-url: {web}
-    frontend: {{ bucket: prod-cloudshop-frontend, dir: frontend/build }}
+    frontend: {{ bucket: {PROD_BUCKET}, dir: frontend/build }}
 "#,
         api = app.base_url(),
         web = app.website_url(),
@@ -68,6 +75,64 @@ fn with_frontend(a: Action) -> Action {
     .file("frontend/build/favicon.ico", "icon")
 }
 
+/// An ECS simulator for `env` serving CloudShop's service (`<env>-backend-blue` in `<env>-cluster`).
+fn ecs(env: &str) -> EcsSim {
+    EcsSim::start_with(
+        Seed {
+            cluster: format!("{env}-cluster"),
+            service: format!("{env}-backend-blue"),
+            containers: vec![(
+                "backend".into(),
+                format!(
+                    "123456789012.dkr.ecr.us-east-1.amazonaws.com/{env}-cloudshop-backend:previous"
+                ),
+            )],
+            ..Seed::default()
+        },
+        Scenario::Succeed { after: 4 },
+    )
+}
+
+/// An empty AWS config file: the runs read it instead of the operator's own `~/.aws`, and the SDK finds
+/// the file it is pointed at (a missing one is worth a warning).
+fn empty_aws_config(dir: &std::path::Path) -> String {
+    let path = dir.join("aws-config");
+    std::fs::write(&path, "").expect("write the empty AWS config");
+    path.display().to_string()
+}
+
+/// Run the command line in `workspace`, as a person at a terminal would, with `env` only; the outputs
+/// go to `outputs` (`--output-file`), what a person would read to the screen.
+fn terminal(
+    workspace: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    outputs: &std::path::Path,
+) -> RunResult {
+    let bin = std::env::var("CLOUDSHOP_DEPLOY_BIN").unwrap_or_else(|_| "cloudshop-deploy".into());
+    println!("\n$ cloudshop-deploy {}", args.join(" "));
+    let out = std::process::Command::new(bin)
+        .args(args)
+        .arg("--output-file")
+        .arg(outputs)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .current_dir(workspace)
+        .output()
+        .expect("run cloudshop-deploy");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let outputs_raw = std::fs::read_to_string(outputs).unwrap_or_default();
+    RunResult {
+        code: out.status.code().unwrap_or(-1),
+        outputs: common::parse_outputs(&outputs_raw),
+        outputs_raw,
+        summary: String::new(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        stdout,
+    }
+}
+
 fn show(title: &str, res: &RunResult) {
     println!(
         "\n==================== {title} (exit {}) ====================",
@@ -78,7 +143,10 @@ fn show(title: &str, res: &RunResult) {
     for (k, v) in &res.outputs {
         println!("{k}={v}");
     }
-    println!("---- job summary (Markdown) ----\n{}", res.summary);
+    // The command line printed its summary on the terminal, above.
+    if !res.summary.is_empty() {
+        println!("---- job summary (Markdown) ----\n{}", res.summary);
+    }
 }
 
 /// Set in the worker's environment: the same executable then runs the demo instead of supervising it.
@@ -164,20 +232,10 @@ fn demo() -> ExitCode {
     let moto = Moto::start();
     let reg = LocalRegistry::start();
     let app = App::start();
-    let stage_ecs = EcsSim::start(Scenario::Succeed { after: 4 });
-    let prod_ecs = EcsSim::start_with(
-        Seed {
-            cluster: "prod-cluster".into(),
-            service: "prod-backend".into(),
-            containers: vec![(
-                "backend".into(),
-                "123456789012.dkr.ecr.us-east-1.amazonaws.com/prod-cloudshop-backend:previous"
-                    .into(),
-            )],
-            ..Seed::default()
-        },
-        Scenario::Succeed { after: 4 },
-    );
+    let stage_ecs = ecs("stage");
+    let prod_ecs = ecs("prod");
+    let home = tempfile::tempdir().expect("tempdir");
+    let aws_config = empty_aws_config(home.path());
     rt().block_on(async {
         let ecr = aws_sdk_ecr::Client::new(&moto.sdk_config().await);
         for repo in ["stage-cloudshop-backend", "prod-cloudshop-backend"] {
@@ -188,22 +246,13 @@ fn demo() -> ExitCode {
                 .expect("create repository");
         }
     });
-    create_bucket(&moto, "stage-cloudshop-frontend");
-    create_bucket(&moto, "prod-cloudshop-frontend");
+    create_bucket(&moto, STAGE_BUCKET);
+    create_bucket(&moto, PROD_BUCKET);
     let cfg = config(&app);
 
-    // 1. Push to main: the workflow built the backend image as an OCI archive tagged with the SHA.
-    let stage = with_frontend(
-        Action::new()
-            .with_moto(&moto)
-            .env("AWS_ENDPOINT_URL_ECS", &stage_ecs.endpoint)
-            .env("GITHUB_SHA", SHA)
-            .file(".github/cloudshop-deploy.yml", &cfg),
-    )
-    .input("environment", "stage")
-    .input("image-archive", "backend-image")
-    .input("registry-url", &reg.url)
-    .input("poll-interval", "500ms");
+    // 1. The backend image was built as an OCI archive tagged with the SHA; the on-call engineer deploys
+    // it to stage from a terminal in the checkout, with the command line.
+    let stage = with_frontend(Action::new().file(".github/cloudshop-deploy.yml", &cfg));
     let layout = write_layout(
         &stage.workspace_path().join("backend-image"),
         SHA,
@@ -215,8 +264,33 @@ fn demo() -> ExitCode {
         "backend image {SHA} = {} (OCI archive in the workspace)",
         layout.digest
     );
-    let res = stage.run_within(Duration::from_secs(300));
-    show("Deploy to Stage", &res);
+    let res = terminal(
+        stage.workspace_path(),
+        &[
+            "deploy",
+            "--environment",
+            "stage",
+            "--sha",
+            SHA,
+            "--image-archive",
+            "backend-image",
+            "--registry-url",
+            &reg.url,
+            "--poll-interval",
+            "500ms",
+        ],
+        &[
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            ("AWS_CONFIG_FILE", &aws_config),
+            ("AWS_SHARED_CREDENTIALS_FILE", &aws_config),
+            ("AWS_ENDPOINT_URL", &moto.endpoint),
+            ("AWS_ENDPOINT_URL_ECS", &stage_ecs.endpoint),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ],
+        &home.path().join("stage-outputs"),
+    );
+    show("Deploy to Stage (command line)", &res);
     if res.code != 0 {
         return ExitCode::FAILURE;
     }
@@ -231,6 +305,8 @@ fn demo() -> ExitCode {
     // is checked out: the frontend comes from the artifact stage published.
     let prod = Action::new()
         .with_moto(&moto)
+        .env("AWS_CONFIG_FILE", &aws_config)
+        .env("AWS_SHARED_CREDENTIALS_FILE", &aws_config)
         .env("AWS_ENDPOINT_URL_ECS", &prod_ecs.endpoint)
         .file(".github/cloudshop-deploy.yml", &cfg)
         .input("command", "promote")
@@ -239,7 +315,7 @@ fn demo() -> ExitCode {
         .input("registry-url", &reg.url)
         .input("poll-interval", "500ms");
     let res = prod.run_within(Duration::from_secs(300));
-    show("Promote to Production", &res);
+    show("Promote to Production (action)", &res);
     let prod_digest = reg
         .digest_of("prod-cloudshop-backend", SHA)
         .unwrap_or_default();

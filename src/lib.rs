@@ -1,7 +1,12 @@
 //! cloudshop-deploy: deploy CloudShop (ECS Fargate backend, S3 website frontend) from GitHub Actions.
 //!
 //! # Layout
-//! - `main.rs`: reads the process environment once and calls [`main_with`].
+//! - `main.rs`: with a subcommand, parses the command line ([`cli`]); without one, reads the process
+//!   environment once; then runs ([`run::main_launched`]).
+//! - [`cli`]: the binary as a command line for a run outside Actions (`deploy|promote|rollback|releases`):
+//!   `table`, the one table of the inputs (flags, `action.yml` and the README are checked against it);
+//!   the flags -> the same `INPUT_*` environment the action reads, with local values for the commit and
+//!   the repository; `credentials`, the standard chain and `sts:AssumeRole`.
 //! - [`error`]: the run's [`Error`] and the [`Diagnose`] trait (message plus one hint line) that every
 //!   module's error enum implements next to its definition; a leaf.
 //! - [`inputs`]: `INPUT_*` variables (both spellings) -> raw strings, `""` = unset.
@@ -44,8 +49,8 @@
 //!   - `steps/canary/`: the new revision against the old one in the same minutes while it takes a slice
 //!     of production traffic (`groups`: which target group is the new revision's, from the listener
 //!     rules; `read`: both groups' metrics and each revision's error lines, through `signals`; `judge`:
-//!     the pure verdict, a two-proportion test and minimum effects; `report`: the section with its
-//!     charts; `error`).
+//!     the pure verdict, a two-proportion test and minimum effects; `pace`: judged again while the
+//!     traffic is too little, within the step's budget; `report`: the section with its charts; `error`).
 //!   - `steps/migrate/`: the migration gate between the new revision's registration and the service
 //!     update (`plan`: the preflight's pure decisions; `task`: RunTask, DescribeTasks, StopTask and the
 //!     streamed log lines; `report`: the section and outputs; `error`: errors and the causes in the
@@ -82,6 +87,7 @@ macro_rules! troubleshooting {
 }
 
 pub mod aws;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod error;

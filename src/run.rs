@@ -4,8 +4,11 @@
 //! The steps write only their own sections of the [`Report`] (and its timeline); the run's [`Status`] is
 //! decided here alone, by [`status`], from the backend's outcome and the run's result.
 //!
-//! APIs: STS `GetCallerIdentity` and, with `role-to-assume`, `AssumeRoleWithWebIdentity` (see
-//! `aws::credentials`); the steps' calls.
+//! The same run serves the action and the command line ([`Launch`]): they differ only in how the role is
+//! assumed and where the outputs and the summary go.
+//!
+//! APIs: STS `GetCallerIdentity` and, with `role-to-assume`, `AssumeRoleWithWebIdentity` in Actions (see
+//! `aws::credentials`) or `AssumeRole` from the command line (see `cli::credentials`); the steps' calls.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -42,6 +45,25 @@ where
     I: IntoIterator<Item = (String, String)>,
     C: std::future::Future<Output = &'static str>,
 {
+    main_launched(vars, cancel, &Launch::Action).await
+}
+
+/// How the binary was started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Launch {
+    /// By the runner, as the action: OIDC, the runner's files, workflow commands.
+    Action,
+    /// From a shell, as `cloudshop-deploy <command> --flags` (see [`crate::cli`]).
+    Local(crate::cli::Local),
+}
+
+/// [`main_with_cancel`] for a run of the given kind; the environment comes already cleaned of the
+/// runner's variables for a local run ([`crate::cli::parse`]).
+pub async fn main_launched<I, C>(vars: I, cancel: C, launch: &Launch) -> ExitCode
+where
+    I: IntoIterator<Item = (String, String)>,
+    C: std::future::Future<Output = &'static str>,
+{
     let env: BTreeMap<String, String> = vars.into_iter().collect();
     let get = |k: &str| env.get(k).cloned();
     let started = Instant::now();
@@ -60,7 +82,7 @@ where
             report.api_url = cfg.api_url.as_ref().map(url::Url::to_string);
             crate::shutdown::snapshot(&report);
             let result = {
-                let pipeline = execute(&cfg, &ctx, &env, &clients_slot, &mut report);
+                let pipeline = execute(&cfg, &ctx, &env, launch, &clients_slot, &mut report);
                 tokio::pin!(pipeline);
                 tokio::select! {
                     result = &mut pipeline => result,
@@ -102,7 +124,7 @@ where
         report.error = Some((e.to_string(), e.hint()));
     }
     let docs = crate::error::docs_base(get);
-    finish(&report, &sinks, result, docs.as_deref())
+    finish(&report, &sinks, result, docs.as_deref(), launch)
 }
 
 /// After a cancel: a pause the dropped pipeline was judging is answered ROLLBACK, and a migration task it
@@ -184,22 +206,36 @@ fn finish(
     sinks: &Sinks,
     result: Result<(), Error>,
     docs: Option<&str>,
+    launch: &Launch,
 ) -> ExitCode {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut failure = result
         .err()
         .map(|e| (e.to_string(), e.hint_with_link(docs)));
-    if let Err(e) = sinks.write_outputs(&report.outputs(), &mut out) {
+    let written = match launch {
+        Launch::Action => sinks
+            .write_outputs(&report.outputs(), &mut out)
+            .map(|()| sinks.write_summary(&report.summary_markdown(), &mut out)),
+        // A person reads the summary first and finds the outputs at the end (or in their file).
+        Launch::Local(local) => {
+            let summary = sinks.write_summary(&report.summary_markdown(), &mut out);
+            crate::cli::write_outputs(local, sinks, &report.outputs(), &mut out).map(|()| summary)
+        }
+    };
+    match written {
         // Without outputs the step cannot count as a success; a run error already explains itself.
-        failure.get_or_insert((e.to_string(), Diagnose::hint(&e)));
-    }
-    if let Err(e) = sinks.write_summary(&report.summary_markdown(), &mut out) {
-        let _ = writeln!(
-            out,
-            "{}",
-            commands::annotation(commands::Level::Warning, None, &e.to_string())
-        );
+        Err(e) => {
+            failure.get_or_insert((e.to_string(), Diagnose::hint(&e)));
+        }
+        Ok(Err(e)) => {
+            let _ = writeln!(
+                out,
+                "{}",
+                commands::annotation(commands::Level::Warning, None, &e.to_string())
+            );
+        }
+        Ok(Ok(())) => {}
     }
     if let Some((message, hint)) = &failure {
         let _ = writeln!(
@@ -225,54 +261,17 @@ pub async fn connect(
     cfg: &Config,
     ctx: &Context,
     env: &BTreeMap<String, String>,
+    launch: &Launch,
     report: &mut Report,
 ) -> Result<Clients, Error> {
     let phase = Instant::now();
     let _group = commands::group("AWS credentials");
-    let provider = match &cfg.auth.role_to_assume {
-        Some(role) => {
-            let (Some(url), Some(token)) = (&ctx.id_token_url, &ctx.id_token_request_token) else {
-                return Err(credentials::Error::Oidc(oidc::Error::NoPermission).into());
-            };
-            let http = crate::aws::reqwest_client(Duration::from_secs(30)).map_err(|e| {
-                credentials::Error::Oidc(oidc::Error::Request {
-                    attempts: 0,
-                    last: e.to_string(),
-                })
-            })?;
-            let tokens = oidc::TokenSource {
-                request_url: url.clone(),
-                request_token: token.clone(),
-                audience: cfg.auth.audience.clone(),
-                http,
-                attempts: 5,
-                backoff: Duration::from_millis(500),
-                required_environment: cfg.auth.github_environment.clone(),
-            };
-            let unsigned = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .region(aws_types::region::Region::new(cfg.region.clone()))
-                .http_client(crate::aws::http_client())
-                .no_credentials()
-                .load()
-                .await;
-            let provider = OidcRoleProvider::new(
-                aws_sdk_sts::Client::new(&unsigned),
-                tokens,
-                RoleSettings {
-                    role_arn: role.clone(),
-                    session_name: cfg.auth.session_name.clone(),
-                    duration: cfg.auth.duration,
-                    attempts: 8,
-                    backoff: Duration::from_millis(500),
-                    refresh_margin: Duration::from_secs(300),
-                },
-            );
-            // Assume now, so a trust-policy problem is reported as such, before anything else.
-            provider.credentials().await?;
-            tracing::info!(role = %role, session = %cfg.auth.session_name, "assumed role through GitHub OIDC");
-            Some(SharedCredentialsProvider::new(provider))
+    let provider = match (launch, &cfg.auth.role_to_assume) {
+        (Launch::Local(local), _) => {
+            crate::cli::credentials::provider(cfg, local.profile.as_deref()).await?
         }
-        None => {
+        (Launch::Action, Some(role)) => Some(oidc_role(cfg, ctx, role).await?),
+        (Launch::Action, None) => {
             tracing::info!("no `role-to-assume`: using the standard AWS credential chain");
             None
         }
@@ -284,6 +283,54 @@ pub async fn connect(
     report.aws_account_id = Some(account);
     report.phase("credentials", phase, crate::report::section::Outcome::Ok);
     Ok(clients)
+}
+
+/// The role assumed through the job's OIDC token, assumed once now so a trust-policy problem is
+/// reported as such, before anything else.
+async fn oidc_role(
+    cfg: &Config,
+    ctx: &Context,
+    role: &str,
+) -> Result<SharedCredentialsProvider, Error> {
+    let (Some(url), Some(token)) = (&ctx.id_token_url, &ctx.id_token_request_token) else {
+        return Err(credentials::Error::Oidc(oidc::Error::NoPermission).into());
+    };
+    let http = crate::aws::reqwest_client(Duration::from_secs(30)).map_err(|e| {
+        credentials::Error::Oidc(oidc::Error::Request {
+            attempts: 0,
+            last: e.to_string(),
+        })
+    })?;
+    let tokens = oidc::TokenSource {
+        request_url: url.clone(),
+        request_token: token.clone(),
+        audience: cfg.auth.audience.clone(),
+        http,
+        attempts: 5,
+        backoff: Duration::from_millis(500),
+        required_environment: cfg.auth.github_environment.clone(),
+    };
+    let unsigned = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_types::region::Region::new(cfg.region.clone()))
+        .http_client(crate::aws::http_client())
+        .no_credentials()
+        .load()
+        .await;
+    let provider = OidcRoleProvider::new(
+        aws_sdk_sts::Client::new(&unsigned),
+        tokens,
+        RoleSettings {
+            role_arn: role.to_string(),
+            session_name: cfg.auth.session_name.clone(),
+            duration: cfg.auth.duration,
+            attempts: 8,
+            backoff: Duration::from_millis(500),
+            refresh_margin: Duration::from_secs(300),
+        },
+    );
+    provider.credentials().await?;
+    tracing::info!(role = %role, session = %cfg.auth.session_name, "assumed role through GitHub OIDC");
+    Ok(SharedCredentialsProvider::new(provider))
 }
 
 /// `smoke-status` is always written for a deploy, also when the run ended (or was cancelled) before the
@@ -309,10 +356,11 @@ async fn execute(
     cfg: &Config,
     ctx: &Context,
     env: &BTreeMap<String, String>,
+    launch: &Launch,
     clients_slot: &std::sync::OnceLock<Clients>,
     report: &mut Report,
 ) -> Result<(), Error> {
-    let clients = connect(cfg, ctx, env, report).await?;
+    let clients = connect(cfg, ctx, env, launch, report).await?;
     let _ = clients_slot.set(clients.clone());
     crate::shutdown::snapshot(report);
     let settings = release::Settings::new(ctx, env);

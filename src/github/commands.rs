@@ -2,8 +2,26 @@
 //!
 //! Every command goes through one writer and one escaping routine, so data that came from outside (a tag,
 //! an AWS error message) can never close a command early or start a new one.
+//!
+//! On a terminal (the binary run as a command line) there is no runner to read the commands: annotations
+//! print as plain `error: ...` lines, groups as section headers, and masks print nothing (a mask line
+//! would show the very secret on the screen).
 
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set once at start when the binary runs as a command line.
+static TERMINAL: AtomicBool = AtomicBool::new(false);
+
+/// Write for a person at a terminal from now on instead of for the runner.
+pub fn set_terminal() {
+    TERMINAL.store(true, Ordering::Relaxed);
+}
+
+/// Is the output for a terminal (no workflow commands)?
+pub fn terminal() -> bool {
+    TERMINAL.load(Ordering::Relaxed)
+}
 
 /// Escape a command's message the way the runner (and `@actions/core`) expects: `%`, CR, LF.
 pub fn escape_data(value: &str) -> String {
@@ -39,8 +57,11 @@ impl Level {
     }
 }
 
-/// Format an annotation line (without the trailing newline).
+/// Format an annotation line (without the trailing newline); on a terminal, `error: MESSAGE`.
 pub fn annotation(level: Level, title: Option<&str>, message: &str) -> String {
+    if terminal() {
+        return format!("{}: {message}", level.command());
+    }
     match title {
         Some(t) => format!(
             "::{} title={}::{}",
@@ -55,7 +76,7 @@ pub fn annotation(level: Level, title: Option<&str>, message: &str) -> String {
 /// Write `::add-mask::VALUE` so the runner replaces the value with `***` everywhere after this line.
 /// Empty values are skipped: masking "" would do nothing useful and the runner warns about it.
 pub fn write_mask(out: &mut impl Write, secret: &str) -> io::Result<()> {
-    if secret.is_empty() {
+    if secret.is_empty() || terminal() {
         return Ok(());
     }
     // A multi-line secret must be masked line by line as well as whole: the runner matches per line.
@@ -83,6 +104,10 @@ pub fn emit(level: Level, title: Option<&str>, message: &str) {
 
 /// Open a collapsible log group; the returned guard closes it when dropped.
 pub fn group(title: &str) -> GroupGuard {
+    if terminal() {
+        println!("== {title}");
+        return GroupGuard { open: false };
+    }
     println!("::group::{}", escape_data(title));
     GroupGuard { open: true }
 }

@@ -76,6 +76,9 @@ pub struct Report {
     pub canary: Option<crate::steps::canary::CanaryReport>,
     /// What the watch read besides its checks (metrics, error lines).
     pub signals: Option<crate::steps::signals::SignalsReport>,
+    /// The new revision against the old one, per traffic step of a canary or linear deployment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canary: Option<crate::steps::canary::CanaryReport>,
     pub frontend: Option<crate::steps::frontend::SyncReport>,
     pub release: Option<crate::steps::release::ReleaseReport>,
     /// `command: releases`: what runs and the verified releases.
@@ -183,6 +186,9 @@ impl Report {
         }
         if let Some(s) = &self.signals {
             v.push(s);
+        }
+        if let Some(c) = &self.canary {
+            v.push(c);
         }
         if let Some(f) = &self.frontend {
             v.push(f);

@@ -125,3 +125,54 @@ fn readme_examples_are_valid_environments_files() {
     };
     cloudshop_deploy::config::build(&inputs, &parsed, &ctx).unwrap();
 }
+
+/// action.yml's inputs are the one table of `src/cli/table.rs`: the same names in the same order, the
+/// same descriptions, defaults and `required`.
+#[test]
+fn action_yml_inputs_equal_the_table() {
+    use cloudshop_deploy::cli::table::INPUTS;
+    let a = action();
+    let declared = a["inputs"].as_mapping().unwrap();
+    let names: Vec<&str> = declared.keys().map(|k| k.as_str().unwrap()).collect();
+    let table: Vec<&str> = INPUTS.iter().map(|s| s.name).collect();
+    assert_eq!(
+        names, table,
+        "action.yml inputs and src/cli/table.rs differ"
+    );
+    for spec in INPUTS {
+        let yml = &declared[spec.name];
+        assert_eq!(
+            yml["description"].as_str(),
+            Some(spec.description),
+            "description of `{}`",
+            spec.name
+        );
+        assert_eq!(
+            yml["default"].as_str(),
+            spec.default,
+            "default of `{}`",
+            spec.name
+        );
+        assert_eq!(
+            yml["required"].as_bool(),
+            Some(spec.required),
+            "required of `{}`",
+            spec.name
+        );
+    }
+}
+
+/// The README's inputs table is the one the table prints (`scripts/readme-tables` writes the same text
+/// from action.yml, which the test above ties to the table).
+#[test]
+fn readme_inputs_table_is_the_table() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme.find("<!-- inputs:start -->\n").unwrap() + "<!-- inputs:start -->\n".len();
+    let end = readme.find("<!-- inputs:end -->").unwrap();
+    assert_eq!(
+        &readme[start..end],
+        cloudshop_deploy::cli::table::readme_table(),
+        "run scripts/readme-tables"
+    );
+}

@@ -456,3 +456,159 @@ fn cloudwatch_denied_or_throttled_is_no_data_never_a_pass() {
         assert_eq!(s.verdict.decision(&go_on.canary, false), Decision::Continue);
     }
 }
+
+/// The simulators end to end: a canary of 10% paused before each production step. At the first pause
+/// (no production weight yet) the listener rules name the new revision's group with or without the
+/// test rule; at the second (10% on the new revision) the analysis reads the groups' metrics and the
+/// 8% against 0.1% is a regression: rolled back at that pause, the new revision never above 10%.
+#[test]
+fn the_simulated_canary_is_judged_at_its_pause_and_rolled_back() {
+    use aws_sdk_ecs::types::{DeploymentLifecycleHookAction, DeploymentLifecycleHookStatus};
+    use common::ecs_sim::{EcsSim, HookAction, Plan, Scenario};
+    use common::elb_sim::ElbSim;
+
+    let plan = Plan {
+        minute: Duration::from_millis(200),
+        stage: Duration::from_millis(20),
+        ..Plan::canary(10.0, 1)
+    }
+    .pause(&["PRE_PRODUCTION_TRAFFIC_SHIFT"], 50, HookAction::Rollback);
+    let sim = EcsSim::start(Scenario::Progressive(plan.clone()));
+    let elb = ElbSim::start_with_rules("stage-blue", Vec::new(), sim.progress().unwrap());
+    let e = env();
+    let cfg = config("");
+    rt().block_on(async {
+        put_minute(&e, &plan.alternate_group, e.from, 100.0, 8.0, &CALM).await;
+        put_minute(&e, &plan.production_group, e.from, 1000.0, 1.0, &CALM).await;
+        let sdk = e.moto.sdk_config().await;
+        let mut c = clients(&e, &e.cw.endpoint).await;
+        c.ecs = aws_sdk_ecs::Client::from_conf(
+            aws_sdk_ecs::config::Builder::from(&sdk)
+                .endpoint_url(&sim.endpoint)
+                .build(),
+        );
+        c.elb = aws_sdk_elasticloadbalancingv2::Client::from_conf(
+            aws_sdk_elasticloadbalancingv2::config::Builder::from(&sdk)
+                .endpoint_url(&elb.endpoint)
+                .build(),
+        );
+        // What the rollout reads from the service: the rules and the two groups.
+        let svc = c
+            .ecs
+            .describe_services()
+            .cluster("stage-cluster")
+            .services("stage-backend")
+            .send()
+            .await
+            .unwrap();
+        let lb = &svc.services()[0].load_balancers()[0];
+        let adv = lb.advanced_configuration().unwrap();
+        let pair = (
+            lb.target_group_arn().unwrap().to_string(),
+            adv.alternate_target_group_arn().unwrap().to_string(),
+        );
+        let (test_rule, prod_rule) = (
+            adv.test_listener_rule().unwrap().to_string(),
+            adv.production_listener_rule().unwrap().to_string(),
+        );
+        let arn = c
+            .ecs
+            .update_service()
+            .cluster("stage-cluster")
+            .service("stage-backend")
+            .task_definition("cloudshop-backend:1")
+            .send()
+            .await
+            .unwrap()
+            .service()
+            .and_then(|s| s.current_service_deployment())
+            .unwrap()
+            .to_string();
+        // The hook awaiting action, other than `not`, and the new revision's production weight.
+        let paused = |not: String| {
+            let (ecs, arn) = (c.ecs.clone(), arn.clone());
+            async move {
+                for _ in 0..2000 {
+                    let out = ecs
+                        .describe_service_deployments()
+                        .service_deployment_arns(&arn)
+                        .send()
+                        .await
+                        .unwrap();
+                    let sd = &out.service_deployments()[0];
+                    if let Some(h) = sd.lifecycle_hook_details().first() {
+                        let id = h.hook_id().unwrap_or_default();
+                        if h.status() == Some(&DeploymentLifecycleHookStatus::AwaitingAction)
+                            && id != not
+                        {
+                            let weight = sd
+                                .target_service_revision()
+                                .and_then(|t| t.requested_production_traffic_weight())
+                                .unwrap();
+                            return (id.to_string(), weight);
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                panic!("never paused");
+            }
+        };
+        let (first, weight) = paused(String::new()).await;
+        assert_eq!(weight, 0.0);
+        let pair = (pair.0.as_str(), pair.1.as_str());
+        let by_test = canary::groups(&c.elb, Some(&test_rule), &prod_rule, pair)
+            .await
+            .unwrap();
+        assert_eq!(by_test.new, plan.alternate_group);
+        assert_eq!(by_test.old, plan.production_group);
+        let by_weight = canary::groups(&c.elb, None, &prod_rule, pair)
+            .await
+            .unwrap();
+        assert_eq!(by_weight, by_test);
+        c.ecs
+            .continue_service_deployment()
+            .service_deployment_arn(&arn)
+            .hook_id(&first)
+            .action(DeploymentLifecycleHookAction::Continue)
+            .send()
+            .await
+            .unwrap();
+        let (second, weight) = paused(first).await;
+        assert_eq!(weight, 10.0);
+        // With both groups taking production traffic only the test rule tells them apart.
+        let err = canary::groups(&c.elb, None, &prod_rule, pair)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("no test listener rule"), "{err}");
+        let window = Window {
+            from: e.from,
+            to: e.from + Duration::from_secs(60),
+        };
+        let s = canary::analyse(&c, &cfg, &by_test, (NEW_TD, OLD_TD), window, weight).await;
+        assert!(matches!(s.verdict, Verdict::Regression(_)), "{s:#?}");
+        assert_eq!((s.new.sample.requests, s.old.sample.requests), (100, 1000));
+        assert_eq!(s.verdict.decision(&cfg.canary, false), Decision::Rollback);
+        c.ecs
+            .continue_service_deployment()
+            .service_deployment_arn(&arn)
+            .hook_id(&second)
+            .action(DeploymentLifecycleHookAction::Rollback)
+            .send()
+            .await
+            .unwrap();
+    });
+    let progress = sim.progress().unwrap();
+    assert!(
+        progress.max_new_weight() <= 10.0,
+        "{}",
+        progress.max_new_weight()
+    );
+    assert!(
+        progress
+            .hook_actions()
+            .iter()
+            .any(|(_, action)| action == "ROLLBACK"),
+        "{:?}",
+        progress.hook_actions()
+    );
+}

@@ -244,3 +244,43 @@ fn an_interrupted_run_leaves_no_process_behind() {
 fn a_terminated_run_leaves_no_process_behind() {
     interrupted("-TERM", 143);
 }
+
+/// The demo is a newcomer's first command: it runs on CloudShop's real names, deploys stage from the
+/// command line, and prints nothing that reads as a problem (no warning, no error).
+#[test]
+fn the_demo_uses_cloudshop_s_names_the_command_line_and_warns_about_nothing() {
+    let out = Command::new(demo_bin())
+        .env(
+            "CLOUDSHOP_DEPLOY_BIN",
+            env!("CARGO_BIN_EXE_cloudshop-deploy"),
+        )
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("CLOUDSHOP_TEST_MOTO")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    for line in text.lines() {
+        let l = line.to_ascii_lowercase();
+        assert!(
+            !l.contains("warn") && !l.starts_with("error") && !l.contains("::error"),
+            "a line a user would take for a problem: {line}"
+        );
+    }
+    for want in [
+        "$ cloudshop-deploy deploy --environment stage",
+        "`stage-cluster` / `stage-backend-blue`",
+        "`prod-cluster` / `prod-backend-blue`",
+        "s3://stage-cloudshop-frontend-746669238399/",
+        "s3://prod-cloudshop-frontend-746669238399/",
+    ] {
+        assert!(text.contains(want), "`{want}` missing:\n{text}");
+    }
+    assert_eq!(text.matches("(same digest)").count(), 2, "{text}");
+}

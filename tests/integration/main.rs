@@ -6,6 +6,7 @@ mod action_metadata;
 mod approval;
 mod canary;
 mod cancel;
+mod cli;
 mod corpus;
 mod demo;
 mod deploy;

@@ -42,7 +42,7 @@ impl crate::error::Diagnose for Error {
     fn anchor(&self) -> Option<&'static str> {
         match self {
             Error::Aws { detail, .. } => crate::error::aws_anchor(detail),
-            Error::RuleMissing(_) | Error::Ambiguous { .. } => None,
+            Error::RuleMissing(_) | Error::Ambiguous { .. } => troubleshooting!("canary-analysis"),
         }
     }
 }

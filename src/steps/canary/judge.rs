@@ -293,7 +293,7 @@ mod tests {
     }
 
     #[test]
-    fn the_steps_of_the_issue() {
+    fn the_required_figures() {
         let cfg = Canary::default();
         // A canary of 10% at 8% 5xx against the old revision's 0.1%, in the first one-minute step.
         let v = judge(&cfg, &s(100, 8), &s(1000, 1));

@@ -2,14 +2,16 @@
 //! linear step, a pause before a production traffic shift), it is compared with the old revision in
 //! the same minutes, never with yesterday: each target group's 5xx share and p95 response time, and the
 //! error lines of each revision's tasks. One call judges one step ([`analyse`]); the caller (the
-//! rollout's hook handling) continues, rolls back or waits by [`Verdict::decision`], and keeps the
-//! steps for the summary ([`CanaryReport`]).
+//! rollout's hook handling) continues, rolls back or waits by [`Verdict::decision`] (or lets
+//! [`until_decided`] pace the reads of one step), and keeps the steps for the summary
+//! ([`CanaryReport`]).
 //!
 //! Metrics that cannot be read (CloudWatch denied or throttled) make the step "no data", never a pass;
 //! error lines that cannot be read are a note, and the step is judged on its metrics.
 //!
 //! Layout: `groups` (which target group is the new revision's), `read` (the I/O of one step), `judge`
-//! (the pure verdict), `report` (the summary section), `error`.
+//! (the pure verdict), `pace` (judge again while there is not enough traffic, within the step's
+//! budget: [`until_decided`]), `report` (the summary section), `error`.
 //!
 //! APIs: ELBv2 `DescribeRules`, `DescribeTargetGroups`; CloudWatch `GetMetricData`; ECS `ListTasks`,
 //! `DescribeTasks`, `DescribeTaskDefinition`; CloudWatch Logs `FilterLogEvents`.
@@ -17,38 +19,21 @@
 mod error;
 mod groups;
 pub mod judge;
+mod pace;
 mod read;
 mod report;
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 pub use error::Error;
 pub use groups::{forwards, groups, pick, Groups};
 pub use judge::{Decision, Sample, Side, StepVerdict, Verdict};
+pub use pace::{until_decided, Window};
 pub use report::CanaryReport;
 
 use crate::config::Config;
 use crate::steps::signals::compare::Metrics;
-use crate::steps::signals::metrics::{ceil_minute, floor_minute};
 use crate::steps::Clients;
-
-/// The minutes judged: both revisions are read over the same window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Window {
-    pub from: SystemTime,
-    pub to: SystemTime,
-}
-
-impl Window {
-    /// The window on whole minutes (the load balancer's datapoints are per minute), at least one.
-    pub fn whole_minutes(&self) -> (SystemTime, SystemTime) {
-        let from = floor_minute(self.from);
-        (
-            from,
-            ceil_minute(self.to).max(from + Duration::from_secs(60)),
-        )
-    }
-}
 
 fn epoch(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
@@ -151,20 +136,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_window_is_read_on_whole_minutes() {
-        let at = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
-        let w = Window {
-            from: at(1_800_000_030),
-            to: at(1_800_000_100),
+    fn the_verdict_in_one_sentence() {
+        let side = |requests, errors_5xx| Side {
+            sample: Sample {
+                requests,
+                errors_5xx,
+                ..Sample::default()
+            },
+            ..Side::default()
         };
-        assert_eq!(w.whole_minutes(), (at(1_800_000_000), at(1_800_000_120)));
-        let instant = Window {
-            from: at(1_800_000_000),
-            to: at(1_800_000_000),
+        let mut s = StepVerdict {
+            verdict: Verdict::Pass,
+            weight: 10.0,
+            from_epoch: 0,
+            to_epoch: 60,
+            new: side(200, 1),
+            old: side(1800, 2),
+            why: String::new(),
+            notes: Vec::new(),
         };
         assert_eq!(
-            instant.whole_minutes(),
-            (at(1_800_000_000), at(1_800_000_060))
+            why(&s, 50),
+            "5xx share 0.5% against 0.1% for the old revision; no signal past its limit"
+        );
+        s.verdict = Verdict::Regression(vec!["a".into(), "b".into()]);
+        assert_eq!(why(&s, 50), "a; b");
+        s.verdict = Verdict::NotEnoughTraffic { new: 3, old: 27 };
+        assert_eq!(
+            why(&s, 100),
+            "3 requests to the new revision and 27 to the old one; 100 each are needed to judge"
         );
     }
 }
