@@ -71,9 +71,6 @@ pub struct Report {
     /// The checks at a `POST_TEST_TRAFFIC_SHIFT` pause, against the test listener.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub test_traffic: Option<crate::steps::smoke::OnTestTraffic>,
-    /// The canary analysis at the pauses before production traffic steps.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub canary: Option<crate::steps::canary::CanaryReport>,
     /// What the watch read besides its checks (metrics, error lines).
     pub signals: Option<crate::steps::signals::SignalsReport>,
     /// The new revision against the old one, per traffic step of a canary or linear deployment.
@@ -174,9 +171,6 @@ impl Report {
         }
         if let Some(t) = &self.test_traffic {
             v.push(t);
-        }
-        if let Some(c) = &self.canary {
-            v.push(c);
         }
         if let Some(t) = &self.deploy_time {
             v.push(t);
