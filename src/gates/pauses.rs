@@ -4,7 +4,8 @@
 //! "canary" at `PRE_PRODUCTION_TRAFFIC_SHIFT`. Each pause is answered CONTINUE on a pass and ROLLBACK
 //! otherwise; the records say passed, failed or skipped (never passed for a pause that expired).
 //!
-//! APIs: ECS `DescribeServiceDeployments`, `ContinueServiceDeployment` (see `deploy::hooks`).
+//! APIs: ECS `DescribeServiceDeployments`, `ContinueServiceDeployment` (see `deploy::hooks`); those of
+//! the canary analysis (ELBv2 `DescribeRules`, CloudWatch `GetMetricData`, ...; see `steps::canary`).
 
 use std::time::SystemTime;
 
