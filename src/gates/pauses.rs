@@ -57,8 +57,16 @@ impl AtPause for Judge<'_> {
             Stage::PostTestTrafficShift => self.on_test_traffic(timeline).await,
             Stage::PreProductionTrafficShift => self.canary_step(pause).await,
         };
-        let answered =
-            hooks::answer(&self.cx.clients.ecs, pause, action, started.elapsed()).await?;
+        let ecs = &self.cx.clients.ecs;
+        let answered = hooks::answer(ecs, pause, action, started.elapsed()).await?;
+        let mut why = why;
+        // The pause expired into CONTINUE while the verdict is ROLLBACK: stop the deployment anyway.
+        let expired_on =
+            matches!(&answered, Answered::Expired { applied, .. } if applied != "ROLLBACK");
+        if expired_on && action == Action::Rollback {
+            hooks::stop(ecs, &pause.service_deployment).await?;
+            why.push_str("; the action stopped the deployment (`StopServiceDeployment` ROLLBACK)");
+        }
         Ok(Decision {
             pause: pause.clone(),
             action,

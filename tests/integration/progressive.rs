@@ -241,6 +241,40 @@ fn a_pause_that_expires_while_the_checks_run_is_reported_as_such() {
 }
 
 #[test]
+fn a_pause_that_expires_into_continue_while_the_checks_fail_is_stopped_and_rolled_back() {
+    let moto = Moto::shared();
+    seed(&moto);
+    // The hook continues by itself after one simulated minute; the checks fail for their 2 s; a long bake
+    // keeps the deployment in progress so it can still be stopped.
+    let s = stage(
+        Plan {
+            bake_minutes: 100,
+            ..plan(&["POST_TEST_TRAFFIC_SHIFT"], 1, HookAction::Continue)
+        },
+        Mode::ProductsFail,
+    );
+    let url = s.alb.test_url.clone();
+    let res = run(action(&moto, &s, Some(&url)));
+    assert_eq!(res.output("status"), "rolled-back", "{}", res.dump());
+    let errors = res.error_lines().join("\n");
+    assert!(
+        errors.contains("the pause expired after")
+            && errors.contains("ECS applied CONTINUE")
+            && errors.contains("StopServiceDeployment")
+            && !errors.contains("never took production traffic"),
+        "{}",
+        res.dump()
+    );
+    assert_eq!(
+        s.sim.count("StopServiceDeployment"),
+        1,
+        "{:?}",
+        s.sim.calls()
+    );
+    assert_eq!(s.sim.count("ContinueServiceDeployment"), 0);
+}
+
+#[test]
 fn a_cancel_during_a_pause_answers_rollback_before_exiting() {
     let moto = Moto::shared();
     seed(&moto);

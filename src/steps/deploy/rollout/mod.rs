@@ -145,15 +145,21 @@ pub(crate) enum Failure {
 /// hook's timeout).
 fn rejected(pauses: &[Decision]) -> Option<Failure> {
     let d = pauses.last()?;
-    let why = match &d.answered {
-        hooks::Answered::Sent if d.action == hooks::Action::Rollback => d.why.clone(),
-        hooks::Answered::Expired { applied, .. } if applied == "ROLLBACK" => d.line(),
+    // Expired: ECS applied ROLLBACK, or CONTINUE and the action stopped the deployment after it.
+    let (sent, by_ecs) = match &d.answered {
+        hooks::Answered::Sent => (true, false),
+        hooks::Answered::Expired { applied, .. } => (false, applied == "ROLLBACK"),
+    };
+    let why = match (sent, by_ecs, d.action) {
+        (true, _, hooks::Action::Rollback) => d.why.clone(),
+        (false, true, _) | (false, false, hooks::Action::Rollback) => d.line(),
         _ => return None,
     };
     Some(Failure::Rejected {
         stage: d.pause.stage.as_str(),
         why,
-        before_production: d.pause.stage == hooks::Stage::PostTestTrafficShift,
+        // A pause that expired into CONTINUE let traffic move before the action could stop it.
+        before_production: d.pause.stage == hooks::Stage::PostTestTrafficShift && (sent || by_ecs),
     })
 }
 
