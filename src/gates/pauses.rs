@@ -51,11 +51,12 @@ impl AtPause for Judge<'_> {
         &mut self,
         pause: &Pause,
         timeline: &mut Timeline,
-    ) -> Result<Decision, deploy::Error> {
+    ) -> Result<Option<Decision>, deploy::Error> {
         let started = Instant::now();
         let (action, why, judged) = match pause.stage {
             Stage::PostTestTrafficShift => self.on_test_traffic(timeline).await,
             Stage::PreProductionTrafficShift => self.canary_step(pause).await,
+            Stage::TrafficStep => return self.judge_bake(pause).await,
         };
         let ecs = &self.cx.clients.ecs;
         let answered = hooks::answer(ecs, pause, action, started.elapsed()).await?;
@@ -67,13 +68,13 @@ impl AtPause for Judge<'_> {
             hooks::stop(ecs, &pause.service_deployment).await?;
             why.push_str("; the action stopped the deployment (`StopServiceDeployment` ROLLBACK)");
         }
-        Ok(Decision {
+        Ok(Some(Decision {
             pause: pause.clone(),
             action,
             why,
             judged,
             answered,
-        })
+        }))
     }
 }
 
@@ -177,6 +178,64 @@ impl Judge<'_> {
         answer
     }
 
+    /// A traffic step under way with no pause: judged over the minutes since the last judgement; a
+    /// regression (or no data, unless `on-no-data: continue`) stops the deployment, too little traffic
+    /// waits for the next round with a growing window.
+    async fn judge_bake(&mut self, pause: &Pause) -> Result<Option<Decision>, deploy::Error> {
+        let cfg = self.cx.cfg;
+        let weight = pause.weight.unwrap_or(0.0);
+        let now = cfg.signals.clock.now();
+        let from = self.step_from.unwrap_or_else(|| now - cfg.canary.interval);
+        let step = match self.groups().await {
+            Ok(groups) => {
+                let revisions = (self.revisions.0.as_str(), self.revisions.1.as_str());
+                let window = canary::Window { from, to: now };
+                Some(
+                    canary::analyse(self.cx.clients, cfg, &groups, revisions, window, weight).await,
+                )
+            }
+            Err(_) => None,
+        };
+        let verdict = step.as_ref().map_or_else(
+            || Verdict::NoData("the target groups could not be read".into()),
+            |s| s.verdict.clone(),
+        );
+        let decision = verdict.decision(&cfg.canary, false);
+        if decision == canary::Decision::Wait {
+            return Ok(None);
+        }
+        self.step_from = Some(now);
+        let (action, why, judged) = match &step {
+            Some(s) => canary_answer(decision, s, weight),
+            None if decision == canary::Decision::Continue => (
+                Action::Continue,
+                format!("canary at {weight}%: no data: the target groups could not be read"),
+                false,
+            ),
+            None => (
+                Action::Rollback,
+                format!("canary at {weight}%: no data: the target groups could not be read"),
+                false,
+            ),
+        };
+        if let Some(s) = step {
+            self.canary
+                .get_or_insert_with(Default::default)
+                .steps
+                .push(s);
+        }
+        if action == Action::Rollback {
+            hooks::stop(&self.cx.clients.ecs, &pause.service_deployment).await?;
+        }
+        Ok(Some(Decision {
+            pause: pause.clone(),
+            action,
+            why,
+            judged,
+            answered: Answered::Sent,
+        }))
+    }
+
     /// The new and old target groups, read once from the listener rules.
     async fn groups(&mut self) -> Result<Groups, String> {
         if let Some(g) = &self.groups {
@@ -228,7 +287,7 @@ pub(super) fn records(pauses: Pauses, decisions: &[Decision]) -> Vec<GateRecord>
             outcome: outcome(decisions, Stage::PostTestTrafficShift),
         });
     }
-    if pauses.pre_production {
+    if pauses.pre_production || pauses.steps {
         out.push(GateRecord {
             name: CANARY,
             outcome: outcome(decisions, Stage::PreProductionTrafficShift),
@@ -297,7 +356,7 @@ mod tests {
     fn the_records_say_passed_only_for_a_judged_and_continued_pause() {
         let both = Pauses {
             test_traffic: true,
-            pre_production: false,
+            ..Pauses::default()
         };
         // A rolling service (no pauses): no records, the gate list as before.
         assert!(records(Pauses::default(), &[]).is_empty());
@@ -344,8 +403,8 @@ mod tests {
     #[test]
     fn the_canary_gate_passes_only_when_a_step_with_production_traffic_was_judged_good() {
         let canary = Pauses {
-            test_traffic: false,
             pre_production: true,
+            ..Pauses::default()
         };
         let at = |weight: f64, action: Action, judged: bool| {
             let mut d = decision(

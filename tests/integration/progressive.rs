@@ -348,6 +348,11 @@ fn canary_run(moto: &Moto, mode: Mode) -> (RunResult, Vec<String>, f64) {
         ..Plan::canary(10.0, 1)
     }
     .pause(&["PRE_PRODUCTION_TRAFFIC_SHIFT"], 100, HookAction::Rollback);
+    canary_plan_run(moto, mode, plan)
+}
+
+/// [`canary_run`] with any plan.
+fn canary_plan_run(moto: &Moto, mode: Mode, plan: Plan) -> (RunResult, Vec<String>, f64) {
     let sim = EcsSim::start(Scenario::Progressive(plan.clone()));
     let progress = sim.progress().unwrap();
     let (old, new) = (App::start(), App::start());
@@ -413,4 +418,32 @@ fn a_canary_with_a_higher_5xx_share_is_rolled_back_in_its_first_step_and_a_good_
     assert_eq!(res.output("status"), "deployed", "{}", res.dump());
     assert_eq!(answers, ["CONTINUE", "CONTINUE"], "{}", res.dump());
     assert_eq!(weight, 100.0);
+}
+
+#[test]
+fn a_canary_step_without_a_pause_is_judged_while_it_bakes_and_stopped_on_a_regression() {
+    let moto = Moto::shared();
+    seed(&moto);
+    // Ten simulated minutes (2 s) at 10%, no pause before the next step: judged every second.
+    let plan = Plan {
+        minute: Duration::from_millis(200),
+        stage: Duration::from_millis(20),
+        ..Plan::canary(10.0, 10)
+    };
+    let (res, answers, weight) = canary_plan_run(&moto, Mode::ErrorShare(8), plan);
+    assert_eq!(res.output("status"), "rolled-back", "{}", res.dump());
+    assert!(answers.is_empty(), "no pause to answer: {answers:?}");
+    assert_eq!(weight, 10.0, "stopped during the 10% step");
+    let errors = res.error_lines().join("\n");
+    assert!(
+        errors.contains("rolled back at the `PRODUCTION_TRAFFIC_SHIFT`")
+            && errors.contains("canary at 10%25: regression: 5xx share"),
+        "{}",
+        res.dump()
+    );
+    assert!(
+        res.summary.contains("### Canary analysis"),
+        "{}",
+        res.summary
+    );
 }

@@ -26,6 +26,9 @@ pub enum Stage {
     PostTestTrafficShift,
     /// Before production traffic moves (once per step of linear and canary): the canary analysis.
     PreProductionTrafficShift,
+    /// Not a hook: a canary bake or linear step holds the new revision at a share of production
+    /// traffic, judged every `canary.interval`, and stopped (`StopServiceDeployment`) on a regression.
+    TrafficStep,
 }
 
 impl Stage {
@@ -33,6 +36,7 @@ impl Stage {
         match self {
             Stage::PostTestTrafficShift => "POST_TEST_TRAFFIC_SHIFT",
             Stage::PreProductionTrafficShift => "PRE_PRODUCTION_TRAFFIC_SHIFT",
+            Stage::TrafficStep => "PRODUCTION_TRAFFIC_SHIFT",
         }
     }
 
@@ -50,6 +54,8 @@ impl Stage {
 pub struct Pauses {
     pub test_traffic: bool,
     pub pre_production: bool,
+    /// The strategy moves production traffic in steps (`CANARY`, `LINEAR`): each step is judged.
+    pub steps: bool,
 }
 
 /// The service's PAUSE hooks, checked: a pause at a stage the action does not act at would hold every
@@ -60,7 +66,12 @@ pub fn check(
     service: &str,
     test_url: bool,
 ) -> Result<Pauses, Error> {
-    let mut pauses = Pauses::default();
+    let mut pauses = Pauses {
+        steps: dc
+            .and_then(|d| d.strategy())
+            .is_some_and(|s| matches!(s.as_str(), "CANARY" | "LINEAR")),
+        ..Pauses::default()
+    };
     let hooks = dc.map(|d| d.lifecycle_hooks()).unwrap_or_default();
     for hook in hooks {
         if hook.target_type() != Some(&DeploymentLifecycleHookTargetType::Pause) {
@@ -70,7 +81,7 @@ pub fn check(
             match Stage::of(stage.as_str()) {
                 Some(Stage::PostTestTrafficShift) => pauses.test_traffic = true,
                 Some(Stage::PreProductionTrafficShift) => pauses.pre_production = true,
-                None => {
+                Some(Stage::TrafficStep) | None => {
                     return Err(Error::UnhandledPause {
                         service: service.to_string(),
                         stage: stage.as_str().to_string(),
@@ -153,6 +164,25 @@ pub fn awaiting(sd: &ServiceDeployment, ours: &str, answered: &[String]) -> Opti
             .target_service_revision()
             .and_then(|r| r.requested_production_traffic_weight()),
     })
+}
+
+/// A traffic step of `sd` (ours) to judge: the new revision holds a share of production traffic between
+/// 0 and 100 and the deployment is not paused.
+pub fn stepping(sd: &ServiceDeployment, ours: &str) -> Option<Pause> {
+    let weight = sd
+        .target_service_revision()
+        .and_then(|r| r.requested_production_traffic_weight())?;
+    let running = sd.status().is_some_and(|s| s.as_str() == "IN_PROGRESS");
+    (sd.service_deployment_arn() == Some(ours) && running && weight > 0.0 && weight < 100.0).then(
+        || Pause {
+            service_deployment: ours.to_string(),
+            hook_id: String::new(),
+            stage: Stage::TrafficStep,
+            expires_at: None,
+            timeout_action: None,
+            weight: Some(weight),
+        },
+    )
 }
 
 /// What the action tells ECS at a pause.
@@ -392,7 +422,8 @@ mod tests {
             check(Some(&ok), "s", true).unwrap(),
             Pauses {
                 test_traffic: true,
-                pre_production: true
+                pre_production: true,
+                steps: false,
             }
         );
         assert_eq!(check(None, "s", false).unwrap(), Pauses::default());

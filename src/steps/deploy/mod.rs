@@ -363,6 +363,9 @@ pub async fn rollout<H: rollout::AtPause>(
     let mut target = prepared.target.clone();
     target.task_definition = new_arn.clone();
     target.deployment_id = section.deployment_id.clone();
+    // Steps without a pause before them are judged while they bake.
+    let p = prepared.pauses;
+    target.judge_every = (p.steps && !p.pre_production).then_some(cfg.canary.interval);
     let watched = rollout::wait(
         clients,
         cfg,

@@ -7,6 +7,8 @@
 
 use std::collections::HashSet;
 
+use tokio::time::Instant;
+
 use aws_sdk_ecs::types::ServiceDeploymentStatus;
 
 use super::poller::{Pace, Probe, Tick};
@@ -23,6 +25,8 @@ pub struct BlueGreenProbe<'a> {
     last_stage: Option<String>,
     /// The hooks answered so far.
     answered: Vec<String>,
+    /// When the traffic step under way is next handed to the canary analysis.
+    next_judgement: Option<Instant>,
 }
 
 impl<'a> BlueGreenProbe<'a> {
@@ -33,6 +37,7 @@ impl<'a> BlueGreenProbe<'a> {
             sd_arn: None,
             last_stage: None,
             answered: Vec::new(),
+            next_judgement: None,
         }
     }
 
@@ -80,7 +85,7 @@ impl<'a> BlueGreenProbe<'a> {
             .unwrap_or_default();
         let status = sd.status().cloned();
         // Only a pause of the deployment this run started (`arn`) is ever answered.
-        let paused = hooks::awaiting(sd, &arn, &self.answered);
+        let paused = hooks::awaiting(sd, &arn, &self.answered).or_else(|| self.step_due(sd, &arn));
         let verdict = match status {
             Some(ServiceDeploymentStatus::Successful) => Verdict::Completed,
             // ECS's rollback is watched to its end.
@@ -109,6 +114,26 @@ impl<'a> BlueGreenProbe<'a> {
         };
         self.show_stage(stage, status.as_ref());
         Ok(Some(verdict))
+    }
+
+    /// A traffic step of ours to judge now: one `judge_every` after the step was first seen, then every
+    /// `judge_every` while it lasts.
+    fn step_due(
+        &mut self,
+        sd: &aws_sdk_ecs::types::ServiceDeployment,
+        arn: &str,
+    ) -> Option<hooks::Pause> {
+        let every = self.reader.target.judge_every?;
+        let Some(step) = hooks::stepping(sd, arn) else {
+            self.next_judgement = None;
+            return None;
+        };
+        let now = Instant::now();
+        let next = *self.next_judgement.get_or_insert(now + every);
+        (now >= next).then(|| {
+            self.next_judgement = Some(now + every);
+            step
+        })
     }
 
     /// Print the lifecycle stage (with ECS's rollback status) when it changed.

@@ -51,30 +51,38 @@ pub struct Followed {
 }
 
 /// What answers a pause of the service deployment this run started: judges the new revision, answers
-/// ECS (see `deploy::hooks::answer`) and says what it decided.
+/// ECS (see `deploy::hooks::answer`) and says what it decided (`None`: nothing to record, as for a
+/// traffic step judged "wait for more traffic").
 pub trait AtPause {
     fn at_pause(
         &mut self,
         pause: &Pause,
         timeline: &mut Timeline,
-    ) -> impl Future<Output = Result<Decision, Error>>;
+    ) -> impl Future<Output = Result<Option<Decision>, Error>>;
 }
 
 /// Answers every pause with CONTINUE: a rollback to the revision that ran before is not judged again.
 pub struct ContinueAll<'a>(pub &'a aws_sdk_ecs::Client);
 
 impl AtPause for ContinueAll<'_> {
-    async fn at_pause(&mut self, pause: &Pause, _: &mut Timeline) -> Result<Decision, Error> {
+    async fn at_pause(
+        &mut self,
+        pause: &Pause,
+        _: &mut Timeline,
+    ) -> Result<Option<Decision>, Error> {
+        if pause.stage == hooks::Stage::TrafficStep {
+            return Ok(None);
+        }
         let started = Instant::now();
         let action = hooks::Action::Continue;
         let answered = hooks::answer(self.0, pause, action, started.elapsed()).await?;
-        Ok(Decision {
+        Ok(Some(Decision {
             pause: pause.clone(),
             action,
             why: "a rollback to the revision that ran before".into(),
             judged: false,
             answered,
-        })
+        }))
     }
 }
 
@@ -104,10 +112,11 @@ async fn observe<P: Rollout, H: AtPause>(
                 let decided = handler.at_pause(&p, timeline).await;
                 section.paused = None;
                 match decided {
-                    Ok(d) => {
+                    Ok(Some(d)) => {
                         tracing::info!("pause: {}", d.line());
                         section.pauses.push(d);
                     }
+                    Ok(None) => {}
                     Err(e) => break Err(e),
                 }
             }

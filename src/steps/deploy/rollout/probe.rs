@@ -242,6 +242,9 @@ pub struct Target {
     /// with ECS's rollback events, is ECS going back.
     pub replaced: Option<String>,
     pub strategy: Strategy,
+    /// While a service deployment holds the new revision at a production share between 0 and 100 with
+    /// no pause, hand it to the canary analysis this often (`None`: never).
+    pub judge_every: Option<std::time::Duration>,
 }
 
 /// A probe of one rollout that also hands back what it saw on the way.
