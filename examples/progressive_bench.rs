@@ -16,7 +16,9 @@
 //!   back. Needs `smoke.test-url` and the hook handling in the binary.
 //! - (a2) blue/green with no hook, as the action handles it without the gate: smoke checks and the watch
 //!   after all traffic moved.
-//! - (c) canary 10% for ten minutes with the analysis every minute (`canary.interval`), after the
+//! - (c) canary 10% with the analysis every minute: the canary bakes one minute at 10%, then the
+//!   action judges it at the PAUSE before the rest of the traffic moves (`PRE_PRODUCTION_TRAFFIC_SHIFT`),
+//!   again every minute (`canary.interval`) while the traffic is too little to judge; after the
 //!   test-traffic gate. Needs the canary analysis in the binary.
 //!
 //! `progressive_bench a b` runs only those strategies.
@@ -386,8 +388,13 @@ fn main() {
         });
         run("c", &|moto, apps| {
             let name = "(c) canary 10% + analysis/min";
-            // 10% for ten minutes, analysed every minute; the test-traffic gate before it.
-            let plan = test_pause(scaled(Plan::canary(10.0, 10)));
+            // 10% for a minute, then judged at the pause before the rest moves (again every minute
+            // while the traffic is too little to judge); the test-traffic gate before it.
+            let plan = test_pause(scaled(Plan::canary(10.0, 1))).pause(
+                &["PRE_PRODUCTION_TRAFFIC_SHIFT"],
+                60,
+                HookAction::Rollback,
+            );
             progressive(name, moto, apps, plan, true, true)
         });
     }

@@ -3,7 +3,8 @@
 //! lines from its tasks' `awslogs` streams in moto, the tasks and task definitions from ECS, and which
 //! group is the new revision's from the listener rules. ECS and ELBv2 are a small stub here that
 //! answers exactly the reads the analysis makes for two revisions side by side (the ECS simulator runs
-//! one revision's tasks at a time); CloudWatch denied or throttled goes through the fault proxy.
+//! one revision's tasks at a time); CloudWatch denied or throttled goes through the fault proxy. The
+//! `simulated` tests run against the progressive ECS and ELBv2 simulators and the weighted ALB.
 
 use harness as common;
 
@@ -220,18 +221,18 @@ fn config(canary: &str) -> Config {
     config::build(&inputs, &file, &ctx).unwrap()
 }
 
-/// The clients of a run: moto for logs, the stub for ECS and ELBv2, `cloudwatch` for CloudWatch.
-async fn clients(e: &Env, cloudwatch: &str) -> Clients {
-    let sdk = e.moto.sdk_config().await;
+/// The clients of a run: moto for logs, the other services at their endpoints.
+async fn clients_at(moto: &Moto, ecs: &str, elb: &str, cloudwatch: &str) -> Clients {
+    let sdk = moto.sdk_config().await;
     let mut c = Clients::new(sdk.clone(), true);
     c.ecs = aws_sdk_ecs::Client::from_conf(
         aws_sdk_ecs::config::Builder::from(&sdk)
-            .endpoint_url(&e.stub)
+            .endpoint_url(ecs)
             .build(),
     );
     c.elb = aws_sdk_elasticloadbalancingv2::Client::from_conf(
         aws_sdk_elasticloadbalancingv2::config::Builder::from(&sdk)
-            .endpoint_url(&e.stub)
+            .endpoint_url(elb)
             .build(),
     );
     c.cloudwatch = aws_sdk_cloudwatch::Client::from_conf(
@@ -240,6 +241,11 @@ async fn clients(e: &Env, cloudwatch: &str) -> Clients {
             .build(),
     );
     c
+}
+
+/// The clients of a run against the stub (ECS and ELBv2) and `cloudwatch`.
+async fn clients(e: &Env, cloudwatch: &str) -> Clients {
+    clients_at(&e.moto, &e.stub, &e.stub, cloudwatch).await
 }
 
 /// One minute of a target group's metrics at `at`: requests, 5xx answers, response times (seconds).
@@ -457,44 +463,31 @@ fn cloudwatch_denied_or_throttled_is_no_data_never_a_pass() {
     }
 }
 
-/// The simulators end to end: a canary of 10% paused before each production step. At the first pause
-/// (no production weight yet) the listener rules name the new revision's group with or without the
-/// test rule; at the second (10% on the new revision) the analysis reads the groups' metrics and the
-/// 8% against 0.1% is a regression: rolled back at that pause, the new revision never above 10%.
-#[test]
-fn the_simulated_canary_is_judged_at_its_pause_and_rolled_back() {
+mod simulated {
+    //! The simulators of a progressive service: the ECS simulator's canary paused before each
+    //! production step, the ELBv2 simulator's listener rules following it, and (for real traffic) the
+    //! loopback weighted ALB writing each target group's metrics into the CloudWatch simulator.
+
+    use super::*;
     use aws_sdk_ecs::types::{DeploymentLifecycleHookAction, DeploymentLifecycleHookStatus};
+    use common::alb::Alb;
+    use common::app::{App, Mode};
     use common::ecs_sim::{EcsSim, HookAction, Plan, Scenario};
     use common::elb_sim::ElbSim;
 
-    let plan = Plan {
-        minute: Duration::from_millis(200),
-        stage: Duration::from_millis(20),
-        ..Plan::canary(10.0, 1)
+    /// A 10% canary paused before each production step; a simulated minute lasts 200 ms.
+    pub fn plan() -> Plan {
+        Plan {
+            minute: Duration::from_millis(200),
+            stage: Duration::from_millis(20),
+            ..Plan::canary(10.0, 1)
+        }
+        .pause(&["PRE_PRODUCTION_TRAFFIC_SHIFT"], 100, HookAction::Rollback)
     }
-    .pause(&["PRE_PRODUCTION_TRAFFIC_SHIFT"], 50, HookAction::Rollback);
-    let sim = EcsSim::start(Scenario::Progressive(plan.clone()));
-    let elb = ElbSim::start_with_rules("stage-blue", Vec::new(), sim.progress().unwrap());
-    let e = env();
-    let cfg = config("");
-    rt().block_on(async {
-        put_minute(&e, &plan.alternate_group, e.from, 100.0, 8.0, &CALM).await;
-        put_minute(&e, &plan.production_group, e.from, 1000.0, 1.0, &CALM).await;
-        let sdk = e.moto.sdk_config().await;
-        let mut c = clients(&e, &e.cw.endpoint).await;
-        c.ecs = aws_sdk_ecs::Client::from_conf(
-            aws_sdk_ecs::config::Builder::from(&sdk)
-                .endpoint_url(&sim.endpoint)
-                .build(),
-        );
-        c.elb = aws_sdk_elasticloadbalancingv2::Client::from_conf(
-            aws_sdk_elasticloadbalancingv2::config::Builder::from(&sdk)
-                .endpoint_url(&elb.endpoint)
-                .build(),
-        );
-        // What the rollout reads from the service: the rules and the two groups.
-        let svc = c
-            .ecs
+
+    /// What the rollout reads from the service: `(target group, alternate)`, test rule, production rule.
+    async fn load_balancing(ecs: &aws_sdk_ecs::Client) -> ((String, String), String, String) {
+        let svc = ecs
             .describe_services()
             .cluster("stage-cluster")
             .services("stage-backend")
@@ -503,17 +496,19 @@ fn the_simulated_canary_is_judged_at_its_pause_and_rolled_back() {
             .unwrap();
         let lb = &svc.services()[0].load_balancers()[0];
         let adv = lb.advanced_configuration().unwrap();
-        let pair = (
-            lb.target_group_arn().unwrap().to_string(),
-            adv.alternate_target_group_arn().unwrap().to_string(),
-        );
-        let (test_rule, prod_rule) = (
+        (
+            (
+                lb.target_group_arn().unwrap().to_string(),
+                adv.alternate_target_group_arn().unwrap().to_string(),
+            ),
             adv.test_listener_rule().unwrap().to_string(),
             adv.production_listener_rule().unwrap().to_string(),
-        );
-        let arn = c
-            .ecs
-            .update_service()
+        )
+    }
+
+    /// Update the service to revision 1; the service deployment's ARN.
+    async fn update(ecs: &aws_sdk_ecs::Client) -> String {
+        ecs.update_service()
             .cluster("stage-cluster")
             .service("stage-backend")
             .task_definition("cloudshop-backend:1")
@@ -523,92 +518,180 @@ fn the_simulated_canary_is_judged_at_its_pause_and_rolled_back() {
             .service()
             .and_then(|s| s.current_service_deployment())
             .unwrap()
-            .to_string();
-        // The hook awaiting action, other than `not`, and the new revision's production weight.
-        let paused = |not: String| {
-            let (ecs, arn) = (c.ecs.clone(), arn.clone());
-            async move {
-                for _ in 0..2000 {
-                    let out = ecs
-                        .describe_service_deployments()
-                        .service_deployment_arns(&arn)
-                        .send()
+            .to_string()
+    }
+
+    /// The hook awaiting action other than `not`, and the new revision's production weight then.
+    async fn paused(ecs: &aws_sdk_ecs::Client, arn: &str, not: &str) -> (String, f64) {
+        for _ in 0..2000 {
+            let out = ecs
+                .describe_service_deployments()
+                .service_deployment_arns(arn)
+                .send()
+                .await
+                .unwrap();
+            let sd = &out.service_deployments()[0];
+            if let Some(h) = sd.lifecycle_hook_details().first() {
+                let id = h.hook_id().unwrap_or_default();
+                if h.status() == Some(&DeploymentLifecycleHookStatus::AwaitingAction) && id != not {
+                    let weight = sd
+                        .target_service_revision()
+                        .and_then(|t| t.requested_production_traffic_weight())
+                        .unwrap();
+                    return (id.to_string(), weight);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("never paused");
+    }
+
+    async fn answer(ecs: &aws_sdk_ecs::Client, arn: &str, hook: &str, d: Decision) {
+        let action = match d {
+            Decision::Continue => DeploymentLifecycleHookAction::Continue,
+            Decision::Rollback => DeploymentLifecycleHookAction::Rollback,
+            Decision::Wait => panic!("a decided step"),
+        };
+        ecs.continue_service_deployment()
+            .service_deployment_arn(arn)
+            .hook_id(hook)
+            .action(action)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// At the first pause (no production weight yet) the rules name the new revision's group with or
+    /// without the test rule; at the second (10% on the new revision) only the test rule tells the
+    /// groups apart, and the groups' metrics (8% against 0.1%) roll the canary back at that pause: the
+    /// new revision never above 10%.
+    #[test]
+    fn the_canary_is_judged_at_its_pause_and_rolled_back() {
+        let plan = plan();
+        let sim = EcsSim::start(Scenario::Progressive(plan.clone()));
+        let elb = ElbSim::start_with_rules("stage-blue", Vec::new(), sim.progress().unwrap());
+        let e = env();
+        let cfg = config("");
+        rt().block_on(async {
+            put_minute(&e, &plan.alternate_group, e.from, 100.0, 8.0, &CALM).await;
+            put_minute(&e, &plan.production_group, e.from, 1000.0, 1.0, &CALM).await;
+            let c = clients_at(&e.moto, &sim.endpoint, &elb.endpoint, &e.cw.endpoint).await;
+            let (pair, test_rule, prod_rule) = load_balancing(&c.ecs).await;
+            let pair = (pair.0.as_str(), pair.1.as_str());
+            let arn = update(&c.ecs).await;
+            let (first, weight) = paused(&c.ecs, &arn, "").await;
+            assert_eq!(weight, 0.0);
+            let by_test = canary::groups(&c.elb, Some(&test_rule), &prod_rule, pair)
+                .await
+                .unwrap();
+            assert_eq!(by_test.new, plan.alternate_group);
+            assert_eq!(by_test.old, plan.production_group);
+            let by_weight = canary::groups(&c.elb, None, &prod_rule, pair)
+                .await
+                .unwrap();
+            assert_eq!(by_weight, by_test);
+            answer(&c.ecs, &arn, &first, Decision::Continue).await;
+            let (second, weight) = paused(&c.ecs, &arn, &first).await;
+            assert_eq!(weight, 10.0);
+            let err = canary::groups(&c.elb, None, &prod_rule, pair)
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains("no test listener rule"), "{err}");
+            let window = Window {
+                from: e.from,
+                to: e.from + Duration::from_secs(60),
+            };
+            let s = canary::analyse(&c, &cfg, &by_test, (NEW_TD, OLD_TD), window, weight).await;
+            assert!(matches!(s.verdict, Verdict::Regression(_)), "{s:#?}");
+            assert_eq!((s.new.sample.requests, s.old.sample.requests), (100, 1000));
+            let decision = s.verdict.decision(&cfg.canary, false);
+            assert_eq!(decision, Decision::Rollback);
+            answer(&c.ecs, &arn, &second, decision).await;
+        });
+        let progress = sim.progress().unwrap();
+        assert!(
+            progress.max_new_weight() <= 10.0,
+            "{}",
+            progress.max_new_weight()
+        );
+        assert!(
+            progress.hook_actions().iter().any(|(_, a)| a == "ROLLBACK"),
+            "{:?}",
+            progress.hook_actions()
+        );
+    }
+
+    /// Requests through the weighted ALB at the canary's 10%: a new version answering 20% 5xx is a
+    /// regression on the numbers the ALB wrote for each target group; the same version healthy passes.
+    #[test]
+    fn real_traffic_at_ten_percent_is_judged_by_its_own_numbers() {
+        let moto = Moto::shared();
+        for (bad, want) in [(true, "regression"), (false, "pass")] {
+            let plan = plan();
+            let sim = EcsSim::start(Scenario::Progressive(plan.clone()));
+            let elb = ElbSim::start_with_rules("stage-blue", Vec::new(), sim.progress().unwrap());
+            let cw = CwSim::start();
+            let (old, new) = (App::start(), App::start());
+            if bad {
+                new.set_mode(Mode::ErrorShare(20));
+            }
+            let alb = Alb::progressive(
+                sim.progress().unwrap(),
+                vec![
+                    (plan.production_group.clone(), old.base_url()),
+                    (plan.alternate_group.clone(), new.base_url()),
+                ],
+                Some(cw.sink()),
+            );
+            // Loopback latencies are a millisecond or two: their ratio says nothing here.
+            let cfg = config("p95-ratio: 1000");
+            let s = rt().block_on(async {
+                let c = clients_at(&moto, &sim.endpoint, &elb.endpoint, &cw.endpoint).await;
+                let (pair, test_rule, prod_rule) = load_balancing(&c.ecs).await;
+                let arn = update(&c.ecs).await;
+                let (first, _) = paused(&c.ecs, &arn, "").await;
+                let groups =
+                    canary::groups(&c.elb, Some(&test_rule), &prod_rule, (&pair.0, &pair.1))
                         .await
                         .unwrap();
-                    let sd = &out.service_deployments()[0];
-                    if let Some(h) = sd.lifecycle_hook_details().first() {
-                        let id = h.hook_id().unwrap_or_default();
-                        if h.status() == Some(&DeploymentLifecycleHookStatus::AwaitingAction)
-                            && id != not
-                        {
-                            let weight = sd
-                                .target_service_revision()
-                                .and_then(|t| t.requested_production_traffic_weight())
-                                .unwrap();
-                            return (id.to_string(), weight);
-                        }
+                answer(&c.ecs, &arn, &first, Decision::Continue).await;
+                let (second, weight) = paused(&c.ecs, &arn, &first).await;
+                let since = SystemTime::now();
+                let http = reqwest::Client::new();
+                for _ in 0..25 {
+                    let batch = (0..40)
+                        .map(|_| http.get(format!("{}/products", alb.production_url)).send());
+                    for r in futures::future::join_all(batch).await {
+                        r.unwrap();
                     }
-                    tokio::time::sleep(Duration::from_millis(5)).await;
                 }
-                panic!("never paused");
-            }
-        };
-        let (first, weight) = paused(String::new()).await;
-        assert_eq!(weight, 0.0);
-        let pair = (pair.0.as_str(), pair.1.as_str());
-        let by_test = canary::groups(&c.elb, Some(&test_rule), &prod_rule, pair)
-            .await
-            .unwrap();
-        assert_eq!(by_test.new, plan.alternate_group);
-        assert_eq!(by_test.old, plan.production_group);
-        let by_weight = canary::groups(&c.elb, None, &prod_rule, pair)
-            .await
-            .unwrap();
-        assert_eq!(by_weight, by_test);
-        c.ecs
-            .continue_service_deployment()
-            .service_deployment_arn(&arn)
-            .hook_id(&first)
-            .action(DeploymentLifecycleHookAction::Continue)
-            .send()
-            .await
-            .unwrap();
-        let (second, weight) = paused(first).await;
-        assert_eq!(weight, 10.0);
-        // With both groups taking production traffic only the test rule tells them apart.
-        let err = canary::groups(&c.elb, None, &prod_rule, pair)
-            .await
-            .unwrap_err();
-        assert!(err.to_string().contains("no test listener rule"), "{err}");
-        let window = Window {
-            from: e.from,
-            to: e.from + Duration::from_secs(60),
-        };
-        let s = canary::analyse(&c, &cfg, &by_test, (NEW_TD, OLD_TD), window, weight).await;
-        assert!(matches!(s.verdict, Verdict::Regression(_)), "{s:#?}");
-        assert_eq!((s.new.sample.requests, s.old.sample.requests), (100, 1000));
-        assert_eq!(s.verdict.decision(&cfg.canary, false), Decision::Rollback);
-        c.ecs
-            .continue_service_deployment()
-            .service_deployment_arn(&arn)
-            .hook_id(&second)
-            .action(DeploymentLifecycleHookAction::Rollback)
-            .send()
-            .await
-            .unwrap();
-    });
-    let progress = sim.progress().unwrap();
-    assert!(
-        progress.max_new_weight() <= 10.0,
-        "{}",
-        progress.max_new_weight()
-    );
-    assert!(
-        progress
-            .hook_actions()
-            .iter()
-            .any(|(_, action)| action == "ROLLBACK"),
-        "{:?}",
-        progress.hook_actions()
-    );
+                let window = Window {
+                    from: since,
+                    to: SystemTime::now(),
+                };
+                let s = canary::analyse(&c, &cfg, &groups, (NEW_TD, OLD_TD), window, weight).await;
+                answer(&c.ecs, &arn, &second, s.verdict.decision(&cfg.canary, true)).await;
+                s
+            });
+            assert_eq!(s.verdict.label(), want, "{s:#?}");
+            // The ALB's own counts are what the analysis read.
+            let (n, o) = (
+                alb.served(false, &plan.alternate_group),
+                alb.served(false, &plan.production_group),
+            );
+            assert_eq!(
+                (s.new.sample.requests, s.new.sample.errors_5xx),
+                (n.requests, n.errors)
+            );
+            assert_eq!(
+                (s.old.sample.requests, s.old.sample.errors_5xx),
+                (o.requests, o.errors)
+            );
+            assert_eq!(n.requests + o.requests, 1000);
+            assert!(n.requests >= 50 && n.requests <= 160, "{n:?}");
+            assert_eq!(o.errors, 0);
+            let progress = sim.progress().unwrap();
+            assert!(progress.max_new_weight() <= 10.0 || !bad);
+        }
+    }
 }
