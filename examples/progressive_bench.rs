@@ -8,14 +8,17 @@
 //!
 //! - (a) rolling + watch, as today: the ECS simulator's rolling deployment (tasks start and stop with the
 //!   clock; the ALB's weights are the share of RUNNING tasks per revision), smoke checks, then the watch
-//!   (smoke rounds; the CloudWatch signals are off: their windows are whole CloudWatch minutes, which do
-//!   not shrink with the time scale).
+//!   (smoke rounds and the signals: the target group's 5xx rate and p95 from the CloudWatch simulator,
+//!   which the ALB feeds per request, so the metrics arrive at once instead of CloudWatch's minute or
+//!   so; every strategy's watch reads them, as by default).
 //! - (b) blue/green with the test-traffic gate: a PAUSE at POST_TEST_TRAFFIC_SHIFT; the action runs the
 //!   smoke checks against `smoke.test-url` (the test listener, new revision only) and continues or rolls
 //!   back. Needs `smoke.test-url` and the hook handling in the binary.
 //! - (a2) blue/green with no hook, as the action handles it without the gate: smoke checks and the watch
 //!   after all traffic moved.
-//! - (c) canary 10% for ten minutes with the analysis every minute (`canary.interval`), after the
+//! - (c) canary 10% with the analysis every minute: the canary bakes one minute at 10%, then the
+//!   action judges it at the PAUSE before the rest of the traffic moves (`PRE_PRODUCTION_TRAFFIC_SHIFT`),
+//!   again every minute (`canary.interval`) while the traffic is too little to judge; after the
 //!   test-traffic gate. Needs the canary analysis in the binary.
 //!
 //! `progressive_bench a b` runs only those strategies.
@@ -44,7 +47,7 @@ use std::time::{Duration, Instant};
 use common::alb::{Alb, Route};
 use common::app::{App, Mode};
 use common::cw_sim::CwSim;
-use common::ecs_sim::{EcsSim, HookAction, Plan, RuleWeights, Scenario, Timing};
+use common::ecs_sim::{EcsSim, HookAction, Plan, RuleWeights, Scenario, Seed, Timing};
 use common::elb_sim::ElbSim;
 use common::seed::seed_ecr;
 use common::{Action, Moto, RunResult};
@@ -167,7 +170,6 @@ environments:
       watch: {watch}ms
       watch-interval: {interval}ms
       watch-failures: 3
-      watch-signals: {{ enabled: false }}
 {canary}"#,
         watch = watch.as_millis(),
         interval = interval.as_millis(),
@@ -226,7 +228,14 @@ fn measure(name: &'static str, alb: &Alb, bad: &str, act: impl FnOnce() -> RunRe
 
 fn rolling(moto: &Moto, old: &App, new: &App) -> Row {
     let repo = fresh_repo(moto);
-    let sim = Arc::new(EcsSim::start(Scenario::Succeed { after: 2 }));
+    // The service behind one target group, whose metrics the watch's signals read.
+    let elb = ElbSim::start("stage-tg", Vec::new());
+    let seed = Seed {
+        target_group: Some(elb.target_group_arn.clone()),
+        ..Seed::default()
+    };
+    let cw = CwSim::start();
+    let sim = Arc::new(EcsSim::start_with(seed, Scenario::Succeed { after: 2 }));
     // Tasks take 45 s to run, old ones 30 s to drain (scaled).
     sim.set_timing(Timing {
         step: MINUTE / 4,
@@ -253,16 +262,19 @@ fn rolling(moto: &Moto, old: &App, new: &App) -> Row {
             test: w,
         }
     });
-    let alb = Alb::start(
+    let tg = elb.target_group_arn.clone();
+    let alb = Alb::start_grouped(
         route,
         vec![
-            ("old".into(), old.base_url()),
-            ("new".into(), new.base_url()),
+            ("old".into(), old.base_url(), tg.clone()),
+            ("new".into(), new.base_url(), tg),
         ],
-        None,
+        Some(cw.sink()),
     );
     let cfg = config(&repo, &alb.production_url, None, false);
-    let act = action(moto, &sim, &cfg);
+    let act = action(moto, &sim, &cfg)
+        .env("AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2", &elb.endpoint)
+        .env("AWS_ENDPOINT_URL_CLOUDWATCH", &cw.endpoint);
     let mut row = measure("(a) rolling + watch (today)", &alb, "new", || {
         act.run_within(Duration::from_secs(600))
     });
@@ -376,8 +388,13 @@ fn main() {
         });
         run("c", &|moto, apps| {
             let name = "(c) canary 10% + analysis/min";
-            // 10% for ten minutes, analysed every minute; the test-traffic gate before it.
-            let plan = test_pause(scaled(Plan::canary(10.0, 10)));
+            // 10% for a minute, then judged at the pause before the rest moves (again every minute
+            // while the traffic is too little to judge); the test-traffic gate before it.
+            let plan = test_pause(scaled(Plan::canary(10.0, 1))).pause(
+                &["PRE_PRODUCTION_TRAFFIC_SHIFT"],
+                60,
+                HookAction::Rollback,
+            );
             progressive(name, moto, apps, plan, true, true)
         });
     }

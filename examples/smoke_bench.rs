@@ -18,6 +18,7 @@ fn cfg(base: &str) -> Smoke {
     Smoke {
         enabled: true,
         base_url: Some(url::Url::parse(base).expect("url")),
+        test_url: None,
         checks: default_checks(),
         cors_origin: Some("http://site.example".into()),
         website_url: None,

@@ -22,16 +22,18 @@
 //! - [`run`]: load, connect, dispatch the command, write outputs and summary; the one place that turns
 //!   the steps' outcomes into the run's [`report::Status`].
 //! - [`gates`]: a deploy or promotion as an ordered list of gates (preflight, approval, image, frontend artifact,
-//!   task definition, service update, rollout, smoke checks, frontend sync, website check, watch,
-//!   finalize, marker), run by one loop that records each and, on a failure, undoes what was done
+//!   task definition, service update, rollout with the test-traffic and canary gates at its pauses
+//!   (`gates::pauses`), smoke checks, frontend sync, website check, watch, finalize, marker), run by one loop that records each and, on a failure, undoes what was done
 //!   through the one rollback decision (`gates::undo`).
 //! - [`steps`]: async functions over SDK clients, each returning its own typed outcome and report
 //!   section and recording into the run's timeline:
 //!   - `steps/deploy/`: `mod.rs` (prepare, register, update, rollout), `task_def` (the JSON
 //!     definition), `service` (DescribeServices, UpdateService, health), `rollback` (after a failure and
 //!     `command: rollback`), `rollout/` (the rollout wait: `poller`: pacing and the poll loop; `probe`:
-//!     rolling and blue/green probes and verdicts; `diagnosis`: stopped tasks and fixes), `report` (the
-//!     backend section and its typed outcome), `error` (errors and hints).
+//!     the rolling probe and the verdicts; `blue_green`: the service-deployment probe and its pauses;
+//!     `diagnosis`: stopped tasks and fixes), `hooks` (PAUSE lifecycle hooks: the preflight's check,
+//!     the pause of our deployment, `ContinueServiceDeployment`), `report` (the backend section and its
+//!     typed outcome), `error` (errors and hints).
 //!   - `steps/image/`: the ECR image for every command: `resolve` (tags to digests), `tag` (re-tag by
 //!     putting the manifest back), `copy` (promotion and archive push), `report` (the promotion's
 //!     section), `error`.

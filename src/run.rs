@@ -102,11 +102,8 @@ where
                 // The dropped pipeline's multipart uploads: their aborts are on their way.
                 frontend::settle_aborts(frontend::ABORT_WAIT).await;
             }
-            // A migration task the dropped pipeline left running is stopped.
-            if let (Some(signal), Some(clients), Some(m)) =
-                (cancelled_by, clients_slot.get(), report.migration.as_mut())
-            {
-                migrate::stop_on_cancel(clients, m, signal).await;
+            if let (Some(signal), Some(clients)) = (cancelled_by, clients_slot.get()) {
+                stop_what_was_left(clients, &mut report, signal).await;
             }
             settle_smoke(&cfg, &mut report);
             result
@@ -128,6 +125,20 @@ where
     }
     let docs = crate::error::docs_base(get);
     finish(&report, &sinks, result, docs.as_deref(), launch)
+}
+
+/// After a cancel: a pause the dropped pipeline was judging is answered ROLLBACK, and a migration task it
+/// left running is stopped.
+async fn stop_what_was_left(clients: &Clients, report: &mut Report, signal: &'static str) {
+    if let Some(b) = report.backend.as_mut() {
+        let paused = b.paused.take();
+        if let Some(d) = deploy::hooks::roll_back_on_cancel(&clients.ecs, paused, signal).await {
+            b.pauses.push(d);
+        }
+    }
+    if let Some(m) = report.migration.as_mut() {
+        migrate::stop_on_cancel(clients, m, signal).await;
+    }
 }
 
 /// The run was stopped by a signal.

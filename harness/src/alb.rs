@@ -54,7 +54,8 @@ struct Stats {
 
 struct Shared {
     route: Route,
-    targets: Vec<(String, String)>,
+    /// (key, base URL, target group ARN of its metrics).
+    targets: Vec<(String, String, String)>,
     stats: Mutex<Stats>,
     cw: Option<MetricSink>,
     http: reqwest::Client,
@@ -116,14 +117,8 @@ async fn forward(
     } else {
         &weights.production
     });
-    let target = key.and_then(|k| {
-        shared
-            .targets
-            .iter()
-            .find(|(t, _)| *t == k)
-            .map(|(t, u)| (t.clone(), u.clone()))
-    });
-    let Some((key, base)) = target else {
+    let target = key.and_then(|k| shared.targets.iter().find(|(t, ..)| *t == k).cloned());
+    let Some((key, base, group)) = target else {
         return (StatusCode::SERVICE_UNAVAILABLE, "no healthy target").into_response();
     };
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
@@ -143,7 +138,7 @@ async fn forward(
         }
         Err(_) => (502, None, Bytes::from_static(b"bad gateway")),
     };
-    record(&shared, test, &key, status, started);
+    record(&shared, test, (&key, &group), status, started);
     let mut resp = (
         StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
         bytes,
@@ -156,7 +151,7 @@ async fn forward(
     resp
 }
 
-fn record(shared: &Shared, test: bool, key: &str, status: u16, started: Instant) {
+fn record(shared: &Shared, test: bool, (key, group): (&str, &str), status: u16, started: Instant) {
     let elapsed = started.elapsed().as_secs_f64();
     {
         let mut st = shared.stats.lock().unwrap();
@@ -172,7 +167,7 @@ fn record(shared: &Shared, test: bool, key: &str, status: u16, started: Instant)
             status,
         });
     }
-    let (Some(cw), Some(tg)) = (&shared.cw, target_group_dimension(key)) else {
+    let (Some(cw), Some(tg)) = (&shared.cw, target_group_dimension(group)) else {
         return;
     };
     let at = SystemTime::now()
@@ -206,6 +201,20 @@ impl Alb {
     /// Listeners over `targets` (`(key, base URL)`: a target group ARN, or any key `route` names),
     /// weighted by `route` at each request; per-target-group metrics into `cw` when given.
     pub fn start(route: Route, targets: Vec<(String, String)>, cw: Option<MetricSink>) -> Alb {
+        let targets = targets
+            .into_iter()
+            .map(|(k, u)| (k.clone(), u, k))
+            .collect();
+        Alb::start_grouped(route, targets, cw)
+    }
+
+    /// Like [`Alb::start`], with the target group each target's metrics belong to: `(key, base URL,
+    /// target group ARN)`, e.g. both revisions of a rolling service in its one target group.
+    pub fn start_grouped(
+        route: Route,
+        targets: Vec<(String, String, String)>,
+        cw: Option<MetricSink>,
+    ) -> Alb {
         let shared = Arc::new(Shared {
             route,
             targets,

@@ -130,6 +130,9 @@ pub struct SmokeFile {
     pub enabled: Option<bool>,
     /// Base URL of the API (default: `api-url`).
     pub url: Option<String>,
+    /// The load balancer's test listener (blue/green, linear, canary): where the checks go while the
+    /// new revision takes only test traffic.
+    pub test_url: Option<String>,
     /// Overall budget of the checks (humantime; default 2 min).
     pub timeout: Option<String>,
     /// Per-request timeout (humantime; default 10 s).

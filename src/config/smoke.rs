@@ -18,6 +18,9 @@ pub struct Smoke {
     pub enabled: bool,
     /// Base URL of the API (`smoke-url`, else `api-url`).
     pub base_url: Option<url::Url>,
+    /// The test listener (`smoke.test-url`): the checks and write sequences run against it at a
+    /// `POST_TEST_TRAFFIC_SHIFT` pause, before the new revision takes production traffic.
+    pub test_url: Option<url::Url>,
     /// The checks, compiled (defaults filled in when none are configured).
     pub checks: Vec<CheckSpec>,
     /// Origin for the CORS check (`None`: no CORS check).
@@ -57,6 +60,11 @@ pub(super) fn build(src: &Sources) -> Result<Smoke, Error> {
         .or_else(|| env.api_url.clone())
         .map(|u| validate_url("smoke-url", &u))
         .transpose()?;
+    let test_url = smoke_file
+        .test_url
+        .as_deref()
+        .map(|u| validate_url("smoke.test-url", u))
+        .transpose()?;
     let website_url = inputs
         .website_url
         .clone()
@@ -74,6 +82,7 @@ pub(super) fn build(src: &Sources) -> Result<Smoke, Error> {
     let smoke = Smoke {
         enabled,
         base_url,
+        test_url,
         checks,
         cors_origin,
         frontend_check: smoke_file.frontend_check.unwrap_or(true),

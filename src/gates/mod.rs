@@ -12,6 +12,7 @@
 
 mod list;
 mod pass;
+mod pauses;
 pub mod record;
 pub mod undo;
 

@@ -6,6 +6,7 @@
 use tokio::time::Instant;
 
 use super::list::{Cx, Kind, Release, Undo};
+use super::pauses;
 use super::record::GateOutcome;
 use super::undo::{Failure, Stage};
 use crate::config::Command;
@@ -201,7 +202,8 @@ async fn update_service(cx: &Cx<'_>, rel: &mut Release, report: &mut Report) -> 
     Ok(GateOutcome::Passed)
 }
 
-/// The rollout watched to its end, diagnosed when it fails.
+/// The rollout watched to its end, diagnosed when it fails; the pauses of a blue/green, linear or canary
+/// deployment answered on the way (the test-traffic and canary gates, recorded before this one).
 async fn rollout(cx: &Cx<'_>, rel: &mut Release, report: &mut Report) -> Passed {
     if rel.registered.is_none() {
         return Ok(GateOutcome::NotConfigured);
@@ -213,7 +215,32 @@ async fn rollout(cx: &Cx<'_>, rel: &mut Release, report: &mut Report) -> Passed 
         return Ok(GateOutcome::NotConfigured);
     };
     let section = report.backend.get_or_insert_with(BackendReport::default);
-    match deploy::rollout(cx.clients, cx.cfg, p, deployed, section, &mut report.phases).await {
+    let mut judge = pauses::Judge {
+        cx,
+        test_traffic: &mut report.test_traffic,
+        canary: &mut report.canary,
+        revisions: (
+            deployed.task_definition.clone(),
+            deployed.previous_task_definition.clone(),
+        ),
+        routing: p.routing().cloned(),
+        groups: None,
+        step_from: None,
+    };
+    let result = deploy::rollout(
+        cx.clients,
+        cx.cfg,
+        p,
+        deployed,
+        section,
+        &mut report.phases,
+        &mut judge,
+    )
+    .await;
+    report
+        .gates
+        .extend(pauses::records(p.pauses(), &section.pauses));
+    match result {
         Ok(()) => Ok(GateOutcome::Passed),
         Err(f) => Err(Failure {
             error: f.error.into(),
@@ -431,6 +458,8 @@ fn recorded_gates(report: &Report) -> std::collections::BTreeMap<String, String>
     };
     [
         ("rollout", rollout),
+        ("test-traffic", of(pauses::TEST_TRAFFIC)),
+        ("canary", of(pauses::CANARY)),
         ("smoke", of("smoke checks")),
         ("writes", writes),
         ("website", of("website check")),

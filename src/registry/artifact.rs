@@ -355,7 +355,16 @@ pub struct Verification {
 pub const DEFAULT_REQUIRED: &[&str] = &["rollout", "smoke"];
 
 /// The gates a promotion can require of the source release, as the marker names them.
-pub const RECORDED_GATES: &[&str] = &["rollout", "smoke", "writes", "website", "watch", "signals"];
+pub const RECORDED_GATES: &[&str] = &[
+    "rollout",
+    "test-traffic",
+    "canary",
+    "smoke",
+    "writes",
+    "website",
+    "watch",
+    "signals",
+];
 
 impl Verification {
     /// How gate `name` ended on the source environment; a marker from before gates were recorded knows

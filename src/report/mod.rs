@@ -68,6 +68,9 @@ pub struct Report {
     /// Where the rollout's time went.
     pub deploy_time: Option<crate::steps::deploy_time::DeployTimeReport>,
     pub smoke: Option<crate::steps::smoke::SmokeReport>,
+    /// The checks at a `POST_TEST_TRAFFIC_SHIFT` pause, against the test listener.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_traffic: Option<crate::steps::smoke::OnTestTraffic>,
     /// What the watch read besides its checks (metrics, error lines).
     pub signals: Option<crate::steps::signals::SignalsReport>,
     /// The new revision against the old one, per traffic step of a canary or linear deployment.
@@ -165,6 +168,9 @@ impl Report {
         }
         if let Some(m) = &self.migration {
             v.push(m);
+        }
+        if let Some(t) = &self.test_traffic {
+            v.push(t);
         }
         if let Some(t) = &self.deploy_time {
             v.push(t);

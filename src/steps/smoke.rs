@@ -29,7 +29,9 @@ use url::Url;
 
 pub use check::MAX_REDIRECTS;
 pub use redact::{display_url, Redactor};
-pub use report::{BadRound, SmokeReport, SmokeStatus, WatchReport, WatchStat, WritePlan};
+pub use report::{
+    BadRound, OnTestTraffic, SmokeReport, SmokeStatus, WatchReport, WatchStat, WritePlan,
+};
 pub(crate) use result::p50_max;
 pub use result::{Attempt, CheckResult, SequenceResult, StepOutcome, StepResult};
 pub use sequence::CONNECT_ATTEMPTS;
@@ -447,6 +449,7 @@ mod tests {
         let cfg = Smoke {
             enabled: true,
             base_url: Some(Url::parse("https://smoke-user:pa%24s@api.example.com").unwrap()),
+            test_url: None,
             checks,
             cors_origin: None,
             website_url: None,

@@ -23,6 +23,7 @@ mod layout;
 mod lifecycle;
 mod migrate;
 mod pipeline;
+mod progressive;
 mod progressive_sim;
 mod promote;
 mod promote_e2e;

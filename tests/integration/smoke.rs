@@ -25,6 +25,7 @@ fn cfg(app: &App) -> Smoke {
     Smoke {
         enabled: true,
         base_url: Some(Url::parse(&app.base_url()).unwrap()),
+        test_url: None,
         checks: default_checks(),
         cors_origin: Some(ORIGIN.into()),
         website_url: Some(Url::parse(&app.website_url()).unwrap()),
@@ -823,6 +824,7 @@ async fn redirector(ip: &str, to: Option<String>) -> (Url, Keys) {
 fn one_check(base: &Url, yaml: &str) -> Smoke {
     Smoke {
         base_url: Some(base.clone()),
+        test_url: None,
         checks: vec![yaml_serde::from_str(yaml).unwrap()],
         cors_origin: None,
         website_url: None,
@@ -836,6 +838,7 @@ fn cfg_template() -> Smoke {
     Smoke {
         enabled: true,
         base_url: None,
+        test_url: None,
         checks: Vec::new(),
         cors_origin: None,
         website_url: None,

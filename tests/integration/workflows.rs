@@ -926,6 +926,7 @@ const WILDCARD_ONLY: &[&str] = &[
     "elasticloadbalancing:DescribeTargetGroups",
     "elasticloadbalancing:DescribeTargetHealth",
     "elasticloadbalancing:DescribeTargetGroupAttributes",
+    "elasticloadbalancing:DescribeRules",
     "cloudwatch:GetMetricData",
 ];
 

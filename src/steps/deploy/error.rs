@@ -104,6 +104,22 @@ pub enum Error {
     /// A signal stopped a rollback (what it left is in the section).
     #[error("the rollback of service `{service}` to `{target}` was interrupted by a signal")]
     RollbackInterrupted { service: String, target: String },
+    /// The service pauses its deployments at a stage where the action would never answer.
+    #[error("service `{service}` pauses its deployments at `{stage}`, where cloudshop-deploy does not act")]
+    UnhandledPause { service: String, stage: String },
+    /// A test-traffic pause with nowhere for the checks to go.
+    #[error("service `{service}` pauses its deployments at `POST_TEST_TRAFFIC_SHIFT`, but `smoke.test-url` is not set")]
+    NoTestUrl { service: String },
+    /// The action answered a pause with ROLLBACK (or its timeout did) and ECS's rollback finished.
+    #[error("the new revision `{task_definition}` of service `{service}` was rolled back at the `{stage}` pause: {why}{}", if *.before_production { "; it never took production traffic" } else { "" })]
+    RejectedAtPause {
+        service: String,
+        task_definition: String,
+        stage: &'static str,
+        why: String,
+        /// The pause came before any production traffic moved to the new revision.
+        before_production: bool,
+    },
     #[error("invalid `revision` `{0}`: expected a task definition ARN, `family:revision` or a revision number")]
     BadRevision(String),
 }
@@ -121,6 +137,8 @@ fn api_of(verb: &str) -> &'static str {
         "describe tasks" => " (ecs:DescribeTasks)",
         "list service deployments of" => " (ecs:ListServiceDeployments)",
         "describe the service revision of" => " (ecs:DescribeServiceRevisions)",
+        "continue service deployment" => " (ecs:ContinueServiceDeployment)",
+        "stop service deployment" => " (ecs:StopServiceDeployment)",
         _ => "",
     }
 }
@@ -171,6 +189,9 @@ impl crate::error::Diagnose for Error {
             Error::RollbackFailed { .. } => "the service may be down: check it in the ECS console and deploy a known-good revision (`command: rollback` with `revision`)".into(),
             Error::NoPreviousRevision { .. } => "give the revision to go back to with `revision` (ARN, `family:revision` or a number)".into(),
             Error::DigestGone { .. } => "push that image again (or restore it), or give the revision to go back to with `revision`".into(),
+            Error::UnhandledPause { stage, .. } => format!("remove the PAUSE hook at `{stage}` from the service's `deployment_configuration.lifecycle_hook` (Terraform), or move it to `POST_TEST_TRAFFIC_SHIFT` (smoke checks on the test listener) or `PRE_PRODUCTION_TRAFFIC_SHIFT` (canary analysis)"),
+            Error::NoTestUrl { .. } => "set `smoke:` `test-url:` to the load balancer's test listener (for example `http://stage-alb-458962299.us-east-1.elb.amazonaws.com:8080`), or remove the PAUSE hook at `POST_TEST_TRAFFIC_SHIFT`".into(),
+            Error::RejectedAtPause { .. } => "the previous revision serves; the summary shows what failed at the pause: fix the new version and deploy again".into(),
             Error::BadRevision(_) => "write `revision` as `arn:aws:ecs:...:task-definition/family:12`, `family:12` or `12`".into(),
         }
     }
@@ -196,6 +217,11 @@ impl crate::error::Diagnose for Error {
             Error::RolloutFailed { .. } => troubleshooting!("rollout-failed"),
             Error::RolledBackByEcs { .. } => troubleshooting!("rolled-back-by-ecs"),
             Error::Timeout { .. } => troubleshooting!("rollout-timeout"),
+            Error::UnhandledPause { .. }
+            | Error::NoTestUrl { .. }
+            | Error::RejectedAtPause { .. } => {
+                troubleshooting!("pause-hooks")
+            }
             Error::Superseded { .. } | Error::NotOurs { .. } => troubleshooting!("superseded"),
             Error::RollbackFailed { .. } | Error::RollbackInterrupted { .. } => {
                 troubleshooting!("rollback-failed")
@@ -263,6 +289,7 @@ mod tests {
             include_str!("task_def.rs"),
             include_str!("rollback.rs"),
             include_str!("rollout/probe.rs"),
+            include_str!("hooks.rs"),
         ]
         .concat();
         let verbs: Vec<&str> = src

@@ -14,6 +14,7 @@
 //! `DescribeServiceDeployments`.
 
 mod error;
+pub mod hooks;
 mod plan;
 mod report;
 mod rollback;
@@ -67,6 +68,10 @@ pub struct Prepared {
     /// task copies.
     network: migrate::ServiceNetwork,
     containers: Vec<String>,
+    /// The stages the service's deployments pause at (checked: the action answers each).
+    pauses: hooks::Pauses,
+    /// The target groups and listener rules of a blue/green, linear or canary service.
+    routing: Option<hooks::Routing>,
 }
 
 impl Prepared {
@@ -114,6 +119,8 @@ async fn prepare_inner(
     let svc = service::describe(&clients.ecs, &b.cluster, &b.service).await?;
     let live_arn = svc.task_definition().unwrap_or_default().to_string();
     let target = service::target_of(&svc, cfg, &live_arn)?;
+    let test_url = cfg.smoke.test_url.is_some();
+    let pauses = hooks::check(svc.deployment_configuration(), &b.service, test_url)?;
     if svc.deployments().len() > 1 {
         tracing::warn!(
             "service `{}` has {} deployments in progress: another deploy may be running (use a `concurrency:` group per environment)",
@@ -175,6 +182,8 @@ async fn prepare_inner(
         network: migrate::ServiceNetwork::of(&svc),
         containers,
         live_arn,
+        pauses,
+        routing: hooks::routing(&svc),
     })
 }
 
@@ -338,20 +347,25 @@ pub async fn update(
     Ok(prepared.deployed(new_arn.to_string()))
 }
 
-/// Watch the rollout `update` started to its end; on a failure, diagnose it (the failed tasks' logs and
-/// stop reasons, the target groups' health) into the section. The rollback is the caller's decision.
-pub async fn rollout(
+/// Watch the rollout `update` started to its end, each pause of it answered by `handler`; on a failure,
+/// diagnose it (the failed tasks' logs and stop reasons, the target groups' health) into the section.
+/// The rollback is the caller's decision.
+pub async fn rollout<H: rollout::AtPause>(
     clients: &Clients,
     cfg: &Config,
     prepared: &Prepared,
     deployed: &Deployed,
     section: &mut BackendReport,
     timeline: &mut Timeline,
+    handler: &mut H,
 ) -> Result<(), RolloutFailed> {
     let new_arn = &deployed.task_definition;
     let mut target = prepared.target.clone();
     target.task_definition = new_arn.clone();
     target.deployment_id = section.deployment_id.clone();
+    // Steps without a pause before them are judged while they bake.
+    let p = prepared.pauses;
+    target.judge_every = (p.steps && !p.pre_production).then_some(cfg.canary.interval);
     let watched = rollout::wait(
         clients,
         cfg,
@@ -360,6 +374,7 @@ pub async fn rollout(
         section,
         timeline,
         "rollout",
+        handler,
     )
     .await;
     let failure = match watched {
@@ -371,7 +386,12 @@ pub async fn rollout(
         // The watch itself could not go on (ECS kept failing): the new revision may be live.
         Err(e) => return Err(e.into()),
     };
-    let diagnosis = diagnose_failure(clients, cfg, prepared, new_arn).await;
+    // A rejection at a pause is the checks' verdict on a revision that ran: no stopped tasks to read.
+    let diagnosis = if matches!(failure, Failure::Rejected { .. }) {
+        rollout::Diagnosis::default()
+    } else {
+        diagnose_failure(clients, cfg, prepared, new_arn).await
+    };
     section.diagnosis = diagnosis.clone();
     Err(failed_rollout(
         failure,
@@ -418,6 +438,22 @@ fn failed_rollout(
                 diagnosis,
             };
             (e, false, true)
+        }
+        Failure::Rejected {
+            stage,
+            why,
+            before_production,
+        } => {
+            section.outcome = BackendOutcome::RolledBackByEcs;
+            section.rolled_back_to = Some(live_arn.to_string());
+            let e = Error::RejectedAtPause {
+                service,
+                task_definition,
+                stage,
+                why,
+                before_production,
+            };
+            (e, true, false)
         }
         Failure::Superseded(reason) => {
             section.outcome = BackendOutcome::Superseded;
@@ -520,6 +556,16 @@ impl Prepared {
     /// Whether the plan changes the service at all.
     pub fn changes_service(&self) -> bool {
         self.update
+    }
+
+    /// The stages the service's deployments pause at.
+    pub fn pauses(&self) -> hooks::Pauses {
+        self.pauses
+    }
+
+    /// The target groups and listener rules of a blue/green, linear or canary service.
+    pub fn routing(&self) -> Option<&hooks::Routing> {
+        self.routing.as_ref()
     }
 
     /// The image digest the service will run.

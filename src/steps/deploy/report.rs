@@ -127,6 +127,12 @@ pub struct BackendReport {
     /// The revision `UpdateService` was asked to run.
     #[serde(skip)]
     pub update_to: Option<String>,
+    /// The pauses of the service deployment and how each was answered, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pauses: Vec<super::hooks::Decision>,
+    /// The pause being judged right now: a cancelled run answers it with ROLLBACK before it exits.
+    #[serde(skip)]
+    pub paused: Option<super::hooks::Pause>,
 }
 
 impl BackendReport {
@@ -199,12 +205,42 @@ impl Section for BackendReport {
     fn summary(&self, md: &mut String) {
         self.write_table(md);
         self.write_plan(md);
+        self.write_pauses(md);
         self.write_diagnosis(md);
         self.write_events(md);
     }
 }
 
 impl BackendReport {
+    /// The pauses of the service deployment and each answer: stage, hook, action, why.
+    fn write_pauses(&self, md: &mut String) {
+        if self.pauses.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            md,
+            "#### Pauses\n\n| stage | hook | answer | why |\n|---|---|---|---|"
+        );
+        for d in &self.pauses {
+            let answer = match &d.answered {
+                super::hooks::Answered::Sent => format!("`{}`", d.action.as_str()),
+                super::hooks::Answered::Expired { after_ms, applied } => format!(
+                    "expired after {}; ECS applied `{}`",
+                    humantime::format_duration(std::time::Duration::from_millis(*after_ms)),
+                    md_escape(applied)
+                ),
+            };
+            let _ = writeln!(
+                md,
+                "| `{}` | {} | {answer} | {} |",
+                d.pause.stage.as_str(),
+                md_code(&d.pause.hook_id),
+                md_escape(&d.why)
+            );
+        }
+        md.push('\n');
+    }
+
     /// The facts: service, image, revisions, deployment, strategy, tags, rollback, outcome.
     fn write_table(&self, md: &mut String) {
         let _ = writeln!(md, "### Backend (ECS)\n\n| | |\n|---|---|");

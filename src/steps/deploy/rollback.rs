@@ -76,30 +76,45 @@ pub(super) async fn roll_back_to(
     t.deployment_id = id;
     t.previous_service_deployment = previous_sd;
     // A signal stops the wait (read-only) at once; the update above is what mattered.
+    let mut continue_all = rollout::ContinueAll(&clients.ecs);
     let waited = tokio::select! {
-        w = rollout::wait(clients, cfg, t, seen, section, timeline, "rollback rollout") => Some(w),
+        w = rollout::wait(
+            clients,
+            cfg,
+            t,
+            seen,
+            section,
+            timeline,
+            "rollback rollout",
+            &mut continue_all,
+        ) => Some(w),
         () = crate::interrupt::stop() => None,
     };
     let Some(waited) = waited else {
         return Err(interrupted(section, sent));
     };
-    let reason = match waited? {
+    match waited? {
         Ok(()) => {
             tracing::info!("rolled back to {}", short(to));
-            return Ok(());
+            Ok(())
         }
-        Err(Failure::Timeout) => format!(
+        Err(f) => Err(failed(why_not(f, b.wait_timeout))),
+    }
+}
+
+/// Why the rollback's rollout did not complete, in words.
+fn why_not(failure: Failure, wait_timeout: std::time::Duration) -> String {
+    match failure {
+        Failure::Timeout => format!(
             "did not finish within {}",
-            humantime::format_duration(b.wait_timeout)
+            humantime::format_duration(wait_timeout)
         ),
-        Err(
-            Failure::Failed(s)
-            | Failure::ByEcs(s)
-            | Failure::Superseded(s)
-            | Failure::EcsRollbackFailed(s),
-        ) => s,
-    };
-    Err(failed(reason))
+        Failure::Failed(s)
+        | Failure::ByEcs(s)
+        | Failure::Superseded(s)
+        | Failure::EcsRollbackFailed(s) => s,
+        Failure::Rejected { why, .. } => why,
+    }
 }
 
 /// A signal stopped the rollback to `to` at `at`: the section says where, and how to finish it.

@@ -95,6 +95,7 @@ pub(super) fn target_of(svc: &Service, cfg: &Config, td: &str) -> Result<Target,
         previous_service_deployment: svc.current_service_deployment().map(str::to_string),
         replaced: svc.task_definition().map(str::to_string),
         strategy,
+        judge_every: None,
     })
 }
 

@@ -347,12 +347,33 @@ impl crate::report::section::Section for SmokeReport {
     }
 
     fn summary(&self, md: &mut String) {
+        self.titled(md, "Smoke tests");
+    }
+}
+
+/// The smoke checks and write sequences run against the test listener at a `POST_TEST_TRAFFIC_SHIFT`
+/// pause, before the new revision took any production traffic: a section of their own.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OnTestTraffic(pub SmokeReport);
+
+impl crate::report::section::Section for OnTestTraffic {
+    fn outputs(&self, _: &mut Vec<(String, String)>) {}
+
+    fn summary(&self, md: &mut String) {
+        self.0
+            .titled(md, "Smoke tests on test traffic, before production");
+    }
+}
+
+impl SmokeReport {
+    /// The section under the heading `title`.
+    fn titled(&self, md: &mut String, title: &str) {
         let icon = match self.status {
             SmokeStatus::Passed => "✅",
             SmokeStatus::Failed => "❌",
             SmokeStatus::Skipped => "⏭️",
         };
-        let _ = writeln!(md, "### {icon} Smoke tests: {}\n", self.status.as_str());
+        let _ = writeln!(md, "### {icon} {title}: {}\n", self.status.as_str());
         if let Some(r) = &self.skipped_reason {
             let _ = writeln!(md, "Skipped: {}.\n", md_escape(r));
             if let Some(p) = &self.planned_writes {

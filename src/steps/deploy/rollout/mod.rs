@@ -2,28 +2,37 @@
 //! FAILED or on a circuit-breaker rollback, stream each new service event once, and on failure say why.
 //!
 //! - [`poller`]: the adaptive pacing and the generic watch loop over any [`Probe`].
-//! - [`probe`]: what is polled, one probe type per deployment strategy, and the verdicts.
+//! - [`probe`]: what is polled, the rolling probe and the verdicts; `blue_green`: the probe of a service
+//!   deployment (blue/green, linear, canary) and its pauses.
 //! - [`diagnosis`]: the stopped tasks of a failed revision and the likely fixes.
 //!
+//! A service deployment that pauses at a lifecycle hook is handed to an [`AtPause`] (the gates' checks on
+//! test traffic, the canary analysis; CONTINUE for a rollback), which answers it; the watch then goes on.
+//!
 //! APIs: ECS `DescribeServices`, `ListServiceDeployments`, `DescribeServiceDeployments` (see
-//! [`probe`]), `ListTasks`, `DescribeTasks` (see [`diagnosis`]).
+//! [`probe`]), `ListTasks`, `DescribeTasks` (see [`diagnosis`]); `ContinueServiceDeployment` through
+//! [`ContinueAll`] (see `deploy::hooks`).
 
+mod blue_green;
 pub mod diagnosis;
 pub mod poller;
 pub mod probe;
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::time::Duration;
 
 pub use diagnosis::{diagnose, Diagnosis};
 pub use poller::{poll, Pace, Probe, Tick, Watched};
 pub use probe::{Strategy, Target, Verdict};
 
-use probe::{BlueGreenProbe, RollingProbe, Rollout};
+use blue_green::BlueGreenProbe;
+use probe::{RollingProbe, Rollout};
 
 use tokio::time::Instant;
 
 use super::error::Error;
+use super::hooks::{self, Decision, Pause};
 use super::report::{short, BackendReport};
 use crate::config::Config;
 use crate::github::commands;
@@ -41,27 +50,83 @@ pub struct Followed {
     pub service_deployment_arn: Option<String>,
 }
 
-/// Follow the rollout to `target`, with the probe for its strategy, picked once here. Events with ids in
-/// `seen` (those before the update) are not printed again.
-pub async fn follow(
-    ecs: &aws_sdk_ecs::Client,
-    target: Target,
-    seen: HashSet<String>,
-    base: Duration,
-    timeout: Duration,
-) -> Followed {
-    match target.strategy {
-        Strategy::ServiceDeployments => {
-            observe(BlueGreenProbe::new(ecs, target, seen), base, timeout).await
+/// What answers a pause of the service deployment this run started: judges the new revision, answers
+/// ECS (see `deploy::hooks::answer`) and says what it decided (`None`: nothing to record, as for a
+/// traffic step judged "wait for more traffic").
+pub trait AtPause {
+    fn at_pause(
+        &mut self,
+        pause: &Pause,
+        timeline: &mut Timeline,
+    ) -> impl Future<Output = Result<Option<Decision>, Error>>;
+}
+
+/// Answers every pause with CONTINUE: a rollback to the revision that ran before is not judged again.
+pub struct ContinueAll<'a>(pub &'a aws_sdk_ecs::Client);
+
+impl AtPause for ContinueAll<'_> {
+    async fn at_pause(
+        &mut self,
+        pause: &Pause,
+        _: &mut Timeline,
+    ) -> Result<Option<Decision>, Error> {
+        if pause.stage == hooks::Stage::TrafficStep {
+            return Ok(None);
         }
-        Strategy::Rolling | Strategy::RollingWithRollback => {
-            observe(RollingProbe::new(ecs, target, seen), base, timeout).await
-        }
+        let started = Instant::now();
+        let action = hooks::Action::Continue;
+        let answered = hooks::answer(self.0, pause, action, started.elapsed()).await?;
+        Ok(Some(Decision {
+            pause: pause.clone(),
+            action,
+            why: "a rollback to the revision that ran before".into(),
+            judged: false,
+            answered,
+        }))
     }
 }
 
-async fn observe<P: Rollout>(mut probe: P, base: Duration, timeout: Duration) -> Followed {
-    let result = poll(&mut probe, base, timeout).await;
+/// Follow the rollout with `probe` to its end; each pause of our service deployment is handed to
+/// `handler` (the service's pause slot set while it judges, for the cancel path) and the watch goes on
+/// with what is left of `timeout`.
+async fn observe<P: Rollout, H: AtPause>(
+    mut probe: P,
+    base: Duration,
+    timeout: Duration,
+    section: &mut BackendReport,
+    timeline: &mut Timeline,
+    handler: &mut H,
+) -> Followed {
+    let deadline = poller::deadline_after(Instant::now(), timeout);
+    let mut calls = 0;
+    let result = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match poll(&mut probe, base, left).await {
+            Ok(Watched {
+                outcome: Some(Verdict::Paused(p)),
+                calls: c,
+            }) => {
+                calls += c;
+                probe.answered(p.hook_id.clone());
+                section.paused = Some(p.clone());
+                let decided = handler.at_pause(&p, timeline).await;
+                section.paused = None;
+                match decided {
+                    Ok(Some(d)) => {
+                        tracing::info!("pause: {}", d.line());
+                        section.pauses.push(d);
+                    }
+                    Ok(None) => {}
+                    Err(e) => break Err(e),
+                }
+            }
+            Ok(mut w) => {
+                w.calls += calls;
+                break Ok(w);
+            }
+            Err(e) => break Err(e),
+        }
+    };
     Followed {
         result,
         events: probe.take_events(),
@@ -77,11 +142,41 @@ pub(crate) enum Failure {
     EcsRollbackFailed(String),
     Timeout,
     Superseded(String),
+    /// The action (or a pause's timeout) answered ROLLBACK and ECS's rollback finished.
+    Rejected {
+        stage: &'static str,
+        why: String,
+        before_production: bool,
+    },
+}
+
+/// The pause the rollout was rejected at, when the last answer was ROLLBACK (sent, or applied by the
+/// hook's timeout).
+fn rejected(pauses: &[Decision]) -> Option<Failure> {
+    let d = pauses.last()?;
+    // Expired: ECS applied ROLLBACK, or CONTINUE and the action stopped the deployment after it.
+    let (sent, by_ecs) = match &d.answered {
+        hooks::Answered::Sent => (true, false),
+        hooks::Answered::Expired { applied, .. } => (false, applied == "ROLLBACK"),
+    };
+    let why = match (sent, by_ecs, d.action) {
+        (true, _, hooks::Action::Rollback) => d.why.clone(),
+        (false, true, _) | (false, false, hooks::Action::Rollback) => d.line(),
+        _ => return None,
+    };
+    Some(Failure::Rejected {
+        stage: d.pause.stage.as_str(),
+        why,
+        // A pause that expired into CONTINUE let traffic move before the action could stop it.
+        before_production: d.pause.stage == hooks::Stage::PostTestTrafficShift && (sent || by_ecs),
+    })
 }
 
 /// Wait for the rollout to `target.task_definition` to end, recording its log group, timed phase,
-/// events and calls in the backend section; `Ok(())` when it completed.
-pub(crate) async fn wait(
+/// events, calls and pauses in the backend section; `Ok(())` when it completed. The probe is picked
+/// once here, from the service's strategy; `handler` answers the pauses of a service deployment.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn wait<H: AtPause>(
     clients: &Clients,
     cfg: &Config,
     target: Target,
@@ -89,17 +184,25 @@ pub(crate) async fn wait(
     section: &mut BackendReport,
     timeline: &mut Timeline,
     phase: &str,
+    handler: &mut H,
 ) -> Result<Result<(), Failure>, Error> {
     let started = Instant::now();
     let _group = commands::group(&format!("Rollout of {}", short(&target.task_definition)));
-    let mut watch = follow(
+    let (ecs, base, timeout) = (
         &clients.ecs,
-        target,
-        seen,
         cfg.backend.poll_interval,
         cfg.backend.wait_timeout,
-    )
-    .await;
+    );
+    let mut watch = match target.strategy {
+        Strategy::ServiceDeployments => {
+            let probe = BlueGreenProbe::new(ecs, target, seen);
+            observe(probe, base, timeout, section, timeline, handler).await
+        }
+        Strategy::Rolling | Strategy::RollingWithRollback => {
+            let probe = RollingProbe::new(ecs, target, seen);
+            observe(probe, base, timeout, section, timeline, handler).await
+        }
+    };
     section.events.append(&mut watch.events);
     // Blue/green users look a rollout up by its service deployment ARN, not the `ecs-svc/...` id.
     if watch.service_deployment_arn.is_some() {
@@ -116,10 +219,12 @@ pub(crate) async fn wait(
     let outcome = match watched.outcome {
         Some(Verdict::Completed) => Ok(()),
         Some(Verdict::Failed(s)) => Err(Failure::Failed(s)),
-        Some(Verdict::RolledBackByEcs(s)) => Err(Failure::ByEcs(s)),
+        Some(Verdict::RolledBackByEcs(s)) => {
+            Err(rejected(&section.pauses).unwrap_or(Failure::ByEcs(s)))
+        }
         Some(Verdict::Superseded(s)) => Err(Failure::Superseded(s)),
         Some(Verdict::EcsRollbackFailed(s)) => Err(Failure::EcsRollbackFailed(s)),
-        Some(Verdict::Pending { .. }) | None => Err(Failure::Timeout),
+        Some(Verdict::Pending { .. } | Verdict::Paused(_)) | None => Err(Failure::Timeout),
     };
     timeline.record(phase, started, Outcome::of(&outcome));
     Ok(outcome)

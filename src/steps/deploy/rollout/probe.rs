@@ -1,21 +1,20 @@
 //! What the rollout watch looks at, chosen once per watch from the service's deployment strategy (as
 //! ecspresso's `WaitFunc(sv)`): [`RollingProbe`] reads the service's deployments and decides with
-//! [`evaluate`]; [`BlueGreenProbe`] follows the ECS service deployment (blue/green, linear, canary). Both
-//! read the service on every poll and stream each new service event once.
+//! [`evaluate`]; `blue_green::BlueGreenProbe` follows the ECS service deployment (blue/green, linear,
+//! canary). Both read the service on every poll (the shared `ServiceReader` here) and stream each new
+//! service event once.
 //!
-//! The blue/green service deployment is the service's `currentServiceDeployment` once it differs from the
-//! one before the update; ECS's own rollback (circuit breaker or `ROLLBACK_*`) is followed to its end.
-//!
-//! APIs: ECS `DescribeServices`, `DescribeServiceDeployments`.
+//! APIs: ECS `DescribeServices`.
 
 use std::collections::HashSet;
 use std::fmt;
 
-use aws_sdk_ecs::types::{Service, ServiceDeploymentStatus};
+use aws_sdk_ecs::types::Service;
 use serde::Serialize;
 
 use super::poller::{Pace, Probe, Tick};
 use crate::steps::deploy::error::Error;
+use crate::steps::deploy::hooks::Pause;
 
 /// Transient errors (throttling, 5xx, network) in a row that end the watch.
 const MAX_TRANSIENT: u32 = 8;
@@ -59,7 +58,7 @@ impl From<&aws_sdk_ecs::types::Deployment> for DeploymentView {
 }
 
 /// How a rollout ended (or that it has not).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
     /// Still going; `hot` when all new tasks run and ECS only waits for steady state.
     Pending {
@@ -76,6 +75,8 @@ pub enum Verdict {
     EcsRollbackFailed(String),
     /// Another deployment (not ours, not a rollback) took over.
     Superseded(String),
+    /// Our service deployment waits at a PAUSE hook for an answer.
+    Paused(Pause),
 }
 
 /// Decide from the service's deployments whether the deployment `id` (of task definition `td`) is done.
@@ -241,6 +242,9 @@ pub struct Target {
     /// with ECS's rollback events, is ECS going back.
     pub replaced: Option<String>,
     pub strategy: Strategy,
+    /// While a service deployment holds the new revision at a production share between 0 and 100 with
+    /// no pause, hand it to the canary analysis this often (`None`: never).
+    pub judge_every: Option<std::time::Duration>,
 }
 
 /// A probe of one rollout that also hands back what it saw on the way.
@@ -249,21 +253,25 @@ pub trait Rollout: Probe<Output = Verdict> {
     fn take_events(&mut self) -> Vec<String>;
     /// The service deployment watched (blue/green, linear, canary), once found.
     fn service_deployment_arn(&self) -> Option<&str>;
+    /// The pause with `hook_id` was answered: never report it again (ECS may show it a moment longer).
+    fn answered(&mut self, hook_id: String) {
+        let _ = hook_id;
+    }
 }
 
 /// One `DescribeServices` per poll, shared by both probes: new events are printed once, transient
 /// failures back off until [`MAX_TRANSIENT`] in a row.
 #[derive(Debug)]
-struct ServiceReader<'a> {
-    ecs: &'a aws_sdk_ecs::Client,
-    target: Target,
+pub(super) struct ServiceReader<'a> {
+    pub(super) ecs: &'a aws_sdk_ecs::Client,
+    pub(super) target: Target,
     seen: HashSet<String>,
     transient: u32,
-    events: Vec<String>,
+    pub(super) events: Vec<String>,
 }
 
 impl<'a> ServiceReader<'a> {
-    fn new(ecs: &'a aws_sdk_ecs::Client, target: Target, seen: HashSet<String>) -> Self {
+    pub(super) fn new(ecs: &'a aws_sdk_ecs::Client, target: Target, seen: HashSet<String>) -> Self {
         ServiceReader {
             ecs,
             target,
@@ -292,7 +300,7 @@ impl<'a> ServiceReader<'a> {
 
     /// The service and whether it had new events; `None` when the call failed transiently (the poll
     /// backs off).
-    async fn read(&mut self) -> Result<Option<(Service, bool)>, Error> {
+    pub(super) async fn read(&mut self) -> Result<Option<(Service, bool)>, Error> {
         let res = self
             .ecs
             .describe_services()
@@ -439,133 +447,6 @@ impl Rollout for RollingProbe<'_> {
 
     fn service_deployment_arn(&self) -> Option<&str> {
         None
-    }
-}
-
-// ---------------------------------------------------------------- blue/green, linear, canary
-
-/// Watches a service deployment (blue/green, linear, canary) to its end.
-#[derive(Debug)]
-pub struct BlueGreenProbe<'a> {
-    reader: ServiceReader<'a>,
-    sd_arn: Option<String>,
-    /// The lifecycle stage at the last poll, printed when it changes.
-    last_stage: Option<String>,
-}
-
-impl<'a> BlueGreenProbe<'a> {
-    /// A probe; events with ids in `seen` (those before the update) are not printed again.
-    pub fn new(ecs: &'a aws_sdk_ecs::Client, target: Target, seen: HashSet<String>) -> Self {
-        BlueGreenProbe {
-            reader: ServiceReader::new(ecs, target, seen),
-            sd_arn: None,
-            last_stage: None,
-        }
-    }
-
-    async fn service_deployment(
-        &mut self,
-        current: Option<String>,
-    ) -> Result<Option<Verdict>, Error> {
-        let ecs = self.reader.ecs;
-        let target = &self.reader.target;
-        if self.sd_arn.is_none() {
-            // Ours is the service's current service deployment once it is not the one from before the
-            // update; until ECS shows it, the rollout is "not yet" (never the newest of a list, which may
-            // still be the previous, SUCCESSFUL one).
-            self.sd_arn = current
-                .filter(|c| target.previous_service_deployment.as_deref() != Some(c.as_str()));
-            if let Some(a) = &self.sd_arn {
-                tracing::info!("watching service deployment {a}");
-            }
-        }
-        let Some(arn) = self.sd_arn.clone() else {
-            return Ok(None);
-        };
-        let res = ecs
-            .describe_service_deployments()
-            .service_deployment_arns(&arn)
-            .send()
-            .await
-            .map_err(|e| {
-                Error::aws(
-                    "describe service deployment",
-                    &arn,
-                    crate::aws::describe(&e),
-                    "check that the role may call `ecs:DescribeServiceDeployments`",
-                )
-            })?;
-        let Some(sd) = res.service_deployments().first() else {
-            return Ok(Some(Verdict::Failed(format!(
-                "service deployment `{arn}` not found"
-            ))));
-        };
-        let reason = sd.status_reason().unwrap_or("no reason given").to_string();
-        let stage = sd
-            .lifecycle_stage()
-            .map(|s| s.as_str().to_string())
-            .unwrap_or_default();
-        let status = sd.status().cloned();
-        let verdict = match status {
-            Some(ServiceDeploymentStatus::Successful) => Verdict::Completed,
-            // ECS's rollback is watched to its end.
-            Some(
-                ServiceDeploymentStatus::RollbackRequested
-                | ServiceDeploymentStatus::RollbackInProgress,
-            ) => Verdict::Pending { hot: false },
-            Some(ServiceDeploymentStatus::RollbackSuccessful) => Verdict::RolledBackByEcs(format!(
-                "{reason} (service deployment ROLLBACK_SUCCESSFUL)"
-            )),
-            Some(ServiceDeploymentStatus::RollbackFailed) => Verdict::EcsRollbackFailed(format!(
-                "{reason} (service deployment `{arn}` ROLLBACK_FAILED)"
-            )),
-            Some(ServiceDeploymentStatus::Stopped | ServiceDeploymentStatus::StopRequested) => {
-                Verdict::Failed(reason)
-            }
-            _ => Verdict::Pending {
-                hot: matches!(
-                    stage.as_str(),
-                    "BAKE_TIME" | "CLEAN_UP" | "POST_PRODUCTION_TRAFFIC_SHIFT"
-                ),
-            },
-        };
-        let shown = match &status {
-            Some(st) if st.as_str().starts_with("ROLLBACK") => format!("{stage} ({})", st.as_str()),
-            _ => stage,
-        };
-        if self.last_stage.as_ref() != Some(&shown) && !shown.is_empty() {
-            tracing::info!("lifecycle stage: {shown}");
-        }
-        self.last_stage = Some(shown);
-        Ok(Some(verdict))
-    }
-}
-
-impl Probe for BlueGreenProbe<'_> {
-    type Output = Verdict;
-
-    async fn probe(&mut self) -> Result<Tick<Verdict>, Error> {
-        let Some((svc, fresh)) = self.reader.read().await? else {
-            return Ok(Tick::Pending(Pace::Throttled));
-        };
-        let current = svc.current_service_deployment().map(str::to_string);
-        let verdict = self.service_deployment(current).await?;
-        Ok(match verdict {
-            Some(Verdict::Pending { hot: true }) => Tick::Pending(Pace::Hot),
-            Some(Verdict::Pending { .. }) | None if fresh => Tick::Pending(Pace::Changed),
-            Some(Verdict::Pending { .. }) | None => Tick::Pending(Pace::Quiet),
-            Some(v) => Tick::Done(v),
-        })
-    }
-}
-
-impl Rollout for BlueGreenProbe<'_> {
-    fn take_events(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.reader.events)
-    }
-
-    fn service_deployment_arn(&self) -> Option<&str> {
-        self.sd_arn.as_deref()
     }
 }
 
