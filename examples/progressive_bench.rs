@@ -3,8 +3,9 @@
 //! real binary deploys a bad new version (`/health` stays fine, so its tasks pass their health checks). The ALB forwards each request to the old
 //! or the new app by the current weights. Printed per strategy: the run's status, the production requests
 //! from the start of the deploy to the end of the run (the rollback's end when there is one), how many of
-//! them the bad version served, its share, the 5xx the users got, and how long the bad version had
-//! production traffic.
+//! them the bad version served, its share, the 5xx the users got, how long the bad version had
+//! production traffic (first to last request it served, in simulated minutes) and its share of the
+//! production requests in that time.
 //!
 //! - (a) rolling + watch, as today: the ECS simulator's rolling deployment (tasks start and stop with the
 //!   clock; the ALB's weights are the share of RUNNING tasks per revision), smoke checks, then the watch
@@ -95,6 +96,8 @@ struct Row {
     errors: u64,
     /// Real time from the first to the last production request the bad version served.
     exposure: Duration,
+    /// Production requests in that time (both versions).
+    during: u64,
     wall: Duration,
     note: String,
 }
@@ -202,9 +205,12 @@ fn measure(name: &'static str, alb: &Alb, bad: &str, act: impl FnOnce() -> RunRe
         .filter(|h| !h.test && h.at >= start && h.at <= end)
         .collect();
     let bad_hits: Vec<_> = hits.iter().filter(|h| h.target == bad).collect();
-    let exposure = match (bad_hits.first(), bad_hits.last()) {
-        (Some(a), Some(b)) => b.at.duration_since(a.at),
-        _ => Duration::ZERO,
+    let (exposure, during) = match (bad_hits.first(), bad_hits.last()) {
+        (Some(a), Some(b)) => (
+            b.at.duration_since(a.at),
+            hits.iter().filter(|h| h.at >= a.at && h.at <= b.at).count() as u64,
+        ),
+        _ => (Duration::ZERO, 0),
     };
     let status = match res.outputs.get("status") {
         Some(s) => s.clone(),
@@ -221,6 +227,7 @@ fn measure(name: &'static str, alb: &Alb, bad: &str, act: impl FnOnce() -> RunRe
         bad: bad_hits.len() as u64,
         errors: hits.iter().filter(|h| h.status >= 500).count() as u64,
         exposure,
+        during,
         wall: end - start,
         note: String::new(),
     }
@@ -403,7 +410,7 @@ fn main() {
         RATE * MINUTE.as_secs()
     );
     println!(
-        "{:<36} {:<14} {:>12} {:>9} {:>7} {:>7} {:>9} {:>14} {:>7}",
+        "{:<36} {:<14} {:>12} {:>9} {:>7} {:>7} {:>9} {:>14} {:>13} {:>7}",
         "strategy",
         "bad version",
         "status",
@@ -412,16 +419,22 @@ fn main() {
         "share",
         "user 5xx",
         "exposure (min)",
+        "share exposed",
         "wall s"
     );
     for r in &rows {
+        let exposed = if r.during == 0 {
+            0.0
+        } else {
+            100.0 * r.bad as f64 / r.during as f64
+        };
         let share = if r.requests == 0 {
             0.0
         } else {
             100.0 * r.bad as f64 / r.requests as f64
         };
         println!(
-            "{:<36} {:<14} {:>12} {:>9} {:>7} {:>6.1}% {:>9} {:>14.1} {:>7.1}  {}",
+            "{:<36} {:<14} {:>12} {:>9} {:>7} {:>6.1}% {:>9} {:>14.1} {:>12.1}% {:>7.1}  {}",
             r.name,
             r.bad_label,
             r.status,
@@ -430,6 +443,7 @@ fn main() {
             share,
             r.errors,
             r.exposure.as_secs_f64() / MINUTE.as_secs_f64(),
+            exposed,
             r.wall.as_secs_f64(),
             r.note
         );
