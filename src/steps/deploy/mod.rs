@@ -581,6 +581,7 @@ impl Prepared {
             image_digest: self.image.digest.clone(),
             definition: self.rendered.clone(),
             target_groups: self.target_groups.clone(),
+            routing: self.routing.clone(),
             reported_stops: Mutex::default(),
         }
     }

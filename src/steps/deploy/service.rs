@@ -29,6 +29,9 @@ pub struct Deployed {
     /// preflight read them.
     pub definition: serde_json::Value,
     pub target_groups: Vec<String>,
+    /// The two target groups and listener rules of a blue/green, linear or canary service: its live
+    /// group moves from one to the other with each deployment.
+    pub routing: Option<super::hooks::Routing>,
     /// Stopped tasks already reported by [`health`].
     pub(super) reported_stops: Mutex<HashSet<String>>,
 }

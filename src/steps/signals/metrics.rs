@@ -2,7 +2,12 @@
 //! dimensions its metrics carry (from the service's target group ARNs and their load balancers), and
 //! one window's requests, target 5xx answers and p95 response time.
 //!
-//! APIs: ELBv2 `DescribeTargetGroups`; CloudWatch `GetMetricData`.
+//! A blue/green, linear or canary service has two target groups and its production traffic moves from
+//! one to the other with each deployment, so its windows are read where production went: before the
+//! deploy from the group the new revision replaced, after it from the group its production listener
+//! rule forwards to now.
+//!
+//! APIs: ELBv2 `DescribeTargetGroups`, `DescribeRules`; CloudWatch `GetMetricData`.
 
 use std::time::{Duration, SystemTime};
 
@@ -58,6 +63,52 @@ pub async fn find(
             load_balancer,
         })
     }))
+}
+
+/// The target group of `pair` that `production_rule` forwards the most production traffic to, and the
+/// other one.
+pub async fn live_and_other(
+    elb: &aws_sdk_elasticloadbalancingv2::Client,
+    production_rule: &str,
+    pair: (&str, &str),
+) -> Result<(String, String), ReadError> {
+    let out = elb
+        .describe_rules()
+        .rule_arns(production_rule)
+        .send()
+        .await
+        .map_err(|e| ReadError::of(&e, "elasticloadbalancing:DescribeRules"))?;
+    let forwards = out
+        .rules()
+        .iter()
+        .find(|r| r.rule_arn() == Some(production_rule))
+        .map(crate::steps::canary::forwards)
+        .ok_or_else(|| {
+            ReadError::NotFound(format!("listener rule `{production_rule}` not found"))
+        })?;
+    live_of(&forwards, pair).ok_or_else(|| {
+        ReadError::Other(format!(
+            "listener rule `{production_rule}` forwards to neither `{}` nor `{}`",
+            pair.0, pair.1
+        ))
+    })
+}
+
+/// The pure half of [`live_and_other`]: the group of `pair` with the larger production weight (ties: none).
+pub fn live_of(forwards: &[(String, i32)], pair: (&str, &str)) -> Option<(String, String)> {
+    let weight = |arn: &str| -> i32 {
+        forwards
+            .iter()
+            .filter(|(a, _)| a == arn)
+            .map(|(_, w)| *w)
+            .sum()
+    };
+    let (a, b) = (weight(pair.0), weight(pair.1));
+    match a.cmp(&b) {
+        std::cmp::Ordering::Greater => Some((pair.0.to_string(), pair.1.to_string())),
+        std::cmp::Ordering::Less => Some((pair.1.to_string(), pair.0.to_string())),
+        std::cmp::Ordering::Equal => None,
+    }
 }
 
 /// `t` floored to a whole minute since the epoch (CloudWatch's load balancer datapoints start on minutes).
@@ -157,6 +208,29 @@ pub async fn read(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_live_group_is_the_one_with_more_production_weight() {
+        let f = |v: &[(&str, i32)]| -> Vec<(String, i32)> {
+            v.iter().map(|(a, w)| (a.to_string(), *w)).collect()
+        };
+        let pair = ("blue", "green");
+        let live = |v: &[(&str, i32)]| live_of(&f(v), pair);
+        assert_eq!(
+            live(&[("green", 100), ("blue", 0)]),
+            Some(("green".into(), "blue".into()))
+        );
+        assert_eq!(
+            live(&[("blue", 100)]),
+            Some(("blue".into(), "green".into()))
+        );
+        assert_eq!(
+            live(&[("blue", 90), ("green", 10)]),
+            Some(("blue".into(), "green".into()))
+        );
+        assert_eq!(live(&[("blue", 50), ("green", 50)]), None);
+        assert_eq!(live(&[("other", 100)]), None);
+    }
 
     #[test]
     fn dimensions_from_arns() {

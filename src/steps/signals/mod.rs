@@ -115,13 +115,9 @@ impl<'a> Signals<'a> {
             return s;
         }
         let (before, _) = windows(deploy_started, s.limits.baseline, s.limits.clock.now());
-        s.read_metrics_before(
-            &deployed.target_groups,
-            &cfg.backend.service,
-            before,
-            &mut r,
-        )
-        .await;
+        let (previous, live) = s.groups_of(deployed, &mut r).await;
+        s.read_metrics_before(&previous, &live, &cfg.backend.service, before, &mut r)
+            .await;
         match loglines::log_group(&deployed.definition, &cfg.backend.containers) {
             Ok(group) => s.read_lines_before(group, before, &mut r).await,
             Err(why) => r.notes.push(format!(
@@ -141,11 +137,46 @@ impl<'a> Signals<'a> {
         s
     }
 
-    /// The load balancer's metrics in the window `before` the deploy, through the service's target
-    /// group; what cannot be read is a note in `r`.
+    /// The target groups production went through before the deploy and goes through now: the service's
+    /// one group both times, or for a service with two (blue/green, linear, canary) the group the new
+    /// revision replaced and the one its production listener rule forwards to now.
+    async fn groups_of(
+        &self,
+        deployed: &Deployed,
+        r: &mut SignalsReport,
+    ) -> (Vec<String>, Vec<String>) {
+        let same = (
+            deployed.target_groups.clone(),
+            deployed.target_groups.clone(),
+        );
+        let Some(rt) = &deployed.routing else {
+            return same;
+        };
+        let pair = (rt.pair.0.as_str(), rt.pair.1.as_str());
+        match bounded(metrics::live_and_other(
+            &self.clients.elb,
+            &rt.production_rule,
+            pair,
+        ))
+        .await
+        {
+            Ok((live, _)) if !deployed.changed => (vec![live.clone()], vec![live]),
+            Ok((live, other)) => (vec![other], vec![live]),
+            Err(e) => {
+                r.notes
+                    .push(e.warning("live target group (read from the service's first)"));
+                same
+            }
+        }
+    }
+
+    /// The load balancer's metrics in the window `before` the deploy through the `previous` target
+    /// groups, and the dimensions of the `live` ones for the windows after it; what cannot be read is a
+    /// note in `r`.
     async fn read_metrics_before(
         &mut self,
         target_groups: &[String],
+        live: &[String],
         service: &str,
         before: (SystemTime, SystemTime),
         r: &mut SignalsReport,
@@ -168,7 +199,6 @@ impl<'a> Signals<'a> {
                 {
                     Ok(m) => {
                         self.before = Some(m);
-                        r.target_group = Some(d.target_group.clone());
                         r.before = Some(m);
                         self.dims = Some(d);
                     }
@@ -181,6 +211,23 @@ impl<'a> Signals<'a> {
             ),
             Err(e) => r.notes.push(e.warning("load balancer metrics")),
         }
+        if self.dims.is_some() && live != target_groups {
+            self.dims = match bounded(metrics::find(&self.clients.elb, live)).await {
+                Ok(Some(d)) => Some(d),
+                Ok(None) => {
+                    r.notes.push(
+                        "no load balancer metrics: the live target group is behind no load balancer"
+                            .into(),
+                    );
+                    None
+                }
+                Err(e) => {
+                    r.notes.push(e.warning("load balancer metrics"));
+                    None
+                }
+            };
+        }
+        r.target_group = self.dims.as_ref().map(|d| d.target_group.clone());
     }
 
     /// The error lines of `group` in the window `before` the deploy; what cannot be read is a note in
