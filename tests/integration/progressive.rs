@@ -424,11 +424,12 @@ fn a_canary_with_a_higher_5xx_share_is_rolled_back_in_its_first_step_and_a_good_
 fn a_canary_step_without_a_pause_is_judged_while_it_bakes_and_stopped_on_a_regression() {
     let moto = Moto::shared();
     seed(&moto);
-    // Ten simulated minutes (2 s) at 10%, no pause before the next step: judged every second.
+    // Fifty simulated minutes (10 s) at 10%, no pause before the next step: judged every second, so a
+    // loaded machine's slower traffic still reaches the analysis' minimum well within the step.
     let plan = Plan {
         minute: Duration::from_millis(200),
         stage: Duration::from_millis(20),
-        ..Plan::canary(10.0, 10)
+        ..Plan::canary(10.0, 50)
     };
     let (res, answers, weight) = canary_plan_run(&moto, Mode::ErrorShare(8), plan);
     assert_eq!(res.output("status"), "rolled-back", "{}", res.dump());

@@ -5,7 +5,6 @@
 //!
 //! APIs: ELBv2 `DescribeRules`.
 
-use aws_sdk_elasticloadbalancingv2::types::Rule;
 use serde::Serialize;
 
 use super::error::Error;
@@ -17,28 +16,7 @@ pub struct Groups {
     pub old: String,
 }
 
-/// The `(target group, weight)` pairs a rule forwards to. A forward without a `ForwardConfig` (one
-/// `TargetGroupArn`) takes all; a weight left out counts as 1, as ELBv2 reads it.
-pub fn forwards(rule: &Rule) -> Vec<(String, i32)> {
-    let mut out = Vec::new();
-    for action in rule.actions() {
-        match action.forward_config() {
-            Some(fc) if !fc.target_groups().is_empty() => {
-                for t in fc.target_groups() {
-                    if let Some(arn) = t.target_group_arn() {
-                        out.push((arn.to_string(), t.weight().unwrap_or(1)));
-                    }
-                }
-            }
-            _ => {
-                if let Some(arn) = action.target_group_arn() {
-                    out.push((arn.to_string(), 100));
-                }
-            }
-        }
-    }
-    out
-}
+pub use crate::steps::signals::metrics::forwards;
 
 fn weight_of(forwards: &[(String, i32)], arn: &str) -> i32 {
     forwards
@@ -131,6 +109,7 @@ pub async fn groups(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_elasticloadbalancingv2::types::Rule;
     use aws_sdk_elasticloadbalancingv2::types::{
         Action, ActionTypeEnum, ForwardActionConfig, TargetGroupTuple,
     };

@@ -12,6 +12,7 @@
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
+use aws_sdk_elasticloadbalancingv2::types::Rule;
 use serde::Serialize;
 
 use super::compare::Metrics;
@@ -82,7 +83,7 @@ pub async fn live_and_other(
         .rules()
         .iter()
         .find(|r| r.rule_arn() == Some(production_rule))
-        .map(crate::steps::canary::forwards)
+        .map(forwards)
         .ok_or_else(|| {
             ReadError::NotFound(format!("listener rule `{production_rule}` not found"))
         })?;
@@ -92,6 +93,29 @@ pub async fn live_and_other(
             pair.0, pair.1
         ))
     })
+}
+
+/// The `(target group, weight)` pairs a rule forwards to. A forward without a `ForwardConfig` (one
+/// `TargetGroupArn`) takes all; a weight left out counts as 1, as ELBv2 reads it.
+pub fn forwards(rule: &Rule) -> Vec<(String, i32)> {
+    let mut out = Vec::new();
+    for action in rule.actions() {
+        match action.forward_config() {
+            Some(fc) if !fc.target_groups().is_empty() => {
+                for t in fc.target_groups() {
+                    if let Some(arn) = t.target_group_arn() {
+                        out.push((arn.to_string(), t.weight().unwrap_or(1)));
+                    }
+                }
+            }
+            _ => {
+                if let Some(arn) = action.target_group_arn() {
+                    out.push((arn.to_string(), 100));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The pure half of [`live_and_other`]: the group of `pair` with the larger production weight (ties: none).
