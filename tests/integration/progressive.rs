@@ -436,7 +436,8 @@ fn a_canary_step_without_a_pause_is_judged_while_it_bakes_and_stopped_on_a_regre
     assert_eq!(weight, 10.0, "stopped during the 10% step");
     let errors = res.error_lines().join("\n");
     assert!(
-        errors.contains("rolled back at the `PRODUCTION_TRAFFIC_SHIFT`")
+        errors.contains("stopped during the traffic step at 10%25:")
+            && !errors.contains("rolled back at the")
             && errors.contains("canary at 10%25: regression: 5xx share"),
         "{}",
         res.dump()
