@@ -472,6 +472,7 @@ mod tests {
                 }],
                 ..Default::default()
             },
+            test_sample: Default::default(),
         };
         let mut out = Vec::new();
         let r = protect_to(&cfg, &mut out);
