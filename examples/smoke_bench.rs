@@ -30,6 +30,7 @@ fn cfg(base: &str) -> Smoke {
         watch_interval: Duration::from_millis(100),
         watch_failures: 3,
         writes: Default::default(),
+        test_sample: Default::default(),
     }
 }
 

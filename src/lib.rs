@@ -40,12 +40,14 @@
 //!   - `steps/smoke`: the HTTP checks (a smoke round sends each once), the write sequences, the website
 //!     check (`check`: requests and judgement; `result`: what the requests got; `report`: the smoke
 //!     section, the watch's table included; `schedule`: retry timing; `redact`: secrets out of URLs and
-//!     headers).
+//!     headers; `sample_report`: what the test-traffic sample found).
+//!   - `steps/test_sample`: the traffic sample on the test listener at a `POST_TEST_TRAFFIC_SHIFT` pause
+//!     (GET requests over the checks' paths, none retried; the share of bad answers decides).
 //!   - `steps/watch/`: the post-deploy watch: smoke rounds, the service and the signals, read together
 //!     every interval until the window ends or bad rounds in a row are sustained (`rounds`: the pure
 //!     timing and streak rules).
 //!   - `steps/signals/`: what the post-deploy watch reads besides its checks (`compare`: the pure limits;
-//!     `metrics`: the target group's CloudWatch metrics; `loglines`: error lines in the log group;
+//!     `metrics`: the target group's CloudWatch metrics, read where production went; `loglines`: error lines in the log group;
 //!     `unreadable`: why a signal could not be read; `report`: the section).
 //!   - `steps/canary/`: the new revision against the old one in the same minutes while it takes a slice
 //!     of production traffic (`groups`: which target group is the new revision's, from the listener

@@ -51,7 +51,7 @@ pub use schema::{
 };
 pub use sequence::{is_production, Sequence, Step, Writes};
 pub use signals::{WatchSignals, DEFAULT_ERROR_PATTERN};
-pub use smoke::Smoke;
+pub use smoke::{Smoke, TestSample};
 pub use template::{fill, fill_json, BUILTINS};
 pub use validate::{
     inside_workspace, parse_bool, parse_duration, parse_list, validate_role_arn, validate_tag,

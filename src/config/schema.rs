@@ -137,6 +137,8 @@ pub struct SmokeFile {
     pub timeout: Option<String>,
     /// Per-request timeout (humantime; default 10 s).
     pub request_timeout: Option<String>,
+    /// The traffic sample sent to the test listener after the checks pass at a test-traffic pause.
+    pub test_sample: Option<TestSampleFile>,
     /// Base delay between retries of a failing check (doubled each attempt, jittered, capped at 30 s).
     pub retry_interval: Option<String>,
     /// `false` turns off the CORS check; a string sets the origin (default: the website URL).
@@ -156,6 +158,16 @@ pub struct SmokeFile {
     pub write: Option<bool>,
     /// Named write sequences, run in order after the checks.
     pub sequences: Option<Vec<SequenceFile>>,
+}
+
+/// `smoke.test-sample:` as written.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TestSampleFile {
+    /// Requests to send (default 100; 0 turns the sample off).
+    pub requests: Option<u32>,
+    /// The share of 5xx answers and failed requests that fails it (default 0.01, in [0, 1)).
+    pub max_error_share: Option<f64>,
 }
 
 /// One write sequence as written: steps run in order; `cleanup` steps run even after a failure.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::check::{default_checks, CheckSpec};
 use super::error::{invalid, Error};
-use super::schema::{CorsFile, SmokeFile};
+use super::schema::{CorsFile, SmokeFile, TestSampleFile};
 use super::sequence::Writes;
 use super::sources::Sources;
 use super::validate::{parse_bool, parse_duration, validate_url};
@@ -43,6 +43,59 @@ pub struct Smoke {
     pub watch_failures: u32,
     /// The write sequences, run after the checks where enabled.
     pub writes: Writes,
+    /// The traffic sample on the test listener, after the checks pass at a test-traffic pause.
+    pub test_sample: TestSample,
+}
+
+/// `smoke.test-sample`: GET requests spread over the read-only checks' paths, none retried; a share of
+/// 5xx answers and failed requests above `max_error_share` fails it. A version that fails one request
+/// in five passes checks that retry, and fails this.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TestSample {
+    /// Requests to send (0: no sample).
+    pub requests: u32,
+    /// The largest share of bad answers that still passes, in [0, 1).
+    pub max_error_share: f64,
+}
+
+impl Default for TestSample {
+    fn default() -> Self {
+        TestSample {
+            requests: 100,
+            max_error_share: 0.01,
+        }
+    }
+}
+
+/// More requests than this would take minutes at the sample's concurrency: a slip, not a wish.
+const MAX_SAMPLE_REQUESTS: u32 = 10_000;
+
+fn test_sample(file: Option<&TestSampleFile>) -> Result<TestSample, Error> {
+    let d = TestSample::default();
+    let Some(f) = file else {
+        return Ok(d);
+    };
+    let requests = f.requests.unwrap_or(d.requests);
+    if requests > MAX_SAMPLE_REQUESTS {
+        return Err(invalid(
+            "smoke.test-sample.requests",
+            format!("{requests} is more than {MAX_SAMPLE_REQUESTS}"),
+        ));
+    }
+    let max_error_share = match f.max_error_share {
+        None => d.max_error_share,
+        Some(s) if s.is_finite() && (0.0..1.0).contains(&s) => s,
+        Some(s) => {
+            return Err(invalid(
+                "smoke.test-sample.max-error-share",
+                format!("{s} is not in [0, 1); write a fraction, e.g. `0.01` for 1%"),
+            ))
+        }
+    };
+    Ok(TestSample {
+        requests,
+        max_error_share,
+    })
 }
 
 /// Build [`Smoke`] from the `smoke-*`, `website-url` and `watch` inputs and the `smoke:` section.
@@ -115,6 +168,7 @@ pub(super) fn build(src: &Sources) -> Result<Smoke, Error> {
             src.ctx.run_id.as_deref(),
             src.ctx.run_attempt.as_deref(),
         )?,
+        test_sample: test_sample(smoke_file.test_sample.as_ref())?,
     };
     check_intervals(&smoke)?;
     Ok(smoke)

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use super::list::Cx;
 use super::record::{GateOutcome, GateRecord};
 use crate::config::Smoke;
-use crate::report::section::Timeline;
+use crate::report::section::{Outcome, Timeline};
 use crate::steps::canary::{self, CanaryReport, Groups, StepVerdict, Verdict};
 use crate::steps::deploy::hooks::{
     self, Action, Answered, Decision, Pause, Pauses, Routing, Stage,
@@ -79,29 +79,48 @@ impl AtPause for Judge<'_> {
 }
 
 impl Judge<'_> {
-    /// The smoke checks and write sequences against the test listener.
+    /// The smoke checks and write sequences against the test listener, then the traffic sample.
     async fn on_test_traffic(&mut self, timeline: &mut Timeline) -> (Action, String, bool) {
         let cfg = &self.cx.cfg.smoke;
-        let section = &mut self.test_traffic.get_or_insert_with(Default::default).0;
+        let section = self.test_traffic.get_or_insert_with(Default::default);
         let Some(on_test) = test_listener(cfg) else {
-            smoke::skip(cfg, section);
+            smoke::skip(cfg, &mut section.checks);
             return (
                 Action::Continue,
                 "the smoke tests are switched off: nothing judged the new revision".into(),
                 false,
             );
         };
-        match smoke::run(&on_test, section, timeline).await {
-            Ok(()) => (
-                Action::Continue,
-                "the smoke checks passed on test traffic".into(),
-                true,
-            ),
-            Err(e) => (
+        if let Err(e) = smoke::run(&on_test, &mut section.checks, timeline).await {
+            return (
                 Action::Rollback,
                 format!("the smoke checks failed on test traffic: {e}"),
                 true,
+            );
+        }
+        let started = Instant::now();
+        let (sample, result) = crate::steps::test_sample::run(&on_test).await;
+        section.sample = Some(sample);
+        let outcome = if result.is_ok() {
+            Outcome::Ok
+        } else {
+            Outcome::Failed
+        };
+        timeline.record("traffic sample on test traffic", started, outcome);
+        match result {
+            Ok(()) => (
+                Action::Continue,
+                "the smoke checks and the traffic sample passed on test traffic".into(),
+                true,
             ),
+            Err(e) => {
+                section.checks.status = smoke::SmokeStatus::Failed;
+                (
+                    Action::Rollback,
+                    format!("the traffic sample failed on test traffic: {e}"),
+                    true,
+                )
+            }
         }
     }
 }
@@ -380,6 +399,14 @@ mod tests {
             Answered::Sent,
         );
         assert_eq!(words(&[fail]), [(TEST_TRAFFIC, "failed")]);
+        // The checks passed and the traffic sample after them did not: the gate failed.
+        let sample = decision(
+            Stage::PostTestTrafficShift,
+            Action::Rollback,
+            "the traffic sample failed on test traffic: 19 of 100 requests answered 5xx or failed",
+            Answered::Sent,
+        );
+        assert_eq!(words(&[sample]), [(TEST_TRAFFIC, "failed")]);
         let expired = decision(
             Stage::PostTestTrafficShift,
             Action::Continue,

@@ -18,6 +18,7 @@ pub mod signals;
 pub mod smoke;
 pub mod target_health;
 pub mod task_logs;
+pub mod test_sample;
 pub mod watch;
 
 use aws_types::SdkConfig;

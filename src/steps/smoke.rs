@@ -16,11 +16,12 @@
 //! A URL's userinfo is never printed, and configured request-header values are masked (`::add-mask::`)
 //! before the first request and blanked out of everything the report keeps.
 
-mod check;
+pub(crate) mod check;
 mod redact;
 mod redirect;
 mod report;
 mod result;
+pub(crate) mod sample_report;
 pub mod schedule;
 mod sequence;
 
@@ -34,6 +35,7 @@ pub use report::{
 };
 pub(crate) use result::p50_max;
 pub use result::{Attempt, CheckResult, SequenceResult, StepOutcome, StepResult};
+pub use sample_report::TestSampleReport;
 pub use sequence::CONNECT_ATTEMPTS;
 
 use crate::config::Smoke;
@@ -76,6 +78,17 @@ pub enum Error {
         /// No failed check got any HTTP answer (DNS, connection, timeouts): a reachability problem.
         unreachable: bool,
     },
+    /// Too many requests of the traffic sample answered 5xx or failed (none is retried).
+    #[error("failed to verify `{url}` on test traffic: {bad} of {requests} requests answered 5xx or failed ({share}%), limit {limit}%")]
+    Sample {
+        /// Base URL (no userinfo).
+        url: String,
+        requests: u32,
+        bad: u32,
+        /// Percentages, as the summary prints them.
+        share: String,
+        limit: String,
+    },
     /// The website did not serve HTML.
     #[error("failed to verify the website `{url}`: got {got} after {attempts} attempts")]
     Website {
@@ -114,6 +127,7 @@ impl crate::error::Diagnose for Error {
                 "nothing answered at `{url}`: check the URL (`api-url`, `smoke.url` or `smoke-url`), the load balancer's listener and security group, and that the runner can reach it (an internal load balancer needs a self-hosted runner in its network)"
             ),
             Error::Checks { .. } => "the new version does not answer as expected: the job summary lists every attempt; read the service's logs (or fix `smoke.checks` if a check is wrong, or raise `smoke-timeout` if it starts slowly)".into(),
+            Error::Sample { .. } => "the new version fails some requests, which checks that retry do not show: read the service's logs for the failing requests (or raise `smoke.test-sample.max-error-share` if this share is expected)".into(),
             Error::Website { .. } => "check the bucket's static website hosting (index document) and that `index.html` was uploaded with `Content-Type: text/html`".into(),
             Error::Sequence { .. } => "the new version answers reads but not this write: look for a database user without INSERT/UPDATE/DELETE rights, a migration that did not run, or a full disk in the service's logs; the summary lists each step (fix the sequence under `smoke.sequences` if a step is wrong)".into(),
         }
@@ -424,7 +438,7 @@ pub async fn check_frontend(
 }
 
 /// `started + timeout`; config caps the timeout at a day, and a clock that cannot add it waits a day.
-fn deadline_after(started: Instant, timeout: std::time::Duration) -> Instant {
+pub(crate) fn deadline_after(started: Instant, timeout: std::time::Duration) -> Instant {
     started
         .checked_add(timeout)
         .unwrap_or_else(|| started + std::time::Duration::from_secs(24 * 3600))
@@ -472,6 +486,7 @@ mod tests {
                 }],
                 ..Default::default()
             },
+            test_sample: Default::default(),
         };
         let mut out = Vec::new();
         let r = protect_to(&cfg, &mut out);

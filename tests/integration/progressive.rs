@@ -64,6 +64,11 @@ fn seed(moto: &Moto) {
 }
 
 fn action(moto: &Moto, s: &Stage, test_url: Option<&str>) -> Action {
+    action_with(moto, s, test_url, "")
+}
+
+/// [`action`] with `smoke` lines added (indented as under `smoke:`).
+fn action_with(moto: &Moto, s: &Stage, test_url: Option<&str>, smoke: &str) -> Action {
     let test_url = test_url
         .map(|u| format!("\n      test-url: {u}"))
         .unwrap_or_default();
@@ -79,7 +84,7 @@ environments:
     api-url: {}
     smoke:
       timeout: 2s
-      retry-interval: 50ms{test_url}
+      retry-interval: 50ms{test_url}{smoke}
 ",
         moto.name(REPO),
         s.alb.production_url
@@ -178,8 +183,92 @@ fn a_good_version_continues_at_the_test_traffic_pause_and_deploys() {
     let summary = &res.summary;
     assert!(
         summary.contains("Smoke tests on test traffic, before production: passed")
+            && summary
+                .contains("100 requests on test traffic: 0 answered 5xx or failed (0%), limit 1%")
             && summary.contains("`CONTINUE`"),
         "{summary}"
+    );
+}
+
+/// A version answering one request in five on `/products` with a 500 passes checks that retry; the
+/// traffic sample on the test listener (none retried) fails it, so it never takes a production request.
+#[test]
+fn a_version_failing_one_request_in_five_is_rolled_back_at_the_test_traffic_pause() {
+    let moto = Moto::shared();
+    seed(&moto);
+    let s = stage(
+        plan(&["POST_TEST_TRAFFIC_SHIFT"], 100, HookAction::Rollback),
+        Mode::ErrorShare(20),
+    );
+    let url = s.alb.test_url.clone();
+    let res = run(action(&moto, &s, Some(&url)));
+    assert_ne!(res.code, 0, "{}", res.dump());
+    assert_eq!(res.output("status"), "rolled-back", "{}", res.dump());
+    let errors = res.error_lines().join("\n");
+    assert_eq!(res.error_lines().len(), 1, "{}", res.dump());
+    assert!(
+        errors.contains("rolled back at the `POST_TEST_TRAFFIC_SHIFT` pause")
+            && errors.contains("the traffic sample failed on test traffic")
+            && errors.contains("requests answered 5xx or failed")
+            && errors.contains("never took production traffic"),
+        "{}",
+        res.dump()
+    );
+    let progress = s.sim.progress().unwrap();
+    assert_eq!(
+        progress
+            .hook_actions()
+            .iter()
+            .map(|(_, a)| a.as_str())
+            .collect::<Vec<_>>(),
+        ["ROLLBACK"]
+    );
+    assert_eq!(progress.max_new_weight(), 0.0);
+    assert_eq!(s.alb.served(false, &progress.new_group()).requests, 0);
+    // The checks and the sample: more than the checks' few attempts reached the new revision.
+    assert!(s.alb.served(true, &progress.new_group()).requests >= 100);
+    let summary = &res.summary;
+    assert!(
+        summary.contains("Smoke tests on test traffic, before production: failed")
+            && summary.contains("❌ 100 requests on test traffic: ")
+            && summary.contains("limit 1%")
+            && summary.contains("got 500"),
+        "{summary}"
+    );
+}
+
+/// `requests: 0` turns the sample off (the summary says so): the same version then passes the
+/// checks, which retry, and deploys.
+#[test]
+fn a_sample_of_zero_requests_is_skipped_and_said_so() {
+    let moto = Moto::shared();
+    seed(&moto);
+    let s = stage(
+        plan(&["POST_TEST_TRAFFIC_SHIFT"], 100, HookAction::Rollback),
+        Mode::ErrorShare(20),
+    );
+    let url = s.alb.test_url.clone();
+    let res = run(action_with(
+        &moto,
+        &s,
+        Some(&url),
+        "\n      test-sample: { requests: 0 }",
+    ));
+    assert_eq!(res.output("status"), "deployed", "{}", res.dump());
+    let progress = s.sim.progress().unwrap();
+    assert_eq!(
+        progress
+            .hook_actions()
+            .iter()
+            .map(|(_, a)| a.as_str())
+            .collect::<Vec<_>>(),
+        ["CONTINUE"]
+    );
+    assert!(
+        res.summary
+            .contains("No traffic sample on test traffic (`smoke.test-sample.requests: 0`)."),
+        "{}",
+        res.summary
     );
 }
 
@@ -437,7 +526,8 @@ fn a_canary_step_without_a_pause_is_judged_while_it_bakes_and_stopped_on_a_regre
     assert_eq!(weight, 10.0, "stopped during the 10% step");
     let errors = res.error_lines().join("\n");
     assert!(
-        errors.contains("rolled back at the `PRODUCTION_TRAFFIC_SHIFT`")
+        errors.contains("stopped during the traffic step at 10%25:")
+            && !errors.contains("rolled back at the")
             && errors.contains("canary at 10%25: regression: 5xx share"),
         "{}",
         res.dump()

@@ -37,6 +37,7 @@ fn cfg(app: &App) -> Smoke {
         watch_interval: secs(15),
         watch_failures: 3,
         writes: Default::default(),
+        test_sample: Default::default(),
     }
 }
 
@@ -850,6 +851,7 @@ fn cfg_template() -> Smoke {
         watch_interval: secs(15),
         watch_failures: 3,
         writes: Default::default(),
+        test_sample: Default::default(),
     }
 }
 

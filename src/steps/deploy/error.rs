@@ -110,12 +110,14 @@ pub enum Error {
     /// A test-traffic pause with nowhere for the checks to go.
     #[error("service `{service}` pauses its deployments at `POST_TEST_TRAFFIC_SHIFT`, but `smoke.test-url` is not set")]
     NoTestUrl { service: String },
-    /// The action answered a pause with ROLLBACK (or its timeout did) and ECS's rollback finished.
-    #[error("the new revision `{task_definition}` of service `{service}` was rolled back at the `{stage}` pause: {why}{}", if *.before_production { "; it never took production traffic" } else { "" })]
+    /// The action answered a pause with ROLLBACK (or its timeout did), or stopped a traffic step, and
+    /// ECS's rollback finished.
+    #[error("the new revision `{task_definition}` of service `{service}` was {place}: {why}{}", if *.before_production { "; it never took production traffic" } else { "" })]
     RejectedAtPause {
         service: String,
         task_definition: String,
-        stage: &'static str,
+        /// `rolled back at the `STAGE` pause`, or `stopped during the traffic step at N%` (no pause).
+        place: String,
         why: String,
         /// The pause came before any production traffic moved to the new revision.
         before_production: bool,
@@ -191,7 +193,7 @@ impl crate::error::Diagnose for Error {
             Error::DigestGone { .. } => "push that image again (or restore it), or give the revision to go back to with `revision`".into(),
             Error::UnhandledPause { stage, .. } => format!("remove the PAUSE hook at `{stage}` from the service's `deployment_configuration.lifecycle_hook` (Terraform), or move it to `POST_TEST_TRAFFIC_SHIFT` (smoke checks on the test listener) or `PRE_PRODUCTION_TRAFFIC_SHIFT` (canary analysis)"),
             Error::NoTestUrl { .. } => "set `smoke:` `test-url:` to the load balancer's test listener (for example `http://stage-alb-458962299.us-east-1.elb.amazonaws.com:8080`), or remove the PAUSE hook at `POST_TEST_TRAFFIC_SHIFT`".into(),
-            Error::RejectedAtPause { .. } => "the previous revision serves; the summary shows what failed at the pause: fix the new version and deploy again".into(),
+            Error::RejectedAtPause { .. } => "the previous revision serves; the summary shows what failed at the pause or traffic step: fix the new version and deploy again".into(),
             Error::BadRevision(_) => "write `revision` as `arn:aws:ecs:...:task-definition/family:12`, `family:12` or `12`".into(),
         }
     }

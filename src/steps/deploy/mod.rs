@@ -440,7 +440,7 @@ fn failed_rollout(
             (e, false, true)
         }
         Failure::Rejected {
-            stage,
+            place,
             why,
             before_production,
         } => {
@@ -449,7 +449,7 @@ fn failed_rollout(
             let e = Error::RejectedAtPause {
                 service,
                 task_definition,
-                stage,
+                place,
                 why,
                 before_production,
             };

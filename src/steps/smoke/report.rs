@@ -353,15 +353,24 @@ impl crate::report::section::Section for SmokeReport {
 
 /// The smoke checks and write sequences run against the test listener at a `POST_TEST_TRAFFIC_SHIFT`
 /// pause, before the new revision took any production traffic: a section of their own.
+/// The traffic sample after the checks, when they passed.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct OnTestTraffic(pub SmokeReport);
+pub struct OnTestTraffic {
+    #[serde(flatten)]
+    pub checks: SmokeReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sample: Option<super::sample_report::TestSampleReport>,
+}
 
 impl crate::report::section::Section for OnTestTraffic {
     fn outputs(&self, _: &mut Vec<(String, String)>) {}
 
     fn summary(&self, md: &mut String) {
-        self.0
+        self.checks
             .titled(md, "Smoke tests on test traffic, before production");
+        if let Some(s) = &self.sample {
+            s.summary(md);
+        }
     }
 }
 

@@ -144,7 +144,8 @@ pub(crate) enum Failure {
     Superseded(String),
     /// The action (or a pause's timeout) answered ROLLBACK and ECS's rollback finished.
     Rejected {
-        stage: &'static str,
+        /// Where: at a pause, or during a traffic step (the error's wording).
+        place: String,
         why: String,
         before_production: bool,
     },
@@ -164,8 +165,16 @@ fn rejected(pauses: &[Decision]) -> Option<Failure> {
         (false, true, _) | (false, false, hooks::Action::Rollback) => d.line(),
         _ => return None,
     };
+    let place = match d.pause.stage {
+        // A traffic step has no pause: the action stopped the deployment while it baked.
+        hooks::Stage::TrafficStep => format!(
+            "stopped during the traffic step at {}%",
+            d.pause.weight.unwrap_or(0.0)
+        ),
+        stage => format!("rolled back at the `{}` pause", stage.as_str()),
+    };
     Some(Failure::Rejected {
-        stage: d.pause.stage.as_str(),
+        place,
         why,
         // A pause that expired into CONTINUE let traffic move before the action could stop it.
         before_production: d.pause.stage == hooks::Stage::PostTestTrafficShift && (sent || by_ecs),
