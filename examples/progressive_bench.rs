@@ -19,10 +19,11 @@
 //!   after all traffic moved.
 //! - (c) canary 10% with the analysis every minute: the canary bakes one minute at 10%, then the
 //!   action judges it at the PAUSE before the rest of the traffic moves (`PRE_PRODUCTION_TRAFFIC_SHIFT`),
-//!   again every minute (`canary.interval`) while the traffic is too little to judge; after the
-//!   test-traffic gate. Needs the canary analysis in the binary.
+//!   again every minute (`canary.interval`) while the traffic is too little to judge; no test-traffic
+//!   gate, so the analysis alone decides.
+//! - (b+c) both: the test-traffic gate (checks and the traffic sample), then the canary.
 //!
-//! `progressive_bench a b` runs only those strategies.
+//! `progressive_bench a b` runs only those strategies (`a`, `a2`, `b`, `c`, `bc`).
 //!
 //! Each strategy runs twice: against a version answering 20% 5xx, and against one whose `/products`
 //! answers 500 (a hard failure the smoke checks see at once).
@@ -396,7 +397,16 @@ fn main() {
         run("c", &|moto, apps| {
             let name = "(c) canary 10% + analysis/min";
             // 10% for a minute, then judged at the pause before the rest moves (again every minute
-            // while the traffic is too little to judge); the test-traffic gate before it.
+            // while the traffic is too little to judge). No test-traffic gate: the analysis alone.
+            let plan = scaled(Plan::canary(10.0, 1)).pause(
+                &["PRE_PRODUCTION_TRAFFIC_SHIFT"],
+                60,
+                HookAction::Rollback,
+            );
+            progressive(name, moto, apps, plan, false, true)
+        });
+        run("bc", &|moto, apps| {
+            let name = "(b+c) test-traffic gate, then canary";
             let plan = test_pause(scaled(Plan::canary(10.0, 1))).pause(
                 &["PRE_PRODUCTION_TRAFFIC_SHIFT"],
                 60,
