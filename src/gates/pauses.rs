@@ -168,25 +168,18 @@ impl Judge<'_> {
             }
         };
         let revisions = (self.revisions.0.as_str(), self.revisions.1.as_str());
-        let mut round = 0;
-        let step = loop {
-            round += 1;
-            let window = canary::Window {
-                from,
-                to: cfg.signals.clock.now(),
-            };
-            let step =
-                canary::analyse(self.cx.clients, cfg, &groups, revisions, window, weight).await;
-            let over = round >= MAX_ROUNDS
-                || pause
-                    .expires_at
-                    .is_some_and(|at| SystemTime::now() + interval >= at);
-            match step.verdict.decision(&cfg.canary, over) {
-                canary::Decision::Wait => tokio::time::sleep(interval).await,
-                d => break (d, step),
-            }
-        };
-        let (decision, step) = step;
+        // At most MAX_ROUNDS reads, and never past the pause's expiry (ECS would answer for us).
+        let mut budget = interval * MAX_ROUNDS;
+        if let Some(at) = pause.expires_at {
+            let left = at.duration_since(SystemTime::now()).unwrap_or_default();
+            budget = budget.min(left);
+        }
+        let clients = self.cx.clients;
+        let (step, decision, _) =
+            canary::until_decided(&cfg.canary, &cfg.signals.clock, from, budget, |w| {
+                canary::analyse(clients, cfg, &groups, revisions, w, weight)
+            })
+            .await;
         let answer = canary_answer(decision, &step, weight);
         self.canary
             .get_or_insert_with(Default::default)
