@@ -144,6 +144,11 @@ impl Judge<'_> {
         let now = cfg.signals.clock.now();
         let from = self.step_from.replace(now);
         if weight <= 0.0 {
+            // Without a test listener rule the two groups can be told apart only now, before production
+            // traffic reaches the new one; a failure here is judged at the first step with traffic.
+            if self.routing.as_ref().is_some_and(|r| r.test_rule.is_none()) {
+                let _ = self.groups().await;
+            }
             return (
                 Action::Continue,
                 "no production traffic on the new revision yet: nothing to compare".into(),

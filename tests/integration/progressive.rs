@@ -538,3 +538,35 @@ fn a_canary_step_without_a_pause_is_judged_while_it_bakes_and_stopped_on_a_regre
         res.summary
     );
 }
+
+#[test]
+fn without_a_test_listener_rule_the_groups_are_told_apart_at_the_first_pause() {
+    let moto = Moto::shared();
+    seed(&moto);
+    // The service names no test listener rule: only before the first production step does the new
+    // group stand out (no production weight), so the action reads the groups at the first pause.
+    let plan = |_: ()| {
+        Plan {
+            minute: Duration::from_millis(200),
+            stage: Duration::from_millis(20),
+            test_rule: String::new(),
+            ..Plan::canary(10.0, 1)
+        }
+        .pause(&["PRE_PRODUCTION_TRAFFIC_SHIFT"], 100, HookAction::Rollback)
+    };
+    let (res, answers, weight) = canary_plan_run(&moto, Mode::ErrorShare(8), plan(()));
+    assert_eq!(res.output("status"), "rolled-back", "{}", res.dump());
+    assert_eq!(answers, ["CONTINUE", "ROLLBACK"], "{}", res.dump());
+    assert_eq!(weight, 10.0, "never past the canary's share");
+    let errors = res.error_lines().join("\n");
+    assert!(
+        errors.contains("regression: 5xx share"),
+        "judged on its numbers, not as no data: {}",
+        res.dump()
+    );
+
+    let (res, answers, weight) = canary_plan_run(&moto, Mode::Healthy, plan(()));
+    assert_eq!(res.output("status"), "deployed", "{}", res.dump());
+    assert_eq!(answers, ["CONTINUE", "CONTINUE"], "{}", res.dump());
+    assert_eq!(weight, 100.0);
+}

@@ -98,6 +98,7 @@ pub struct Plan {
     /// `advancedConfiguration.alternateTargetGroupArn`.
     pub alternate_group: String,
     pub production_rule: String,
+    /// Empty: the service has no test listener rule.
     pub test_rule: String,
     pub role_arn: String,
 }
@@ -203,10 +204,13 @@ impl Plan {
 
     /// The service's `loadBalancers` entry.
     pub fn load_balancer(&self) -> Value {
+        let mut adv = json!({"alternateTargetGroupArn": self.alternate_group,
+            "productionListenerRule": self.production_rule, "roleArn": self.role_arn});
+        if !self.test_rule.is_empty() {
+            adv["testListenerRule"] = json!(self.test_rule);
+        }
         json!({"targetGroupArn": self.production_group, "containerName": "backend", "containerPort": 8000,
-               "advancedConfiguration": {"alternateTargetGroupArn": self.alternate_group,
-                   "productionListenerRule": self.production_rule, "testListenerRule": self.test_rule,
-                   "roleArn": self.role_arn}})
+               "advancedConfiguration": adv})
     }
 
     /// A hook stage ECS refuses (`TEST_TRAFFIC_SHIFT`, `PRODUCTION_TRAFFIC_SHIFT`), if configured.
