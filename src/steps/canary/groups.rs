@@ -17,14 +17,7 @@ pub struct Groups {
 }
 
 pub use crate::steps::signals::metrics::forwards;
-
-fn weight_of(forwards: &[(String, i32)], arn: &str) -> i32 {
-    forwards
-        .iter()
-        .filter(|(a, _)| a == arn)
-        .map(|(_, w)| *w)
-        .sum()
-}
+use crate::steps::signals::metrics::weight_of;
 
 /// The pure decision: the one group of `pair` the test rule sends traffic to; without a test rule,
 /// the one group of `pair` without production weight (before the first step).

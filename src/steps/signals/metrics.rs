@@ -118,16 +118,18 @@ pub fn forwards(rule: &Rule) -> Vec<(String, i32)> {
     out
 }
 
+/// The weight `forwards` gives target group `arn` (0 when it forwards none to it).
+pub fn weight_of(forwards: &[(String, i32)], arn: &str) -> i32 {
+    forwards
+        .iter()
+        .filter(|(a, _)| a == arn)
+        .map(|(_, w)| *w)
+        .sum()
+}
+
 /// The pure half of [`live_and_other`]: the group of `pair` with the larger production weight (ties: none).
 pub fn live_of(forwards: &[(String, i32)], pair: (&str, &str)) -> Option<(String, String)> {
-    let weight = |arn: &str| -> i32 {
-        forwards
-            .iter()
-            .filter(|(a, _)| a == arn)
-            .map(|(_, w)| *w)
-            .sum()
-    };
-    let (a, b) = (weight(pair.0), weight(pair.1));
+    let (a, b) = (weight_of(forwards, pair.0), weight_of(forwards, pair.1));
     match a.cmp(&b) {
         std::cmp::Ordering::Greater => Some((pair.0.to_string(), pair.1.to_string())),
         std::cmp::Ordering::Less => Some((pair.1.to_string(), pair.0.to_string())),
